@@ -1,0 +1,1 @@
+"""Accounts: who may apply, hold grants and operate the gateway."""

@@ -1,0 +1,111 @@
+"""The app factory: all wiring (settings, runtime, DI, templates, error handling) lives here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from litestar import Litestar, MediaType, Request, Response
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.response import Template
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway import __version__
+from gateway.catalog.api import CatalogController
+from gateway.config import Settings, load_settings
+from gateway.errors import GatewayError
+from gateway.health import healthz, readyz, release_signing_key
+from gateway.portal.catalog_pages import CatalogPages
+from gateway.portal.filters import register_filters
+from gateway.runtime import Runtime, build_runtime
+
+HERE = Path(__file__).parent
+
+
+async def _provide_runtime(state: State) -> Runtime:
+    runtime: Runtime = state.runtime
+    return runtime
+
+
+async def _provide_db(runtime: Runtime) -> AsyncIterator[AsyncSession]:
+    async with runtime.sessionmaker() as session:
+        yield session
+
+
+def _wants_html(request: Request[object, object, object]) -> bool:
+    if request.url.path.startswith(("/api/", "/d/", "/.well-known/", "/schema")):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
+def _error(request: Request[object, object, object], status: int, code: str, message: str) -> Response[object]:
+    if _wants_html(request):
+        return Template(
+            "error.html",
+            context={"status": status, "code": code, "message": message},
+            status_code=status,
+        )
+    return Response({"error": code, "message": message, "status": status}, status_code=status, media_type=MediaType.JSON)
+
+
+def _on_gateway_error(request: Request[object, object, object], exc: GatewayError) -> Response[object]:
+    return _error(request, exc.status, exc.code, exc.message)
+
+
+def _on_http_error(request: Request[object, object, object], exc: HTTPException) -> Response[object]:
+    if isinstance(exc, ValidationException):
+        details = exc.extra if isinstance(exc.extra, list) else []
+        parts = [f"{d.get('key', '?')}: {d.get('message', '')}" for d in details if isinstance(d, dict)]
+        message = "invalid request" + (": " + "; ".join(parts) if parts else "")
+        return _error(request, 400, "invalid_request", message)
+    if isinstance(exc, NotFoundException):
+        return _error(request, 404, "not_found", f"nothing at {request.url.path}")
+    return _error(request, exc.status_code, "http_error", exc.detail)
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Litestar:
+    """Build the gateway app. Tests pass a runtime; `gateway serve` lets it read settings."""
+    if runtime is None:
+        runtime = build_runtime(settings or load_settings())
+    rt = runtime
+
+    async def close_runtime() -> None:
+        await rt.close()
+
+    def configure_templates(engine: JinjaTemplateEngine) -> None:
+        register_filters(engine.engine)
+
+    return Litestar(
+        route_handlers=[
+            healthz,
+            readyz,
+            release_signing_key,
+            CatalogController,
+            CatalogPages,
+            create_static_files_router(path="/static", directories=[HERE / "static"], include_in_schema=False),
+        ],
+        dependencies={
+            "runtime": Provide(_provide_runtime),
+            "db": Provide(_provide_db),
+        },
+        state=State({"runtime": runtime}),
+        on_shutdown=[close_runtime],
+        template_config=TemplateConfig(
+            directory=HERE / "templates",
+            engine=JinjaTemplateEngine,
+            engine_callback=configure_templates,
+        ),
+        exception_handlers={GatewayError: _on_gateway_error, HTTPException: _on_http_error},
+        openapi_config=OpenAPIConfig(
+            title="Release Gateway",
+            version=__version__,
+            path="/schema",
+            description="Staged release of open model weights: catalog, access and evidence.",
+        ),
+    )

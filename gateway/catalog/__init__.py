@@ -1,0 +1,1 @@
+"""The release catalog: models, releases, artifacts and licenses, as read models."""

@@ -1,0 +1,78 @@
+"""JSON API of the catalog."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, Response, get
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.catalog import service
+from gateway.catalog.schemas import ModelPage, ModelSummary, ReleaseDetail
+from gateway.runtime import Runtime
+from stages.names import ModelRef
+
+
+def model_ref(org: str, name: str) -> ModelRef:
+    from gateway.errors import InvalidInput
+    from stages.names import InvalidName, parse_model_ref
+
+    try:
+        return parse_model_ref(f"{org}/{name}")
+    except InvalidName as exc:
+        raise InvalidInput(str(exc), code="invalid_name") from exc
+
+
+def open_tiers(rt: Runtime, stage: str, status: str) -> set[str]:
+    """Tiers a release is open to now: none unless active, else those its stage reaches."""
+    if status != "active":
+        return set()
+    machine = rt.stage_machine
+    return {t for t in rt.policy.ladder.names if machine.reaches(stage, t)}
+
+
+class CatalogController(Controller):
+    path = "/api/v1/models"
+    tags = ["catalog"]
+
+    @get("/", summary="List models and their releases")
+    async def list_models(
+        self,
+        db: AsyncSession,
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+        offset: Annotated[int, Parameter(ge=0)] = 0,
+    ) -> ModelPage:
+        models, total = await service.list_models(db, limit=limit, offset=offset)
+        return ModelPage(
+            items=[ModelSummary.of(m) for m in models], total=total, limit=limit, offset=offset
+        )
+
+    @get("/{org:str}/{name:str}", summary="A model and its releases")
+    async def get_model(self, db: AsyncSession, org: str, name: str) -> ModelSummary:
+        return ModelSummary.of(await service.get_model(db, model_ref(org, name)))
+
+    @get("/{org:str}/{name:str}/releases/{version:str}", summary="A release and its artifacts")
+    async def get_release(
+        self, db: AsyncSession, runtime: Runtime, org: str, name: str, version: str
+    ) -> ReleaseDetail:
+        release = await service.get_release(db, model_ref(org, name), version)
+        return ReleaseDetail.of(
+            release, runtime.policy, open_tiers(runtime, release.stage, release.status)
+        )
+
+    @get(
+        "/{org:str}/{name:str}/releases/{version:str}/signature",
+        summary="The release signature bundle (OpenSSF model signing format)",
+        media_type="application/json",
+    )
+    async def get_signature(
+        self, db: AsyncSession, org: str, name: str, version: str
+    ) -> Response[str]:
+        release = await service.get_release(db, model_ref(org, name), version)
+        filename = f"{release.model.name}-{release.version}.sig"
+        return Response(
+            release.signature_bundle,
+            media_type="application/json",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )

@@ -1,0 +1,130 @@
+"""JSON shapes of the catalog API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from gateway.db.models import Model, Release
+from policies.schema import Policy
+
+
+@dataclass(frozen=True)
+class ReleaseSummary:
+    version: str
+    stage: str
+    status: str
+    published_at: datetime
+    total_size: int
+    url: str
+
+    @classmethod
+    def of(cls, release: Release, model: Model) -> ReleaseSummary:
+        return cls(
+            version=release.version,
+            stage=release.stage,
+            status=release.status,
+            published_at=release.published_at,
+            total_size=release.total_size,
+            url=f"/api/v1/models/{model.org}/{model.name}/releases/{release.version}",
+        )
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    org: str
+    name: str
+    id: str
+    releases: list[ReleaseSummary]
+    url: str
+
+    @classmethod
+    def of(cls, model: Model) -> ModelSummary:
+        return cls(
+            org=model.org,
+            name=model.name,
+            id=model.ref,
+            releases=[ReleaseSummary.of(r, model) for r in model.releases],
+            url=f"/api/v1/models/{model.org}/{model.name}",
+        )
+
+
+@dataclass(frozen=True)
+class ModelPage:
+    items: list[ModelSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class ArtifactOut:
+    path: str
+    size: int
+    sha256: str
+    component: str
+
+
+@dataclass(frozen=True)
+class TierAccess:
+    tier: str
+    title: str
+    open: bool
+    components: list[str]
+
+
+@dataclass(frozen=True)
+class ReleaseDetail:
+    model: str
+    version: str
+    stage: str
+    status: str
+    published_at: datetime
+    stage_changed_at: datetime
+    license_sha256: str
+    license_text: str
+    guidance: str | None
+    total_size: int
+    manifest_sha256: str
+    signing_key_id: str
+    components: dict[str, int]
+    artifacts: list[ArtifactOut]
+    tiers: list[TierAccess]
+    signature_url: str
+    public_key_url: str
+
+    @classmethod
+    def of(cls, release: Release, policy: Policy, open_tiers: set[str]) -> ReleaseDetail:
+        component_of = {c.id: c.name for c in release.components}
+        present = set(component_of.values())
+        base = f"/api/v1/models/{release.model.org}/{release.model.name}/releases/{release.version}"
+        return cls(
+            model=release.model.ref,
+            version=release.version,
+            stage=release.stage,
+            status=release.status,
+            published_at=release.published_at,
+            stage_changed_at=release.stage_changed_at,
+            license_sha256=release.license.sha256,
+            license_text=release.license.text,
+            guidance=release.guidance,
+            total_size=release.total_size,
+            manifest_sha256=release.manifest_sha256,
+            signing_key_id=release.signing_key_id,
+            components={c.name: c.artifact_count for c in release.components},
+            artifacts=[
+                ArtifactOut(a.path, a.size, a.sha256, component_of[a.component_id])
+                for a in release.artifacts
+            ],
+            tiers=[
+                TierAccess(
+                    tier=tier.name,
+                    title=tier.title,
+                    open=tier.name in open_tiers,
+                    components=sorted(tier.components & present),
+                )
+                for tier in policy.ladder
+            ],
+            signature_url=f"{base}/signature",
+            public_key_url="/.well-known/release-signing-key.pem",
+        )

@@ -1,0 +1,26 @@
+"""The `gateway` command. Commands are thin: parse, call one service function, render."""
+
+from __future__ import annotations
+
+import click
+
+from gateway import __version__
+from gateway.cli.accounts import accounts
+from gateway.cli.catalog import models, release
+from gateway.cli.maintenance import config, db, policy
+from gateway.cli.serve import serve
+from gateway.cli.stage import stage
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="gateway")
+def main() -> None:
+    """Release Gateway: staged release of open model weights.
+
+    Settings come from GATEWAY_HOME/gateway.toml and GATEWAY_* environment variables;
+    `gateway config show` prints them.
+    """
+
+
+for command in (serve, config, db, policy, models, release, stage, accounts):
+    main.add_command(command)

@@ -1,0 +1,56 @@
+"""`gateway accounts`: create and list accounts from the command line."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import click
+from rich.table import Table
+
+from gateway.accounts.service import create_account, list_accounts
+from gateway.cli.support import out, run
+from gateway.db.models import Account
+from gateway.portal.filters import when
+from gateway.runtime import Runtime, cli_actor
+
+
+@click.group()
+def accounts() -> None:
+    """Accounts and operators."""
+
+
+@accounts.command("create")
+@click.argument("email")
+@click.option("--operator", is_flag=True, help="Give the account the operator role.")
+@click.option("--name", "display_name", default="", help="Display name.")
+def accounts_create(email: str, operator: bool, display_name: str) -> None:
+    """Create an account for EMAIL."""
+    account = run(
+        lambda rt: create_account(
+            rt, email, operator=operator, actor=cli_actor(), display_name=display_name
+        )
+    )
+    role = "operator" if account.is_operator else "account"
+    out.print(f"Created {role} {account.email} ({account.id})")
+
+
+@accounts.command("list")
+@click.option("--operators", is_flag=True, help="Only operators.")
+def accounts_list(operators: bool) -> None:
+    """List accounts, oldest first."""
+
+    async def call(rt: Runtime) -> Sequence[Account]:
+        async with rt.sessionmaker() as session:
+            return await list_accounts(session, operators_only=operators)
+
+    rows = run(call)
+    if not rows:
+        out.print("No accounts yet. Create one with `gateway accounts create EMAIL`.")
+        return
+    table = Table()
+    for column in ("email", "role", "status", "created", "id"):
+        table.add_column(column)
+    for account in rows:
+        role = "operator" if account.is_operator else "—"
+        table.add_row(account.email, role, account.status, when(account.created_at), account.id)
+    out.print(table)

@@ -1,0 +1,95 @@
+"""`gateway config|db|policy`: inspecting settings, migrating, checking policy files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from gateway.cli.support import err, fail, out, reported_errors, settings
+from gateway.db import migrate
+from policies.loader import PolicyError, load_policy
+
+
+@click.group()
+def config() -> None:
+    """Inspect the effective configuration."""
+
+
+@config.command("show")
+def config_show() -> None:
+    """Print the effective settings (passwords masked) and where they come from."""
+    current = settings()
+    table = Table(title="Effective configuration", show_header=True)
+    table.add_column("setting")
+    table.add_column("value")
+    table.add_row("home (GATEWAY_HOME)", str(current.home))
+    for name, value in current.masked().items():
+        if name != "home":
+            table.add_row(name, value)
+    out.print(table)
+
+
+@click.group()
+def db() -> None:
+    """Database migrations."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    current = settings()
+    current.home.mkdir(parents=True, exist_ok=True)
+    with reported_errors():
+        pending = migrate.pending_revisions(current.database_url)
+        if not pending:
+            out.print("The database is up to date.")
+            return
+        migrate.upgrade(current.database_url)
+    out.print(f"Applied {len(pending)} migration(s): {', '.join(pending)}")
+
+
+@db.command("status")
+def db_status() -> None:
+    """Say whether migrations are pending (exit 1 if they are)."""
+    current = settings()
+    with reported_errors():
+        pending = migrate.pending_revisions(current.database_url)
+    if pending:
+        out.print(f"{len(pending)} pending migration(s): {', '.join(pending)}")
+        raise SystemExit(1)
+    out.print("The database is up to date.")
+
+
+@click.group()
+def policy() -> None:
+    """Policy files."""
+
+
+@policy.command("check")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+def policy_check(file: Path) -> None:
+    """Validate a policy FILE and summarise its tiers."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"{file}: cannot read it as UTF-8 text: {exc}", 2)
+    try:
+        loaded = load_policy(text, str(file))
+    except PolicyError as exc:
+        err.print(str(exc), markup=False)
+        raise SystemExit(1) from None
+    table = Table(title=f"{file}: valid")
+    for column in ("tier", "rank", "components", "grant days", "URL TTL", "quota"):
+        table.add_column(column)
+    for tier in loaded.ladder:
+        table.add_row(
+            tier.name,
+            str(tier.rank),
+            ", ".join(sorted(tier.components)),
+            str(tier.grant_days),
+            f"{tier.url_ttl_seconds}s",
+            f"{tier.download_quota} per {tier.quota_period_days}d",
+        )
+    out.print(table)

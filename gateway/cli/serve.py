@@ -1,0 +1,78 @@
+"""`gateway serve`: run the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import click
+from sqlalchemy import func, select
+
+from gateway.cli.support import ensure_schema, out, reported_errors, settings
+from gateway.db import migrate
+from gateway.db.models import Account
+from gateway.runtime import Runtime, build_runtime
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--demo", is_flag=True, help="Publish a small demo model if it is missing.")
+@click.option("--migrate", "apply_migrations", is_flag=True, help="Apply pending migrations first.")
+def serve(host: str, port: int, workers: int, demo: bool, apply_migrations: bool) -> None:
+    """Serve the portal, the JSON API and downloads.
+
+    With no configuration, everything lives under ./.gateway: a SQLite database, the
+    stored objects and the signing keys. Embedded SQLite is migrated automatically;
+    PostgreSQL only with --migrate.
+    """
+    current = settings()
+    with reported_errors():
+        current.home.mkdir(parents=True, exist_ok=True)
+        if apply_migrations:
+            migrate.upgrade(current.database_url)
+        ensure_schema(current)
+        runtime = build_runtime(current)
+        seeded, operators = asyncio.run(_prepare(runtime, demo))
+    # Workers are separate processes that read the same settings from the environment.
+    os.environ["GATEWAY_HOME"] = str(current.home)
+    base = f"http://{host if host not in ('0.0.0.0', '::') else '127.0.0.1'}:{port}"  # noqa: S104
+    out.print(f"[bold]Release Gateway[/] — home {current.home}")
+    for ref in seeded:
+        out.print(f"  demo release published: {ref}")
+    out.print(f"  portal    {base}/")
+    out.print(f"  API docs  {base}/schema")
+    out.print(f"  database  {current.masked()['database_url']}")
+    out.print(f"  storage   {runtime.storage.describe()}")
+    if operators == 0:
+        out.print(
+            "  No operator yet. Operators act through the CLI on this machine; create the "
+            "first with:\n    gateway accounts create YOU@EXAMPLE.ORG --operator"
+        )
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    Granian(
+        "gateway.app:create_app",
+        factory=True,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        log_access=False,
+    ).serve()
+
+
+async def _prepare(runtime: Runtime, demo: bool) -> tuple[list[str], int]:
+    from gateway.demo import seed_demo
+
+    try:
+        seeded = await seed_demo(runtime) if demo else []
+        async with runtime.sessionmaker() as session:
+            operators = await session.scalar(
+                select(func.count()).select_from(Account).where(Account.is_operator.is_(True))
+            )
+        return seeded, operators or 0
+    finally:
+        await runtime.close()

@@ -1,0 +1,90 @@
+"""What every command shares: loading the runtime, running a service call, and turning the
+gateway's errors into a message and an exit code instead of a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import NoReturn, TypeVar
+
+import click
+from rich.console import Console
+
+from gateway.config import ConfigError, Settings, load_settings
+from gateway.db.migrate import pending_revisions
+from gateway.errors import GatewayError
+from gateway.runtime import Runtime, build_runtime
+from gateway.storage import StorageError
+from stages.names import InvalidName
+
+T = TypeVar("T")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", markup=True)
+    sys.exit(code)
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Print the gateway's own errors as one clear line and exit with their code."""
+    try:
+        yield
+    except GatewayError as exc:
+        fail(exc.message, exc.exit_code)
+    except (ConfigError, InvalidName) as exc:
+        fail(str(exc), 2)
+    except StorageError as exc:
+        fail(f"storage: {exc}", 5)
+
+
+def settings() -> Settings:
+    with reported_errors():
+        return load_settings()
+
+
+def run(call: Callable[[Runtime], Awaitable[T]], *, check_migrations: bool = True) -> T:
+    """Build the runtime, run one async service call in it, and close it."""
+    with reported_errors():
+        config = load_settings()
+        if check_migrations:
+            ensure_schema(config)
+        runtime = build_runtime(config)
+
+        async def go() -> T:
+            try:
+                return await call(runtime)
+            finally:
+                await runtime.close()
+
+        return asyncio.run(go())
+
+
+def ensure_schema(config: Settings) -> None:
+    """Embedded SQLite migrates itself; PostgreSQL must be migrated on purpose."""
+    from gateway.db.migrate import upgrade
+
+    config.home.mkdir(parents=True, exist_ok=True)
+    pending = pending_revisions(config.database_url)
+    if not pending:
+        return
+    if config.is_sqlite:
+        upgrade(config.database_url)
+        return
+    fail(
+        f"the database has {len(pending)} pending migration(s) ({', '.join(pending)}); "
+        "run `gateway db upgrade` (or `gateway serve --migrate`) first",
+        2,
+    )
+
+
+def parse_or_fail(parser: Callable[[str], T], text: str) -> T:
+    try:
+        return parser(text)
+    except (InvalidName, ValueError) as exc:
+        raise click.BadParameter(str(exc)) from exc

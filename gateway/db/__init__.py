@@ -1,0 +1,1 @@
+"""Persistence: the engine, the mapped tables, and migrations."""

@@ -1,0 +1,153 @@
+"""The mapped tables. Evidence is append-only: the migration adds triggers that refuse
+UPDATE and DELETE on it, so not even a bug in the shell can rewrite history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from gateway.db.types import UTCDateTime
+
+# Identifiers of at most 64 characters keep indexes small on both backends.
+NAME = 64
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    is_operator: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class Model(Base):
+    __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("org", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org: Mapped[str] = mapped_column(String(NAME))
+    name: Mapped[str] = mapped_column(String(NAME))
+    created_at: Mapped[datetime]
+
+    releases: Mapped[list[Release]] = relationship(
+        back_populates="model", order_by="Release.published_at", lazy="raise"
+    )
+
+    @property
+    def ref(self) -> str:
+        return f"{self.org}/{self.name}"
+
+
+class License(Base):
+    __tablename__ = "licenses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class Release(Base):
+    __tablename__ = "releases"
+    __table_args__ = (UniqueConstraint("model_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="RESTRICT"))
+    version: Mapped[str] = mapped_column(String(NAME))
+    stage: Mapped[str] = mapped_column(String(NAME), default="draft")
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    license_id: Mapped[int] = mapped_column(ForeignKey("licenses.id", ondelete="RESTRICT"))
+    guidance: Mapped[str | None] = mapped_column(Text)
+    # The OpenSSF model_signing bundle exactly as written, and the digest it signs over.
+    signature_bundle: Mapped[str] = mapped_column(Text)
+    manifest_sha256: Mapped[str] = mapped_column(String(64))
+    signing_key_id: Mapped[str] = mapped_column(String(64))
+    total_size: Mapped[int] = mapped_column(BigInteger)
+    published_at: Mapped[datetime]
+    published_by: Mapped[str] = mapped_column(String(320))
+    stage_changed_at: Mapped[datetime]
+
+    model: Mapped[Model] = relationship(back_populates="releases", lazy="raise")
+    license: Mapped[License] = relationship(lazy="raise")
+    components: Mapped[list[Component]] = relationship(
+        back_populates="release", order_by="Component.name", lazy="raise"
+    )
+    artifacts: Mapped[list[Artifact]] = relationship(
+        back_populates="release", order_by="Artifact.path", lazy="raise"
+    )
+
+
+class Component(Base):
+    __tablename__ = "components"
+    __table_args__ = (UniqueConstraint("release_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(NAME))
+    artifact_count: Mapped[int]
+    total_size: Mapped[int] = mapped_column(BigInteger)
+
+    release: Mapped[Release] = relationship(back_populates="components", lazy="raise")
+
+
+class Artifact(Base):
+    __tablename__ = "artifacts"
+    __table_args__ = (UniqueConstraint("release_id", "path"), Index("ix_artifacts_sha256", "sha256"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"))
+    component_id: Mapped[int] = mapped_column(ForeignKey("components.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(String(1024))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+
+    release: Mapped[Release] = relationship(back_populates="artifacts", lazy="raise")
+    component: Mapped[Component] = relationship(lazy="raise")
+
+
+class StageChange(Base):
+    __tablename__ = "stage_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    release_id: Mapped[int] = mapped_column(
+        ForeignKey("releases.id", ondelete="CASCADE"), index=True
+    )
+    move: Mapped[str] = mapped_column(String(16))
+    from_stage: Mapped[str] = mapped_column(String(NAME))
+    to_stage: Mapped[str] = mapped_column(String(NAME))
+    from_status: Mapped[str] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(320))
+    at: Mapped[datetime]
+
+
+class Evidence(Base):
+    __tablename__ = "evidence"
+    __table_args__ = (Index("ix_evidence_release_kind", "release_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime] = mapped_column(index=True)
+    kind: Mapped[str] = mapped_column(String(NAME))
+    actor: Mapped[str] = mapped_column(String(320))
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id", ondelete="RESTRICT"))
+    release_id: Mapped[int | None] = mapped_column(
+        ForeignKey("releases.id", ondelete="RESTRICT")
+    )
+    account_id: Mapped[str | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="RESTRICT"), index=True
+    )
+    data: Mapped[dict[str, Any]]

@@ -1,0 +1,44 @@
+"""Liveness, readiness and the published signing key."""
+
+from __future__ import annotations
+
+import asyncio
+
+from litestar import Response, get
+from sqlalchemy import text
+
+from gateway.runtime import Runtime
+from gateway.storage import StorageError
+
+
+@get("/healthz", tags=["health"], summary="The process is alive", cache=False)
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/readyz", tags=["health"], summary="Database and storage are reachable", cache=False)
+async def readyz(runtime: Runtime) -> Response[dict[str, str]]:
+    checks: dict[str, str] = {}
+    try:
+        async with runtime.engine.connect() as connection:
+            await asyncio.wait_for(connection.execute(text("SELECT 1")), timeout=5)
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready", and we say which
+        checks["database"] = f"unreachable: {type(exc).__name__}: {exc}"
+    try:
+        await asyncio.wait_for(asyncio.to_thread(runtime.storage.check), timeout=10)
+        checks["storage"] = "ok"
+    except (StorageError, TimeoutError) as exc:
+        checks["storage"] = f"unreachable: {exc or 'timed out'}"
+    ready = all(v == "ok" for v in checks.values())
+    return Response({"status": "ready" if ready else "not ready", **checks}, status_code=200 if ready else 503)
+
+
+@get(
+    "/.well-known/release-signing-key.pem",
+    tags=["signing"],
+    summary="Public key that verifies release signatures",
+    media_type="application/x-pem-file",
+)
+async def release_signing_key(runtime: Runtime) -> bytes:
+    return runtime.signing_key.public_pem

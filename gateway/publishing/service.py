@@ -1,0 +1,231 @@
+"""Publish a release: store every file once (hashing while it streams), sign the manifest
+built from those digests, then record the release in one transaction.
+
+All-or-nothing: objects are content-addressed and invisible until a release row names
+them, and the release, its artifacts and its evidence commit together at the very end.
+A publish that fails or is killed leaves at most unreferenced objects behind, and running
+it again succeeds (and stores nothing twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway import evidence
+from gateway.db.models import Artifact, Component, License, Model, Release
+from gateway.errors import Conflict, InvalidInput
+from gateway.publishing.scan import FolderFile, scan_folder
+from gateway.runtime import Runtime
+from gateway.signing.release import sign_release
+from gateway.storage import Storage, StorageError, StoredObject
+from policies.components import classify
+from policies.schema import ComponentRule
+from stages.names import ModelRef, check_version
+
+# Two workers keep both cores busy hashing while the other waits on I/O.
+UPLOAD_WORKERS = 2
+
+
+class PublishProgress(Protocol):
+    def started(self, files: int, total_bytes: int) -> None: ...
+    def advanced(self, nbytes: int) -> None: ...
+    def phase(self, text: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class PublishRequest:
+    model: ModelRef
+    version: str
+    folder: Path
+    license_file: Path
+    guidance_file: Path | None = None
+    component_overrides: Sequence[ComponentRule] = ()
+
+
+@dataclass(frozen=True)
+class Published:
+    release_id: int
+    ref: str
+    artifacts: int
+    total_size: int
+    components: dict[str, int]
+    manifest_sha256: str
+
+
+async def publish_release(
+    rt: Runtime, request: PublishRequest, *, actor: str, progress: PublishProgress | None = None
+) -> Published:
+    """Publish a folder as a new release in stage `draft`."""
+    check_version(request.version)
+    ref = f"{request.model}:{request.version}"
+    async with rt.sessionmaker() as session:
+        if await _release_exists(session, request.model, request.version):
+            raise Conflict(f"{ref} already exists; publish a new version", code="release_exists")
+    license_text = _read_text(request.license_file, "license")
+    guidance = _read_text(request.guidance_file, "guidance") if request.guidance_file else None
+    files = scan_folder(request.folder)
+    kinds = {
+        f.path: classify(f.path, rt.policy.publish, request.component_overrides) for f in files
+    }
+
+    if progress:
+        progress.started(len(files), sum(f.size for f in files))
+    stored = await asyncio.to_thread(_store_all, rt.storage, files, progress)
+    if progress:
+        progress.phase("signing")
+    signed = await asyncio.to_thread(
+        sign_release,
+        request.model.name,
+        [(f.path, stored[f.path].sha256) for f in files],
+        rt.signing_key,
+    )
+    if progress:
+        progress.phase("recording")
+
+    now = rt.clock()
+    license_sha = hashlib.sha256(license_text.encode("utf-8")).hexdigest()
+    try:
+        async with rt.transaction() as session:
+            if await _release_exists(session, request.model, request.version):
+                raise Conflict(f"{ref} already exists; publish a new version", code="release_exists")
+            model = await _get_or_add_model(session, request.model, now)
+            license_row = await _get_or_add_license(session, license_sha, license_text, now)
+            total = sum(s.size for s in stored.values())
+            release = Release(
+                model_id=model.id,
+                version=request.version,
+                stage="draft",
+                status="active",
+                license_id=license_row.id,
+                guidance=guidance,
+                signature_bundle=signed.bundle,
+                manifest_sha256=signed.root_sha256,
+                signing_key_id=rt.signing_key.key_id,
+                total_size=total,
+                published_at=now,
+                published_by=actor,
+                stage_changed_at=now,
+            )
+            session.add(release)
+            await session.flush()
+            components: dict[str, Component] = {}
+            for name in sorted(set(kinds.values())):
+                members = [stored[p] for p, k in kinds.items() if k == name]
+                components[name] = Component(
+                    release_id=release.id,
+                    name=name,
+                    artifact_count=len(members),
+                    total_size=sum(m.size for m in members),
+                )
+                session.add(components[name])
+            await session.flush()
+            session.add_all(
+                Artifact(
+                    release_id=release.id,
+                    component_id=components[kinds[f.path]].id,
+                    path=f.path,
+                    size=stored[f.path].size,
+                    sha256=stored[f.path].sha256,
+                )
+                for f in files
+            )
+            evidence.record(
+                session,
+                "release.published",
+                actor=actor,
+                at=now,
+                model_id=model.id,
+                release_id=release.id,
+                data={
+                    "version": request.version,
+                    "artifacts": len(files),
+                    "total_size": total,
+                    "license_sha256": license_sha,
+                    "manifest_sha256": signed.root_sha256,
+                    "signing_key_id": rt.signing_key.key_id,
+                },
+            )
+    except IntegrityError as exc:
+        raise Conflict(
+            f"{ref} was published by another command at the same time", code="release_exists"
+        ) from exc
+    counts: dict[str, int] = {}
+    for kind in kinds.values():
+        counts[kind] = counts.get(kind, 0) + 1
+    return Published(
+        release_id=release.id,
+        ref=ref,
+        artifacts=len(files),
+        total_size=total,
+        components=dict(sorted(counts.items())),
+        manifest_sha256=signed.root_sha256,
+    )
+
+
+def _store_all(
+    storage: Storage, files: list[FolderFile], progress: PublishProgress | None
+) -> dict[str, StoredObject]:
+    on_progress: Callable[[int], None] | None = progress.advanced if progress else None
+
+    def store(item: FolderFile) -> tuple[str, StoredObject]:
+        try:
+            return item.path, storage.put_file(item.source, on_progress=on_progress)
+        except StorageError as exc:
+            raise InvalidInput(f"{item.path}: {exc}", code="storage_failed") from exc
+
+    with ThreadPoolExecutor(max_workers=UPLOAD_WORKERS) as pool:
+        return dict(pool.map(store, files))
+
+
+def _read_text(path: Path | None, what: str) -> str:
+    assert path is not None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidInput(f"{what} file {path}: no such file", code=f"{what}_missing") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(
+            f"{what} file {path}: cannot read it as UTF-8 text ({exc})", code=f"{what}_invalid"
+        ) from exc
+    if not text.strip():
+        raise InvalidInput(f"{what} file {path} is empty", code=f"{what}_invalid")
+    return text
+
+
+async def _release_exists(session: AsyncSession, model: ModelRef, version: str) -> bool:
+    found = await session.scalar(
+        select(Release.id)
+        .join(Model)
+        .where(Model.org == model.org, Model.name == model.name, Release.version == version)
+    )
+    return found is not None
+
+
+async def _get_or_add_model(session: AsyncSession, ref: ModelRef, now: object) -> Model:
+    model = await session.scalar(select(Model).where(Model.org == ref.org, Model.name == ref.name))
+    if model is None:
+        model = Model(org=ref.org, name=ref.name, created_at=now)
+        session.add(model)
+        await session.flush()
+    return model
+
+
+async def _get_or_add_license(
+    session: AsyncSession, sha256: str, text: str, now: object
+) -> License:
+    row = await session.scalar(select(License).where(License.sha256 == sha256))
+    if row is None:
+        row = License(sha256=sha256, text=text, created_at=now)
+        session.add(row)
+        await session.flush()
+    return row

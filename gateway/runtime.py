@@ -1,0 +1,98 @@
+"""The parts a running gateway needs, built once from the settings: database, storage,
+policy and signing key. The app factory and every CLI command build one of these; nothing
+is created at import time."""
+
+from __future__ import annotations
+
+import getpass
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from gateway.config import ConfigError, Settings
+from gateway.db.engine import make_engine, make_sessionmaker
+from gateway.signing.release import SigningKey, ensure_signing_key
+from gateway.storage import Storage, storage_from_url
+from policies.loader import PolicyError, load_policy
+from policies.schema import Policy
+from stages.release import StageMachine
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def read_policy(path: Path | None) -> Policy:
+    """Load the configured policy file, or the shipped default."""
+    if path is None:
+        text = resources.files("policies").joinpath("default.toml").read_text(encoding="utf-8")
+        return load_policy(text, "policies/default.toml")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"GATEWAY_POLICY_FILE: cannot read {path}: {exc}") from exc
+    try:
+        return load_policy(text, str(path))
+    except PolicyError as exc:
+        raise ConfigError(f"GATEWAY_POLICY_FILE: {exc}") from exc
+
+
+def cli_actor() -> str:
+    """Who an operator command acts as: the local user, recorded in evidence."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"cli:{user}@{socket.gethostname()}"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    policy: Policy
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    storage: Storage
+    signing_key: SigningKey
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+    @property
+    def stage_machine(self) -> StageMachine:
+        return StageMachine(self.policy.ladder.names)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session whose work commits on success and rolls back on any error."""
+        async with self.sessionmaker() as session, session.begin():
+            yield session
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    policy = read_policy(settings.policy_file)
+    try:
+        storage = storage_from_url(
+            settings.storage_url,
+            s3_endpoint_url=settings.s3_endpoint_url,
+            s3_region=settings.s3_region,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"GATEWAY_STORAGE_URL: {exc}") from exc
+    engine = make_engine(settings.database_url)
+    return Runtime(
+        settings=settings,
+        policy=policy,
+        engine=engine,
+        sessionmaker=make_sessionmaker(engine),
+        storage=storage,
+        signing_key=ensure_signing_key(settings.keys_dir),
+    )

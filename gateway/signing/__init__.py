@@ -1,0 +1,1 @@
+"""Signing: release signatures (OpenSSF model_signing)."""

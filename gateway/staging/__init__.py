@@ -1,0 +1,1 @@
+"""Moving releases through their stages."""

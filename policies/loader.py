@@ -1,0 +1,299 @@
+# Loading and validating a policy file.
+#
+# Rules:
+# - Input is the file's text and the name it came from; this module never opens a file.
+# - A problem names the dotted path of the field, what was expected and what was found.
+#   Problems are collected, not raised one by one, so one run shows all of them.
+# - Unknown keys are refused: a typo must never fall back silently to a default.
+# - The result is plain frozen values (policies.schema); nothing downstream sees TOML.
+
+import json
+import re
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Final, TypeGuard, TypeVar
+
+from policies.schema import ComponentRule, Policy, PublishRules
+from stages.release import DRAFT
+from stages.tiers import Tier, TierLadder
+
+SCHEMA_VERSION: Final = 1
+# S3 (SigV4) presigned URLs cannot outlive seven days, so neither may ours.
+MAX_URL_TTL_SECONDS: Final = 7 * 24 * 3600
+
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+_TOP_KEYS: Final = ("schema_version", "tiers", "publish")
+_TIER_KEYS: Final = (
+    "order",
+    "title",
+    "components",
+    "grant_days",
+    "url_ttl_seconds",
+    "download_quota",
+    "quota_period_days",
+)
+_PUBLISH_KEYS: Final = ("components", "default_component")
+_RULE_KEYS: Final = ("glob", "component")
+
+_POSITIVE_INT: Final = "a positive integer"
+_COMPONENT: Final = "a component name matching [a-z][a-z0-9_]*"
+
+T = TypeVar("T")
+
+
+class PolicyError(ValueError):
+    """A policy file that does not validate; `problems` lists every reason."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        super().__init__("\n".join(f"{source}: {problem}" for problem in self.problems))
+
+
+def load_policy(text: str, source: str) -> Policy:
+    """The policy in `text`; PolicyError naming `source` if it does not validate."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(source, [f"invalid TOML: {exc}"]) from exc
+    check = _Check()
+    # A file for another schema version would mostly produce noise; stop at the version.
+    if check.field(data, "", "schema_version", str(SCHEMA_VERSION), _is_schema_version) is None:
+        raise PolicyError(source, check.problems)
+    check.keys(data, "", _TOP_KEYS)
+    ladder = _read_ladder(data, check)
+    publish = _read_publish(data, check, ladder)
+    if check.problems or ladder is None or publish is None:
+        raise PolicyError(source, check.problems)
+    return Policy(schema_version=SCHEMA_VERSION, ladder=ladder, publish=publish)
+
+
+class _Check:
+    """Collects problems while fields are read."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.problems.append(f"{path}: {message}")
+
+    def keys(self, table: Mapping[str, object], path: str, allowed: Sequence[str]) -> None:
+        for key in table:
+            if key not in allowed:
+                self.add(_at(path, key), f"unknown key; allowed keys: {', '.join(allowed)}")
+
+    def field(
+        self,
+        table: Mapping[str, object],
+        path: str,
+        key: str,
+        expected: str,
+        accept: Callable[[object], TypeGuard[T]],
+    ) -> T | None:
+        if key not in table:
+            self.add(_at(path, key), f"missing; expected {expected}")
+            return None
+        value = table[key]
+        if not accept(value):
+            self.add(_at(path, key), f"expected {expected}, got {_describe(value)}")
+            return None
+        return value
+
+
+def _read_ladder(data: Mapping[str, object], check: _Check) -> TierLadder | None:
+    tables = check.field(data, "", "tiers", "a table of tiers", _is_table)
+    if tables is None:
+        return None
+    if not tables:
+        check.add("tiers", "expected at least one tier, got none")
+        return None
+    read = {name: _read_tier(name, body, check) for name, body in tables.items()}
+    valid = [entry for entry in read.values() if entry is not None]
+    owners: dict[int, str] = {}
+    for name, entry in read.items():
+        if entry is None:
+            continue
+        order = entry[0]
+        if order in owners:
+            check.add(
+                f"tiers.{name}.order",
+                f"expected an order no other tier uses, got {order} (also {owners[order]}'s)",
+            )
+        owners.setdefault(order, name)
+    if len(valid) != len(read) or len(owners) != len(valid):
+        return None
+    valid.sort(key=lambda entry: entry[0])
+    # The file's order values only sort; ranks are positions, so draft can be rank 0.
+    return TierLadder(replace(tier, rank=rank) for rank, (_, tier) in enumerate(valid, start=1))
+
+
+def _read_tier(name: str, body: object, check: _Check) -> tuple[int, Tier] | None:
+    """The tier's order and the tier itself, its rank still 0 until the ladder is known."""
+    path = f"tiers.{name}"
+    if not _NAME.fullmatch(name):
+        check.add(path, f"expected a tier name matching [a-z][a-z0-9_]*, got {_describe(name)}")
+        return None
+    if name == DRAFT:
+        check.add(path, f'expected a tier name other than "{DRAFT}", the stage before any tier')
+        return None
+    if not _is_table(body):
+        check.add(path, f"expected a table, got {_describe(body)}")
+        return None
+    check.keys(body, path, _TIER_KEYS)
+    order = check.field(body, path, "order", "an integer", _is_int)
+    title = check.field(body, path, "title", "a non-empty string", _is_text)
+    components = _read_components(body, path, check)
+    grant_days = check.field(body, path, "grant_days", _POSITIVE_INT, _is_positive_int)
+    url_ttl = check.field(
+        body,
+        path,
+        "url_ttl_seconds",
+        f"a positive integer of at most {MAX_URL_TTL_SECONDS} (7 days)",
+        _is_url_ttl,
+    )
+    quota = check.field(body, path, "download_quota", _POSITIVE_INT, _is_positive_int)
+    period = check.field(body, path, "quota_period_days", _POSITIVE_INT, _is_positive_int)
+    if (
+        order is None
+        or title is None
+        or components is None
+        or grant_days is None
+        or url_ttl is None
+        or quota is None
+        or period is None
+    ):
+        return None
+    tier = Tier(
+        name=name,
+        rank=0,
+        title=title,
+        components=components,
+        grant_days=grant_days,
+        url_ttl_seconds=url_ttl,
+        download_quota=quota,
+        quota_period_days=period,
+    )
+    return order, tier
+
+
+def _read_components(body: Mapping[str, object], path: str, check: _Check) -> frozenset[str] | None:
+    expected = "a non-empty array of component names matching [a-z][a-z0-9_]*"
+    items = check.field(body, path, "components", expected, _is_array)
+    if items is None:
+        return None
+    if not items:
+        check.add(f"{path}.components", f"expected {expected}, got an empty array")
+        return None
+    names: list[str] = []
+    for index, item in enumerate(items):
+        if not _is_name(item):
+            check.add(
+                f"{path}.components[{index}]", f"expected {_COMPONENT}, got {_describe(item)}"
+            )
+        elif item in names:
+            check.add(
+                f"{path}.components[{index}]", f"expected no repeats, got {_describe(item)} again"
+            )
+        else:
+            names.append(item)
+    return frozenset(names) if len(names) == len(items) else None
+
+
+def _read_publish(
+    data: Mapping[str, object], check: _Check, ladder: TierLadder | None
+) -> PublishRules | None:
+    publish = check.field(data, "", "publish", "a table", _is_table)
+    if publish is None:
+        return None
+    check.keys(publish, "publish", _PUBLISH_KEYS)
+    default = check.field(publish, "publish", "default_component", _COMPONENT, _is_name)
+    items = check.field(
+        publish, "publish", "components", "an array of tables {glob, component}", _is_array
+    )
+    rules: list[ComponentRule] = []
+    for index, item in enumerate(items or ()):
+        path = f"publish.components[{index}]"
+        if not _is_table(item):
+            check.add(path, f"expected a table {{glob, component}}, got {_describe(item)}")
+            continue
+        check.keys(item, path, _RULE_KEYS)
+        glob = check.field(item, path, "glob", "a glob relative to the release root", _is_glob)
+        component = check.field(item, path, "component", _COMPONENT, _is_name)
+        if glob is not None and component is not None:
+            rules.append(ComponentRule(glob=glob, component=component))
+            _check_seen(component, f"{path}.component", ladder, check)
+    if default is not None:
+        _check_seen(default, "publish.default_component", ladder, check)
+    if items is None or default is None:
+        return None
+    return PublishRules(rules=tuple(rules), default_component=default)
+
+
+def _check_seen(component: str, path: str, ladder: TierLadder | None, check: _Check) -> None:
+    """A component no tier sees would hide its files from everyone: almost surely a typo."""
+    if ladder is None:
+        return
+    seen = sorted(set().union(*(tier.components for tier in ladder)))
+    if component not in seen:
+        check.add(
+            path,
+            f"expected a component some tier sees ({', '.join(seen)}), got {_describe(component)}",
+        )
+
+
+def _at(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _describe(value: object) -> str:
+    """How a TOML value is shown in a message: strings quoted, containers by kind."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return f"a date/time ({value})"
+
+
+def _is_table(value: object) -> TypeGuard[dict[str, object]]:
+    return isinstance(value, dict)
+
+
+def _is_array(value: object) -> TypeGuard[list[object]]:
+    return isinstance(value, list)
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    # TOML booleans arrive as bool, which Python counts as int.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_positive_int(value: object) -> TypeGuard[int]:
+    return _is_int(value) and value > 0
+
+
+def _is_url_ttl(value: object) -> TypeGuard[int]:
+    return _is_positive_int(value) and value <= MAX_URL_TTL_SECONDS
+
+
+def _is_schema_version(value: object) -> TypeGuard[int]:
+    return _is_int(value) and value == SCHEMA_VERSION
+
+
+def _is_text(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and value.strip() != ""
+
+
+def _is_name(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and _NAME.fullmatch(value) is not None
+
+
+def _is_glob(value: object) -> TypeGuard[str]:
+    # A glob starting with "/" can never match a relative path: a silently dead rule.
+    return isinstance(value, str) and value != "" and not value.startswith("/")

@@ -1,0 +1,91 @@
+# Tiers and the ladder that orders them.
+#
+# Rules:
+# - A tier is a plain frozen value; the policy file is where tiers come from.
+# - A ladder is immutable and ordered narrowest first. A tier's rank is its 1-based
+#   position on the ladder, so rank 0 is free for the "draft" stage that reaches no one.
+# - Looking up a tier that is not on the ladder raises UnknownTier, never KeyError,
+#   so callers can show the known names.
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Tier:
+    """An audience for a release and the terms of access it gets."""
+
+    name: str
+    rank: int
+    title: str
+    components: frozenset[str]
+    grant_days: int
+    url_ttl_seconds: int
+    download_quota: int
+    quota_period_days: int
+
+
+# The name reads as the domain says it; an "Error" suffix would add nothing.
+class UnknownTier(LookupError):  # noqa: N818
+    """A tier name that is not on the ladder."""
+
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        self.name = name
+        self.known = tuple(known)
+        super().__init__(f"unknown tier {name!r}; known tiers: {', '.join(self.known)}")
+
+    def __str__(self) -> str:
+        # LookupError would otherwise print the repr of its argument.
+        return str(self.args[0])
+
+
+@dataclass(frozen=True, init=False)
+class TierLadder:
+    """The tiers of a policy, narrowest first."""
+
+    tiers: tuple[Tier, ...]
+
+    def __init__(self, tiers: Iterable[Tier]) -> None:
+        ordered = tuple(sorted(tiers, key=lambda tier: tier.rank))
+        names = [tier.name for tier in ordered]
+        if not ordered:
+            raise ValueError("a tier ladder needs at least one tier")
+        if len(set(names)) != len(names):
+            raise ValueError(f"tier names must be distinct, got {names}")
+        ranks = [tier.rank for tier in ordered]
+        if ranks != list(range(1, len(ordered) + 1)):
+            raise ValueError(f"tier ranks must be 1..{len(ordered)}, got {ranks}")
+        object.__setattr__(self, "tiers", ordered)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Tier names, narrowest first."""
+        return tuple(tier.name for tier in self.tiers)
+
+    def get(self, name: str) -> Tier:
+        """The tier called `name`; UnknownTier if there is none."""
+        for tier in self.tiers:
+            if tier.name == name:
+                return tier
+        raise UnknownTier(name, self.names)
+
+    def rank(self, name: str) -> int:
+        """The 1-based rank of tier `name` (wider tiers rank higher)."""
+        return self.get(name).rank
+
+    def visible_components(self, tier_name: str) -> frozenset[str]:
+        """The components a grantee of `tier_name` may see."""
+        return self.get(tier_name).components
+
+    def tiers_seeing(self, component: str) -> tuple[str, ...]:
+        """Names of the tiers that see `component`, narrowest first."""
+        return tuple(tier.name for tier in self.tiers if component in tier.components)
+
+    def __iter__(self) -> Iterator[Tier]:
+        return iter(self.tiers)
+
+    def __len__(self) -> int:
+        return len(self.tiers)
+
+    def __contains__(self, name: object) -> bool:
+        return any(tier.name == name for tier in self.tiers)

@@ -1,0 +1,359 @@
+"""Loading the policy file: the shipped default, its golden copy, and every refusal."""
+
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from policies import MAX_URL_TTL_SECONDS, ComponentRule, PolicyError, load_policy
+from stages.tiers import Tier
+
+GOLDEN = Path(__file__).parent / "golden" / "default_policy.toml"
+
+
+def shipped_bytes() -> bytes:
+    return resources.files("policies").joinpath("default.toml").read_bytes()
+
+
+def test_default_policy_loads_with_the_expected_tiers() -> None:
+    policy = load_policy(shipped_bytes().decode(), "default.toml")
+    assert policy.schema_version == 1
+    assert list(policy.ladder) == [
+        Tier(
+            name="trusted_partner",
+            rank=1,
+            title="Trusted partners",
+            components=frozenset(
+                {"weights", "code", "model_card", "eval_tools", "data_manifest", "config", "other"}
+            ),
+            grant_days=365,
+            url_ttl_seconds=3600,
+            download_quota=20,
+            quota_period_days=30,
+        ),
+        Tier(
+            name="researcher",
+            rank=2,
+            title="Researchers",
+            components=frozenset({"weights", "code", "model_card", "eval_tools", "config", "other"}),
+            grant_days=180,
+            url_ttl_seconds=1800,
+            download_quota=10,
+            quota_period_days=30,
+        ),
+        Tier(
+            name="public",
+            rank=3,
+            title="Public",
+            components=frozenset({"weights", "code", "model_card", "config", "other"}),
+            grant_days=365,
+            url_ttl_seconds=900,
+            download_quota=5,
+            quota_period_days=30,
+        ),
+    ]
+    assert policy.publish.default_component == "other"
+    assert ComponentRule("*.safetensors", "weights") in policy.publish.rules
+
+
+def test_shipped_policy_matches_its_golden_copy() -> None:
+    # A change to the shipped policy must be deliberate: update the golden copy with it.
+    assert shipped_bytes() == GOLDEN.read_bytes()
+
+
+# A small valid policy; each bad-field test below changes one line of it.
+BASE = """\
+schema_version = 1
+
+[tiers.partner]
+order = 1
+title = "Partners"
+components = ["weights", "code"]
+grant_days = 90
+url_ttl_seconds = 600
+download_quota = 3
+quota_period_days = 30
+
+[tiers.everyone]
+order = 2
+title = "Everyone"
+components = ["code"]
+grant_days = 30
+url_ttl_seconds = 300
+download_quota = 1
+quota_period_days = 7
+
+[publish]
+default_component = "code"
+
+[[publish.components]]
+glob = "*.safetensors"
+component = "weights"
+"""
+
+
+def edited(old: str, new: str) -> str:
+    assert BASE.count(old) == 1, f"{old!r} must occur once in BASE"
+    return BASE.replace(old, new)
+
+
+def problems_of(text: str, source: str = "site.toml") -> list[str]:
+    with pytest.raises(PolicyError) as caught:
+        load_policy(text, source)
+    error = caught.value
+    assert error.source == source
+    assert str(error) == "\n".join(f"{source}: {problem}" for problem in error.problems)
+    return error.problems
+
+
+def test_base_policy_is_valid() -> None:
+    policy = load_policy(BASE, "site.toml")
+    assert policy.ladder.names == ("partner", "everyone")
+    assert policy.publish.rules == (ComponentRule("*.safetensors", "weights"),)
+
+
+def test_message_names_source_path_expectation_and_value() -> None:
+    text = edited("url_ttl_seconds = 600", 'url_ttl_seconds = "ten"')
+    with pytest.raises(PolicyError) as caught:
+        load_policy(text, "default.toml")
+    assert str(caught.value) == (
+        "default.toml: tiers.partner.url_ttl_seconds: expected a positive integer "
+        f'of at most {MAX_URL_TTL_SECONDS} (7 days), got "ten"'
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        ("schema_version = 1", "schema_version = 2", "schema_version: expected 1, got 2"),
+        ("schema_version = 1", 'schema_version = "1"', 'schema_version: expected 1, got "1"'),
+        ("schema_version = 1", "", "schema_version: missing; expected 1"),
+        (
+            "[tiers.partner]",
+            "[tiers.Partner]",
+            'tiers.Partner: expected a tier name matching [a-z][a-z0-9_]*, got "Partner"',
+        ),
+        (
+            "[tiers.partner]",
+            "[tiers.draft]",
+            'tiers.draft: expected a tier name other than "draft", the stage before any tier',
+        ),
+        ("order = 1", "order = 1.5", "tiers.partner.order: expected an integer, got 1.5"),
+        ("order = 1", "order = true", "tiers.partner.order: expected an integer, got true"),
+        (
+            "order = 2",
+            "order = 1",
+            "tiers.everyone.order: expected an order no other tier uses, got 1 (also partner's)",
+        ),
+        ('title = "Partners"', 'title = " "', 'tiers.partner.title: expected a non-empty string, got " "'),
+        ('title = "Partners"', "", "tiers.partner.title: missing; expected a non-empty string"),
+        (
+            'components = ["weights", "code"]',
+            "components = []",
+            "tiers.partner.components: expected a non-empty array of component names "
+            "matching [a-z][a-z0-9_]*, got an empty array",
+        ),
+        (
+            'components = ["weights", "code"]',
+            'components = "weights"',
+            "tiers.partner.components: expected a non-empty array of component names "
+            'matching [a-z][a-z0-9_]*, got "weights"',
+        ),
+        (
+            'components = ["weights", "code"]',
+            'components = ["weights", "Code"]',
+            "tiers.partner.components[1]: expected a component name matching [a-z][a-z0-9_]*, "
+            'got "Code"',
+        ),
+        (
+            'components = ["weights", "code"]',
+            'components = ["weights", 7]',
+            "tiers.partner.components[1]: expected a component name matching [a-z][a-z0-9_]*, "
+            "got 7",
+        ),
+        (
+            'components = ["weights", "code"]',
+            'components = ["weights", "weights", "code"]',
+            'tiers.partner.components[1]: expected no repeats, got "weights" again',
+        ),
+        ("grant_days = 90", "grant_days = 0", "tiers.partner.grant_days: expected a positive integer, got 0"),
+        (
+            "grant_days = 90",
+            "grant_days = -5",
+            "tiers.partner.grant_days: expected a positive integer, got -5",
+        ),
+        (
+            "url_ttl_seconds = 600",
+            "url_ttl_seconds = 604801",
+            "tiers.partner.url_ttl_seconds: expected a positive integer of at most 604800 "
+            "(7 days), got 604801",
+        ),
+        (
+            "download_quota = 3",
+            "download_quota = [3]",
+            "tiers.partner.download_quota: expected a positive integer, got an array",
+        ),
+        (
+            "quota_period_days = 30",
+            "quota_period_days = 2024-01-01",
+            "tiers.partner.quota_period_days: expected a positive integer, "
+            "got a date/time (2024-01-01)",
+        ),
+        (
+            "quota_period_days = 7",
+            "",
+            "tiers.everyone.quota_period_days: missing; expected a positive integer",
+        ),
+        (
+            'default_component = "code"',
+            'default_component = "Other"',
+            "publish.default_component: expected a component name matching [a-z][a-z0-9_]*, "
+            'got "Other"',
+        ),
+        (
+            'default_component = "code"',
+            'default_component = "other"',
+            "publish.default_component: expected a component some tier sees (code, weights), "
+            'got "other"',
+        ),
+        (
+            'component = "weights"',
+            'component = "weigths"',
+            "publish.components[0].component: expected a component some tier sees "
+            '(code, weights), got "weigths"',
+        ),
+        (
+            'glob = "*.safetensors"',
+            'glob = ""',
+            'publish.components[0].glob: expected a glob relative to the release root, got ""',
+        ),
+        (
+            'glob = "*.safetensors"',
+            'glob = "/weights/*"',
+            "publish.components[0].glob: expected a glob relative to the release root, "
+            'got "/weights/*"',
+        ),
+        (
+            'glob = "*.safetensors"\n',
+            "",
+            "publish.components[0].glob: missing; expected a glob relative to the release root",
+        ),
+    ],
+)
+def test_bad_field_is_reported_with_its_dotted_path(old: str, new: str, problem: str) -> None:
+    assert problems_of(edited(old, new)) == [problem]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("schema_version = 1\n[publish]\n", "tiers: missing; expected a table of tiers"),
+        ("schema_version = 1\ntiers = 3\n", "tiers: expected a table of tiers, got 3"),
+        ("schema_version = 1\n[tiers]\n", "tiers: expected at least one tier, got none"),
+        ('schema_version = 1\ntiers.partner = "x"\n', 'tiers.partner: expected a table, got "x"'),
+    ],
+)
+def test_bad_tiers_table(text: str, problem: str) -> None:
+    assert problem in problems_of(text)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        (
+            "[publish]\ndefault_component",
+            "[publish]\ncomponents = 5\ndefault_component",
+            "publish.components: expected an array of tables {glob, component}, got 5",
+        ),
+        (
+            "[publish]\ndefault_component",
+            '[publish]\ncomponents = ["*.py"]\ndefault_component',
+            'publish.components[0]: expected a table {glob, component}, got "*.py"',
+        ),
+        (
+            "[[publish.components]]",
+            "components = []",
+            "publish.components: missing; expected an array of tables {glob, component}",
+        ),
+    ],
+)
+def test_bad_publish_rules(old: str, new: str, problem: str) -> None:
+    # The edits below can change the TOML shape, so match against everything reported.
+    text = edited(old, new)
+    if new == "components = []":
+        text = text.replace("components = []", "").replace(
+            'glob = "*.safetensors"\ncomponent = "weights"\n', ""
+        )
+    assert problem in problems_of(text)
+
+
+def test_publish_table_is_required() -> None:
+    text = BASE[: BASE.index("[publish]")]
+    assert problems_of(text) == ["publish: missing; expected a table"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        (
+            "schema_version = 1\n",
+            "schema_version = 1\ntier_order = 1\n",
+            "tier_order: unknown key; allowed keys: schema_version, tiers, publish",
+        ),
+        (
+            "grant_days = 90",
+            "grant_days = 90\ngrant_day = 90",
+            "tiers.partner.grant_day: unknown key; allowed keys: order, title, components, "
+            "grant_days, url_ttl_seconds, download_quota, quota_period_days",
+        ),
+        (
+            'default_component = "code"',
+            'default_component = "code"\ndefault = "code"',
+            "publish.default: unknown key; allowed keys: components, default_component",
+        ),
+        (
+            'component = "weights"',
+            'component = "weights"\ntier = "public"',
+            "publish.components[0].tier: unknown key; allowed keys: glob, component",
+        ),
+    ],
+)
+def test_unknown_keys_are_refused(old: str, new: str, problem: str) -> None:
+    assert problems_of(edited(old, new)) == [problem]
+
+
+def test_all_problems_are_reported_together() -> None:
+    text = edited("grant_days = 90", "grant_days = 0").replace(
+        "download_quota = 1", 'download_quota = "one"'
+    )
+    assert problems_of(text) == [
+        "tiers.partner.grant_days: expected a positive integer, got 0",
+        'tiers.everyone.download_quota: expected a positive integer, got "one"',
+    ]
+
+
+def test_other_schema_versions_stop_at_the_version() -> None:
+    # Fields of a future schema would all look wrong; only the version is worth saying.
+    text = edited("schema_version = 1", "schema_version = 2\nrecall = {}")
+    assert problems_of(text) == ["schema_version: expected 1, got 2"]
+
+
+def test_order_sorts_tiers_and_ranks_are_positions() -> None:
+    text = edited("order = 1", "order = 50").replace("order = 2", "order = 10")
+    ladder = load_policy(text, "site.toml").ladder
+    assert ladder.names == ("everyone", "partner")
+    assert [tier.rank for tier in ladder] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("schema_version = 1\n[tiers\n", "(at line 2, column 7)"),
+        ("schema_version = 1\nschema_version = 1\n", "(at line 2, column 17)"),
+        ('schema_version = 1\ntitle = "open\n', "(at line 2, column 14)"),
+    ],
+)
+def test_toml_syntax_errors_become_policy_errors_with_the_line(text: str, where: str) -> None:
+    (problem,) = problems_of(text, "broken.toml")
+    assert problem.startswith("invalid TOML: ")
+    assert problem.endswith(where)
