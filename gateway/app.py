@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from litestar import Litestar, MediaType, Request, Response
-from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.openapi import OpenAPIConfig
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
@@ -24,6 +25,7 @@ from gateway.health import healthz, readyz, release_signing_key
 from gateway.portal.catalog_pages import CatalogPages
 from gateway.portal.filters import register_filters
 from gateway.runtime import Runtime, build_runtime
+from gateway.web import Rt
 
 HERE = Path(__file__).parent
 
@@ -33,35 +35,47 @@ async def _provide_runtime(state: State) -> Runtime:
     return runtime
 
 
-async def _provide_db(runtime: Runtime) -> AsyncIterator[AsyncSession]:
+async def _provide_db(runtime: Rt) -> AsyncIterator[AsyncSession]:
     async with runtime.sessionmaker() as session:
         yield session
 
 
-def _wants_html(request: Request[object, object, object]) -> bool:
+def _wants_html(request: Request[Any, Any, Any]) -> bool:
     if request.url.path.startswith(("/api/", "/d/", "/.well-known/", "/schema")):
         return False
     return "text/html" in request.headers.get("accept", "")
 
 
-def _error(request: Request[object, object, object], status: int, code: str, message: str) -> Response[object]:
+def _error(
+    request: Request[Any, Any, Any], status: int, code: str, message: str
+) -> Response[Any]:
     if _wants_html(request):
         return Template(
             "error.html",
             context={"status": status, "code": code, "message": message},
             status_code=status,
         )
-    return Response({"error": code, "message": message, "status": status}, status_code=status, media_type=MediaType.JSON)
+    return Response(
+        {"error": code, "message": message, "status": status},
+        status_code=status,
+        media_type=MediaType.JSON,
+    )
 
 
-def _on_gateway_error(request: Request[object, object, object], exc: GatewayError) -> Response[object]:
+def _on_gateway_error(
+    request: Request[Any, Any, Any], exc: GatewayError
+) -> Response[Any]:
     return _error(request, exc.status, exc.code, exc.message)
 
 
-def _on_http_error(request: Request[object, object, object], exc: HTTPException) -> Response[object]:
+def _on_http_error(
+    request: Request[Any, Any, Any], exc: HTTPException
+) -> Response[Any]:
     if isinstance(exc, ValidationException):
         details = exc.extra if isinstance(exc.extra, list) else []
-        parts = [f"{d.get('key', '?')}: {d.get('message', '')}" for d in details if isinstance(d, dict)]
+        parts = [
+            f"{d.get('key', '?')}: {d.get('message', '')}" for d in details if isinstance(d, dict)
+        ]
         message = "invalid request" + (": " + "; ".join(parts) if parts else "")
         return _error(request, 400, "invalid_request", message)
     if isinstance(exc, NotFoundException):
@@ -88,7 +102,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             release_signing_key,
             CatalogController,
             CatalogPages,
-            create_static_files_router(path="/static", directories=[HERE / "static"], include_in_schema=False),
+            create_static_files_router(
+                path="/static", directories=[HERE / "static"], include_in_schema=False
+            ),
         ],
         dependencies={
             "runtime": Provide(_provide_runtime),

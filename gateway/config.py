@@ -44,13 +44,7 @@ class Settings:
         shown: dict[str, str] = {}
         for field in fields(self):
             value = getattr(self, field.name)
-            if value is None:
-                text = "(not set)"
-            elif field.name == "policy_file" and value is None:
-                text = "(shipped default)"
-            else:
-                text = _mask_url(str(value))
-            shown[field.name] = text
+            shown[field.name] = "(not set)" if value is None else _mask_url(str(value))
         if self.policy_file is None:
             shown["policy_file"] = "(shipped policies/default.toml)"
         return shown
@@ -129,7 +123,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
 
 def _check_database_url(url: str, where: str) -> str:
-    if url.startswith(_SQLITE_PREFIX) or url.startswith(_POSTGRES_PREFIX):
+    if url.startswith((_SQLITE_PREFIX, _POSTGRES_PREFIX)):
         return url
     if url.startswith(("postgresql://", "postgres://")):
         return _POSTGRES_PREFIX + url.split("://", 1)[1]
@@ -145,7 +139,9 @@ def _check_storage_url(url: str, where: str) -> str:
         return url
     if parts.scheme == "s3" and parts.netloc:
         return url
-    raise ConfigError(f"{where}: expected file:///absolute/path or s3://bucket[/prefix], got {url!r}")
+    raise ConfigError(
+        f"{where}: expected file:///absolute/path or s3://bucket[/prefix], got {url!r}"
+    )
 
 
 def _check_http_url(url: str, where: str) -> None:

@@ -36,8 +36,10 @@ its origin; report misuse and safety problems through the gateway's incident for
 
 def _safetensors(tensors: dict[str, tuple[list[int], int]], seed: int) -> bytes:
     """A valid safetensors file of F32 tensors filled with seeded random bytes."""
-    rng = random.Random(seed)
-    header: dict[str, object] = {"__metadata__": {"format": "pt", "generator": "release-gateway demo"}}
+    rng = random.Random(seed)  # noqa: S311 - reproducible filler bytes, not secrets
+    header: dict[str, object] = {
+        "__metadata__": {"format": "pt", "generator": "release-gateway demo"}
+    }
     offset = 0
     blobs: list[bytes] = []
     for name, (shape, count) in tensors.items():
@@ -67,7 +69,10 @@ def write_demo_folder(folder: Path, version: str) -> None:
         )
     )
     (folder / "config.json").write_text(
-        json.dumps({"model_type": "tiny-lm", "hidden_size": hidden, "vocab_size": vocab, "layers": 1}, indent=2)
+        json.dumps(
+            {"model_type": "tiny-lm", "hidden_size": hidden, "vocab_size": vocab, "layers": 1},
+            indent=2,
+        )
     )
     (folder / "README.md").write_text(
         f"# Tiny-LM {version}\n\nA one-layer demonstration language model published by the "
@@ -97,7 +102,10 @@ async def seed_demo(rt: Runtime) -> list[str]:
     license_file.write_text(LICENSE)
     guidance_file.write_text(GUIDANCE)
     # 1.0 is public; 1.1 is with trusted partners only: two stages to look at.
-    for version, stages in (("1.0", ("trusted_partner", "researcher", "public")), ("1.1", ("trusted_partner",))):
+    for version, stages in (
+        ("1.0", ("trusted_partner", "researcher", "public")),
+        ("1.1", ("trusted_partner",)),
+    ):
         folder = root / f"tiny-lm-{version}"
         write_demo_folder(folder, version)
         request = PublishRequest(

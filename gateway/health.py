@@ -7,8 +7,8 @@ import asyncio
 from litestar import Response, get
 from sqlalchemy import text
 
-from gateway.runtime import Runtime
 from gateway.storage import StorageError
+from gateway.web import Rt
 
 
 @get("/healthz", tags=["health"], summary="The process is alive", cache=False)
@@ -17,7 +17,7 @@ async def healthz() -> dict[str, str]:
 
 
 @get("/readyz", tags=["health"], summary="Database and storage are reachable", cache=False)
-async def readyz(runtime: Runtime) -> Response[dict[str, str]]:
+async def readyz(runtime: Rt) -> Response[dict[str, str]]:
     checks: dict[str, str] = {}
     try:
         async with runtime.engine.connect() as connection:
@@ -31,7 +31,9 @@ async def readyz(runtime: Runtime) -> Response[dict[str, str]]:
     except (StorageError, TimeoutError) as exc:
         checks["storage"] = f"unreachable: {exc or 'timed out'}"
     ready = all(v == "ok" for v in checks.values())
-    return Response({"status": "ready" if ready else "not ready", **checks}, status_code=200 if ready else 503)
+    return Response(
+        {"status": "ready" if ready else "not ready", **checks}, status_code=200 if ready else 503
+    )
 
 
 @get(
@@ -40,5 +42,5 @@ async def readyz(runtime: Runtime) -> Response[dict[str, str]]:
     summary="Public key that verifies release signatures",
     media_type="application/x-pem-file",
 )
-async def release_signing_key(runtime: Runtime) -> bytes:
+async def release_signing_key(runtime: Rt) -> bytes:
     return runtime.signing_key.public_pem

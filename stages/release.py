@@ -39,6 +39,10 @@ class ReleaseState:
     stage: str
     status: Status
 
+    def __post_init__(self) -> None:
+        # Statuses read back from storage arrive as text; a bad one fails here, early.
+        object.__setattr__(self, "status", Status(self.status))
+
 
 class _Reach(Enum):
     """Where a move may take the stage."""
@@ -90,10 +94,6 @@ class UnknownStage(StageError, LookupError):  # noqa: N818
         self.stage = stage
         self.known = tuple(known)
         super().__init__(f"unknown stage {stage!r}; stages are {', '.join(self.known)}")
-
-    def __str__(self) -> str:
-        # LookupError would otherwise print the repr of its argument.
-        return str(self.args[0])
 
 
 class IllegalMove(StageError):  # noqa: N818

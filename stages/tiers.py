@@ -34,10 +34,6 @@ class UnknownTier(LookupError):  # noqa: N818
         self.known = tuple(known)
         super().__init__(f"unknown tier {name!r}; known tiers: {', '.join(self.known)}")
 
-    def __str__(self) -> str:
-        # LookupError would otherwise print the repr of its argument.
-        return str(self.args[0])
-
 
 @dataclass(frozen=True, init=False)
 class TierLadder:

@@ -61,9 +61,7 @@ async def create_account(
 
 
 async def find_account(session: AsyncSession, email: str) -> Account | None:
-    return await session.scalar(
-        select(Account).where(func.lower(Account.email) == email.lower())
-    )
+    return await session.scalar(select(Account).where(func.lower(Account.email) == email.lower()))
 
 
 async def list_accounts(

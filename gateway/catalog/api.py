@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from litestar import Controller, Response, get
-from litestar.params import Parameter
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.catalog import service
 from gateway.catalog.schemas import ModelPage, ModelSummary, ReleaseDetail
 from gateway.runtime import Runtime
+from gateway.web import Db, Limit, Name, Offset, Org, Rt, Version
 from stages.names import ModelRef
 
 
@@ -39,9 +36,9 @@ class CatalogController(Controller):
     @get("/", summary="List models and their releases")
     async def list_models(
         self,
-        db: AsyncSession,
-        limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
-        offset: Annotated[int, Parameter(ge=0)] = 0,
+        db: Db,
+        limit: Limit = 100,
+        offset: Offset = 0,
     ) -> ModelPage:
         models, total = await service.list_models(db, limit=limit, offset=offset)
         return ModelPage(
@@ -49,12 +46,12 @@ class CatalogController(Controller):
         )
 
     @get("/{org:str}/{name:str}", summary="A model and its releases")
-    async def get_model(self, db: AsyncSession, org: str, name: str) -> ModelSummary:
+    async def get_model(self, db: Db, org: Org, name: Name) -> ModelSummary:
         return ModelSummary.of(await service.get_model(db, model_ref(org, name)))
 
     @get("/{org:str}/{name:str}/releases/{version:str}", summary="A release and its artifacts")
     async def get_release(
-        self, db: AsyncSession, runtime: Runtime, org: str, name: str, version: str
+        self, db: Db, runtime: Rt, org: Org, name: Name, version: Version
     ) -> ReleaseDetail:
         release = await service.get_release(db, model_ref(org, name), version)
         return ReleaseDetail.of(
@@ -66,9 +63,7 @@ class CatalogController(Controller):
         summary="The release signature bundle (OpenSSF model signing format)",
         media_type="application/json",
     )
-    async def get_signature(
-        self, db: AsyncSession, org: str, name: str, version: str
-    ) -> Response[str]:
+    async def get_signature(self, db: Db, org: Org, name: Name, version: Version) -> Response[str]:
         release = await service.get_release(db, model_ref(org, name), version)
         filename = f"{release.model.name}-{release.version}.sig"
         return Response(

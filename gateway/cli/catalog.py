@@ -178,15 +178,23 @@ class _PublishBar:
     "folder", type=click.Path(path_type=Path, file_okay=False, exists=True, readable=True)
 )
 @click.option(
-    "--license", "license_file", required=True, type=click.Path(path_type=Path, dir_okay=False),
+    "--license",
+    "license_file",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
     help="The license text the release is published under.",
 )
 @click.option(
-    "--guidance", "guidance_file", type=click.Path(path_type=Path, dir_okay=False),
+    "--guidance",
+    "guidance_file",
+    type=click.Path(path_type=Path, dir_okay=False),
     help="Use guidance shown to applicants beside the license.",
 )
 @click.option(
-    "--component", "components", multiple=True, metavar="GLOB=KIND",
+    "--component",
+    "components",
+    multiple=True,
+    metavar="GLOB=KIND",
     help="Put files matching GLOB into component KIND (before the policy's rules). Repeatable.",
 )
 def release_publish(

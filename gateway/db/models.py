@@ -103,7 +103,10 @@ class Component(Base):
 
 class Artifact(Base):
     __tablename__ = "artifacts"
-    __table_args__ = (UniqueConstraint("release_id", "path"), Index("ix_artifacts_sha256", "sha256"))
+    __table_args__ = (
+        UniqueConstraint("release_id", "path"),
+        Index("ix_artifacts_sha256", "sha256"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"))
@@ -144,9 +147,7 @@ class Evidence(Base):
     kind: Mapped[str] = mapped_column(String(NAME))
     actor: Mapped[str] = mapped_column(String(320))
     model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id", ondelete="RESTRICT"))
-    release_id: Mapped[int | None] = mapped_column(
-        ForeignKey("releases.id", ondelete="RESTRICT")
-    )
+    release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id", ondelete="RESTRICT"))
     account_id: Mapped[str | None] = mapped_column(
         ForeignKey("accounts.id", ondelete="RESTRICT"), index=True
     )

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from litestar import Controller, Request, get
-from litestar.params import Parameter
+from litestar import Controller, get
 from litestar.response import Template
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.catalog import service
 from gateway.catalog.api import model_ref, open_tiers
 from gateway.catalog.schemas import ReleaseDetail
-from gateway.runtime import Runtime
+from gateway.web import Db, Name, Org, Page, Rt, Version
 
 PAGE_SIZE = 50
 
@@ -21,9 +17,7 @@ class CatalogPages(Controller):
     include_in_schema = False
 
     @get("/")
-    async def home(
-        self, db: AsyncSession, page: Annotated[int, Parameter(ge=1, le=100_000)] = 1
-    ) -> Template:
+    async def home(self, db: Db, page: Page = 1) -> Template:
         models, total = await service.list_models(
             db, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
         )
@@ -34,20 +28,14 @@ class CatalogPages(Controller):
         )
 
     @get("/models/{org:str}/{name:str}")
-    async def model(self, db: AsyncSession, runtime: Runtime, org: str, name: str) -> Template:
+    async def model(self, db: Db, runtime: Rt, org: Org, name: Name) -> Template:
         model = await service.get_model(db, model_ref(org, name))
         ladder = runtime.policy.ladder
         return Template("model.html", context={"model": model, "ladder": ladder})
 
     @get("/models/{org:str}/{name:str}/releases/{version:str}")
     async def release(
-        self,
-        request: Request[object, object, object],
-        db: AsyncSession,
-        runtime: Runtime,
-        org: str,
-        name: str,
-        version: str,
+        self, db: Db, runtime: Rt, org: Org, name: Name, version: Version
     ) -> Template:
         release = await service.get_release(db, model_ref(org, name), version)
         detail = ReleaseDetail.of(

@@ -27,11 +27,12 @@ def scan_folder(folder: Path) -> list[FolderFile]:
     root = folder.resolve()
     found: list[FolderFile] = []
     problems: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    for dirpath, dirnames, all_files in os.walk(root, followlinks=False):
         here = Path(dirpath)
+        filenames = all_files
         if here == root:
             dirnames[:] = [d for d in dirnames if d not in IGNORED_NAMES]
-            filenames = [f for f in filenames if f not in IGNORED_NAMES]
+            filenames = [f for f in all_files if f not in IGNORED_NAMES]
         dirnames.sort()
         for name in list(dirnames):
             entry = here / name
@@ -51,9 +52,7 @@ def scan_folder(folder: Path) -> list[FolderFile]:
     if problems:
         shown = "\n  ".join(problems[:20])
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        raise InvalidInput(
-            f"cannot publish {folder}:\n  {shown}{more}", code="folder_invalid"
-        )
+        raise InvalidInput(f"cannot publish {folder}:\n  {shown}{more}", code="folder_invalid")
     if not found:
         raise InvalidInput(f"{folder}: the folder has no files to publish", code="folder_empty")
     return sorted(found, key=lambda f: f.path)

@@ -97,7 +97,9 @@ async def publish_release(
     try:
         async with rt.transaction() as session:
             if await _release_exists(session, request.model, request.version):
-                raise Conflict(f"{ref} already exists; publish a new version", code="release_exists")
+                raise Conflict(
+                    f"{ref} already exists; publish a new version", code="release_exists"
+                )
             model = await _get_or_add_model(session, request.model, now)
             license_row = await _get_or_add_license(session, license_sha, license_text, now)
             total = sum(s.size for s in stored.values())

@@ -74,7 +74,9 @@ class SignedManifest:
     root_sha256: str  # the in-toto subject digest: SHA-256 over the sorted file digests
 
 
-def sign_release(model_name: str, files: Iterable[tuple[str, str]], key: SigningKey) -> SignedManifest:
+def sign_release(
+    model_name: str, files: Iterable[tuple[str, str]], key: SigningKey
+) -> SignedManifest:
     """Sign `(relative posix path, sha256 hex)` pairs with the release key."""
     from model_signing import manifest
     from model_signing._hashing import hashing
@@ -113,11 +115,11 @@ def verify_folder(folder: Path, bundle: str, public_pem: bytes) -> None:
         try:
             # The verifier does not take allow_symlinks from the bundle; say it the same way.
             hashing_config = (
-                hashing.Config()
+                hashing.Config()  # type: ignore[no-untyped-call]
                 .use_file_serialization(hashing_algorithm="sha256", allow_symlinks=True)
                 .set_allow_symlinks(True)
             )
-            config = verifying.Config().use_elliptic_key_verifier(public_key=key)
+            config = verifying.Config().use_elliptic_key_verifier(public_key=key)  # type: ignore[no-untyped-call]
             config.set_hashing_config(hashing_config).verify(folder, sig)
         except ValueError as exc:
             raise SignatureInvalid(str(exc)) from exc

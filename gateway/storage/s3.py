@@ -78,6 +78,8 @@ class S3Storage:
 
     part_size is both the multipart part size and the read size; S3 wants at least
     5 MiB for every part but the last (tests use smaller parts against moto).
+    client_config is merged over the defaults (s3v4, standard retries, timeouts). The
+    client comes from session, or a new boto3 session with the standard credential chain.
     """
 
     def __init__(
@@ -89,6 +91,7 @@ class S3Storage:
         region: str | None = None,
         part_size: int = CHUNK_SIZE,
         client_config: Config | None = None,
+        session: boto3.session.Session | None = None,
     ) -> None:
         if not bucket or "/" in bucket:
             raise ValueError(f"not an S3 bucket name: {bucket!r}")
@@ -108,7 +111,9 @@ class S3Storage:
         if client_config is not None:
             config = config.merge(client_config)
         try:
-            self._client = boto3.session.Session().client(
+            if session is None:
+                session = boto3.session.Session()
+            self._client = session.client(
                 "s3", endpoint_url=endpoint_url, region_name=region, config=config
             )
         except (BotoCoreError, ValueError) as exc:

@@ -339,3 +339,9 @@ def test_promoting_from_draft_walks_the_whole_ladder(names: list[str]) -> None:
         assert machine.reaches(state.stage, name)
     assert state == ReleaseState(names[-1], Status.ACTIVE)
     assert all(machine.reaches(state.stage, name) for name in names)
+
+
+def test_release_state_takes_status_as_text_and_refuses_unknown_ones() -> None:
+    assert ReleaseState(DRAFT, "recalled").status is Status.RECALLED  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="'paused' is not a valid Status"):
+        ReleaseState(DRAFT, "paused")  # type: ignore[arg-type]

@@ -103,7 +103,9 @@ components = st.frozensets(st.sampled_from(["weights", "code", "config", "eval_t
 
 
 @given(
-    names=st.lists(st.from_regex(r"[a-z][a-z_]{0,6}", fullmatch=True), min_size=1, max_size=8, unique=True),
+    names=st.lists(
+        st.from_regex(r"[a-z][a-z_]{0,6}", fullmatch=True), min_size=1, max_size=8, unique=True
+    ),
     data=st.data(),
 )
 def test_random_ladders(names: list[str], data: st.DataObject) -> None:
