@@ -58,9 +58,7 @@ def check_version(version: str) -> str:
 def parse_release_ref(text: str, *, version_required: bool = True) -> tuple[ModelRef, str | None]:
     """Parse `org/name:version` (the version may be optional for some commands)."""
     model_text, sep, version = text.partition(":")
+    if not sep and version_required:
+        raise InvalidName(f"invalid release {text!r}: expected ORG/NAME:VERSION")
     model = parse_model_ref(model_text)
-    if not sep:
-        if version_required:
-            raise InvalidName(f"invalid release {text!r}: expected ORG/NAME:VERSION")
-        return model, None
-    return model, check_version(version)
+    return model, check_version(version) if sep else None

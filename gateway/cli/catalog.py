@@ -135,7 +135,7 @@ def release_show(ref: str, as_json: bool) -> None:
 
         out.print_json(encode_json(detail).decode())
         return
-    out.print(f"[bold]{detail.model}:{detail.version}[/]")
+    out.print(f"{detail.model}:{detail.version}", style="bold")
     out.print(f"  stage    {detail.stage} (since {when(detail.stage_changed_at)})")
     out.print(f"  status   {detail.status}")
     out.print(f"  size     {human_size(detail.total_size)} in {len(detail.artifacts)} files")

@@ -20,15 +20,11 @@ def config() -> None:
 @config.command("show")
 def config_show() -> None:
     """Print the effective settings (passwords masked) and where they come from."""
-    current = settings()
-    table = Table(title="Effective configuration", show_header=True)
-    table.add_column("setting")
-    table.add_column("value")
-    table.add_row("home (GATEWAY_HOME)", str(current.home))
-    for name, value in current.masked().items():
-        if name != "home":
-            table.add_row(name, value)
-    out.print(table)
+    shown = settings().masked()
+    width = max(map(len, shown))
+    for name, value in shown.items():
+        # Plain `name = value` lines: nothing wraps, so values copy and grep cleanly.
+        out.print(f"{name:<{width}} = {value}")
 
 
 @click.group()
@@ -78,7 +74,7 @@ def policy_check(file: Path) -> None:
     try:
         loaded = load_policy(text, str(file))
     except PolicyError as exc:
-        err.print(str(exc), markup=False)
+        err.print(str(exc))
         raise SystemExit(1) from None
     table = Table(title=f"{file}: valid")
     for column in ("tier", "rank", "components", "grant days", "URL TTL", "quota"):

@@ -38,7 +38,7 @@ def serve(host: str, port: int, workers: int, demo: bool, apply_migrations: bool
     # Workers are separate processes that read the same settings from the environment.
     os.environ["GATEWAY_HOME"] = str(current.home)
     base = f"http://{host if host not in ('0.0.0.0', '::') else '127.0.0.1'}:{port}"  # noqa: S104
-    out.print(f"[bold]Release Gateway[/] — home {current.home}")
+    out.print(f"Release Gateway — home {current.home}", style="bold")
     for ref in seeded:
         out.print(f"  demo release published: {ref}")
     out.print(f"  portal    {base}/")

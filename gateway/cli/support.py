@@ -11,6 +11,7 @@ from typing import NoReturn, TypeVar
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.db.migrate import pending_revisions
@@ -21,12 +22,13 @@ from stages.names import InvalidName
 
 T = TypeVar("T")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Markup is off: names, paths and messages are printed as they are, never as rich tags.
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", markup=True)
+    err.print(Text("error: ", style="bold red") + Text(message))
     sys.exit(code)
 
 

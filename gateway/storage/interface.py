@@ -29,8 +29,7 @@ class StorageError(Exception):
     """The storage failed; the message names the storage and what went wrong."""
 
 
-# The name reads as the condition callers test for (`except ObjectNotFound`).
-class ObjectNotFound(StorageError):  # noqa: N818
+class ObjectNotFound(StorageError):
     """No object is stored under the requested SHA-256."""
 
 

@@ -7,6 +7,7 @@ sees the whole object or none. Files in tmp/ older than any running write are de
 a crash and may be removed.
 """
 
+import contextlib
 import io
 import os
 import uuid
@@ -118,7 +119,7 @@ class LocalStorage:
                 os.fsync(out.fileno())
             probe.unlink()
         except OSError as exc:
-            probe.unlink(missing_ok=True)
+            _remove_quietly(probe)
             raise self._error("not writable", exc) from exc
 
     def _put(self, reader: HashingReader, on_progress: ProgressCallback | None) -> StoredObject:
@@ -139,7 +140,7 @@ class LocalStorage:
             stored = reader.result()
             self._commit(temp, stored)
         except BaseException:
-            temp.unlink(missing_ok=True)
+            _remove_quietly(temp)
             raise
         return stored
 
@@ -180,6 +181,12 @@ class LocalStorage:
     def _error(self, what: str, exc: OSError) -> StorageError:
         where = f" ({exc.filename})" if exc.filename else ""
         return StorageError(f"local store {self.describe()}: {what}: {exc.strerror or exc}{where}")
+
+
+def _remove_quietly(path: Path) -> None:
+    # Cleanup after a failure must not hide that failure behind its own.
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
 
 
 def _has_size(path: Path, size: int) -> bool:

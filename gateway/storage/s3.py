@@ -220,10 +220,7 @@ class S3Storage:
         on_progress: ProgressCallback | None,
         size_hint: int | None,
     ) -> StoredObject:
-        part_size = self._part_size
-        if size_hint is not None:
-            # Grow the parts for huge files rather than run out of part numbers.
-            part_size = max(part_size, -(-size_hint // MAX_PARTS))
+        part_size = part_size_for(size_hint, self._part_size)
         parts = iter(partial(reader.read_chunk, part_size), b"")
         first = next(parts, b"")
         second = next(parts, None)
@@ -377,6 +374,14 @@ class _BodyReader(io.RawIOBase):
         if not self.closed:
             self._body.close()
         super().close()
+
+
+def part_size_for(size: int | None, configured: int) -> int:
+    """The part size for a file of this size: the configured one, grown if the file would
+    otherwise need more than MAX_PARTS parts."""
+    if size is None:
+        return configured
+    return max(configured, -(-size // MAX_PARTS))
 
 
 def _without_userinfo(url: str) -> str:

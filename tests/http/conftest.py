@@ -6,10 +6,12 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from gateway.app import create_app
-from gateway.runtime import Runtime
+from gateway.config import Settings
 
 
 @pytest.fixture
-async def client(runtime: Runtime) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
-    async with AsyncTestClient(app=create_app(runtime=runtime)) as test_client:
+async def client(settings: Settings) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
+    # The app gets its own runtime: the test client runs it on another event loop, and
+    # database connections must not cross loops. Tests publish through `runtime`.
+    async with AsyncTestClient(app=create_app(settings=settings)) as test_client:
         yield test_client

@@ -25,17 +25,18 @@ async def test_health_and_readiness(client: Client) -> None:
     assert ready.json() == {"status": "ready", "database": "ok", "storage": "ok"}
 
 
-async def test_readiness_names_the_part_that_is_down(client: Client, runtime: Runtime) -> None:
-    await runtime.engine.dispose()
-    runtime.engine.url = (
-        runtime.engine.url.set(database="/nonexistent/dir/db.sqlite3")
-        if runtime.settings.is_sqlite
-        else runtime.engine.url.set(database="no_such_database_here")
-    )  # type: ignore[misc]
-    broken = runtime.engine
+async def test_readiness_names_the_part_that_is_down(client: Client) -> None:
     from gateway.db.engine import make_engine
 
-    runtime.engine = make_engine(str(broken.url.render_as_string(hide_password=False)))
+    app_runtime: Runtime = client.app.state.runtime
+    url = app_runtime.engine.url
+    missing = (
+        "/nonexistent/folder/db.sqlite3" if url.drivername.startswith("sqlite") else "no_such_db"
+    )
+    await app_runtime.engine.dispose()
+    app_runtime.engine = make_engine(
+        url.set(database=missing).render_as_string(hide_password=False)
+    )
     response = await client.get("/readyz")
     assert response.status_code == 503
     body = response.json()
@@ -138,3 +139,35 @@ async def test_openapi_schema_lists_the_catalog(client: Client) -> None:
     schema = (await client.get("/schema/openapi.json")).json()
     assert "/api/v1/models/{org}/{name}/releases/{version}" in schema["paths"]
     assert "/healthz" in schema["paths"]
+
+
+async def test_model_signing_cli_verifies_the_published_folder_from_the_endpoints(
+    client: Client, runtime: Runtime, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    await publish(runtime, tmp_path)
+    folder = tmp_path / "src-acme-sample-1.0"
+    signature = tmp_path / "sample.sig"
+    key = tmp_path / "key.pem"
+    signature.write_bytes(
+        (await client.get("/api/v1/models/acme/sample/releases/1.0/signature")).content
+    )
+    key.write_bytes((await client.get("/.well-known/release-signing-key.pem")).content)
+    command = [
+        str(Path(sys.executable).with_name("model_signing")),
+        "verify",
+        "key",
+        str(folder),
+        "--signature",
+        str(signature),
+        "--public_key",
+        str(key),
+    ]
+    ok = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    (folder / "shards" / "model-00002.safetensors").write_bytes(b"swapped weights")
+    bad = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert bad.returncode != 0
+    assert "model-00002.safetensors" in bad.stdout + bad.stderr

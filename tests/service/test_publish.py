@@ -233,8 +233,8 @@ def test_a_publish_killed_halfway_leaves_no_release_and_a_rerun_succeeds(
     folder = tmp_path / "big"
     folder.mkdir()
     chunk = os.urandom(1 << 20)
-    for i in range(40):
-        (folder / f"model-{i:05d}.safetensors").write_bytes(chunk * 12 + i.to_bytes(4, "big"))
+    for i in range(30):
+        (folder / f"model-{i:05d}.safetensors").write_bytes(chunk * 6 + i.to_bytes(4, "big"))
     license_file = make_license(tmp_path)
     command = [
         sys.executable,
@@ -275,7 +275,7 @@ def test_a_publish_killed_halfway_leaves_no_release_and_a_rerun_succeeds(
 
     again = subprocess.run(command, capture_output=True, text=True, check=False)
     assert again.returncode == 0, again.stderr
-    assert "Published acme/big:1.0: 40 files" in again.stdout
+    assert "Published acme/big:1.0: 30 files" in again.stdout
     shown = subprocess.run(
         [sys.executable, "-m", "gateway", "release", "show", "acme/big:1.0"],
         capture_output=True,

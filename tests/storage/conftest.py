@@ -9,16 +9,10 @@ import pytest
 
 from gateway.storage import LocalStorage
 from gateway.storage.s3 import S3Storage
-from tests.fixtures.moto import (
-    MOTO_MIN_PART_SIZE,
-    S3Bucket,
-    moto_s3_client,
-    moto_server,
-    s3_bucket,
-)
 
-# pytest_plugins may only be set in the root conftest: re-export the fixtures instead.
-__all__ = ["moto_s3_client", "moto_server", "s3_bucket"]
+# The moto fixtures (moto_server, moto_s3_client, s3_bucket) come from the root conftest's
+# pytest_plugins; importing them here too would start a second server.
+from tests.fixtures.moto import MOTO_MIN_PART_SIZE, S3Bucket
 
 # Small parts, so a few dozen KiB exercise multipart uploads; moto allows this size.
 PART_SIZE = MOTO_MIN_PART_SIZE

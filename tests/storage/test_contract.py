@@ -153,9 +153,7 @@ def test_put_bytes_stores_like_put_file(storage: AnyStorage, tmp_path: Path, siz
 
 
 @pytest.mark.parametrize("size", [100, 3 * PART_SIZE], ids=["small", "multipart"])
-def test_identical_content_is_stored_once(
-    backend: Backend, tmp_path: Path, size: int
-) -> None:
+def test_identical_content_is_stored_once(backend: Backend, tmp_path: Path, size: int) -> None:
     data = content(size, seed=2)
     first, second = tmp_path / "first.bin", tmp_path / "second.bin"
     first.write_bytes(data)
@@ -345,4 +343,3 @@ def test_describe_names_where_the_objects_live(storage: AnyStorage) -> None:
         assert description == storage.root.as_uri()
     else:
         assert description.startswith(f"s3://{storage.bucket}/gw/test (endpoint http://127.0.0.1:")
-
