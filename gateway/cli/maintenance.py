@@ -19,7 +19,7 @@ def config() -> None:
 
 @config.command("show")
 def config_show() -> None:
-    """Print the effective settings (passwords masked) and where they come from."""
+    """Print the effective settings, with passwords masked."""
     shown = settings().masked()
     width = max(map(len, shown))
     for name, value in shown.items():

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from functools import partial
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
 import boto3
@@ -49,6 +49,7 @@ from gateway.storage.interface import (
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
     from botocore.response import StreamingBody
+    from mypy_boto3_s3 import S3Client
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,9 @@ class S3Storage:
     5 MiB for every part but the last (tests use smaller parts against moto).
     client_config is merged over the defaults (s3v4, standard retries, timeouts). The
     client comes from session, or a new boto3 session with the standard credential chain.
+
+    A HEAD answers a missing bucket and a missing object alike (a bare 404), so exists()
+    and size() cannot tell them apart; check() can, and writes report NoSuchBucket.
     """
 
     def __init__(
@@ -133,7 +137,7 @@ class S3Storage:
         return self._prefix
 
     @property
-    def client(self) -> Any:  # an S3Client; typed Any so this works without mypy-boto3-s3
+    def client(self) -> S3Client:
         """The boto3 S3 client, for diagnostics and tests."""
         return self._client
 

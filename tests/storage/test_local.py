@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.storage import ObjectNotFound, StorageError
+from gateway.storage import ObjectNotFound, Storage, StorageError
 from gateway.storage.local import LocalStorage
 from tests.storage.conftest import PART_SIZE
 from tests.storage.test_contract import content
@@ -63,8 +63,9 @@ def test_local_path_of_a_missing_object_is_not_found(local: LocalStorage) -> Non
 
 def test_there_are_no_presigned_urls(local: LocalStorage) -> None:
     stored = local.put_bytes(b"served by the gateway")
+    storage: Storage = local
 
-    assert local.presigned_get_url(stored.sha256, expires_seconds=60, filename="x.bin") is None
+    assert storage.presigned_get_url(stored.sha256, expires_seconds=60, filename="x.bin") is None
 
 
 def test_a_full_disk_is_a_storage_error_and_leaves_no_temp_file(

@@ -11,7 +11,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from gateway.storage import ObjectNotFound, StorageError
+from gateway.storage import ObjectNotFound, Storage, StorageError
 from gateway.storage.s3 import MAX_PARTS, MAX_PRESIGN_SECONDS, S3Storage, part_size_for
 from tests.fixtures.moto import S3Bucket
 from tests.storage.conftest import PART_SIZE, S3_PREFIX, make_s3_storage
@@ -221,8 +221,9 @@ def test_describe_shows_no_credentials(moto_server: str) -> None:
 
 def test_local_path_is_none(s3: S3Storage) -> None:
     stored = s3.put_bytes(b"remote")
+    storage: Storage = s3
 
-    assert s3.local_path(stored.sha256) is None
+    assert storage.local_path(stored.sha256) is None
 
 
 def test_a_presigned_url_downloads_the_object_and_honours_range(s3: S3Storage) -> None:
