@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from gateway.config import ConfigError, Settings
 from gateway.db.engine import make_engine, make_sessionmaker
 from gateway.signing.release import SigningKey, ensure_signing_key
-from gateway.storage import Storage, storage_from_url
+from gateway.storage import Storage, StorageError, storage_from_url
 from policies.loader import PolicyError, load_policy
 from policies.schema import Policy
 from stages.release import StageMachine
@@ -85,7 +85,7 @@ def build_runtime(settings: Settings) -> Runtime:
             s3_endpoint_url=settings.s3_endpoint_url,
             s3_region=settings.s3_region,
         )
-    except ValueError as exc:
+    except (ValueError, StorageError) as exc:
         raise ConfigError(f"GATEWAY_STORAGE_URL: {exc}") from exc
     engine = make_engine(settings.database_url)
     return Runtime(
