@@ -46,9 +46,7 @@ def _wants_html(request: Request[Any, Any, Any]) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
-def _error(
-    request: Request[Any, Any, Any], status: int, code: str, message: str
-) -> Response[Any]:
+def _error(request: Request[Any, Any, Any], status: int, code: str, message: str) -> Response[Any]:
     if _wants_html(request):
         return Template(
             "error.html",
@@ -62,15 +60,11 @@ def _error(
     )
 
 
-def _on_gateway_error(
-    request: Request[Any, Any, Any], exc: GatewayError
-) -> Response[Any]:
+def _on_gateway_error(request: Request[Any, Any, Any], exc: GatewayError) -> Response[Any]:
     return _error(request, exc.status, exc.code, exc.message)
 
 
-def _on_http_error(
-    request: Request[Any, Any, Any], exc: HTTPException
-) -> Response[Any]:
+def _on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     if isinstance(exc, ValidationException):
         details = exc.extra if isinstance(exc.extra, list) else []
         parts = [

@@ -87,7 +87,7 @@ class StageError(Exception):
 
 
 # The names read as the domain says them; an "Error" suffix would add nothing.
-class UnknownStage(StageError, LookupError):  # noqa: N818
+class UnknownStage(StageError, LookupError):
     """A stage name that is neither draft nor a tier of the ladder."""
 
     def __init__(self, stage: str, known: Sequence[str]) -> None:
@@ -96,7 +96,7 @@ class UnknownStage(StageError, LookupError):  # noqa: N818
         super().__init__(f"unknown stage {stage!r}; stages are {', '.join(self.known)}")
 
 
-class IllegalMove(StageError):  # noqa: N818
+class IllegalMove(StageError):
     """A move the transition table does not allow from this state."""
 
     def __init__(self, state: ReleaseState, move: Move, target: str | None, why: str) -> None:

@@ -25,8 +25,7 @@ class Tier:
     quota_period_days: int
 
 
-# The name reads as the domain says it; an "Error" suffix would add nothing.
-class UnknownTier(LookupError):  # noqa: N818
+class UnknownTier(LookupError):
     """A tier name that is not on the ladder."""
 
     def __init__(self, name: str, known: Iterable[str]) -> None:
