@@ -1,0 +1,188 @@
+# The one decision: may this account, through this grant, fetch this artifact now?
+#
+# Rules:
+# - Pure: every fact, the clock included, comes in as a value; nothing is looked up.
+# - The answer is Allow or Deny(reason, message), never a bare bool. Every reason has a
+#   stable code (for programs and exit codes) and a sentence a person understands.
+# - Checks run from the caller outward: the credential, the account, the grant, the
+#   release, the tier, then the quota. The first failure is the answer, so a person is
+#   told the most fundamental thing to fix first.
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from stages.release import StageError, StageMachine
+
+
+class Reason(StrEnum):
+    KEY_INVALID = "key_invalid"
+    KEY_EXPIRED = "key_expired"
+    KEY_REVOKED = "key_revoked"
+    KEY_SCOPE_MISSING = "key_scope_missing"
+    ACCOUNT_SUSPENDED = "account_suspended"
+    ACCOUNT_TERMINATED = "account_terminated"
+    NO_GRANT = "no_grant"
+    GRANT_NOT_STARTED = "grant_not_started"
+    GRANT_EXPIRED = "grant_expired"
+    GRANT_SUSPENDED = "grant_suspended"
+    GRANT_REVOKED = "grant_revoked"
+    RELEASE_RECALLED = "release_recalled"
+    RELEASE_DECOMMISSIONED = "release_decommissioned"
+    TIER_NOT_OPEN = "tier_not_open"
+    COMPONENT_NOT_IN_TIER = "component_not_in_tier"
+    QUOTA_EXHAUSTED = "quota_exhausted"
+    URL_EXPIRED = "url_expired"
+    URL_INVALID = "url_invalid"
+
+
+@dataclass(frozen=True)
+class Allow:
+    allowed = True
+
+
+@dataclass(frozen=True)
+class Deny:
+    reason: Reason
+    message: str
+    allowed = False
+
+
+Decision = Allow | Deny
+
+
+@dataclass(frozen=True)
+class KeyFacts:
+    scopes: frozenset[str]
+    expires_at: datetime
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class GrantFacts:
+    status: str  # active | suspended | revoked | expired
+    tier: str
+    starts_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class AccessFacts:
+    now: datetime
+    account_status: str  # active | suspended | terminated
+    grant: GrantFacts | None
+    release_ref: str
+    release_stage: str
+    release_status: str  # active | recalled | decommissioned
+    component: str | None  # None: asking about the release, not one artifact
+    tier_components: frozenset[str]
+    key: KeyFacts | None = None  # None: not through an API key (a signed URL, the portal)
+    required_scope: str = "download"
+    quota_left: int | None = None  # None: the quota is not in question for this request
+
+
+def decide(facts: AccessFacts, machine: StageMachine) -> Decision:
+    """Allow, or the first reason to deny, with a sentence for the person asking."""
+    for check in _CHECKS:
+        denied = check(facts, machine)
+        if denied is not None:
+            return denied
+    return Allow()
+
+
+def _key_denial(facts: AccessFacts, _machine: StageMachine) -> Deny | None:
+    key = facts.key
+    if key is None:
+        return None
+    if key.revoked:
+        return Deny(Reason.KEY_REVOKED, "this API key was revoked; create a new one")
+    if facts.now >= key.expires_at:
+        return Deny(
+            Reason.KEY_EXPIRED,
+            f"this API key expired on {key.expires_at:%Y-%m-%d %H:%M} UTC; create a new one",
+        )
+    if facts.required_scope not in key.scopes:
+        return Deny(
+            Reason.KEY_SCOPE_MISSING,
+            f"this API key lacks the {facts.required_scope!r} scope "
+            f"(it has: {', '.join(sorted(key.scopes)) or 'none'})",
+        )
+    return None
+
+
+def _account_denial(facts: AccessFacts, _machine: StageMachine) -> Deny | None:
+    if facts.account_status == "suspended":
+        return Deny(Reason.ACCOUNT_SUSPENDED, "your account is suspended")
+    if facts.account_status == "terminated":
+        return Deny(Reason.ACCOUNT_TERMINATED, "your account was terminated")
+    return None
+
+
+def _release_denial(facts: AccessFacts, machine: StageMachine) -> Deny | None:
+    grant = facts.grant
+    assert grant is not None  # checked before
+    if facts.release_status == "recalled":
+        return Deny(Reason.RELEASE_RECALLED, f"{facts.release_ref} has been recalled")
+    if facts.release_status == "decommissioned":
+        return Deny(
+            Reason.RELEASE_DECOMMISSIONED,
+            f"{facts.release_ref} is decommissioned and no longer hosted",
+        )
+    try:
+        open_to_tier = machine.reaches(facts.release_stage, grant.tier)
+    except StageError:
+        return Deny(
+            Reason.TIER_NOT_OPEN,
+            f"the {grant.tier} tier of your grant is not in the current policy",
+        )
+    if not open_to_tier:
+        return Deny(
+            Reason.TIER_NOT_OPEN,
+            f"{facts.release_ref} is not open to the {grant.tier} tier yet "
+            f"(its stage is {facts.release_stage})",
+        )
+    return None
+
+
+def _artifact_denial(facts: AccessFacts, _machine: StageMachine) -> Deny | None:
+    grant = facts.grant
+    assert grant is not None
+    if facts.component is not None and facts.component not in facts.tier_components:
+        return Deny(
+            Reason.COMPONENT_NOT_IN_TIER,
+            f"the {facts.component} component is not part of the {grant.tier} tier",
+        )
+    if facts.quota_left is not None and facts.quota_left <= 0:
+        return Deny(
+            Reason.QUOTA_EXHAUSTED, "the download quota for this file is used up for this period"
+        )
+    return None
+
+
+def _grant_denial(facts: AccessFacts, _machine: StageMachine) -> Deny | None:
+    grant, now = facts.grant, facts.now
+    if grant is None:
+        return Deny(
+            Reason.NO_GRANT, f"you have no access grant for {facts.release_ref}; apply for a tier"
+        )
+    if grant.status == "revoked":
+        return Deny(Reason.GRANT_REVOKED, "your access grant was revoked")
+    if grant.status == "suspended":
+        return Deny(Reason.GRANT_SUSPENDED, "your access grant is suspended")
+    if grant.status == "expired" or now >= grant.expires_at:
+        return Deny(
+            Reason.GRANT_EXPIRED,
+            f"your access grant expired on {grant.expires_at:%Y-%m-%d}; renew it to continue",
+        )
+    if now < grant.starts_at:
+        return Deny(
+            Reason.GRANT_NOT_STARTED,
+            f"your access grant starts on {grant.starts_at:%Y-%m-%d %H:%M} UTC",
+        )
+    return None
+
+
+# The order in which problems are reported: the credential first, the quota last.
+_CHECKS = (_key_denial, _account_denial, _grant_denial, _release_denial, _artifact_denial)
