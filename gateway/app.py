@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,14 +21,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway import __version__
 from gateway.catalog.api import CatalogController
 from gateway.config import Settings, load_settings
+from gateway.downloads.api import DownloadsController
 from gateway.errors import GatewayError
 from gateway.health import healthz, readyz, release_signing_key
+from gateway.keys.api import KeysController
+from gateway.keys.auth import provide_caller
 from gateway.portal.catalog_pages import CatalogPages
 from gateway.portal.filters import register_filters
 from gateway.runtime import Runtime, build_runtime
 from gateway.web import Rt
 
 HERE = Path(__file__).parent
+logger = logging.getLogger("gateway")
 
 
 async def _provide_runtime(state: State) -> Runtime:
@@ -61,7 +66,16 @@ def _error(request: Request[Any, Any, Any], status: int, code: str, message: str
 
 
 def _on_gateway_error(request: Request[Any, Any, Any], exc: GatewayError) -> Response[Any]:
-    return _error(request, exc.status, exc.code, exc.message)
+    response = _error(request, exc.status, exc.code, exc.message)
+    hint = getattr(exc, "hint", None)
+    if hint and isinstance(response.content, dict):
+        response.content["hint"] = hint
+    if exc.status == 401:
+        response.headers["www-authenticate"] = 'Bearer realm="release-gateway"'
+    size = getattr(exc, "size", None)
+    if exc.status == 416 and size is not None:
+        response.headers["content-range"] = f"bytes */{size}"
+    return response
 
 
 def _on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
@@ -75,6 +89,14 @@ def _on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Respo
     if isinstance(exc, NotFoundException):
         return _error(request, 404, "not_found", f"nothing at {request.url.path}")
     return _error(request, exc.status_code, "http_error", exc.detail)
+
+
+def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    # A bug, not bad input: keep the traceback in the log, never in the answer.
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _error(
+        request, 500, "internal_error", "the gateway failed to handle this request; it was logged"
+    )
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Litestar:
@@ -96,6 +118,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             release_signing_key,
             CatalogController,
             CatalogPages,
+            DownloadsController,
+            KeysController,
             create_static_files_router(
                 path="/static", directories=[HERE / "static"], include_in_schema=False
             ),
@@ -103,6 +127,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         dependencies={
             "runtime": Provide(_provide_runtime),
             "db": Provide(_provide_db),
+            "caller": Provide(provide_caller),
         },
         state=State({"runtime": runtime}),
         on_shutdown=[close_runtime],
@@ -111,7 +136,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             engine=JinjaTemplateEngine,
             engine_callback=configure_templates,
         ),
-        exception_handlers={GatewayError: _on_gateway_error, HTTPException: _on_http_error},
+        exception_handlers={
+            GatewayError: _on_gateway_error,
+            HTTPException: _on_http_error,
+            Exception: _on_unexpected,
+        },
         openapi_config=OpenAPIConfig(
             title="Release Gateway",
             version=__version__,

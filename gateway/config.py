@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 _SQLITE_PREFIX = "sqlite+aiosqlite:///"
 _POSTGRES_PREFIX = "postgresql+asyncpg://"
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
 
 class ConfigError(Exception):
@@ -109,7 +110,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if not policy_file.is_file():
             raise ConfigError(f"{where}: expected a policy file, but {policy_file} does not exist")
     public_url, where = pick("public_url")
-    public_url = (public_url or "http://127.0.0.1:8000").rstrip("/")
+    public_url = (public_url or DEFAULT_PUBLIC_URL).rstrip("/")
     _check_http_url(public_url, where)
     return Settings(
         home=home,

@@ -16,7 +16,8 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.config import ConfigError, Settings
-from gateway.db.engine import make_engine, make_sessionmaker
+from gateway.credentials.url_tokens import KeyCache
+from gateway.db.engine import WRITE, make_engine, make_sessionmaker
 from gateway.signing.release import SigningKey, ensure_signing_key
 from gateway.storage import Storage, StorageError, storage_from_url
 from policies.loader import PolicyError, load_policy
@@ -61,6 +62,7 @@ class Runtime:
     storage: Storage
     signing_key: SigningKey
     clock: Callable[[], datetime] = field(default=utcnow)
+    url_keys: KeyCache = field(default_factory=KeyCache)
 
     @property
     def stage_machine(self) -> StageMachine:
@@ -70,6 +72,8 @@ class Runtime:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session whose work commits on success and rolls back on any error."""
         async with self.sessionmaker() as session, session.begin():
+            if self.settings.is_sqlite:
+                await session.connection(execution_options=WRITE)
             yield session
 
     async def close(self) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Final, TypeGuard, TypeVar
 
-from policies.schema import ComponentRule, Policy, PublishRules
+from policies.schema import ComponentRule, KeyRules, Policy, PublishRules
 from stages.release import DRAFT
 from stages.tiers import Tier, TierLadder
 
@@ -23,7 +23,8 @@ SCHEMA_VERSION: Final = 1
 MAX_URL_TTL_SECONDS: Final = 7 * 24 * 3600
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
-_TOP_KEYS: Final = ("schema_version", "tiers", "publish")
+_TOP_KEYS: Final = ("schema_version", "tiers", "publish", "api_keys")
+_KEY_RULE_KEYS: Final = ("default_days", "max_days")
 _TIER_KEYS: Final = (
     "order",
     "title",
@@ -64,9 +65,10 @@ def load_policy(text: str, source: str) -> Policy:
     check.keys(data, "", _TOP_KEYS)
     ladder = _read_ladder(data, check)
     publish = _read_publish(data, check, ladder)
-    if check.problems or ladder is None or publish is None:
+    api_keys = _read_key_rules(data, check)
+    if check.problems or ladder is None or publish is None or api_keys is None:
         raise PolicyError(source, check.problems)
-    return Policy(schema_version=SCHEMA_VERSION, ladder=ladder, publish=publish)
+    return Policy(schema_version=SCHEMA_VERSION, ladder=ladder, publish=publish, api_keys=api_keys)
 
 
 class _Check:
@@ -228,6 +230,24 @@ def _read_publish(
     if items is None or default is None:
         return None
     return PublishRules(rules=tuple(rules), default_component=default)
+
+
+def _read_key_rules(data: Mapping[str, object], check: _Check) -> KeyRules | None:
+    table = check.field(data, "", "api_keys", "a table {default_days, max_days}", _is_table)
+    if table is None:
+        return None
+    check.keys(table, "api_keys", _KEY_RULE_KEYS)
+    default = check.field(table, "api_keys", "default_days", _POSITIVE_INT, _is_positive_int)
+    longest = check.field(table, "api_keys", "max_days", _POSITIVE_INT, _is_positive_int)
+    if default is None or longest is None:
+        return None
+    if default > longest:
+        check.add(
+            "api_keys.default_days",
+            f"expected at most api_keys.max_days ({longest}), got {default}",
+        )
+        return None
+    return KeyRules(default_days=default, max_days=longest)
 
 
 def _check_seen(component: str, path: str, ladder: TierLadder | None, check: _Check) -> None:

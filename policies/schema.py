@@ -25,7 +25,16 @@ class PublishRules:
 
 
 @dataclass(frozen=True)
+class KeyRules:
+    """API key lifetimes: a key always expires; `default_days` unless asked, at most `max_days`."""
+
+    default_days: int
+    max_days: int
+
+
+@dataclass(frozen=True)
 class Policy:
     schema_version: int
     ladder: TierLadder
     publish: PublishRules
+    api_keys: KeyRules

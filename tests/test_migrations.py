@@ -13,6 +13,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from click.testing import CliRunner
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -44,8 +45,19 @@ async def migrate(url: str) -> None:
     await asyncio.to_thread(upgrade, url)
 
 
+def every_revision() -> list[str]:
+    script = ScriptDirectory.from_config(alembic_config("sqlite+aiosqlite://"))
+    return [r.revision for r in reversed(list(script.walk_revisions()))]
+
+
+def test_revisions_form_one_line_from_0001() -> None:
+    revisions = every_revision()
+    assert revisions[0] == "0001"
+    assert revisions == sorted(revisions)
+
+
 async def test_upgrade_builds_exactly_the_models(empty_database: str) -> None:
-    assert await pending(empty_database) == ["0001"]
+    assert await pending(empty_database) == every_revision()
     await migrate(empty_database)
     assert await pending(empty_database) == []
 
@@ -63,7 +75,7 @@ async def test_upgrade_builds_exactly_the_models(empty_database: str) -> None:
 async def test_downgrade_to_base_and_back(empty_database: str) -> None:
     await migrate(empty_database)
     await asyncio.to_thread(command.downgrade, alembic_config(empty_database), "base")
-    assert await pending(empty_database) == ["0001"]
+    assert await pending(empty_database) == every_revision()
     await migrate(empty_database)
     assert await pending(empty_database) == []
 
@@ -98,7 +110,8 @@ def test_serve_refuses_a_postgres_database_with_pending_migrations(
     monkeypatch.setenv("GATEWAY_DATABASE_URL", url)
     result = CliRunner().invoke(main, ["serve"], catch_exceptions=False)
     assert result.exit_code == 2
-    assert "1 pending migration(s) (0001)" in result.output
+    revisions = every_revision()
+    assert f"{len(revisions)} pending migration(s) ({', '.join(revisions)})" in result.output
     assert "gateway db upgrade" in result.output
     assert "--migrate" in result.output
 
@@ -106,7 +119,7 @@ def test_serve_refuses_a_postgres_database_with_pending_migrations(
     assert status.exit_code == 1
     applied = CliRunner().invoke(main, ["db", "upgrade"], catch_exceptions=False)
     assert applied.exit_code == 0
-    assert "Applied 1 migration(s): 0001" in applied.output
+    assert f"Applied {len(revisions)} migration(s): {', '.join(revisions)}" in applied.output
     assert pending_revisions(url) == []
 
 

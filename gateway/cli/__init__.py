@@ -7,6 +7,8 @@ import click
 from gateway import __version__
 from gateway.cli.accounts import accounts
 from gateway.cli.catalog import models, release
+from gateway.cli.grants import grants
+from gateway.cli.keys import keys
 from gateway.cli.maintenance import config, db, policy
 from gateway.cli.serve import serve
 from gateway.cli.stage import stage
@@ -22,5 +24,5 @@ def main() -> None:
     """
 
 
-for command in (serve, config, db, policy, models, release, stage, accounts):
+for command in (serve, config, db, policy, models, release, stage, accounts, grants, keys):
     main.add_command(command)

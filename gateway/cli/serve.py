@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 
 import click
 from sqlalchemy import func, select
 
 from gateway.cli.support import ensure_schema, out, reported_errors, settings
+from gateway.config import DEFAULT_PUBLIC_URL
 from gateway.db import migrate
 from gateway.db.models import Account
 from gateway.runtime import Runtime, build_runtime
@@ -38,6 +40,10 @@ def serve(host: str, port: int, workers: int, demo: bool, apply_migrations: bool
     # Workers are separate processes that read the same settings from the environment.
     os.environ["GATEWAY_HOME"] = str(current.home)
     base = f"http://{host if host not in ('0.0.0.0', '::') else '127.0.0.1'}:{port}"  # noqa: S104
+    if current.public_url == DEFAULT_PUBLIC_URL:
+        # Not configured: links in manifests point at where this server actually listens.
+        os.environ["GATEWAY_PUBLIC_URL"] = base
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     out.print(f"Release Gateway — home {current.home}", style="bold")
     for ref in seeded:
         out.print(f"  demo release published: {ref}")

@@ -18,11 +18,14 @@ def make_engine(database_url: str) -> AsyncEngine:
     if database_url.startswith("sqlite"):
         engine = create_async_engine(database_url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return create_async_engine(database_url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not the driver, say when a transaction begins (see _sqlite_begin).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     # WAL lets readers proceed while one writer commits; foreign keys are off by default.
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -30,6 +33,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+WRITE = {"sqlite_begin_immediate": True}
+
+
+def _sqlite_begin(connection: Any) -> None:
+    # A WAL reader that later writes fails at once (SQLITE_BUSY_SNAPSHOT, no busy wait) if
+    # another writer committed meanwhile. Write transactions therefore take the write lock
+    # up front and queue behind the busy timeout; plain reads stay deferred and concurrent.
+    immediate = connection.get_execution_options().get("sqlite_begin_immediate", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -85,6 +85,10 @@ url_ttl_seconds = 300
 download_quota = 1
 quota_period_days = 7
 
+[api_keys]
+default_days = 30
+max_days = 90
+
 [publish]
 default_component = "code"
 
@@ -293,6 +297,20 @@ def test_publish_rules_may_be_an_empty_array() -> None:
     assert load_policy(PUBLISH_HEAD + "components = []", "site.toml").publish.rules == ()
 
 
+def test_api_keys_are_validated() -> None:
+    policy = load_policy(BASE, "site.toml")
+    assert (policy.api_keys.default_days, policy.api_keys.max_days) == (30, 90)
+    assert problems_of(edited("default_days = 30", "default_days = 120")) == [
+        "api_keys.default_days: expected at most api_keys.max_days (90), got 120"
+    ]
+    assert problems_of(edited("max_days = 90", "max_days = 0")) == [
+        "api_keys.max_days: expected a positive integer, got 0"
+    ]
+    assert problems_of(edited("max_days = 90", "max_days = 90\nforever = true")) == [
+        "api_keys.forever: unknown key; allowed keys: default_days, max_days"
+    ]
+
+
 def test_publish_table_is_required() -> None:
     text = BASE[: BASE.index("[publish]")]
     assert problems_of(text) == ["publish: missing; expected a table"]
@@ -304,7 +322,7 @@ def test_publish_table_is_required() -> None:
         (
             "schema_version = 1\n",
             "schema_version = 1\ntier_order = 1\n",
-            "tier_order: unknown key; allowed keys: schema_version, tiers, publish",
+            "tier_order: unknown key; allowed keys: schema_version, tiers, publish, api_keys",
         ),
         (
             "grant_days = 90",

@@ -1,0 +1,94 @@
+"""`gateway grants`: operators create and change access grants."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import click
+from rich.table import Table
+
+from gateway.cli.support import out, parse_or_fail, run
+from gateway.db.models import Grant
+from gateway.grants.service import GrantFilter, change_grant, create_grant, list_grants
+from gateway.portal.filters import when
+from gateway.runtime import Runtime, cli_actor
+from stages.grants import GrantMove
+from stages.names import parse_model_ref
+
+
+@click.group()
+def grants() -> None:
+    """Access grants: who may download which model at which tier."""
+
+
+@grants.command("create")
+@click.option("--account", "email", required=True, metavar="EMAIL")
+@click.option("--model", required=True, metavar="ORG/NAME")
+@click.option("--tier", required=True, metavar="TIER")
+@click.option("--days", type=int, help="Length of the grant (default: the tier's grant_days).")
+def grants_create(email: str, model: str, tier: str, days: int | None) -> None:
+    """Grant an account access to a model at a tier; prints the grant id."""
+    ref = parse_or_fail(parse_model_ref, model)
+    grant = run(
+        lambda rt: create_grant(rt, email=email, model=ref, tier=tier, days=days, actor=cli_actor())
+    )
+    out.print(grant.id)
+
+
+@grants.command("list")
+@click.option("--account", "email", metavar="EMAIL")
+@click.option("--model", metavar="ORG/NAME")
+def grants_list(email: str | None, model: str | None) -> None:
+    """List grants, newest first."""
+    ref = parse_or_fail(parse_model_ref, model) if model else None
+
+    async def call(rt: Runtime) -> Sequence[Grant]:
+        async with rt.sessionmaker() as session:
+            return await list_grants(session, GrantFilter(email=email, model=ref))
+
+    rows = run(call)
+    if not rows:
+        out.print("No grants.")
+        return
+    table = Table()
+    for column in ("id", "account", "model", "tier", "status", "expires"):
+        table.add_column(column, overflow="fold")
+    for grant in rows:
+        table.add_row(
+            grant.id,
+            grant.account.email,
+            grant.model.ref,
+            grant.tier,
+            grant.status,
+            when(grant.expires_at),
+        )
+    out.print(table)
+
+
+def _change(move: GrantMove, grant_id: str, reason: str) -> None:
+    grant = run(lambda rt: change_grant(rt, grant_id, move, reason=reason, actor=cli_actor()))
+    out.print(f"Grant {grant.id} is now {grant.status}.")
+
+
+@grants.command("revoke")
+@click.argument("grant_id")
+@click.option("--reason", required=True)
+def grants_revoke(grant_id: str, reason: str) -> None:
+    """Revoke a grant for good; its URLs stop working at once."""
+    _change(GrantMove.REVOKE, grant_id, reason)
+
+
+@grants.command("suspend")
+@click.argument("grant_id")
+@click.option("--reason", required=True)
+def grants_suspend(grant_id: str, reason: str) -> None:
+    """Suspend a grant; its URLs stop working at once."""
+    _change(GrantMove.SUSPEND, grant_id, reason)
+
+
+@grants.command("reinstate")
+@click.argument("grant_id")
+@click.option("--reason", required=True)
+def grants_reinstate(grant_id: str, reason: str) -> None:
+    """Lift a suspension."""
+    _change(GrantMove.REINSTATE, grant_id, reason)

@@ -1,0 +1,1 @@
+"""Download manifests, signed URLs and the /d/ endpoint."""

@@ -1,0 +1,117 @@
+"""HTTP: the download manifest, the /d/ endpoint and the public keys of download tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from litestar import Controller, Request, get, post, route
+from litestar.datastructures import State
+from litestar.params import JSONBody
+from litestar.response.base import ASGIResponse
+from litestar.response.redirect import ASGIRedirectResponse
+
+from gateway.catalog.api import model_ref
+from gateway.credentials.url_tokens import verifying_keys
+from gateway.downloads.file_response import StoredFileResponse
+from gateway.downloads.service import Client, DownloadManifest, deliver, issue_manifest
+from gateway.keys.auth import CallerDep
+from gateway.web import Db, Name, Org, PathStr, Rt, Version
+
+
+@dataclass
+class ManifestRequest:
+    """Both optional: `paths` limits the URLs to these artifacts; `continue` maps a path to
+    the download id of an interrupted download, so its refreshed URL uses no new quota."""
+
+    paths: list[str] | None = None
+    continue_: dict[str, str] | None = None
+
+
+def client_of(request: Request[object, object, State]) -> Client:
+    address = request.client.host if request.client else None
+    return Client(address=address, user_agent=request.headers.get("user-agent"))
+
+
+class DownloadsController(Controller):
+    tags = ["downloads"]
+
+    @post(
+        "/api/v1/models/{org:str}/{name:str}/releases/{version:str}/downloads",
+        summary="Signed, expiring URLs for the artifacts your grant may fetch",
+        status_code=200,
+    )
+    async def manifest(
+        self,
+        request: Request[object, object, State],
+        runtime: Rt,
+        caller: CallerDep,
+        org: Org,
+        name: Name,
+        version: Version,
+        data: JSONBody[dict[str, object] | None] = None,
+    ) -> DownloadManifest:
+        body = _manifest_request(data)
+        return await issue_manifest(
+            runtime,
+            caller,
+            model_ref(org, name),
+            version,
+            paths=body.paths,
+            continue_ids=body.continue_,
+            client=client_of(request),
+        )
+
+    @route(
+        "/d/{token:str}",
+        http_method=["GET", "HEAD"],
+        summary="Download one artifact with a signed URL (Range supported)",
+    )
+    async def download(
+        self, request: Request[object, object, State], runtime: Rt, token: PathStr
+    ) -> ASGIResponse:
+        delivery = await deliver(
+            runtime,
+            token,
+            range_header=request.headers.get("range"),
+            method=request.method,
+            client=client_of(request),
+        )
+        if delivery.redirect_url is not None:
+            return ASGIRedirectResponse(
+                path=delivery.redirect_url, status_code=302, headers={"cache-control": "no-store"}
+            )
+        return StoredFileResponse(
+            path=delivery.local_path,
+            size=delivery.size,
+            sha256=delivery.sha256,
+            filename=delivery.filename,
+            byte_range=delivery.byte_range,
+            is_head=request.method == "HEAD",
+            headers={},
+        )
+
+    @get("/.well-known/jwks.json", summary="Public keys that verify download tokens", cache=False)
+    async def jwks(self, runtime: Rt, db: Db) -> dict[str, list[dict[str, object]]]:
+        keys = await verifying_keys(db, runtime.clock())
+        return {"keys": list(keys.values())}
+
+
+def _manifest_request(data: dict[str, object] | None) -> ManifestRequest:
+    from gateway.errors import InvalidInput
+
+    data = data or {}
+    unknown = set(data) - {"paths", "continue"}
+    if unknown:
+        raise InvalidInput(f"unknown field {sorted(unknown)[0]!r}; fields are paths, continue")
+    paths = data.get("paths")
+    if paths is not None and not (
+        isinstance(paths, list) and all(isinstance(p, str) for p in paths)
+    ):
+        raise InvalidInput("paths: expected a list of artifact paths")
+    cont = data.get("continue")
+    if cont is not None and not (
+        isinstance(cont, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in cont.items())
+    ):
+        raise InvalidInput("continue: expected an object mapping paths to download ids")
+    return ManifestRequest(paths=paths, continue_=cont)

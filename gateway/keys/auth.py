@@ -1,0 +1,27 @@
+"""Bearer authentication with API keys, as a Litestar dependency."""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+
+from gateway.keys.service import Caller, Unauthenticated, authenticate
+from gateway.web import Db, Rt
+
+
+async def provide_caller(request: Request[object, object, State], runtime: Rt, db: Db) -> Caller:
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Unauthenticated(
+            "send your API key as `Authorization: Bearer rgk_...`", code="key_invalid"
+        )
+    caller = await authenticate(runtime, db, secret.strip(), runtime.clock())
+    await db.commit()  # keeps last_used_at
+    return caller
+
+
+CallerDep: TypeAlias = NamedDependency[Caller]

@@ -1,0 +1,157 @@
+"""API keys. The secret is returned once, at creation; only its SHA-256 is stored."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway import evidence
+from gateway.credentials.api_key_format import (
+    display_prefix,
+    is_well_formed,
+    key_digest,
+    new_api_key,
+)
+from gateway.db.models import Account, ApiKey
+from gateway.errors import GatewayError, InvalidInput, NotFound
+from gateway.runtime import Runtime
+
+SCOPES = ("download", "apply", "keys", "admin")
+# last_used_at is for people ("used 2 hours ago"); writing it on every request would turn
+# every read into a write, so it is refreshed at most this often.
+LAST_USED_RESOLUTION = timedelta(minutes=5)
+
+
+class Unauthenticated(GatewayError):
+    status = 401
+    exit_code = 10
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    key: ApiKey
+    secret: str
+
+
+def parse_scopes(scopes: Sequence[str]) -> str:
+    chosen = sorted({s.strip() for s in scopes if s.strip()})
+    unknown = [s for s in chosen if s not in SCOPES]
+    if not chosen or unknown:
+        problem = f"unknown scope {unknown[0]!r}" if unknown else "at least one scope is needed"
+        raise InvalidInput(f"{problem}; scopes are {', '.join(SCOPES)}", code="invalid_scope")
+    return " ".join(chosen)
+
+
+async def create_key(
+    rt: Runtime,
+    *,
+    account_id: str,
+    scopes: Sequence[str],
+    days: int | None,
+    name: str,
+    actor: str,
+) -> CreatedKey:
+    """A new key for the account, expiring after `days` (the policy's default if None)."""
+    rules = rt.policy.api_keys
+    lifetime = rules.default_days if days is None else days
+    if not 1 <= lifetime <= rules.max_days:
+        raise InvalidInput(
+            f"a key may live 1 to {rules.max_days} days (the policy's limit), not {lifetime}",
+            code="invalid_expiry",
+        )
+    if len(name) > 200:
+        raise InvalidInput("a key name is at most 200 characters", code="invalid_name")
+    chosen = parse_scopes(scopes)
+    secret = new_api_key()
+    now = rt.clock()
+    async with rt.transaction() as session:
+        if await session.get(Account, account_id) is None:
+            raise NotFound("no such account", code="account_not_found")
+        key = ApiKey(
+            id=str(uuid.uuid4()),
+            account_id=account_id,
+            name=name,
+            display_prefix=display_prefix(secret),
+            secret_sha256=key_digest(secret),
+            scopes=chosen,
+            created_at=now,
+            expires_at=now + timedelta(days=lifetime),
+        )
+        session.add(key)
+        evidence.record(
+            session,
+            "key.created",
+            actor=actor,
+            at=now,
+            account_id=account_id,
+            data={"key": key.id, "scopes": chosen, "expires_at": key.expires_at.isoformat()},
+        )
+    return CreatedKey(key=key, secret=secret)
+
+
+async def list_keys(session: AsyncSession, account_id: str) -> Sequence[ApiKey]:
+    return (
+        await session.scalars(
+            select(ApiKey).where(ApiKey.account_id == account_id).order_by(ApiKey.created_at)
+        )
+    ).all()
+
+
+async def revoke_key(rt: Runtime, *, account_id: str, key_id: str, actor: str) -> ApiKey:
+    """Revoke one of the account's keys at once. Another account's key is 'not found'."""
+    now = rt.clock()
+    async with rt.transaction() as session:
+        key = await session.scalar(
+            select(ApiKey).where(ApiKey.id == key_id, ApiKey.account_id == account_id)
+        )
+        if key is None:
+            raise NotFound(f"no key {key_id}", code="key_not_found")
+        if key.revoked_at is None:
+            key.revoked_at = now
+            evidence.record(
+                session,
+                "key.revoked",
+                actor=actor,
+                at=now,
+                account_id=account_id,
+                data={"key": key.id},
+            )
+    return key
+
+
+@dataclass(frozen=True)
+class Caller:
+    account: Account
+    key: ApiKey
+
+
+async def authenticate(rt: Runtime, session: AsyncSession, secret: str, now: datetime) -> Caller:
+    """The account and key behind a bearer secret, or Unauthenticated (401).
+
+    Revocation, expiry and scope are not judged here: the access decision does that, so
+    every denial has the same reasons everywhere.
+    """
+    if not is_well_formed(secret):
+        raise Unauthenticated(
+            "that is not a valid API key (keys look like rgk_ followed by 28 letters and digits)",
+            code="key_invalid",
+        )
+    found = (
+        await session.execute(
+            select(ApiKey, Account)
+            .join(Account, ApiKey.account_id == Account.id)
+            .where(ApiKey.secret_sha256 == key_digest(secret))
+        )
+    ).first()
+    if found is None:
+        raise Unauthenticated("this API key is not known to this gateway", code="key_invalid")
+    key, account = found.tuple()
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+        await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+        key.last_used_at = now
+    return Caller(account=account, key=key)
