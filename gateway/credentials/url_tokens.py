@@ -168,14 +168,22 @@ def verify(
             algorithms=[ALGORITHM],  # pinned, never taken from the token
             audience=AUDIENCE,  # a token minted for another purpose is refused
             issuer=issuer,  # and one from another gateway
-            leeway=LEEWAY_SECONDS,  # small clock drift between replicas
-            options={"require": list(REQUIRED_CLAIMS), "verify_iat": True},
+            # Expiry is checked below against the gateway's clock, not the library's, so
+            # that every decision in a request uses one `now`; presence is still required.
+            options={"require": list(REQUIRED_CLAIMS), "verify_exp": False, "verify_iat": False},
         )
-    except jwt.ExpiredSignatureError as exc:
-        # PyJWT checks the signature before the expiry, so this token is genuine.
-        raise TokenExpired("this download link has expired") from exc
     except jwt.InvalidTokenError as exc:
         raise TokenInvalid("this download link is not valid") from exc
+    moment = now.timestamp()
+    try:
+        expires, issued = int(claims["exp"]), int(claims["iat"])
+    except (TypeError, ValueError) as exc:
+        raise TokenInvalid("this download link is not valid") from exc
+    if issued > moment + LEEWAY_SECONDS:
+        raise TokenInvalid("this download link is not valid yet")
+    # The signature was checked first, so an expired token here is a genuine one.
+    if expires + LEEWAY_SECONDS < moment:
+        raise TokenExpired("this download link has expired")
     try:
         return DownloadClaims(
             account_id=str(claims["sub"]),

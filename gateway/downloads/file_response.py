@@ -41,6 +41,10 @@ class StoredFileResponse(ASGIResponse):
         }
         if byte_range is not None:
             all_headers["content-range"] = byte_range.content_range(size)
+        if is_head:
+            # Litestar leaves these out of HEAD answers; a client sizing a download needs them.
+            all_headers["content-length"] = str(length)
+            all_headers["content-type"] = "application/octet-stream"
         super().__init__(
             status_code=206 if byte_range else 200,
             media_type="application/octet-stream",

@@ -252,7 +252,7 @@ async def _issue(
         )
     )
     # Not dict(result): a Result has .keys() (its columns), which dict() would misread.
-    used = dict(list(usage.tuples()))
+    used = {artifact_id: count for artifact_id, count in usage}  # noqa: C416 - dict(Result) reads its .keys()
     continuing = await _continuable(session, grant, now, continue_ids or {}, artifacts)
     key = await rt.url_keys.signing(session, now)
     base = rt.settings.public_url
@@ -423,7 +423,7 @@ async def deliver(
         ).first()
         if row is None:
             raise Denied(Reason.URL_INVALID, "this download link does not match any grant")
-        grant, account, artifact, component, release, model = row.tuple()
+        grant, account, artifact, component, release, model = row
         if account.id != claims.account_id or release.model_id != grant.model_id:
             raise Denied(Reason.URL_INVALID, "this download link does not match its grant")
         release.model = model

@@ -150,7 +150,7 @@ async def authenticate(rt: Runtime, session: AsyncSession, secret: str, now: dat
     ).first()
     if found is None:
         raise Unauthenticated("this API key is not known to this gateway", code="key_invalid")
-    key, account = found.tuple()
+    key, account = found
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
         await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
         key.last_used_at = now
