@@ -23,7 +23,14 @@ from stages.names import InvalidName
 T = TypeVar("T")
 
 # Markup is off: names, paths and messages are printed as they are, never as rich tags.
-out = Console(highlight=False, soft_wrap=True, markup=False)
+# Into a pipe or a file, tables are laid out wide so that ids and hashes stay whole.
+_PIPED_WIDTH = 240
+out = Console(
+    highlight=False,
+    soft_wrap=True,
+    markup=False,
+    width=None if sys.stdout.isatty() else _PIPED_WIDTH,
+)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
