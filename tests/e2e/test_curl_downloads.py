@@ -1,0 +1,134 @@
+"""A grantee with plain curl against the real server: whole files, `curl -C -` resume,
+revocation that kills an unexpired URL at once."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from tests.e2e.test_quick_start import free_port
+from tests.sample import make_license
+
+
+def gateway(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str], Path]]:
+    work = tmp_path_factory.mktemp("curl")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "AWS_"))}
+    env["GATEWAY_HOME"] = str(work / "home")
+    env["GATEWAY_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
+    folder = work / "model"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(os.urandom(3_000_000))
+    (folder / "README.md").write_text("# model\n")
+    gateway(env, "db", "upgrade")
+    gateway(
+        env,
+        "release",
+        "publish",
+        "acme/llm",
+        "1.0",
+        str(folder),
+        "--license",
+        str(make_license(work)),
+    )
+    gateway(env, "stage", "promote", "acme/llm:1.0", "--to", "trusted_partner")
+    log = (work / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx2.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx2.TransportError:
+                pass
+            assert process.poll() is None, (work / "serve.log").read_text()
+            assert time.monotonic() < deadline, "the gateway did not start within 60 s"
+            time.sleep(0.1)
+        yield base, env, folder
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+        log.close()
+
+
+def curl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["curl", "-sS", *args], capture_output=True, text=True, check=False)
+
+
+def test_curl_fetches_resumes_and_is_cut_off_by_revocation(
+    server: tuple[str, dict[str, str], Path], tmp_path: Path
+) -> None:
+    base, env, folder = server
+    gateway(env, "accounts", "create", "carol@example.org")
+    grant_id = gateway(
+        env,
+        "grants",
+        "create",
+        "--account",
+        "carol@example.org",
+        "--model",
+        "acme/llm",
+        "--tier",
+        "trusted_partner",
+    )
+    key = gateway(env, "keys", "create", "--account", "carol@example.org", "--scope", "download")
+    listed = curl(
+        "-X",
+        "POST",
+        "-H",
+        f"Authorization: Bearer {key}",
+        f"{base}/api/v1/models/acme/llm/releases/1.0/downloads",
+    )
+    manifest = json.loads(listed.stdout)
+    urls = {a["path"]: a for a in manifest["artifacts"]}
+    for path, artifact in urls.items():
+        target = tmp_path / path
+        assert curl("-f", "-o", str(target), artifact["url"]).returncode == 0
+        assert hashlib.sha256(target.read_bytes()).hexdigest() == artifact["sha256"]
+
+    # An interrupted download: the first megabyte only, then `curl -C -` finishes it.
+    weights = urls["model.safetensors"]
+    partial = tmp_path / "resumed.safetensors"
+    assert curl("-f", "-r", "0-999999", "-o", str(partial), weights["url"]).returncode == 0
+    assert partial.stat().st_size == 1_000_000
+    assert curl("-f", "-C", "-", "-o", str(partial), weights["url"]).returncode == 0
+    assert hashlib.sha256(partial.read_bytes()).hexdigest() == weights["sha256"]
+    assert partial.read_bytes() == (folder / "model.safetensors").read_bytes()
+
+    gateway(env, "grants", "revoke", grant_id, "--reason", "end of the pilot")
+    refused = curl("-o", "-", "-w", "%{http_code}", weights["url"])
+    assert refused.stdout.endswith("403")
+    body = json.loads(refused.stdout[:-3])
+    assert body["error"] == "grant_revoked"
+    assert body["message"] == "your access grant was revoked"
