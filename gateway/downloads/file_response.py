@@ -15,6 +15,7 @@ from litestar.response.base import ASGIResponse
 from litestar.types import Receive, Scope, Send
 
 from gateway.downloads.ranges import ByteRange
+from gateway.storage import attachment_disposition
 
 CHUNK = 1 << 20
 
@@ -35,7 +36,7 @@ class StoredFileResponse(ASGIResponse):
         all_headers = {
             "accept-ranges": "bytes",
             "etag": f'"{sha256}"',
-            "content-disposition": f'attachment; filename="{filename}"',
+            "content-disposition": attachment_disposition(filename),
             "cache-control": "private, no-store",
             **headers,
         }

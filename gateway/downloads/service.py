@@ -359,16 +359,9 @@ async def _continuable(
         )
     ).all()
     started = {(row.artifact_id, row.id) for row in rows}
-    # An id that was issued but never used is continuable too: it has used no unit yet.
-    return {
-        artifact_id: download_id
-        for artifact_id, download_id in asked.items()
-        if (artifact_id, download_id) in started or not await _exists(session, download_id)
-    }
-
-
-async def _exists(session: AsyncSession, download_id: str) -> bool:
-    return await session.get(Download, download_id) is not None
+    # Only a download this grant started for this very artifact carries on; anything else
+    # gets a new id (an id issued but never used has used no unit, so nothing is lost).
+    return {a: d for a, d in asked.items() if (a, d) in started}
 
 
 def _client(client: Client) -> dict[str, str | None]:
@@ -433,6 +426,10 @@ async def deliver(
             byte_range = None
             refusal = _RangeRefused(artifact.size)
         started = await session.get(Download, claims.download_id)
+        if started is not None and (
+            started.grant_id != grant.id or started.artifact_id != artifact.id
+        ):
+            raise Denied(Reason.URL_INVALID, "this download link does not match its download")
         period = quota_period(grant.starts_at, now, grant.quota_period_days)
         quota_left = None
         if started is None:

@@ -351,3 +351,20 @@ async def set_quota(rt: Runtime, grant_id: str, units: int) -> None:
         await session.execute(
             update(Grant).where(Grant.id == grant_id).values(download_quota=units)
         )
+
+
+async def test_a_download_id_cannot_be_borrowed_from_another_grant_or_file(
+    client: Http, runtime: Runtime, tmp_path: Path
+) -> None:
+    await open_release(runtime, tmp_path)
+    alice = await grantee(runtime)
+    bob = await grantee(runtime, "bob@example.org")
+    readme = entry(await manifest(client, alice, paths=["README.md"]), "README.md")
+    await fetch(client, readme["url"])
+    borrowed = {
+        "continue": {"README.md": readme["download_id"], "config.json": readme["download_id"]}
+    }
+    theirs = await manifest(client, bob, paths=["README.md"], **borrowed)
+    assert entry(theirs, "README.md")["download_id"] != readme["download_id"]
+    mine = await manifest(client, alice, paths=["config.json"], **borrowed)
+    assert entry(mine, "config.json")["download_id"] != readme["download_id"]
