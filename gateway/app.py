@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, MediaType, Request, Response
+from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    NotFoundException,
+    ValidationException,
+)
+from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.response import Template
+from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
+from litestar.stores.base import Store
+from litestar.stores.file import FileStore
 from litestar.template.config import TemplateConfig
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,8 +37,11 @@ from gateway.errors import GatewayError
 from gateway.health import healthz, readyz, release_signing_key
 from gateway.keys.api import KeysController
 from gateway.keys.auth import provide_caller
+from gateway.portal.account_pages import AccountPages
+from gateway.portal.auth_pages import AuthPages
 from gateway.portal.catalog_pages import CatalogPages
 from gateway.portal.filters import register_filters
+from gateway.portal.session import provide_viewer
 from gateway.runtime import Runtime, build_runtime
 from gateway.web import Rt
 
@@ -86,6 +100,10 @@ def _on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Respo
         ]
         message = "invalid request" + (": " + "; ".join(parts) if parts else "")
         return _error(request, 400, "invalid_request", message)
+    if isinstance(exc, NotAuthorizedException) and str(exc.detail).startswith("/sign-in"):
+        if _wants_html(request):
+            return Redirect(exc.detail)
+        return _error(request, 401, "sign_in_required", "sign in to see this page")
     if isinstance(exc, NotFoundException):
         return _error(request, 404, "not_found", f"nothing at {request.url.path}")
     return _error(request, exc.status_code, "http_error", exc.detail)
@@ -99,11 +117,59 @@ def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[
     )
 
 
+# Paths that carry no cookies: bearer-key API calls, downloads, health, public keys.
+_COOKIELESS = [
+    "^/api/",
+    "^/d/",
+    "^/healthz",
+    "^/readyz",
+    "^/\\.well-known/",
+    "^/static/",
+    "^/schema",
+]
+
+
+def _secret(path: Path) -> str:
+    """A persistent random secret shared by every worker (created once, mode 0600)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Litestar:
     """Build the gateway app. Tests pass a runtime; `gateway serve` lets it read settings."""
     if runtime is None:
         runtime = build_runtime(settings or load_settings())
     rt = runtime
+    home = rt.settings.home
+    secure = rt.settings.secure_cookies
+    stores: dict[str, Store] = {
+        "sessions": FileStore(home / "state" / "sessions", create_directories=True),
+        "rate_limits": FileStore(home / "state" / "rate-limits", create_directories=True),
+    }
+    sessions = ServerSideSessionConfig(
+        store="sessions",
+        key="gw_session",
+        secure=secure,
+        httponly=True,
+        samesite="lax",
+        max_age=14 * 24 * 3600,
+        exclude=_COOKIELESS,
+    )
+    csrf = CSRFConfig(
+        secret=_secret(rt.settings.keys_dir / "csrf-secret"),
+        cookie_name="gw_csrf",
+        cookie_secure=secure,
+        cookie_samesite="lax",
+        exclude=_COOKIELESS,
+    )
 
     async def close_runtime() -> None:
         await rt.close()
@@ -118,6 +184,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             release_signing_key,
             CatalogController,
             CatalogPages,
+            AuthPages,
+            AccountPages,
             DownloadsController,
             KeysController,
             create_static_files_router(
@@ -128,8 +196,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             "runtime": Provide(_provide_runtime),
             "db": Provide(_provide_db),
             "caller": Provide(provide_caller),
+            "viewer": Provide(provide_viewer),
         },
         state=State({"runtime": runtime}),
+        stores=stores,
+        middleware=[sessions.middleware],
+        csrf_config=csrf,
         on_shutdown=[close_runtime],
         template_config=TemplateConfig(
             directory=HERE / "templates",

@@ -23,6 +23,27 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class OidcProvider:
+    """A sign-in provider from `[oidc.<name>]` in gateway.toml."""
+
+    name: str
+    title: str
+    issuer: str
+    client_id: str
+    client_secret: str
+    scopes: tuple[str, ...] = ("openid", "email", "profile")
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """An endpoint from `[[webhooks]]` in gateway.toml; payloads are signed with `secret`."""
+
+    url: str
+    secret: str
+    events: tuple[str, ...] = ()  # empty: every event
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     database_url: str
@@ -31,6 +52,14 @@ class Settings:
     s3_region: str | None
     policy_file: Path | None
     public_url: str
+    smtp_url: str | None = None
+    mail_from: str = "Release Gateway <gateway@localhost>"
+    oidc: tuple[OidcProvider, ...] = ()
+    webhooks: tuple[Webhook, ...] = ()
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_url.startswith("https://")
 
     @property
     def is_sqlite(self) -> bool:
@@ -45,7 +74,13 @@ class Settings:
         shown: dict[str, str] = {}
         for field in fields(self):
             value = getattr(self, field.name)
-            shown[field.name] = "(not set)" if value is None else _mask_url(str(value))
+            if field.name == "oidc":
+                text = ", ".join(f"{p.name} ({p.issuer})" for p in self.oidc) or "(none)"
+            elif field.name == "webhooks":
+                text = ", ".join(w.url for w in self.webhooks) or "(none)"
+            else:
+                text = "(not set)" if value is None else _mask_url(str(value))
+            shown[field.name] = text
         if self.policy_file is None:
             shown["policy_file"] = "(shipped policies/default.toml)"
         return shown
@@ -59,7 +94,10 @@ _ENV = {
     "s3_region": "GATEWAY_S3_REGION",
     "policy_file": "GATEWAY_POLICY_FILE",
     "public_url": "GATEWAY_PUBLIC_URL",
+    "smtp_url": "GATEWAY_SMTP_URL",
+    "mail_from": "GATEWAY_MAIL_FROM",
 }
+_TABLES = ("oidc", "webhooks")
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -75,11 +113,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raw = tomllib.loads(config_file.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{config_file}: not valid TOML: {exc}") from exc
-        unknown = sorted(set(raw) - set(_ENV))
+        unknown = sorted(set(raw) - set(_ENV) - set(_TABLES))
         if unknown:
             raise ConfigError(
                 f"{config_file}: unknown setting {unknown[0]!r}; "
-                f"known settings are {', '.join(sorted(_ENV))}"
+                f"known settings are {', '.join(sorted([*_ENV, *_TABLES]))}"
             )
 
     def pick(name: str) -> tuple[str | None, str]:
@@ -112,6 +150,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     public_url, where = pick("public_url")
     public_url = (public_url or DEFAULT_PUBLIC_URL).rstrip("/")
     _check_http_url(public_url, where)
+    smtp_url, where = pick("smtp_url")
+    if smtp_url is not None and urlsplit(smtp_url).scheme not in ("smtp", "smtps", "smtp+starttls"):
+        raise ConfigError(
+            f"{where}: expected smtp://[user:password@]host[:port] (or smtps://, smtp+starttls://)"
+        )
+    mail_from, _ = pick("mail_from")
     return Settings(
         home=home,
         database_url=database_url,
@@ -120,7 +164,72 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         s3_region=region,
         policy_file=policy_file,
         public_url=public_url,
+        smtp_url=smtp_url,
+        mail_from=mail_from or "Release Gateway <gateway@localhost>",
+        oidc=_read_oidc(raw.get("oidc"), f"{config_file}: oidc"),
+        webhooks=_read_webhooks(raw.get("webhooks"), f"{config_file}: webhooks"),
     )
+
+
+_OIDC_KEYS = ("title", "issuer", "client_id", "client_secret", "scopes")
+
+
+def _read_oidc(value: object, where: str) -> tuple[OidcProvider, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected tables like [oidc.university]")
+    providers = []
+    for name, body in value.items():
+        here = f"{where}.{name}"
+        if not isinstance(body, dict):
+            raise ConfigError(f"{here}: expected a table")
+        unknown = sorted(set(body) - set(_OIDC_KEYS))
+        if unknown:
+            raise ConfigError(
+                f"{here}: unknown key {unknown[0]!r}; keys are {', '.join(_OIDC_KEYS)}"
+            )
+        for key in ("issuer", "client_id", "client_secret"):
+            if not isinstance(body.get(key), str) or not body[key]:
+                raise ConfigError(f"{here}.{key}: expected a non-empty string")
+        _check_http_url(body["issuer"], f"{here}.issuer")
+        scopes = body.get("scopes", ["openid", "email", "profile"])
+        if not isinstance(scopes, list) or "openid" not in scopes:
+            raise ConfigError(f"{here}.scopes: expected a list of scopes that includes openid")
+        providers.append(
+            OidcProvider(
+                name=name,
+                title=str(body.get("title") or name),
+                issuer=body["issuer"].rstrip("/"),
+                client_id=body["client_id"],
+                client_secret=body["client_secret"],
+                scopes=tuple(str(s) for s in scopes),
+            )
+        )
+    return tuple(providers)
+
+
+def _read_webhooks(value: object, where: str) -> tuple[Webhook, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: expected [[webhooks]] tables")
+    hooks = []
+    for index, body in enumerate(value):
+        here = f"{where}[{index}]"
+        if not isinstance(body, dict) or set(body) - {"url", "secret", "events"}:
+            raise ConfigError(f"{here}: expected a table with url, secret and optional events")
+        if not isinstance(body.get("url"), str):
+            raise ConfigError(f"{here}.url: expected a URL")
+        _check_http_url(body["url"], f"{here}.url")
+        secret = body.get("secret")
+        if not isinstance(secret, str) or len(secret) < 16:
+            raise ConfigError(f"{here}.secret: expected a string of at least 16 characters")
+        events = body.get("events", [])
+        if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
+            raise ConfigError(f"{here}.events: expected a list of event names")
+        hooks.append(Webhook(url=body["url"], secret=secret, events=tuple(events)))
+    return tuple(hooks)
 
 
 def _check_database_url(url: str, where: str) -> str:

@@ -6,14 +6,27 @@
 #   Problems are collected, not raised one by one, so one run shows all of them.
 # - Unknown keys are refused: a typo must never fall back silently to a default.
 # - The result is plain frozen values (policies.schema); nothing downstream sees TOML.
+# - Tiers, publishing and API keys are read here; each tier's application rules and the
+#   grant lifecycle in policies.application_loader.
 
-import json
-import re
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Final, TypeGuard, TypeVar
+from types import MappingProxyType
+from typing import Final, TypeGuard
 
+from policies.application_loader import read_applications, read_lifecycle
+from policies.reading import (
+    POSITIVE_INT,
+    Check,
+    describe,
+    is_array,
+    is_int,
+    is_name,
+    is_positive_int,
+    is_table,
+    is_text,
+)
 from policies.schema import ComponentRule, KeyRules, Policy, PublishRules
 from stages.release import DRAFT
 from stages.tiers import Tier, TierLadder
@@ -22,8 +35,7 @@ SCHEMA_VERSION: Final = 1
 # S3 (SigV4) presigned URLs cannot outlive seven days, so neither may ours.
 MAX_URL_TTL_SECONDS: Final = 7 * 24 * 3600
 
-_NAME = re.compile(r"[a-z][a-z0-9_]*")
-_TOP_KEYS: Final = ("schema_version", "tiers", "publish", "api_keys")
+_TOP_KEYS: Final = ("schema_version", "tiers", "publish", "api_keys", "lifecycle")
 _KEY_RULE_KEYS: Final = ("default_days", "max_days")
 _TIER_KEYS: Final = (
     "order",
@@ -33,14 +45,12 @@ _TIER_KEYS: Final = (
     "url_ttl_seconds",
     "download_quota",
     "quota_period_days",
+    "application",
 )
 _PUBLISH_KEYS: Final = ("components", "default_component")
 _RULE_KEYS: Final = ("glob", "component")
 
-_POSITIVE_INT: Final = "a positive integer"
 _COMPONENT: Final = "a component name matching [a-z][a-z0-9_]*"
-
-T = TypeVar("T")
 
 
 class PolicyError(ValueError):
@@ -58,53 +68,37 @@ def load_policy(text: str, source: str) -> Policy:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(source, [f"invalid TOML: {exc}"]) from exc
-    check = _Check()
+    check = Check()
     # A file for another schema version would mostly produce noise; stop at the version.
     if check.field(data, "", "schema_version", str(SCHEMA_VERSION), _is_schema_version) is None:
         raise PolicyError(source, check.problems)
     check.keys(data, "", _TOP_KEYS)
     ladder = _read_ladder(data, check)
+    applications = read_applications(data.get("tiers"), check)
     publish = _read_publish(data, check, ladder)
     api_keys = _read_key_rules(data, check)
-    if check.problems or ladder is None or publish is None or api_keys is None:
+    lifecycle = read_lifecycle(data, check)
+    if (
+        check.problems
+        or ladder is None
+        or applications is None
+        or publish is None
+        or api_keys is None
+        or lifecycle is None
+    ):
         raise PolicyError(source, check.problems)
-    return Policy(schema_version=SCHEMA_VERSION, ladder=ladder, publish=publish, api_keys=api_keys)
+    return Policy(
+        schema_version=SCHEMA_VERSION,
+        ladder=ladder,
+        publish=publish,
+        api_keys=api_keys,
+        applications=MappingProxyType({name: applications[name] for name in ladder.names}),
+        lifecycle=lifecycle,
+    )
 
 
-class _Check:
-    """Collects problems while fields are read."""
-
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-
-    def add(self, path: str, message: str) -> None:
-        self.problems.append(f"{path}: {message}")
-
-    def keys(self, table: Mapping[str, object], path: str, allowed: Sequence[str]) -> None:
-        for key in table:
-            if key not in allowed:
-                self.add(_at(path, key), f"unknown key; allowed keys: {', '.join(allowed)}")
-
-    def field(
-        self,
-        table: Mapping[str, object],
-        path: str,
-        key: str,
-        expected: str,
-        accept: Callable[[object], TypeGuard[T]],
-    ) -> T | None:
-        if key not in table:
-            self.add(_at(path, key), f"missing; expected {expected}")
-            return None
-        value = table[key]
-        if not accept(value):
-            self.add(_at(path, key), f"expected {expected}, got {_describe(value)}")
-            return None
-        return value
-
-
-def _read_ladder(data: Mapping[str, object], check: _Check) -> TierLadder | None:
-    tables = check.field(data, "", "tiers", "a table of tiers", _is_table)
+def _read_ladder(data: Mapping[str, object], check: Check) -> TierLadder | None:
+    tables = check.field(data, "", "tiers", "a table of tiers", is_table)
     if tables is None:
         return None
     if not tables:
@@ -130,23 +124,23 @@ def _read_ladder(data: Mapping[str, object], check: _Check) -> TierLadder | None
     return TierLadder(replace(tier, rank=rank) for rank, (_, tier) in enumerate(valid, start=1))
 
 
-def _read_tier(name: str, body: object, check: _Check) -> tuple[int, Tier] | None:
+def _read_tier(name: str, body: object, check: Check) -> tuple[int, Tier] | None:
     """The tier's order and the tier itself, its rank still 0 until the ladder is known."""
     path = f"tiers.{name}"
-    if not _NAME.fullmatch(name):
-        check.add(path, f"expected a tier name matching [a-z][a-z0-9_]*, got {_describe(name)}")
+    if not is_name(name):
+        check.add(path, f"expected a tier name matching [a-z][a-z0-9_]*, got {describe(name)}")
         return None
     if name == DRAFT:
         check.add(path, f'expected a tier name other than "{DRAFT}", the stage before any tier')
         return None
-    if not _is_table(body):
-        check.add(path, f"expected a table, got {_describe(body)}")
+    if not is_table(body):
+        check.add(path, f"expected a table, got {describe(body)}")
         return None
     check.keys(body, path, _TIER_KEYS)
-    order = check.field(body, path, "order", "an integer", _is_int)
-    title = check.field(body, path, "title", "a non-empty string", _is_text)
+    order = check.field(body, path, "order", "an integer", is_int)
+    title = check.field(body, path, "title", "a non-empty string", is_text)
     components = _read_components(body, path, check)
-    grant_days = check.field(body, path, "grant_days", _POSITIVE_INT, _is_positive_int)
+    grant_days = check.field(body, path, "grant_days", POSITIVE_INT, is_positive_int)
     url_ttl = check.field(
         body,
         path,
@@ -154,8 +148,8 @@ def _read_tier(name: str, body: object, check: _Check) -> tuple[int, Tier] | Non
         f"a positive integer of at most {MAX_URL_TTL_SECONDS} (7 days)",
         _is_url_ttl,
     )
-    quota = check.field(body, path, "download_quota", _POSITIVE_INT, _is_positive_int)
-    period = check.field(body, path, "quota_period_days", _POSITIVE_INT, _is_positive_int)
+    quota = check.field(body, path, "download_quota", POSITIVE_INT, is_positive_int)
+    period = check.field(body, path, "quota_period_days", POSITIVE_INT, is_positive_int)
     if (
         order is None
         or title is None
@@ -179,9 +173,9 @@ def _read_tier(name: str, body: object, check: _Check) -> tuple[int, Tier] | Non
     return order, tier
 
 
-def _read_components(body: Mapping[str, object], path: str, check: _Check) -> frozenset[str] | None:
+def _read_components(body: Mapping[str, object], path: str, check: Check) -> frozenset[str] | None:
     expected = "a non-empty array of component names matching [a-z][a-z0-9_]*"
-    items = check.field(body, path, "components", expected, _is_array)
+    items = check.field(body, path, "components", expected, is_array)
     if items is None:
         return None
     if not items:
@@ -189,13 +183,11 @@ def _read_components(body: Mapping[str, object], path: str, check: _Check) -> fr
         return None
     names: list[str] = []
     for index, item in enumerate(items):
-        if not _is_name(item):
-            check.add(
-                f"{path}.components[{index}]", f"expected {_COMPONENT}, got {_describe(item)}"
-            )
+        if not is_name(item):
+            check.add(f"{path}.components[{index}]", f"expected {_COMPONENT}, got {describe(item)}")
         elif item in names:
             check.add(
-                f"{path}.components[{index}]", f"expected no repeats, got {_describe(item)} again"
+                f"{path}.components[{index}]", f"expected no repeats, got {describe(item)} again"
             )
         else:
             names.append(item)
@@ -203,25 +195,25 @@ def _read_components(body: Mapping[str, object], path: str, check: _Check) -> fr
 
 
 def _read_publish(
-    data: Mapping[str, object], check: _Check, ladder: TierLadder | None
+    data: Mapping[str, object], check: Check, ladder: TierLadder | None
 ) -> PublishRules | None:
-    publish = check.field(data, "", "publish", "a table", _is_table)
+    publish = check.field(data, "", "publish", "a table", is_table)
     if publish is None:
         return None
     check.keys(publish, "publish", _PUBLISH_KEYS)
-    default = check.field(publish, "publish", "default_component", _COMPONENT, _is_name)
+    default = check.field(publish, "publish", "default_component", _COMPONENT, is_name)
     items = check.field(
-        publish, "publish", "components", "an array of tables {glob, component}", _is_array
+        publish, "publish", "components", "an array of tables {glob, component}", is_array
     )
     rules: list[ComponentRule] = []
     for index, item in enumerate(items or ()):
         path = f"publish.components[{index}]"
-        if not _is_table(item):
-            check.add(path, f"expected a table {{glob, component}}, got {_describe(item)}")
+        if not is_table(item):
+            check.add(path, f"expected a table {{glob, component}}, got {describe(item)}")
             continue
         check.keys(item, path, _RULE_KEYS)
         glob = check.field(item, path, "glob", "a glob relative to the release root", _is_glob)
-        component = check.field(item, path, "component", _COMPONENT, _is_name)
+        component = check.field(item, path, "component", _COMPONENT, is_name)
         if glob is not None and component is not None:
             rules.append(ComponentRule(glob=glob, component=component))
             _check_seen(component, f"{path}.component", ladder, check)
@@ -232,13 +224,13 @@ def _read_publish(
     return PublishRules(rules=tuple(rules), default_component=default)
 
 
-def _read_key_rules(data: Mapping[str, object], check: _Check) -> KeyRules | None:
-    table = check.field(data, "", "api_keys", "a table {default_days, max_days}", _is_table)
+def _read_key_rules(data: Mapping[str, object], check: Check) -> KeyRules | None:
+    table = check.field(data, "", "api_keys", "a table {default_days, max_days}", is_table)
     if table is None:
         return None
     check.keys(table, "api_keys", _KEY_RULE_KEYS)
-    default = check.field(table, "api_keys", "default_days", _POSITIVE_INT, _is_positive_int)
-    longest = check.field(table, "api_keys", "max_days", _POSITIVE_INT, _is_positive_int)
+    default = check.field(table, "api_keys", "default_days", POSITIVE_INT, is_positive_int)
+    longest = check.field(table, "api_keys", "max_days", POSITIVE_INT, is_positive_int)
     if default is None or longest is None:
         return None
     if default > longest:
@@ -250,7 +242,7 @@ def _read_key_rules(data: Mapping[str, object], check: _Check) -> KeyRules | Non
     return KeyRules(default_days=default, max_days=longest)
 
 
-def _check_seen(component: str, path: str, ladder: TierLadder | None, check: _Check) -> None:
+def _check_seen(component: str, path: str, ladder: TierLadder | None, check: Check) -> None:
     """A component no tier sees would hide its files from everyone: almost surely a typo."""
     if ladder is None:
         return
@@ -258,60 +250,16 @@ def _check_seen(component: str, path: str, ladder: TierLadder | None, check: _Ch
     if component not in seen:
         check.add(
             path,
-            f"expected a component some tier sees ({', '.join(seen)}), got {_describe(component)}",
+            f"expected a component some tier sees ({', '.join(seen)}), got {describe(component)}",
         )
 
 
-def _at(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _describe(value: object) -> str:
-    """How a TOML value is shown in a message: strings quoted, containers by kind."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "a table"
-    return f"a date/time ({value})"
-
-
-def _is_table(value: object) -> TypeGuard[dict[str, object]]:
-    return isinstance(value, dict)
-
-
-def _is_array(value: object) -> TypeGuard[list[object]]:
-    return isinstance(value, list)
-
-
-def _is_int(value: object) -> TypeGuard[int]:
-    # TOML booleans arrive as bool, which Python counts as int.
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_positive_int(value: object) -> TypeGuard[int]:
-    return _is_int(value) and value > 0
-
-
 def _is_url_ttl(value: object) -> TypeGuard[int]:
-    return _is_positive_int(value) and value <= MAX_URL_TTL_SECONDS
+    return is_positive_int(value) and value <= MAX_URL_TTL_SECONDS
 
 
 def _is_schema_version(value: object) -> TypeGuard[int]:
-    return _is_int(value) and value == SCHEMA_VERSION
-
-
-def _is_text(value: object) -> TypeGuard[str]:
-    return isinstance(value, str) and value.strip() != ""
-
-
-def _is_name(value: object) -> TypeGuard[str]:
-    return isinstance(value, str) and _NAME.fullmatch(value) is not None
+    return is_int(value) and value == SCHEMA_VERSION
 
 
 def _is_glob(value: object) -> TypeGuard[str]:

@@ -3,9 +3,11 @@
 # Rules: frozen values only; nothing here reads a file or knows TOML. The loader is the
 # one place that turns text into these.
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
 
-from stages.tiers import TierLadder
+from stages.tiers import TierLadder, UnknownTier
 
 
 @dataclass(frozen=True)
@@ -32,9 +34,88 @@ class KeyRules:
     max_days: int
 
 
+class Approval(StrEnum):
+    """How an application for a tier is approved."""
+
+    ON_ACCEPTANCE = "on_acceptance"  # automatically, once the license is accepted
+    EMAIL_DOMAIN = "email_domain"  # automatically for a verified email at an allowed domain
+    MANUAL = "manual"  # always by an operator
+
+
+class FieldKind(StrEnum):
+    """What a form field asks for, and so what an answer must be."""
+
+    TEXT = "text"  # one line of text
+    LONG_TEXT = "long_text"  # several paragraphs
+    SELECT = "select"  # one of the field's options
+    CHECKBOX = "checkbox"  # true or false; a required one must be ticked
+    COUNTRY = "country"  # an ISO 3166-1 alpha-2 code
+
+
+# Kinds whose answers are free text, with the longest answer taken when the file says none.
+DEFAULT_MAX_LENGTH: Mapping[FieldKind, int] = {FieldKind.TEXT: 200, FieldKind.LONG_TEXT: 5000}
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One question of a tier's application form.
+
+    `options` is non-empty for select fields and empty for every other kind.
+    `max_length` limits free-text answers (text, long_text); it is 0 for the other kinds,
+    whose answers are checked against their options or code lists instead.
+    """
+
+    name: str
+    label: str
+    kind: FieldKind
+    required: bool
+    options: tuple[str, ...]
+    help: str
+    max_length: int
+
+
+@dataclass(frozen=True)
+class ApplicationRules:
+    """How applications for one tier are asked, approved and timed.
+
+    `allowed_domains` holds lower-case patterns ("uni.example", "*.edu"), non-empty
+    exactly when approval is email_domain.
+    """
+
+    approval: Approval
+    allowed_domains: tuple[str, ...]
+    cooldown_days: int
+    review_days: int
+    response_days: int
+    fields: tuple[FormField, ...]
+
+
+@dataclass(frozen=True)
+class LifecycleRules:
+    """The clock of a grant's end: warnings, renewal and the deletion attestation.
+
+    `expiry_warning_days` is sorted from the earliest warning to the last (30, 7).
+    """
+
+    expiry_warning_days: tuple[int, ...]
+    renewal_opens_days: int
+    closeout_days: int
+
+
 @dataclass(frozen=True)
 class Policy:
     schema_version: int
     ladder: TierLadder
     publish: PublishRules
     api_keys: KeyRules
+    # Read-only (a MappingProxyType), one entry per tier of the ladder. A mapping does
+    # not hash, so it is left out of the policy's hash.
+    applications: Mapping[str, ApplicationRules] = field(hash=False)
+    lifecycle: LifecycleRules
+
+    def application_rules(self, tier: str) -> ApplicationRules:
+        """The application rules of `tier`; UnknownTier if it is not on the ladder."""
+        try:
+            return self.applications[tier]
+        except KeyError:
+            raise UnknownTier(tier, self.ladder.names) from None

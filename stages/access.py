@@ -92,7 +92,27 @@ def decide(facts: AccessFacts, machine: StageMachine) -> Decision:
     return Allow()
 
 
-def _key_denial(facts: AccessFacts, _machine: StageMachine) -> Deny | None:
+def check_key(key: KeyFacts, now: datetime, required_scope: str) -> Decision:
+    """The credential alone: for calls that involve no grant (managing keys, applying)."""
+    denied = _key_denial(
+        AccessFacts(
+            now=now,
+            account_status="active",
+            grant=None,
+            release_ref="",
+            release_stage="draft",
+            release_status="active",
+            component=None,
+            tier_components=frozenset(),
+            key=key,
+            required_scope=required_scope,
+        ),
+        None,
+    )
+    return denied or Allow()
+
+
+def _key_denial(facts: AccessFacts, _machine: StageMachine | None) -> Deny | None:
     key = facts.key
     if key is None:
         return None

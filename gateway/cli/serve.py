@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from dataclasses import replace
 
 import click
-from sqlalchemy import func, select
 
 from gateway.cli.support import ensure_schema, out, reported_errors, settings
 from gateway.config import DEFAULT_PUBLIC_URL
 from gateway.db import migrate
-from gateway.db.models import Account
+from gateway.identity.service import SetupLink, operator_setup_link
 from gateway.runtime import Runtime, build_runtime
 
 
@@ -30,19 +30,20 @@ def serve(host: str, port: int, workers: int, demo: bool, apply_migrations: bool
     PostgreSQL only with --migrate.
     """
     current = settings()
+    base = f"http://{host if host not in ('0.0.0.0', '::') else '127.0.0.1'}:{port}"  # noqa: S104
+    if current.public_url == DEFAULT_PUBLIC_URL:
+        # Not configured: links point at where this server actually listens.
+        os.environ["GATEWAY_PUBLIC_URL"] = base
+        current = replace(current, public_url=base)
     with reported_errors():
         current.home.mkdir(parents=True, exist_ok=True)
         if apply_migrations:
             migrate.upgrade(current.database_url)
         ensure_schema(current)
         runtime = build_runtime(current)
-        seeded, operators = asyncio.run(_prepare(runtime, demo))
+        seeded, setup = asyncio.run(_prepare(runtime, demo))
     # Workers are separate processes that read the same settings from the environment.
     os.environ["GATEWAY_HOME"] = str(current.home)
-    base = f"http://{host if host not in ('0.0.0.0', '::') else '127.0.0.1'}:{port}"  # noqa: S104
-    if current.public_url == DEFAULT_PUBLIC_URL:
-        # Not configured: links in manifests point at where this server actually listens.
-        os.environ["GATEWAY_PUBLIC_URL"] = base
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     out.print(f"Release Gateway — home {current.home}", style="bold")
     for ref in seeded:
@@ -51,11 +52,10 @@ def serve(host: str, port: int, workers: int, demo: bool, apply_migrations: bool
     out.print(f"  API docs  {base}/schema")
     out.print(f"  database  {current.masked()['database_url']}")
     out.print(f"  storage   {runtime.storage.describe()}")
-    if operators == 0:
-        out.print(
-            "  No operator yet. Operators act through the CLI on this machine; create the "
-            "first with:\n    gateway accounts create YOU@EXAMPLE.ORG --operator"
-        )
+    if setup is not None:
+        out.print("  No operator yet. Open this one-time link to create the first one:")
+        out.print(f"    {setup.url}")
+        out.print("  (or, on this machine: gateway accounts create YOU@EXAMPLE.ORG --operator)")
     from granian import Granian
     from granian.constants import Interfaces
 
@@ -70,15 +70,11 @@ def serve(host: str, port: int, workers: int, demo: bool, apply_migrations: bool
     ).serve()
 
 
-async def _prepare(runtime: Runtime, demo: bool) -> tuple[list[str], int]:
+async def _prepare(runtime: Runtime, demo: bool) -> tuple[list[str], SetupLink | None]:
     from gateway.demo import seed_demo
 
     try:
         seeded = await seed_demo(runtime) if demo else []
-        async with runtime.sessionmaker() as session:
-            operators = await session.scalar(
-                select(func.count()).select_from(Account).where(Account.is_operator.is_(True))
-            )
-        return seeded, operators or 0
+        return seeded, await operator_setup_link(runtime)
     finally:
         await runtime.close()

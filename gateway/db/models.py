@@ -29,6 +29,10 @@ class Account(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     password_hash: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime]
+    email_verified_at: Mapped[datetime | None]
+    affiliation: Mapped[str] = mapped_column(String(200), default="")
+    # Set when the account is suspended or terminated; the portal shows it to the account.
+    status_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class Model(Base):
@@ -239,3 +243,155 @@ class QuotaUsage(Base):
     )
     period: Mapped[int] = mapped_column(primary_key=True)
     used: Mapped[int] = mapped_column(default=0)
+
+
+class AccountToken(Base):
+    """A one-time link: email verification, password reset, first-operator setup."""
+
+    __tablename__ = "account_tokens"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    account_id: Mapped[str | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class OidcIdentity(Base):
+    """An account's identity at an OIDC provider (issuer + subject)."""
+
+    __tablename__ = "oidc_identities"
+    __table_args__ = (UniqueConstraint("issuer", "subject"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    provider: Mapped[str] = mapped_column(String(NAME))
+    issuer: Mapped[str] = mapped_column(String(500))
+    subject: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str] = mapped_column(String(320))
+    linked_at: Mapped[datetime]
+
+
+class Notification(Base):
+    """An account's inbox entry; also the outbox for email (delivered by a job)."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_account_created", "account_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(NAME))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    link: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime]
+    read_at: Mapped[datetime | None]
+    # Email delivery: pending -> sent | failed (after retries) | skipped (no SMTP set up).
+    email_status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    email_attempts: Mapped[int] = mapped_column(default=0)
+    email_next_attempt_at: Mapped[datetime | None]
+    email_error: Mapped[str | None] = mapped_column(Text)
+
+
+class WebhookDelivery(Base):
+    """One event to one webhook endpoint, retried with backoff until it is accepted."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(1000))
+    event: Mapped[str] = mapped_column(String(NAME))
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None]
+
+
+class Application(Base):
+    """An account asks for a tier of a model: answers, license acceptance, decision."""
+
+    __tablename__ = "applications"
+    __table_args__ = (
+        Index("ix_applications_account_model_tier", "account_id", "model_id", "tier"),
+        Index("ix_applications_status_submitted", "status", "submitted_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="RESTRICT"))
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="RESTRICT"))
+    tier: Mapped[str] = mapped_column(String(NAME))
+    status: Mapped[str] = mapped_column(String(24))
+    answers: Mapped[dict[str, Any]]
+    license_sha256: Mapped[str] = mapped_column(String(64))
+    accepted_at: Mapped[datetime]
+    accepted_from: Mapped[str | None] = mapped_column(String(100))
+    submitted_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(320))
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    grant_id: Mapped[str | None] = mapped_column(ForeignKey("grants.id", ondelete="RESTRICT"))
+    renewal_of: Mapped[str | None] = mapped_column(ForeignKey("grants.id", ondelete="RESTRICT"))
+    usage_report: Mapped[str | None] = mapped_column(Text)
+
+    account: Mapped[Account] = relationship(lazy="raise")
+    model: Mapped[Model] = relationship(lazy="raise")
+    events: Mapped[list[ApplicationEvent]] = relationship(
+        order_by="ApplicationEvent.id", lazy="raise", back_populates="application"
+    )
+
+
+class ApplicationEvent(Base):
+    __tablename__ = "application_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    application_id: Mapped[str] = mapped_column(
+        ForeignKey("applications.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(320))
+    move: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(24))
+    to_status: Mapped[str] = mapped_column(String(24))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    application: Mapped[Application] = relationship(back_populates="events", lazy="raise")
+
+
+class GrantNotice(Base):
+    """Which expiry warnings a grant has had, so each is sent once."""
+
+    __tablename__ = "grant_notices"
+
+    grant_id: Mapped[str] = mapped_column(
+        ForeignKey("grants.id", ondelete="CASCADE"), primary_key=True
+    )
+    notice: Mapped[str] = mapped_column(String(32), primary_key=True)  # e.g. "expiry:7", "ended"
+    sent_at: Mapped[datetime]
+
+
+class Closeout(Base):
+    """After a grant ends, the grantee attests that the weights were deleted."""
+
+    __tablename__ = "closeouts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id", ondelete="RESTRICT"), unique=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="RESTRICT"), index=True
+    )
+    requested_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    attested_at: Mapped[datetime | None]
+    statement: Mapped[str | None] = mapped_column(Text)
+    attested_from: Mapped[str | None] = mapped_column(String(100))

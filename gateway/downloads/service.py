@@ -96,7 +96,7 @@ class DownloadManifest:
     public_key_url: str
 
 
-def _key_facts(caller: Caller) -> KeyFacts:
+def key_facts(caller: Caller) -> KeyFacts:
     return KeyFacts(
         scopes=frozenset(caller.key.scopes.split()),
         expires_at=caller.key.expires_at,
@@ -189,7 +189,7 @@ def _best_grant(
     rt: Runtime, now: datetime, caller: Caller, release: Release, grants: Any
 ) -> tuple[Grant | None, Allow | Deny]:
     """The widest grant that allows access now; else the most telling refusal."""
-    key = _key_facts(caller)
+    key = key_facts(caller)
     ladder = rt.policy.ladder
     ranked = sorted(
         grants,
@@ -270,7 +270,7 @@ async def _issue(
                 grant=grant,
                 release=release,
                 component=component,
-                key=_key_facts(caller),
+                key=key_facts(caller),
                 quota_left=None if download_id else left,
             ),
             rt.stage_machine,

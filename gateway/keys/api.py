@@ -10,12 +10,12 @@ from litestar import Controller, delete, get, post
 from litestar.params import JSONBody, PathParameter
 
 from gateway.db.models import ApiKey
-from gateway.downloads.service import Denied
+from gateway.downloads.service import Denied, key_facts
 from gateway.errors import InvalidInput
 from gateway.keys.auth import CallerDep
 from gateway.keys.service import Caller, create_key, list_keys, revoke_key
 from gateway.web import Db, Rt
-from stages.access import Reason
+from stages.access import Deny, Reason, check_key
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,26 @@ class NewKeyIn:
     expires_in_days: int | None = None
 
 
-def _require_keys_scope(caller: Caller) -> None:
-    if "keys" not in caller.key.scopes.split():
-        raise Denied(Reason.KEY_SCOPE_MISSING, "managing keys needs a key with the 'keys' scope")
+def _require_keys_scope(caller: Caller, now: datetime) -> None:
+    """A live key (not revoked, not expired) with the `keys` scope."""
+    decision = check_key(key_facts(caller), now, "keys")
+    if isinstance(decision, Deny):
+        raise Denied(decision.reason, decision.message)
+
+
+def _check_new_scopes(caller: Caller, wanted: list[str]) -> None:
+    # A key can hand out no more than it holds, and `admin` only ever goes to operators.
+    held = set(caller.key.scopes.split())
+    beyond = sorted(set(wanted) - held)
+    if beyond:
+        raise Denied(
+            Reason.KEY_SCOPE_MISSING,
+            f"this key cannot create a key with scope {beyond[0]!r}, which it does not have itself",
+        )
+    if "admin" in wanted and not caller.account.is_operator:
+        raise Denied(
+            Reason.KEY_SCOPE_MISSING, "only operators may hold keys with the 'admin' scope"
+        )
 
 
 class KeysController(Controller):
@@ -66,7 +83,8 @@ class KeysController(Controller):
 
     @post("/", summary="Create an API key (the secret is in this response only)", status_code=201)
     async def create(self, runtime: Rt, caller: CallerDep, data: JSONBody[NewKeyIn]) -> NewKeyOut:
-        _require_keys_scope(caller)
+        _require_keys_scope(caller, runtime.clock())
+        _check_new_scopes(caller, data.scopes)
         if data.expires_in_days is not None and data.expires_in_days < 1:
             raise InvalidInput("expires_in_days: expected a positive number of days")
         created = await create_key(
@@ -81,8 +99,8 @@ class KeysController(Controller):
         return NewKeyOut(**out.__dict__, key=created.secret)
 
     @get("/", summary="Your API keys (never their secrets)")
-    async def list(self, db: Db, caller: CallerDep) -> list[KeyOut]:
-        _require_keys_scope(caller)
+    async def list(self, db: Db, runtime: Rt, caller: CallerDep) -> list[KeyOut]:
+        _require_keys_scope(caller, runtime.clock())
         return [KeyOut.of(k) for k in await list_keys(db, caller.account.id)]
 
     @delete("/{key_id:str}", summary="Revoke one of your API keys at once", status_code=200)
@@ -92,7 +110,7 @@ class KeysController(Controller):
         caller: CallerDep,
         key_id: Annotated[str, PathParameter(description="The key's id")],
     ) -> KeyOut:
-        _require_keys_scope(caller)
+        _require_keys_scope(caller, runtime.clock())
         key = await revoke_key(
             runtime,
             account_id=caller.account.id,

@@ -70,8 +70,13 @@ async def create_key(
     secret = new_api_key()
     now = rt.clock()
     async with rt.transaction() as session:
-        if await session.get(Account, account_id) is None:
+        owner = await session.get(Account, account_id)
+        if owner is None:
             raise NotFound("no such account", code="account_not_found")
+        if "admin" in chosen.split() and not owner.is_operator:
+            raise InvalidInput(
+                "only operators may hold keys with the 'admin' scope", code="invalid_scope"
+            )
         key = ApiKey(
             id=str(uuid.uuid4()),
             account_id=account_id,

@@ -24,7 +24,9 @@ def test_every_status_and_move(status: GrantStatus, move: GrantMove) -> None:
     if (status, move) in LEGAL:
         assert apply_grant_move(status, move) is LEGAL[(status, move)]
     else:
-        with pytest.raises(IllegalGrantMove, match=f"cannot {move.value} a grant that is {status.value}"):
+        with pytest.raises(
+            IllegalGrantMove, match=f"cannot {move.value} a grant that is {status.value}"
+        ):
             apply_grant_move(status, move)
 
 

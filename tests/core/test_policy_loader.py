@@ -5,8 +5,17 @@ from pathlib import Path
 
 import pytest
 
-from policies import MAX_URL_TTL_SECONDS, ComponentRule, PolicyError, load_policy
+from policies import (
+    MAX_URL_TTL_SECONDS,
+    Approval,
+    ComponentRule,
+    FieldKind,
+    LifecycleRules,
+    PolicyError,
+    load_policy,
+)
 from stages.tiers import Tier
+from tests.core.policy_text import BASE, edited, problems_of
 
 GOLDEN = Path(__file__).parent / "golden" / "default_policy.toml"
 
@@ -58,58 +67,50 @@ def test_default_policy_loads_with_the_expected_tiers() -> None:
     assert ComponentRule("*.safetensors", "weights") in policy.publish.rules
 
 
+def test_default_policy_has_the_expected_application_rules() -> None:
+    policy = load_policy(shipped_bytes().decode(), "default.toml")
+    assert list(policy.applications) == ["trusted_partner", "researcher", "public"]
+    assert policy.lifecycle == LifecycleRules(
+        expiry_warning_days=(30, 7), renewal_opens_days=30, closeout_days=30
+    )
+
+    partner = policy.application_rules("trusted_partner")
+    assert (partner.approval, partner.allowed_domains) == (Approval.MANUAL, ())
+    assert (partner.cooldown_days, partner.review_days) == (90, 10)
+    assert [(f.name, f.kind, f.required) for f in partner.fields] == [
+        ("organisation", FieldKind.TEXT, True),
+        ("contact_role", FieldKind.TEXT, False),
+        ("intended_use", FieldKind.LONG_TEXT, True),
+        ("security_contact", FieldKind.TEXT, False),
+    ]
+
+    researcher = policy.application_rules("researcher")
+    assert researcher.approval is Approval.EMAIL_DOMAIN
+    assert researcher.allowed_domains == ("*.edu", "*.ac.uk", "*.ac.jp", "*.edu.au")
+    assert (researcher.cooldown_days, researcher.review_days) == (30, 14)
+    assert [(f.name, f.kind, f.required) for f in researcher.fields] == [
+        ("affiliation", FieldKind.TEXT, True),
+        ("country", FieldKind.COUNTRY, True),
+        ("research_purpose", FieldKind.LONG_TEXT, True),
+        ("publications", FieldKind.LONG_TEXT, False),
+        ("agree_no_redistribution", FieldKind.CHECKBOX, True),
+    ]
+    assert [f.max_length for f in researcher.fields] == [200, 0, 5000, 5000, 0]
+
+    public = policy.application_rules("public")
+    assert (public.approval, public.allowed_domains) == (Approval.ON_ACCEPTANCE, ())
+    assert (public.cooldown_days, public.review_days) == (7, 7)
+    assert [(f.name, f.kind, f.required) for f in public.fields] == [
+        ("intended_use", FieldKind.SELECT, True),
+        ("agree_acceptable_use", FieldKind.CHECKBOX, True),
+    ]
+    assert public.fields[0].options == ("research", "education", "commercial", "personal", "other")
+    assert all(f.label.strip() for rules in policy.applications.values() for f in rules.fields)
+
+
 def test_shipped_policy_matches_its_golden_copy() -> None:
     # A change to the shipped policy must be deliberate: update the golden copy with it.
     assert shipped_bytes() == GOLDEN.read_bytes()
-
-
-# A small valid policy; each bad-field test below changes one line of it.
-BASE = """\
-schema_version = 1
-
-[tiers.partner]
-order = 1
-title = "Partners"
-components = ["weights", "code"]
-grant_days = 90
-url_ttl_seconds = 600
-download_quota = 3
-quota_period_days = 30
-
-[tiers.everyone]
-order = 2
-title = "Everyone"
-components = ["code"]
-grant_days = 30
-url_ttl_seconds = 300
-download_quota = 1
-quota_period_days = 7
-
-[api_keys]
-default_days = 30
-max_days = 90
-
-[publish]
-default_component = "code"
-
-[[publish.components]]
-glob = "*.safetensors"
-component = "weights"
-"""
-
-
-def edited(old: str, new: str) -> str:
-    assert BASE.count(old) == 1, f"{old!r} must occur once in BASE"
-    return BASE.replace(old, new)
-
-
-def problems_of(text: str, source: str = "site.toml") -> list[str]:
-    with pytest.raises(PolicyError) as caught:
-        load_policy(text, source)
-    error = caught.value
-    assert error.source == source
-    assert str(error) == "\n".join(f"{source}: {problem}" for problem in error.problems)
-    return error.problems
 
 
 def test_base_policy_is_valid() -> None:
@@ -134,16 +135,6 @@ def test_message_names_source_path_expectation_and_value() -> None:
         ("schema_version = 1", "schema_version = 2", "schema_version: expected 1, got 2"),
         ("schema_version = 1", 'schema_version = "1"', 'schema_version: expected 1, got "1"'),
         ("schema_version = 1", "", "schema_version: missing; expected 1"),
-        (
-            "[tiers.partner]",
-            "[tiers.Partner]",
-            'tiers.Partner: expected a tier name matching [a-z][a-z0-9_]*, got "Partner"',
-        ),
-        (
-            "[tiers.partner]",
-            "[tiers.draft]",
-            'tiers.draft: expected a tier name other than "draft", the stage before any tier',
-        ),
         ("order = 1", "order = 1.5", "tiers.partner.order: expected an integer, got 1.5"),
         ("order = 1", "order = true", "tiers.partner.order: expected an integer, got true"),
         (
@@ -259,6 +250,21 @@ def test_bad_field_is_reported_with_its_dotted_path(old: str, new: str, problem:
 
 
 @pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("Partner", 'tiers.Partner: expected a tier name matching [a-z][a-z0-9_]*, got "Partner"'),
+        (
+            "draft",
+            'tiers.draft: expected a tier name other than "draft", the stage before any tier',
+        ),
+    ],
+)
+def test_bad_tier_name(name: str, problem: str) -> None:
+    # The tier's application tables move with it, so only the name is wrong.
+    assert problems_of(BASE.replace("tiers.partner", f"tiers.{name}")) == [problem]
+
+
+@pytest.mark.parametrize(
     ("text", "problem"),
     [
         ("schema_version = 1\n[publish]\n", "tiers: missing; expected a table of tiers"),
@@ -322,13 +328,14 @@ def test_publish_table_is_required() -> None:
         (
             "schema_version = 1\n",
             "schema_version = 1\ntier_order = 1\n",
-            "tier_order: unknown key; allowed keys: schema_version, tiers, publish, api_keys",
+            "tier_order: unknown key; allowed keys: schema_version, tiers, publish, api_keys, "
+            "lifecycle",
         ),
         (
             "grant_days = 90",
             "grant_days = 90\ngrant_day = 90",
             "tiers.partner.grant_day: unknown key; allowed keys: order, title, components, "
-            "grant_days, url_ttl_seconds, download_quota, quota_period_days",
+            "grant_days, url_ttl_seconds, download_quota, quota_period_days, application",
         ),
         (
             'default_component = "code"',

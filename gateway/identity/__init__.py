@@ -1,0 +1,1 @@
+"""Identity: local accounts with passwords, one-time links, OIDC sign-in, rate limits."""

@@ -1,0 +1,1 @@
+"""Notifications: the portal inbox, email through SMTP, signed webhooks."""

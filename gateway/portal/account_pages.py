@@ -1,0 +1,28 @@
+"""The signed-in account's own pages."""
+
+from __future__ import annotations
+
+from litestar import Controller, get
+from litestar.response import Template
+from sqlalchemy import select
+
+from gateway.db.models import Notification
+from gateway.portal.session import Viewer, require_account
+from gateway.web import Db
+
+
+class AccountPages(Controller):
+    include_in_schema = False
+
+    @get("/account")
+    async def account(self, db: Db, viewer: Viewer) -> Template:
+        account = require_account(viewer, "/account")
+        notes = (
+            await db.scalars(
+                select(Notification)
+                .where(Notification.account_id == account.id)
+                .order_by(Notification.created_at.desc())
+                .limit(20)
+            )
+        ).all()
+        return Template("account/home.html", context={"account": account, "notifications": notes})

@@ -1,0 +1,105 @@
+# Reading validated values out of a parsed TOML document.
+#
+# Rules:
+# - A problem names the dotted path of the field, what was expected and what was found.
+# - Problems are collected, not raised one by one, so one run shows all of them.
+# - Type guards say what a value is; TOML booleans are never taken for integers.
+
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Final, TypeGuard, TypeVar
+
+NAME: Final = re.compile(r"[a-z][a-z0-9_]*")
+POSITIVE_INT: Final = "a positive integer"
+
+T = TypeVar("T")
+
+
+class Check:
+    """Collects problems while fields are read."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.problems.append(f"{path}: {message}")
+
+    def keys(self, table: Mapping[str, object], path: str, allowed: Sequence[str]) -> None:
+        for key in table:
+            if key not in allowed:
+                self.add(at(path, key), f"unknown key; allowed keys: {', '.join(allowed)}")
+
+    def field(
+        self,
+        table: Mapping[str, object],
+        path: str,
+        key: str,
+        expected: str,
+        accept: Callable[[object], TypeGuard[T]],
+    ) -> T | None:
+        if key not in table:
+            self.add(at(path, key), f"missing; expected {expected}")
+            return None
+        value = table[key]
+        if not accept(value):
+            self.add(at(path, key), f"expected {expected}, got {describe(value)}")
+            return None
+        return value
+
+
+def at(path: str, key: str) -> str:
+    """The dotted path of `key` inside the table at `path`."""
+    return f"{path}.{key}" if path else key
+
+
+def describe(value: object) -> str:
+    """How a TOML value is shown in a message: strings quoted, containers by kind."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return f"a date/time ({value})"
+
+
+def is_table(value: object) -> TypeGuard[dict[str, object]]:
+    return isinstance(value, dict)
+
+
+def is_array(value: object) -> TypeGuard[list[object]]:
+    return isinstance(value, list)
+
+
+def is_bool(value: object) -> TypeGuard[bool]:
+    return isinstance(value, bool)
+
+
+def is_int(value: object) -> TypeGuard[int]:
+    # TOML booleans arrive as bool, which Python counts as int.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_positive_int(value: object) -> TypeGuard[int]:
+    return is_int(value) and value > 0
+
+
+def is_non_negative_int(value: object) -> TypeGuard[int]:
+    return is_int(value) and value >= 0
+
+
+def is_string(value: object) -> TypeGuard[str]:
+    return isinstance(value, str)
+
+
+def is_text(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and value.strip() != ""
+
+
+def is_name(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and NAME.fullmatch(value) is not None
