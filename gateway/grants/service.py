@@ -25,13 +25,6 @@ async def create_grant(
     rt: Runtime, *, email: str, model: ModelRef, tier: str, days: int | None, actor: str
 ) -> Grant:
     """A new active grant from now, for the tier's grant length unless `days` is given."""
-    try:
-        terms = rt.policy.ladder.get(tier)
-    except UnknownTier as exc:
-        raise InvalidInput(str(exc), code="unknown_tier") from exc
-    if days is not None and not 1 <= days <= 3650:
-        raise InvalidInput("--days must be between 1 and 3650", code="invalid_days")
-    now = rt.clock()
     async with rt.transaction() as session:
         account = await find_account(session, normalise_email(email))
         if account is None:
@@ -41,33 +34,63 @@ async def create_grant(
         )
         if model_row is None:
             raise NotFound(f"no model {model}", code="model_not_found")
-        grant = Grant(
-            id=str(uuid.uuid4()),
-            account_id=account.id,
-            model_id=model_row.id,
-            tier=tier,
-            status=GrantStatus.ACTIVE.value,
-            starts_at=now,
-            expires_at=now + timedelta(days=days or terms.grant_days),
-            download_quota=terms.download_quota,
-            quota_period_days=terms.quota_period_days,
-            created_at=now,
-            created_by=actor,
-            status_changed_at=now,
-        )
-        session.add(grant)
-        await session.flush()
-        evidence.record(
-            session,
-            "grant.issued",
-            actor=actor,
-            at=now,
-            model_id=model_row.id,
-            account_id=account.id,
-            data={"grant": grant.id, "tier": tier, "expires_at": grant.expires_at.isoformat()},
+        grant = await add_grant(
+            rt, session, account=account, model=model_row, tier=tier, days=days, actor=actor
         )
     grant.account = account
     grant.model = model_row
+    return grant
+
+
+async def add_grant(
+    rt: Runtime,
+    session: AsyncSession,
+    *,
+    account: Account,
+    model: Model,
+    tier: str,
+    days: int | None,
+    actor: str,
+    application_id: str | None = None,
+) -> Grant:
+    """Add a grant to the caller's transaction (operators, and approved applications)."""
+    try:
+        terms = rt.policy.ladder.get(tier)
+    except UnknownTier as exc:
+        raise InvalidInput(str(exc), code="unknown_tier") from exc
+    if days is not None and not 1 <= days <= 3650:
+        raise InvalidInput("--days must be between 1 and 3650", code="invalid_days")
+    now = rt.clock()
+    grant = Grant(
+        id=str(uuid.uuid4()),
+        account_id=account.id,
+        model_id=model.id,
+        tier=tier,
+        status=GrantStatus.ACTIVE.value,
+        starts_at=now,
+        expires_at=now + timedelta(days=days or terms.grant_days),
+        download_quota=terms.download_quota,
+        quota_period_days=terms.quota_period_days,
+        created_at=now,
+        created_by=actor,
+        status_changed_at=now,
+    )
+    session.add(grant)
+    await session.flush()
+    evidence.record(
+        session,
+        "grant.issued",
+        actor=actor,
+        at=now,
+        model_id=model.id,
+        account_id=account.id,
+        data={
+            "grant": grant.id,
+            "tier": tier,
+            "expires_at": grant.expires_at.isoformat(),
+            "application": application_id,
+        },
+    )
     return grant
 
 

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from stages.applications import (
     TERMINAL_STATUSES,
-    ActorNotAllowed,
     Actor,
+    ActorNotAllowed,
     ApplicationMove,
     ApplicationMoveError,
     ApplicationStatus,

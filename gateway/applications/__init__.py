@@ -1,0 +1,1 @@
+"""Access applications: apply, review, decide, renew."""
