@@ -7,6 +7,7 @@ import click
 from gateway import __version__
 from gateway.cli.accounts import accounts
 from gateway.cli.catalog import models, release
+from gateway.cli.download import download
 from gateway.cli.grants import grants
 from gateway.cli.keys import keys
 from gateway.cli.maintenance import config, db, policy
@@ -24,5 +25,17 @@ def main() -> None:
     """
 
 
-for command in (serve, config, db, policy, models, release, stage, accounts, grants, keys):
+for command in (
+    serve,
+    config,
+    db,
+    policy,
+    models,
+    release,
+    stage,
+    accounts,
+    grants,
+    keys,
+    download,
+):
     main.add_command(command)

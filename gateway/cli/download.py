@@ -146,6 +146,9 @@ def download(
                 summary = download_release(api, request, progress, warn=_warn)
         except DownloadFailed as exc:
             _fail(exc)
+        except KeyboardInterrupt:
+            # Before or after the transfers (during them, download_release says so itself).
+            _fail(DownloadFailed(exit_codes.INTERRUPTED_CODE, "interrupted; run again to resume"))
         except OSError as exc:
             _fail(DownloadFailed(exit_codes.UNEXPECTED_CODE, f"{exc.strerror}: {exc.filename}"))
     _out.print(_summary(summary))

@@ -1,0 +1,69 @@
+"""A TCP proxy for end-to-end tests: it slows the server's answers down to a set rate, so
+a download can be killed halfway, and it keeps what clients sent, so a test can see the
+Range headers the server received."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+
+
+class ThrottleProxy:
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream = ("127.0.0.1", upstream_port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.rate: float | None = None  # bytes per second towards clients; None: full speed
+        self.sent_by_clients = bytearray()
+        self.bytes_to_clients = 0
+        self._lock = threading.Lock()
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.sent_by_clients.clear()
+            self.bytes_to_clients = 0
+
+    def requests_text(self) -> str:
+        with self._lock:
+            return self.sent_by_clients.decode("latin-1")
+
+    def close(self) -> None:
+        self._closed = True
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            threading.Thread(target=self._pump_up, args=(client, server), daemon=True).start()
+            threading.Thread(target=self._pump_down, args=(server, client), daemon=True).start()
+
+    def _pump_up(self, client: socket.socket, server: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := client.recv(1 << 16):
+                with self._lock:
+                    self.sent_by_clients += data
+                server.sendall(data)
+        with contextlib.suppress(OSError):
+            server.shutdown(socket.SHUT_WR)
+
+    def _pump_down(self, server: socket.socket, client: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := server.recv(1 << 16):
+                rate = self.rate
+                if rate:
+                    time.sleep(len(data) / rate)
+                client.sendall(data)
+                with self._lock:
+                    self.bytes_to_clients += len(data)
+        with contextlib.suppress(OSError):
+            client.shutdown(socket.SHUT_WR)
+        client.close()
+        server.close()
