@@ -38,6 +38,8 @@ from gateway.health import healthz, readyz, release_signing_key
 from gateway.keys.api import KeysController
 from gateway.keys.auth import provide_caller
 from gateway.portal.account_pages import AccountPages
+from gateway.portal.applicant_pages import ApplicantPages
+from gateway.portal.ops_pages import OpsPages
 from gateway.portal.auth_pages import AuthPages
 from gateway.portal.catalog_pages import CatalogPages
 from gateway.portal.filters import register_filters
@@ -186,6 +188,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             CatalogPages,
             AuthPages,
             AccountPages,
+            ApplicantPages,
+            OpsPages,
             DownloadsController,
             KeysController,
             create_static_files_router(

@@ -1,0 +1,326 @@
+"""Deliver what `notify()` queued: the email of each notification, and webhook events.
+
+A job (the scheduler, or `gateway jobs run-due`) calls `deliver_due_email` and
+`deliver_due_webhooks`; the scheduler only decides when. Rules:
+
+* A row moves pending -> sending -> sent | failed (email also: skipped, when no SMTP
+  server is configured). A failed attempt puts it back to pending with the time of the
+  next try, until its attempts are used up.
+* A row is claimed before it is sent, by one conditional UPDATE (still due, still at the
+  attempt count we read) that must change exactly one row. So two runs, in one process
+  or in two, never send the same row twice: the loser of the race sees rowcount 0.
+* While a row is `sending`, its next-attempt time holds the claim's lease: claim time +
+  10 minutes. A process that dies mid-send leaves the row `sending`; when the lease runs
+  out the row is due again (that attempt counts, so a row that crashes every sender
+  still ends as failed).
+* No transaction stays open while a server is talked to: the claim commits, the send
+  happens, the result is recorded in its own transaction, and only if the claim still
+  holds.
+* Time comes from `rt.clock()`, so tests can move it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from gateway.config import Webhook
+from gateway.db.models import Account, Base, Notification, WebhookDelivery
+from gateway.notify.mail import (
+    EMAIL_RETRY_DELAYS,
+    MailError,
+    build_message,
+    message_id,
+    parse_smtp_url,
+    send_message,
+)
+from gateway.notify.webhooks import (
+    WEBHOOK_RETRY_DELAYS,
+    WebhookError,
+    encode_payload,
+    post_event,
+    signed_headers,
+    webhook_client,
+)
+from gateway.runtime import Runtime
+
+logger = logging.getLogger("gateway.notify")
+
+CLAIM_LEASE = timedelta(minutes=10)
+_DUE = ("pending", "sending")
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """What one run did: accepted, to be tried again, given up, skipped (no SMTP)."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+def next_attempt_at(delays: Sequence[timedelta], attempts: int, now: datetime) -> datetime | None:
+    """When to try again after `attempts` failed tries; None once they are used up."""
+    if attempts > len(delays):
+        return None
+    return now + delays[attempts - 1]
+
+
+@dataclass(frozen=True)
+class _Outbox:
+    """The columns that make a table a delivery queue."""
+
+    model: type[Base]
+    id: InstrumentedAttribute[Any]
+    status: InstrumentedAttribute[str]
+    attempts: InstrumentedAttribute[int]
+    next_at: InstrumentedAttribute[Any]
+    error: InstrumentedAttribute[str | None]
+    retry_delays: Sequence[timedelta]
+    # What next_at holds once a row is finished: None, or (NOT NULL column) that time.
+    next_at_nullable: bool
+
+
+_EMAIL = _Outbox(
+    Notification,
+    Notification.id,
+    Notification.email_status,
+    Notification.email_attempts,
+    Notification.email_next_attempt_at,
+    Notification.email_error,
+    EMAIL_RETRY_DELAYS,
+    next_at_nullable=True,
+)
+_WEBHOOKS = _Outbox(
+    WebhookDelivery,
+    WebhookDelivery.id,
+    WebhookDelivery.status,
+    WebhookDelivery.attempts,
+    WebhookDelivery.next_attempt_at,
+    WebhookDelivery.last_error,
+    WEBHOOK_RETRY_DELAYS,
+    next_at_nullable=False,
+)
+
+
+@dataclass
+class _Tally:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+    def report(self) -> DeliveryReport:
+        return DeliveryReport(sent=self.sent, retried=self.retried, failed=self.failed)
+
+
+async def deliver_due_email(rt: Runtime, *, limit: int = 100) -> DeliveryReport:
+    """Send up to `limit` due notification emails through the configured SMTP server."""
+    if not rt.settings.smtp_url:
+        return DeliveryReport(skipped=await _skip_email(rt))
+    server = parse_smtp_url(rt.settings.smtp_url)
+    tally = _Tally()
+    for note_id, attempts in await _due(rt, _EMAIL, limit):
+        async with rt.transaction() as session:
+            if not await _claim(session, _EMAIL, note_id, attempts, rt.clock()):
+                continue
+            note, recipient = (
+                await session.execute(
+                    select(Notification, Account.email)
+                    .join(Account, Account.id == Notification.account_id)
+                    .where(Notification.id == note_id)
+                )
+            ).one()
+        claimed = attempts + 1
+        try:
+            message = build_message(
+                sender=rt.settings.mail_from,
+                recipient=recipient,
+                subject=note.subject,
+                body=note.body,
+                link=note.link,
+                message_id=message_id(
+                    notification_id=note.id,
+                    account_id=note.account_id,
+                    created_at=note.created_at,
+                    sender=rt.settings.mail_from,
+                ),
+                date=note.created_at,
+            )
+            await send_message(server, message)
+        except MailError as exc:
+            logger.warning("email for notification %s not sent: %s", note_id, exc.reason)
+            await _record_failure(
+                rt, _EMAIL, note_id, claimed, exc.reason, tally, permanent=exc.permanent
+            )
+        else:
+            await _record(rt, _EMAIL, note_id, claimed, {_EMAIL.error: None})
+            tally.sent += 1
+    return tally.report()
+
+
+async def deliver_due_webhooks(rt: Runtime, *, limit: int = 100) -> DeliveryReport:
+    """POST up to `limit` due webhook deliveries to their endpoints."""
+    endpoints: dict[str, Webhook] = {}
+    for configured in rt.settings.webhooks:
+        endpoints.setdefault(configured.url, configured)
+    tally = _Tally()
+    due = await _due(rt, _WEBHOOKS, limit)
+    if not due:
+        return tally.report()
+    async with webhook_client() as client:
+        for delivery_id, attempts in due:
+            async with rt.transaction() as session:
+                if not await _claim(session, _WEBHOOKS, delivery_id, attempts, rt.clock()):
+                    continue
+                delivery = await session.get_one(WebhookDelivery, delivery_id)
+            claimed = attempts + 1
+            hook = endpoints.get(delivery.endpoint)
+            if hook is None:
+                # Without its secret the event cannot be signed; nobody will add it back.
+                reason = "endpoint is no longer configured in [[webhooks]]"
+                await _record_failure(
+                    rt, _WEBHOOKS, delivery_id, claimed, reason, tally, permanent=True
+                )
+                continue
+            body = encode_payload(delivery.payload)
+            headers = signed_headers(
+                secret=hook.secret,
+                event=delivery.event,
+                delivery_id=delivery.id,
+                body=body,
+                at=rt.clock(),
+            )
+            try:
+                await post_event(client, hook.url, headers=headers, body=body)
+            except WebhookError as exc:
+                logger.warning(
+                    "webhook delivery %s to %s failed: %s", delivery_id, hook.url, exc.reason
+                )
+                await _record_failure(rt, _WEBHOOKS, delivery_id, claimed, exc.reason, tally)
+            else:
+                values = {_WEBHOOKS.error: None, WebhookDelivery.delivered_at: rt.clock()}
+                await _record(rt, _WEBHOOKS, delivery_id, claimed, values, status="delivered")
+                tally.sent += 1
+    return tally.report()
+
+
+async def _skip_email(rt: Runtime) -> int:
+    """Without SMTP, pending email will never go out: mark it skipped (notify() has
+    logged each message at creation), and take back claims whose lease ran out."""
+    now = rt.clock()
+    async with rt.transaction() as session:
+        result = await session.execute(
+            update(Notification)
+            .where(
+                or_(
+                    Notification.email_status == "pending",
+                    (Notification.email_status == "sending")
+                    & (Notification.email_next_attempt_at <= now),
+                )
+            )
+            .values(email_status="skipped", email_next_attempt_at=None)
+            .execution_options(synchronize_session=False)
+        )
+    skipped = _rowcount(result)
+    if skipped:
+        logger.info("no SMTP configured: %d pending email(s) marked skipped", skipped)
+    return skipped
+
+
+async def _due(rt: Runtime, outbox: _Outbox, limit: int) -> list[tuple[Any, int]]:
+    """Ids and attempt counts of rows due now, oldest due first. Only a hint: each row is
+    claimed before it is used."""
+    async with rt.sessionmaker() as session:
+        rows = await session.execute(
+            select(outbox.id, outbox.attempts)
+            .where(_is_due(outbox, rt.clock()))
+            .order_by(outbox.next_at, outbox.id)
+            .limit(limit)
+        )
+        return [(row_id, attempts) for row_id, attempts in rows.tuples()]
+
+
+def _is_due(outbox: _Outbox, now: datetime) -> Any:
+    # A `sending` row whose lease has run out is due again, like a pending one.
+    return outbox.status.in_(_DUE) & or_(outbox.next_at.is_(None), outbox.next_at <= now)
+
+
+async def _claim(
+    session: AsyncSession, outbox: _Outbox, row_id: Any, attempts: int, now: datetime
+) -> bool:
+    """Take the row for one attempt; False if another run took it (or it is not due)."""
+    result = await session.execute(
+        update(outbox.model)
+        .where(outbox.id == row_id, outbox.attempts == attempts, _is_due(outbox, now))
+        .values(
+            {
+                outbox.status: "sending",
+                outbox.attempts: attempts + 1,
+                outbox.next_at: now + CLAIM_LEASE,
+            }
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
+async def _record_failure(
+    rt: Runtime,
+    outbox: _Outbox,
+    row_id: Any,
+    claimed: int,
+    reason: str,
+    tally: _Tally,
+    *,
+    permanent: bool = False,
+) -> None:
+    retry = None if permanent else next_attempt_at(outbox.retry_delays, claimed, rt.clock())
+    if retry is None:
+        await _record(rt, outbox, row_id, claimed, {outbox.error: reason}, status="failed")
+        tally.failed += 1
+    else:
+        values = {outbox.error: reason, outbox.next_at: retry}
+        await _record(rt, outbox, row_id, claimed, values, status="pending")
+        tally.retried += 1
+
+
+async def _record(
+    rt: Runtime,
+    outbox: _Outbox,
+    row_id: Any,
+    claimed: int,
+    values: Mapping[InstrumentedAttribute[Any], Any],
+    *,
+    status: str = "sent",
+) -> None:
+    """Store the attempt's outcome, if our claim still holds."""
+    finished_next_at = None if outbox.next_at_nullable else rt.clock()
+    changes = {outbox.next_at: finished_next_at, **values, outbox.status: status}
+    async with rt.transaction() as session:
+        result = await session.execute(
+            update(outbox.model)
+            .where(outbox.id == row_id, outbox.status == "sending", outbox.attempts == claimed)
+            .values(changes)
+            .execution_options(synchronize_session=False)
+        )
+    if _rowcount(result) != 1:
+        # The lease ran out mid-attempt and another run took the row over; its outcome
+        # is the one that counts.
+        logger.warning(
+            "%s %s: claim lost before the outcome (%s) was recorded",
+            outbox.model.__tablename__,
+            row_id,
+            status,
+        )
+
+
+def _rowcount(result: Any) -> int:
+    return cast("CursorResult[Any]", result).rowcount

@@ -1,0 +1,135 @@
+"""Sign-in through the OpenID Connect providers of `[oidc.<name>]` in gateway.toml."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get
+from litestar.params import Parameter
+from litestar.response import Redirect, Template
+
+from gateway.config import OidcProvider
+from gateway.errors import GatewayError
+from gateway.identity import oidc
+from gateway.identity.limits import RateLimiter
+from gateway.identity.service import SIGN_IN_PER_ADDRESS, SIGN_IN_WINDOW
+from gateway.portal.auth_pages import _safe_next
+from gateway.portal.forms import form_page
+from gateway.portal.session import sign_in_session
+from gateway.web import Rt
+
+logger = logging.getLogger("gateway.identity.oidc")
+
+# The provider directory lives in the app's state: one per process, made on first use.
+_DIRECTORY = "oidc_directory"
+
+Next = Annotated[str, Parameter(query="next", description="Where to go after signing in")]
+# `state` is a reserved name in Litestar handlers (the app state), hence the alias.
+State = Annotated[
+    str | None, Parameter(query="state", description="The state sent to the provider")
+]
+Code = Annotated[str | None, Parameter(query="code", description="The authorization code")]
+ProviderError = Annotated[
+    str | None, Parameter(query="error", description="The provider's refusal, if any")
+]
+
+
+def _directory(request: Request[Any, Any, Any]) -> oidc.ProviderDirectory:
+    state = request.app.state
+    directory = state.get(_DIRECTORY)
+    if not isinstance(directory, oidc.ProviderDirectory):
+        directory = oidc.ProviderDirectory()
+        state[_DIRECTORY] = directory
+    return directory
+
+
+def _session(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    session = request.scope.get("session")
+    return dict(session) if isinstance(session, dict) else {}
+
+
+def _failed(error: GatewayError) -> Template:
+    return form_page("auth/message.html", error=error, title="Sign-in failed")
+
+
+def _provider(runtime: Rt, name: str) -> OidcProvider | Template:
+    try:
+        return oidc.find_provider(runtime.settings, name)
+    except GatewayError as exc:
+        return form_page("auth/message.html", error=exc, title="Unknown sign-in provider")
+
+
+class OidcPages(Controller):
+    include_in_schema = False
+
+    @get("/sign-in/oidc/{provider:str}")
+    async def start(
+        self, request: Request[Any, Any, Any], runtime: Rt, provider: str, next: Next = "/account"
+    ) -> Template | Redirect:
+        chosen = _provider(runtime, provider)
+        if isinstance(chosen, Template):
+            return chosen
+        try:
+            metadata = await _directory(request).metadata(chosen)
+        except GatewayError as exc:
+            return _failed(exc)
+        now = runtime.clock().timestamp()
+        url, pending = oidc.authorization_request(
+            runtime.settings, chosen, metadata, next_path=_safe_next(next), now=now
+        )
+        session = _session(request)
+        request.set_session({**session, oidc.SESSION_PENDING: oidc.remember(session, pending, now)})
+        return Redirect(url)
+
+    @get("/sign-in/oidc/{provider:str}/callback")
+    async def callback(
+        self,
+        request: Request[Any, Any, Any],
+        runtime: Rt,
+        provider: str,
+        oidc_state: State = None,
+        code: Code = None,
+        error: ProviderError = None,
+    ) -> Template | Redirect:
+        chosen = _provider(runtime, provider)
+        if isinstance(chosen, Template):
+            return chosen
+        session = _session(request)
+        try:
+            pending, remaining = oidc.take_pending(
+                session, chosen, oidc_state, runtime.clock().timestamp()
+            )
+        except GatewayError as exc:
+            return _failed(exc)
+        # The attempt is used up, whatever happens next.
+        request.set_session({**session, oidc.SESSION_PENDING: remaining})
+        address = request.client.host if request.client else None
+        try:
+            if error is not None:
+                reason = (
+                    "you did not allow it"
+                    if error == "access_denied"
+                    else f"the provider answered {error[:100]!r}"
+                )
+                raise oidc.SignInRefused(chosen, reason, code="oidc_denied")
+            if not code:
+                raise oidc.SignInRefused(
+                    chosen, "the provider sent no authorization code", code="oidc_code_missing"
+                )
+            limiter = RateLimiter(request.app.stores.get("rate_limits"))
+            await limiter.hit(
+                "oidc-sign-in-address",
+                address or "unknown",
+                limit=SIGN_IN_PER_ADDRESS,
+                window_seconds=SIGN_IN_WINDOW,
+            )
+            identity = await oidc.verified_identity(
+                runtime, _directory(request), chosen, pending, code
+            )
+            account = await oidc.sign_in_with(runtime, chosen, identity, address=address)
+        except GatewayError as exc:
+            logger.info("oidc %s: sign-in refused: %s (%s)", chosen.name, exc.code, exc.message)
+            return _failed(exc)
+        sign_in_session(request, account)
+        return Redirect(_safe_next(pending.next))
