@@ -39,10 +39,10 @@ from gateway.keys.api import KeysController
 from gateway.keys.auth import provide_caller
 from gateway.portal.account_pages import AccountPages
 from gateway.portal.applicant_pages import ApplicantPages
-from gateway.portal.ops_pages import OpsPages
 from gateway.portal.auth_pages import AuthPages
 from gateway.portal.catalog_pages import CatalogPages
 from gateway.portal.filters import register_filters
+from gateway.portal.ops_pages import OpsPages
 from gateway.portal.session import provide_viewer
 from gateway.runtime import Runtime, build_runtime
 from gateway.web import Rt
