@@ -173,7 +173,17 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         exclude=_COOKIELESS,
     )
 
+    scheduler: list[Any] = []
+
+    async def start_jobs() -> None:
+        if rt.settings.scheduler:
+            from gateway.jobs.scheduler import start_scheduler
+
+            scheduler.append(start_scheduler(rt))
+
     async def close_runtime() -> None:
+        for running in scheduler:
+            running.shutdown(wait=False)
         await rt.close()
 
     def configure_templates(engine: JinjaTemplateEngine) -> None:
@@ -206,6 +216,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         stores=stores,
         middleware=[sessions.middleware],
         csrf_config=csrf,
+        on_startup=[start_jobs],
         on_shutdown=[close_runtime],
         template_config=TemplateConfig(
             directory=HERE / "templates",

@@ -56,6 +56,7 @@ class Settings:
     mail_from: str = "Release Gateway <gateway@localhost>"
     oidc: tuple[OidcProvider, ...] = ()
     webhooks: tuple[Webhook, ...] = ()
+    scheduler: bool = True  # run the scheduled jobs in this process (GATEWAY_SCHEDULER=off)
 
     @property
     def secure_cookies(self) -> bool:
@@ -96,6 +97,7 @@ _ENV = {
     "public_url": "GATEWAY_PUBLIC_URL",
     "smtp_url": "GATEWAY_SMTP_URL",
     "mail_from": "GATEWAY_MAIL_FROM",
+    "scheduler": "GATEWAY_SCHEDULER",
 }
 _TABLES = ("oidc", "webhooks")
 
@@ -156,6 +158,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"{where}: expected smtp://[user:password@]host[:port] (or smtps://, smtp+starttls://)"
         )
     mail_from, _ = pick("mail_from")
+    scheduler, where = pick("scheduler")
+    if scheduler not in (None, "on", "off"):
+        raise ConfigError(f"{where}: expected on or off, got {scheduler!r}")
     return Settings(
         home=home,
         database_url=database_url,
@@ -168,6 +173,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         mail_from=mail_from or "Release Gateway <gateway@localhost>",
         oidc=_read_oidc(raw.get("oidc"), f"{config_file}: oidc"),
         webhooks=_read_webhooks(raw.get("webhooks"), f"{config_file}: webhooks"),
+        scheduler=scheduler != "off",
     )
 
 

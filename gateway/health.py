@@ -30,6 +30,11 @@ async def readyz(runtime: Rt) -> Response[dict[str, str]]:
         checks["storage"] = "ok"
     except (StorageError, TimeoutError) as exc:
         checks["storage"] = f"unreachable: {exc or 'timed out'}"
+    if runtime.settings.scheduler and checks["database"] == "ok":
+        from gateway.jobs.registry import stale_jobs
+
+        stale = await stale_jobs(runtime)
+        checks["scheduler"] = f"stale: {', '.join(stale)}" if stale else "ok"
     ready = all(v == "ok" for v in checks.values())
     return Response(
         {"status": "ready" if ready else "not ready", **checks}, status_code=200 if ready else 503

@@ -126,6 +126,8 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
         s3_region="us-east-1" if endpoint else None,
         policy_file=None,
         public_url="http://testserver",
+        # Tests run jobs themselves, at the moments they choose.
+        scheduler=False,
     )
 
 

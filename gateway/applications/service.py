@@ -620,3 +620,39 @@ __all__ = [
     "list_applications",
     "submit",
 ]
+
+
+async def expire_stale_applications(rt: Runtime) -> int:
+    """Expire applications whose applicant did not answer a request for changes in time."""
+    from policies.applications import response_clock
+
+    now = rt.clock()
+    expired = 0
+    async with rt.sessionmaker() as session:
+        waiting = (
+            await session.execute(
+                select(Application.id, Application.tier, Application.updated_at).where(
+                    Application.status == ApplicationStatus.CHANGES_REQUESTED.value
+                )
+            )
+        ).all()
+    for application_id, tier, changed_at in waiting:
+        if not response_clock(_rules(rt, tier), changed_at, now).expired:
+            continue
+        async with rt.transaction() as session:
+            application, account, model = await _load(session, application_id, None)
+            if application.status != ApplicationStatus.CHANGES_REQUESTED.value:
+                continue  # another process got there first
+            await _move(
+                rt,
+                session,
+                application,
+                account,
+                model,
+                ApplicationMove.EXPIRE,
+                Actor.SYSTEM,
+                "system:scheduler",
+                "no answer to the request for changes in time",
+            )
+            expired += 1
+    return expired

@@ -9,6 +9,7 @@ from gateway.cli.accounts import accounts
 from gateway.cli.catalog import models, release
 from gateway.cli.download import download
 from gateway.cli.grants import grants
+from gateway.cli.jobs import jobs
 from gateway.cli.keys import keys
 from gateway.cli.maintenance import config, db, policy
 from gateway.cli.serve import serve
@@ -37,5 +38,6 @@ for command in (
     grants,
     keys,
     download,
+    jobs,
 ):
     main.add_command(command)

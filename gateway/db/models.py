@@ -395,3 +395,15 @@ class Closeout(Base):
     attested_at: Mapped[datetime | None]
     statement: Mapped[str | None] = mapped_column(Text)
     attested_from: Mapped[str | None] = mapped_column(String(100))
+
+
+class JobRun(Base):
+    """When each scheduled job last ran, so /readyz can tell a stalled scheduler."""
+
+    __tablename__ = "job_runs"
+
+    name: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    last_started_at: Mapped[datetime | None]
+    last_finished_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    runs: Mapped[int] = mapped_column(default=0)

@@ -36,7 +36,7 @@ from gateway.db.models import (
 )
 from gateway.downloads.ranges import ByteRange, RangeNotSatisfiable, parse_range
 from gateway.errors import GatewayError
-from gateway.keys.service import Caller
+from gateway.keys.service import Caller, key_facts_of
 from gateway.runtime import Runtime
 from stages.access import AccessFacts, Allow, Deny, GrantFacts, KeyFacts, Reason, decide
 from stages.grants import quota_period
@@ -96,12 +96,19 @@ class DownloadManifest:
     public_key_url: str
 
 
-def key_facts(caller: Caller) -> KeyFacts:
-    return KeyFacts(
-        scopes=frozenset(caller.key.scopes.split()),
-        expires_at=caller.key.expires_at,
-        revoked=caller.key.revoked_at is not None,
-    )
+@dataclass(frozen=True)
+class PortalCaller:
+    """A signed-in account in the portal: its session stands in for an API key."""
+
+    account: Account
+    key: None = None
+
+
+Requester = Caller | PortalCaller
+
+
+def key_facts(caller: Requester) -> KeyFacts | None:
+    return key_facts_of(caller.key) if caller.key is not None else None
 
 
 def _grant_facts(grant: Grant) -> GrantFacts:
@@ -140,7 +147,7 @@ def _facts(
 
 async def issue_manifest(
     rt: Runtime,
-    caller: Caller,
+    caller: Requester,
     model: ModelRef,
     version: str,
     *,
@@ -170,7 +177,7 @@ async def issue_manifest(
                 model_id=release.model_id,
                 release_id=release.id,
                 account_id=caller.account.id,
-                data={"reason": decision.reason.value, "key": caller.key.id, **_client(client)},
+                data={"reason": decision.reason.value, "key": _key_id(caller), **_client(client)},
             )
             refusal: Deny | None = decision
             manifest = None
@@ -186,7 +193,7 @@ async def issue_manifest(
 
 
 def _best_grant(
-    rt: Runtime, now: datetime, caller: Caller, release: Release, grants: Any
+    rt: Runtime, now: datetime, caller: Requester, release: Release, grants: Any
 ) -> tuple[Grant | None, Allow | Deny]:
     """The widest grant that allows access now; else the most telling refusal."""
     key = key_facts(caller)
@@ -234,7 +241,7 @@ async def _issue(
     rt: Runtime,
     session: AsyncSession,
     now: datetime,
-    caller: Caller,
+    caller: Requester,
     release: Release,
     grant: Grant,
     paths: list[str] | None,
@@ -318,7 +325,7 @@ async def _issue(
                 "tier": grant.tier,
                 "download": download_id,
                 "expires_at": expires.isoformat(),
-                "key": caller.key.id,
+                "key": _key_id(caller),
                 **_client(client),
             },
         )
@@ -362,6 +369,32 @@ async def _continuable(
     # Only a download this grant started for this very artifact carries on; anything else
     # gets a new id (an id issued but never used has used no unit, so nothing is lost).
     return {a: d for a, d in asked.items() if (a, d) in started}
+
+
+def _key_id(caller: Requester) -> str:
+    return caller.key.id if caller.key is not None else "portal-session"
+
+
+async def issue_manifest_for_account(
+    rt: Runtime,
+    account: Account,
+    model: ModelRef,
+    version: str,
+    *,
+    paths: list[str] | None = None,
+    continue_ids: dict[str, str] | None = None,
+    client: Client,
+) -> DownloadManifest:
+    """The manifest for a signed-in portal account (same decision, no API key)."""
+    return await issue_manifest(
+        rt,
+        PortalCaller(account),
+        model,
+        version,
+        paths=paths,
+        continue_ids=continue_ids,
+        client=client,
+    )
 
 
 def _client(client: Client) -> dict[str, str | None]:

@@ -10,10 +10,10 @@ from litestar import Controller, delete, get, post
 from litestar.params import JSONBody, PathParameter
 
 from gateway.db.models import ApiKey
-from gateway.downloads.service import Denied, key_facts
+from gateway.downloads.service import Denied
 from gateway.errors import InvalidInput
 from gateway.keys.auth import CallerDep
-from gateway.keys.service import Caller, create_key, list_keys, revoke_key
+from gateway.keys.service import Caller, create_key, key_facts_of, list_keys, revoke_key
 from gateway.web import Db, Rt
 from stages.access import Deny, Reason, check_key
 
@@ -57,7 +57,7 @@ class NewKeyIn:
 
 def _require_keys_scope(caller: Caller, now: datetime) -> None:
     """A live key (not revoked, not expired) with the `keys` scope."""
-    decision = check_key(key_facts(caller), now, "keys")
+    decision = check_key(key_facts_of(caller.key), now, "keys")
     if isinstance(decision, Deny):
         raise Denied(decision.reason, decision.message)
 

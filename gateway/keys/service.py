@@ -20,6 +20,7 @@ from gateway.credentials.api_key_format import (
 from gateway.db.models import Account, ApiKey
 from gateway.errors import GatewayError, InvalidInput, NotFound
 from gateway.runtime import Runtime
+from stages.access import KeyFacts
 
 SCOPES = ("download", "apply", "keys", "admin")
 # last_used_at is for people ("used 2 hours ago"); writing it on every request would turn
@@ -127,6 +128,15 @@ async def revoke_key(rt: Runtime, *, account_id: str, key_id: str, actor: str) -
                 data={"key": key.id},
             )
     return key
+
+
+def key_facts_of(key: ApiKey) -> KeyFacts:
+    """What the access decision needs to know about a key."""
+    return KeyFacts(
+        scopes=frozenset(key.scopes.split()),
+        expires_at=key.expires_at,
+        revoked=key.revoked_at is not None,
+    )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Scheduled work. The scheduler only decides *when*; each job is an ordinary service call."""

@@ -1,0 +1,34 @@
+"""APScheduler in every gateway process: it only decides *when* to call run_job."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from gateway.jobs.registry import JOBS, Job, run_job
+from gateway.runtime import Runtime
+
+
+def start_scheduler(rt: Runtime) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    for job in JOBS:
+        scheduler.add_job(
+            _runner(rt, job),
+            IntervalTrigger(seconds=job.every.total_seconds(), jitter=5),
+            id=job.name,
+            # A run still going when the next is due is skipped, not stacked.
+            max_instances=1,
+            coalesce=True,
+        )
+    scheduler.start()
+    return scheduler
+
+
+def _runner(rt: Runtime, job: Job) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        await run_job(rt, job)
+
+    run.__name__ = job.name
+    return run
