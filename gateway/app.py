@@ -30,6 +30,7 @@ from litestar.template.config import TemplateConfig
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import __version__
+from gateway.applications.api import ApplicationsController
 from gateway.catalog.api import CatalogController
 from gateway.config import Settings, load_settings
 from gateway.downloads.api import DownloadsController
@@ -86,6 +87,9 @@ def _on_gateway_error(request: Request[Any, Any, Any], exc: GatewayError) -> Res
     hint = getattr(exc, "hint", None)
     if hint and isinstance(response.content, dict):
         response.content["hint"] = hint
+    problems = getattr(exc, "problems", None)
+    if problems and isinstance(response.content, dict):
+        response.content["problems"] = [{"field": p.field, "message": p.message} for p in problems]
     if exc.status == 401:
         response.headers["www-authenticate"] = 'Bearer realm="release-gateway"'
     size = getattr(exc, "size", None)
@@ -202,6 +206,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             OpsPages,
             DownloadsController,
             KeysController,
+            ApplicationsController,
             create_static_files_router(
                 path="/static", directories=[HERE / "static"], include_in_schema=False
             ),

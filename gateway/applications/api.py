@@ -1,0 +1,238 @@
+"""JSON API of applications: apply from code with the same validation as the portal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.datastructures import State
+from litestar.params import JSONBody, PathParameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.applications import service
+from gateway.catalog.api import model_ref
+from gateway.db.models import Application
+from gateway.downloads.service import Denied
+from gateway.errors import InvalidInput
+from gateway.keys.auth import CallerDep
+from gateway.keys.service import Caller, key_facts_of
+from gateway.web import Db, Limit, Name, Offset, Org, Rt
+from stages.access import Deny, check_key
+from stages.applications import ApplicationMove
+from stages.names import InvalidName, parse_model_ref
+
+ApplicationId = Annotated[str, PathParameter(description="The application's id")]
+
+
+@dataclass(frozen=True)
+class FieldOut:
+    name: str
+    label: str
+    kind: str
+    required: bool
+    options: list[str]
+    help: str
+    max_length: int
+
+
+@dataclass(frozen=True)
+class FormOut:
+    model: str
+    tier: str
+    tier_title: str
+    components: list[str]
+    grant_days: int
+    approval: str
+    review_days: int
+    fields: list[FieldOut]
+    license_sha256: str
+    license_text: str
+    guidance: str | None
+    release: str
+
+
+@dataclass(frozen=True)
+class EventOut:
+    at: datetime
+    move: str
+    from_status: str | None
+    to_status: str
+    reason: str | None
+    by: str  # "you", "operator" or "system"
+
+
+@dataclass(frozen=True)
+class ApplicationOut:
+    id: str
+    model: str
+    tier: str
+    status: str
+    answers: dict[str, Any]
+    license_sha256: str
+    accepted_at: datetime
+    submitted_at: datetime
+    decided_at: datetime | None
+    decision_reason: str | None
+    grant_id: str | None
+    events: list[EventOut] | None = None
+
+    @classmethod
+    def of(cls, application: Application, *, with_events: bool = False) -> ApplicationOut:
+        own = f"account:{application.account_id}"
+        events = None
+        if with_events:
+            events = [
+                EventOut(
+                    at=e.at,
+                    move=e.move,
+                    from_status=e.from_status,
+                    to_status=e.to_status,
+                    reason=e.reason,
+                    by="you"
+                    if e.actor == own
+                    else "system"
+                    if e.actor.startswith("system")
+                    else "operator",
+                )
+                for e in application.events
+            ]
+        return cls(
+            id=application.id,
+            model=application.model.ref,
+            tier=application.tier,
+            status=application.status,
+            answers=dict(application.answers),
+            license_sha256=application.license_sha256,
+            accepted_at=application.accepted_at,
+            submitted_at=application.submitted_at,
+            decided_at=application.decided_at,
+            decision_reason=application.decision_reason,
+            grant_id=application.grant_id,
+            events=events,
+        )
+
+
+@dataclass(frozen=True)
+class ApplicationPage:
+    items: list[ApplicationOut]
+    total: int
+    limit: int
+    offset: int
+
+
+@dataclass
+class ApplyIn:
+    model: str
+    tier: str
+    license_sha256: str
+    answers: dict[str, Any]
+
+
+def _require_apply(caller: Caller, now: datetime) -> None:
+    decision = check_key(key_facts_of(caller.key), now, "apply")
+    if isinstance(decision, Deny):
+        raise Denied(decision.reason, decision.message)
+
+
+async def _reload(db: AsyncSession, application_id: str, account_id: str) -> ApplicationOut:
+    application = await service.get_application(db, application_id, owner=account_id)
+    return ApplicationOut.of(application, with_events=True)
+
+
+class ApplicationsController(Controller):
+    tags = ["applications"]
+
+    @get(
+        "/api/v1/models/{org:str}/{name:str}/application-form/{tier:str}",
+        summary="The questions and the license to accept for a tier",
+    )
+    async def form(
+        self, db: Db, runtime: Rt, org: Org, name: Name, tier: Annotated[str, PathParameter()]
+    ) -> FormOut:
+        form = await service.application_form(db, runtime, model_ref(org, name), tier)
+        return FormOut(
+            model=form.model,
+            tier=form.tier,
+            tier_title=form.tier_title,
+            components=form.components,
+            grant_days=form.grant_days,
+            approval=form.approval,
+            review_days=form.rules.review_days,
+            fields=[
+                FieldOut(
+                    f.name, f.label, f.kind.value, f.required, list(f.options), f.help, f.max_length
+                )
+                for f in form.rules.fields
+            ],
+            license_sha256=form.license_sha256,
+            license_text=form.license_text,
+            guidance=form.guidance,
+            release=form.release,
+        )
+
+    @post("/api/v1/applications", summary="Apply for a tier of a model", status_code=201)
+    async def apply(
+        self,
+        request: Request[Any, Any, State],
+        db: Db,
+        runtime: Rt,
+        caller: CallerDep,
+        data: JSONBody[ApplyIn],
+    ) -> ApplicationOut:
+        _require_apply(caller, runtime.clock())
+        try:
+            model = parse_model_ref(data.model)
+        except InvalidName as exc:
+            raise InvalidInput(str(exc), code="invalid_name") from exc
+        application = await service.submit(
+            runtime,
+            account_id=caller.account.id,
+            model=model,
+            tier=data.tier,
+            answers=data.answers,
+            license_sha256=data.license_sha256,
+            address=request.client.host if request.client else None,
+        )
+        return await _reload(db, application.id, caller.account.id)
+
+    @get("/api/v1/applications", summary="Your applications, oldest first")
+    async def list(
+        self, db: Db, runtime: Rt, caller: CallerDep, limit: Limit = 50, offset: Offset = 0
+    ) -> ApplicationPage:
+        _require_apply(caller, runtime.clock())
+        items, total = await service.list_applications(
+            db,
+            runtime,
+            service.QueueFilter(account_id=caller.account.id),
+            limit=limit,
+            offset=offset,
+        )
+        return ApplicationPage(
+            items=[ApplicationOut.of(i.application) for i in items],
+            total=total,
+            limit=limit,
+            offset=offset,
+        )
+
+    @get("/api/v1/applications/{application_id:str}", summary="One of your applications")
+    async def show(
+        self, db: Db, runtime: Rt, caller: CallerDep, application_id: ApplicationId
+    ) -> ApplicationOut:
+        _require_apply(caller, runtime.clock())
+        return await _reload(db, application_id, caller.account.id)
+
+    @post(
+        "/api/v1/applications/{application_id:str}/withdraw",
+        summary="Withdraw one of your applications",
+        status_code=200,
+    )
+    async def withdraw(
+        self, db: Db, runtime: Rt, caller: CallerDep, application_id: ApplicationId
+    ) -> ApplicationOut:
+        _require_apply(caller, runtime.clock())
+        await service.act_as_applicant(
+            runtime, caller.account.id, application_id, ApplicationMove.WITHDRAW
+        )
+        return await _reload(db, application_id, caller.account.id)
