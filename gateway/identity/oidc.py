@@ -118,7 +118,7 @@ _TOKEN_REASONS = {
     "algorithm": "its sign-in token uses a signature algorithm the gateway does not accept",
     "unknown_key": "its sign-in token is signed with a key the provider does not publish",
     "signature": "the signature of its sign-in token does not match the provider's keys",
-    "issuer": "its sign-in token was issued by someone else than the provider",
+    "issuer": "its sign-in token was issued by someone other than the provider",
     "audience": "its sign-in token was issued for another application",
     "expired": "its sign-in token has expired (check that your computer's clock is right)",
     "issued_at": "its sign-in token is dated in the future",
@@ -479,7 +479,9 @@ def validate_id_token(
     except ExpiredTokenError as exc:
         raise IdTokenRejected("expired", str(exc)) from exc
     except MissingClaimError as exc:
-        raise IdTokenRejected("claims", str(exc)) from exc
+        # azp is required only when the token has audiences besides this client.
+        reason = "audience" if exc.claim == "azp" else "claims"
+        raise IdTokenRejected(reason, str(exc)) from exc
     except ClaimError as exc:
         reason = {
             "iss": "issuer",

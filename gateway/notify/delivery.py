@@ -139,6 +139,8 @@ async def deliver_due_email(rt: Runtime, *, limit: int = 100) -> DeliveryReport:
                 )
             ).one()
         claimed = attempts + 1
+        if await _gave_up(rt, _EMAIL, note_id, claimed, tally):
+            continue
         try:
             message = build_message(
                 sender=rt.settings.mail_from,
@@ -182,6 +184,8 @@ async def deliver_due_webhooks(rt: Runtime, *, limit: int = 100) -> DeliveryRepo
                     continue
                 delivery = await session.get_one(WebhookDelivery, delivery_id)
             claimed = attempts + 1
+            if await _gave_up(rt, _WEBHOOKS, delivery_id, claimed, tally):
+                continue
             hook = endpoints.get(delivery.endpoint)
             if hook is None:
                 # Without its secret the event cannot be signed; nobody will add it back.
@@ -245,7 +249,7 @@ async def _due(rt: Runtime, outbox: _Outbox, limit: int) -> list[tuple[Any, int]
             .order_by(outbox.next_at, outbox.id)
             .limit(limit)
         )
-        return [(row_id, attempts) for row_id, attempts in rows.tuples()]
+        return [(row_id, attempts) for row_id, attempts in rows]
 
 
 def _is_due(outbox: _Outbox, now: datetime) -> Any:
@@ -270,6 +274,16 @@ async def _claim(
         .execution_options(synchronize_session=False)
     )
     return _rowcount(result) == 1
+
+
+async def _gave_up(rt: Runtime, outbox: _Outbox, row_id: Any, claimed: int, tally: _Tally) -> bool:
+    """Whether the row is past its last attempt, which was interrupted (its claim's lease
+    ran out); it is then recorded as failed instead of being tried once more."""
+    if claimed <= len(outbox.retry_delays) + 1:
+        return False
+    reason = f"gave up: the last attempt ({claimed - 1}) was interrupted"
+    await _record_failure(rt, outbox, row_id, claimed, reason, tally, permanent=True)
+    return True
 
 
 async def _record_failure(

@@ -6,7 +6,7 @@ import logging
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get
-from litestar.params import Parameter
+from litestar.params import PathParameter, QueryParameter
 from litestar.response import Redirect, Template
 
 from gateway.config import OidcProvider
@@ -24,15 +24,14 @@ logger = logging.getLogger("gateway.identity.oidc")
 # The provider directory lives in the app's state: one per process, made on first use.
 _DIRECTORY = "oidc_directory"
 
-Next = Annotated[str, Parameter(query="next", description="Where to go after signing in")]
+ProviderName = Annotated[str, PathParameter(description="The provider's name in gateway.toml")]
+Next = Annotated[str, QueryParameter(description="Where to go after signing in")]
 # `state` is a reserved name in Litestar handlers (the app state), hence the alias.
 State = Annotated[
-    str | None, Parameter(query="state", description="The state sent to the provider")
+    str | None, QueryParameter(name="state", description="The state sent to the provider")
 ]
-Code = Annotated[str | None, Parameter(query="code", description="The authorization code")]
-ProviderError = Annotated[
-    str | None, Parameter(query="error", description="The provider's refusal, if any")
-]
+Code = Annotated[str | None, QueryParameter(description="The authorization code")]
+ProviderError = Annotated[str | None, QueryParameter(description="The provider's refusal, if any")]
 
 
 def _directory(request: Request[Any, Any, Any]) -> oidc.ProviderDirectory:
@@ -65,7 +64,11 @@ class OidcPages(Controller):
 
     @get("/sign-in/oidc/{provider:str}")
     async def start(
-        self, request: Request[Any, Any, Any], runtime: Rt, provider: str, next: Next = "/account"
+        self,
+        request: Request[Any, Any, Any],
+        runtime: Rt,
+        provider: ProviderName,
+        next: Next = "/account",
     ) -> Template | Redirect:
         chosen = _provider(runtime, provider)
         if isinstance(chosen, Template):
@@ -87,7 +90,7 @@ class OidcPages(Controller):
         self,
         request: Request[Any, Any, Any],
         runtime: Rt,
-        provider: str,
+        provider: ProviderName,
         oidc_state: State = None,
         code: Code = None,
         error: ProviderError = None,

@@ -1,9 +1,403 @@
-"""The operator console (/ops): the review queue and application decisions."""
+"""The operator console (/ops): the review queue and application decisions.
+
+Operators only: anyone else signed in gets a 403, and a signed-out visitor is sent to the
+sign-in page. Handlers stay thin: parse the query or form, call the applications service
+(the same functions the CLI calls), render. Bad input is shown on the page with a 4xx,
+never as a 500.
+"""
 
 from __future__ import annotations
 
-from litestar import Controller
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from litestar import Controller, get, post
+from litestar.params import QueryParameter, URLEncodedBody
+from litestar.response import Redirect, Template
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from gateway.applications import service
+from gateway.applications.service import QueueFilter, QueueItem
+from gateway.db.models import Account, Application
+from gateway.errors import GatewayError, InvalidInput
+from gateway.grants.service import GrantFilter, list_grants
+from gateway.portal.forms import field
+from gateway.portal.session import Viewer, require_operator
+from gateway.runtime import Runtime
+from gateway.web import Db, Page, PathStr, Rt
+from policies.applications import review_clock
+from policies.countries import COUNTRY_NAMES
+from policies.schema import FieldKind, FormField
+from stages.applications import (
+    Actor,
+    ApplicationMove,
+    ApplicationStatus,
+    awaits_review,
+    legal_moves,
+    reason_required,
+)
+from stages.names import InvalidName, parse_model_ref
+from stages.tiers import UnknownTier
+
+Form = URLEncodedBody[dict[str, Any]]
+PAGE_SIZE = 50
+HISTORY_LIMIT = 100
+# A bulk decision runs one transaction per application; a page holds PAGE_SIZE of them.
+BULK_LIMIT = 500
+
+STATUS_LABELS: Mapping[str, str] = {
+    status.value: status.value.replace("_", " ") for status in ApplicationStatus
+}
+
+# The operator's moves, as the buttons and the bulk form say them.
+MOVE_LABELS: Mapping[ApplicationMove, str] = {
+    ApplicationMove.START_REVIEW: "Start review",
+    ApplicationMove.REQUEST_CHANGES: "Request changes",
+    ApplicationMove.APPROVE: "Approve",
+    ApplicationMove.DENY: "Deny",
+}
+BULK_MOVES = (ApplicationMove.APPROVE, ApplicationMove.DENY, ApplicationMove.REQUEST_CHANGES)
+
+Status = Annotated[str, QueryParameter(description="An application status; empty: awaiting review")]
+ModelQuery = Annotated[str, QueryParameter(description="ORG/NAME")]
+Tier = Annotated[str, QueryParameter(description="A tier name")]
+Overdue = Annotated[
+    bool, QueryParameter(description="Only applications past their review deadline")
+]
+Moved = Annotated[str, QueryParameter(description="The move just made, for the notice")]
+
+
+@dataclass(frozen=True)
+class QueueQuery:
+    """The queue's filters as the operator typed them, kept as text to redraw the form."""
+
+    status: str = ""
+    model: str = ""
+    tier: str = ""
+    overdue: bool = False
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any]) -> QueueQuery:
+        """The filters carried as hidden fields of a posted form."""
+        return cls(
+            status=field(data, "status").strip(),
+            model=field(data, "model").strip(),
+            tier=field(data, "tier").strip(),
+            overdue=field(data, "overdue") in ("1", "true", "on"),
+        )
+
+    def where(self, rt: Runtime) -> QueueFilter:
+        """The service's filter, or InvalidInput naming the filter that is wrong."""
+        return queue_filter(
+            rt, status=self.status, model=self.model, tier=self.tier, overdue=self.overdue
+        )
+
+    def params(self) -> dict[str, str]:
+        shown = {"status": self.status, "model": self.model, "tier": self.tier}
+        params = {name: value for name, value in shown.items() if value}
+        if self.overdue:
+            params["overdue"] = "1"
+        return params
+
+    def link(self, page: int = 1) -> str:
+        params = self.params()
+        if page > 1:
+            params["page"] = str(page)
+        return "/ops" + (f"?{urlencode(params)}" if params else "")
+
+
+def queue_filter(
+    rt: Runtime, *, status: str | None, model: str | None, tier: str | None, overdue: bool
+) -> QueueFilter:
+    """Check the queue's filters and build the service's filter from them (portal and CLI)."""
+    if status and status not in STATUS_LABELS:
+        known = ", ".join(STATUS_LABELS)
+        raise InvalidInput(
+            f"unknown status {status!r}; expected one of {known}", code="unknown_status"
+        )
+    if tier and tier not in rt.policy.ladder:
+        known = ", ".join(rt.policy.ladder.names)
+        raise InvalidInput(f"unknown tier {tier!r}; expected one of {known}", code="unknown_tier")
+    try:
+        ref = parse_model_ref(model) if model else None
+    except InvalidName as exc:
+        raise InvalidInput(str(exc), code="invalid_model") from exc
+    return QueueFilter(status=status or None, model=ref, tier=tier or None, overdue_only=overdue)
+
+
+def page_numbers(page: int, pages: int) -> list[int | None]:
+    """The page links to show: the first, the last and two either side; None is a gap."""
+    shown = sorted({1, pages, *range(max(1, page - 2), min(pages, page + 2) + 1)})
+    numbers: list[int | None] = []
+    for number in shown:
+        if numbers and number - (numbers[-1] or 0) > 1:
+            numbers.append(None)
+        numbers.append(number)
+    return numbers
+
+
+def answer_rows(fields: Sequence[FormField], answers: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The applicant's answers as (question, answer) in the form's order, for people."""
+    rows = []
+    for form_field in fields:
+        value = answers.get(form_field.name)
+        if form_field.kind is FieldKind.CHECKBOX:
+            text = "yes" if value is True else "no"
+        elif value is None or value == "":
+            text = "(not answered)"
+        elif form_field.kind is FieldKind.COUNTRY:
+            text = f"{COUNTRY_NAMES.get(str(value), str(value))} ({value})"
+        else:
+            text = str(value)
+        rows.append((form_field.label, text))
+    # Answers to questions the policy no longer asks are still the applicant's words.
+    asked = {form_field.name for form_field in fields}
+    rows.extend((name, str(value)) for name, value in answers.items() if name not in asked)
+    return rows
+
+
+def form_fields(rt: Runtime, tier: str) -> tuple[FormField, ...]:
+    try:
+        return rt.policy.application_rules(tier).fields
+    except UnknownTier:
+        return ()
+
+
+def _all(data: Mapping[str, Any], name: str) -> list[str]:
+    """Every value of a repeated form field (checkboxes), once each, in order."""
+    value = data.get(name, [])
+    values = value if isinstance(value, list) else [value]
+    return list(dict.fromkeys(str(v).strip() for v in values if str(v).strip()))
+
+
+def _move(text: str, allowed: Sequence[ApplicationMove]) -> ApplicationMove:
+    for move in allowed:
+        if move.value == text:
+            return move
+    known = ", ".join(move.value for move in allowed)
+    raise InvalidInput(f"unknown decision {text!r}; expected one of {known}", code="unknown_move")
+
+
+def _operator_actor(operator: Account) -> str:
+    return f"account:{operator.id}"
+
+
+async def _actor_names(session: AsyncSession, actors: Sequence[str | None]) -> dict[str, str]:
+    """Who each actor of a timeline is, as people read it: accounts by their email."""
+    ids = {
+        actor.removeprefix("account:") for actor in actors if actor and actor.startswith("account:")
+    }
+    names = {actor: actor for actor in actors if actor}
+    names["system"] = "the gateway (automatic)"
+    if ids:
+        rows = await session.execute(select(Account.id, Account.email).where(Account.id.in_(ids)))
+        names.update({f"account:{account_id}": email for account_id, email in rows.all()})
+    return names
 
 
 class OpsPages(Controller):
     include_in_schema = False
+
+    @get("/ops")
+    async def queue(
+        self,
+        db: Db,
+        runtime: Rt,
+        viewer: Viewer,
+        status: Status = "",
+        model: ModelQuery = "",
+        tier: Tier = "",
+        overdue: Overdue = False,
+        page: Page = 1,
+    ) -> Template:
+        require_operator(viewer, "/ops")
+        query = QueueQuery(status.strip(), model.strip(), tier.strip(), overdue)
+        return await _queue_page(db, runtime, query, page)
+
+    @post("/ops/applications/bulk")
+    async def bulk(self, db: Db, runtime: Rt, viewer: Viewer, data: Form) -> Template:
+        operator = require_operator(viewer, "/ops")
+        query = QueueQuery.of(data)
+        page = int(field(data, "page")) if field(data, "page").isdigit() else 1
+        ids = _all(data, "ids")
+        reason = field(data, "reason").strip()
+        try:
+            move = _move(field(data, "move"), BULK_MOVES)
+            if not ids:
+                raise InvalidInput("select at least one application", code="nothing_selected")
+            if len(ids) > BULK_LIMIT:
+                raise InvalidInput(
+                    f"select at most {BULK_LIMIT} applications at once", code="too_many_selected"
+                )
+            if reason_required(move) and not reason:
+                # Refused before any is decided: one reason serves them all.
+                raise InvalidInput(
+                    f"a reason is required to {MOVE_LABELS[move].lower()}; it is shown to "
+                    "each applicant",
+                    code="reason_required",
+                )
+        except GatewayError as exc:
+            return await _queue_page(
+                db,
+                runtime,
+                query,
+                page,
+                error=exc,
+                selected=ids,
+                values={"move": field(data, "move"), "reason": reason},
+            )
+        results = await service.decide_many(
+            runtime, ids, move, operator=_operator_actor(operator), reason=reason or None
+        )
+        rows = await db.scalars(
+            select(Application)
+            .options(selectinload(Application.account), selectinload(Application.model))
+            .where(Application.id.in_(ids))
+        )
+        by_id = {application.id: application for application in rows.all()}
+        failed = sum(1 for _, error in results if error)
+        return Template(
+            "ops/bulk_result.html",
+            context={
+                "move": move.value,
+                "move_label": MOVE_LABELS[move],
+                "reason": reason,
+                "results": [(i, by_id.get(i), error) for i, error in results],
+                "failed": failed,
+                "done": len(results) - failed,
+                "back": query.link(page),
+            },
+        )
+
+    @get("/ops/applications/{application_id:str}")
+    async def application(
+        self, db: Db, runtime: Rt, viewer: Viewer, application_id: PathStr, moved: Moved = ""
+    ) -> Template:
+        require_operator(viewer, f"/ops/applications/{application_id}")
+        return await _application_page(db, runtime, application_id, moved=moved)
+
+    @post("/ops/applications/{application_id:str}/decide")
+    async def decide(
+        self, db: Db, runtime: Rt, viewer: Viewer, application_id: PathStr, data: Form
+    ) -> Template | Redirect:
+        operator = require_operator(viewer, f"/ops/applications/{application_id}")
+        reason = field(data, "reason")
+        try:
+            move = _move(field(data, "move"), tuple(MOVE_LABELS))
+            await service.decide(
+                runtime, application_id, move, operator=_operator_actor(operator), reason=reason
+            )
+        except GatewayError as exc:
+            # NotFound stays a 404 page; a refused move redraws the page with why.
+            if exc.status == 404:
+                raise
+            return await _application_page(
+                db,
+                runtime,
+                application_id,
+                error=exc,
+                values={"move": field(data, "move"), "reason": reason},
+            )
+        return Redirect(f"/ops/applications/{application_id}?moved={move.value}")
+
+
+async def _queue_page(
+    db: AsyncSession,
+    rt: Runtime,
+    query: QueueQuery,
+    page: int,
+    *,
+    error: GatewayError | None = None,
+    selected: Sequence[str] = (),
+    values: Mapping[str, str] | None = None,
+) -> Template:
+    items: list[QueueItem] = []
+    total = 0
+    try:
+        where = query.where(rt)
+    except GatewayError as exc:
+        error = error or exc
+    else:
+        items, total = await service.list_applications(
+            db, rt, where, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
+        )
+    pages = max(1, -(-total // PAGE_SIZE))
+    return Template(
+        "ops/queue.html",
+        context={
+            "items": items,
+            "total": total,
+            "page": page,
+            "pages": pages,
+            "page_numbers": page_numbers(page, pages),
+            "query": query,
+            "statuses": STATUS_LABELS,
+            "tiers": rt.policy.ladder.names,
+            "bulk_moves": [
+                (move.value, MOVE_LABELS[move], reason_required(move)) for move in BULK_MOVES
+            ],
+            "error": error.message if error else None,
+            "selected": set(selected),
+            "values": values or {},
+            "now": rt.clock(),
+        },
+        status_code=error.status if error else 200,
+    )
+
+
+async def _application_page(
+    db: AsyncSession,
+    rt: Runtime,
+    application_id: str,
+    *,
+    moved: str = "",
+    error: GatewayError | None = None,
+    values: Mapping[str, str] | None = None,
+) -> Template:
+    application = await service.get_application(db, application_id, owner=None)
+    account = application.account
+    status = ApplicationStatus(application.status)
+    history, history_total = await service.list_applications(
+        db, rt, QueueFilter(account_id=account.id), limit=HISTORY_LIMIT
+    )
+    grants = await list_grants(db, GrantFilter(account_id=account.id))
+    clock = None
+    if awaits_review(status):
+        try:
+            rules = rt.policy.application_rules(application.tier)
+        except UnknownTier:
+            rules = None
+        if rules is not None:
+            clock = review_clock(rules, application.submitted_at, rt.clock())
+    actors = [event.actor for event in application.events] + [application.decided_by]
+    moves = [
+        {
+            "move": move.value,
+            "label": MOVE_LABELS[move],
+            "reason_required": reason_required(move),
+        }
+        for move in legal_moves(status, Actor.OPERATOR)
+        if move in MOVE_LABELS
+    ]
+    return Template(
+        "ops/application.html",
+        context={
+            "application": application,
+            "account": account,
+            "answers": answer_rows(form_fields(rt, application.tier), application.answers),
+            "clock": clock,
+            "history": [item for item in history if item.application.id != application.id],
+            "history_total": history_total - 1,
+            "grants": grants,
+            "actors": await _actor_names(db, actors),
+            "moves": moves,
+            "moved": STATUS_LABELS.get(application.status) if moved else None,
+            "error": error.message if error else None,
+            "values": values or {},
+        },
+        status_code=error.status if error else 200,
+    )

@@ -217,9 +217,12 @@ async def test_the_queue_is_oldest_first_with_overdue_flags_and_no_cap(
         "user2@company.example",
     ]
     assert [i.application.account.email for i in rest] == ["user6@company.example"]
-    # researcher review_days is 14: submitted 20..14 days ago are overdue.
-    assert overdue_total == 7 - 1 or overdue_total == sum(1 for i in overdue if i.overdue)
+    # researcher review_days is 14: the six submitted more than 14 days ago are overdue;
+    # the last one, submitted exactly 14 days ago, is due now but not yet late.
+    assert overdue_total == 6
     assert all(i.overdue for i in overdue)
+    assert [i.overdue for i in page] == [True, True, True]
+    assert [i.overdue for i in rest] == [False]
 
 
 async def test_grant_lifecycle_warns_expires_and_asks_for_a_closeout(
