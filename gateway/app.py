@@ -43,6 +43,7 @@ from gateway.portal.applicant_pages import ApplicantPages
 from gateway.portal.auth_pages import AuthPages
 from gateway.portal.catalog_pages import CatalogPages
 from gateway.portal.filters import register_filters
+from gateway.portal.oidc_pages import OidcPages
 from gateway.portal.ops_pages import OpsPages
 from gateway.portal.session import provide_viewer
 from gateway.runtime import Runtime, build_runtime
@@ -201,6 +202,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             CatalogController,
             CatalogPages,
             AuthPages,
+            OidcPages,
             AccountPages,
             ApplicantPages,
             OpsPages,

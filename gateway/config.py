@@ -153,10 +153,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     public_url = (public_url or DEFAULT_PUBLIC_URL).rstrip("/")
     _check_http_url(public_url, where)
     smtp_url, where = pick("smtp_url")
-    if smtp_url is not None and urlsplit(smtp_url).scheme not in ("smtp", "smtps", "smtp+starttls"):
-        raise ConfigError(
-            f"{where}: expected smtp://[user:password@]host[:port] (or smtps://, smtp+starttls://)"
-        )
+    if smtp_url is not None:
+        from gateway.notify.mail import parse_smtp_url  # mail.py imports this module
+
+        parse_smtp_url(smtp_url)
     mail_from, _ = pick("mail_from")
     scheduler, where = pick("scheduler")
     if scheduler not in (None, "on", "off"):

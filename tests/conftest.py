@@ -20,7 +20,12 @@ from gateway.config import Settings
 from gateway.db.migrate import upgrade
 from gateway.runtime import Runtime, build_runtime
 
-pytest_plugins = ["tests.fixtures.moto"]
+pytest_plugins = [
+    "tests.fixtures.moto",
+    "tests.fixtures.oidc",
+    "tests.fixtures.smtp",
+    "tests.fixtures.webhook_receiver",
+]
 
 ALL_BACKENDS = ("sqlite+file", "postgres+file", "postgres+s3")
 BACKENDS = tuple(

@@ -292,7 +292,8 @@ class Notification(Base):
     link: Mapped[str | None] = mapped_column(String(1000))
     created_at: Mapped[datetime]
     read_at: Mapped[datetime | None]
-    # Email delivery: pending -> sent | failed (after retries) | skipped (no SMTP set up).
+    # Email delivery: pending -> sending -> sent | failed (after retries) | skipped (no SMTP);
+    # while sending, email_next_attempt_at is the claim's lease.
     email_status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     email_attempts: Mapped[int] = mapped_column(default=0)
     email_next_attempt_at: Mapped[datetime | None]
@@ -310,7 +311,9 @@ class WebhookDelivery(Base):
     event: Mapped[str] = mapped_column(String(NAME))
     payload: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(
+        String(16), default="pending"
+    )  # pending -> sending -> delivered | failed
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime]
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -24,7 +24,7 @@ def _address(request: Request[Any, Any, Any]) -> str | None:
     return request.client.host if request.client else None
 
 
-def _safe_next(target: str) -> str:
+def safe_next(target: str) -> str:
     # Only paths on this site: never an open redirect to another host.
     return target if target.startswith("/") and not target.startswith("//") else "/account"
 
@@ -56,14 +56,14 @@ class AuthPages(Controller):
 
     @get("/sign-in")
     async def sign_in_form(self, next: Next = "/account") -> Template:
-        return form_page("auth/sign_in.html", next=_safe_next(next), providers=[])
+        return form_page("auth/sign_in.html", next=safe_next(next), providers=[])
 
     @post("/sign-in")
     async def sign_in(
         self, request: Request[Any, Any, Any], runtime: Rt, data: Form
     ) -> Template | Redirect:
         limiter = RateLimiter(request.app.stores.get("rate_limits"))
-        target = _safe_next(field(data, "next") or "/account")
+        target = safe_next(field(data, "next") or "/account")
         try:
             account = await service.sign_in(
                 runtime,
@@ -73,7 +73,13 @@ class AuthPages(Controller):
                 address=_address(request),
             )
         except GatewayError as exc:
-            return form_page("auth/sign_in.html", values=data, error=exc, next=target, providers=[])
+            return form_page(
+                "auth/sign_in.html",
+                values=data,
+                error=exc,
+                next=target,
+                providers=runtime.settings.oidc,
+            )
         sign_in_session(request, account)
         return Redirect(target)
 

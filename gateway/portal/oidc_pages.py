@@ -14,7 +14,7 @@ from gateway.errors import GatewayError
 from gateway.identity import oidc
 from gateway.identity.limits import RateLimiter
 from gateway.identity.service import SIGN_IN_PER_ADDRESS, SIGN_IN_WINDOW
-from gateway.portal.auth_pages import _safe_next
+from gateway.portal.auth_pages import safe_next
 from gateway.portal.forms import form_page
 from gateway.portal.session import sign_in_session
 from gateway.web import Rt
@@ -79,7 +79,7 @@ class OidcPages(Controller):
             return _failed(exc)
         now = runtime.clock().timestamp()
         url, pending = oidc.authorization_request(
-            runtime.settings, chosen, metadata, next_path=_safe_next(next), now=now
+            runtime.settings, chosen, metadata, next_path=safe_next(next), now=now
         )
         session = _session(request)
         request.set_session({**session, oidc.SESSION_PENDING: oidc.remember(session, pending, now)})
@@ -135,4 +135,4 @@ class OidcPages(Controller):
             logger.info("oidc %s: sign-in refused: %s (%s)", chosen.name, exc.code, exc.message)
             return _failed(exc)
         sign_in_session(request, account)
-        return Redirect(_safe_next(pending.next))
+        return Redirect(safe_next(pending.next))
