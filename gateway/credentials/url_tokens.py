@@ -208,9 +208,11 @@ class KeyCache:
         self._signing: tuple[datetime, SigningKeyPair] | None = None
         self._verifying: tuple[datetime, dict[str, dict[str, Any]]] | None = None
 
-    async def signing(self, session: AsyncSession, now: datetime) -> SigningKeyPair:
+    async def signing(self, rt: Any, now: datetime) -> SigningKeyPair:
+        """The key to sign with; `rt` is the Runtime (its write transaction may create one)."""
         if self._signing is None or (now - self._signing[0]).total_seconds() > KEY_CACHE_SECONDS:
-            self._signing = (now, await active_key(session, now))
+            async with rt.transaction() as session:
+                self._signing = (now, await active_key(session, now))
         return self._signing[1]
 
     async def verifying(

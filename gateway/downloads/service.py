@@ -157,7 +157,10 @@ async def issue_manifest(
 ) -> DownloadManifest:
     """Signed URLs for every artifact the caller's grant may fetch now, and why not the rest."""
     now = rt.clock()
-    async with rt.transaction() as session:
+    # Reads in a plain session; the evidence is written afterwards in one short write
+    # transaction, so the database's write lock is held for the inserts alone.
+    pending: list[dict[str, Any]] = []
+    async with rt.sessionmaker() as session:
         release = await get_release(session, model, version)
         grants = (
             await session.scalars(
@@ -169,23 +172,31 @@ async def issue_manifest(
         grant, decision = _best_grant(rt, now, caller, release, grants)
         if isinstance(decision, Deny) or grant is None:
             assert isinstance(decision, Deny)
-            evidence.record(
-                session,
-                "download.manifest_refused",
-                actor=f"account:{caller.account.id}",
-                at=now,
-                model_id=release.model_id,
-                release_id=release.id,
-                account_id=caller.account.id,
-                data={"reason": decision.reason.value, "key": _key_id(caller), **_client(client)},
+            pending.append(
+                {
+                    "kind": "download.manifest_refused",
+                    "actor": f"account:{caller.account.id}",
+                    "at": now,
+                    "model_id": release.model_id,
+                    "release_id": release.id,
+                    "account_id": caller.account.id,
+                    "data": {
+                        "reason": decision.reason.value,
+                        "key": _key_id(caller),
+                        **_client(client),
+                    },
+                }
             )
             refusal: Deny | None = decision
             manifest = None
         else:
             refusal = None
             manifest = await _issue(
-                rt, session, now, caller, release, grant, paths, continue_ids, client
+                rt, session, now, caller, release, grant, paths, continue_ids, client, pending
             )
+    async with rt.transaction() as session:
+        for row in pending:
+            evidence.record(session, row.pop("kind"), **row)
     if refusal is not None:
         raise Denied(refusal.reason, refusal.message)
     assert manifest is not None
@@ -247,6 +258,7 @@ async def _issue(
     paths: list[str] | None,
     continue_ids: dict[str, str] | None,
     client: Client,
+    pending: list[dict[str, Any]],
 ) -> DownloadManifest:
     tier = rt.policy.ladder.get(grant.tier)
     component_of = {c.id: c.name for c in release.components}
@@ -261,7 +273,7 @@ async def _issue(
     # Not dict(result): a Result has .keys() (its columns), which dict() would misread.
     used = {artifact_id: count for artifact_id, count in usage}  # noqa: C416 - dict(Result) reads its .keys()
     continuing = await _continuable(session, grant, now, continue_ids or {}, artifacts)
-    key = await rt.url_keys.signing(session, now)
+    key = await rt.url_keys.signing(rt, now)
     base = rt.settings.public_url
     issued: list[IssuedUrl] = []
     withheld: list[WithheldArtifact] = []
@@ -310,24 +322,25 @@ async def _issue(
                 quota_remaining=max(0, left),
             )
         )
-        evidence.record(
-            session,
-            "url.issued",
-            actor=f"account:{caller.account.id}",
-            at=now,
-            model_id=release.model_id,
-            release_id=release.id,
-            account_id=caller.account.id,
-            data={
-                "grant": grant.id,
-                "artifact": artifact.id,
-                "path": artifact.path,
-                "tier": grant.tier,
-                "download": download_id,
-                "expires_at": expires.isoformat(),
-                "key": _key_id(caller),
-                **_client(client),
-            },
+        pending.append(
+            {
+                "kind": "url.issued",
+                "actor": f"account:{caller.account.id}",
+                "at": now,
+                "model_id": release.model_id,
+                "release_id": release.id,
+                "account_id": caller.account.id,
+                "data": {
+                    "grant": grant.id,
+                    "artifact": artifact.id,
+                    "path": artifact.path,
+                    "tier": grant.tier,
+                    "download": download_id,
+                    "expires_at": expires.isoformat(),
+                    "key": _key_id(caller),
+                    **_client(client),
+                },
+            }
         )
     api = (
         f"{base}/api/v1/models/{release.model.org}/{release.model.name}/releases/{release.version}"
@@ -435,7 +448,9 @@ async def deliver(
         raise Denied(Reason.URL_INVALID, str(exc)) from exc
 
     refusal: Denied | None = None
-    async with rt.transaction() as session:
+    # The live state is read in a plain session; only taking a quota unit and writing the
+    # evidence need the write lock, in a short transaction of their own.
+    async with rt.sessionmaker() as session:
         row = (
             await session.execute(
                 select(Grant, Account, Artifact, Component, Release, Model)
@@ -487,9 +502,10 @@ async def deliver(
             ),
             rt.stage_machine,
         )
-        if isinstance(decision, Deny):
-            refusal = Denied(decision.reason, decision.message)
-        elif (
+    if isinstance(decision, Deny):
+        refusal = Denied(decision.reason, decision.message)
+    async with rt.transaction() as session:
+        if (
             refusal is None
             and started is None
             and method != "HEAD"

@@ -19,9 +19,7 @@ async def provide_caller(request: Request[object, object, State], runtime: Rt, d
         raise Unauthenticated(
             "send your API key as `Authorization: Bearer rgk_...`", code="key_invalid"
         )
-    caller = await authenticate(runtime, db, secret.strip(), runtime.clock())
-    await db.commit()  # keeps last_used_at
-    return caller
+    return await authenticate(runtime, db, secret.strip(), runtime.clock())
 
 
 CallerDep: TypeAlias = NamedDependency[Caller]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import evidence
@@ -22,6 +24,7 @@ from gateway.errors import GatewayError, InvalidInput, NotFound
 from gateway.runtime import Runtime
 from stages.access import KeyFacts
 
+logger = logging.getLogger("gateway.keys")
 SCOPES = ("download", "apply", "keys", "admin")
 # last_used_at is for people ("used 2 hours ago"); writing it on every request would turn
 # every read into a write, so it is refreshed at most this often.
@@ -167,6 +170,18 @@ async def authenticate(rt: Runtime, session: AsyncSession, secret: str, now: dat
         raise Unauthenticated("this API key is not known to this gateway", code="key_invalid")
     key, account = found
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
-        await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+        await _touch(rt, key.id, now)
         key.last_used_at = now
     return Caller(account=account, key=key)
+
+
+async def _touch(rt: Runtime, key_id: str, now: datetime) -> None:
+    # Best effort, in a write transaction of its own: a busy database must never turn a
+    # good request into an error just to note when a key was last used.
+    try:
+        async with rt.transaction() as session:
+            await session.execute(
+                update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now)
+            )
+    except DBAPIError:
+        logger.warning("could not record the last use of key %s", key_id, exc_info=True)
