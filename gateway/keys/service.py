@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from gateway import evidence
 from gateway.credentials.api_key_format import (
@@ -171,7 +172,9 @@ async def authenticate(rt: Runtime, session: AsyncSession, secret: str, now: dat
     key, account = found
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
         await _touch(rt, key.id, now)
-        key.last_used_at = now
+        # Shown as written, without marking the caller's read session dirty (a write there
+        # would need the lock this request does not hold).
+        set_committed_value(key, "last_used_at", now)
     return Caller(account=account, key=key)
 
 
