@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.params import JSONBody, PathParameter
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.applications import service
 from gateway.catalog.api import model_ref
@@ -18,6 +17,7 @@ from gateway.downloads.service import Denied
 from gateway.errors import InvalidInput
 from gateway.keys.auth import CallerDep
 from gateway.keys.service import Caller, key_facts_of
+from gateway.runtime import Runtime
 from gateway.web import Db, Limit, Name, Offset, Org, Rt
 from stages.access import Deny, check_key
 from stages.applications import ApplicationMove
@@ -136,9 +136,11 @@ def _require_apply(caller: Caller, now: datetime) -> None:
         raise Denied(decision.reason, decision.message)
 
 
-async def _reload(db: AsyncSession, application_id: str, account_id: str) -> ApplicationOut:
-    application = await service.get_application(db, application_id, owner=account_id)
-    return ApplicationOut.of(application, with_events=True)
+async def _reload(rt: Runtime, application_id: str, account_id: str) -> ApplicationOut:
+    # A fresh session: the request's own began its snapshot before the change committed.
+    async with rt.sessionmaker() as session:
+        application = await service.get_application(session, application_id, owner=account_id)
+        return ApplicationOut.of(application, with_events=True)
 
 
 class ApplicationsController(Controller):
@@ -195,7 +197,7 @@ class ApplicationsController(Controller):
             license_sha256=data.license_sha256,
             address=request.client.host if request.client else None,
         )
-        return await _reload(db, application.id, caller.account.id)
+        return await _reload(runtime, application.id, caller.account.id)
 
     @get("/api/v1/applications", summary="Your applications, oldest first")
     async def list(
@@ -221,7 +223,7 @@ class ApplicationsController(Controller):
         self, db: Db, runtime: Rt, caller: CallerDep, application_id: ApplicationId
     ) -> ApplicationOut:
         _require_apply(caller, runtime.clock())
-        return await _reload(db, application_id, caller.account.id)
+        return await _reload(runtime, application_id, caller.account.id)
 
     @post(
         "/api/v1/applications/{application_id:str}/withdraw",
@@ -235,4 +237,4 @@ class ApplicationsController(Controller):
         await service.act_as_applicant(
             runtime, caller.account.id, application_id, ApplicationMove.WITHDRAW
         )
-        return await _reload(db, application_id, caller.account.id)
+        return await _reload(runtime, application_id, caller.account.id)
