@@ -81,6 +81,7 @@ class AccessFacts:
     key: KeyFacts | None = None  # None: not through an API key (a signed URL, the portal)
     required_scope: str = "download"
     quota_left: int | None = None  # None: the quota is not in question for this request
+    recalled_tiers: frozenset[str] = frozenset()  # tiers of the release under a tier recall
 
 
 def decide(facts: AccessFacts, machine: StageMachine) -> Decision:
@@ -145,6 +146,11 @@ def _release_denial(facts: AccessFacts, machine: StageMachine) -> Deny | None:
     assert grant is not None  # checked before
     if facts.release_status == "recalled":
         return Deny(Reason.RELEASE_RECALLED, f"{facts.release_ref} has been recalled")
+    if grant.tier in facts.recalled_tiers:
+        return Deny(
+            Reason.RELEASE_RECALLED,
+            f"{facts.release_ref} has been recalled for the {grant.tier} tier",
+        )
     if facts.release_status == "decommissioned":
         return Deny(
             Reason.RELEASE_DECOMMISSIONED,

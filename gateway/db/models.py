@@ -410,3 +410,170 @@ class JobRun(Base):
     last_finished_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     runs: Mapped[int] = mapped_column(default=0)
+
+
+class EvidenceAttachment(Base):
+    """A document attached to a release as evidence for a promotion gate (e.g. a red-team
+    report). The file itself is in object storage, by SHA-256."""
+
+    __tablename__ = "evidence_attachments"
+    __table_args__ = (Index("ix_evidence_attachments_release", "release_id", "kind", "name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="RESTRICT"))
+    kind: Mapped[str] = mapped_column(String(NAME))
+    name: Mapped[str] = mapped_column(String(200))
+    result: Mapped[str] = mapped_column(String(NAME))
+    file_name: Mapped[str | None] = mapped_column(String(300))
+    file_sha256: Mapped[str | None] = mapped_column(String(64))
+    file_size: Mapped[int | None] = mapped_column(BigInteger)
+    note: Mapped[str | None] = mapped_column(Text)
+    attached_by: Mapped[str] = mapped_column(String(320))
+    attached_at: Mapped[datetime]
+
+
+class Approval(Base):
+    """One operator's approval of a pending promotion or reinstatement. An approval counts
+    once per operator and is used up when the move happens."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (Index("ix_approvals_release_action", "release_id", "action", "target"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="RESTRICT"))
+    action: Mapped[str] = mapped_column(String(16))  # promote | reinstate
+    target: Mapped[str] = mapped_column(String(NAME))  # the target stage, or "" for reinstate
+    operator: Mapped[str] = mapped_column(String(320))
+    approved_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class Recall(Base):
+    """A recall in force (lifted_at is None) stops downloads of a release, or of one tier."""
+
+    __tablename__ = "recalls"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    release_id: Mapped[int] = mapped_column(
+        ForeignKey("releases.id", ondelete="RESTRICT"), index=True
+    )
+    tier: Mapped[str | None] = mapped_column(String(NAME))  # None: every tier
+    reason: Mapped[str] = mapped_column(Text)
+    recalled_at: Mapped[datetime]
+    recalled_by: Mapped[str] = mapped_column(String(320))
+    rule: Mapped[str | None] = mapped_column(Text)  # the policy trigger that fired, if any
+    lifted_at: Mapped[datetime | None]
+    lifted_by: Mapped[str | None] = mapped_column(String(320))
+
+
+class Decommission(Base):
+    """The announced end of hosting of a release."""
+
+    __tablename__ = "decommissions"
+
+    release_id: Mapped[int] = mapped_column(
+        ForeignKey("releases.id", ondelete="RESTRICT"), primary_key=True
+    )
+    announced_at: Mapped[datetime]
+    effective_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(Text)
+    successor_version: Mapped[str | None] = mapped_column(String(NAME))
+    new_license_id: Mapped[int | None] = mapped_column(
+        ForeignKey("licenses.id", ondelete="RESTRICT")
+    )
+    announced_by: Mapped[str] = mapped_column(String(320))
+    executed_at: Mapped[datetime | None]
+    purged_at: Mapped[datetime | None]
+
+
+class Incident(Base):
+    """A report of misuse, a safety or security problem, a leak; triaged by operators."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (Index("ix_incidents_status_created", "status", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tracking_code: Mapped[str] = mapped_column(String(32), unique=True)
+    release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id", ondelete="RESTRICT"))
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id", ondelete="RESTRICT"))
+    category: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(Text)
+    links: Mapped[dict[str, Any]]
+    contact: Mapped[str | None] = mapped_column(String(320))
+    reporter_account_id: Mapped[str | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="RESTRICT")
+    )
+    reporter_address: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str | None] = mapped_column(String(16))
+    assignee: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class IncidentEvent(Base):
+    __tablename__ = "incident_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[str] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(320))
+    move: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class IncidentAccount(Base):
+    """An account linked to an incident (e.g. the grantee whose copy leaked)."""
+
+    __tablename__ = "incident_accounts"
+
+    incident_id: Mapped[str] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True
+    )
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="RESTRICT"), primary_key=True
+    )
+
+
+class EnforcementAction(Base):
+    """A warning, suspension or termination of an account, with its reason."""
+
+    __tablename__ = "enforcement_actions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="RESTRICT"), index=True
+    )
+    action: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    incident_id: Mapped[str | None] = mapped_column(ForeignKey("incidents.id", ondelete="RESTRICT"))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(320))
+    ends_at: Mapped[datetime | None]  # a suspension's end
+    ended_at: Mapped[datetime | None]
+    appeal_until: Mapped[datetime]
+
+
+class Appeal(Base):
+    """An account's one appeal against an enforcement action, and its outcome."""
+
+    __tablename__ = "appeals"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    action_id: Mapped[str] = mapped_column(
+        ForeignKey("enforcement_actions.id", ondelete="RESTRICT"), unique=True
+    )
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="RESTRICT"), index=True
+    )
+    statement: Mapped[str] = mapped_column(Text)
+    submitted_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))  # pending | upheld | overturned
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(320))
+    decision_reason: Mapped[str | None] = mapped_column(Text)

@@ -32,6 +32,7 @@ from gateway.db.models import (
     Grant,
     Model,
     QuotaUsage,
+    Recall,
     Release,
 )
 from gateway.downloads.ranges import ByteRange, RangeNotSatisfiable, parse_range
@@ -127,6 +128,7 @@ def _facts(
     component: str | None,
     key: KeyFacts | None,
     quota_left: int | None = None,
+    recalled: frozenset[str] = frozenset(),
 ) -> AccessFacts:
     components: frozenset[str] = frozenset()
     if grant is not None and grant.tier in rt.policy.ladder:
@@ -142,7 +144,18 @@ def _facts(
         tier_components=components,
         key=key,
         quota_left=quota_left,
+        recalled_tiers=recalled,
     )
+
+
+async def _recalled_tiers(session: AsyncSession, release_id: int) -> frozenset[str]:
+    """Tiers of the release under a recall in force (a whole-release recall is its status)."""
+    rows = await session.scalars(
+        select(Recall.tier).where(
+            Recall.release_id == release_id, Recall.lifted_at.is_(None), Recall.tier.is_not(None)
+        )
+    )
+    return frozenset(tier for tier in rows.all() if tier is not None)
 
 
 async def issue_manifest(
@@ -169,7 +182,8 @@ async def issue_manifest(
                 )
             )
         ).all()
-        grant, decision = _best_grant(rt, now, caller, release, grants)
+        recalled = await _recalled_tiers(session, release.id)
+        grant, decision = _best_grant(rt, now, caller, release, grants, recalled)
         if isinstance(decision, Deny) or grant is None:
             assert isinstance(decision, Deny)
             pending.append(
@@ -192,7 +206,17 @@ async def issue_manifest(
         else:
             refusal = None
             manifest = await _issue(
-                rt, session, now, caller, release, grant, paths, continue_ids, client, pending
+                rt,
+                session,
+                now,
+                caller,
+                release,
+                grant,
+                paths,
+                continue_ids,
+                client,
+                pending,
+                recalled,
             )
     async with rt.transaction() as session:
         for row in pending:
@@ -204,7 +228,12 @@ async def issue_manifest(
 
 
 def _best_grant(
-    rt: Runtime, now: datetime, caller: Requester, release: Release, grants: Any
+    rt: Runtime,
+    now: datetime,
+    caller: Requester,
+    release: Release,
+    grants: Any,
+    recalled: frozenset[str],
 ) -> tuple[Grant | None, Allow | Deny]:
     """The widest grant that allows access now; else the most telling refusal."""
     key = key_facts(caller)
@@ -225,6 +254,7 @@ def _best_grant(
                 release=release,
                 component=None,
                 key=key,
+                recalled=recalled,
             ),
             rt.stage_machine,
         )
@@ -241,6 +271,7 @@ def _best_grant(
                 release=release,
                 component=None,
                 key=key,
+                recalled=recalled,
             ),
             rt.stage_machine,
         )
@@ -259,6 +290,7 @@ async def _issue(
     continue_ids: dict[str, str] | None,
     client: Client,
     pending: list[dict[str, Any]],
+    recalled: frozenset[str],
 ) -> DownloadManifest:
     tier = rt.policy.ladder.get(grant.tier)
     component_of = {c.id: c.name for c in release.components}
@@ -290,6 +322,7 @@ async def _issue(
                 release=release,
                 component=component,
                 key=key_facts(caller),
+                recalled=recalled,
                 quota_left=None if download_id else left,
             ),
             rt.stage_machine,
@@ -468,6 +501,7 @@ async def deliver(
         if account.id != claims.account_id or release.model_id != grant.model_id:
             raise Denied(Reason.URL_INVALID, "this download link does not match its grant")
         release.model = model
+        recalled = await _recalled_tiers(session, release.id)
         try:
             byte_range = parse_range(range_header, artifact.size)
         except RangeNotSatisfiable:
@@ -498,6 +532,7 @@ async def deliver(
                 release=release,
                 component=component.name,
                 key=None,
+                recalled=recalled,
                 quota_left=quota_left,
             ),
             rt.stage_machine,

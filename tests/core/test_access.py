@@ -45,6 +45,8 @@ def key(**changes: object) -> KeyFacts:
 
 def test_good_facts_are_allowed() -> None:
     assert decide(GOOD, MACHINE) == Allow()
+    # A recall of another tier leaves this grant alone.
+    assert decide(replace(GOOD, recalled_tiers=frozenset({"public"})), MACHINE) == Allow()
     assert decide(replace(GOOD, key=None, quota_left=None, component=None), MACHINE) == Allow()
     assert decide(replace(GOOD, release_stage="public"), MACHINE) == Allow()
 
@@ -64,6 +66,11 @@ def test_good_facts_are_allowed() -> None:
         ({"grant": grant(expires_at=NOW)}, Reason.GRANT_EXPIRED, "expired on 2026-06-01"),
         ({"grant": grant(starts_at=NOW + timedelta(hours=1))}, Reason.GRANT_NOT_STARTED, "starts"),
         ({"release_status": "recalled"}, Reason.RELEASE_RECALLED, "recalled"),
+        (
+            {"recalled_tiers": frozenset({"researcher"})},
+            Reason.RELEASE_RECALLED,
+            "recalled for the researcher tier",
+        ),
         ({"release_status": "decommissioned"}, Reason.RELEASE_DECOMMISSIONED, "no longer hosted"),
         ({"release_stage": "trusted_partner"}, Reason.TIER_NOT_OPEN, "not open to the researcher"),
         ({"release_stage": "draft"}, Reason.TIER_NOT_OPEN, "its stage is draft"),
