@@ -381,7 +381,11 @@ async def _move(
             body += f"\nReason: {reason}"
         if move is ApplicationMove.DENY:
             rules = rt.policy.application_rules(application.tier)
-            body += f"\nYou may apply again after {rules.cooldown_days} days."
+            body += (
+                f"\nYou may apply again after {rules.cooldown_days} days."
+                if rules.cooldown_days
+                else "\nYou may apply again at once."
+            )
         _notify(rt, session, application, account, model, kind, subject, body)
 
 

@@ -6,6 +6,7 @@ import click
 
 from gateway import __version__
 from gateway.cli.accounts import accounts
+from gateway.cli.applications import applications
 from gateway.cli.catalog import models, release
 from gateway.cli.download import download
 from gateway.cli.grants import grants
@@ -39,5 +40,6 @@ for command in (
     keys,
     download,
     jobs,
+    applications,
 ):
     main.add_command(command)

@@ -19,7 +19,10 @@ async def provide_caller(request: Request[object, object, State], runtime: Rt, d
         raise Unauthenticated(
             "send your API key as `Authorization: Bearer rgk_...`", code="key_invalid"
         )
-    return await authenticate(runtime, db, secret.strip(), runtime.clock())
+    caller = await authenticate(runtime, db, secret.strip(), runtime.clock())
+    # End the read: on SQLite a snapshot kept open would hide what the handler then writes.
+    await db.commit()
+    return caller
 
 
 CallerDep: TypeAlias = NamedDependency[Caller]

@@ -253,12 +253,15 @@ class OpsPages(Controller):
         results = await service.decide_many(
             runtime, ids, move, operator=_operator_actor(operator), reason=reason or None
         )
-        rows = await db.scalars(
-            select(Application)
-            .options(selectinload(Application.account), selectinload(Application.model))
-            .where(Application.id.in_(ids))
-        )
-        by_id = {application.id: application for application in rows.all()}
+        # A session of its own: the request's session may hold a snapshot from before
+        # the decisions (SQLite keeps one per read transaction).
+        async with runtime.sessionmaker() as session:
+            rows = await session.scalars(
+                select(Application)
+                .options(selectinload(Application.account), selectinload(Application.model))
+                .where(Application.id.in_(ids))
+            )
+            by_id = {application.id: application for application in rows.all()}
         failed = sum(1 for _, error in results if error)
         return Template(
             "ops/bulk_result.html",

@@ -21,6 +21,8 @@ async def provide_viewer(request: Request[Any, Any, Any], db: Db) -> Account | N
     if not account_id:
         return None
     account = await db.get(Account, account_id)
+    # End the read: on SQLite a snapshot kept open would hide what the handler then writes.
+    await db.commit()
     if account is None:
         request.clear_session()
     return account
