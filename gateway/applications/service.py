@@ -24,6 +24,7 @@ from gateway.errors import Conflict, GatewayError, InvalidInput, NotFound
 from gateway.grants.service import add_grant
 from gateway.notify.service import notify
 from gateway.runtime import Runtime
+from gateway.text import clean_text
 from policies.answers import FieldProblem, clean_answers, validate_answers
 from policies.applications import AutoApprove, CoolingDown, approval_route, cooldown, review_clock
 from policies.countries import ISO_COUNTRIES
@@ -126,6 +127,12 @@ async def submit(
 ) -> Application:
     """Apply for a tier of a model. Approved at once where the policy says so."""
     rules = _rules(rt, tier)
+    usage_report = clean_text(usage_report, field="the usage report", max_length=10000)
+    if renewal_of is not None and usage_report is None:
+        raise InvalidInput(
+            "a renewal needs a short report of how the access was used",
+            code="usage_report_required",
+        )
     problems = validate_answers(rules.fields, answers, ISO_COUNTRIES)
     if problems:
         raise AnswersInvalid(problems)
@@ -141,6 +148,8 @@ async def submit(
                 "the license you accepted is not the current one; read it again and accept it",
                 code="license_changed",
             )
+        if renewal_of is not None:
+            await _check_renewal(rt, session, account, model_row, tier, renewal_of, now)
         await _check_may_apply(session, rules, account, model_row, tier, now, renewal_of)
         application = Application(
             id=str(uuid.uuid4()),
@@ -212,6 +221,31 @@ async def submit(
                 f"queue ({route.reason}). Reviews take up to {rules.review_days} days.",
             )
     return application
+
+
+async def _check_renewal(
+    rt: Runtime,
+    session: AsyncSession,
+    account: Account,
+    model: Model,
+    tier: str,
+    grant_id: str,
+    now: datetime,
+) -> None:
+    from policies.lifecycle import renewal_open
+
+    grant = await session.get(Grant, grant_id)
+    if grant is None or grant.account_id != account.id:
+        raise NotFound(f"no grant {grant_id}", code="grant_not_found")
+    if grant.model_id != model.id or grant.tier != tier:
+        raise InvalidInput(
+            "a renewal is for the same model and tier as its grant", code="renewal_mismatch"
+        )
+    if grant.status not in ("active", "expired"):
+        raise Conflict(f"a {grant.status} grant cannot be renewed", code="renewal_refused")
+    window = renewal_open(rt.policy.lifecycle, grant.expires_at, now)
+    if grant.status == "active" and not window.open:
+        raise Conflict(f"renewal opens on {window.opens_at:%Y-%m-%d}", code="renewal_not_open")
 
 
 def _check_account(account: Account) -> None:
@@ -486,6 +520,7 @@ async def act_as_applicant(
     reason: str | None = None,
 ) -> Application:
     """The applicant withdraws, or resubmits with changed answers after a request."""
+    reason = clean_text(reason, field="the reason", max_length=5000)
     async with rt.transaction() as session:
         application, account, model = await _load(session, application_id, account_id)
         if move is ApplicationMove.RESUBMIT:

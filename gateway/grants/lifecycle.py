@@ -19,9 +19,10 @@ from sqlalchemy.orm import selectinload
 
 from gateway import evidence
 from gateway.db.models import Closeout, Grant, GrantNotice
-from gateway.errors import Conflict, InvalidInput, NotFound
+from gateway.errors import Conflict, NotFound
 from gateway.notify.service import notify
 from gateway.runtime import Runtime
+from gateway.text import clean_text
 from policies.lifecycle import expiry_warnings_due
 
 SYSTEM = "system:scheduler"
@@ -200,11 +201,7 @@ async def attest_closeout(
     rt: Runtime, account_id: str, closeout_id: str, statement: str, address: str | None
 ) -> Closeout:
     """The grantee attests that the weights were deleted. Once; another's close-out is 404."""
-    statement = statement.strip()
-    if not statement:
-        raise InvalidInput("say briefly how the copies were deleted", code="statement_required")
-    if len(statement) > 5000:
-        raise InvalidInput("the statement is at most 5000 characters", code="statement_too_long")
+    statement = clean_text(statement, field="the statement", max_length=5000, required=True) or ""
     now = rt.clock()
     async with rt.transaction() as session:
         closeout = await session.scalar(

@@ -16,6 +16,7 @@ from gateway.accounts.service import find_account, normalise_email
 from gateway.db.models import Account, Grant, Model
 from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.runtime import Runtime
+from gateway.text import clean_text
 from stages.grants import GrantMove, GrantStatus, IllegalGrantMove, apply_grant_move
 from stages.names import ModelRef
 from stages.tiers import UnknownTier
@@ -122,8 +123,7 @@ async def change_grant(
     rt: Runtime, grant_id: str, move: GrantMove, *, reason: str, actor: str
 ) -> Grant:
     """Suspend, reinstate or revoke a grant; takes effect on the next request of any URL."""
-    if not reason.strip():
-        raise InvalidInput("a reason is required (--reason)", code="reason_required")
+    reason = clean_text(reason, field="the reason (--reason)", max_length=5000, required=True) or ""
     now = rt.clock()
     async with rt.transaction() as session:
         grant = await session.scalar(

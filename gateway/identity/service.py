@@ -17,6 +17,7 @@ from gateway.identity.links import issue_link, redeem_link
 from gateway.identity.passwords import hash_password, needs_rehash, verify_password
 from gateway.notify.service import notify
 from gateway.runtime import Runtime
+from gateway.text import clean_text
 
 logger = logging.getLogger("gateway.identity")
 
@@ -45,8 +46,12 @@ async def sign_up(
     """A new local account; a verification link goes to its inbox and email."""
     address_email = normalise_email(email)
     password_hash = hash_password(password)
-    if len(display_name) > 200 or len(affiliation) > 200:
-        raise InvalidInput("name and affiliation are at most 200 characters", code="too_long")
+    display_name = (
+        clean_text(display_name, field="your name", max_length=200, multiline=False) or ""
+    )
+    affiliation = (
+        clean_text(affiliation, field="the affiliation", max_length=200, multiline=False) or ""
+    )
     now = rt.clock()
     async with rt.transaction() as session:
         if await find_account(session, address_email) is not None:

@@ -23,6 +23,7 @@ from gateway.credentials.api_key_format import (
 from gateway.db.models import Account, ApiKey
 from gateway.errors import GatewayError, InvalidInput, NotFound
 from gateway.runtime import Runtime
+from gateway.text import clean_text
 from stages.access import KeyFacts
 
 logger = logging.getLogger("gateway.keys")
@@ -69,8 +70,7 @@ async def create_key(
             f"a key may live 1 to {rules.max_days} days (the policy's limit), not {lifetime}",
             code="invalid_expiry",
         )
-    if len(name) > 200:
-        raise InvalidInput("a key name is at most 200 characters", code="invalid_name")
+    name = clean_text(name, field="the key's name", max_length=200, multiline=False) or ""
     chosen = parse_scopes(scopes)
     secret = new_api_key()
     now = rt.clock()

@@ -16,6 +16,7 @@ from gateway import evidence
 from gateway.db.models import Model, Release, StageChange
 from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.runtime import Runtime
+from gateway.text import clean_text
 from stages.names import ModelRef
 from stages.release import Move, ReleaseState, StageError, Status
 
@@ -41,7 +42,8 @@ async def move_release(
 ) -> StageMoved:
     """Apply one move of the stage machine to a release."""
     ref = f"{model}:{version}"
-    if move is Move.ROLLBACK and not (reason and reason.strip()):
+    reason = clean_text(reason, field="the reason (--reason)", max_length=5000)
+    if move is Move.ROLLBACK and reason is None:
         raise InvalidInput("a rollback needs a reason (--reason)", code="reason_required")
     async with rt.transaction() as session:
         release = await _lock_release(session, model, version)
