@@ -7,7 +7,9 @@
 # - Unknown keys are refused: a typo must never fall back silently to a default.
 # - The result is plain frozen values (policies.schema); nothing downstream sees TOML.
 # - Tiers, publishing and API keys are read here; each tier's application rules and the
-#   grant lifecycle in policies.application_loader.
+#   grant lifecycle in policies.application_loader; promotion gates and reinstatement in
+#   policies.gate_loader; triggers, decommission and enforcement in
+#   policies.response_loader.
 
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -16,6 +18,7 @@ from types import MappingProxyType
 from typing import Final, TypeGuard
 
 from policies.application_loader import read_applications, read_lifecycle
+from policies.gate_loader import read_gates, read_reinstate
 from policies.reading import (
     POSITIVE_INT,
     Check,
@@ -27,6 +30,7 @@ from policies.reading import (
     is_table,
     is_text,
 )
+from policies.response_loader import read_decommission, read_enforcement, read_triggers
 from policies.schema import ComponentRule, KeyRules, Policy, PublishRules
 from stages.release import DRAFT
 from stages.tiers import Tier, TierLadder
@@ -35,7 +39,18 @@ SCHEMA_VERSION: Final = 1
 # S3 (SigV4) presigned URLs cannot outlive seven days, so neither may ours.
 MAX_URL_TTL_SECONDS: Final = 7 * 24 * 3600
 
-_TOP_KEYS: Final = ("schema_version", "tiers", "publish", "api_keys", "lifecycle")
+_TOP_KEYS: Final = (
+    "schema_version",
+    "tiers",
+    "publish",
+    "api_keys",
+    "lifecycle",
+    "gates",
+    "reinstate",
+    "triggers",
+    "decommission",
+    "enforcement",
+)
 _KEY_RULE_KEYS: Final = ("default_days", "max_days")
 _TIER_KEYS: Final = (
     "order",
@@ -78,6 +93,11 @@ def load_policy(text: str, source: str) -> Policy:
     publish = _read_publish(data, check, ladder)
     api_keys = _read_key_rules(data, check)
     lifecycle = read_lifecycle(data, check)
+    gates = read_gates(data, check, ladder)
+    reinstate = read_reinstate(data, check)
+    triggers = read_triggers(data, check, ladder)
+    decommission = read_decommission(data, check)
+    enforcement = read_enforcement(data, check)
     if (
         check.problems
         or ladder is None
@@ -85,6 +105,11 @@ def load_policy(text: str, source: str) -> Policy:
         or publish is None
         or api_keys is None
         or lifecycle is None
+        or gates is None
+        or reinstate is None
+        or triggers is None
+        or decommission is None
+        or enforcement is None
     ):
         raise PolicyError(source, check.problems)
     return Policy(
@@ -94,6 +119,11 @@ def load_policy(text: str, source: str) -> Policy:
         api_keys=api_keys,
         applications=MappingProxyType({name: applications[name] for name in ladder.names}),
         lifecycle=lifecycle,
+        gates=gates,
+        reinstate=reinstate,
+        decommission=decommission,
+        triggers=triggers,
+        enforcement=enforcement,
     )
 
 

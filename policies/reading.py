@@ -12,6 +12,7 @@ from typing import Final, TypeGuard, TypeVar
 
 NAME: Final = re.compile(r"[a-z][a-z0-9_]*")
 POSITIVE_INT: Final = "a positive integer"
+NON_NEGATIVE_INT: Final = "a non-negative integer"
 
 T = TypeVar("T")
 
@@ -46,6 +47,20 @@ class Check:
             self.add(at(path, key), f"expected {expected}, got {describe(value)}")
             return None
         return value
+
+    def optional(
+        self,
+        table: Mapping[str, object],
+        path: str,
+        key: str,
+        expected: str,
+        accept: Callable[[object], TypeGuard[T]],
+        default: T,
+    ) -> T | None:
+        """Like field(), but a missing key is `default` rather than a problem."""
+        if key not in table:
+            return default
+        return self.field(table, path, key, expected, accept)
 
 
 def at(path: str, key: str) -> str:

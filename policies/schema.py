@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from stages.enforcement import EnforcementStep
+from stages.incidents import Severity
 from stages.tiers import TierLadder, UnknownTier
 
 
@@ -103,15 +105,110 @@ class LifecycleRules:
 
 
 @dataclass(frozen=True)
+class EvidenceRequirement:
+    """A record of evidence a promotion needs: `kind`/`name`, with `result` (None: any)."""
+
+    kind: str
+    name: str
+    result: str | None
+
+
+@dataclass(frozen=True)
+class GateRules:
+    """What must hold before a release is promoted INTO a tier.
+
+    Zeros, an empty `max_open_incidents` (a severity left out has no limit) and an empty
+    `required_evidence` demand nothing; `approvals` counts distinct operators, the one
+    who runs the promotion included.
+    """
+
+    min_days_in_stage: int
+    min_grantees_downloaded: int
+    min_organisations_downloaded: int
+    # Read-only (a MappingProxyType); left out of the hash, as a mapping does not hash.
+    max_open_incidents: Mapping[Severity, int] = field(hash=False)
+    required_evidence: tuple[EvidenceRequirement, ...]
+    approvals: int
+    no_recall_in_force: bool
+
+
+@dataclass(frozen=True)
+class ReinstateRules:
+    """Lifting a recall needs `approvals` distinct operators."""
+
+    approvals: int
+
+
+@dataclass(frozen=True)
+class DecommissionRules:
+    """Notice before hosting ends, and how long the stored files are kept after.
+
+    `reminder_days` is sorted from the earliest reminder to the last (30, 7).
+    """
+
+    reminder_days: tuple[int, ...]
+    retention_days: int
+
+
+class TriggerEvent(StrEnum):
+    """What a trigger listens for."""
+
+    INCIDENT_CONFIRMED = "incident_confirmed"
+
+
+class Reaction(StrEnum):
+    """What a trigger does when it fires."""
+
+    RECALL = "recall"  # recall the whole release: every tier, at once
+    RECALL_TIER = "recall_tier"  # withdraw the release from one tier and every wider one
+    SUSPEND_ACCOUNTS = "suspend_accounts"  # suspend the accounts linked to the incident
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """Fire `action` on `on` for incidents of `min_severity` or worse.
+
+    `tier` is set exactly when the action is recall_tier.
+    """
+
+    on: TriggerEvent
+    min_severity: Severity
+    action: Reaction
+    tier: str | None
+
+
+@dataclass(frozen=True)
+class EnforcementRules:
+    """The enforcement ladder and its clocks.
+
+    `ladder` escalates (each step graver than the one before). `by_severity` maps an
+    incident severity to the least step it calls for; every step in it is on the ladder,
+    and a graver severity never calls for a milder step.
+    """
+
+    ladder: tuple[EnforcementStep, ...]
+    suspend_days: int
+    appeal_days: int
+    # Read-only (a MappingProxyType); left out of the hash, as a mapping does not hash.
+    by_severity: Mapping[Severity, EnforcementStep] = field(hash=False)
+
+
+@dataclass(frozen=True)
 class Policy:
     schema_version: int
     ladder: TierLadder
     publish: PublishRules
     api_keys: KeyRules
-    # Read-only (a MappingProxyType), one entry per tier of the ladder. A mapping does
-    # not hash, so it is left out of the policy's hash.
+    # Read-only (a MappingProxyType), one entry per tier of the ladder. A mapping does not
+    # hash, so it is left out of the policy's hash.
     applications: Mapping[str, ApplicationRules] = field(hash=False)
     lifecycle: LifecycleRules
+    # Read-only, ladder order; only the tiers with a [gates.<tier>] table have an entry.
+    gates: Mapping[str, GateRules] = field(hash=False)
+    reinstate: ReinstateRules
+    decommission: DecommissionRules
+    triggers: tuple[Trigger, ...]
+    enforcement: EnforcementRules
 
     def application_rules(self, tier: str) -> ApplicationRules:
         """The application rules of `tier`; UnknownTier if it is not on the ladder."""
@@ -119,3 +216,9 @@ class Policy:
             return self.applications[tier]
         except KeyError:
             raise UnknownTier(tier, self.ladder.names) from None
+
+    def gate_rules(self, tier: str) -> GateRules | None:
+        """The gate of promotion into `tier` (None: no gate); UnknownTier if not on the ladder."""
+        if tier not in self.ladder:
+            raise UnknownTier(tier, self.ladder.names)
+        return self.gates.get(tier)

@@ -77,6 +77,52 @@ closeout_days = 10
 default_days = 30
 max_days = 90
 
+[gates.partner]
+min_days_in_stage = 2
+required_evidence = [{ kind = "evaluation", name = "safety-check", result = "pass" }]
+
+[gates.everyone]
+min_days_in_stage = 10
+min_grantees_downloaded = 4
+min_organisations_downloaded = 3
+max_open_incidents = { high = 0, critical = 1 }
+required_evidence = [{ kind = "evaluation", name = "red-team" }]
+approvals = 2
+no_recall_in_force = false
+
+[reinstate]
+approvals = 3
+
+[[triggers]]
+on = "incident_confirmed"
+min_severity = "critical"
+action = "recall"
+
+[[triggers]]
+on = "incident_confirmed"
+min_severity = "high"
+action = "recall_tier"
+tier = "everyone"
+
+[[triggers]]
+on = "incident_confirmed"
+min_severity = "medium"
+action = "suspend_accounts"
+
+[decommission]
+reminder_days = [14, 60, 3]
+retention_days = 45
+
+[enforcement]
+ladder = ["warn", "suspend", "terminate"]
+suspend_days = 21
+appeal_days = 15
+
+[enforcement.by_severity]
+medium = "warn"
+high = "suspend"
+critical = "terminate"
+
 [publish]
 default_component = "code"
 

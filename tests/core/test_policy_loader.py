@@ -329,7 +329,7 @@ def test_publish_table_is_required() -> None:
             "schema_version = 1\n",
             "schema_version = 1\ntier_order = 1\n",
             "tier_order: unknown key; allowed keys: schema_version, tiers, publish, api_keys, "
-            "lifecycle",
+            "lifecycle, gates, reinstate, triggers, decommission, enforcement",
         ),
         (
             "grant_days = 90",
@@ -370,7 +370,12 @@ def test_other_schema_versions_stop_at_the_version() -> None:
 
 
 def test_order_sorts_tiers_and_ranks_are_positions() -> None:
-    text = edited("order = 1", "order = 50").replace("order = 2", "order = 10")
+    # everyone becomes the first tier, whose gate may not ask for downloads.
+    text = (
+        edited("order = 1", "order = 50")
+        .replace("order = 2", "order = 10")
+        .replace("min_grantees_downloaded = 4\nmin_organisations_downloaded = 3\n", "")
+    )
     ladder = load_policy(text, "site.toml").ladder
     assert ladder.names == ("everyone", "partner")
     assert [tier.rank for tier in ladder] == [1, 2]
