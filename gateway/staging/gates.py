@@ -1,0 +1,113 @@
+"""The facts a promotion gate is judged on, read from the database.
+
+Downloads count from the moment the release entered its current stage: a promotion is
+earned by use at the stage it leaves, not by use at an earlier one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+
+from sqlalchemy import distinct, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.db.models import (
+    Account,
+    Approval,
+    Artifact,
+    Download,
+    EvidenceAttachment,
+    Grant,
+    Incident,
+    Recall,
+    Release,
+)
+from policies.gates import EvidenceFact, PromotionFacts
+from stages.incidents import OPEN_INCIDENT_STATUSES, Severity
+
+
+async def pending_approvals(
+    session: AsyncSession, release_id: int, action: str, target: str
+) -> frozenset[str]:
+    """Operators who approved this move and whose approval is not used up yet."""
+    rows = await session.scalars(
+        select(Approval.operator).where(
+            Approval.release_id == release_id,
+            Approval.action == action,
+            Approval.target == target,
+            Approval.used_at.is_(None),
+        )
+    )
+    return frozenset(rows.all())
+
+
+async def recalls_in_force(session: AsyncSession, release_id: int) -> list[Recall]:
+    rows = await session.scalars(
+        select(Recall)
+        .where(Recall.release_id == release_id, Recall.lifted_at.is_(None))
+        .order_by(Recall.recalled_at)
+    )
+    return list(rows.all())
+
+
+async def open_incidents(session: AsyncSession, release_id: int) -> dict[Severity, int]:
+    rows = await session.execute(
+        select(Incident.severity, func.count())
+        .where(
+            Incident.release_id == release_id,
+            Incident.status.in_([s.value for s in OPEN_INCIDENT_STATUSES]),
+            Incident.severity.is_not(None),
+        )
+        .group_by(Incident.severity)
+    )
+    return {Severity(severity): count for severity, count in rows.all() if severity}
+
+
+async def attachments(session: AsyncSession, release_id: int) -> list[EvidenceAttachment]:
+    rows = await session.scalars(
+        select(EvidenceAttachment)
+        .where(EvidenceAttachment.release_id == release_id)
+        .order_by(EvidenceAttachment.attached_at)
+    )
+    return list(rows.all())
+
+
+async def downloaders(session: AsyncSession, release: Release) -> tuple[int, int]:
+    """Distinct grantees, and distinct email domains among them, who downloaded the
+    release since it entered its current stage."""
+    emails = (
+        await session.scalars(
+            select(distinct(Account.email))
+            .select_from(Download)
+            .join(Artifact, Artifact.id == Download.artifact_id)
+            .join(Grant, Grant.id == Download.grant_id)
+            .join(Account, Account.id == Grant.account_id)
+            .where(
+                Artifact.release_id == release.id, Download.started_at >= release.stage_changed_at
+            )
+        )
+    ).all()
+    domains = Counter(email.rsplit("@", 1)[-1].lower() for email in emails)
+    return len(emails), len(domains)
+
+
+async def promotion_facts(
+    session: AsyncSession, release: Release, target: str, approver: str | None, now: datetime
+) -> PromotionFacts:
+    """What the gate of promotion into `target` is judged on; `approver` counts as approving."""
+    grantees, organisations = await downloaders(session, release)
+    approvals = await pending_approvals(session, release.id, "promote", target)
+    if approver is not None:
+        approvals = approvals | {approver}
+    return PromotionFacts(
+        stage_entered_at=release.stage_changed_at,
+        grantees_downloaded=grantees,
+        organisations_downloaded=organisations,
+        open_incidents=await open_incidents(session, release.id),
+        evidence=tuple(
+            EvidenceFact(a.kind, a.name, a.result) for a in await attachments(session, release.id)
+        ),
+        approvals=approvals,
+        recall_in_force=bool(await recalls_in_force(session, release.id)),
+    )

@@ -1,0 +1,312 @@
+"""Promotion through evidence gates, with approvals by distinct operators.
+
+`promote` judges the policy's gate for the next stage against the evidence. When a gate
+asks for approvals, running the command records the operator's approval; the promotion
+happens once every gate is met, which may be at a second operator's `approve`. One
+operator approving twice still counts once. `--override` promotes regardless and records
+which gates were unmet and why they were overridden.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from gateway import evidence
+from gateway.db.models import Approval, EvidenceAttachment, Model, Release, StageChange
+from gateway.errors import Conflict, InvalidInput, NotFound
+from gateway.runtime import Runtime
+from gateway.staging.gates import (
+    attachments,
+    downloaders,
+    open_incidents,
+    pending_approvals,
+    promotion_facts,
+    recalls_in_force,
+)
+from gateway.storage import StorageError
+from gateway.text import clean_text
+from policies.gate_loader import is_evidence_label
+from policies.gates import GateReport, evaluate_gates, unmet
+from stages.names import ModelRef
+from stages.release import Move, ReleaseState, StageError, Status
+
+
+@dataclass(frozen=True)
+class PromotionOutcome:
+    ref: str
+    from_stage: str
+    target: str
+    moved: bool
+    overridden: bool
+    report: GateReport
+    approvals: frozenset[str]
+
+    @property
+    def unmet(self) -> list[str]:
+        return unmet(self.report)
+
+
+async def _release_for_update(session: AsyncSession, model: ModelRef, version: str) -> Release:
+    release = await session.scalar(
+        select(Release)
+        .join(Model)
+        .options(selectinload(Release.model))
+        .where(Model.org == model.org, Model.name == model.name, Release.version == version)
+        .with_for_update()
+    )
+    if release is None:
+        raise NotFound(f"no release {model}:{version}", code="release_not_found")
+    return release
+
+
+def _next_stage(rt: Runtime, release: Release) -> str:
+    stages = rt.stage_machine.stages
+    index = stages.index(release.stage)
+    if index + 1 >= len(stages):
+        ref = f"{release.model.ref}:{release.version}"
+        raise Conflict(
+            f"{ref} is already at the widest stage, {release.stage}", code="illegal_stage_move"
+        )
+    return stages[index + 1]
+
+
+async def promote(
+    rt: Runtime,
+    model: ModelRef,
+    version: str,
+    *,
+    target: str | None,
+    actor: str,
+    override_reason: str | None = None,
+) -> PromotionOutcome:
+    """Approve and, when every gate is met (or overridden), promote to the next stage."""
+    override_reason = clean_text(override_reason, field="the override reason", max_length=5000)
+    now = rt.clock()
+    async with rt.transaction() as session:
+        release = await _release_for_update(session, model, version)
+        ref = f"{release.model.ref}:{release.version}"
+        following = _next_stage(rt, release)
+        target = target or following
+        before = ReleaseState(stage=release.stage, status=Status(release.status))
+        try:
+            after = rt.stage_machine.apply(before, Move.PROMOTE, target)
+        except StageError as exc:
+            raise Conflict(f"{ref}: {exc}", code="illegal_stage_move") from exc
+        facts = await promotion_facts(session, release, target, actor, now)
+        report = evaluate_gates(rt.policy.gate_rules(target), facts, now)
+        already = await pending_approvals(session, release.id, "promote", target)
+        if actor not in already and report.approvals_needed > 1:
+            session.add(
+                Approval(
+                    release_id=release.id,
+                    action="promote",
+                    target=target,
+                    operator=actor,
+                    approved_at=now,
+                )
+            )
+            evidence.record(
+                session,
+                "stage.approval",
+                actor=actor,
+                at=now,
+                model_id=release.model_id,
+                release_id=release.id,
+                data={
+                    "target": target,
+                    "approvals": sorted(facts.approvals),
+                    "needed": report.approvals_needed,
+                },
+            )
+        moved = report.all_met or override_reason is not None
+        if moved:
+            await session.execute(
+                update(Approval)
+                .where(
+                    Approval.release_id == release.id,
+                    Approval.action == "promote",
+                    Approval.target == target,
+                    Approval.used_at.is_(None),
+                )
+                .values(used_at=now)
+            )
+            release.stage = after.stage
+            release.stage_changed_at = now
+            session.add(
+                StageChange(
+                    release_id=release.id,
+                    move=Move.PROMOTE.value,
+                    from_stage=before.stage,
+                    to_stage=after.stage,
+                    from_status=before.status.value,
+                    to_status=after.status.value,
+                    reason=override_reason or "gates met",
+                    actor=actor,
+                    at=now,
+                )
+            )
+            evidence.record(
+                session,
+                "stage.promote",
+                actor=actor,
+                at=now,
+                model_id=release.model_id,
+                release_id=release.id,
+                data={
+                    "from": before.stage,
+                    "to": after.stage,
+                    "approvals": sorted(facts.approvals),
+                    "gates": [
+                        {"gate": g.name, "met": g.met, "actual": g.actual, "required": g.required}
+                        for g in report.gates
+                    ],
+                    "override": override_reason is not None and not report.all_met,
+                    "override_reason": override_reason,
+                    "unmet": unmet(report),
+                },
+            )
+    return PromotionOutcome(
+        ref=ref,
+        from_stage=before.stage,
+        target=target,
+        moved=moved,
+        overridden=moved and not report.all_met,
+        report=report,
+        approvals=facts.approvals,
+    )
+
+
+@dataclass(frozen=True)
+class StageStatus:
+    ref: str
+    stage: str
+    status: str
+    since: datetime
+    days_in_stage: int
+    next_stage: str | None
+    report: GateReport | None
+    grantees_downloaded: int
+    organisations_downloaded: int
+    open_incidents: dict[str, int]
+    evidence: list[tuple[str, str, str, datetime]]
+    recalls: list[tuple[str, str, datetime]]  # (tier or "all tiers", reason, since)
+    approvals: frozenset[str]
+
+
+async def stage_status(rt: Runtime, model: ModelRef, version: str) -> StageStatus:
+    """Where a release stands and what is between it and the next stage."""
+    now = rt.clock()
+    async with rt.sessionmaker() as session:
+        release = await session.scalar(
+            select(Release)
+            .join(Model)
+            .options(selectinload(Release.model))
+            .where(Model.org == model.org, Model.name == model.name, Release.version == version)
+        )
+        if release is None:
+            raise NotFound(f"no release {model}:{version}", code="release_not_found")
+        stages = rt.stage_machine.stages
+        index = stages.index(release.stage)
+        following = stages[index + 1] if index + 1 < len(stages) else None
+        report = None
+        approvals: frozenset[str] = frozenset()
+        if following is not None:
+            facts = await promotion_facts(session, release, following, None, now)
+            approvals = facts.approvals
+            report = evaluate_gates(rt.policy.gate_rules(following), facts, now)
+        grantees, organisations = await downloaders(session, release)
+        incidents = await open_incidents(session, release.id)
+        docs = await attachments(session, release.id)
+        recalls = await recalls_in_force(session, release.id)
+    return StageStatus(
+        ref=f"{release.model.ref}:{release.version}",
+        stage=release.stage,
+        status=release.status,
+        since=release.stage_changed_at,
+        days_in_stage=max(0, (now - release.stage_changed_at).days),
+        next_stage=following,
+        report=report,
+        grantees_downloaded=grantees,
+        organisations_downloaded=organisations,
+        open_incidents={s.value: n for s, n in sorted(incidents.items(), key=lambda i: i[0].rank)},
+        evidence=[(a.kind, a.name, a.result, a.attached_at) for a in docs],
+        recalls=[(r.tier or "all tiers", r.reason, r.recalled_at) for r in recalls],
+        approvals=approvals,
+    )
+
+
+async def attach_evidence(
+    rt: Runtime,
+    model: ModelRef,
+    version: str,
+    *,
+    kind: str,
+    name: str,
+    result: str,
+    file: Path | None,
+    note: str | None,
+    actor: str,
+) -> EvidenceAttachment:
+    """Attach a document (an evaluation report, say) to a release as promotion evidence."""
+    for label, value in (("kind", kind), ("name", name), ("result", result)):
+        if not is_evidence_label(value):
+            raise InvalidInput(
+                f"{label} {value!r}: expected lower-case letters, digits, '.', '_' or '-'",
+                code="invalid_evidence",
+            )
+    note = clean_text(note, field="the note", max_length=5000)
+    stored = None
+    if file is not None:
+        if not await asyncio.to_thread(file.is_file):
+            raise InvalidInput(f"{file}: no such file", code="file_missing")
+        try:
+            stored = await asyncio.to_thread(rt.storage.put_file, file)
+        except StorageError as exc:
+            raise InvalidInput(f"{file}: {exc}", code="storage_failed") from exc
+    now = rt.clock()
+    async with rt.transaction() as session:
+        release = await session.scalar(
+            select(Release)
+            .join(Model)
+            .where(Model.org == model.org, Model.name == model.name, Release.version == version)
+        )
+        if release is None:
+            raise NotFound(f"no release {model}:{version}", code="release_not_found")
+        row = EvidenceAttachment(
+            id=str(uuid.uuid4()),
+            release_id=release.id,
+            kind=kind,
+            name=name,
+            result=result,
+            file_name=file.name if file else None,
+            file_sha256=stored.sha256 if stored else None,
+            file_size=stored.size if stored else None,
+            note=note,
+            attached_by=actor,
+            attached_at=now,
+        )
+        session.add(row)
+        evidence.record(
+            session,
+            "evidence.attached",
+            actor=actor,
+            at=now,
+            model_id=release.model_id,
+            release_id=release.id,
+            data={
+                "kind": kind,
+                "name": name,
+                "result": result,
+                "file_sha256": row.file_sha256,
+                "file_name": row.file_name,
+            },
+        )
+    return row
