@@ -14,7 +14,7 @@ from gateway.cli.jobs import jobs
 from gateway.cli.keys import keys
 from gateway.cli.maintenance import config, db, policy
 from gateway.cli.serve import serve
-from gateway.cli.stage import stage
+from gateway.cli.stage import evidence, recall_command, reinstate_command, stage
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -41,5 +41,8 @@ for command in (
     download,
     jobs,
     applications,
+    evidence,
+    recall_command,
+    reinstate_command,
 ):
     main.add_command(command)

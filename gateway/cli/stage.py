@@ -1,48 +1,267 @@
-"""`gateway stage`: move a release through its stages."""
+"""`gateway stage`, `gateway evidence`, `gateway recall` and `gateway reinstate`: moving a
+release through its stages and stopping it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
+from gateway.accounts.service import find_account, normalise_email
 from gateway.cli.support import out, parse_or_fail, run
-from gateway.runtime import cli_actor
-from gateway.staging.service import move_release
-from stages.names import parse_release_ref
+from gateway.db.models import EvidenceAttachment
+from gateway.errors import InvalidInput, NotFound
+from gateway.portal.filters import when
+from gateway.runtime import Runtime, cli_actor
+from gateway.staging.promotion import (
+    PromotionOutcome,
+    StageStatus,
+    attach_evidence,
+    promote,
+    stage_status,
+)
+from gateway.staging.recalls import RecallOutcome, ReinstateOutcome, recall, reinstate
+from gateway.staging.service import StageMoved, move_release
+from stages.names import ModelRef, parse_release_ref
 from stages.release import Move
+
+as_operator = click.option(
+    "--as",
+    "operator",
+    envvar="GATEWAY_OPERATOR",
+    metavar="EMAIL",
+    help="The operator account acting (else $GATEWAY_OPERATOR, else the local user). "
+    "Approvals count once per operator.",
+)
+
+
+async def actor_for(rt: Runtime, operator: str | None) -> str:
+    """`account:<id>` of the named operator, or the local user's name."""
+    if operator is None:
+        return cli_actor()
+    async with rt.sessionmaker() as session:
+        account = await find_account(session, normalise_email(operator))
+    if account is None:
+        raise NotFound(f"no account {operator}", code="account_not_found")
+    if not account.is_operator:
+        raise InvalidInput(f"{operator} is not an operator", code="not_an_operator")
+    return f"account:{account.id}"
+
+
+def _release(ref: str) -> tuple[ModelRef, str]:
+    model, version = parse_or_fail(parse_release_ref, ref)
+    assert version is not None
+    return model, version
 
 
 @click.group()
 def stage() -> None:
-    """Promote or roll back a release."""
+    """Stage of a release: status, promote, approve, roll back."""
+
+
+def _print_report(outcome_or_status: PromotionOutcome | StageStatus) -> None:
+    report = outcome_or_status.report
+    if report is None:
+        return
+    if not report.gates:
+        out.print("  no gates for this stage")
+    for gate in report.gates:
+        mark = "met  " if gate.met else "UNMET"
+        out.print(f"  [{mark}] {gate.detail}")
+
+
+@stage.command("status")
+@click.argument("ref", metavar="ORG/NAME:VERSION")
+def stage_status_command(ref: str) -> None:
+    """The stage, time in stage, the evidence and every gate of the next stage."""
+    model, version = _release(ref)
+    status = run(lambda rt: stage_status(rt, model, version))
+    out.print(
+        f"{status.ref}: {status.stage} ({status.status}) for {status.days_in_stage} day(s), "
+        f"since {when(status.since)}"
+    )
+    out.print(
+        f"  downloads in this stage: {status.grantees_downloaded} grantee(s) from "
+        f"{status.organisations_downloaded} organisation(s)"
+    )
+    incidents = ", ".join(f"{n} {s}" for s, n in status.open_incidents.items()) or "none"
+    out.print(f"  open incidents: {incidents}")
+    for tier, reason, since in status.recalls:
+        out.print(f"  RECALLED ({tier}) since {when(since)}: {reason}")
+    for kind, name, result, at in status.evidence:
+        out.print(f"  evidence {kind}/{name} = {result} ({when(at)})")
+    if status.next_stage is None:
+        out.print("  at the widest stage")
+        return
+    approvals = len(status.approvals)
+    out.print(f"  gates to {status.next_stage} (approvals so far: {approvals}):")
+    _print_report(status)
+
+
+def _promotion(ref: str, target: str | None, operator: str | None, override: str | None) -> None:
+    model, version = _release(ref)
+
+    async def call(rt: Runtime) -> PromotionOutcome:
+        return await promote(
+            rt,
+            model,
+            version,
+            target=target,
+            actor=await actor_for(rt, operator),
+            override_reason=override,
+        )
+
+    outcome = run(call)
+    if outcome.moved:
+        how = " (gates overridden)" if outcome.overridden else ""
+        out.print(f"{outcome.ref}: {outcome.from_stage} → {outcome.target}{how}")
+        _print_report(outcome)
+        return
+    report = outcome.report
+    if report.approvals_needed > report.approvals_have and all(
+        g.met for g in report.gates if g.name != "approvals"
+    ):
+        out.print(
+            f"{outcome.ref}: approval recorded ({report.approvals_have} of "
+            f"{report.approvals_needed}); another operator completes it with "
+            f"`gateway stage approve {outcome.ref}`"
+        )
+    else:
+        out.print(f"{outcome.ref}: not promoted to {outcome.target}; unmet:")
+    _print_report(outcome)
+    raise SystemExit(4)
 
 
 @stage.command("promote")
 @click.argument("ref", metavar="ORG/NAME:VERSION")
 @click.option("--to", "target", required=True, metavar="TIER", help="The next, wider stage.")
-@click.option("--reason", help="Why, recorded in the evidence.")
-def stage_promote(ref: str, target: str, reason: str | None) -> None:
-    """Open a release to the next, wider tier."""
-    model, version = parse_or_fail(parse_release_ref, ref)
-    assert version is not None
-    moved = run(
-        lambda rt: move_release(
-            rt, model, version, Move.PROMOTE, target=target, actor=cli_actor(), reason=reason
-        )
-    )
-    out.print(f"{moved.ref}: {moved.from_stage} → {moved.to_stage}")
+@click.option("--override", is_flag=True, help="Promote even with unmet gates (needs --reason).")
+@click.option("--reason", help="Why the gates are overridden; recorded.")
+@as_operator
+def stage_promote(
+    ref: str, target: str, override: bool, reason: str | None, operator: str | None
+) -> None:
+    """Promote when the gates are met; otherwise list what is unmet (exit 4)."""
+    if override and not (reason and reason.strip()):
+        raise click.UsageError("--override needs --reason")
+    _promotion(ref, target, operator, reason if override else None)
+
+
+@stage.command("approve")
+@click.argument("ref", metavar="ORG/NAME:VERSION")
+@as_operator
+def stage_approve(ref: str, operator: str | None) -> None:
+    """Approve the pending promotion as another operator; promotes once every gate is met."""
+    _promotion(ref, None, operator, None)
 
 
 @stage.command("rollback")
 @click.argument("ref", metavar="ORG/NAME:VERSION")
 @click.option("--to", "target", required=True, metavar="STAGE", help="A narrower stage.")
 @click.option("--reason", required=True, help="Why, recorded in the evidence.")
-def stage_rollback(ref: str, target: str, reason: str) -> None:
+@as_operator
+def stage_rollback(ref: str, target: str, reason: str, operator: str | None) -> None:
     """Narrow a release back to an earlier stage; wider tiers lose access at once."""
-    model, version = parse_or_fail(parse_release_ref, ref)
-    assert version is not None
-    moved = run(
-        lambda rt: move_release(
-            rt, model, version, Move.ROLLBACK, target=target, actor=cli_actor(), reason=reason
+    model, version = _release(ref)
+
+    async def call(rt: Runtime) -> StageMoved:
+        return await move_release(
+            rt,
+            model,
+            version,
+            Move.ROLLBACK,
+            target=target,
+            actor=await actor_for(rt, operator),
+            reason=reason,
         )
-    )
+
+    moved = run(call)
     out.print(f"{moved.ref}: {moved.from_stage} → {moved.to_stage} (rolled back)")
+
+
+@click.group()
+def evidence() -> None:
+    """Evidence attached to releases for promotion gates."""
+
+
+@evidence.command("attach")
+@click.argument("ref", metavar="ORG/NAME:VERSION")
+@click.option("--kind", required=True, help="e.g. evaluation")
+@click.option("--name", required=True, help="e.g. red-team")
+@click.option("--result", required=True, help="e.g. pass")
+@click.option("--file", "file", type=click.Path(path_type=Path, dir_okay=False), help="The report.")
+@click.option("--note", help="A short note.")
+@as_operator
+def evidence_attach(
+    ref: str,
+    kind: str,
+    name: str,
+    result: str,
+    file: Path | None,
+    note: str | None,
+    operator: str | None,
+) -> None:
+    """Attach an evaluation report or other evidence to a release."""
+    model, version = _release(ref)
+
+    async def call(rt: Runtime) -> EvidenceAttachment:
+        return await attach_evidence(
+            rt,
+            model,
+            version,
+            kind=kind,
+            name=name,
+            result=result,
+            file=file,
+            note=note,
+            actor=await actor_for(rt, operator),
+        )
+
+    run(call)
+    stored = f" with {file.name}" if file else ""
+    out.print(f"Attached {kind}/{name} = {result} to {ref}{stored}.")
+
+
+@click.command("recall")
+@click.argument("ref", metavar="ORG/NAME[:VERSION]")
+@click.option("--reason", required=True)
+@click.option("--tier", help="Only this tier (default: every tier).")
+@as_operator
+def recall_command(ref: str, reason: str, tier: str | None, operator: str | None) -> None:
+    """Stop every download in scope at once, including URLs already handed out."""
+    model, version = parse_or_fail(lambda t: parse_release_ref(t, version_required=False), ref)
+
+    async def call(rt: Runtime) -> RecallOutcome:
+        return await recall(
+            rt, model, version, reason=reason, tier=tier, actor=await actor_for(rt, operator)
+        )
+
+    outcome = run(call)
+    for done in outcome.releases:
+        out.print(f"Recalled {done}" + (f" for the {tier} tier" if tier else ""))
+    for same in outcome.already:
+        out.print(f"{same}: already recalled")
+    out.print(f"{outcome.grantees_notified} grantee(s) notified.")
+
+
+@click.command("reinstate")
+@click.argument("ref", metavar="ORG/NAME:VERSION")
+@click.option("--tier", help="Lift the recall of this tier only.")
+@as_operator
+def reinstate_command(ref: str, tier: str | None, operator: str | None) -> None:
+    """Approve lifting a recall; lifts it once enough operators agree (policy)."""
+    model, version = _release(ref)
+
+    async def call(rt: Runtime) -> ReinstateOutcome:
+        return await reinstate(rt, model, version, tier=tier, actor=await actor_for(rt, operator))
+
+    outcome = run(call)
+    if outcome.lifted:
+        out.print(f"{ref}: recall lifted.")
+        return
+    report = outcome.report
+    out.print(
+        f"{ref}: approval recorded ({report.approvals_have} of {report.approvals_needed}); "
+        "another operator completes it with the same command."
+    )
+    raise SystemExit(4)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.models import (
@@ -78,7 +78,8 @@ async def downloaders(session: AsyncSession, release: Release) -> tuple[int, int
     release since it entered its current stage."""
     emails = (
         await session.scalars(
-            select(distinct(Account.email))
+            select(Account.email)
+            .distinct()
             .select_from(Download)
             .join(Artifact, Artifact.id == Download.artifact_id)
             .join(Grant, Grant.id == Download.grant_id)

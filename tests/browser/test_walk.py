@@ -125,8 +125,18 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     gateway(
         env, "release", "publish", MODEL, "1.0", str(folder), "--license", str(make_license(root))
     )
-    gateway(env, "stage", "promote", f"{MODEL}:1.0", "--to", "trusted_partner")
-    gateway(env, "stage", "promote", f"{MODEL}:1.0", "--to", "researcher")
+    for tier in ("trusted_partner", "researcher"):
+        gateway(
+            env,
+            "stage",
+            "promote",
+            f"{MODEL}:1.0",
+            "--to",
+            tier,
+            "--override",
+            "--reason",
+            "browser walk: no time in stage to wait for",
+        )
 
     port = free_port()
     log = root / "serve.log"

@@ -44,6 +44,21 @@ def test_publish_list_show_promote_rollback(settings_env: Settings, tmp_path: Pa
     assert "acme/sample" in listing.output
     assert "draft" in listing.output
 
+    refused = gateway("stage", "promote", "acme/sample:1.0", "--to", "trusted_partner")
+    assert refused.exit_code == 4
+    assert "evaluation/internal-safety = pass: missing" in refused.output
+    attached = gateway(
+        "evidence",
+        "attach",
+        "acme/sample:1.0",
+        "--kind",
+        "evaluation",
+        "--name",
+        "internal-safety",
+        "--result",
+        "pass",
+    )
+    assert attached.exit_code == 0, attached.output
     promoted = gateway("stage", "promote", "acme/sample:1.0", "--to", "trusted_partner")
     assert promoted.exit_code == 0, promoted.output
     assert "draft → trusted_partner" in promoted.output

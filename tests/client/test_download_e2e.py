@@ -137,6 +137,17 @@ def running_gateway(
     gw.cli(
         "release", "publish", "acme/llm", "1.0", str(source), "--license", str(root / "LICENSE.txt")
     )
+    gw.cli(
+        "evidence",
+        "attach",
+        "acme/llm:1.0",
+        "--kind",
+        "evaluation",
+        "--name",
+        "internal-safety",
+        "--result",
+        "pass",
+    )
     gw.cli("stage", "promote", "acme/llm:1.0", "--to", "trusted_partner")
 
     log = root / "serve.log"

@@ -54,6 +54,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
         "--license",
         str(make_license(work)),
     )
+    gateway(
+        env,
+        "evidence",
+        "attach",
+        "acme/llm:1.0",
+        "--kind",
+        "evaluation",
+        "--name",
+        "internal-safety",
+        "--result",
+        "pass",
+    )
     gateway(env, "stage", "promote", "acme/llm:1.0", "--to", "trusted_partner")
     log = (work / "serve.log").open("wb")
     process = subprocess.Popen(
