@@ -83,8 +83,10 @@ def _lock_id(name: str) -> int:
     )
 
 
-async def run_job(rt: Runtime, job: Job) -> str | None:
-    """Run one job now; None if another process holds its lock."""
+async def run_job(rt: Runtime, job: Job, *, only_if_due: bool = False) -> str | None:
+    """Run one job now; None if another process holds its lock (or, with `only_if_due`,
+    ran it within its interval: the check is repeated under the lock, so of several
+    processes that found it due at once, exactly one runs it)."""
     lock = None
     if not rt.settings.is_sqlite:
         # Held on a connection of its own for the whole run; released when it closes.
@@ -96,6 +98,8 @@ async def run_job(rt: Runtime, job: Job) -> str | None:
             await lock.close()
             return None
     try:
+        if only_if_due and not await _due(rt, job):
+            return None
         await _record(rt, job.name, started=True)
         try:
             outcome = await job.run(rt)
@@ -109,6 +113,14 @@ async def run_job(rt: Runtime, job: Job) -> str | None:
         if lock is not None:
             await lock.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": _lock_id(job.name)})
             await lock.close()
+
+
+async def _due(rt: Runtime, job: Job) -> bool:
+    async with rt.sessionmaker() as session:
+        row = await session.get(JobRun, job.name)
+    return (
+        row is None or row.last_started_at is None or rt.clock() - row.last_started_at >= job.every
+    )
 
 
 async def _record(rt: Runtime, name: str, *, started: bool, error: str | None = None) -> None:
@@ -141,7 +153,7 @@ async def run_due(rt: Runtime, *, force: bool = False) -> list[tuple[str, str | 
             and now - previous.last_started_at < job.every
         ):
             continue
-        results.append((job.name, await run_job(rt, job)))
+        results.append((job.name, await run_job(rt, job, only_if_due=not force)))
     return results
 
 

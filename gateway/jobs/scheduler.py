@@ -28,7 +28,7 @@ def start_scheduler(rt: Runtime) -> AsyncIOScheduler:
 
 def _runner(rt: Runtime, job: Job) -> Callable[[], Awaitable[None]]:
     async def run() -> None:
-        await run_job(rt, job)
+        await run_job(rt, job, only_if_due=True)
 
     run.__name__ = job.name
     return run

@@ -1,0 +1,217 @@
+"""Promotion through evidence gates, approvals by distinct operators, overrides,
+recalls and reinstatement — on every backend, with the shipped policy."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from gateway.accounts.service import create_account
+from gateway.db.models import Evidence, Release
+from gateway.downloads.service import Client, Denied, deliver, issue_manifest_for_account
+from gateway.errors import Conflict
+from gateway.grants.service import create_grant
+from gateway.runtime import Runtime
+from gateway.staging.promotion import attach_evidence, promote, stage_status
+from gateway.staging.recalls import recall, reinstate
+from gateway.staging.service import move_release
+from stages.access import Reason
+from stages.release import Move
+from tests.grantees import MODEL
+from tests.sample import publish
+
+pytestmark = pytest.mark.anyio
+CLIENT = Client("192.0.2.7", "test")
+
+
+async def release_row(rt: Runtime) -> Release:
+    async with rt.sessionmaker() as session:
+        row = await session.scalar(select(Release))
+    assert row is not None
+    return row
+
+
+async def download_as(rt: Runtime, email: str, tier: str) -> None:
+    """A grantee at `tier` fetches one file: the kind of use gates count."""
+    account = await create_account(rt, email, operator=False, actor="t")
+    await create_grant(rt, email=email, model=MODEL, tier=tier, days=None, actor="t")
+    manifest = await issue_manifest_for_account(
+        rt, account, MODEL, "1.0", paths=["README.md"], client=CLIENT
+    )
+    token = manifest.artifacts[0].url.rsplit("/d/", 1)[1]
+    await deliver(rt, token, range_header=None, method="GET", client=CLIENT)
+
+
+async def test_promotion_to_trusted_partners_needs_the_internal_safety_evaluation(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    await publish(runtime, tmp_path)
+    refused = await promote(runtime, MODEL, "1.0", target="trusted_partner", actor="op:ann")
+    assert not refused.moved
+    assert refused.unmet == ["evidence evaluation/internal-safety = pass: missing"]
+    assert (await release_row(runtime)).stage == "draft"
+    await attach_evidence(
+        runtime,
+        MODEL,
+        "1.0",
+        kind="evaluation",
+        name="internal-safety",
+        result="fail",
+        file=None,
+        note=None,
+        actor="op:ann",
+    )
+    still = await promote(runtime, MODEL, "1.0", target="trusted_partner", actor="op:ann")
+    assert still.unmet == ["evidence evaluation/internal-safety = pass: missing (found fail)"]
+    report = tmp_path / "safety.pdf"
+    report.write_bytes(b"%PDF-1.4 internal safety evaluation: pass")
+    await attach_evidence(
+        runtime,
+        MODEL,
+        "1.0",
+        kind="evaluation",
+        name="internal-safety",
+        result="pass",
+        file=report,
+        note="v2 of the suite",
+        actor="op:ann",
+    )
+    done = await promote(runtime, MODEL, "1.0", target="trusted_partner", actor="op:ann")
+    assert done.moved
+    assert not done.overridden
+    assert (await release_row(runtime)).stage == "trusted_partner"
+
+
+async def test_the_researcher_gate_counts_use_days_and_two_distinct_operators(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    await publish(runtime, tmp_path)
+    await move_release(runtime, MODEL, "1.0", Move.PROMOTE, target="trusted_partner", actor="t")
+    start = runtime.clock()
+    await download_as(runtime, "a@lab-one.example", "trusted_partner")
+    await download_as(runtime, "b@lab-one.example", "trusted_partner")
+    status = await stage_status(runtime, MODEL, "1.0")
+    assert status.next_stage == "researcher"
+    assert (status.grantees_downloaded, status.organisations_downloaded) == (2, 1)
+    assert status.report is not None
+    details = {g.name: g.detail for g in status.report.gates if not g.met}
+    assert details["min_days_in_stage"] == "days in stage: 0 of 14"
+    assert details["min_grantees_downloaded"].endswith("2 of 3")
+    assert details["min_organisations_downloaded"].endswith("1 of 2")
+    await download_as(runtime, "c@lab-two.example", "trusted_partner")
+    later = start + timedelta(days=15)
+    runtime.clock = lambda: later
+    first = await promote(runtime, MODEL, "1.0", target="researcher", actor="op:ann")
+    assert not first.moved
+    assert first.unmet == ["approvals: 1 of 2"]
+    # The same operator twice is still one approval.
+    again = await promote(runtime, MODEL, "1.0", target="researcher", actor="op:ann")
+    assert not again.moved
+    assert again.report.approvals_have == 1
+    second = await promote(runtime, MODEL, "1.0", target=None, actor="op:bob")
+    assert second.moved
+    assert second.approvals == frozenset({"op:ann", "op:bob"})
+    async with runtime.sessionmaker() as session:
+        promoted = (
+            await session.scalars(select(Evidence).where(Evidence.kind == "stage.promote"))
+        ).all()
+    assert promoted[-1].data["approvals"] == ["op:ann", "op:bob"]
+    assert promoted[-1].data["override"] is False
+
+
+async def test_an_override_promotes_and_records_what_was_unmet(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    await publish(runtime, tmp_path)
+    forced = await promote(
+        runtime,
+        MODEL,
+        "1.0",
+        target="trusted_partner",
+        actor="op:ann",
+        override_reason="partner pilot starts today",
+    )
+    assert forced.moved
+    assert forced.overridden
+    async with runtime.sessionmaker() as session:
+        row = await session.scalar(select(Evidence).where(Evidence.kind == "stage.promote"))
+    assert row is not None
+    assert row.data["override"] is True
+    assert row.data["override_reason"] == "partner pilot starts today"
+    assert row.data["unmet"] == ["evidence evaluation/internal-safety = pass: missing"]
+    with pytest.raises(Conflict, match="one stage at a time"):
+        await promote(runtime, MODEL, "1.0", target="public", actor="op:ann", override_reason="x")
+
+
+async def test_a_rollback_cuts_off_urls_of_the_wider_tier(runtime: Runtime, tmp_path: Path) -> None:
+    await publish(runtime, tmp_path)
+    for stage in ("trusted_partner", "researcher"):
+        await move_release(runtime, MODEL, "1.0", Move.PROMOTE, target=stage, actor="t")
+    researcher = await create_account(runtime, "r@uni.edu", operator=False, actor="t")
+    await create_grant(
+        runtime, email="r@uni.edu", model=MODEL, tier="researcher", days=None, actor="t"
+    )
+    manifest = await issue_manifest_for_account(runtime, researcher, MODEL, "1.0", client=CLIENT)
+    token = manifest.artifacts[0].url.rsplit("/d/", 1)[1]
+    await move_release(
+        runtime,
+        MODEL,
+        "1.0",
+        Move.ROLLBACK,
+        target="trusted_partner",
+        actor="op",
+        reason="found a leak",
+    )
+    with pytest.raises(Denied) as refused:
+        await deliver(runtime, token, range_header=None, method="GET", client=CLIENT)
+    assert refused.value.reason is Reason.TIER_NOT_OPEN
+
+
+async def test_recall_of_a_tier_and_of_the_release_then_reinstatement_by_two_operators(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    await publish(runtime, tmp_path)
+    for stage in ("trusted_partner", "researcher", "public"):
+        await move_release(runtime, MODEL, "1.0", Move.PROMOTE, target=stage, actor="t")
+    tokens = {}
+    for email, tier in (("p@x.example", "public"), ("r@uni.edu", "researcher")):
+        account = await create_account(runtime, email, operator=False, actor="t")
+        await create_grant(runtime, email=email, model=MODEL, tier=tier, days=None, actor="t")
+        manifest = await issue_manifest_for_account(
+            runtime, account, MODEL, "1.0", paths=["README.md"], client=CLIENT
+        )
+        tokens[tier] = manifest.artifacts[0].url.rsplit("/d/", 1)[1]
+
+    tier_recall = await recall(
+        runtime, MODEL, "1.0", reason="leak on a forum", tier="public", actor="op:ann"
+    )
+    assert tier_recall.releases == ["acme/sample:1.0"]
+    assert tier_recall.grantees_notified == 1
+    with pytest.raises(Denied) as refused:
+        await deliver(runtime, tokens["public"], range_header=None, method="GET", client=CLIENT)
+    assert refused.value.reason is Reason.RELEASE_RECALLED
+    await deliver(runtime, tokens["researcher"], range_header=None, method="GET", client=CLIENT)
+    again = await recall(runtime, MODEL, "1.0", reason="twice", tier="public", actor="op:ann")
+    assert again.already == ["acme/sample:1.0"]
+
+    everything = await recall(runtime, MODEL, None, reason="critical incident", actor="op:ann")
+    assert everything.releases == ["acme/sample:1.0"]
+    assert (await release_row(runtime)).status == "recalled"
+    with pytest.raises(Denied) as both:
+        await deliver(runtime, tokens["researcher"], range_header=None, method="GET", client=CLIENT)
+    assert both.value.reason is Reason.RELEASE_RECALLED
+
+    first = await reinstate(runtime, MODEL, "1.0", actor="op:ann")
+    assert not first.lifted
+    assert first.unmet == ["approvals: 1 of 2"]
+    same = await reinstate(runtime, MODEL, "1.0", actor="op:ann")
+    assert not same.lifted
+    lifted = await reinstate(runtime, MODEL, "1.0", actor="op:bob")
+    assert lifted.lifted
+    assert (await release_row(runtime)).status == "active"
+    await deliver(runtime, tokens["researcher"], range_header=None, method="GET", client=CLIENT)
+    with pytest.raises(Conflict, match="no recall"):
+        await reinstate(runtime, MODEL, "1.0", actor="op:ann")
