@@ -1,0 +1,160 @@
+"""Responding on a running gateway: a URL handed out before a recall, a suspension or a
+rollback that excludes its tier is refused at its next request; and two gateway
+processes on one PostgreSQL database run each due job exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+
+import asyncpg
+import httpx2
+import pytest
+
+from tests.conftest import PostgresServer
+from tests.e2e.test_quick_start import free_port
+from tests.sample import make_folder, make_license
+
+
+def gateway(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def database(postgres: PostgresServer) -> str:
+    return postgres.create(f"gw_e2e_{uuid.uuid4().hex[:10]}")
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory, database: str) -> dict[str, str]:
+    home = tmp_path_factory.mktemp("response") / "home"
+    values = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "AWS_"))}
+    values.update(GATEWAY_HOME=str(home), GATEWAY_DATABASE_URL=database, GATEWAY_SCHEDULER="off")
+    gateway(values, "db", "upgrade")
+    return values
+
+
+@pytest.fixture(scope="module")
+def served(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    work = tmp_path_factory.mktemp("release")
+    port = free_port()
+    env["GATEWAY_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
+    folder = make_folder(work / "model")
+    gateway(
+        env,
+        "release",
+        "publish",
+        "acme/llm",
+        "1.0",
+        str(folder),
+        "--license",
+        str(make_license(work)),
+    )
+    for tier in ("trusted_partner", "researcher"):
+        gateway(
+            env, "stage", "promote", "acme/llm:1.0", "--to", tier, "--override", "--reason", "test"
+        )
+    log = (work / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx2.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx2.TransportError:
+                pass
+            assert process.poll() is None, (work / "serve.log").read_text()
+            assert time.monotonic() < deadline, "the gateway did not start"
+            time.sleep(0.1)
+        yield base
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+        log.close()
+
+
+def url_for(env: dict[str, str], base: str, email: str, tier: str) -> str:
+    gateway(env, "accounts", "create", email)
+    gateway(env, "grants", "create", "--account", email, "--model", "acme/llm", "--tier", tier)
+    key = gateway(env, "keys", "create", "--account", email, "--scope", "download")
+    manifest = httpx2.post(
+        f"{base}/api/v1/models/acme/llm/releases/1.0/downloads",
+        headers={"authorization": f"Bearer {key}"},
+        json={"paths": ["README.md"]},
+    ).json()
+    url: str = manifest["artifacts"][0]["url"]
+    assert httpx2.get(url).status_code == 200
+    return url
+
+
+def refusal(url: str) -> tuple[int, str]:
+    response = httpx2.get(url)
+    return response.status_code, response.json()["error"]
+
+
+def test_rollback_then_recall_stop_urls_already_handed_out(
+    served: str, env: dict[str, str]
+) -> None:
+    researcher = url_for(env, served, "r@uni.edu", "researcher")
+    partner = url_for(env, served, "p@lab.example", "trusted_partner")
+    gateway(
+        env, "stage", "rollback", "acme/llm:1.0", "--to", "trusted_partner", "--reason", "a leak"
+    )
+    assert refusal(researcher) == (403, "tier_not_open")
+    assert httpx2.get(partner).status_code == 200
+    gateway(env, "recall", "acme/llm:1.0", "--reason", "critical incident")
+    assert refusal(partner) == (403, "release_recalled")
+    status = json.loads(httpx2.get(f"{served}/api/v1/models/acme/llm/releases/1.0").text)
+    assert status["status"] == "recalled"
+
+
+def test_two_processes_run_each_due_job_exactly_once(env: dict[str, str], database: str) -> None:
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "gateway", "jobs", "run-due"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=120) for process in runs]
+    assert all(process.returncode == 0 for process in runs), outputs
+
+    async def counts() -> dict[str, int]:
+        connection = await asyncpg.connect(
+            database.replace("postgresql+asyncpg://", "postgresql://")
+        )
+        try:
+            rows = await connection.fetch("SELECT name, runs FROM job_runs")
+        finally:
+            await connection.close()
+        return {row["name"]: row["runs"] for row in rows}
+
+    from gateway.jobs.registry import JOBS
+
+    assert asyncio.run(counts()) == {job.name: 1 for job in JOBS}
