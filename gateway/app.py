@@ -45,6 +45,7 @@ from gateway.portal.catalog_pages import CatalogPages
 from gateway.portal.filters import register_filters
 from gateway.portal.oidc_pages import OidcPages
 from gateway.portal.ops_pages import OpsPages
+from gateway.portal.release_ops_pages import ReleaseOpsPages
 from gateway.portal.session import provide_viewer
 from gateway.runtime import Runtime, build_runtime
 from gateway.web import Rt
@@ -206,6 +207,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             AccountPages,
             ApplicantPages,
             OpsPages,
+            ReleaseOpsPages,
             DownloadsController,
             KeysController,
             ApplicationsController,

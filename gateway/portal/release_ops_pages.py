@@ -1,0 +1,157 @@
+"""Releases on the operator console: the stage, the gates of the next one, and the moves.
+
+The same service functions as `gateway stage ...` and `gateway recall ...`; the acting
+operator is the signed-in account, so approvals by two operators are two people.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, get, post
+from litestar.params import PathParameter, URLEncodedBody
+from litestar.response import Template
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from gateway.db.models import Model, Release
+from gateway.errors import GatewayError, NotFound
+from gateway.portal.forms import field
+from gateway.portal.session import Viewer, require_operator
+from gateway.runtime import Runtime
+from gateway.staging.promotion import attach_evidence, promote, stage_status
+from gateway.staging.recalls import recall, reinstate
+from gateway.staging.service import move_release
+from gateway.web import Db, Name, Org, Rt, Version
+from stages.names import ModelRef
+from stages.release import Move
+
+Form = URLEncodedBody[dict[str, Any]]
+
+
+def _base(org: str, name: str, version: str) -> str:
+    return f"/ops/releases/{org}/{name}/{version}"
+
+
+async def _page(
+    rt: Runtime,
+    org: str,
+    name: str,
+    version: str,
+    *,
+    notice: str | None = None,
+    error: GatewayError | None = None,
+) -> Template:
+    status = await stage_status(rt, ModelRef(org, name), version)
+    return Template(
+        "ops/release.html",
+        context={
+            "status": status,
+            "ladder": rt.policy.ladder.names,
+            "base": _base(org, name, version),
+            "notice": notice,
+            "error": error.message if error else None,
+        },
+        status_code=error.status if error else 200,
+    )
+
+
+class ReleaseOpsPages(Controller):
+    include_in_schema = False
+
+    @get("/ops/releases")
+    async def releases(self, db: Db, viewer: Viewer) -> Template:
+        require_operator(viewer, "/ops/releases")
+        rows = (
+            await db.scalars(
+                select(Release)
+                .options(selectinload(Release.model))
+                .join(Model)
+                .order_by(Model.org, Model.name, Release.published_at.desc())
+            )
+        ).all()
+        return Template("ops/releases.html", context={"releases": rows})
+
+    @get("/ops/releases/{org:str}/{name:str}/{version:str}")
+    async def release(
+        self, runtime: Rt, viewer: Viewer, org: Org, name: Name, version: Version
+    ) -> Template:
+        require_operator(viewer, _base(org, name, version))
+        return await _page(runtime, org, name, version)
+
+    @post("/ops/releases/{org:str}/{name:str}/{version:str}/{action:str}")
+    async def act(
+        self,
+        runtime: Rt,
+        viewer: Viewer,
+        org: Org,
+        name: Name,
+        version: Version,
+        action: Annotated[str, PathParameter()],
+        data: Form,
+    ) -> Template:
+        operator = require_operator(viewer, _base(org, name, version))
+        actor = f"account:{operator.id}"
+        model = ModelRef(org, name)
+        reason = field(data, "reason") or None
+        try:
+            notice = await _perform(runtime, model, version, action, actor, reason, data)
+        except GatewayError as exc:
+            return await _page(runtime, org, name, version, error=exc)
+        return await _page(runtime, org, name, version, notice=notice)
+
+
+async def _perform(
+    rt: Runtime,
+    model: ModelRef,
+    version: str,
+    action: str,
+    actor: str,
+    reason: str | None,
+    data: dict[str, Any],
+) -> str:
+    if action == "promote":
+        outcome = await promote(
+            rt,
+            model,
+            version,
+            target=None,
+            actor=actor,
+            override_reason=reason if field(data, "override") == "on" else None,
+        )
+        if outcome.moved:
+            return f"Promoted to {outcome.target}" + (
+                " (gates overridden)" if outcome.overridden else ""
+            )
+        return f"Not promoted yet; your approval is recorded. Unmet: {'; '.join(outcome.unmet)}"
+    if action == "rollback":
+        moved = await move_release(
+            rt, model, version, Move.ROLLBACK, target=field(data, "to"), actor=actor, reason=reason
+        )
+        return f"Rolled back to {moved.to_stage}"
+    if action == "recall":
+        tier = field(data, "tier") or None
+        done = await recall(rt, model, version, reason=reason or "", tier=tier, actor=actor)
+        return (
+            f"Recalled; {done.grantees_notified} grantee(s) notified"
+            if done.releases
+            else "Already recalled"
+        )
+    if action == "reinstate":
+        tier = field(data, "tier") or None
+        lifted = await reinstate(rt, model, version, tier=tier, actor=actor)
+        return "Recall lifted" if lifted.lifted else f"Approval recorded; {'; '.join(lifted.unmet)}"
+    if action == "evidence":
+        await attach_evidence(
+            rt,
+            model,
+            version,
+            kind=field(data, "kind"),
+            name=field(data, "name"),
+            result=field(data, "result"),
+            file=None,
+            note=field(data, "note") or None,
+            actor=actor,
+        )
+        return "Evidence attached"
+    raise NotFound(f"no action {action!r}", code="not_found")
