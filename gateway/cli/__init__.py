@@ -8,6 +8,7 @@ from gateway import __version__
 from gateway.cli.accounts import accounts
 from gateway.cli.applications import applications
 from gateway.cli.catalog import models, release
+from gateway.cli.decommission import decommission, purge
 from gateway.cli.download import download
 from gateway.cli.grants import grants
 from gateway.cli.jobs import jobs
@@ -44,5 +45,7 @@ for command in (
     evidence,
     recall_command,
     reinstate_command,
+    decommission,
+    purge,
 ):
     main.add_command(command)

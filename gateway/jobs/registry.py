@@ -59,6 +59,18 @@ async def _webhooks(rt: Runtime) -> str:
     return str(await deliver_due_webhooks(rt))
 
 
+async def _decommission_reminders(rt: Runtime) -> str:
+    from gateway.decommission.service import send_reminders
+
+    return f"{await send_reminders(rt)} reminded"
+
+
+async def _decommission_execute(rt: Runtime) -> str:
+    from gateway.decommission.service import execute_due
+
+    return f"{await execute_due(rt)} decommissioned"
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
@@ -71,6 +83,8 @@ JOBS: tuple[Job, ...] = (
     Job("grants.warn", timedelta(hours=1), _warn_grants),
     Job("grants.closeouts", timedelta(hours=1), _closeouts),
     Job("applications.expire", timedelta(hours=1), _stale_applications),
+    Job("decommission.remind", timedelta(hours=1), _decommission_reminders),
+    Job("decommission.execute", timedelta(minutes=5), _decommission_execute),
     Job("notify.email", timedelta(seconds=30), _email),
     Job("notify.webhooks", timedelta(seconds=30), _webhooks),
 )

@@ -1,0 +1,131 @@
+"""`gateway decommission` and `gateway purge`: end a release's hosting with notice, and
+delete its stored files once the retention period is over."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from gateway.cli.support import fail, out, parse_or_fail, reported_errors, run
+from gateway.decommission import service
+from gateway.errors import InvalidInput
+from gateway.portal.filters import human_size, when
+from gateway.runtime import Runtime, cli_actor
+from stages.names import parse_release_ref
+
+
+def parse_when(text: str) -> datetime:
+    """YYYY-MM-DD (midnight UTC) or an ISO date and time (UTC unless it carries an offset)."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"invalid date {text!r}: expected YYYY-MM-DD or an ISO date and time "
+            "such as 2030-06-30T12:00 (UTC unless it has an offset)"
+        ) from None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _read_license(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidInput(f"license file {path}: no such file", code="license_missing") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(
+            f"license file {path}: cannot read it as UTF-8 text ({exc})", code="license_invalid"
+        ) from exc
+
+
+@click.command()
+@click.argument("ref", metavar="ORG/NAME:VERSION")
+@click.option(
+    "--at",
+    "at_text",
+    required=True,
+    metavar="DATE",
+    help="When hosting ends: YYYY-MM-DD (midnight UTC) or an ISO date and time.",
+)
+@click.option("--reason", required=True, help="Why; told to every grantee and recorded.")
+@click.option("--successor", metavar="VERSION", help="The release of the model that replaces it.")
+@click.option(
+    "--license",
+    "license_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A new license that applies from the date.",
+)
+def decommission(
+    ref: str, at_text: str, reason: str, successor: str | None, license_file: Path | None
+) -> None:
+    """Announce the end of a release's hosting to every grantee of its model.
+
+    Grantees are reminded before the date as the policy says; at the date downloads stop,
+    and if no other release of the model is open, grants end and close-outs are asked for.
+    """
+    model, version = parse_or_fail(parse_release_ref, ref)
+    assert version is not None
+    at = parse_or_fail(parse_when, at_text)
+    license_text = None
+    if license_file is not None:
+        with reported_errors():
+            license_text = _read_license(license_file)
+
+    async def call(rt: Runtime) -> service.DecommissionStatus:
+        await service.announce(
+            rt,
+            model,
+            version,
+            at=at,
+            reason=reason,
+            successor=successor,
+            license_text=license_text,
+            actor=cli_actor(),
+        )
+        async with rt.sessionmaker() as session:
+            shown = await service.status(
+                session, model, version, rules=rt.policy.decommission, now=rt.clock()
+            )
+        assert shown is not None
+        return shown
+
+    shown = run(call)
+    out.print(f"{shown.ref}: hosting ends {when(shown.effective_at)}")
+    out.print(f"  grantees notified: {shown.grantees_notified}")
+    if shown.reminders:
+        out.print(f"  reminders: {', '.join(when(moment) for moment in shown.reminders)}")
+    if shown.successor:
+        out.print(f"  successor: {model}:{shown.successor}")
+    if shown.new_license_sha256:
+        out.print(f"  new license from that date: sha256 {shown.new_license_sha256}")
+    out.print(f"  stored files can be purged from {when(shown.purge_at)} (gateway purge)")
+
+
+@click.command()
+@click.argument("ref", metavar="ORG/NAME:VERSION")
+@click.option("--yes", is_flag=True, help="Delete without asking.")
+def purge(ref: str, yes: bool) -> None:
+    """Delete the stored files of a decommissioned release, after its retention period.
+
+    Files another release still uses are kept. This cannot be undone.
+    """
+    model, version = parse_or_fail(parse_release_ref, ref)
+    assert version is not None
+    plan = run(lambda rt: service.plan_purge(rt, model, version))
+    out.print(
+        f"{plan.ref}: {len(plan.delete)} stored file(s), {human_size(plan.delete_bytes)}, "
+        f"will be deleted for good; {plan.kept} shared with other releases will be kept."
+    )
+    if not yes:
+        if not sys.stdin.isatty():
+            fail("purging cannot be undone; run it again with --yes to confirm", 2)
+        click.confirm("Delete them?", abort=True)
+    purged = run(lambda rt: service.purge(rt, model, version, actor=cli_actor()))
+    out.print(
+        f"{purged.ref}: purged; {purged.deleted} file(s) deleted "
+        f"({human_size(purged.deleted_bytes)}), {purged.kept} kept"
+    )

@@ -1,0 +1,1 @@
+"""Decommissioning: the announced end of a release's hosting, and the purge after it."""
