@@ -42,6 +42,7 @@ from gateway.portal.account_pages import AccountPages
 from gateway.portal.applicant_pages import ApplicantPages
 from gateway.portal.auth_pages import AuthPages
 from gateway.portal.catalog_pages import CatalogPages
+from gateway.portal.enforcement_pages import EnforcementPages
 from gateway.portal.filters import register_filters
 from gateway.portal.oidc_pages import OidcPages
 from gateway.portal.ops_pages import OpsPages
@@ -208,6 +209,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             ApplicantPages,
             OpsPages,
             ReleaseOpsPages,
+            EnforcementPages,
             DownloadsController,
             KeysController,
             ApplicationsController,

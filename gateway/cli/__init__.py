@@ -10,6 +10,7 @@ from gateway.cli.applications import applications
 from gateway.cli.catalog import models, release
 from gateway.cli.decommission import decommission, purge
 from gateway.cli.download import download
+from gateway.cli.enforce import appeals, enforce_command
 from gateway.cli.grants import grants
 from gateway.cli.jobs import jobs
 from gateway.cli.keys import keys
@@ -47,5 +48,7 @@ for command in (
     reinstate_command,
     decommission,
     purge,
+    enforce_command,
+    appeals,
 ):
     main.add_command(command)

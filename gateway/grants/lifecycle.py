@@ -19,7 +19,7 @@ from sqlalchemy.orm import selectinload
 
 from gateway import evidence
 from gateway.db.models import Closeout, Grant, GrantNotice
-from gateway.errors import Conflict, NotFound
+from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.notify.service import notify
 from gateway.runtime import Runtime
 from gateway.text import clean_text
@@ -201,7 +201,10 @@ async def attest_closeout(
     rt: Runtime, account_id: str, closeout_id: str, statement: str, address: str | None
 ) -> Closeout:
     """The grantee attests that the weights were deleted. Once; another's close-out is 404."""
-    statement = clean_text(statement, field="the statement", max_length=5000, required=True) or ""
+    cleaned = clean_text(statement, field="the statement", max_length=5000)
+    if cleaned is None:
+        raise InvalidInput("say briefly how the copies were deleted", code="statement_required")
+    statement = cleaned
     now = rt.clock()
     async with rt.transaction() as session:
         closeout = await session.scalar(

@@ -71,6 +71,12 @@ async def _decommission_execute(rt: Runtime) -> str:
     return f"{await execute_due(rt)} decommissioned"
 
 
+async def _lift_suspensions(rt: Runtime) -> str:
+    from gateway.enforcement.service import lift_expired_suspensions
+
+    return f"{await lift_expired_suspensions(rt)} suspensions lifted"
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
@@ -85,6 +91,7 @@ JOBS: tuple[Job, ...] = (
     Job("applications.expire", timedelta(hours=1), _stale_applications),
     Job("decommission.remind", timedelta(hours=1), _decommission_reminders),
     Job("decommission.execute", timedelta(minutes=5), _decommission_execute),
+    Job("enforcement.lift", timedelta(minutes=5), _lift_suspensions),
     Job("notify.email", timedelta(seconds=30), _email),
     Job("notify.webhooks", timedelta(seconds=30), _webhooks),
 )

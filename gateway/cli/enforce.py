@@ -1,0 +1,209 @@
+"""`gateway enforce` and `gateway appeals`: operators act on accounts and decide appeals.
+
+`enforce` prints the policy ladder's suggestion before it acts, and says so when the
+operator chose another step; the choice stays the operator's. The same service functions
+serve the operator console, so the two never disagree.
+"""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from gateway.cli.support import out, run
+from gateway.db.models import Appeal, EnforcementAction
+from gateway.enforcement.service import (
+    AppealRecord,
+    Standing,
+    decide_appeal,
+    describe_step,
+    enforce,
+    lift,
+    list_appeals,
+    standing,
+    suggest,
+)
+from gateway.portal.filters import when
+from gateway.runtime import Runtime, cli_actor
+from policies.enforcement import Suggestion
+from stages.enforcement import AppealMove, AppealStatus, EnforcementStep
+
+LIFT = "lift"
+SHOW = "show"
+_CHOICES = [*(step.value for step in EnforcementStep), LIFT, SHOW]
+
+
+def _suggestion_line(suggestion: Suggestion) -> str:
+    if suggestion.step is None:
+        return f"Policy suggests: no further step ({suggestion.reason})."
+    return f"Policy suggests: {suggestion.step} ({suggestion.reason})."
+
+
+@click.command("enforce")
+@click.argument("email", metavar="ACCOUNT")
+@click.argument("what", metavar="warn|suspend|terminate|lift|show", type=click.Choice(_CHOICES))
+@click.option("--reason", help="Why; shown to the account. Required except for show.")
+@click.option(
+    "--days",
+    type=click.IntRange(1),
+    help="Length of a suspension (default: the policy's suspend_days).",
+)
+@click.option("--incident", "incident_id", metavar="ID", help="The incident this answers.")
+def enforce_command(
+    email: str, what: str, reason: str | None, days: int | None, incident_id: str | None
+) -> None:
+    """Warn, suspend or terminate an account, or lift its suspension; `show` prints its
+    standing and the policy's suggested next step without acting.
+
+    A suspended account's grants, keys and download links stop at once, including links
+    already handed out, and it cannot apply; a terminated one is also barred from
+    applying again. The account is told, with the reason and how to appeal.
+    """
+    if what == SHOW:
+        _show(email)
+        return
+    if not reason or not reason.strip():
+        raise click.UsageError(f"--reason is required to {what}; it is shown to the account")
+    if what == LIFT:
+        if days is not None or incident_id is not None:
+            raise click.UsageError("--days and --incident are for warn, suspend and terminate")
+        account = run(lambda rt: lift(rt, email, reason, cli_actor()))
+        out.print(f"The suspension of {account.email} is lifted; the account is {account.status}.")
+        return
+    step = EnforcementStep(what)
+
+    async def call(rt: Runtime) -> EnforcementAction:
+        suggestion = await suggest(rt, email, incident_id=incident_id)
+        out.print(_suggestion_line(suggestion))
+        if suggestion.step is not None and suggestion.step is not step:
+            out.print(f"Note: you chose {step}, not the suggested {suggestion.step}.")
+        return await enforce(
+            rt,
+            email=email,
+            step=step,
+            reason=reason,
+            days=days,
+            incident_id=incident_id,
+            actor=cli_actor(),
+        )
+
+    action = run(call)
+    if step is EnforcementStep.SUSPEND:
+        assert action.ends_at is not None
+        done = f"{email} is suspended until {when(action.ends_at)}"
+    elif step is EnforcementStep.TERMINATE:
+        done = f"{email} is terminated"
+    else:
+        done = f"{email} is warned"
+    out.print(f"{done} (action {action.id}); it may appeal until {when(action.appeal_until)}.")
+
+
+def _show(email: str) -> None:
+    async def call(rt: Runtime) -> Standing:
+        async with rt.sessionmaker() as session:
+            return await standing(session, rt, email)
+
+    shown = run(call)
+    account, records = shown.account, shown.actions
+    status = account.status + (f" ({account.status_reason})" if account.status_reason else "")
+    out.print(f"{'account:':<10} {account.email}")
+    out.print(f"{'status:':<10} {status}")
+    out.print(_suggestion_line(shown.suggestion))
+    if not records:
+        out.print("No enforcement actions.")
+        return
+    table = Table()
+    for column in ("id", "action", "taken", "until", "reason", "appeal"):
+        table.add_column(column, overflow="fold")
+    for record in records:
+        action = record.action
+        table.add_row(
+            action.id,
+            describe_step(action.action) + (" (in force)" if record.in_force else ""),
+            f"{when(action.created_at)} by {action.created_by}",
+            _until(action),
+            action.reason,
+            record.appeal.status if record.appeal else "-",
+        )
+    out.print(table)
+
+
+def _until(action: EnforcementAction) -> str:
+    if action.ended_at is not None:
+        return f"ended {when(action.ended_at)}"
+    if action.ends_at is not None:
+        return when(action.ends_at)
+    return "-"
+
+
+@click.group()
+def appeals() -> None:
+    """Appeals against enforcement actions, and the operators' decisions."""
+
+
+@appeals.command("list")
+@click.option(
+    "--status",
+    type=click.Choice([*(status.value for status in AppealStatus), "all"]),
+    default=AppealStatus.PENDING.value,
+    show_default=True,
+)
+def appeals_list(status: str) -> None:
+    """List appeals, oldest first."""
+    wanted = None if status == "all" else AppealStatus(status)
+
+    async def call(rt: Runtime) -> list[AppealRecord]:
+        async with rt.sessionmaker() as session:
+            return await list_appeals(session, wanted)
+
+    records = run(call)
+    if not records:
+        out.print("No appeals." if wanted is None else f"No {wanted} appeals.")
+        return
+    table = Table()
+    for column in ("id", "account", "action", "taken", "reason", "statement", "submitted"):
+        table.add_column(column, overflow="fold")
+    if wanted is not AppealStatus.PENDING:
+        table.add_column("decision", overflow="fold")
+    for record in records:
+        row = [
+            record.appeal.id,
+            record.account.email,
+            describe_step(record.action.action),
+            when(record.action.created_at),
+            record.action.reason,
+            record.appeal.statement,
+            when(record.appeal.submitted_at),
+        ]
+        if wanted is not AppealStatus.PENDING:
+            row.append(_decision(record.appeal))
+        table.add_row(*row)
+    out.print(table)
+
+
+def _decision(appeal: Appeal) -> str:
+    if appeal.status == AppealStatus.PENDING.value:
+        return "pending"
+    return f"{appeal.status} by {appeal.decided_by}: {appeal.decision_reason}"
+
+
+def _decide(move: AppealMove, appeal_id: str, reason: str) -> None:
+    decided = run(lambda rt: decide_appeal(rt, appeal_id, move, reason, cli_actor()))
+    out.print(f"Appeal {decided.id} decided: the action is {decided.status}.")
+
+
+@appeals.command("uphold")
+@click.argument("appeal_id", metavar="ID")
+@click.option("--reason", required=True, help="Why; shown to the account.")
+def appeals_uphold(appeal_id: str, reason: str) -> None:
+    """Uphold the action: the appeal fails and the action stands."""
+    _decide(AppealMove.UPHOLD, appeal_id, reason)
+
+
+@appeals.command("overturn")
+@click.argument("appeal_id", metavar="ID")
+@click.option("--reason", required=True, help="Why; shown to the account.")
+def appeals_overturn(appeal_id: str, reason: str) -> None:
+    """Overturn the action: a suspension still running is lifted, a termination undone,
+    and the action no longer counts on the enforcement ladder."""
+    _decide(AppealMove.OVERTURN, appeal_id, reason)

@@ -1,0 +1,1 @@
+"""Enforcement against accounts: warnings, suspensions, terminations and their appeals."""

@@ -1,0 +1,320 @@
+"""Enforcement in the portal: an account sees every action against it and may appeal each
+once; operators decide appeals and act on accounts, with the policy's suggested step.
+
+Handlers stay thin: read the form, call the enforcement service (the same functions the
+CLI calls), render. A refused form is shown again with what was typed and why, with the
+status code of the refusal; another account's action is a 404, never a 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, TypeAlias
+from urllib.parse import quote
+
+from litestar import Controller, Request, get, post
+from litestar.params import QueryParameter
+from litestar.response import Redirect, Template
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.db.models import Account
+from gateway.enforcement import service
+from gateway.errors import GatewayError, InvalidInput, NotFound
+from gateway.portal.auth_pages import Form
+from gateway.portal.forms import field
+from gateway.portal.session import Viewer, require_account, require_operator
+from gateway.runtime import Runtime
+from gateway.web import Db, PathStr, Rt
+from stages.enforcement import (
+    AccountMove,
+    AccountStatus,
+    AppealMove,
+    EnforcementStep,
+    legal_account_moves,
+)
+
+Done: TypeAlias = Annotated[
+    str | None, QueryParameter(description="Which confirmation to show after a form was sent")
+]
+EmailQuery: TypeAlias = Annotated[str, QueryParameter(description="The account's email")]
+
+STANDING = "/account/standing"
+APPEALS = "/ops/appeals"
+ACCOUNTS = "/ops/accounts"
+LISTED_LIMIT = 200
+
+STEP_LABELS: Mapping[str, str] = {
+    EnforcementStep.WARN.value: "Warn",
+    EnforcementStep.SUSPEND.value: "Suspend",
+    EnforcementStep.TERMINATE.value: "Terminate",
+}
+ACCOUNT_NOTICES: Mapping[str, str] = {
+    "appealed": "Your appeal was sent. The operators will tell you their decision and why.",
+}
+OPS_NOTICES: Mapping[str, str] = {
+    "uphold": "Done: the action was upheld; it stands, and the account was told why.",
+    "overturn": "Done: the action was overturned; it no longer stands, and the account was told.",
+    "warn": "Done: the account was warned.",
+    "suspend": "Done: the account is suspended.",
+    "terminate": "Done: the account is terminated.",
+    "lift": "Done: the suspension was lifted.",
+}
+
+
+def account_link(email: str) -> str:
+    """The console page of an account; the email is one path segment."""
+    return f"{ACCOUNTS}/{quote(email, safe='@')}"
+
+
+def _address(request: Request[Any, Any, Any]) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _actor(operator: Account) -> str:
+    return f"account:{operator.id}"
+
+
+def _days(text: str) -> int | None:
+    text = text.strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise InvalidInput("the number of days must be a whole number", code="invalid_days")
+    return int(text)
+
+
+def _step(text: str) -> EnforcementStep:
+    try:
+        return EnforcementStep(text)
+    except ValueError:
+        known = ", ".join(STEP_LABELS)
+        raise InvalidInput(
+            f"unknown step {text!r}; expected one of {known}", code="unknown_step"
+        ) from None
+
+
+def _appeal_move(text: str) -> AppealMove:
+    try:
+        return AppealMove(text)
+    except ValueError:
+        raise InvalidInput(
+            f"unknown decision {text!r}; expected uphold or overturn", code="unknown_move"
+        ) from None
+
+
+class EnforcementPages(Controller):
+    include_in_schema = False
+
+    # The account's own standing ----------------------------------------------------------
+
+    @get(STANDING)
+    async def standing(self, db: Db, runtime: Rt, viewer: Viewer, done: Done = None) -> Template:
+        account = require_account(viewer, STANDING)
+        return await _standing_page(db, runtime, account, done=done)
+
+    @post(STANDING + "/{action_id:str}/appeal")
+    async def appeal(
+        self,
+        request: Request[Any, Any, Any],
+        db: Db,
+        runtime: Rt,
+        viewer: Viewer,
+        action_id: PathStr,
+        data: Form,
+    ) -> Template | Redirect:
+        account = require_account(viewer, STANDING)
+        statement = field(data, "statement")
+        try:
+            await service.appeal(runtime, account.id, action_id, statement, _address(request))
+        except NotFound:
+            raise
+        except GatewayError as exc:
+            return await _standing_page(
+                db,
+                runtime,
+                account,
+                errors={action_id: exc.message},
+                statements={action_id: statement},
+                status=exc.status,
+            )
+        return Redirect(f"{STANDING}?done=appealed")
+
+    # Operators: appeals ------------------------------------------------------------------
+
+    @get(APPEALS)
+    async def appeals(self, db: Db, viewer: Viewer, done: Done = None) -> Template:
+        require_operator(viewer, APPEALS)
+        return await _appeals_page(db, done=done)
+
+    @post(APPEALS + "/{appeal_id:str}/decide")
+    async def decide(
+        self, db: Db, runtime: Rt, viewer: Viewer, appeal_id: PathStr, data: Form
+    ) -> Template | Redirect:
+        operator = require_operator(viewer, APPEALS)
+        reason = field(data, "reason")
+        try:
+            move = _appeal_move(field(data, "move"))
+            await service.decide_appeal(runtime, appeal_id, move, reason, _actor(operator))
+        except NotFound:
+            raise
+        except GatewayError as exc:
+            return await _appeals_page(
+                db,
+                errors={appeal_id: exc.message},
+                values={appeal_id: {"move": field(data, "move"), "reason": reason}},
+                status=exc.status,
+            )
+        return Redirect(f"{APPEALS}?done={move.value}")
+
+    # Operators: accounts -----------------------------------------------------------------
+
+    @get(ACCOUNTS)
+    async def accounts(self, db: Db, viewer: Viewer, email: EmailQuery = "") -> Template | Redirect:
+        require_operator(viewer, ACCOUNTS)
+        if email.strip():
+            return Redirect(account_link(email.strip()))
+        held = (
+            await db.scalars(
+                select(Account)
+                .where(Account.status != "active")
+                .order_by(Account.email)
+                .limit(LISTED_LIMIT)
+            )
+        ).all()
+        return Template(
+            "enforcement/accounts.html", context={"accounts": held, "account_link": account_link}
+        )
+
+    @get(ACCOUNTS + "/{email:str}")
+    async def account(
+        self, db: Db, runtime: Rt, viewer: Viewer, email: PathStr, done: Done = None
+    ) -> Template:
+        require_operator(viewer, account_link(email))
+        return await _account_page(db, runtime, email, done=done)
+
+    @post(ACCOUNTS + "/{email:str}/enforce")
+    async def enforce(
+        self, db: Db, runtime: Rt, viewer: Viewer, email: PathStr, data: Form
+    ) -> Template | Redirect:
+        operator = require_operator(viewer, account_link(email))
+        try:
+            step = _step(field(data, "step"))
+            await service.enforce(
+                runtime,
+                email=email,
+                step=step,
+                reason=field(data, "reason"),
+                days=_days(field(data, "days")),
+                incident_id=field(data, "incident").strip() or None,
+                actor=_actor(operator),
+            )
+        except GatewayError as exc:
+            if exc.code == "account_not_found":
+                raise
+            return await _account_page(db, runtime, email, error=exc, values=data)
+        return Redirect(f"{account_link(email)}?done={step.value}")
+
+    @post(ACCOUNTS + "/{email:str}/lift")
+    async def lift(
+        self, db: Db, runtime: Rt, viewer: Viewer, email: PathStr, data: Form
+    ) -> Template | Redirect:
+        operator = require_operator(viewer, account_link(email))
+        try:
+            await service.lift(runtime, email, field(data, "reason"), _actor(operator))
+        except GatewayError as exc:
+            if exc.code == "account_not_found":
+                raise
+            values = {"lift_reason": field(data, "reason")}
+            return await _account_page(db, runtime, email, lift_error=exc, values=values)
+        return Redirect(f"{account_link(email)}?done=lift")
+
+
+async def _standing_page(
+    db: AsyncSession,
+    rt: Runtime,
+    account: Account,
+    *,
+    done: str | None = None,
+    errors: Mapping[str, str] | None = None,
+    statements: Mapping[str, str] | None = None,
+    status: int = 200,
+) -> Template:
+    return Template(
+        "enforcement/standing.html",
+        context={
+            "account": account,
+            "records": await service.list_actions(db, rt, account.id),
+            "notice": ACCOUNT_NOTICES.get(done or ""),
+            "errors": errors or {},
+            "statements": statements or {},
+            "describe": service.describe_step,
+        },
+        status_code=status,
+    )
+
+
+async def _appeals_page(
+    db: AsyncSession,
+    *,
+    done: str | None = None,
+    errors: Mapping[str, str] | None = None,
+    values: Mapping[str, Mapping[str, str]] | None = None,
+    status: int = 200,
+) -> Template:
+    records = await service.list_appeals(db)
+    listed = {record.appeal.id for record in records}
+    errors = errors or {}
+    return Template(
+        "enforcement/appeals.html",
+        context={
+            "records": records,
+            "notice": OPS_NOTICES.get(done or ""),
+            "errors": errors,
+            # A refusal about an appeal no longer pending (decided meanwhile) goes on top.
+            "other_errors": [message for key, message in errors.items() if key not in listed],
+            "values": values or {},
+            "describe": service.describe_step,
+            "account_link": account_link,
+        },
+        status_code=status,
+    )
+
+
+async def _account_page(
+    db: AsyncSession,
+    rt: Runtime,
+    email: str,
+    *,
+    done: str | None = None,
+    error: GatewayError | None = None,
+    lift_error: GatewayError | None = None,
+    values: Mapping[str, Any] | None = None,
+) -> Template:
+    shown = await service.standing(db, rt, email)
+    failed = error or lift_error
+    kept = {name: field(values, name) for name in values} if values else {}
+    chosen = kept.get("step") or (shown.suggestion.step.value if shown.suggestion.step else "")
+    return Template(
+        "enforcement/account.html",
+        context={
+            "account": shown.account,
+            "records": shown.actions,
+            "suggestion": shown.suggestion,
+            "steps": {
+                step: label
+                for step, label in STEP_LABELS.items()
+                if AccountMove(step) in legal_account_moves(AccountStatus(shown.account.status))
+            },
+            "chosen": chosen,
+            "suspend_days": rt.policy.enforcement.suspend_days,
+            "max_days": service.MAX_SUSPEND_DAYS,
+            "notice": OPS_NOTICES.get(done or ""),
+            "error": error.message if error else None,
+            "lift_error": lift_error.message if lift_error else None,
+            "values": kept,
+            "describe": service.describe_step,
+            "self_link": account_link(shown.account.email),
+        },
+        status_code=failed.status if failed else 200,
+    )
