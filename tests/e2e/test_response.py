@@ -1,6 +1,9 @@
 """Responding on a running gateway: a URL handed out before a recall, a suspension or a
 rollback that excludes its tier is refused at its next request; and two gateway
-processes on one PostgreSQL database run each due job exactly once."""
+processes on one PostgreSQL database run each due job exactly once.
+
+The tests share one server and run in order: the recall of the first is lifted, by two
+operators, at the start of the suspension test."""
 
 from __future__ import annotations
 
@@ -158,3 +161,33 @@ def test_two_processes_run_each_due_job_exactly_once(env: dict[str, str], databa
     from gateway.jobs.registry import JOBS
 
     assert asyncio.run(counts()) == {job.name: 1 for job in JOBS}
+
+
+def test_a_suspension_stops_urls_already_handed_out(served: str, env: dict[str, str]) -> None:
+    first = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "reinstate",
+            "acme/llm:1.0",
+            "--as",
+            operator(env, "ops1@lab.example"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert first.returncode == 4  # one approval of the two the policy asks for
+    assert "approval recorded (1 of 2)" in first.stdout
+    lifted = gateway(env, "reinstate", "acme/llm:1.0", "--as", operator(env, "ops2@lab.example"))
+    assert "recall lifted" in lifted
+    url = url_for(env, served, "s@lab.example", "trusted_partner")
+    gateway(env, "enforce", "s@lab.example", "suspend", "--reason", "shared the weights")
+    assert refusal(url) == (403, "account_suspended")
+
+
+def operator(env: dict[str, str], email: str) -> str:
+    gateway(env, "accounts", "create", email, "--operator")
+    return email
