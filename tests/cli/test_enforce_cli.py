@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import re
 
-import click
 from click.testing import CliRunner, Result
 
 from gateway.cli import main
-from gateway.cli.enforce import appeals, enforce_command
 from gateway.config import Settings
 from gateway.enforcement import service
 from gateway.runtime import build_runtime
@@ -19,17 +17,8 @@ BOB = "bob@example.org"
 _ACTION = re.compile(r"\(action ([0-9a-f-]{36})\)")
 
 
-def _cli() -> click.Group:
-    """The `gateway` command, with enforce and appeals added if they are not wired yet."""
-    if {"enforce", "appeals"} <= set(main.commands):
-        return main
-    return click.Group(
-        "gateway", commands={**main.commands, "enforce": enforce_command, "appeals": appeals}
-    )
-
-
 def gateway(*args: str) -> Result:
-    return CliRunner().invoke(_cli(), list(args), catch_exceptions=False)
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
 def appeal_by_account(settings: Settings, email: str, action_id: str, statement: str) -> str:

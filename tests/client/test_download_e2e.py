@@ -80,13 +80,7 @@ class Gateway:
 
 
 def download_command() -> list[str]:
-    # `gateway download` once the command is registered in gateway.cli; the module itself
-    # until then, so these tests run either way.
-    from gateway.cli import main
-
-    if "download" in main.commands:
-        return [sys.executable, "-m", "gateway", "download"]
-    return [sys.executable, "-m", "gateway.cli.download"]
+    return [sys.executable, "-m", "gateway", "download"]
 
 
 def download(
