@@ -36,6 +36,7 @@ from gateway.config import Settings, load_settings
 from gateway.downloads.api import DownloadsController
 from gateway.errors import GatewayError
 from gateway.health import healthz, readyz, release_signing_key
+from gateway.incidents.api import IncidentsController
 from gateway.keys.api import KeysController
 from gateway.keys.auth import provide_caller
 from gateway.portal.account_pages import AccountPages
@@ -44,6 +45,7 @@ from gateway.portal.auth_pages import AuthPages
 from gateway.portal.catalog_pages import CatalogPages
 from gateway.portal.enforcement_pages import EnforcementPages
 from gateway.portal.filters import register_filters
+from gateway.portal.incident_pages import IncidentPages
 from gateway.portal.oidc_pages import OidcPages
 from gateway.portal.ops_pages import OpsPages
 from gateway.portal.release_ops_pages import ReleaseOpsPages
@@ -210,6 +212,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             OpsPages,
             ReleaseOpsPages,
             EnforcementPages,
+            IncidentPages,
+            IncidentsController,
             DownloadsController,
             KeysController,
             ApplicationsController,

@@ -148,14 +148,25 @@ def _facts(
     )
 
 
-async def _recalled_tiers(session: AsyncSession, release_id: int) -> frozenset[str]:
-    """Tiers of the release under a recall in force (a whole-release recall is its status)."""
+async def _recalled_tiers(session: AsyncSession, release_id: int, rt: Runtime) -> frozenset[str]:
+    """Tiers of the release under a recall in force (a whole-release recall is its status).
+
+    Recalling a tier withdraws the release from every wider tier too: the public never
+    keeps what researchers lost.
+    """
     rows = await session.scalars(
         select(Recall.tier).where(
             Recall.release_id == release_id, Recall.lifted_at.is_(None), Recall.tier.is_not(None)
         )
     )
-    return frozenset(tier for tier in rows.all() if tier is not None)
+    named = {tier for tier in rows.all() if tier is not None}
+    if not named:
+        return frozenset()
+    ladder = rt.policy.ladder
+    ranks = [ladder.rank(t) for t in named if t in ladder]
+    narrowest = min(ranks, default=None)
+    wider = {t.name for t in ladder if narrowest is not None and t.rank >= narrowest}
+    return frozenset(named | wider)
 
 
 async def issue_manifest(
@@ -182,7 +193,7 @@ async def issue_manifest(
                 )
             )
         ).all()
-        recalled = await _recalled_tiers(session, release.id)
+        recalled = await _recalled_tiers(session, release.id, rt)
         grant, decision = _best_grant(rt, now, caller, release, grants, recalled)
         if isinstance(decision, Deny) or grant is None:
             assert isinstance(decision, Deny)
@@ -501,7 +512,7 @@ async def deliver(
         if account.id != claims.account_id or release.model_id != grant.model_id:
             raise Denied(Reason.URL_INVALID, "this download link does not match its grant")
         release.model = model
-        recalled = await _recalled_tiers(session, release.id)
+        recalled = await _recalled_tiers(session, release.id, rt)
         try:
             byte_range = parse_range(range_header, artifact.size)
         except RangeNotSatisfiable:

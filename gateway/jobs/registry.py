@@ -77,6 +77,12 @@ async def _lift_suspensions(rt: Runtime) -> str:
     return f"{await lift_expired_suspensions(rt)} suspensions lifted"
 
 
+async def _recheck_triggers(rt: Runtime) -> str:
+    from gateway.incidents.triggers import recheck_triggers
+
+    return f"{await recheck_triggers(rt)} trigger action(s) taken"
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
@@ -92,6 +98,7 @@ JOBS: tuple[Job, ...] = (
     Job("decommission.remind", timedelta(hours=1), _decommission_reminders),
     Job("decommission.execute", timedelta(minutes=5), _decommission_execute),
     Job("enforcement.lift", timedelta(minutes=5), _lift_suspensions),
+    Job("incidents.triggers", timedelta(minutes=5), _recheck_triggers),
     Job("notify.email", timedelta(seconds=30), _email),
     Job("notify.webhooks", timedelta(seconds=30), _webhooks),
 )

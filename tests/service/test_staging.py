@@ -215,3 +215,26 @@ async def test_recall_of_a_tier_and_of_the_release_then_reinstatement_by_two_ope
     await deliver(runtime, tokens["researcher"], range_header=None, method="GET", client=CLIENT)
     with pytest.raises(Conflict, match="no recall"):
         await reinstate(runtime, MODEL, "1.0", actor="op:ann")
+
+
+async def test_a_tier_recall_withdraws_every_wider_tier_too(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    await publish(runtime, tmp_path)
+    for stage in ("trusted_partner", "researcher", "public"):
+        await move_release(runtime, MODEL, "1.0", Move.PROMOTE, target=stage, actor="t")
+    tokens = {}
+    for email, tier in (("p@x.example", "public"), ("t@lab.example", "trusted_partner")):
+        account = await create_account(runtime, email, operator=False, actor="t")
+        await create_grant(runtime, email=email, model=MODEL, tier=tier, days=None, actor="t")
+        manifest = await issue_manifest_for_account(
+            runtime, account, MODEL, "1.0", paths=["README.md"], client=CLIENT
+        )
+        tokens[tier] = manifest.artifacts[0].url.rsplit("/d/", 1)[1]
+    await recall(runtime, MODEL, "1.0", reason="researcher leak", tier="researcher", actor="op")
+    with pytest.raises(Denied) as refused:
+        await deliver(runtime, tokens["public"], range_header=None, method="GET", client=CLIENT)
+    assert refused.value.reason is Reason.RELEASE_RECALLED
+    await deliver(
+        runtime, tokens["trusted_partner"], range_header=None, method="GET", client=CLIENT
+    )

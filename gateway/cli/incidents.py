@@ -1,0 +1,233 @@
+"""`gateway incidents`: operators triage incidents and see what the policy's triggers did.
+
+The same service functions serve the operator console (/ops/incidents), so the two never
+disagree. Incidents are named by id or by tracking code (INC-XXXX-XXXX).
+"""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from gateway.cli.stage import actor_for, as_operator
+from gateway.cli.support import err, out, run
+from gateway.incidents import service
+from gateway.portal.filters import when
+from gateway.runtime import Runtime
+from stages.incidents import Severity
+
+MAX_LIMIT = 500
+SEVERITIES = click.Choice([s.value for s in Severity])
+
+
+@click.group()
+def incidents() -> None:
+    """Incidents: reports of misuse, safety or security problems, leaks."""
+
+
+@incidents.command("list")
+@click.option(
+    "--status",
+    type=click.Choice(service.STATUS_FILTERS),
+    default="open",
+    show_default=True,
+    help="open: reported, triaged or confirmed; all: every status.",
+)
+@click.option("--severity", type=SEVERITIES)
+@click.option("--release", metavar="ORG/NAME[:VERSION]", help="Only incidents about this.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, MAX_LIMIT))
+@click.option("--page", default=1, show_default=True, type=click.IntRange(1))
+def incidents_list(
+    status: str, severity: str | None, release: str | None, limit: int, page: int
+) -> None:
+    """List incidents, newest first."""
+
+    async def call(rt: Runtime) -> tuple[list[service.IncidentRow], int]:
+        where = service.incident_filter(status=status, severity=severity, release=release)
+        async with rt.sessionmaker() as session:
+            return await service.list_incidents(
+                session, where, limit=limit, offset=(page - 1) * limit
+            )
+
+    rows, total = run(call)
+    if not rows:
+        out.print("No incidents." if total == 0 else f"No incidents on page {page}.")
+        return
+    table = Table()
+    for column in ("code", "id", "about", "category", "status", "severity", "assignee", "reported"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        incident = row.incident
+        table.add_row(
+            incident.tracking_code,
+            incident.id,
+            row.subject or "-",
+            incident.category,
+            incident.status,
+            incident.severity or "-",
+            incident.assignee or "-",
+            when(incident.created_at),
+        )
+    out.print(table)
+    pages = max(1, -(-total // limit))
+    out.print(f"Page {page} of {pages}, {total} incident(s) in all.")
+
+
+@incidents.command("show")
+@click.argument("ref", metavar="ID_OR_CODE")
+def incidents_show(ref: str) -> None:
+    """Everything about one incident: the report, linked accounts and the timeline."""
+
+    async def call(rt: Runtime) -> service.IncidentDetail:
+        async with rt.sessionmaker() as session:
+            return await service.get_incident(session, ref)
+
+    detail = run(call)
+    incident = detail.incident
+    out.print(f"{incident.tracking_code} ({incident.id})")
+    out.print(f"  status:    {incident.status}")
+    out.print(f"  severity:  {incident.severity or 'not set'}")
+    out.print(f"  assignee:  {incident.assignee or 'nobody'}")
+    out.print(f"  about:     {detail.subject or 'no model in particular'}")
+    out.print(f"  category:  {incident.category}")
+    out.print(f"  reported:  {when(incident.created_at)}")
+    reporter = detail.reporter_email or "not signed in"
+    address = f" from {incident.reporter_address}" if incident.reporter_address else ""
+    out.print(f"  reporter:  {reporter}{address}")
+    out.print(f"  contact:   {incident.contact or 'none given'}")
+    out.print("  description:")
+    for line in incident.description.splitlines() or [""]:
+        out.print(f"    {line}")
+    for link in detail.links:
+        out.print(f"  link: {link}")
+    for account in detail.linked:
+        out.print(f"  linked account: {account.email} ({account.status})")
+    out.print("  timeline:")
+    for event in detail.events:
+        change = (
+            f" {event.from_status} → {event.to_status}"
+            if event.from_status and event.from_status != event.to_status
+            else ""
+        )
+        note = f": {event.note}" if event.note else ""
+        out.print(f"    {when(event.at)} {event.move} by {event.actor}{change}{note}")
+    if detail.moves:
+        out.print(f"  next: {', '.join(move.value for move in detail.moves)}")
+
+
+def _print_triggered(triggered: service.Triggered) -> None:
+    for taken in triggered.triggers:
+        out.print(f"  trigger fired: {taken}")
+    if triggered.trigger_error:
+        err.print(
+            f"warning: the policy's triggers could not all be applied: "
+            f"{triggered.trigger_error}; the scheduler tries again"
+        )
+
+
+@incidents.command("triage")
+@click.argument("ref", metavar="ID_OR_CODE")
+@click.option("--severity", required=True, type=SEVERITIES)
+@click.option("--assignee", metavar="EMAIL", help="The operator who looks after it.")
+@click.option("--note", help="An internal note.")
+@as_operator
+def incidents_triage(
+    ref: str, severity: str, assignee: str | None, note: str | None, operator: str | None
+) -> None:
+    """Take a reported incident in: its severity and who looks after it."""
+
+    async def call(rt: Runtime) -> str:
+        incident = await service.triage(
+            rt,
+            ref,
+            severity=severity,
+            assignee=assignee,
+            note=note,
+            actor=await actor_for(rt, operator),
+        )
+        return incident.tracking_code
+
+    code = run(call)
+    out.print(f"{code} is triaged at {severity} severity.")
+
+
+@incidents.command("confirm")
+@click.argument("ref", metavar="ID_OR_CODE")
+@click.option("--severity", type=SEVERITIES, help="Required unless set at triage.")
+@click.option("--note", help="An internal note.")
+@as_operator
+def incidents_confirm(
+    ref: str, severity: str | None, note: str | None, operator: str | None
+) -> None:
+    """Confirm an incident; prints what the policy's triggers did."""
+
+    async def call(rt: Runtime) -> service.Triggered:
+        return await service.confirm(
+            rt, ref, severity=severity, note=note, actor=await actor_for(rt, operator)
+        )
+
+    triggered = run(call)
+    incident = triggered.incident
+    out.print(f"{incident.tracking_code} is confirmed at {incident.severity} severity.")
+    _print_triggered(triggered)
+    if not triggered.triggers and not triggered.trigger_error:
+        out.print("  no trigger fired")
+
+
+@incidents.command("dismiss")
+@click.argument("ref", metavar="ID_OR_CODE")
+@click.option("--reason", required=True, help="Shown to the reporter.")
+@as_operator
+def incidents_dismiss(ref: str, reason: str, operator: str | None) -> None:
+    """Close a report without action; the reporter sees the reason."""
+
+    async def call(rt: Runtime) -> str:
+        incident = await service.dismiss(
+            rt, ref, reason=reason, actor=await actor_for(rt, operator)
+        )
+        return incident.tracking_code
+
+    out.print(f"{run(call)} is dismissed.")
+
+
+@incidents.command("resolve")
+@click.argument("ref", metavar="ID_OR_CODE")
+@click.option("--note", required=True, help="The resolution, shown to the reporter.")
+@as_operator
+def incidents_resolve(ref: str, note: str, operator: str | None) -> None:
+    """Close a confirmed incident; the reporter sees the resolution."""
+
+    async def call(rt: Runtime) -> str:
+        incident = await service.resolve(rt, ref, note=note, actor=await actor_for(rt, operator))
+        return incident.tracking_code
+
+    out.print(f"{run(call)} is resolved.")
+
+
+@incidents.command("note")
+@click.argument("ref", metavar="ID_OR_CODE")
+@click.argument("note")
+@as_operator
+def incidents_note(ref: str, note: str, operator: str | None) -> None:
+    """Add an internal note to the incident's timeline."""
+
+    async def call(rt: Runtime) -> str:
+        incident = await service.add_note(rt, ref, note=note, actor=await actor_for(rt, operator))
+        return incident.tracking_code
+
+    out.print(f"Note added to {run(call)}.")
+
+
+@incidents.command("link")
+@click.argument("ref", metavar="ID_OR_CODE")
+@click.argument("email")
+@as_operator
+def incidents_link(ref: str, email: str, operator: str | None) -> None:
+    """Link an account to an incident; on a confirmed one the triggers apply to it at once."""
+
+    async def call(rt: Runtime) -> service.Triggered:
+        return await service.link_account(rt, ref, email, actor=await actor_for(rt, operator))
+
+    triggered = run(call)
+    out.print(f"{email} is linked to {triggered.incident.tracking_code}.")
+    _print_triggered(triggered)

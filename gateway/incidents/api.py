@@ -1,0 +1,159 @@
+"""JSON API of incidents: anyone reports one and follows its status by tracking code.
+
+No sign-in is needed. An API key, when sent, links the report to its account (a key
+that is revoked or expired is refused rather than silently ignored, so the sender knows).
+Reports are rate-limited per client address, shared with the portal's report form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any
+
+from litestar import Controller, MediaType, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import JSONBody, PathParameter
+
+from gateway.identity.limits import RateLimited, RateLimiter
+from gateway.incidents import service
+from gateway.keys.service import Unauthenticated, authenticate
+from gateway.web import Db, Rt
+
+TrackingCode = Annotated[str, PathParameter(description="The tracking code, e.g. INC-7K3Q-9XWD")]
+
+
+@dataclass
+class IncidentIn:
+    """A report. `release` is `ORG/NAME:VERSION`, or `ORG/NAME` when the version is not
+    known, or left out when the report is about no model in particular."""
+
+    category: str
+    description: str
+    release: str | None = None
+    links: list[str] = field(default_factory=list)
+    contact: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportedOut:
+    tracking_code: str
+    status: str
+    status_url: str
+
+
+@dataclass(frozen=True)
+class ErrorOut:
+    error: str
+    message: str
+    status: int
+
+
+@dataclass(frozen=True)
+class IncidentStatusOut:
+    tracking_code: str
+    status: str
+    meaning: str
+    category: str
+    release: str | None
+    reported_at: datetime
+    status_changed_at: datetime
+    resolution: str | None
+
+    @classmethod
+    def of(cls, public: service.PublicStatus) -> IncidentStatusOut:
+        return cls(
+            tracking_code=public.tracking_code,
+            status=public.status,
+            meaning=public.meaning,
+            category=public.category,
+            release=public.subject,
+            reported_at=public.reported_at,
+            status_changed_at=public.status_changed_at,
+            resolution=public.resolution,
+        )
+
+
+async def _reporter(request: Request[Any, Any, State], runtime: Rt, db: Db) -> str | None:
+    """The account behind the request's API key, if it sent one."""
+    header = request.headers.get("authorization", "").strip()
+    if not header:
+        return None
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Unauthenticated(
+            "send your API key as `Authorization: Bearer rgk_...`, or no key at all",
+            code="key_invalid",
+        )
+    now = runtime.clock()
+    caller = await authenticate(runtime, db, secret.strip(), now)
+    # End the read: on SQLite a snapshot kept open would hide what the handler then writes.
+    await db.commit()
+    # Any scope will do: the key only says who reports.
+    if caller.key.revoked_at is not None or caller.key.expires_at <= now:
+        raise Unauthenticated(
+            "this API key is revoked or expired; send the report with a live key or none",
+            code="key_invalid",
+        )
+    return caller.account.id
+
+
+def rate_limited(exc: RateLimited) -> Response[Any]:
+    """The 429 answer, with Retry-After so that clients wait rather than hammer."""
+    return Response(
+        ErrorOut(error=exc.code, message=exc.message, status=exc.status),
+        status_code=exc.status,
+        media_type=MediaType.JSON,
+        headers={"retry-after": str(exc.retry_after)},
+    )
+
+
+class IncidentsController(Controller):
+    tags = ["incidents"]
+
+    @post(
+        "/api/v1/incidents",
+        summary="Report misuse, a safety or security problem, a leak (no sign-in needed)",
+        status_code=201,
+        responses={
+            201: ResponseSpec(ReportedOut, description="The report's tracking code"),
+            429: ResponseSpec(
+                ErrorOut, description="Too many reports from this address; see Retry-After"
+            ),
+        },
+    )
+    async def report(
+        self,
+        request: Request[Any, Any, State],
+        db: Db,
+        runtime: Rt,
+        data: JSONBody[IncidentIn],
+    ) -> Response[Any]:
+        reporter = await _reporter(request, runtime, db)
+        model, version = service.parse_subject(data.release)
+        try:
+            incident = await service.report(
+                runtime,
+                model=model,
+                version=version,
+                category=data.category,
+                description=data.description,
+                links=data.links,
+                contact=data.contact,
+                reporter_account_id=reporter,
+                address=request.client.host if request.client else None,
+                limiter=RateLimiter(request.app.stores.get("rate_limits")),
+            )
+        except RateLimited as exc:
+            return rate_limited(exc)
+        out = ReportedOut(
+            tracking_code=incident.tracking_code,
+            status=incident.status,
+            status_url=service.status_url(runtime, incident.tracking_code),
+        )
+        return Response(out, status_code=201)
+
+    @get("/api/v1/incidents/{code:str}", summary="The status of a report, by its tracking code")
+    async def status(self, db: Db, code: TrackingCode) -> IncidentStatusOut:
+        return IncidentStatusOut.of(await service.get_by_code(db, code))
