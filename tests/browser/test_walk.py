@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ import httpx2
 import pytest
 
 from tests.sample import make_folder, make_license
+from tests.served import serving
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -55,15 +55,6 @@ APPLICANT = "rita@independent-lab.example"
 PASSWORD = "correct horse battery staple"
 DENIAL = "Please name the research group you work in and what you will measure."
 WEIGHTS = "model.safetensors"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)
@@ -138,32 +129,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             "browser walk: no time in stage to wait for",
         )
 
-    port = free_port()
     log = root / "serve.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--port", str(port)],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx2.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+    with serving(env, log) as base:
         yield Served(base, log, folder)
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
 
 
 class Camera:

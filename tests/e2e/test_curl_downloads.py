@@ -6,18 +6,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx2
 import pytest
 
-from tests.e2e.test_quick_start import free_port
 from tests.sample import make_license
+from tests.served import clean_env, free_port, serving
 
 
 def gateway(env: dict[str, str], *args: str) -> str:
@@ -36,9 +33,7 @@ def gateway(env: dict[str, str], *args: str) -> str:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str], Path]]:
     work = tmp_path_factory.mktemp("curl")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "AWS_"))}
-    env["GATEWAY_HOME"] = str(work / "home")
-    env["GATEWAY_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
+    env = clean_env(GATEWAY_HOME=str(work / "home"), GATEWAY_PUBLIC_URL=f"http://127.0.0.1:{port}")
     folder = work / "model"
     folder.mkdir()
     (folder / "model.safetensors").write_bytes(os.urandom(3_000_000))
@@ -67,31 +62,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
         "pass",
     )
     gateway(env, "stage", "promote", "acme/llm:1.0", "--to", "trusted_partner")
-    log = (work / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx2.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            assert process.poll() is None, (work / "serve.log").read_text()
-            assert time.monotonic() < deadline, "the gateway did not start within 60 s"
-            time.sleep(0.1)
+    with serving(env, work / "serve.log", port=port) as base:
         yield base, env, folder
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-        log.close()
 
 
 def curl(*args: str) -> subprocess.CompletedProcess[str]:

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -22,8 +19,8 @@ import httpx2
 import pytest
 
 from tests.conftest import PostgresServer
-from tests.e2e.test_quick_start import free_port
 from tests.sample import make_folder, make_license
+from tests.served import clean_env, free_port, serving
 
 
 def gateway(env: dict[str, str], *args: str) -> str:
@@ -46,8 +43,9 @@ def database(postgres: PostgresServer) -> str:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory, database: str) -> dict[str, str]:
     home = tmp_path_factory.mktemp("response") / "home"
-    values = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "AWS_"))}
-    values.update(GATEWAY_HOME=str(home), GATEWAY_DATABASE_URL=database, GATEWAY_SCHEDULER="off")
+    values = clean_env(
+        GATEWAY_HOME=str(home), GATEWAY_DATABASE_URL=database, GATEWAY_SCHEDULER="off"
+    )
     gateway(values, "db", "upgrade")
     return values
 
@@ -72,31 +70,8 @@ def served(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Ite
         gateway(
             env, "stage", "promote", "acme/llm:1.0", "--to", tier, "--override", "--reason", "test"
         )
-    log = (work / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx2.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            assert process.poll() is None, (work / "serve.log").read_text()
-            assert time.monotonic() < deadline, "the gateway did not start"
-            time.sleep(0.1)
+    with serving(env, work / "serve.log", port=port) as base:
         yield base
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-        log.close()
 
 
 def url_for(env: dict[str, str], base: str, email: str, tier: str) -> str:
