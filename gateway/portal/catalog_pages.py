@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from litestar import Controller, get
 from litestar.response import Template
+from sqlalchemy import select
 
 from gateway.catalog import service
 from gateway.catalog.api import model_ref, open_tiers
 from gateway.catalog.schemas import ReleaseDetail
+from gateway.db.models import StageChange
 from gateway.web import Db, Name, Org, Page, Rt, Version
 
 PAGE_SIZE = 50
@@ -42,7 +44,19 @@ class CatalogPages(Controller):
             release, runtime.policy, open_tiers(runtime, release.stage, release.status)
         )
         base_url = runtime.settings.public_url
+        history = (
+            await db.scalars(
+                select(StageChange)
+                .where(StageChange.release_id == release.id)
+                .order_by(StageChange.at, StageChange.id)
+            )
+        ).all()
         return Template(
             "release.html",
-            context={"release": detail, "base_url": base_url, "folder": release.model.name},
+            context={
+                "release": detail,
+                "base_url": base_url,
+                "folder": release.model.name,
+                "history": history,
+            },
         )

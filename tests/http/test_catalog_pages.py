@@ -41,6 +41,26 @@ async def test_release_page_shows_artifacts_license_tiers_and_verification(
     assert "model_signing verify key sample --signature sample.sig" in text
     assert "http://testserver/api/v1/models/acme/sample/releases/1.0/signature" in text
     assert published.manifest_sha256 in text
+    assert "published as a draft" in text
+    assert 'href="/models/acme/sample/apply"' in text
+
+
+async def test_release_page_shows_the_stage_timeline(
+    client: Client, runtime: Runtime, tmp_path: Path
+) -> None:
+    from gateway.staging.service import move_release
+    from stages.names import parse_model_ref
+    from stages.release import Move
+
+    await publish(runtime, tmp_path)
+    model = parse_model_ref("acme/sample")
+    await move_release(runtime, model, "1.0", Move.PROMOTE, target="trusted_partner", actor="op")
+    await move_release(
+        runtime, model, "1.0", Move.ROLLBACK, target="draft", actor="op", reason="card fix"
+    )
+    page = await client.get("/models/acme/sample/releases/1.0", headers=HTML)
+    assert "promote: draft → trusted partner" in page.text
+    assert "rollback: trusted partner → draft. Reason: card fix" in page.text
 
 
 async def test_model_page(client: Client, runtime: Runtime, tmp_path: Path) -> None:
