@@ -17,7 +17,9 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-CHUNK = 1 << 20  # 1 MiB reads: few system calls and hash updates per gigabyte
+# 256 KiB reads: small enough to stay in the CPU cache between the socket, the hash and
+# the file (1 MiB chunks ran at half the speed on loopback), large enough for few calls.
+CHUNK = 256 * 1024
 
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
