@@ -30,11 +30,10 @@ from typing import Any
 
 import httpx2
 import pytest
+from playwright import sync_api as playwright_api
 
 from tests.sample import make_folder, make_license
 from tests.served import serving
-
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = pytest.mark.slow
 
@@ -161,8 +160,8 @@ def camera(tmp_path: Path) -> Camera:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
+    # A missing browser is a broken test machine, not a reason to pass: .ci/run installs it.
+    assert CHROMIUM.exists(), f"no Chromium at {CHROMIUM}: apt-get install chromium"
     with playwright_api.sync_playwright() as driver:
         chromium = driver.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
