@@ -256,7 +256,9 @@ async def attach_evidence(
     actor: str,
 ) -> EvidenceAttachment:
     """Attach a document (an evaluation report, say) to a release as promotion evidence."""
-    for label, value in (("kind", kind), ("name", name), ("result", result)):
+    for label, value, longest in (("kind", kind, 64), ("name", name, 200), ("result", result, 64)):
+        if len(value) > longest:
+            raise InvalidInput(f"{label} is at most {longest} characters", code="invalid_evidence")
         if not is_evidence_label(value):
             raise InvalidInput(
                 f"{label} {value!r}: expected lower-case letters, digits, '.', '_' or '-'",

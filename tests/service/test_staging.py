@@ -238,3 +238,34 @@ async def test_a_tier_recall_withdraws_every_wider_tier_too(
     await deliver(
         runtime, tokens["trusted_partner"], range_header=None, method="GET", client=CLIENT
     )
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "result", "message"),
+    [
+        ("evaluation", "x" * 201, "pass", "name is at most 200 characters"),
+        ("Evaluation", "red-team", "pass", "kind 'Evaluation': expected lower-case"),
+        ("evaluation", "red team", "pass", "name 'red team': expected lower-case"),
+    ],
+)
+async def test_evidence_labels_are_checked_before_anything_is_written(
+    runtime: Runtime, tmp_path: Path, kind: str, name: str, result: str, message: str
+) -> None:
+    from gateway.db.models import EvidenceAttachment
+    from gateway.errors import InvalidInput
+
+    await publish(runtime, tmp_path)
+    with pytest.raises(InvalidInput, match=message):
+        await attach_evidence(
+            runtime,
+            MODEL,
+            "1.0",
+            kind=kind,
+            name=name,
+            result=result,
+            file=None,
+            note=None,
+            actor="op",
+        )
+    async with runtime.sessionmaker() as session:
+        assert (await session.scalars(select(EvidenceAttachment))).all() == []
