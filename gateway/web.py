@@ -17,5 +17,5 @@ Org: TypeAlias = Annotated[str, PathParameter(description="Organisation, e.g. `a
 Name: TypeAlias = Annotated[str, PathParameter(description="Model name, e.g. `tiny-lm`")]
 Version: TypeAlias = Annotated[str, PathParameter(description="Release version, e.g. `1.0`")]
 Limit: TypeAlias = Annotated[int, QueryParameter(ge=1, le=500, description="Page size")]
-Offset: TypeAlias = Annotated[int, QueryParameter(ge=0, description="Items to skip")]
+Offset: TypeAlias = Annotated[int, QueryParameter(ge=0, le=10_000_000, description="Items to skip")]
 Page: TypeAlias = Annotated[int, QueryParameter(ge=1, le=100_000, description="Page number")]

@@ -275,6 +275,23 @@ async def _check_may_apply(
                 f"you already have an open application for this tier ({existing.id})",
                 code="application_open",
             )
+    withdrawn = await session.scalar(
+        select(Grant.status)
+        .where(
+            Grant.account_id == account.id,
+            Grant.model_id == model.id,
+            Grant.tier == tier,
+            Grant.status.in_(["revoked", "suspended"]),
+        )
+        .limit(1)
+    )
+    if withdrawn is not None:
+        # Applying again must not undo what an operator took away.
+        raise Conflict(
+            f"your access at this tier was {withdrawn}; contact the operators instead of "
+            "applying again",
+            code=f"grant_{withdrawn}",
+        )
     if renewal_of is None:
         active = await session.scalar(
             select(Grant.id).where(

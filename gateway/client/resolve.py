@@ -16,12 +16,28 @@ from gateway.client.schemas import DownloadManifest, ReleaseEntry
 from gateway.client.selection import Selection
 from gateway.client.state import DownloadState
 from stages.access import Reason
-from stages.names import ModelRef
+from stages.names import InvalidName, ModelRef, check_version
 
 
 def candidates(releases: list[ReleaseEntry]) -> list[str]:
-    """Versions worth asking for, newest first (the API lists them oldest first)."""
-    return [r.version for r in reversed(releases) if r.status == "active" and r.stage != "draft"]
+    """Versions worth asking for, newest first (the API lists them oldest first).
+
+    A version becomes part of a folder name, so one the gateway would never accept (a
+    slash, `..`) is left out rather than trusted.
+    """
+    return [
+        r.version
+        for r in reversed(releases)
+        if r.status == "active" and r.stage != "draft" and _is_version(r.version)
+    ]
+
+
+def _is_version(text: str) -> bool:
+    try:
+        check_version(text)
+    except InvalidName:
+        return False
+    return True
 
 
 def open_manifest(

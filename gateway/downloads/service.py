@@ -246,14 +246,21 @@ def _best_grant(
     grants: Any,
     recalled: frozenset[str],
 ) -> tuple[Grant | None, Allow | Deny]:
-    """The widest grant that allows access now; else the most telling refusal."""
+    """The grant that allows access now and sees the most of the release (the narrow
+    partner tier usually sees more than the public one); else the most telling refusal."""
     key = key_facts(caller)
     ladder = rt.policy.ladder
-    ranked = sorted(
-        grants,
-        key=lambda g: (ladder.rank(g.tier) if g.tier in ladder else 0, g.created_at),
-        reverse=True,
-    )
+
+    def preference(grant: Grant) -> tuple[int, int, datetime]:
+        if grant.tier not in ladder:
+            return (-1, 0, grant.created_at)
+        return (
+            len(ladder.visible_components(grant.tier)),
+            ladder.rank(grant.tier),
+            grant.created_at,
+        )
+
+    ranked = sorted(grants, key=preference, reverse=True)
     first_denial: Allow | Deny | None = None
     for grant in ranked:
         decision = decide(

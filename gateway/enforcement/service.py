@@ -263,6 +263,7 @@ async def enforce(
     now = rt.clock()
     async with rt.transaction() as session:
         account = await _account(session, address, lock=True)
+        _not_yourself(account, actor)
         incident = await _incident(session, incident_id) if incident_id else None
         suggestion = await suggestion_for(session, rt, account.id, incident=incident)
         before = AccountStatus(account.status)
@@ -323,6 +324,12 @@ async def enforce(
     return action
 
 
+def _not_yourself(account: Account, actor: str) -> None:
+    # An operator never acts on their own standing: not even to lift their own suspension.
+    if actor == f"account:{account.id}":
+        raise Conflict("operators may not enforce on or lift their own account", code="own_account")
+
+
 async def lift(rt: Runtime, email: str, reason: str, actor: str) -> Account:
     """An operator ends an account's suspension before it runs out."""
     reason = _reason(reason)
@@ -330,6 +337,7 @@ async def lift(rt: Runtime, email: str, reason: str, actor: str) -> Account:
     now = rt.clock()
     async with rt.transaction() as session:
         account = await _account(session, address, lock=True)
+        _not_yourself(account, actor)
         running = await session.scalar(
             select(EnforcementAction)
             .where(

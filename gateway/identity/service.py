@@ -240,6 +240,9 @@ async def create_first_operator(
 ) -> Account:
     address = normalise_email(email)
     password_hash = hash_password(password)
+    display_name = (
+        clean_text(display_name, field="your name", max_length=200, multiline=False) or ""
+    )
     now = rt.clock()
     async with rt.transaction() as session:
         await redeem_link(session, "operator_setup", secret, now)

@@ -47,6 +47,8 @@ def require_operator(viewer: Account | None, path: str) -> Account:
     account = require_account(viewer, path)
     if not account.is_operator:
         raise PermissionDeniedException(detail="this page is for operators")
+    if account.status != "active":
+        raise PermissionDeniedException(detail=f"your account is {account.status}")
     return account
 
 

@@ -171,3 +171,9 @@ async def test_model_signing_cli_verifies_the_published_folder_from_the_endpoint
     bad = subprocess.run(command, capture_output=True, text=True, check=False)
     assert bad.returncode != 0
     assert "model-00002.safetensors" in bad.stdout + bad.stderr
+
+
+async def test_an_absurd_offset_is_a_clear_400(client: Client) -> None:
+    response = await client.get("/api/v1/models", params={"offset": "99999999999999999999"})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"

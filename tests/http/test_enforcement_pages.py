@@ -328,8 +328,9 @@ async def test_an_operator_cannot_overturn_their_own_termination(
         f"/ops/appeals/{filed.id}/decide",
         {"move": "overturn", "reason": "I say so"},
     )
-    assert refused.status_code == 409
-    assert "your own account" in refused.text
+    # A terminated operator is no longer an operator to the console at all.
+    assert refused.status_code == 403
+    assert "your account is terminated" in refused.text
     assert await status_of(runtime, OPS) == "terminated"
     await service.decide_appeal(runtime, filed.id, AppealMove.UPHOLD, "no", "another-op")
 

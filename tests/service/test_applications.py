@@ -311,3 +311,17 @@ async def test_apply_from_code_with_an_api_key(
         assert [a["id"] for a in listed["items"]] == [body["id"]]
         stranger = await client.get("/api/v1/applications/" + "0" * 36, headers=auth)
         assert stranger.status_code == 404
+
+
+async def test_applying_again_does_not_undo_a_revocation(runtime: Runtime, tmp_path: Path) -> None:
+    from gateway.grants.service import change_grant
+    from stages.grants import GrantMove
+
+    await open_release(runtime, tmp_path, to="public")
+    who = await account(runtime, "pat@example.com")
+    application = await apply(runtime, who, "public", PUBLIC)
+    assert application.grant_id is not None
+    await change_grant(runtime, application.grant_id, GrantMove.REVOKE, reason="abuse", actor="op")
+    with pytest.raises(Conflict, match="was revoked; contact the operators"):
+        await apply(runtime, who, "public", PUBLIC)
+    assert await count(runtime, Grant) == 1

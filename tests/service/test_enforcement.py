@@ -569,3 +569,29 @@ async def test_a_stale_suspension_row_is_tidied_without_touching_the_account(
     assert await service.lift_expired_suspensions(runtime) == 0
     assert (await load(runtime, EnforcementAction, suspended.id)).ended_at is not None
     assert await evidence_of(runtime, "account.lift") == []
+
+
+async def test_an_operator_cannot_lift_or_enforce_on_their_own_account(runtime: Runtime) -> None:
+    ops = await create_account(runtime, "self@lab.example", operator=True, actor="t")
+    other = await create_account(runtime, "other@lab.example", operator=True, actor="t")
+    await service.enforce(
+        runtime,
+        email="self@lab.example",
+        step=EnforcementStep.SUSPEND,
+        reason="test",
+        days=None,
+        incident_id=None,
+        actor=f"account:{other.id}",
+    )
+    with pytest.raises(Conflict, match="their own account"):
+        await service.lift(runtime, "self@lab.example", "mine", f"account:{ops.id}")
+    with pytest.raises(Conflict, match="their own account"):
+        await service.enforce(
+            runtime,
+            email="self@lab.example",
+            step=EnforcementStep.WARN,
+            reason="x",
+            days=None,
+            incident_id=None,
+            actor=f"account:{ops.id}",
+        )
