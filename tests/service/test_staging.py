@@ -269,3 +269,32 @@ async def test_evidence_labels_are_checked_before_anything_is_written(
         )
     async with runtime.sessionmaker() as session:
         assert (await session.scalars(select(EvidenceAttachment))).all() == []
+
+
+async def test_the_manifest_uses_the_grant_that_sees_the_most(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    from gateway.publishing.service import PublishRequest, publish_release
+    from tests.sample import make_folder, make_license
+
+    folder = make_folder(tmp_path / "src", {"model.safetensors": b"w" * 10, "eval/run.py": b"x"})
+    await publish_release(
+        runtime,
+        PublishRequest(
+            model=MODEL, version="1.0", folder=folder, license_file=make_license(tmp_path)
+        ),
+        actor="t",
+    )
+    for stage in ("trusted_partner", "researcher", "public"):
+        await move_release(runtime, MODEL, "1.0", Move.PROMOTE, target=stage, actor="t")
+    account = await create_account(runtime, "both@lab.example", operator=False, actor="t")
+    await create_grant(
+        runtime, email="both@lab.example", model=MODEL, tier="public", days=None, actor="t"
+    )
+    await create_grant(
+        runtime, email="both@lab.example", model=MODEL, tier="trusted_partner", days=None, actor="t"
+    )
+    manifest = await issue_manifest_for_account(runtime, account, MODEL, "1.0", client=CLIENT)
+    assert manifest.tier == "trusted_partner"
+    assert sorted(a.path for a in manifest.artifacts) == ["eval/run.py", "model.safetensors"]
+    assert manifest.withheld == []
