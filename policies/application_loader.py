@@ -25,6 +25,7 @@ from policies.reading import (
     is_string,
     is_table,
     is_text,
+    read_day_list,
 )
 from policies.schema import (
     DEFAULT_MAX_LENGTH,
@@ -295,25 +296,6 @@ def read_lifecycle(data: Mapping[str, object], check: Check) -> LifecycleRules |
 
 
 def _read_warning_days(table: Mapping[str, object], check: Check) -> tuple[int, ...] | None:
-    items = check.field(
-        table,
-        "lifecycle",
-        "expiry_warning_days",
-        "an array of distinct positive integers (days before a grant ends)",
-        is_array,
+    return read_day_list(
+        check, table, "lifecycle", "expiry_warning_days", "days before a grant ends"
     )
-    if items is None:
-        return None
-    days: list[int] = []
-    for index, item in enumerate(items):
-        path = f"lifecycle.expiry_warning_days[{index}]"
-        if not is_positive_int(item):
-            check.add(path, f"expected {POSITIVE_INT}, got {describe(item)}")
-        elif item in days:
-            check.add(path, f"expected no repeats, got {item} again")
-        else:
-            days.append(item)
-    if len(days) != len(items):
-        return None
-    # The earliest warning first, whatever order the file lists them in.
-    return tuple(sorted(days, reverse=True))

@@ -118,3 +118,27 @@ def is_text(value: object) -> TypeGuard[str]:
 
 def is_name(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and NAME.fullmatch(value) is not None
+
+
+def read_day_list(
+    check: Check, table: Mapping[str, object], section: str, key: str, meaning: str
+) -> tuple[int, ...] | None:
+    """An array of distinct positive day counts, earliest first (largest number first)."""
+    items = check.field(
+        table, section, key, f"an array of distinct positive integers ({meaning})", is_array
+    )
+    if items is None:
+        return None
+    days: list[int] = []
+    for index, item in enumerate(items):
+        path = f"{section}.{key}[{index}]"
+        if not is_positive_int(item):
+            check.add(path, f"expected {POSITIVE_INT}, got {describe(item)}")
+        elif item in days:
+            check.add(path, f"expected no repeats, got {item} again")
+        else:
+            days.append(item)
+    if len(days) != len(items):
+        return None
+    # The earliest first, whatever order the file lists them in.
+    return tuple(sorted(days, reverse=True))

@@ -26,6 +26,7 @@ from policies.reading import (
     is_non_negative_int,
     is_positive_int,
     is_table,
+    read_day_list,
 )
 from policies.schema import DecommissionRules, EnforcementRules, Reaction, Trigger, TriggerEvent
 from stages.enforcement import EnforcementStep
@@ -155,28 +156,9 @@ def read_decommission(data: Mapping[str, object], check: Check) -> DecommissionR
 
 
 def _read_reminder_days(table: Mapping[str, object], check: Check) -> tuple[int, ...] | None:
-    items = check.field(
-        table,
-        "decommission",
-        "reminder_days",
-        "an array of distinct positive integers (days before the decommission date)",
-        is_array,
+    return read_day_list(
+        check, table, "decommission", "reminder_days", "days before the decommission date"
     )
-    if items is None:
-        return None
-    days: list[int] = []
-    for index, item in enumerate(items):
-        path = f"decommission.reminder_days[{index}]"
-        if not is_positive_int(item):
-            check.add(path, f"expected {POSITIVE_INT}, got {describe(item)}")
-        elif item in days:
-            check.add(path, f"expected no repeats, got {item} again")
-        else:
-            days.append(item)
-    if len(days) != len(items):
-        return None
-    # The earliest reminder first, whatever order the file lists them in.
-    return tuple(sorted(days, reverse=True))
 
 
 def read_enforcement(data: Mapping[str, object], check: Check) -> EnforcementRules | None:

@@ -260,40 +260,30 @@ def _best_grant(
             grant.created_at,
         )
 
-    ranked = sorted(grants, key=preference, reverse=True)
-    first_denial: Allow | Deny | None = None
-    for grant in ranked:
-        decision = decide(
-            _facts(
-                rt,
-                now=now,
-                account=caller.account,
-                grant=grant,
-                release=release,
-                component=None,
-                key=key,
-                recalled=recalled,
-            ),
-            rt.stage_machine,
+    def judge(grant: Grant | None) -> Allow | Deny:
+        facts = _facts(
+            rt,
+            now=now,
+            account=caller.account,
+            grant=grant,
+            release=release,
+            component=None,
+            key=key,
+            recalled=recalled,
         )
+        return decide(facts, rt.stage_machine)
+
+    first_denial: Deny | None = None
+    for grant in sorted(grants, key=preference, reverse=True):
+        decision = judge(grant)
         if isinstance(decision, Allow):
             return grant, decision
         first_denial = first_denial or decision
     if first_denial is None:
-        first_denial = decide(
-            _facts(
-                rt,
-                now=now,
-                account=caller.account,
-                grant=None,
-                release=release,
-                component=None,
-                key=key,
-                recalled=recalled,
-            ),
-            rt.stage_machine,
-        )
-        assert isinstance(first_denial, Deny)
+        # No grant at all: the decision says so (or names a problem with the key first).
+        no_grant = judge(None)
+        assert isinstance(no_grant, Deny)
+        first_denial = no_grant
     return None, first_denial
 
 
