@@ -18,6 +18,7 @@ def start_scheduler(rt: Runtime) -> AsyncIOScheduler:
             _runner(rt, job),
             IntervalTrigger(seconds=job.every.total_seconds(), jitter=5),
             id=job.name,
+            name=job.name,
             # A run still going when the next is due is skipped, not stacked.
             max_instances=1,
             coalesce=True,
@@ -30,5 +31,4 @@ def _runner(rt: Runtime, job: Job) -> Callable[[], Awaitable[None]]:
     async def run() -> None:
         await run_job(rt, job, only_if_due=True)
 
-    run.__name__ = job.name
     return run
