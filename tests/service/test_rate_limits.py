@@ -4,7 +4,7 @@ start over, slow-down that doubles and forgives, and the rules as settings."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from gateway.ratelimits import (
     Ticket,
     Window,
 )
+from gateway.ratelimits.rules import TOO_MANY
 from gateway.runtime import Runtime
 
 pytestmark = pytest.mark.anyio
@@ -187,6 +188,11 @@ def settings_with(tmp_path: Path, text: str) -> RateLimits:
     home.mkdir(exist_ok=True)
     (home / "gateway.toml").write_text(text)
     return load_settings({"GATEWAY_HOME": str(home)}).rate_limits
+
+
+def test_every_rule_has_a_setting_and_a_message() -> None:
+    assert {f.name for f in fields(RateLimits)} == {limit.value for limit in RateLimit}
+    assert set(TOO_MANY) == set(RateLimit)
 
 
 def test_rate_limits_are_settings_with_defaults(tmp_path: Path) -> None:
