@@ -53,8 +53,6 @@ from stages.names import InvalidName, ModelRef, check_version, parse_release_ref
 
 logger = logging.getLogger("gateway.incidents")
 
-# Reports need no sign-in, so each client address may send this many per hour (the form
-# and the JSON API share the count).
 MIN_DESCRIPTION: Final = 20
 MAX_DESCRIPTION: Final = 10_000
 MAX_LINKS: Final = 10
