@@ -50,6 +50,7 @@ from gateway.portal.oidc_pages import OidcPages
 from gateway.portal.ops_pages import OpsPages
 from gateway.portal.release_ops_pages import ReleaseOpsPages
 from gateway.portal.session import provide_viewer
+from gateway.ratelimits import DatabaseRateLimitStore, RateLimiter
 from gateway.runtime import Runtime, build_runtime
 from gateway.web import Rt
 
@@ -60,6 +61,11 @@ logger = logging.getLogger("gateway")
 async def _provide_runtime(state: State) -> Runtime:
     runtime: Runtime = state.runtime
     return runtime
+
+
+async def _provide_limiter(state: State) -> RateLimiter:
+    limiter: RateLimiter = state.limiter
+    return limiter
 
 
 async def _provide_db(runtime: Rt) -> AsyncIterator[AsyncSession]:
@@ -97,6 +103,9 @@ def _on_gateway_error(request: Request[Any, Any, Any], exc: GatewayError) -> Res
         response.content["problems"] = [{"field": p.field, "message": p.message} for p in problems]
     if exc.status == 401:
         response.headers["www-authenticate"] = 'Bearer realm="release-gateway"'
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        response.headers["retry-after"] = str(retry_after)
     size = getattr(exc, "size", None)
     if exc.status == 416 and size is not None:
         response.headers["content-range"] = f"bytes */{size}"
@@ -163,8 +172,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     secure = rt.settings.secure_cookies
     stores: dict[str, Store] = {
         "sessions": FileStore(home / "state" / "sessions", create_directories=True),
-        "rate_limits": FileStore(home / "state" / "rate-limits", create_directories=True),
     }
+    # Counts in the database, so every worker and replica shares them. The clock is read
+    # through the runtime at each attempt, so a clock set on the runtime later counts too.
+    limiter = RateLimiter(
+        DatabaseRateLimitStore(rt.engine),
+        rt.settings.rate_limits,
+        clock=lambda: rt.clock(),  # noqa: PLW0108
+    )
     sessions = ServerSideSessionConfig(
         store="sessions",
         key="gw_session",
@@ -226,8 +241,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             "db": Provide(_provide_db),
             "caller": Provide(provide_caller),
             "viewer": Provide(provide_viewer),
+            "limiter": Provide(_provide_limiter),
         },
-        state=State({"runtime": runtime}),
+        state=State({"runtime": runtime, "limiter": limiter}),
         stores=stores,
         middleware=[sessions.middleware],
         csrf_config=csrf,

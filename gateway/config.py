@@ -6,12 +6,15 @@ serves anything, with a message naming the setting and what was expected.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+from gateway.ratelimits.rules import RateLimits, RateLimitSettingError, read_rate_limits
 
 _SQLITE_PREFIX = "sqlite+aiosqlite:///"
 _POSTGRES_PREFIX = "postgresql+asyncpg://"
@@ -57,6 +60,7 @@ class Settings:
     oidc: tuple[OidcProvider, ...] = ()
     webhooks: tuple[Webhook, ...] = ()
     scheduler: bool = True  # run the scheduled jobs in this process (GATEWAY_SCHEDULER=off)
+    rate_limits: RateLimits = dataclasses.field(default_factory=RateLimits)
 
     @property
     def secure_cookies(self) -> bool:
@@ -79,6 +83,8 @@ class Settings:
                 text = ", ".join(f"{p.name} ({p.issuer})" for p in self.oidc) or "(none)"
             elif field.name == "webhooks":
                 text = ", ".join(w.url for w in self.webhooks) or "(none)"
+            elif field.name == "rate_limits":
+                text = self.rate_limits.describe()
             else:
                 text = "(not set)" if value is None else _mask_url(str(value))
             shown[field.name] = text
@@ -99,7 +105,7 @@ _ENV = {
     "mail_from": "GATEWAY_MAIL_FROM",
     "scheduler": "GATEWAY_SCHEDULER",
 }
-_TABLES = ("oidc", "webhooks")
+_TABLES = ("oidc", "webhooks", "rate_limits")
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -174,6 +180,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         oidc=_read_oidc(raw.get("oidc"), f"{config_file}: oidc"),
         webhooks=_read_webhooks(raw.get("webhooks"), f"{config_file}: webhooks"),
         scheduler=scheduler != "off",
+        rate_limits=_read_rate_limits(raw.get("rate_limits"), f"{config_file}: rate_limits"),
     )
 
 
@@ -213,6 +220,13 @@ def _read_oidc(value: object, where: str) -> tuple[OidcProvider, ...]:
             )
         )
     return tuple(providers)
+
+
+def _read_rate_limits(value: object, where: str) -> RateLimits:
+    try:
+        return read_rate_limits(value, where)
+    except RateLimitSettingError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def _read_webhooks(value: object, where: str) -> tuple[Webhook, ...]:

@@ -8,10 +8,12 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, PathParameter, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.ratelimits import RateLimiter
 from gateway.runtime import Runtime
 
 Db: TypeAlias = NamedDependency[AsyncSession]
 Rt: TypeAlias = NamedDependency[Runtime]
+Limiter: TypeAlias = NamedDependency[RateLimiter]
 PathStr: TypeAlias = FromPath[str]
 Org: TypeAlias = Annotated[str, PathParameter(description="Organisation, e.g. `acme`")]
 Name: TypeAlias = Annotated[str, PathParameter(description="Model name, e.g. `tiny-lm`")]

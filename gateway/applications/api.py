@@ -17,8 +17,9 @@ from gateway.downloads.service import Denied
 from gateway.errors import InvalidInput
 from gateway.keys.auth import CallerDep
 from gateway.keys.service import Caller, key_facts_of
+from gateway.ratelimits import RateLimit, rate_limited_response
 from gateway.runtime import Runtime
-from gateway.web import Db, Limit, Name, Offset, Org, Rt
+from gateway.web import Db, Limit, Limiter, Name, Offset, Org, Rt
 from stages.access import Deny, check_key
 from stages.applications import ApplicationMove
 from stages.names import InvalidName, parse_model_ref
@@ -174,16 +175,23 @@ class ApplicationsController(Controller):
             release=form.release,
         )
 
-    @post("/api/v1/applications", summary="Apply for a tier of a model", status_code=201)
+    @post(
+        "/api/v1/applications",
+        summary="Apply for a tier of a model",
+        status_code=201,
+        responses={429: rate_limited_response("Too many applications from this account")},
+    )
     async def apply(
         self,
         request: Request[Any, Any, State],
         db: Db,
         runtime: Rt,
+        limiter: Limiter,
         caller: CallerDep,
         data: JSONBody[ApplyIn],
     ) -> ApplicationOut:
         _require_apply(caller, runtime.clock())
+        await limiter.take(RateLimit.APPLICATIONS_PER_ACCOUNT, caller.account.id)
         try:
             model = parse_model_ref(data.model)
         except InvalidName as exc:

@@ -577,3 +577,24 @@ class Appeal(Base):
     decided_at: Mapped[datetime | None]
     decided_by: Mapped[str | None] = mapped_column(String(320))
     decision_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class RateLimitCounter(Base):
+    """Attempts of one rule by one subject in one window, counted by one atomic upsert.
+
+    Times are epoch milliseconds, so that one statement can compare and add them the same
+    way on SQLite and PostgreSQL. The subject is a SHA-256 digest: no address or email is
+    kept here in clear.
+    """
+
+    __tablename__ = "rate_limits"
+    __table_args__ = (Index("ix_rate_limits_expires_at", "expires_at"),)
+
+    scope: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    period: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hits: Mapped[int] = mapped_column(Integer)
+    # A pace's next allowed attempt; 0 for windows.
+    not_before: Mapped[int] = mapped_column(BigInteger)
+    # When the window is over and the row can be swept.
+    expires_at: Mapped[int] = mapped_column(BigInteger)

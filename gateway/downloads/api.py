@@ -15,7 +15,8 @@ from gateway.credentials.url_tokens import verifying_keys
 from gateway.downloads.file_response import StoredFileResponse
 from gateway.downloads.service import Client, DownloadManifest, deliver, issue_manifest
 from gateway.keys.auth import CallerDep
-from gateway.web import Db, Name, Org, PathStr, Rt, Version
+from gateway.ratelimits import RateLimit, rate_limited_response
+from gateway.web import Db, Limiter, Name, Org, PathStr, Rt, Version
 
 
 @dataclass
@@ -39,11 +40,13 @@ class DownloadsController(Controller):
         "/api/v1/models/{org:str}/{name:str}/releases/{version:str}/downloads",
         summary="Signed, expiring URLs for the artifacts your grant may fetch",
         status_code=200,
+        responses={429: rate_limited_response("Too many manifests asked with this API key")},
     )
     async def manifest(
         self,
         request: Request[object, object, State],
         runtime: Rt,
+        limiter: Limiter,
         caller: CallerDep,
         org: Org,
         name: Name,
@@ -51,6 +54,7 @@ class DownloadsController(Controller):
         data: JSONBody[dict[str, object] | None] = None,
     ) -> DownloadManifest:
         body = _manifest_request(data)
+        await limiter.take(RateLimit.MANIFESTS_PER_KEY, caller.key.id)
         return await issue_manifest(
             runtime,
             caller,

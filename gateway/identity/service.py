@@ -12,18 +12,14 @@ from gateway import evidence
 from gateway.accounts.service import find_account, normalise_email
 from gateway.db.models import Account
 from gateway.errors import Conflict, GatewayError, InvalidInput
-from gateway.identity.limits import RateLimiter
 from gateway.identity.links import issue_link, redeem_link
 from gateway.identity.passwords import hash_password, needs_rehash, verify_password
 from gateway.notify.service import notify
+from gateway.ratelimits import RateLimit, RateLimiter
 from gateway.runtime import Runtime
 from gateway.text import clean_text
 
 logger = logging.getLogger("gateway.identity")
-
-SIGN_IN_WINDOW = 15 * 60
-SIGN_IN_PER_ACCOUNT = 5
-SIGN_IN_PER_ADDRESS = 30
 
 
 class SignInFailed(GatewayError):
@@ -36,6 +32,7 @@ class SignInFailed(GatewayError):
 
 async def sign_up(
     rt: Runtime,
+    limiter: RateLimiter,
     *,
     email: str,
     password: str,
@@ -44,6 +41,7 @@ async def sign_up(
     address: str | None,
 ) -> Account:
     """A new local account; a verification link goes to its inbox and email."""
+    await limiter.take(RateLimit.SIGN_UP_PER_ADDRESS, address or "unknown")
     address_email = normalise_email(email)
     password_hash = hash_password(password)
     display_name = (
@@ -133,19 +131,16 @@ async def verify_email(rt: Runtime, secret: str) -> Account:
 async def sign_in(
     rt: Runtime, limiter: RateLimiter, *, email: str, password: str, address: str | None
 ) -> Account:
-    """The account for a correct email and password; rate-limited per account and address."""
-    await limiter.hit(
-        "sign-in-address",
-        address or "unknown",
-        limit=SIGN_IN_PER_ADDRESS,
-        window_seconds=SIGN_IN_WINDOW,
-    )
+    """The account for a correct email and password. Failures are limited per address and
+    slowed down per account *and* address, so a stranger's wrong guesses never lock the
+    owner out; a correct password gives both its counts back."""
+    from_address = await limiter.take(RateLimit.SIGN_IN_PER_ADDRESS, address or "unknown")
     try:
         normalised = normalise_email(email)
     except InvalidInput:
         raise SignInFailed from None
-    await limiter.hit(
-        "sign-in-account", normalised, limit=SIGN_IN_PER_ACCOUNT, window_seconds=SIGN_IN_WINDOW
+    on_account = await limiter.take(
+        RateLimit.SIGN_IN_FAILURES, f"{normalised} {address or 'unknown'}"
     )
     now = rt.clock()
     async with rt.transaction() as session:
@@ -164,17 +159,21 @@ async def sign_in(
             account_id=account.id,
             data={"method": "password", "client_address": address},
         )
-    await limiter.clear("sign-in-account", normalised)
+    await limiter.give_back(from_address)
+    await limiter.give_back(on_account)
     return account
 
 
-async def request_password_reset(rt: Runtime, limiter: RateLimiter, email: str) -> None:
+async def request_password_reset(
+    rt: Runtime, limiter: RateLimiter, email: str, address: str | None = None
+) -> None:
     """Send a reset link if the account exists; say nothing either way (no enumeration)."""
+    await limiter.take(RateLimit.PASSWORD_RESET_PER_ADDRESS, address or "unknown")
     try:
         normalised = normalise_email(email)
     except InvalidInput:
         return
-    await limiter.hit("reset", normalised, limit=5, window_seconds=3600)
+    await limiter.take(RateLimit.PASSWORD_RESET_PER_EMAIL, normalised)
     now = rt.clock()
     async with rt.transaction() as session:
         account = await find_account(session, normalised)

@@ -11,15 +11,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
-from litestar import Controller, MediaType, Request, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter
 
-from gateway.identity.limits import RateLimited, RateLimiter
 from gateway.incidents import service
 from gateway.keys.service import Unauthenticated, authenticate
-from gateway.web import Db, Rt
+from gateway.ratelimits import rate_limited_response
+from gateway.web import Db, Limiter, Rt
 
 TrackingCode = Annotated[str, PathParameter(description="The tracking code, e.g. INC-7K3Q-9XWD")]
 
@@ -41,13 +41,6 @@ class ReportedOut:
     tracking_code: str
     status: str
     status_url: str
-
-
-@dataclass(frozen=True)
-class ErrorOut:
-    error: str
-    message: str
-    status: int
 
 
 @dataclass(frozen=True)
@@ -99,16 +92,6 @@ async def _reporter(request: Request[Any, Any, State], runtime: Rt, db: Db) -> s
     return caller.account.id
 
 
-def rate_limited(exc: RateLimited) -> Response[Any]:
-    """The 429 answer, with Retry-After so that clients wait rather than hammer."""
-    return Response(
-        ErrorOut(error=exc.code, message=exc.message, status=exc.status),
-        status_code=exc.status,
-        media_type=MediaType.JSON,
-        headers={"retry-after": str(exc.retry_after)},
-    )
-
-
 class IncidentsController(Controller):
     tags = ["incidents"]
 
@@ -118,9 +101,7 @@ class IncidentsController(Controller):
         status_code=201,
         responses={
             201: ResponseSpec(ReportedOut, description="The report's tracking code"),
-            429: ResponseSpec(
-                ErrorOut, description="Too many reports from this address; see Retry-After"
-            ),
+            429: rate_limited_response("Too many reports from this address"),
         },
     )
     async def report(
@@ -128,25 +109,23 @@ class IncidentsController(Controller):
         request: Request[Any, Any, State],
         db: Db,
         runtime: Rt,
+        limiter: Limiter,
         data: JSONBody[IncidentIn],
     ) -> Response[Any]:
         reporter = await _reporter(request, runtime, db)
         model, version = service.parse_subject(data.release)
-        try:
-            incident = await service.report(
-                runtime,
-                model=model,
-                version=version,
-                category=data.category,
-                description=data.description,
-                links=data.links,
-                contact=data.contact,
-                reporter_account_id=reporter,
-                address=request.client.host if request.client else None,
-                limiter=RateLimiter(request.app.stores.get("rate_limits")),
-            )
-        except RateLimited as exc:
-            return rate_limited(exc)
+        incident = await service.report(
+            runtime,
+            model=model,
+            version=version,
+            category=data.category,
+            description=data.description,
+            links=data.links,
+            contact=data.contact,
+            reporter_account_id=reporter,
+            address=request.client.host if request.client else None,
+            limiter=limiter,
+        )
         out = ReportedOut(
             tracking_code=incident.tracking_code,
             status=incident.status,

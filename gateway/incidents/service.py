@@ -32,9 +32,9 @@ from gateway import evidence
 from gateway.accounts.service import find_account, normalise_email
 from gateway.db.models import Account, Incident, IncidentAccount, IncidentEvent, Model, Release
 from gateway.errors import Conflict, GatewayError, InvalidInput, NotFound
-from gateway.identity.limits import RateLimiter
 from gateway.incidents.triggers import apply_triggers
 from gateway.notify.service import notify
+from gateway.ratelimits import RateLimit, RateLimiter
 from gateway.runtime import Runtime
 from gateway.text import clean_text
 from stages.incidents import (
@@ -53,10 +53,6 @@ from stages.names import InvalidName, ModelRef, check_version, parse_release_ref
 
 logger = logging.getLogger("gateway.incidents")
 
-# Reports need no sign-in, so each client address may send this many per hour (the form
-# and the JSON API share the count).
-REPORTS_PER_HOUR: Final = 10
-RATE_SCOPE: Final = "incident-report"
 MIN_DESCRIPTION: Final = 20
 MAX_DESCRIPTION: Final = 10_000
 MAX_LINKS: Final = 10
@@ -206,7 +202,7 @@ async def report(
     limiter: RateLimiter | None = None,
 ) -> Incident:
     """A new incident from anyone. Checked in full before anything is written; with a
-    `limiter`, counted against the client address's hourly allowance."""
+    `limiter`, counted against the client address's allowance."""
     kind = parse_category(category)
     text = _description(description)
     urls = _links(links)
@@ -219,9 +215,7 @@ async def report(
         except InvalidName as exc:
             raise InvalidInput(str(exc), code="invalid_name") from exc
     if limiter is not None:
-        await limiter.hit(
-            RATE_SCOPE, address or "unknown", limit=REPORTS_PER_HOUR, window_seconds=3600
-        )
+        await limiter.take(RateLimit.INCIDENT_REPORTS_PER_ADDRESS, address or "unknown")
     now = rt.clock()
     actor = f"account:{reporter_account_id}" if reporter_account_id else PUBLIC_ACTOR
     async with rt.transaction() as session:

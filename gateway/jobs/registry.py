@@ -83,6 +83,13 @@ async def _recheck_triggers(rt: Runtime) -> str:
     return f"{await recheck_triggers(rt)} trigger action(s) taken"
 
 
+async def _sweep_rate_limits(rt: Runtime) -> str:
+    from gateway.ratelimits import DatabaseRateLimitStore, RateLimiter
+
+    limiter = RateLimiter(DatabaseRateLimitStore(rt.engine), rt.settings.rate_limits, rt.clock)
+    return f"{await limiter.sweep()} finished rate-limit windows dropped"
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
@@ -101,6 +108,7 @@ JOBS: tuple[Job, ...] = (
     Job("incidents.triggers", timedelta(minutes=5), _recheck_triggers),
     Job("notify.email", timedelta(seconds=30), _email),
     Job("notify.webhooks", timedelta(seconds=30), _webhooks),
+    Job("ratelimits.sweep", timedelta(minutes=10), _sweep_rate_limits),
 )
 BY_NAME = {job.name: job for job in JOBS}
 

@@ -14,7 +14,8 @@ from gateway.downloads.service import Denied
 from gateway.errors import InvalidInput
 from gateway.keys.auth import CallerDep
 from gateway.keys.service import Caller, create_key, key_facts_of, list_keys, revoke_key
-from gateway.web import Db, Rt
+from gateway.ratelimits import RateLimit, rate_limited_response
+from gateway.web import Db, Limiter, Rt
 from stages.access import Deny, Reason, check_key
 
 
@@ -81,10 +82,18 @@ class KeysController(Controller):
     path = "/api/v1/keys"
     tags = ["keys"]
 
-    @post("/", summary="Create an API key (the secret is in this response only)", status_code=201)
-    async def create(self, runtime: Rt, caller: CallerDep, data: JSONBody[NewKeyIn]) -> NewKeyOut:
+    @post(
+        "/",
+        summary="Create an API key (the secret is in this response only)",
+        status_code=201,
+        responses={429: rate_limited_response("Too many keys created by this account")},
+    )
+    async def create(
+        self, runtime: Rt, limiter: Limiter, caller: CallerDep, data: JSONBody[NewKeyIn]
+    ) -> NewKeyOut:
         _require_keys_scope(caller, runtime.clock())
         _check_new_scopes(caller, data.scopes)
+        await limiter.take(RateLimit.KEYS_PER_ACCOUNT, caller.account.id)
         if data.expires_in_days is not None and data.expires_in_days < 1:
             raise InvalidInput("expires_in_days: expected a positive number of days")
         created = await create_key(

@@ -44,8 +44,9 @@ from gateway.keys.service import SCOPES, create_key, list_keys, revoke_key
 from gateway.portal.auth_pages import Form
 from gateway.portal.forms import field as form_field
 from gateway.portal.session import Viewer, require_account
+from gateway.ratelimits import RateLimit
 from gateway.runtime import Runtime
-from gateway.web import Db, Name, Org, Page, PathStr, Rt, Version
+from gateway.web import Db, Limiter, Name, Org, Page, PathStr, Rt, Version
 from policies.answers import FieldProblem, validate_answers
 from policies.applications import approval_route, response_clock
 from policies.countries import COUNTRY_NAMES, ISO_COUNTRIES
@@ -453,6 +454,7 @@ class ApplicantPages(Controller):
         request: Request[Any, Any, Any],
         db: Db,
         runtime: Rt,
+        limiter: Limiter,
         viewer: Viewer,
         org: Org,
         name: Name,
@@ -461,6 +463,8 @@ class ApplicantPages(Controller):
     ) -> Template | Redirect:
         chosen = form_field(data, "tier") or tier or ""
         account = _signed_in(viewer, f"/models/{org}/{name}/apply?tier={chosen}")
+        # Counted before anything is read, while this request holds no connection.
+        await limiter.take(RateLimit.APPLICATIONS_PER_ACCOUNT, account.id)
         ref = model_ref(org, name)
         form = await application_form(db, runtime, ref, chosen)
         fields = form.rules.fields
@@ -709,8 +713,11 @@ class ApplicantPages(Controller):
         return await _keys_page(db, runtime, account, done=done)
 
     @post("/keys")
-    async def add_key(self, db: Db, runtime: Rt, viewer: Viewer, data: Form) -> Template:
+    async def add_key(
+        self, db: Db, runtime: Rt, limiter: Limiter, viewer: Viewer, data: Form
+    ) -> Template:
         account = _signed_in(viewer, "/keys")
+        await limiter.take(RateLimit.KEYS_PER_ACCOUNT, account.id)
         raw_scopes = data.get("scopes", [])
         scopes = [raw_scopes] if isinstance(raw_scopes, str) else list(raw_scopes)
         try:

@@ -10,10 +10,9 @@ from litestar.response import Redirect, Template
 
 from gateway.errors import GatewayError
 from gateway.identity import service
-from gateway.identity.limits import RateLimiter
 from gateway.portal.forms import field, form_page
 from gateway.portal.session import Viewer, sign_in_session
-from gateway.web import Rt
+from gateway.web import Limiter, Rt
 
 Form = URLEncodedBody[dict[str, Any]]
 Token = Annotated[str, QueryParameter(description="The secret from the link")]
@@ -38,11 +37,12 @@ class AuthPages(Controller):
 
     @post("/sign-up")
     async def sign_up(
-        self, request: Request[Any, Any, Any], runtime: Rt, data: Form
+        self, request: Request[Any, Any, Any], runtime: Rt, limiter: Limiter, data: Form
     ) -> Template | Redirect:
         try:
             account = await service.sign_up(
                 runtime,
+                limiter,
                 email=field(data, "email"),
                 password=field(data, "password"),
                 display_name=field(data, "display_name"),
@@ -60,9 +60,8 @@ class AuthPages(Controller):
 
     @post("/sign-in")
     async def sign_in(
-        self, request: Request[Any, Any, Any], runtime: Rt, data: Form
+        self, request: Request[Any, Any, Any], runtime: Rt, limiter: Limiter, data: Form
     ) -> Template | Redirect:
-        limiter = RateLimiter(request.app.stores.get("rate_limits"))
         target = safe_next(field(data, "next") or "/account")
         try:
             account = await service.sign_in(
@@ -111,10 +110,13 @@ class AuthPages(Controller):
         return form_page("auth/forgot.html")
 
     @post("/forgot-password")
-    async def forgot(self, request: Request[Any, Any, Any], runtime: Rt, data: Form) -> Template:
-        limiter = RateLimiter(request.app.stores.get("rate_limits"))
+    async def forgot(
+        self, request: Request[Any, Any, Any], runtime: Rt, limiter: Limiter, data: Form
+    ) -> Template:
         try:
-            await service.request_password_reset(runtime, limiter, field(data, "email"))
+            await service.request_password_reset(
+                runtime, limiter, field(data, "email"), _address(request)
+            )
         except GatewayError as exc:
             return form_page("auth/forgot.html", values=data, error=exc)
         return form_page(

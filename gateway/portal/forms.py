@@ -19,12 +19,20 @@ def form_page(
     **context: Any,
 ) -> Template:
     message = error.message if isinstance(error, GatewayError) else error
+    headers: dict[str, str] = {}
     if isinstance(error, GatewayError):
         status = error.status
+        # A refusal that says when to come back says it to browsers and scripts alike.
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            headers["retry-after"] = str(retry_after)
     # Passwords are never echoed back into a form.
     shown = {k: v for k, v in (values or {}).items() if "password" not in k}
     return Template(
-        template, context={"values": shown, "error": message, **context}, status_code=status
+        template,
+        context={"values": shown, "error": message, **context},
+        status_code=status,
+        headers=headers,
     )
 
 

@@ -24,13 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.catalog.service import list_models
 from gateway.db.models import Account
 from gateway.errors import GatewayError
-from gateway.identity.limits import RateLimiter
 from gateway.incidents import service
 from gateway.portal.forms import field, form_page
 from gateway.portal.ops_pages import page_numbers
 from gateway.portal.session import Viewer, require_operator
 from gateway.runtime import Runtime
-from gateway.web import Db, Page, PathStr, Rt
+from gateway.web import Db, Limiter, Page, PathStr, Rt
 from stages.incidents import Category, IncidentMove, IncidentStatus, Severity, is_open_incident
 
 Form = URLEncodedBody[dict[str, Any]]
@@ -233,7 +232,13 @@ class IncidentPages(Controller):
 
     @post("/report")
     async def report(
-        self, request: Request[Any, Any, Any], db: Db, runtime: Rt, viewer: Viewer, data: Form
+        self,
+        request: Request[Any, Any, Any],
+        db: Db,
+        runtime: Rt,
+        limiter: Limiter,
+        viewer: Viewer,
+        data: Form,
     ) -> Template | Redirect:
         try:
             model, version = service.parse_subject(field(data, "release"))
@@ -247,7 +252,7 @@ class IncidentPages(Controller):
                 contact=field(data, "contact") or None,
                 reporter_account_id=viewer.id if viewer else None,
                 address=_address(request),
-                limiter=RateLimiter(request.app.stores.get("rate_limits")),
+                limiter=limiter,
             )
         except GatewayError as exc:
             return await _report_page(db, viewer, values=data, error=exc)

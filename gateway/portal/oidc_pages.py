@@ -12,12 +12,11 @@ from litestar.response import Redirect, Template
 from gateway.config import OidcProvider
 from gateway.errors import GatewayError
 from gateway.identity import oidc
-from gateway.identity.limits import RateLimiter
-from gateway.identity.service import SIGN_IN_PER_ADDRESS, SIGN_IN_WINDOW
 from gateway.portal.auth_pages import safe_next
 from gateway.portal.forms import form_page
 from gateway.portal.session import sign_in_session
-from gateway.web import Rt
+from gateway.ratelimits import RateLimit
+from gateway.web import Limiter, Rt
 
 logger = logging.getLogger("gateway.identity.oidc")
 
@@ -90,6 +89,7 @@ class OidcPages(Controller):
         self,
         request: Request[Any, Any, Any],
         runtime: Rt,
+        limiter: Limiter,
         provider: ProviderName,
         oidc_state: State = None,
         code: Code = None,
@@ -120,13 +120,7 @@ class OidcPages(Controller):
                 raise oidc.SignInRefused(
                     chosen, "the provider sent no authorization code", code="oidc_code_missing"
                 )
-            limiter = RateLimiter(request.app.stores.get("rate_limits"))
-            await limiter.hit(
-                "oidc-sign-in-address",
-                address or "unknown",
-                limit=SIGN_IN_PER_ADDRESS,
-                window_seconds=SIGN_IN_WINDOW,
-            )
+            await limiter.take(RateLimit.OIDC_SIGN_IN_PER_ADDRESS, address or "unknown")
             identity = await oidc.verified_identity(
                 runtime, _directory(request), chosen, pending, code
             )

@@ -1,5 +1,5 @@
-"""Local accounts in the portal: sign-up, email confirmation, sign-in with rate limits,
-password reset, the first operator, sessions and CSRF."""
+"""Local accounts in the portal: sign-up, email confirmation, sign-in, password reset, the
+first operator, sessions and CSRF (rate limits: test_rate_limits.py)."""
 
 from __future__ import annotations
 
@@ -111,20 +111,6 @@ async def test_sign_in_and_out(client: Http) -> None:
         {"email": "ada@uni.edu", "password": PASSWORD, "next": "//evil.example/"},
     )
     assert elsewhere.headers["location"] == "/account"
-
-
-async def test_sign_in_is_rate_limited_per_account(client: Http) -> None:
-    await sign_up(client)
-    for _ in range(5):
-        failed = await submit(
-            client, "/sign-in", "/sign-in", {"email": "ada@uni.edu", "password": "x" * 12}
-        )
-        assert failed.status_code == 401
-    limited = await submit(
-        client, "/sign-in", "/sign-in", {"email": "ada@uni.edu", "password": PASSWORD}
-    )
-    assert limited.status_code == 429
-    assert "too many attempts" in limited.text
 
 
 async def test_forms_without_a_valid_csrf_token_are_refused(client: Http, runtime: Runtime) -> None:

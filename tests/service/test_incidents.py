@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from litestar.stores.memory import MemoryStore
 from sqlalchemy import func, select
 
 from gateway.accounts.service import create_account
@@ -27,9 +26,9 @@ from gateway.db.models import (
 )
 from gateway.downloads.service import Client, Denied, deliver, issue_manifest_for_account
 from gateway.errors import Conflict, GatewayError, InvalidInput, NotFound
-from gateway.identity.limits import RateLimited, RateLimiter
 from gateway.incidents import service
 from gateway.incidents.triggers import TRIGGER_ACTOR, apply_triggers, recheck_triggers
+from gateway.ratelimits import DatabaseRateLimitStore, RateLimited, RateLimiter, RateLimits
 from gateway.runtime import Runtime
 from policies.schema import Reaction, Trigger, TriggerEvent
 from stages.access import Reason
@@ -185,17 +184,20 @@ async def test_refused_reports_write_nothing(runtime: Runtime, tmp_path: Path) -
 
 async def test_reports_are_rate_limited_per_address(runtime: Runtime, tmp_path: Path) -> None:
     await publish(runtime, tmp_path)
-    limiter = RateLimiter(MemoryStore())
-    for _ in range(service.REPORTS_PER_HOUR):
+    rules = RateLimits()
+    allowed = rules.incident_reports_per_address.limit
+    limiter = RateLimiter(DatabaseRateLimitStore(runtime.engine), rules, clock=runtime.clock)
+    for _ in range(allowed):
         await report(runtime, limiter=limiter)
     with pytest.raises(RateLimited) as limited:
         await report(runtime, limiter=limiter)
     assert limited.value.status == 429
-    assert "too many attempts" in limited.value.message
+    assert "too many reports from this address" in limited.value.message
+    assert 1 <= limited.value.retry_after <= rules.incident_reports_per_address.seconds
     # A refused report is not counted, and another address has its own allowance.
-    assert await count(runtime, Incident) == service.REPORTS_PER_HOUR
+    assert await count(runtime, Incident) == allowed
     await report(runtime, limiter=limiter, address="198.51.100.7")
-    assert await count(runtime, Incident) == service.REPORTS_PER_HOUR + 1
+    assert await count(runtime, Incident) == allowed + 1
 
 
 def test_tracking_codes_are_read_the_way_people_type_them() -> None:

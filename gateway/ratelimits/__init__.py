@@ -1,0 +1,23 @@
+"""Rate limits shared by every process and replica: rules from the settings, counts in
+the database, one atomic statement per attempt."""
+
+from __future__ import annotations
+
+from gateway.ratelimits.limiter import RateLimited, RateLimiter, Ticket
+from gateway.ratelimits.responses import RateLimitedOut, rate_limited_response
+from gateway.ratelimits.rules import Pace, RateLimit, RateLimits, Window
+from gateway.ratelimits.store import DatabaseRateLimitStore, RateLimitStore
+
+__all__ = [
+    "DatabaseRateLimitStore",
+    "Pace",
+    "RateLimit",
+    "RateLimitStore",
+    "RateLimited",
+    "RateLimitedOut",
+    "RateLimiter",
+    "RateLimits",
+    "Ticket",
+    "Window",
+    "rate_limited_response",
+]
