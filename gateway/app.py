@@ -20,7 +20,6 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.middleware.session.server_side import ServerSideSessionConfig
-from litestar.openapi import OpenAPIConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
@@ -30,6 +29,7 @@ from litestar.template.config import TemplateConfig
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import __version__
+from gateway.api_reference import openapi_config
 from gateway.applications.api import ApplicationsController
 from gateway.catalog.api import CatalogController
 from gateway.config import Settings, load_settings
@@ -39,6 +39,7 @@ from gateway.health import healthz, readyz, release_signing_key
 from gateway.incidents.api import IncidentsController
 from gateway.keys.api import KeysController
 from gateway.keys.auth import provide_caller
+from gateway.page_headers import security_headers
 from gateway.portal.account_pages import AccountPages
 from gateway.portal.applicant_pages import ApplicantPages
 from gateway.portal.auth_pages import AuthPages
@@ -230,6 +231,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         state=State({"runtime": runtime}),
         stores=stores,
         middleware=[sessions.middleware],
+        before_send=[security_headers(https=rt.settings.public_url.startswith("https://"))],
         csrf_config=csrf,
         on_startup=[start_jobs],
         on_shutdown=[close_runtime],
@@ -243,10 +245,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             HTTPException: _on_http_error,
             Exception: _on_unexpected,
         },
-        openapi_config=OpenAPIConfig(
-            title="Release Gateway",
-            version=__version__,
-            path="/schema",
-            description="Staged release of open model weights: catalog, access and evidence.",
-        ),
+        openapi_config=openapi_config(__version__),
     )
