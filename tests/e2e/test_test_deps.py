@@ -30,9 +30,7 @@ def stand_ins(folder: Path, *, apt_fails: bool = False) -> Path:
     return calls
 
 
-def run(
-    tmp_path: Path, chromium: Path, nginx: Path, bin_dir: Path
-) -> subprocess.CompletedProcess[str]:
+def run(chromium: Path, nginx: Path, bin_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
