@@ -21,7 +21,15 @@ from litestar import Request
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin, YamlRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import (
+    Components,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+    SecurityScheme,
+)
 from litestar.router import Router
 from litestar.static_files import create_static_files_router
 
@@ -79,6 +87,54 @@ def answers(*statuses: int) -> dict[int, ResponseSpec]:
 
 # What any operation that reads the database can answer besides its own refusals.
 COMMON = (400, 503)
+
+# `/d/{token}`: the bytes (all, or the asked range), or a redirect to storage.
+DOWNLOAD_ANSWERS: dict[int, ResponseSpec] = {
+    200: ResponseSpec(
+        bytes,
+        description="The whole artifact; `ETag` is its SHA-256",
+        media_type="application/octet-stream",
+        generate_examples=False,
+    ),
+    206: ResponseSpec(
+        bytes,
+        description="The asked `Range` of the artifact, with `Content-Range`",
+        media_type="application/octet-stream",
+        generate_examples=False,
+    ),
+    302: ResponseSpec(
+        None, description="S3 storage: `Location` is a presigned URL valid for a minute"
+    ),
+}
+
+
+@dataclass
+class ManifestOperation(Operation):
+    """The manifest's body as the handler reads it: `continue` is a Python keyword, so
+    the handler takes a plain object and checks its two fields itself; the document says
+    which fields those are and that no other is accepted."""
+
+    def __post_init__(self) -> None:
+        strings = Schema(type=OpenAPIType.STRING)
+        body = Schema(
+            type=[OpenAPIType.OBJECT, OpenAPIType.NULL],
+            properties={
+                "paths": Schema(
+                    type=[OpenAPIType.ARRAY, OpenAPIType.NULL],
+                    items=strings,
+                    description="Only these artifacts",
+                ),
+                "continue": Schema(
+                    type=[OpenAPIType.OBJECT, OpenAPIType.NULL],
+                    additional_properties=strings,
+                    description="Path -> download id of an interrupted download",
+                ),
+            },
+            additional_properties=False,
+        )
+        self.request_body = RequestBody(
+            content={"application/json": OpenAPIMediaType(schema=body)}, required=False
+        )
 
 
 class ApiReference(OpenAPIRenderPlugin):

@@ -118,7 +118,10 @@ def _on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Respo
         return _error(request, 401, "sign_in_required", "sign in to see this page")
     if isinstance(exc, NotFoundException):
         return _error(request, 404, "not_found", f"nothing at {request.url.path}")
-    return _error(request, exc.status_code, "http_error", exc.detail)
+    response = _error(request, exc.status_code, "http_error", exc.detail)
+    # Litestar's own headers: `Allow` on a 405, for one.
+    response.headers.update(exc.headers or {})
+    return response
 
 
 def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
@@ -9,6 +10,7 @@ from typing import Annotated
 from litestar import Controller, delete, get, post
 from litestar.params import JSONBody, PathParameter
 
+from gateway.api_reference import BEARER, COMMON, answers
 from gateway.db.models import ApiKey
 from gateway.downloads.service import Denied
 from gateway.errors import InvalidInput
@@ -81,7 +83,13 @@ class KeysController(Controller):
     path = "/api/v1/keys"
     tags = ["keys"]
 
-    @post("/", summary="Create an API key (the secret is in this response only)", status_code=201)
+    @post(
+        "/",
+        summary="Create an API key (the secret is in this response only)",
+        status_code=201,
+        security=BEARER,
+        responses=answers(*COMMON, 401, 403, 429),
+    )
     async def create(self, runtime: Rt, caller: CallerDep, data: JSONBody[NewKeyIn]) -> NewKeyOut:
         _require_keys_scope(caller, runtime.clock())
         _check_new_scopes(caller, data.scopes)
@@ -98,12 +106,23 @@ class KeysController(Controller):
         out = KeyOut.of(created.key)
         return NewKeyOut(**out.__dict__, key=created.secret)
 
-    @get("/", summary="Your API keys (never their secrets)")
-    async def list(self, db: Db, runtime: Rt, caller: CallerDep) -> list[KeyOut]:
+    @get(
+        "/",
+        summary="Your API keys (never their secrets)",
+        security=BEARER,
+        responses=answers(*COMMON, 401, 403),
+    )
+    async def list(self, db: Db, runtime: Rt, caller: CallerDep) -> builtins.list[KeyOut]:
         _require_keys_scope(caller, runtime.clock())
         return [KeyOut.of(k) for k in await list_keys(db, caller.account.id)]
 
-    @delete("/{key_id:str}", summary="Revoke one of your API keys at once", status_code=200)
+    @delete(
+        "/{key_id:str}",
+        summary="Revoke one of your API keys at once",
+        status_code=200,
+        security=BEARER,
+        responses=answers(*COMMON, 401, 403, 404),
+    )
     async def revoke(
         self,
         runtime: Rt,
