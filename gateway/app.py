@@ -51,6 +51,7 @@ from gateway.portal.oidc_pages import OidcPages
 from gateway.portal.ops_pages import OpsPages
 from gateway.portal.release_ops_pages import ReleaseOpsPages
 from gateway.portal.session import provide_viewer
+from gateway.portal.webhook_pages import WebhookPages
 from gateway.runtime import Runtime, build_runtime
 from gateway.web import Rt
 
@@ -215,6 +216,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             ApplicantPages,
             OpsPages,
             ReleaseOpsPages,
+            WebhookPages,
             EnforcementPages,
             IncidentPages,
             IncidentsController,
