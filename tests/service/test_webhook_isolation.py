@@ -77,7 +77,8 @@ async def hung_url() -> AsyncIterator[str]:
 
     async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         held.append(writer)
-        await reader.read(65536)
+        while await reader.read(65536):  # read what comes, answer nothing, until closed
+            pass
 
     server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
