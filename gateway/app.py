@@ -20,7 +20,6 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.middleware.session.server_side import ServerSideSessionConfig
-from litestar.openapi import OpenAPIConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
@@ -30,6 +29,7 @@ from litestar.template.config import TemplateConfig
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import __version__
+from gateway.api_reference import openapi_config
 from gateway.applications.api import ApplicationsController
 from gateway.catalog.api import CatalogController
 from gateway.config import Settings, load_settings
@@ -39,6 +39,7 @@ from gateway.health import healthz, readyz, release_signing_key
 from gateway.incidents.api import IncidentsController
 from gateway.keys.api import KeysController
 from gateway.keys.auth import provide_caller
+from gateway.page_headers import security_headers
 from gateway.portal.account_pages import AccountPages
 from gateway.portal.applicant_pages import ApplicantPages
 from gateway.portal.auth_pages import AuthPages
@@ -50,6 +51,7 @@ from gateway.portal.oidc_pages import OidcPages
 from gateway.portal.ops_pages import OpsPages
 from gateway.portal.release_ops_pages import ReleaseOpsPages
 from gateway.portal.session import provide_viewer
+from gateway.portal.webhook_pages import WebhookPages
 from gateway.ratelimits import DatabaseRateLimitStore, RateLimiter
 from gateway.runtime import Runtime, build_runtime
 from gateway.web import Rt
@@ -126,7 +128,10 @@ def _on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Respo
         return _error(request, 401, "sign_in_required", "sign in to see this page")
     if isinstance(exc, NotFoundException):
         return _error(request, 404, "not_found", f"nothing at {request.url.path}")
-    return _error(request, exc.status_code, "http_error", exc.detail)
+    response = _error(request, exc.status_code, "http_error", exc.detail)
+    # Litestar's own headers: `Allow` on a 405, for one.
+    response.headers.update(exc.headers or {})
+    return response
 
 
 def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -226,6 +231,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             ApplicantPages,
             OpsPages,
             ReleaseOpsPages,
+            WebhookPages,
             EnforcementPages,
             IncidentPages,
             IncidentsController,
@@ -246,6 +252,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         state=State({"runtime": runtime, "limiter": limiter}),
         stores=stores,
         middleware=[sessions.middleware],
+        before_send=[security_headers(https=rt.settings.public_url.startswith("https://"))],
         csrf_config=csrf,
         on_startup=[start_jobs],
         on_shutdown=[close_runtime],
@@ -259,10 +266,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             HTTPException: _on_http_error,
             Exception: _on_unexpected,
         },
-        openapi_config=OpenAPIConfig(
-            title="Release Gateway",
-            version=__version__,
-            path="/schema",
-            description="Staged release of open model weights: catalog, access and evidence.",
-        ),
+        openapi_config=openapi_config(__version__),
     )

@@ -44,6 +44,8 @@ class Webhook:
     url: str
     secret: str
     events: tuple[str, ...] = ()  # empty: every event
+    # Loopback, private and link-local hosts are refused unless this is set.
+    allow_private: bool = False
 
 
 @dataclass(frozen=True)
@@ -237,18 +239,38 @@ def _read_webhooks(value: object, where: str) -> tuple[Webhook, ...]:
     hooks = []
     for index, body in enumerate(value):
         here = f"{where}[{index}]"
-        if not isinstance(body, dict) or set(body) - {"url", "secret", "events"}:
-            raise ConfigError(f"{here}: expected a table with url, secret and optional events")
+        if not isinstance(body, dict) or set(body) - {"url", "secret", "events", "allow_private"}:
+            raise ConfigError(
+                f"{here}: expected a table with url, secret, and optional events and allow_private"
+            )
         if not isinstance(body.get("url"), str):
             raise ConfigError(f"{here}.url: expected a URL")
         _check_http_url(body["url"], f"{here}.url")
+        allow_private = body.get("allow_private", False)
+        if not isinstance(allow_private, bool):
+            raise ConfigError(f"{here}.allow_private: expected true or false")
+        from gateway.notify.addresses import literal_refusal
+
+        refusal = None if allow_private else literal_refusal(body["url"])
+        if refusal:
+            raise ConfigError(
+                f"{here}.url: {refusal}; webhooks go to public addresses only "
+                "(set allow_private = true for an endpoint inside your network)"
+            )
         secret = body.get("secret")
         if not isinstance(secret, str) or len(secret) < 16:
             raise ConfigError(f"{here}.secret: expected a string of at least 16 characters")
         events = body.get("events", [])
         if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
             raise ConfigError(f"{here}.events: expected a list of event names")
-        hooks.append(Webhook(url=body["url"], secret=secret, events=tuple(events)))
+        hooks.append(
+            Webhook(
+                url=body["url"],
+                secret=secret,
+                events=tuple(events),
+                allow_private=allow_private,
+            )
+        )
     return tuple(hooks)
 
 

@@ -15,9 +15,19 @@ Db: TypeAlias = NamedDependency[AsyncSession]
 Rt: TypeAlias = NamedDependency[Runtime]
 Limiter: TypeAlias = NamedDependency[RateLimiter]
 PathStr: TypeAlias = FromPath[str]
-Org: TypeAlias = Annotated[str, PathParameter(description="Organisation, e.g. `acme`")]
-Name: TypeAlias = Annotated[str, PathParameter(description="Model name, e.g. `tiny-lm`")]
-Version: TypeAlias = Annotated[str, PathParameter(description="Release version, e.g. `1.0`")]
+# The rules of stages/names.py, for the API reference: the services check them (400
+# invalid_name), so the document states them without a second check here.
+_PART = {"pattern": r"^[A-Za-z0-9](?:(?:\.?[A-Za-z0-9_-])*\.?[A-Za-z0-9])?$", "maxLength": 64}
+_VERSION = {"pattern": r"^[A-Za-z0-9](?:(?:\.?[A-Za-z0-9_+-])*\.?[A-Za-z0-9])?$", "maxLength": 64}
+Org: TypeAlias = Annotated[
+    str, PathParameter(description="Organisation, e.g. `acme`", schema_extra=_PART)
+]
+Name: TypeAlias = Annotated[
+    str, PathParameter(description="Model name, e.g. `tiny-lm`", schema_extra=_PART)
+]
+Version: TypeAlias = Annotated[
+    str, PathParameter(description="Release version, e.g. `1.0`", schema_extra=_VERSION)
+]
 Limit: TypeAlias = Annotated[int, QueryParameter(ge=1, le=500, description="Page size")]
 Offset: TypeAlias = Annotated[int, QueryParameter(ge=0, le=10_000_000, description="Items to skip")]
 Page: TypeAlias = Annotated[int, QueryParameter(ge=1, le=100_000, description="Page number")]

@@ -10,6 +10,7 @@ from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.params import JSONBody, PathParameter
 
+from gateway.api_reference import BEARER, COMMON, answers
 from gateway.applications import service
 from gateway.catalog.api import model_ref
 from gateway.db.models import Application
@@ -17,7 +18,7 @@ from gateway.downloads.service import Denied
 from gateway.errors import InvalidInput
 from gateway.keys.auth import CallerDep
 from gateway.keys.service import Caller, key_facts_of
-from gateway.ratelimits import RateLimit, rate_limited_response
+from gateway.ratelimits import RateLimit
 from gateway.runtime import Runtime
 from gateway.web import Db, Limit, Limiter, Name, Offset, Org, Rt
 from stages.access import Deny, check_key
@@ -150,6 +151,7 @@ class ApplicationsController(Controller):
     @get(
         "/api/v1/models/{org:str}/{name:str}/application-form/{tier:str}",
         summary="The questions and the license to accept for a tier",
+        responses=answers(*COMMON, 404),
     )
     async def form(
         self, db: Db, runtime: Rt, org: Org, name: Name, tier: Annotated[str, PathParameter()]
@@ -179,7 +181,8 @@ class ApplicationsController(Controller):
         "/api/v1/applications",
         summary="Apply for a tier of a model",
         status_code=201,
-        responses={429: rate_limited_response("Too many applications from this account")},
+        security=BEARER,
+        responses=answers(*COMMON, 401, 403, 404, 409, 429),
     )
     async def apply(
         self,
@@ -207,7 +210,12 @@ class ApplicationsController(Controller):
         )
         return await _reload(runtime, application.id, caller.account.id)
 
-    @get("/api/v1/applications", summary="Your applications, oldest first")
+    @get(
+        "/api/v1/applications",
+        summary="Your applications, oldest first",
+        security=BEARER,
+        responses=answers(*COMMON, 401, 403),
+    )
     async def list(
         self, db: Db, runtime: Rt, caller: CallerDep, limit: Limit = 50, offset: Offset = 0
     ) -> ApplicationPage:
@@ -226,7 +234,12 @@ class ApplicationsController(Controller):
             offset=offset,
         )
 
-    @get("/api/v1/applications/{application_id:str}", summary="One of your applications")
+    @get(
+        "/api/v1/applications/{application_id:str}",
+        summary="One of your applications",
+        security=BEARER,
+        responses=answers(*COMMON, 401, 403, 404),
+    )
     async def show(
         self, db: Db, runtime: Rt, caller: CallerDep, application_id: ApplicationId
     ) -> ApplicationOut:
@@ -237,6 +250,8 @@ class ApplicationsController(Controller):
         "/api/v1/applications/{application_id:str}/withdraw",
         summary="Withdraw one of your applications",
         status_code=200,
+        security=BEARER,
+        responses=answers(*COMMON, 401, 403, 404, 409),
     )
     async def withdraw(
         self, db: Db, runtime: Rt, caller: CallerDep, application_id: ApplicationId

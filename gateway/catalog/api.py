@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Response, get
+from typing import Any
 
+from litestar import Controller, Response, get
+from litestar.openapi.datastructures import ResponseSpec
+
+from gateway.api_reference import COMMON, answers
 from gateway.catalog import service
 from gateway.catalog.schemas import ModelPage, ModelSummary, ReleaseDetail
 from gateway.runtime import Runtime
@@ -33,7 +37,7 @@ class CatalogController(Controller):
     path = "/api/v1/models"
     tags = ["catalog"]
 
-    @get("/", summary="List models and their releases")
+    @get("/", summary="List models and their releases", responses=answers(*COMMON))
     async def list_models(
         self,
         db: Db,
@@ -45,11 +49,19 @@ class CatalogController(Controller):
             items=[ModelSummary.of(m) for m in models], total=total, limit=limit, offset=offset
         )
 
-    @get("/{org:str}/{name:str}", summary="A model and its releases")
+    @get(
+        "/{org:str}/{name:str}",
+        summary="A model and its releases",
+        responses=answers(*COMMON, 404),
+    )
     async def get_model(self, db: Db, org: Org, name: Name) -> ModelSummary:
         return ModelSummary.of(await service.get_model(db, model_ref(org, name)))
 
-    @get("/{org:str}/{name:str}/releases/{version:str}", summary="A release and its artifacts")
+    @get(
+        "/{org:str}/{name:str}/releases/{version:str}",
+        summary="A release and its artifacts",
+        responses=answers(*COMMON, 404),
+    )
     async def get_release(
         self, db: Db, runtime: Rt, org: Org, name: Name, version: Version
     ) -> ReleaseDetail:
@@ -62,6 +74,14 @@ class CatalogController(Controller):
         "/{org:str}/{name:str}/releases/{version:str}/signature",
         summary="The release signature bundle (OpenSSF model signing format)",
         media_type="application/json",
+        responses={
+            200: ResponseSpec(
+                dict[str, Any],
+                description="The bundle as `model_signing` wrote it, served as a file",
+                generate_examples=False,
+            ),
+            **answers(*COMMON, 404),
+        },
     )
     async def get_signature(self, db: Db, org: Org, name: Name, version: Version) -> Response[str]:
         release = await service.get_release(db, model_ref(org, name), version)

@@ -320,6 +320,20 @@ class WebhookDelivery(Base):
     delivered_at: Mapped[datetime | None]
 
 
+class WebhookEndpoint(Base):
+    """The circuit breaker of one webhook endpoint: failures in a row, and until when the
+    endpoint is left alone after them (no row: it has never failed)."""
+
+    __tablename__ = "webhook_endpoints"
+
+    url: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    consecutive_failures: Mapped[int] = mapped_column(default=0)
+    open_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_failure_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+
+
 class Application(Base):
     """An account asks for a tier of a model: answers, license acceptance, decision."""
 

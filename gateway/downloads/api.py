@@ -10,12 +10,19 @@ from litestar.params import JSONBody
 from litestar.response.base import ASGIResponse
 from litestar.response.redirect import ASGIRedirectResponse
 
+from gateway.api_reference import (
+    BEARER,
+    COMMON,
+    DOWNLOAD_ANSWERS,
+    ManifestOperation,
+    answers,
+)
 from gateway.catalog.api import model_ref
 from gateway.credentials.url_tokens import verifying_keys
 from gateway.downloads.file_response import StoredFileResponse
 from gateway.downloads.service import Client, DownloadManifest, deliver, issue_manifest
 from gateway.keys.auth import CallerDep
-from gateway.ratelimits import RateLimit, rate_limited_response
+from gateway.ratelimits import RateLimit
 from gateway.web import Db, Limiter, Name, Org, PathStr, Rt, Version
 
 
@@ -40,7 +47,9 @@ class DownloadsController(Controller):
         "/api/v1/models/{org:str}/{name:str}/releases/{version:str}/downloads",
         summary="Signed, expiring URLs for the artifacts your grant may fetch",
         status_code=200,
-        responses={429: rate_limited_response("Too many manifests asked with this API key")},
+        security=BEARER,
+        responses=answers(*COMMON, 401, 403, 404, 429),
+        operation_class=ManifestOperation,
     )
     async def manifest(
         self,
@@ -69,6 +78,7 @@ class DownloadsController(Controller):
         "/d/{token:str}",
         http_method=["GET", "HEAD"],
         summary="Download one artifact with a signed URL (Range supported)",
+        responses={**DOWNLOAD_ANSWERS, **answers(*COMMON, 403, 404, 410, 416)},
     )
     async def download(
         self, request: Request[object, object, State], runtime: Rt, token: PathStr
@@ -94,7 +104,12 @@ class DownloadsController(Controller):
             headers={},
         )
 
-    @get("/.well-known/jwks.json", summary="Public keys that verify download tokens", cache=False)
+    @get(
+        "/.well-known/jwks.json",
+        summary="Public keys that verify download tokens",
+        cache=False,
+        responses=answers(503),
+    )
     async def jwks(self, runtime: Rt, db: Db) -> dict[str, list[dict[str, object]]]:
         keys = await verifying_keys(db, runtime.clock())
         return {"keys": list(keys.values())}

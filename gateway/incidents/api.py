@@ -16,9 +16,9 @@ from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter
 
+from gateway.api_reference import BEARER_OPTIONAL, COMMON, answers
 from gateway.incidents import service
 from gateway.keys.service import Unauthenticated, authenticate
-from gateway.ratelimits import rate_limited_response
 from gateway.web import Db, Limiter, Rt
 
 TrackingCode = Annotated[str, PathParameter(description="The tracking code, e.g. INC-7K3Q-9XWD")]
@@ -99,9 +99,10 @@ class IncidentsController(Controller):
         "/api/v1/incidents",
         summary="Report misuse, a safety or security problem, a leak (no sign-in needed)",
         status_code=201,
+        security=BEARER_OPTIONAL,
         responses={
             201: ResponseSpec(ReportedOut, description="The report's tracking code"),
-            429: rate_limited_response("Too many reports from this address"),
+            **answers(*COMMON, 401, 429),
         },
     )
     async def report(
@@ -133,6 +134,10 @@ class IncidentsController(Controller):
         )
         return Response(out, status_code=201)
 
-    @get("/api/v1/incidents/{code:str}", summary="The status of a report, by its tracking code")
+    @get(
+        "/api/v1/incidents/{code:str}",
+        summary="The status of a report, by its tracking code",
+        responses=answers(*COMMON, 404),
+    )
     async def status(self, db: Db, code: TrackingCode) -> IncidentStatusOut:
         return IncidentStatusOut.of(await service.get_by_code(db, code))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
@@ -9,12 +10,13 @@ from typing import Annotated
 from litestar import Controller, delete, get, post
 from litestar.params import JSONBody, PathParameter
 
+from gateway.api_reference import BEARER, COMMON, answers
 from gateway.db.models import ApiKey
 from gateway.downloads.service import Denied
 from gateway.errors import InvalidInput
 from gateway.keys.auth import CallerDep
 from gateway.keys.service import Caller, create_key, key_facts_of, list_keys, revoke_key
-from gateway.ratelimits import RateLimit, rate_limited_response
+from gateway.ratelimits import RateLimit
 from gateway.web import Db, Limiter, Rt
 from stages.access import Deny, Reason, check_key
 
@@ -86,7 +88,8 @@ class KeysController(Controller):
         "/",
         summary="Create an API key (the secret is in this response only)",
         status_code=201,
-        responses={429: rate_limited_response("Too many keys created by this account")},
+        security=BEARER,
+        responses=answers(*COMMON, 401, 403, 429),
     )
     async def create(
         self, runtime: Rt, limiter: Limiter, caller: CallerDep, data: JSONBody[NewKeyIn]
@@ -107,12 +110,23 @@ class KeysController(Controller):
         out = KeyOut.of(created.key)
         return NewKeyOut(**out.__dict__, key=created.secret)
 
-    @get("/", summary="Your API keys (never their secrets)")
-    async def list(self, db: Db, runtime: Rt, caller: CallerDep) -> list[KeyOut]:
+    @get(
+        "/",
+        summary="Your API keys (never their secrets)",
+        security=BEARER,
+        responses=answers(*COMMON, 401, 403),
+    )
+    async def list(self, db: Db, runtime: Rt, caller: CallerDep) -> builtins.list[KeyOut]:
         _require_keys_scope(caller, runtime.clock())
         return [KeyOut.of(k) for k in await list_keys(db, caller.account.id)]
 
-    @delete("/{key_id:str}", summary="Revoke one of your API keys at once", status_code=200)
+    @delete(
+        "/{key_id:str}",
+        summary="Revoke one of your API keys at once",
+        status_code=200,
+        security=BEARER,
+        responses=answers(*COMMON, 401, 403, 404),
+    )
     async def revoke(
         self,
         runtime: Rt,

@@ -21,18 +21,22 @@ A job (the scheduler, or `gateway jobs run-due`) calls `deliver_due_email` and
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+import httpx2
 from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from gateway.config import Webhook
 from gateway.db.models import Account, Base, Notification, WebhookDelivery
+from gateway.notify import endpoint_health
+from gateway.notify.addresses import PrivateAddress, Target, public_target
 from gateway.notify.mail import (
     EMAIL_RETRY_DELAYS,
     MailError,
@@ -54,17 +58,21 @@ from gateway.runtime import Runtime
 logger = logging.getLogger("gateway.notify")
 
 CLAIM_LEASE = timedelta(minutes=10)
+# Endpoints delivered to at once in one run; each endpoint's own queue goes in order.
+ENDPOINT_CONCURRENCY = 8
 _DUE = ("pending", "sending")
 
 
 @dataclass(frozen=True)
 class DeliveryReport:
-    """What one run did: accepted, to be tried again, given up, skipped (no SMTP)."""
+    """What one run did: accepted, to be tried again, given up, skipped (no SMTP), and
+    held (webhooks left for a later run: their endpoint failed or is being left alone)."""
 
     sent: int = 0
     retried: int = 0
     failed: int = 0
     skipped: int = 0
+    held: int = 0
 
 
 def next_attempt_at(delays: Sequence[timedelta], attempts: int, now: datetime) -> datetime | None:
@@ -116,9 +124,12 @@ class _Tally:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    held: int = 0
 
     def report(self) -> DeliveryReport:
-        return DeliveryReport(sent=self.sent, retried=self.retried, failed=self.failed)
+        return DeliveryReport(
+            sent=self.sent, retried=self.retried, failed=self.failed, held=self.held
+        )
 
 
 async def deliver_due_email(rt: Runtime, *, limit: int = 100) -> DeliveryReport:
@@ -169,51 +180,103 @@ async def deliver_due_email(rt: Runtime, *, limit: int = 100) -> DeliveryReport:
 
 
 async def deliver_due_webhooks(rt: Runtime, *, limit: int = 100) -> DeliveryReport:
-    """POST up to `limit` due webhook deliveries to their endpoints."""
+    """POST due webhook deliveries, up to `limit` per endpoint: each endpoint's queue in
+    order, the endpoints side by side (at most ENDPOINT_CONCURRENCY at once)."""
     endpoints: dict[str, Webhook] = {}
     for configured in rt.settings.webhooks:
         endpoints.setdefault(configured.url, configured)
     tally = _Tally()
-    due = await _due(rt, _WEBHOOKS, limit)
-    if not due:
+    await _fail_unconfigured(rt, list(endpoints), limit, tally)
+    if not endpoints:
         return tally.report()
+    health = await endpoint_health.load(rt, list(endpoints))
+    gate = asyncio.Semaphore(ENDPOINT_CONCURRENCY)
     async with webhook_client() as client:
-        for delivery_id, attempts in due:
-            async with rt.transaction() as session:
-                if not await _claim(session, _WEBHOOKS, delivery_id, attempts, rt.clock()):
-                    continue
-                delivery = await session.get_one(WebhookDelivery, delivery_id)
-            claimed = attempts + 1
-            if await _gave_up(rt, _WEBHOOKS, delivery_id, claimed, tally):
-                continue
-            hook = endpoints.get(delivery.endpoint)
-            if hook is None:
-                # Without its secret the event cannot be signed; nobody will add it back.
-                reason = "endpoint is no longer configured in [[webhooks]]"
-                await _record_failure(
-                    rt, _WEBHOOKS, delivery_id, claimed, reason, tally, permanent=True
-                )
-                continue
-            body = encode_payload(delivery.payload)
-            headers = signed_headers(
-                secret=hook.secret,
-                event=delivery.event,
-                delivery_id=delivery.id,
-                body=body,
-                at=rt.clock(),
-            )
-            try:
-                await post_event(client, hook.url, headers=headers, body=body)
-            except WebhookError as exc:
-                logger.warning(
-                    "webhook delivery %s to %s failed: %s", delivery_id, hook.url, exc.reason
-                )
-                await _record_failure(rt, _WEBHOOKS, delivery_id, claimed, exc.reason, tally)
-            else:
-                values = {_WEBHOOKS.error: None, WebhookDelivery.delivered_at: rt.clock()}
-                await _record(rt, _WEBHOOKS, delivery_id, claimed, values, status="delivered")
-                tally.sent += 1
+
+        async def drain(hook: Webhook) -> None:
+            async with gate:
+                await _drain_endpoint(rt, client, hook, health[hook.url], limit, tally)
+
+        await asyncio.gather(*(drain(hook) for hook in endpoints.values()))
     return tally.report()
+
+
+async def _fail_unconfigured(rt: Runtime, configured: list[str], limit: int, tally: _Tally) -> None:
+    """Deliveries to endpoints no longer in [[webhooks]]: without the endpoint's secret
+    the event cannot be signed, and nobody will add it back."""
+    for delivery_id, attempts in await _due(
+        rt, _WEBHOOKS, limit, WebhookDelivery.endpoint.not_in(configured)
+    ):
+        async with rt.transaction() as session:
+            if not await _claim(session, _WEBHOOKS, delivery_id, attempts, rt.clock()):
+                continue
+        reason = "endpoint is no longer configured in [[webhooks]]"
+        await _record_failure(
+            rt, _WEBHOOKS, delivery_id, attempts + 1, reason, tally, permanent=True
+        )
+
+
+async def _drain_endpoint(
+    rt: Runtime,
+    client: httpx2.AsyncClient,
+    hook: Webhook,
+    health: endpoint_health.Health,
+    limit: int,
+    tally: _Tally,
+) -> None:
+    """One endpoint's turn: its due deliveries in order, until one fails. A failure ends
+    the turn (the rest wait for the next run), so a hung receiver costs one timeout."""
+    due = await _due(rt, _WEBHOOKS, limit, WebhookDelivery.endpoint == hook.url)
+    now = rt.clock()
+    if health.is_open(now):
+        tally.held += len(due)
+        return
+    if health.is_probing(now):
+        # One delivery tells whether the endpoint is back; the others wait for its answer.
+        tally.held += len(due[1:])
+        due = due[:1]
+    delivered = False
+    for position, (delivery_id, attempts) in enumerate(due):
+        async with rt.transaction() as session:
+            if not await _claim(session, _WEBHOOKS, delivery_id, attempts, rt.clock()):
+                continue
+            delivery = await session.get_one(WebhookDelivery, delivery_id)
+        claimed = attempts + 1
+        if await _gave_up(rt, _WEBHOOKS, delivery_id, claimed, tally):
+            continue
+        failure = await _attempt(rt, client, hook, delivery)
+        if failure is None:
+            values = {_WEBHOOKS.error: None, WebhookDelivery.delivered_at: rt.clock()}
+            await _record(rt, _WEBHOOKS, delivery_id, claimed, values, status="delivered")
+            tally.sent += 1
+            delivered = True
+            continue
+        logger.warning("webhook delivery %s to %s failed: %s", delivery_id, hook.url, failure)
+        await _record_failure(rt, _WEBHOOKS, delivery_id, claimed, failure, tally)
+        await endpoint_health.record_failure(rt, hook.url, failure)
+        tally.held += len(due) - position - 1
+        return
+    if delivered:
+        await endpoint_health.record_success(rt, hook.url)
+
+
+async def _attempt(
+    rt: Runtime, client: httpx2.AsyncClient, hook: Webhook, delivery: WebhookDelivery
+) -> str | None:
+    """POST one delivery; None when it was accepted, else why not."""
+    try:
+        target = Target(hook.url) if hook.allow_private else await public_target(hook.url)
+    except PrivateAddress as exc:
+        return f"refused: {exc} (set allow_private = true for an endpoint inside your network)"
+    body = encode_payload(delivery.payload)
+    headers = signed_headers(
+        secret=hook.secret, event=delivery.event, delivery_id=delivery.id, body=body, at=rt.clock()
+    )
+    try:
+        await post_event(client, target, headers=headers, body=body)
+    except WebhookError as exc:
+        return exc.reason
+    return None
 
 
 async def _skip_email(rt: Runtime) -> int:
@@ -239,13 +302,13 @@ async def _skip_email(rt: Runtime) -> int:
     return skipped
 
 
-async def _due(rt: Runtime, outbox: _Outbox, limit: int) -> list[tuple[Any, int]]:
-    """Ids and attempt counts of rows due now, oldest due first. Only a hint: each row is
-    claimed before it is used."""
+async def _due(rt: Runtime, outbox: _Outbox, limit: int, *where: Any) -> list[tuple[Any, int]]:
+    """Ids and attempt counts of rows due now (and matching `where`), oldest due first.
+    Only a hint: each row is claimed before it is used."""
     async with rt.sessionmaker() as session:
         rows = await session.execute(
             select(outbox.id, outbox.attempts)
-            .where(_is_due(outbox, rt.clock()))
+            .where(_is_due(outbox, rt.clock()), *where)
             .order_by(outbox.next_at, outbox.id)
             .limit(limit)
         )

@@ -25,6 +25,16 @@ Answers and retries
 Any 2xx answer within 10 seconds means delivered. Anything else (another status,
 including redirects, which are not followed; a network error; a timeout) is retried
 after 30 s, 2 min, 10 min, 1 h and 6 h; the sixth failed attempt is final.
+
+Each endpoint has its own queue, delivered in order and side by side with the others
+(at most 8 endpoints at once), so a receiver that hangs delays only its own events: a
+failed attempt ends its endpoint's turn in that run, and after 3 failures in a row the
+endpoint is left alone for a while (`endpoint_health.py`), as the console shows.
+
+Where they may go
+-----------------
+Public addresses only, checked after DNS resolution (`addresses.py`), unless the
+endpoint sets `allow_private = true`.
 """
 
 from __future__ import annotations
@@ -38,6 +48,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx2
+
+from gateway.notify.addresses import Target
 
 # After the 1st to 5th failed attempt; the 6th failure is final.
 WEBHOOK_RETRY_DELAYS = (
@@ -120,14 +132,22 @@ def webhook_client() -> httpx2.AsyncClient:
 
 
 async def post_event(
-    client: httpx2.AsyncClient, url: str, *, headers: Mapping[str, str], body: bytes
+    client: httpx2.AsyncClient, target: Target, *, headers: Mapping[str, str], body: bytes
 ) -> None:
     """POST one attempt; returns on a 2xx answer and raises `WebhookError` otherwise."""
+    sent = dict(headers)
+    extensions: dict[str, Any] = {}
+    if target.host_header:
+        sent["Host"] = target.host_header
+    if target.sni_hostname:
+        extensions["sni_hostname"] = target.sni_hostname
     try:
         # The per-phase timeouts above do not bound a server that trickles its answer.
         async with asyncio.timeout(TIMEOUT_SECONDS):
             # Streamed and closed unread: only the status matters, whatever the size.
-            async with client.stream("POST", url, headers=dict(headers), content=body) as answer:
+            async with client.stream(
+                "POST", target.url, headers=sent, content=body, extensions=extensions
+            ) as answer:
                 status, phrase = answer.status_code, answer.reason_phrase
     except TimeoutError as exc:
         raise WebhookError(f"no answer within {TIMEOUT_SECONDS:g} s") from exc

@@ -4,7 +4,6 @@ the database, one atomic statement per attempt."""
 from __future__ import annotations
 
 from gateway.ratelimits.limiter import RateLimited, RateLimiter, Ticket
-from gateway.ratelimits.responses import RateLimitedOut, rate_limited_response
 from gateway.ratelimits.rules import Pace, RateLimit, RateLimits, Window
 from gateway.ratelimits.store import DatabaseRateLimitStore, RateLimitStore
 
@@ -14,10 +13,8 @@ __all__ = [
     "RateLimit",
     "RateLimitStore",
     "RateLimited",
-    "RateLimitedOut",
     "RateLimiter",
     "RateLimits",
     "Ticket",
     "Window",
-    "rate_limited_response",
 ]

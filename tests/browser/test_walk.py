@@ -12,7 +12,7 @@ Every page visited is saved as a PNG in pytest's tmp_path and, when GATEWAY_SCRE
 names a folder, there too (the README's pictures come from such a run).
 
 The browser is Debian's /usr/bin/chromium (or GATEWAY_CHROMIUM); Playwright's own browser
-downloads are never used. Without Playwright or Chromium the test is skipped.
+downloads are never used (see conftest.py).
 """
 
 from __future__ import annotations
@@ -37,16 +37,6 @@ from tests.served import serving
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path(os.environ.get("GATEWAY_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 MODEL = "acme/llm"
 OPERATOR = "ops@lab.example"
 # Not under any of researcher's allowed_domains, so the application goes to review.
@@ -156,20 +146,6 @@ def camera(tmp_path: Path) -> Camera:
     if os.environ.get("GATEWAY_SCREENSHOTS"):
         folders.append(Path(os.environ["GATEWAY_SCREENSHOTS"]))
     return Camera(folders)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    # A missing browser is a broken test machine, not a reason to pass: .ci/run installs it.
-    assert CHROMIUM.exists(), f"no Chromium at {CHROMIUM}: apt-get install chromium"
-    with playwright_api.sync_playwright() as driver:
-        chromium = driver.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def visit(page: Any, path: str) -> None:

@@ -421,7 +421,7 @@ def receiver(runtime: Runtime, clock: Clock, webhook_receiver: WebhookReceiver) 
     """The receiver, configured as the runtime's only webhook; it shares the test clock."""
     webhook_receiver.clock = clock
     webhook_receiver.secret = SECRET
-    use_settings(runtime, webhooks=(Webhook(webhook_receiver.url, SECRET, ()),))
+    use_settings(runtime, webhooks=(Webhook(webhook_receiver.url, SECRET, (), allow_private=True),))
     return webhook_receiver
 
 
@@ -504,7 +504,10 @@ async def test_a_failed_answer_is_retried_later(
 async def test_a_receiver_with_another_secret_sees_an_invalid_signature(
     runtime: Runtime, receiver: WebhookReceiver
 ) -> None:
-    use_settings(runtime, webhooks=(Webhook(receiver.url, "not-the-receivers-secret", ()),))
+    use_settings(
+        runtime,
+        webhooks=(Webhook(receiver.url, "not-the-receivers-secret", (), allow_private=True),),
+    )
     await queue(runtime, await new_account(runtime), kind="application.decided")
 
     assert await deliver_due_webhooks(runtime) == DeliveryReport(retried=1)
@@ -550,7 +553,10 @@ def test_verify_signature() -> None:
 
 
 async def test_event_filter_skips_other_kinds(runtime: Runtime, receiver: WebhookReceiver) -> None:
-    use_settings(runtime, webhooks=(Webhook(receiver.url, SECRET, ("application.decided",)),))
+    use_settings(
+        runtime,
+        webhooks=(Webhook(receiver.url, SECRET, ("application.decided",), allow_private=True),),
+    )
     account = await new_account(runtime)
     await queue(runtime, account, kind="account.verify_email")
     await queue(runtime, account, kind="application.decided")
@@ -564,7 +570,7 @@ async def test_an_unreachable_endpoint_is_given_up_after_six_attempts(
     runtime: Runtime, clock: Clock, refused_port: int
 ) -> None:
     url = f"http://127.0.0.1:{refused_port}/hook"
-    use_settings(runtime, webhooks=(Webhook(url, SECRET, ()),))
+    use_settings(runtime, webhooks=(Webhook(url, SECRET, (), allow_private=True),))
     await queue(runtime, await new_account(runtime), kind="application.decided")
 
     for attempt, delay in enumerate(WEBHOOK_RETRY_DELAYS, start=1):

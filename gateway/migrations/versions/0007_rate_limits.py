@@ -1,7 +1,7 @@
 """rate limits: attempts per rule, subject and window, shared by every process
 
 Revision ID: 0007_rate_limits
-Revises: 0005
+Revises: 0006_webhook_endpoints
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0007_rate_limits'
-down_revision: str | None = '0005'
+down_revision: str | None = '0006_webhook_endpoints'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
