@@ -83,6 +83,12 @@ async def _recheck_triggers(rt: Runtime) -> str:
     return f"{await recheck_triggers(rt)} trigger action(s) taken"
 
 
+async def _purge_sessions(rt: Runtime) -> str:
+    from gateway.identity.sessions import purge_expired_sessions
+
+    return f"{await purge_expired_sessions(rt)} expired sessions removed"
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
@@ -101,6 +107,7 @@ JOBS: tuple[Job, ...] = (
     Job("incidents.triggers", timedelta(minutes=5), _recheck_triggers),
     Job("notify.email", timedelta(seconds=30), _email),
     Job("notify.webhooks", timedelta(seconds=30), _webhooks),
+    Job("sessions.purge", timedelta(hours=1), _purge_sessions),
 )
 BY_NAME = {job.name: job for job in JOBS}
 

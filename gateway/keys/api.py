@@ -101,7 +101,7 @@ class KeysController(Controller):
     @get("/", summary="Your API keys (never their secrets)")
     async def list(self, db: Db, runtime: Rt, caller: CallerDep) -> list[KeyOut]:
         _require_keys_scope(caller, runtime.clock())
-        return [KeyOut.of(k) for k in await list_keys(db, caller.account.id)]
+        return [KeyOut.of(k) for k in await list_keys(db, caller.account)]
 
     @delete("/{key_id:str}", summary="Revoke one of your API keys at once", status_code=200)
     async def revoke(

@@ -16,6 +16,7 @@ from gateway.identity.limits import RateLimiter
 from gateway.identity.service import SIGN_IN_PER_ADDRESS, SIGN_IN_WINDOW
 from gateway.portal.auth_pages import safe_next
 from gateway.portal.forms import form_page
+from gateway.portal.secret_pages import SECRET_PAGE
 from gateway.portal.session import sign_in_session
 from gateway.web import Rt
 
@@ -61,6 +62,8 @@ def _provider(runtime: Rt, name: str) -> OidcProvider | Template:
 
 class OidcPages(Controller):
     include_in_schema = False
+    # The callback's address carries a one-time authorization code.
+    opt = SECRET_PAGE
 
     @get("/sign-in/oidc/{provider:str}")
     async def start(
