@@ -134,15 +134,16 @@ async def submit(
             "a renewal needs a short report of how the access was used",
             code="usage_report_required",
         )
-    problems = validate_answers(rules.fields, answers, ISO_COUNTRIES)
-    if problems:
-        raise AnswersInvalid(problems)
     now = rt.clock()
     async with rt.transaction() as session:
         account = await session.get(Account, account_id)
         if account is None:
             raise NotFound("no such account", code="account_not_found")
+        # A stopped account is told so first: no answers would change it.
         ensure_active(account, "apply")
+        problems = validate_answers(rules.fields, answers, ISO_COUNTRIES)
+        if problems:
+            raise AnswersInvalid(problems)
         model_row, release = await _model_and_release(session, model)
         if license_sha256 != release.license.sha256:
             raise Conflict(

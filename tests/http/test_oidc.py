@@ -207,6 +207,24 @@ async def test_first_sign_in_creates_a_verified_account_and_the_next_one_reuses_
     assert [k for k, _ in kinds].count("account.oidc_linked") == 1
 
 
+async def test_an_oidc_sign_in_issues_a_fresh_session_id(
+    gateway: Gateway, settings: Settings
+) -> None:
+    subject = new_subject()
+    gateway.issuer.set_user(subject, {"email": "fay@uni.edu", "email_verified": True})
+    await gateway.client.get("/sign-in", headers=HTML)
+    # The session that carries the sign-in to the provider, known to whoever planted it.
+    before = gateway.client.cookies["gw_session"]
+    trip = await sign_in(gateway, subject)
+    assert trip.answer.status_code == 302, trip.answer.text
+    assert gateway.client.cookies["gw_session"] != before
+    assert (await gateway.client.get("/account", headers=HTML)).status_code == 200
+    async with AsyncTestClient(app=create_app(settings=settings)) as attacker:
+        attacker.follow_redirects = False
+        attacker.cookies.set("gw_session", before, domain="testserver.local")
+        assert (await attacker.get("/account", headers=HTML)).status_code == 302
+
+
 async def test_a_verified_email_links_the_existing_local_account(
     gateway: Gateway, runtime: Runtime, mailbox: Mailbox
 ) -> None:
