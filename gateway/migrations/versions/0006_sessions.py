@@ -36,6 +36,27 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('mail_only', sa.Boolean(), server_default=sa.false(), nullable=False))
 
     # ### end Alembic commands ###
+    # Messages written before carried their one-time link in the inbox entry itself: they
+    # leave the inbox (one still pending is mailed as it was), and no queued webhook
+    # event takes such a link out.
+    secret_kinds = ('account.verify_email', 'account.reset_password')
+    notifications = sa.table('notifications', sa.column('kind', sa.String), sa.column('mail_only', sa.Boolean))
+    op.execute(
+        notifications.update()
+        .where(notifications.c.kind.in_(secret_kinds))
+        .values(mail_only=True)
+    )
+    deliveries = sa.table(
+        'webhook_deliveries',
+        sa.column('event', sa.String),
+        sa.column('status', sa.String),
+        sa.column('last_error', sa.Text),
+    )
+    op.execute(
+        deliveries.update()
+        .where(deliveries.c.event.in_(secret_kinds), deliveries.c.status.in_(('pending', 'sending')))
+        .values(status='failed', last_error='withheld: the event carried a one-time link')
+    )
 
 
 def downgrade() -> None:
