@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
-import secrets
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, MediaType, Request, Response
-from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import (
@@ -19,13 +17,12 @@ from litestar.exceptions import (
     NotFoundException,
     ValidationException,
 )
-from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.stores.base import Store
-from litestar.stores.file import FileStore
 from litestar.template.config import TemplateConfig
+from litestar.types import Scope
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import __version__
@@ -36,6 +33,7 @@ from gateway.config import Settings, load_settings
 from gateway.downloads.api import DownloadsController
 from gateway.errors import GatewayError
 from gateway.health import healthz, readyz, release_signing_key
+from gateway.identity.sessions import SessionStore
 from gateway.incidents.api import IncidentsController
 from gateway.keys.api import KeysController
 from gateway.keys.auth import provide_caller
@@ -44,13 +42,15 @@ from gateway.portal.account_pages import AccountPages
 from gateway.portal.applicant_pages import ApplicantPages
 from gateway.portal.auth_pages import AuthPages
 from gateway.portal.catalog_pages import CatalogPages
+from gateway.portal.csrf import SessionCsrfMiddleware
 from gateway.portal.enforcement_pages import EnforcementPages
 from gateway.portal.filters import register_filters
 from gateway.portal.incident_pages import IncidentPages
 from gateway.portal.oidc_pages import OidcPages
 from gateway.portal.ops_pages import OpsPages
 from gateway.portal.release_ops_pages import ReleaseOpsPages
-from gateway.portal.session import provide_viewer
+from gateway.portal.secret_pages import SecretPageHeaders
+from gateway.portal.session import SessionMiddleware, provide_viewer
 from gateway.portal.webhook_pages import WebhookPages
 from gateway.ratelimits import DatabaseRateLimitStore, RateLimiter
 from gateway.runtime import Runtime, build_runtime
@@ -154,18 +154,11 @@ _COOKIELESS = [
 ]
 
 
-def _secret(path: Path) -> str:
-    """A persistent random secret shared by every worker (created once, mode 0600)."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_urlsafe(48))
-    return path.read_text().strip()
+_COOKIELESS_PATH = re.compile("|".join(_COOKIELESS))
+
+
+def _cookieless(scope: Scope) -> bool:
+    return bool(_COOKIELESS_PATH.match(scope["path"]))
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Litestar:
@@ -173,10 +166,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     if runtime is None:
         runtime = build_runtime(settings or load_settings())
     rt = runtime
-    home = rt.settings.home
     secure = rt.settings.secure_cookies
+    # Sessions live in the database, so every replica knows every session.
+    session_store = SessionStore(rt)
     stores: dict[str, Store] = {
-        "sessions": FileStore(home / "state" / "sessions", create_directories=True),
+        "sessions": session_store,
     }
     # Counts in the database, so every worker and replica shares them. The clock is read
     # through the runtime at each attempt, so a clock set on the runtime later counts too.
@@ -184,22 +178,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         DatabaseRateLimitStore(rt.engine),
         rt.settings.rate_limits,
         clock=lambda: rt.clock(),  # noqa: PLW0108
-    )
-    sessions = ServerSideSessionConfig(
-        store="sessions",
-        key="gw_session",
-        secure=secure,
-        httponly=True,
-        samesite="lax",
-        max_age=14 * 24 * 3600,
-        exclude=_COOKIELESS,
-    )
-    csrf = CSRFConfig(
-        secret=_secret(rt.settings.keys_dir / "csrf-secret"),
-        cookie_name="gw_csrf",
-        cookie_secure=secure,
-        cookie_samesite="lax",
-        exclude=_COOKIELESS,
     )
 
     scheduler: list[Any] = []
@@ -251,9 +229,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         },
         state=State({"runtime": runtime, "limiter": limiter}),
         stores=stores,
-        middleware=[sessions.middleware],
+        # The session first: the CSRF token lives in it.
+        middleware=[
+            SessionMiddleware(session_store, secure=secure, skip=_cookieless),
+            SessionCsrfMiddleware(skip=_cookieless),
+            SecretPageHeaders(),
+        ],
         before_send=[security_headers(https=rt.settings.public_url.startswith("https://"))],
-        csrf_config=csrf,
         on_startup=[start_jobs],
         on_shutdown=[close_runtime],
         template_config=TemplateConfig(

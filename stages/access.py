@@ -133,12 +133,21 @@ def _key_denial(facts: AccessFacts, _machine: StageMachine | None) -> Deny | Non
     return None
 
 
-def _account_denial(facts: AccessFacts, _machine: StageMachine) -> Deny | None:
-    if facts.account_status == "suspended":
+def check_account(account_status: str) -> Decision:
+    """The account alone: a suspended or terminated account uses none of its credentials."""
+    return _status_denial(account_status) or Allow()
+
+
+def _status_denial(account_status: str) -> Deny | None:
+    if account_status == "suspended":
         return Deny(Reason.ACCOUNT_SUSPENDED, "your account is suspended")
-    if facts.account_status == "terminated":
+    if account_status == "terminated":
         return Deny(Reason.ACCOUNT_TERMINATED, "your account was terminated")
     return None
+
+
+def _account_denial(facts: AccessFacts, _machine: StageMachine) -> Deny | None:
+    return _status_denial(facts.account_status)
 
 
 def _release_denial(facts: AccessFacts, machine: StageMachine) -> Deny | None:

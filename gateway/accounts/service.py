@@ -60,6 +60,20 @@ async def create_account(
     return account
 
 
+def ensure_active(account: Account, doing: str) -> None:
+    """Refuse `doing` (e.g. "apply") to a suspended or terminated account."""
+    standing = "; your standing page says why and how to appeal"
+    if account.status == "terminated":
+        raise Conflict(
+            f"your account was terminated and may not {doing}{standing}",
+            code="account_terminated",
+        )
+    if account.status == "suspended":
+        raise Conflict(
+            f"your account is suspended and may not {doing}{standing}", code="account_suspended"
+        )
+
+
 async def find_account(session: AsyncSession, email: str) -> Account | None:
     return await session.scalar(select(Account).where(func.lower(Account.email) == email.lower()))
 

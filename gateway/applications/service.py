@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from gateway import evidence
+from gateway.accounts.service import ensure_active
 from gateway.db.models import Account, Application, ApplicationEvent, Grant, Model, Release
 from gateway.errors import Conflict, GatewayError, InvalidInput, NotFound
 from gateway.grants.service import add_grant
@@ -133,15 +134,16 @@ async def submit(
             "a renewal needs a short report of how the access was used",
             code="usage_report_required",
         )
-    problems = validate_answers(rules.fields, answers, ISO_COUNTRIES)
-    if problems:
-        raise AnswersInvalid(problems)
     now = rt.clock()
     async with rt.transaction() as session:
         account = await session.get(Account, account_id)
         if account is None:
             raise NotFound("no such account", code="account_not_found")
-        _check_account(account)
+        # A stopped account is told so first: no answers would change it.
+        ensure_active(account, "apply")
+        problems = validate_answers(rules.fields, answers, ISO_COUNTRIES)
+        if problems:
+            raise AnswersInvalid(problems)
         model_row, release = await _model_and_release(session, model)
         if license_sha256 != release.license.sha256:
             raise Conflict(
@@ -246,13 +248,6 @@ async def _check_renewal(
     window = renewal_open(rt.policy.lifecycle, grant.expires_at, now)
     if grant.status == "active" and not window.open:
         raise Conflict(f"renewal opens on {window.opens_at:%Y-%m-%d}", code="renewal_not_open")
-
-
-def _check_account(account: Account) -> None:
-    if account.status == "terminated":
-        raise Conflict("your account was terminated and may not apply", code="account_terminated")
-    if account.status == "suspended":
-        raise Conflict("your account is suspended and may not apply", code="account_suspended")
 
 
 async def _check_may_apply(

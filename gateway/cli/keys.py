@@ -74,7 +74,7 @@ def keys_list(email: str) -> None:
     async def call(rt: Runtime) -> Sequence[ApiKey]:
         account = await _account(rt, email)
         async with rt.sessionmaker() as session:
-            return await list_keys(session, account.id)
+            return await list_keys(session, account)
 
     rows = run(call)
     if not rows:

@@ -6,7 +6,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from gateway.db.types import UTCDateTime
@@ -298,6 +309,24 @@ class Notification(Base):
     email_attempts: Mapped[int] = mapped_column(default=0)
     email_next_attempt_at: Mapped[datetime | None]
     email_error: Mapped[str | None] = mapped_column(Text)
+    # A message that carries a secret (a one-time link): it exists only to be mailed, and
+    # is never shown in the inbox nor sent to a webhook.
+    mail_only: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+
+class WebSession(Base):
+    """A portal session. Only the SHA-256 of its id is kept: the cookie alone opens it."""
+
+    __tablename__ = "web_sessions"
+
+    id_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Set once signed in, so that every session of an account can be ended at once.
+    account_id: Mapped[str | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class WebhookDelivery(Base):

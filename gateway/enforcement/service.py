@@ -34,6 +34,7 @@ from gateway.db.models import (
     IncidentAccount,
 )
 from gateway.errors import Conflict, InvalidInput, NotFound
+from gateway.identity.sessions import end_sessions
 from gateway.notify.service import notify
 from gateway.runtime import Runtime
 from gateway.text import clean_text
@@ -299,6 +300,9 @@ async def enforce(
         account.status = after.value
         if step is not EnforcementStep.WARN:
             account.status_reason = reason
+        if after != before:
+            # Signed out everywhere; signing in again shows the standing page and appeal.
+            await end_sessions(session, account.id)
         await session.flush()
         evidence.record(
             session,

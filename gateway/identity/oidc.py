@@ -52,6 +52,7 @@ from gateway.accounts.service import find_account, normalise_email
 from gateway.config import OidcProvider, Settings
 from gateway.db.models import Account, OidcIdentity
 from gateway.errors import Conflict, GatewayError, InvalidInput, NotFound
+from gateway.identity.sessions import end_sessions
 from gateway.runtime import Runtime
 
 logger = logging.getLogger("gateway.identity.oidc")
@@ -744,6 +745,8 @@ async def _link_by_email(
             account.email_verified_at = now
             password_removed = account.password_hash is not None
             account.password_hash = None
+            # Whoever signed in with that password is signed out everywhere.
+            await end_sessions(session, account.id)
     session.add(
         OidcIdentity(
             account_id=account.id,

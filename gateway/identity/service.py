@@ -1,12 +1,25 @@
-"""Local accounts: sign-up, email verification, sign-in, password reset, first operator."""
+"""Local accounts: sign-up, email verification, sign-in, password reset, first operator.
+
+Rules of this module:
+- A one-time link goes only to the mailbox it proves (`MailOnly`); the inbox and the
+  webhooks hear that it was sent, never what it was.
+- Nobody learns from an answer whether an address has an account: sign-up answers alike
+  (the owner of a taken address is told by mail), and a reset request is only counted
+  while the caller answers; the work is `send_password_reset`, run after the answer.
+- A reset or a change of role ends every session of the account; the page that made the
+  change signs its own browser in again under a new session.
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import evidence
 from gateway.accounts.service import find_account, normalise_email
@@ -14,7 +27,8 @@ from gateway.db.models import Account
 from gateway.errors import Conflict, GatewayError, InvalidInput
 from gateway.identity.links import issue_link, redeem_link
 from gateway.identity.passwords import hash_password, needs_rehash, verify_password
-from gateway.notify.service import notify
+from gateway.identity.sessions import end_sessions
+from gateway.notify.service import MailOnly, notify
 from gateway.ratelimits import RateLimit, RateLimiter
 from gateway.runtime import Runtime
 from gateway.text import clean_text
@@ -39,8 +53,12 @@ async def sign_up(
     display_name: str,
     affiliation: str,
     address: str | None,
-) -> Account:
-    """A new local account; a verification link goes to its inbox and email."""
+) -> str:
+    """A new local account, unconfirmed, with a confirmation link to its address.
+
+    For an address that already has an account nothing is created and its owner is told
+    by mail; the caller answers the same either way. Returns the normalised address.
+    """
     await limiter.take(RateLimit.SIGN_UP_PER_ADDRESS, address or "unknown")
     address_email = normalise_email(email)
     password_hash = hash_password(password)
@@ -50,13 +68,28 @@ async def sign_up(
     affiliation = (
         clean_text(affiliation, field="the affiliation", max_length=200, multiline=False) or ""
     )
+    try:
+        await _sign_up(rt, address_email, password_hash, display_name, affiliation, address)
+    except IntegrityError:
+        # Someone signed up with the same address just now: theirs is the account.
+        await _sign_up(rt, address_email, password_hash, display_name, affiliation, address)
+    return address_email
+
+
+async def _sign_up(
+    rt: Runtime,
+    address_email: str,
+    password_hash: str,
+    display_name: str,
+    affiliation: str,
+    address: str | None,
+) -> None:
     now = rt.clock()
     async with rt.transaction() as session:
-        if await find_account(session, address_email) is not None:
-            raise Conflict(
-                f"an account for {address_email} already exists; sign in or reset the password",
-                code="account_exists",
-            )
+        existing = await find_account(session, address_email)
+        if existing is not None:
+            _tell_owner_of_sign_up(rt, session, existing, address)
+            return
         account = Account(
             id=str(uuid.uuid4()),
             email=address_email,
@@ -78,13 +111,38 @@ async def sign_up(
             account_id=account.id,
             data={"email": address_email, "client_address": address},
         )
-    return account
 
 
-async def _send_verification(rt: Runtime, session: object, account: Account) -> None:
-    from sqlalchemy.ext.asyncio import AsyncSession
+def _tell_owner_of_sign_up(
+    rt: Runtime, session: AsyncSession, account: Account, address: str | None
+) -> None:
+    now = rt.clock()
+    base = rt.settings.public_url
+    notify(
+        session,
+        rt.settings,
+        account_id=account.id,
+        kind="account.sign_up_attempted",
+        subject="Someone tried to create an account with your address",
+        body=f"Someone tried to create a Release Gateway account for {account.email}, "
+        f"which already has one. If it was you, sign in at {base}/sign-in, or choose a new "
+        f"password at {base}/forgot-password. If it was not you, you need do nothing: "
+        "no account was created and yours is unchanged.",
+        link=f"{base}/sign-in",
+        now=now,
+        email=account.email,
+    )
+    evidence.record(
+        session,
+        "account.sign_up_attempted",
+        actor="anonymous",
+        at=now,
+        account_id=account.id,
+        data={"client_address": address},
+    )
 
-    assert isinstance(session, AsyncSession)
+
+async def _send_verification(rt: Runtime, session: AsyncSession, account: Account) -> None:
     now = rt.clock()
     secret = await issue_link(session, "verify_email", account.id, now)
     link = f"{rt.settings.public_url}/verify-email?token={secret}"
@@ -94,11 +152,16 @@ async def _send_verification(rt: Runtime, session: object, account: Account) -> 
         account_id=account.id,
         kind="account.verify_email",
         subject="Confirm your email address",
-        body=f"Confirm {account.email} for your Release Gateway account: {link}\n"
-        "The link works once, for three days.",
-        link=link,
+        body=f"A link to confirm {account.email} was sent to that address. "
+        "It works once, for three days.",
+        link=None,
         now=now,
         email=account.email,
+        mail_only=MailOnly(
+            body=f"Confirm {account.email} for your Release Gateway account: {link}\n"
+            "The link works once, for three days.",
+            link=link,
+        ),
     )
 
 
@@ -110,7 +173,8 @@ async def resend_verification(rt: Runtime, account_id: str) -> None:
         await _send_verification(rt, session, account)
 
 
-async def verify_email(rt: Runtime, secret: str) -> Account:
+async def verify_email(rt: Runtime, secret: str, *, address: str | None = None) -> Account:
+    """Confirm the address a link was mailed to; the caller signs the browser in."""
     now = rt.clock()
     async with rt.transaction() as session:
         link = await redeem_link(session, "verify_email", secret, now)
@@ -125,7 +189,21 @@ async def verify_email(rt: Runtime, secret: str) -> Account:
             account_id=account.id,
             data={"email": account.email},
         )
+        _signed_in_by_link(session, account, now, "email_confirmation", address)
     return account
+
+
+def _signed_in_by_link(
+    session: AsyncSession, account: Account, now: datetime, method: str, address: str | None
+) -> None:
+    evidence.record(
+        session,
+        "account.signed_in",
+        actor=f"account:{account.id}",
+        at=now,
+        account_id=account.id,
+        data={"method": method, "client_address": address},
+    )
 
 
 async def sign_in(
@@ -166,14 +244,31 @@ async def sign_in(
 
 async def request_password_reset(
     rt: Runtime, limiter: RateLimiter, email: str, address: str | None = None
-) -> None:
-    """Send a reset link if the account exists; say nothing either way (no enumeration)."""
+) -> str | None:
+    """Count a reset request; the address to pass to `send_password_reset`, if well-formed.
+
+    Whether the account exists is not looked at here: the caller answers before the work
+    is done, so neither the answer nor its timing tells (no enumeration).
+    """
     await limiter.take(RateLimit.PASSWORD_RESET_PER_ADDRESS, address or "unknown")
     try:
         normalised = normalise_email(email)
     except InvalidInput:
-        return
+        return None
     await limiter.take(RateLimit.PASSWORD_RESET_PER_EMAIL, normalised)
+    return normalised
+
+
+async def send_password_reset(rt: Runtime, normalised: str) -> None:
+    """Mail a reset link if the address has an account; runs after the request's answer."""
+    try:
+        await _send_password_reset(rt, normalised)
+    except (GatewayError, SQLAlchemyError):
+        # Nobody waits for this: the log is the only place the failure can go.
+        logger.exception("could not send the password reset link")
+
+
+async def _send_password_reset(rt: Runtime, normalised: str) -> None:
     now = rt.clock()
     async with rt.transaction() as session:
         account = await find_account(session, normalised)
@@ -187,15 +282,24 @@ async def request_password_reset(
             account_id=account.id,
             kind="account.reset_password",
             subject="Reset your password",
-            body=f"Someone asked to reset the password of {account.email}. If it was you: {link}\n"
-            "The link works once, for one hour. If it was not you, ignore this message.",
-            link=link,
+            body=f"Someone asked to reset the password of {account.email}. A link to do it "
+            "was sent to that address; if it was not you, ignore it.",
+            link=None,
             now=now,
             email=account.email,
+            mail_only=MailOnly(
+                body=f"Someone asked to reset the password of {account.email}. "
+                f"If it was you: {link}\n"
+                "The link works once, for one hour. If it was not you, ignore this message.",
+                link=link,
+            ),
         )
 
 
-async def reset_password(rt: Runtime, secret: str, password: str) -> Account:
+async def reset_password(
+    rt: Runtime, secret: str, password: str, *, address: str | None = None
+) -> Account:
+    """Set a new password through a reset link; every session of the account ends."""
     new_hash = hash_password(password)
     now = rt.clock()
     async with rt.transaction() as session:
@@ -203,16 +307,18 @@ async def reset_password(rt: Runtime, secret: str, password: str) -> Account:
         account = await session.get(Account, link.account_id)
         assert account is not None
         account.password_hash = new_hash
-        # Reaching the inbox proves the address.
+        # Reaching the mailbox proves the address.
         account.email_verified_at = account.email_verified_at or now
+        ended = await end_sessions(session, account.id)
         evidence.record(
             session,
             "account.password_reset",
             actor=f"account:{account.id}",
             at=now,
             account_id=account.id,
-            data={},
+            data={"sessions_ended": ended},
         )
+        _signed_in_by_link(session, account, now, "password_reset", address)
     return account
 
 
@@ -260,13 +366,16 @@ async def create_first_operator(
                 status="active",
                 password_hash=password_hash,
                 created_at=now,
-                email_verified_at=now,
             )
             session.add(account)
             await session.flush()
+            # The setup link proves who runs the gateway, not who reads this mailbox.
+            await _send_verification(rt, session, account)
         else:
             account.is_operator = True
             account.password_hash = password_hash
+            # A new role and a new password: the sessions opened before hold neither.
+            await end_sessions(session, account.id)
         evidence.record(
             session,
             "account.operator_setup",

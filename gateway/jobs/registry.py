@@ -90,6 +90,12 @@ async def _sweep_rate_limits(rt: Runtime) -> str:
     return f"{await limiter.sweep()} finished rate-limit windows dropped"
 
 
+async def _purge_sessions(rt: Runtime) -> str:
+    from gateway.identity.sessions import purge_expired_sessions
+
+    return f"{await purge_expired_sessions(rt)} expired sessions removed"
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
@@ -109,6 +115,7 @@ JOBS: tuple[Job, ...] = (
     Job("notify.email", timedelta(seconds=30), _email),
     Job("notify.webhooks", timedelta(seconds=30), _webhooks),
     Job("ratelimits.sweep", timedelta(minutes=10), _sweep_rate_limits),
+    Job("sessions.purge", timedelta(hours=1), _purge_sessions),
 )
 BY_NAME = {job.name: job for job in JOBS}
 

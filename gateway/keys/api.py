@@ -118,7 +118,7 @@ class KeysController(Controller):
     )
     async def list(self, db: Db, runtime: Rt, caller: CallerDep) -> builtins.list[KeyOut]:
         _require_keys_scope(caller, runtime.clock())
-        return [KeyOut.of(k) for k in await list_keys(db, caller.account.id)]
+        return [KeyOut.of(k) for k in await list_keys(db, caller.account)]
 
     @delete(
         "/{key_id:str}",

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from gateway import evidence
+from gateway.accounts.service import ensure_active
 from gateway.credentials.api_key_format import (
     display_prefix,
     is_well_formed,
@@ -78,6 +79,7 @@ async def create_key(
         owner = await session.get(Account, account_id)
         if owner is None:
             raise NotFound("no such account", code="account_not_found")
+        ensure_active(owner, "create API keys")
         if "admin" in chosen.split() and not owner.is_operator:
             raise InvalidInput(
                 "only operators may hold keys with the 'admin' scope", code="invalid_scope"
@@ -104,10 +106,12 @@ async def create_key(
     return CreatedKey(key=key, secret=secret)
 
 
-async def list_keys(session: AsyncSession, account_id: str) -> Sequence[ApiKey]:
+async def list_keys(session: AsyncSession, account: Account) -> Sequence[ApiKey]:
+    """The account's keys, oldest first; refused while the account is suspended."""
+    ensure_active(account, "list or use API keys")
     return (
         await session.scalars(
-            select(ApiKey).where(ApiKey.account_id == account_id).order_by(ApiKey.created_at)
+            select(ApiKey).where(ApiKey.account_id == account.id).order_by(ApiKey.created_at)
         )
     ).all()
 

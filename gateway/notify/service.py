@@ -1,20 +1,42 @@
 """Queue notifications. Writing one is part of the caller's transaction: the inbox entry,
 the email to send and the webhook deliveries commit (or not) with the change they report.
-Delivery (SMTP, webhooks) is done later by jobs, with retries."""
+Delivery (SMTP, webhooks) is done later by jobs, with retries.
+
+Rules of this module:
+- A secret (a one-time link, a new key) goes only to the person's own mailbox: by SMTP,
+  or, with no SMTP configured, into the server's log for the operator. The inbox entry and
+  the webhook events say what happened without it.
+- Events in `ASKED_FOR_ONLY` reach only the webhooks that list them by name; a webhook
+  subscribed to every event does not get them.
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
+from sqlalchemy import ColumnElement, false
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
 from gateway.db.models import Notification, WebhookDelivery
 
 logger = logging.getLogger("gateway.mail")
+
+# A password reset says someone is after an account: no business of a catch-all receiver.
+ASKED_FOR_ONLY: Final = frozenset({"account.reset_password"})
+
+
+@dataclass(frozen=True)
+class MailOnly:
+    """The message as mailed, secret and all; `notify`'s body and link are the version
+    without it, for the inbox and the webhooks."""
+
+    body: str
+    link: str | None = None
 
 
 def notify(
@@ -29,14 +51,34 @@ def notify(
     now: datetime,
     email: str | None = None,
     data: dict[str, Any] | None = None,
+    mail_only: MailOnly | None = None,
 ) -> Notification:
     """An inbox entry for the account, its email (if SMTP is set up) and its webhooks.
 
     Without SMTP the message is written to the log instead, so that on a single machine
-    the operator can still pass a verification link on.
+    the operator can still pass a verification link on. With `mail_only`, that is what
+    is mailed (or logged), and the inbox entry is not mailed besides.
     """
+    mailed = mail_only or MailOnly(body=body, link=link)
     if not settings.smtp_url:
-        logger.info("mail to %s (no SMTP configured): %s\n%s", email or account_id, subject, body)
+        logger.info(
+            "mail to %s (no SMTP configured): %s\n%s", email or account_id, subject, mailed.body
+        )
+    elif mail_only is not None:
+        session.add(
+            Notification(
+                account_id=account_id,
+                kind=kind,
+                subject=subject,
+                body=mail_only.body,
+                link=mail_only.link,
+                created_at=now,
+                email_status="pending",
+                email_next_attempt_at=now,
+                mail_only=True,
+            )
+        )
+    mail_this = bool(settings.smtp_url) and mail_only is None
     note = Notification(
         account_id=account_id,
         kind=kind,
@@ -44,12 +86,14 @@ def notify(
         body=body,
         link=link,
         created_at=now,
-        email_status="pending" if settings.smtp_url else "skipped",
-        email_next_attempt_at=now if settings.smtp_url else None,
+        email_status="pending" if mail_this else "skipped",
+        email_next_attempt_at=now if mail_this else None,
+        mail_only=False,
     )
     session.add(note)
     for hook in settings.webhooks:
-        if hook.events and kind not in hook.events:
+        asked = kind in hook.events
+        if (hook.events and not asked) or (kind in ASKED_FOR_ONLY and not asked):
             continue
         session.add(
             WebhookDelivery(
@@ -70,3 +114,8 @@ def notify(
             )
         )
     return note
+
+
+def in_inbox(account_id: str) -> ColumnElement[bool]:
+    """The notifications the account's inbox shows: its own, none that exist to be mailed."""
+    return (Notification.account_id == account_id) & (Notification.mail_only == false())

@@ -7,6 +7,7 @@ from litestar.response import Template
 from sqlalchemy import select
 
 from gateway.db.models import Notification
+from gateway.notify.service import in_inbox
 from gateway.portal.session import Viewer, require_account
 from gateway.web import Db
 
@@ -20,7 +21,7 @@ class AccountPages(Controller):
         notes = (
             await db.scalars(
                 select(Notification)
-                .where(Notification.account_id == account.id)
+                .where(in_inbox(account.id))
                 .order_by(Notification.created_at.desc())
                 .limit(20)
             )

@@ -41,8 +41,10 @@ from gateway.errors import GatewayError, InvalidInput, NotFound
 from gateway.grants.lifecycle import attest_closeout
 from gateway.grants.service import GrantFilter, list_grants
 from gateway.keys.service import SCOPES, create_key, list_keys, revoke_key
+from gateway.notify.service import in_inbox
 from gateway.portal.auth_pages import Form
 from gateway.portal.forms import field as form_field
+from gateway.portal.secret_pages import SECRET_PAGE
 from gateway.portal.session import Viewer, require_account
 from gateway.ratelimits import RateLimit
 from gateway.runtime import Runtime
@@ -65,9 +67,6 @@ Done: TypeAlias = Annotated[
 ]
 ANSWER = "answer."  # form inputs named answer.<field> carry the tier's answers
 TICKED = "on"  # what a browser sends for a ticked checkbox without a value
-NO_STORE = {"cache-control": "no-store"}
-# Download links are bearer secrets: never cached, never sent on as a Referer.
-SECRET_PAGE = {**NO_STORE, "referrer-policy": "no-referrer"}
 
 APPLICATION_STATUS_WORDS: Mapping[str, str] = {
     "submitted": "submitted, waiting for review",
@@ -712,7 +711,8 @@ class ApplicantPages(Controller):
         account = _signed_in(viewer, "/keys")
         return await _keys_page(db, runtime, account, done=done)
 
-    @post("/keys")
+    # The new key is shown on the answer.
+    @post("/keys", opt=SECRET_PAGE)
     async def add_key(
         self, db: Db, runtime: Rt, limiter: Limiter, viewer: Viewer, data: Form
     ) -> Template:
@@ -737,7 +737,6 @@ class ApplicantPages(Controller):
             "applicant/key_created.html",
             context={"key": created.key, "secret": created.secret, "base_url": _base(runtime)},
             status_code=201,
-            headers=SECRET_PAGE,
         )
 
     @post("/keys/{key_id:str}/revoke")
@@ -750,7 +749,8 @@ class ApplicantPages(Controller):
 
     # Downloads ----------------------------------------------------------------------------
 
-    @get("/models/{org:str}/{name:str}/releases/{version:str}/download")
+    # Download links are bearer secrets.
+    @get("/models/{org:str}/{name:str}/releases/{version:str}/download", opt=SECRET_PAGE)
     async def download(
         self,
         request: Request[Any, Any, Any],
@@ -776,9 +776,7 @@ class ApplicantPages(Controller):
             )
         except Denied as exc:
             context["refusal"] = exc
-            return Template(
-                "applicant/download.html", context=context, status_code=exc.status, headers=NO_STORE
-            )
+            return Template("applicant/download.html", context=context, status_code=exc.status)
         now = runtime.clock()
         first_expiry = min((a.expires_at for a in manifest.artifacts), default=None)
         context.update(
@@ -791,7 +789,7 @@ class ApplicantPages(Controller):
                 else None
             ),
         )
-        return Template("applicant/download.html", context=context, headers=SECRET_PAGE)
+        return Template("applicant/download.html", context=context)
 
     # Inbox -------------------------------------------------------------------------------
 
@@ -800,7 +798,7 @@ class ApplicantPages(Controller):
         self, db: Db, runtime: Rt, viewer: Viewer, page: Page = 1, done: Done = None
     ) -> Template:
         account = _signed_in(viewer, "/inbox")
-        mine = Notification.account_id == account.id
+        mine = in_inbox(account.id)
         total = await db.scalar(select(func.count()).select_from(Notification).where(mine)) or 0
         unread = (
             await db.scalar(
@@ -841,7 +839,7 @@ class ApplicantPages(Controller):
         async with runtime.transaction() as session:
             await session.execute(
                 update(Notification)
-                .where(Notification.account_id == account.id, Notification.read_at.is_(None))
+                .where(in_inbox(account.id), Notification.read_at.is_(None))
                 .values(read_at=runtime.clock())
             )
         return Redirect("/inbox?done=read")
@@ -1098,7 +1096,7 @@ async def _keys_page(
             ),
             scopes=key.scopes.split(),
         )
-        for key in reversed(await list_keys(db, account.id))
+        for key in reversed(await list_keys(db, account))
     ]
     offered = [s for s in SCOPES if s != "admin" or account.is_operator]
     chosen = (values or {}).get("scopes", ["download"])

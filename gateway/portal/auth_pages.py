@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
+from litestar.background_tasks import BackgroundTask
 from litestar.params import QueryParameter, URLEncodedBody
 from litestar.response import Redirect, Template
 
 from gateway.errors import GatewayError
 from gateway.identity import service
 from gateway.portal.forms import field, form_page
+from gateway.portal.secret_pages import SECRET_PAGE
 from gateway.portal.session import Viewer, sign_in_session
 from gateway.web import Limiter, Rt
 
@@ -30,6 +32,8 @@ def safe_next(target: str) -> str:
 
 class AuthPages(Controller):
     include_in_schema = False
+    # Tokens ride in these pages' addresses and forms; passwords in their posts.
+    opt = SECRET_PAGE
 
     @get("/sign-up")
     async def sign_up_form(self) -> Template:
@@ -38,9 +42,9 @@ class AuthPages(Controller):
     @post("/sign-up")
     async def sign_up(
         self, request: Request[Any, Any, Any], runtime: Rt, limiter: Limiter, data: Form
-    ) -> Template | Redirect:
+    ) -> Template:
         try:
-            account = await service.sign_up(
+            address = await service.sign_up(
                 runtime,
                 limiter,
                 email=field(data, "email"),
@@ -51,8 +55,13 @@ class AuthPages(Controller):
             )
         except GatewayError as exc:
             return form_page("auth/sign_up.html", values=data, error=exc)
-        sign_in_session(request, account)
-        return Redirect("/account?welcome=1")
+        # The same answer whether or not the address already had an account.
+        return form_page(
+            "auth/message.html",
+            title="Check your email",
+            message=f"We sent a message to {address}. Open the link in it to confirm the "
+            "address and sign in; the link works once, for three days.",
+        )
 
     @get("/sign-in")
     async def sign_in_form(self, next: Next = "/account") -> Template:
@@ -88,16 +97,23 @@ class AuthPages(Controller):
         return Redirect("/")
 
     @get("/verify-email")
-    async def verify_email(self, runtime: Rt, token: Token) -> Template:
+    async def verify_email_form(self, token: Token) -> Template:
+        # Confirming takes a press of a button: a mail scanner that opens the link
+        # must not use it up.
+        return form_page("auth/verify.html", token=token)
+
+    @post("/verify-email")
+    async def verify_email(
+        self, request: Request[Any, Any, Any], runtime: Rt, data: Form
+    ) -> Template | Redirect:
         try:
-            account = await service.verify_email(runtime, token)
+            account = await service.verify_email(
+                runtime, field(data, "token"), address=_address(request)
+            )
         except GatewayError as exc:
             return form_page("auth/message.html", error=exc, title="Email not confirmed")
-        return form_page(
-            "auth/message.html",
-            title="Email confirmed",
-            message=f"{account.email} is confirmed. You can now apply for access to releases.",
-        )
+        sign_in_session(request, account)
+        return Redirect("/account?confirmed=1")
 
     @post("/verify-email/resend")
     async def resend(self, runtime: Rt, viewer: Viewer) -> Redirect:
@@ -114,17 +130,21 @@ class AuthPages(Controller):
         self, request: Request[Any, Any, Any], runtime: Rt, limiter: Limiter, data: Form
     ) -> Template:
         try:
-            await service.request_password_reset(
+            address = await service.request_password_reset(
                 runtime, limiter, field(data, "email"), _address(request)
             )
         except GatewayError as exc:
             return form_page("auth/forgot.html", values=data, error=exc)
-        return form_page(
+        answer = form_page(
             "auth/message.html",
             title="Check your email",
             message="If an account exists for that address, a reset link is on its way. "
             "It works once, for one hour.",
         )
+        if address is not None:
+            # After the answer is sent: its timing says nothing about the account.
+            answer.background = BackgroundTask(service.send_password_reset, runtime, address)
+        return answer
 
     @get("/reset-password")
     async def reset_form(self, token: Token) -> Template:
@@ -136,7 +156,9 @@ class AuthPages(Controller):
     ) -> Template | Redirect:
         token = field(data, "token")
         try:
-            account = await service.reset_password(runtime, token, field(data, "password"))
+            account = await service.reset_password(
+                runtime, token, field(data, "password"), address=_address(request)
+            )
         except GatewayError as exc:
             return form_page("auth/reset.html", error=exc, token=token)
         sign_in_session(request, account)

@@ -14,6 +14,7 @@ from gateway.errors import GatewayError
 from gateway.identity import oidc
 from gateway.portal.auth_pages import safe_next
 from gateway.portal.forms import form_page
+from gateway.portal.secret_pages import SECRET_PAGE
 from gateway.portal.session import sign_in_session
 from gateway.ratelimits import RateLimit
 from gateway.web import Limiter, Rt
@@ -60,6 +61,8 @@ def _provider(runtime: Rt, name: str) -> OidcProvider | Template:
 
 class OidcPages(Controller):
     include_in_schema = False
+    # The callback's address carries a one-time authorization code.
+    opt = SECRET_PAGE
 
     @get("/sign-in/oidc/{provider:str}")
     async def start(

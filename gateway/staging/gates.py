@@ -75,10 +75,11 @@ async def attachments(session: AsyncSession, release_id: int) -> list[EvidenceAt
 
 async def downloaders(session: AsyncSession, release: Release) -> tuple[int, int]:
     """Distinct grantees, and distinct email domains among them, who downloaded the
-    release since it entered its current stage."""
-    emails = (
-        await session.scalars(
-            select(Account.email)
+    release since it entered its current stage. Only a confirmed address counts as an
+    organisation: anyone can type an address at a university."""
+    rows = (
+        await session.execute(
+            select(Account.email, Account.email_verified_at.is_not(None))
             .distinct()
             .select_from(Download)
             .join(Artifact, Artifact.id == Download.artifact_id)
@@ -89,8 +90,8 @@ async def downloaders(session: AsyncSession, release: Release) -> tuple[int, int
             )
         )
     ).all()
-    domains = Counter(email.rsplit("@", 1)[-1].lower() for email in emails)
-    return len(emails), len(domains)
+    domains = Counter(email.rsplit("@", 1)[-1].lower() for email, confirmed in rows if confirmed)
+    return len(rows), len(domains)
 
 
 async def promotion_facts(

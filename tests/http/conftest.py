@@ -1,12 +1,14 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from litestar.testing import AsyncTestClient
 
 from gateway.app import create_app
 from gateway.config import Settings
+from tests.http.portal import Mailbox
 
 
 @pytest.fixture
@@ -18,3 +20,16 @@ async def client(settings: Settings) -> AsyncIterator[AsyncTestClient]:  # type:
     async with AsyncTestClient(app=app) as test_client:
         test_client.follow_redirects = False
         yield test_client
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    """The messages the gateway mails (logs, with no SMTP configured) during the test."""
+    box = Mailbox()
+    logger = logging.getLogger("gateway.mail")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(box)
+    yield box
+    logger.removeHandler(box)
+    logger.setLevel(level)

@@ -47,10 +47,16 @@ _SECRET = re.compile(r"rgk_[0-9A-Za-z]{28}")
 
 
 async def sign_up(client: Http, email: str = "ada@example.org") -> None:
+    """A new account, signed in with its password (its address stays unconfirmed)."""
     response = await submit_form(
         client, "/sign-up", "/sign-up", {"email": email, "password": PASSWORD}
     )
-    assert response.status_code == 302, response.text
+    assert response.status_code == 200, response.text
+    assert "Check your email" in response.text
+    signed_in = await submit_form(
+        client, "/sign-in", "/sign-in", {"email": email, "password": PASSWORD}
+    )
+    assert signed_in.status_code == 302, signed_in.text
 
 
 async def sign_out(client: Http) -> None:

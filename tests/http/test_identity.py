@@ -1,20 +1,31 @@
 """Local accounts in the portal: sign-up, email confirmation, sign-in, password reset, the
-first operator, sessions and CSRF (rate limits: test_rate_limits.py)."""
+first operator; one-time links reach only their mailbox, and no answer tells whether an
+address has an account (rate limits: test_rate_limits.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from gateway.db.models import Account, Notification
+from gateway.config import Settings
+from gateway.db.models import Account, Application, Notification
+from gateway.identity import service as identity
 from gateway.identity.service import operator_setup_link
+from gateway.notify.delivery import deliver_due_email
 from gateway.runtime import Runtime
-from tests.http.portal import HTML, Http, link_in, submit
+from tests.fixtures.smtp import SmtpTestServer
+from tests.grantees import open_release
+from tests.http.asgi import AsgiDriver
+from tests.http.portal import HTML, Http, Mailbox, confirm_email, limiter_of, submit
 
 pytestmark = pytest.mark.anyio
 PASSWORD = "correct horse battery"
+_TOKEN = re.compile(r"token=([\w-]+)")
 
 
 async def sign_up(client: Http, email: str = "ada@uni.edu") -> object:
@@ -31,41 +42,70 @@ async def sign_up(client: Http, email: str = "ada@uni.edu") -> object:
     )
 
 
-async def latest_note(rt: Runtime, email: str) -> Notification:
+async def sign_in(client: Http, email: str = "ada@uni.edu", password: str = PASSWORD) -> object:
+    return await submit(client, "/sign-in", "/sign-in", {"email": email, "password": password})
+
+
+async def account_of(rt: Runtime, email: str) -> Account:
     async with rt.sessionmaker() as session:
-        note = await session.scalar(
-            select(Notification)
-            .join(Account)
-            .where(Account.email == email)
-            .order_by(Notification.id.desc())
-        )
-    assert note is not None
-    return note
+        account = await session.scalar(select(Account).where(Account.email == email))
+    assert account is not None
+    return account
 
 
-async def test_sign_up_confirms_the_email_through_a_one_time_link(
-    client: Http, runtime: Runtime
+async def accounts_named(rt: Runtime, email: str) -> int:
+    async with rt.sessionmaker() as session:
+        return len((await session.scalars(select(Account).where(Account.email == email))).all())
+
+
+async def own_pages(client: Http) -> str:
+    """Everything the signed-in account can read about itself in the portal."""
+    pages = [await client.get(path, headers=HTML) for path in ("/account", "/inbox")]
+    for page in pages:
+        assert page.status_code == 200, page.text
+    return "\n".join(page.text for page in pages)
+
+
+async def rows_text(rt: Runtime, account_id: str) -> str:
+    """Every notification row of the account, as the inbox could show it."""
+    async with rt.sessionmaker() as session:
+        notes = (
+            await session.scalars(
+                select(Notification).where(
+                    Notification.account_id == account_id, Notification.mail_only.is_(False)
+                )
+            )
+        ).all()
+    return "\n".join(f"{n.subject}\n{n.body}\n{n.link}" for n in notes)
+
+
+async def test_sign_up_mails_a_confirmation_link_that_confirms_and_signs_in(
+    client: Http, runtime: Runtime, mailbox: Mailbox
 ) -> None:
     response = await sign_up(client)
-    assert response.status_code == 302
-    assert response.headers["location"] == "/account?welcome=1"
-    cookie = response.headers.get_list("set-cookie")
-    session_cookie = next(c for c in cookie if c.startswith("gw_session="))
+    assert response.status_code == 200  # type: ignore[attr-defined]
+    assert "Check your email" in response.text  # type: ignore[attr-defined]
+    # Not signed in: the same answer is given for an address that has an account.
+    assert (await client.get("/account", headers=HTML)).status_code == 302
+    token = mailbox.token("ada@uni.edu", "/verify-email")
+    # Opening the link uses nothing up (a mail scanner may open it); the button does.
+    page = await client.get(f"/verify-email?token={token}", headers=HTML)
+    assert "Confirm and sign in" in page.text
+    confirmed = await confirm_email(client, mailbox, "ada@uni.edu")
+    assert confirmed.status_code == 302
+    assert confirmed.headers["location"] == "/account?confirmed=1"
+    session_cookie = next(
+        c for c in confirmed.headers.get_list("set-cookie") if c.startswith("gw_session=")
+    )
     assert "HttpOnly" in session_cookie
     assert "SameSite=lax" in session_cookie or "SameSite=Lax" in session_cookie
-    page = await client.get("/account", headers=HTML)
-    assert "ada@uni.edu" in page.text
-    assert "not confirmed" in page.text
-    note = await latest_note(runtime, "ada@uni.edu")
-    secret = link_in(note.body, "/verify-email")
-    confirmed = await client.get(f"/verify-email?token={secret}", headers=HTML)
-    assert "Email confirmed" in confirmed.text
-    again = await client.get(f"/verify-email?token={secret}", headers=HTML)
+    account_page = await client.get("/account", headers=HTML)
+    assert "ada@uni.edu" in account_page.text
+    assert "not confirmed" not in account_page.text
+    again = await submit(client, f"/verify-email?token={token}", "/verify-email", {"token": token})
     assert again.status_code == 400
     assert "already used" in again.text
-    async with runtime.sessionmaker() as session:
-        account = await session.scalar(select(Account).where(Account.email == "ada@uni.edu"))
-    assert account is not None
+    account = await account_of(runtime, "ada@uni.edu")
     assert account.email_verified_at is not None
     assert account.password_hash is not None
     assert account.password_hash.startswith("$argon2id$")
@@ -77,25 +117,104 @@ async def test_sign_up_refusals_keep_the_form(client: Http) -> None:
     assert "at least 10 characters" in weak.text
     assert 'value="x@uni.edu"' in weak.text
     assert "short" not in weak.text.split("<main", 1)[1]
-    await sign_up(client)
-    taken = await sign_up(client)
-    assert taken.status_code == 409
-    assert "already exists" in taken.text
+
+
+async def test_a_one_time_link_never_reaches_the_accounts_own_pages(
+    client: Http, runtime: Runtime, mailbox: Mailbox
+) -> None:
+    # Someone signs up with an address they do not own, and signs in with the password.
+    await sign_up(client, "victim@uni.edu")
+    assert (await sign_in(client, "victim@uni.edu")).status_code == 302  # type: ignore[attr-defined]
+    await submit(client, "/account", "/verify-email/resend", {})
+    await submit(client, "/forgot-password", "/forgot-password", {"email": "victim@uni.edu"})
+    confirmation = mailbox.token("victim@uni.edu", "/verify-email")
+    reset = mailbox.token("victim@uni.edu", "/reset-password")
+    seen = await own_pages(client)
+    account = await account_of(runtime, "victim@uni.edu")
+    stored = await rows_text(runtime, account.id)
+    for secret in (confirmation, reset):
+        assert secret not in seen
+        assert secret not in stored
+    assert not _TOKEN.search(seen)
+    # The inbox still says what happened.
+    assert "Confirm your email address" in seen
+    assert "Reset your password" in seen
+    assert account.email_verified_at is None
+
+
+async def test_auto_approval_trusts_only_an_address_its_owner_confirmed(
+    client: Http, runtime: Runtime, tmp_path: Path
+) -> None:
+    await open_release(runtime, tmp_path, to="researcher")
+    # An address under *.edu, which the shipped policy approves at once once confirmed.
+    await sign_up(client, "someone@uni.edu")
+    await sign_in(client, "someone@uni.edu")
+    # Whatever confirmation link the account's own pages show, it uses.
+    for token in set(_TOKEN.findall(await own_pages(client))):
+        await submit(client, f"/verify-email?token={token}", "/verify-email", {"token": token})
+        await client.get(f"/verify-email?token={token}", headers=HTML)
+    page = await client.get("/models/acme/sample/apply?tier=researcher", headers=HTML)
+    sha = re.search(r'name="license_sha256" value="([0-9a-f]{64})"', page.text)
+    assert sha
+    applied = await submit(
+        client,
+        "/models/acme/sample/apply?tier=researcher",
+        "/models/acme/sample/apply?tier=researcher",
+        {
+            "tier": "researcher",
+            "license_sha256": sha.group(1),
+            "accept_license": "on",
+            "answer.affiliation": "Uni",
+            "answer.country": "JP",
+            "answer.research_purpose": "Measure forgetting.",
+            "answer.agree_no_redistribution": "on",
+        },
+    )
+    assert applied.status_code == 302, applied.text
+    async with runtime.sessionmaker() as session:
+        status = await session.scalar(select(Application.status))
+    assert status == "submitted"  # waits for an operator: the address was never proven
+
+
+async def test_with_smtp_the_link_is_mailed_and_stays_out_of_the_inbox(
+    settings: Settings, smtp_server: SmtpTestServer, tmp_path: Path
+) -> None:
+    from litestar.testing import AsyncTestClient
+
+    from gateway.app import create_app
+    from gateway.runtime import build_runtime
+
+    with_smtp = replace(settings, smtp_url=smtp_server.url())
+    rt = build_runtime(with_smtp)
+    try:
+        async with AsyncTestClient(app=create_app(settings=with_smtp)) as browser:
+            browser.follow_redirects = False
+            await sign_up(browser, "bea@uni.edu")
+            await sign_in(browser, "bea@uni.edu")
+            await deliver_due_email(rt)
+            [mail] = [m for m in smtp_server.received if "bea@uni.edu" in m.rcpt_tos]
+            text = mail.message.get_content()
+            [token] = _TOKEN.findall(text)
+            assert "/verify-email?token=" in text
+            seen = await own_pages(browser)
+            assert token not in seen
+            assert "Confirm your email address" in seen
+            # The inbox entry is not mailed besides: one message, the one with the link.
+            assert len(smtp_server.received) == 1
+    finally:
+        await rt.close()
 
 
 async def test_sign_in_and_out(client: Http) -> None:
     await sign_up(client)
+    await sign_in(client)
     await submit(client, "/account", "/sign-out", {})
     assert (await client.get("/account", headers=HTML)).status_code == 302
-    wrong = await submit(
-        client, "/sign-in", "/sign-in", {"email": "ada@uni.edu", "password": "nope-nope-nope"}
-    )
-    assert wrong.status_code == 401
-    assert "wrong email or password" in wrong.text
-    unknown = await submit(
-        client, "/sign-in", "/sign-in", {"email": "who@uni.edu", "password": PASSWORD}
-    )
-    assert "wrong email or password" in unknown.text
+    wrong = await sign_in(client, password="nope-nope-nope")
+    assert wrong.status_code == 401  # type: ignore[attr-defined]
+    assert "wrong email or password" in wrong.text  # type: ignore[attr-defined]
+    unknown = await sign_in(client, "who@uni.edu")
+    assert "wrong email or password" in unknown.text  # type: ignore[attr-defined]
     ok = await submit(
         client,
         "/sign-in",
@@ -125,18 +244,14 @@ async def test_forms_without_a_valid_csrf_token_are_refused(client: Http, runtim
         headers=HTML,
     )
     assert forged.status_code == 403
-    async with runtime.sessionmaker() as session:
-        assert await session.scalar(select(Account).where(Account.email == "e@uni.edu")) is None
+    assert await accounts_named(runtime, "e@uni.edu") == 0
 
 
-async def test_password_reset(client: Http, runtime: Runtime) -> None:
+async def test_password_reset(client: Http, runtime: Runtime, mailbox: Mailbox) -> None:
     await sign_up(client)
-    await submit(client, "/account", "/sign-out", {})
     asked = await submit(client, "/forgot-password", "/forgot-password", {"email": "ada@uni.edu"})
     assert "If an account exists" in asked.text
-    nobody = await submit(client, "/forgot-password", "/forgot-password", {"email": "no@uni.edu"})
-    assert nobody.text.count("If an account exists") == 1
-    secret = link_in((await latest_note(runtime, "ada@uni.edu")).body, "/reset-password")
+    secret = mailbox.token("ada@uni.edu", "/reset-password")
     reset = await submit(
         client,
         f"/reset-password?token={secret}",
@@ -144,18 +259,11 @@ async def test_password_reset(client: Http, runtime: Runtime) -> None:
         {"token": secret, "password": "a brand new passphrase"},
     )
     assert reset.status_code == 302
+    assert (await account_of(runtime, "ada@uni.edu")).email_verified_at is not None
     await submit(client, "/account", "/sign-out", {})
-    old = await submit(
-        client, "/sign-in", "/sign-in", {"email": "ada@uni.edu", "password": PASSWORD}
-    )
-    assert old.status_code == 401
-    new = await submit(
-        client,
-        "/sign-in",
-        "/sign-in",
-        {"email": "ada@uni.edu", "password": "a brand new passphrase"},
-    )
-    assert new.status_code == 302
+    assert (await sign_in(client)).status_code == 401  # type: ignore[attr-defined]
+    new = await sign_in(client, password="a brand new passphrase")
+    assert new.status_code == 302  # type: ignore[attr-defined]
     reused = await submit(
         client,
         f"/reset-password?token={secret}",
@@ -166,7 +274,7 @@ async def test_password_reset(client: Http, runtime: Runtime) -> None:
 
 
 async def test_the_first_operator_comes_from_a_one_time_setup_link(
-    client: Http, runtime: Runtime, tmp_path: Path
+    client: Http, runtime: Runtime, mailbox: Mailbox
 ) -> None:
     link = await operator_setup_link(runtime)
     assert link is not None
@@ -179,10 +287,12 @@ async def test_the_first_operator_comes_from_a_one_time_setup_link(
     )
     assert made.status_code == 302
     assert made.headers["location"] == "/ops"
-    async with runtime.sessionmaker() as session:
-        ops = await session.scalar(select(Account).where(Account.email == "ops@lab.example"))
-    assert ops is not None
+    ops = await account_of(runtime, "ops@lab.example")
     assert ops.is_operator
+    # The link proves who runs the gateway, not who reads the mailbox: that is confirmed
+    # the usual way.
+    assert ops.email_verified_at is None
+    assert mailbox.token("ops@lab.example", "/verify-email")
     assert await operator_setup_link(runtime) is None
     again = await submit(
         client,
@@ -191,3 +301,82 @@ async def test_the_first_operator_comes_from_a_one_time_setup_link(
         {"token": secret, "email": "x@lab.example", "password": PASSWORD},
     )
     assert again.status_code == 400
+
+
+# --- no account enumeration -------------------------------------------------------------
+
+
+def _comparable(text: str, *words: str) -> str:
+    """A page with its CSRF token and the given words blanked out."""
+    text = re.sub(r'name="_csrf_token" value="[^"]+"', "", text)
+    for word in words:
+        text = text.replace(word, "ADDRESS")
+    return text
+
+
+async def test_sign_up_with_a_taken_address_answers_as_for_a_new_one(
+    client: Http, runtime: Runtime, mailbox: Mailbox
+) -> None:
+    fresh = await sign_up(client, "new@uni.edu")
+    await sign_up(client, "ada@uni.edu")
+    taken = await sign_up(client, "ada@uni.edu")
+    for answer in (fresh, taken):
+        assert answer.status_code == 200  # type: ignore[attr-defined]
+        assert not any(
+            c.startswith("gw_session=") and "null" not in c
+            for c in answer.headers.get_list("set-cookie")  # type: ignore[attr-defined]
+        )
+    assert _comparable(fresh.text, "new@uni.edu") == _comparable(  # type: ignore[attr-defined]
+        taken.text,  # type: ignore[attr-defined]
+        "ada@uni.edu",
+    )
+    assert await accounts_named(runtime, "ada@uni.edu") == 1
+    # The owner hears of it, with no link that does anything by itself.
+    [*_, told] = mailbox.to("ada@uni.edu")
+    assert told.startswith("Someone tried to create an account with your address")
+    assert "token=" not in told
+    # The password of the account is the one its owner chose.
+    assert (await sign_in(client, "ada@uni.edu")).status_code == 302  # type: ignore[attr-defined]
+
+
+async def test_forgot_password_answers_alike_before_any_work_is_done(
+    settings: Settings, runtime: Runtime, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await identity.sign_up(
+        runtime,
+        limiter_of(runtime),
+        email="ada@uni.edu",
+        password=PASSWORD,
+        display_name="",
+        affiliation="",
+        address=None,
+    )
+    # The work of a reset (looking the account up, issuing its link) waits until the test
+    # lets it go; it holds no transaction while it waits.
+    go = asyncio.Event()
+    work = identity._send_password_reset
+
+    async def held_work(rt: Runtime, normalised: str) -> None:
+        await go.wait()
+        await work(rt, normalised)
+
+    monkeypatch.setattr(identity, "_send_password_reset", held_work)
+    async with AsgiDriver(settings) as browser:
+        answers = {}
+        for email in ("ada@uni.edu", "nobody@uni.edu"):
+            token = await browser.csrf_token("/forgot-password")
+            answers[email] = await browser.post(
+                "/forgot-password", {"email": email, "_csrf_token": token}
+            )
+        # Both answers were complete while the reset for ada was still waiting.
+        assert not go.is_set()
+        for email, answer in answers.items():
+            assert answer.status == 200
+            assert "If an account exists" in answer.text, email
+        assert _comparable(answers["ada@uni.edu"].text) == _comparable(
+            answers["nobody@uni.edu"].text
+        )
+        go.set()
+        await browser.finish()
+    assert mailbox.token("ada@uni.edu", "/reset-password")
+    assert mailbox.to("nobody@uni.edu") == []

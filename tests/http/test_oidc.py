@@ -34,7 +34,7 @@ from gateway.identity.oidc import (
 )
 from gateway.runtime import Runtime
 from tests.fixtures.oidc import MockIssuer
-from tests.http.portal import HTML, Http, link_in, submit
+from tests.http.portal import HTML, Http, Mailbox, confirm_email, submit
 
 pytestmark = [
     pytest.mark.anyio,
@@ -207,8 +207,26 @@ async def test_first_sign_in_creates_a_verified_account_and_the_next_one_reuses_
     assert [k for k, _ in kinds].count("account.oidc_linked") == 1
 
 
+async def test_an_oidc_sign_in_issues_a_fresh_session_id(
+    gateway: Gateway, settings: Settings
+) -> None:
+    subject = new_subject()
+    gateway.issuer.set_user(subject, {"email": "fay@uni.edu", "email_verified": True})
+    await gateway.client.get("/sign-in", headers=HTML)
+    # The session that carries the sign-in to the provider, known to whoever planted it.
+    before = gateway.client.cookies["gw_session"]
+    trip = await sign_in(gateway, subject)
+    assert trip.answer.status_code == 302, trip.answer.text
+    assert gateway.client.cookies["gw_session"] != before
+    assert (await gateway.client.get("/account", headers=HTML)).status_code == 200
+    async with AsyncTestClient(app=create_app(settings=settings)) as attacker:
+        attacker.follow_redirects = False
+        attacker.cookies.set("gw_session", before, domain="testserver.local")
+        assert (await attacker.get("/account", headers=HTML)).status_code == 302
+
+
 async def test_a_verified_email_links_the_existing_local_account(
-    gateway: Gateway, runtime: Runtime
+    gateway: Gateway, runtime: Runtime, mailbox: Mailbox
 ) -> None:
     client = gateway.client
     made = await submit(
@@ -217,9 +235,9 @@ async def test_a_verified_email_links_the_existing_local_account(
         "/sign-up",
         {"email": "bob@uni.edu", "password": PASSWORD, "display_name": "Bob", "affiliation": ""},
     )
-    assert made.status_code == 302
+    assert made.status_code == 200
     [local] = await accounts_with(runtime, "bob@uni.edu")
-    await confirm_email(client, runtime, local.id)
+    assert (await confirm_email(client, mailbox, "bob@uni.edu")).status_code == 302
     await submit(client, "/account", "/sign-out", {})
 
     subject = new_subject()
@@ -243,21 +261,6 @@ async def test_a_verified_email_links_the_existing_local_account(
     assert by_password.status_code == 302
 
 
-async def confirm_email(client: Http, rt: Runtime, account_id: str) -> None:
-    from gateway.db.models import Notification
-
-    async with rt.sessionmaker() as session:
-        note = await session.scalar(
-            select(Notification)
-            .where(Notification.account_id == account_id)
-            .order_by(Notification.id.desc())
-        )
-    assert note is not None
-    secret = link_in(note.body, "/verify-email")
-    confirmed = await client.get(f"/verify-email?token={secret}", headers=HTML)
-    assert "Email confirmed" in confirmed.text
-
-
 async def test_linking_an_unconfirmed_local_account_removes_its_unproven_password(
     gateway: Gateway, runtime: Runtime
 ) -> None:
@@ -268,8 +271,13 @@ async def test_linking_an_unconfirmed_local_account_removes_its_unproven_passwor
         "/sign-up",
         {"email": "carol@uni.edu", "password": PASSWORD, "display_name": "", "affiliation": ""},
     )
-    assert squatter.status_code == 302
-    await submit(gateway.client, "/account", "/sign-out", {})
+    assert squatter.status_code == 200
+    signed_in = await submit(
+        gateway.client, "/sign-in", "/sign-in", {"email": "carol@uni.edu", "password": PASSWORD}
+    )
+    assert signed_in.status_code == 302
+    squatters_cookie = gateway.client.cookies["gw_session"]
+    gateway.client.cookies.clear()
     subject = new_subject()
     gateway.issuer.set_user(subject, {"email": "carol@uni.edu", "email_verified": True})
     trip = await sign_in(gateway, subject)
@@ -292,10 +300,14 @@ async def test_linking_an_unconfirmed_local_account_removes_its_unproven_passwor
         gateway.client, "/sign-in", "/sign-in", {"email": "carol@uni.edu", "password": PASSWORD}
     )
     assert by_password.status_code == 401
+    # The session opened with that password ended too.
+    gateway.client.cookies.clear()
+    gateway.client.cookies.set("gw_session", squatters_cookie)
+    assert (await gateway.client.get("/account", headers=HTML)).status_code == 302
 
 
 async def test_an_email_the_provider_has_not_verified_is_refused(
-    gateway: Gateway, runtime: Runtime
+    gateway: Gateway, runtime: Runtime, mailbox: Mailbox
 ) -> None:
     made = await submit(
         gateway.client,
@@ -303,9 +315,9 @@ async def test_an_email_the_provider_has_not_verified_is_refused(
         "/sign-up",
         {"email": "dave@uni.edu", "password": PASSWORD, "display_name": "", "affiliation": ""},
     )
-    assert made.status_code == 302
+    assert made.status_code == 200
     [local] = await accounts_with(runtime, "dave@uni.edu")
-    await confirm_email(gateway.client, runtime, local.id)
+    assert (await confirm_email(gateway.client, mailbox, "dave@uni.edu")).status_code == 302
     await submit(gateway.client, "/account", "/sign-out", {})
 
     for claims in (

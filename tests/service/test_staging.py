@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from gateway.accounts.service import create_account
-from gateway.db.models import Evidence, Release
+from gateway.db.models import Account, Evidence, Release
 from gateway.downloads.service import Client, Denied, deliver, issue_manifest_for_account
 from gateway.errors import Conflict
 from gateway.grants.service import create_grant
@@ -34,9 +34,13 @@ async def release_row(rt: Runtime) -> Release:
     return row
 
 
-async def download_as(rt: Runtime, email: str, tier: str) -> None:
+async def download_as(rt: Runtime, email: str, tier: str, *, confirmed: bool = True) -> None:
     """A grantee at `tier` fetches one file: the kind of use gates count."""
     account = await create_account(rt, email, operator=False, actor="t")
+    if confirmed:
+        async with rt.transaction() as session:
+            row = await session.get_one(Account, account.id)
+            row.email_verified_at = rt.clock()
     await create_grant(rt, email=email, model=MODEL, tier=tier, days=None, actor="t")
     manifest = await issue_manifest_for_account(
         rt, account, MODEL, "1.0", paths=["README.md"], client=CLIENT
@@ -120,6 +124,19 @@ async def test_the_researcher_gate_counts_use_days_and_two_distinct_operators(
         ).all()
     assert promoted[-1].data["approvals"] == ["op:ann", "op:bob"]
     assert promoted[-1].data["override"] is False
+
+
+async def test_only_confirmed_addresses_count_as_organisations(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    await publish(runtime, tmp_path)
+    await move_release(runtime, MODEL, "1.0", Move.PROMOTE, target="trusted_partner", actor="t")
+    await download_as(runtime, "a@lab-one.example", "trusted_partner")
+    # Anyone can type an address at another lab; until it is confirmed it is no lab.
+    await download_as(runtime, "x@lab-two.example", "trusted_partner", confirmed=False)
+    await download_as(runtime, "y@lab-three.example", "trusted_partner", confirmed=False)
+    status = await stage_status(runtime, MODEL, "1.0")
+    assert (status.grantees_downloaded, status.organisations_downloaded) == (3, 1)
 
 
 async def test_an_override_promotes_and_records_what_was_unmet(
