@@ -57,6 +57,8 @@ class Settings:
     oidc: tuple[OidcProvider, ...] = ()
     webhooks: tuple[Webhook, ...] = ()
     scheduler: bool = True  # run the scheduled jobs in this process (GATEWAY_SCHEDULER=off)
+    # The key-encryption key(s) of the URL signing keys; None: a file under keys_dir.
+    secret_key: str | None = None
 
     @property
     def secure_cookies(self) -> bool:
@@ -79,6 +81,8 @@ class Settings:
                 text = ", ".join(f"{p.name} ({p.issuer})" for p in self.oidc) or "(none)"
             elif field.name == "webhooks":
                 text = ", ".join(w.url for w in self.webhooks) or "(none)"
+            elif field.name == "secret_key":
+                text = "***" if value else f"(a file under {self.keys_dir})"
             else:
                 text = "(not set)" if value is None else _mask_url(str(value))
             shown[field.name] = text
@@ -98,6 +102,7 @@ _ENV = {
     "smtp_url": "GATEWAY_SMTP_URL",
     "mail_from": "GATEWAY_MAIL_FROM",
     "scheduler": "GATEWAY_SCHEDULER",
+    "secret_key": "GATEWAY_SECRET_KEY",
 }
 _TABLES = ("oidc", "webhooks")
 
@@ -161,6 +166,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     scheduler, where = pick("scheduler")
     if scheduler not in (None, "on", "off"):
         raise ConfigError(f"{where}: expected on or off, got {scheduler!r}")
+    secret_key = _check_secret_key(*pick("secret_key"))
     return Settings(
         home=home,
         database_url=database_url,
@@ -174,6 +180,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         oidc=_read_oidc(raw.get("oidc"), f"{config_file}: oidc"),
         webhooks=_read_webhooks(raw.get("webhooks"), f"{config_file}: webhooks"),
         scheduler=scheduler != "off",
+        secret_key=secret_key,
     )
 
 
@@ -236,6 +243,14 @@ def _read_webhooks(value: object, where: str) -> tuple[Webhook, ...]:
             raise ConfigError(f"{here}.events: expected a list of event names")
         hooks.append(Webhook(url=body["url"], secret=secret, events=tuple(events)))
     return tuple(hooks)
+
+
+def _check_secret_key(value: str | None, where: str) -> str | None:
+    if value is not None:
+        from gateway.credentials.key_encryption import parse_keks  # it imports this module
+
+        parse_keks(value, where)
+    return value
 
 
 def _check_database_url(url: str, where: str) -> str:

@@ -8,7 +8,7 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
-from gateway.keys.service import Caller, Unauthenticated, authenticate
+from gateway.keys.service import Caller, Unauthenticated, authenticate, note_key_use
 from gateway.web import Db, Rt
 
 
@@ -19,9 +19,13 @@ async def provide_caller(request: Request[object, object, State], runtime: Rt, d
         raise Unauthenticated(
             "send your API key as `Authorization: Bearer rgk_...`", code="key_invalid"
         )
-    caller = await authenticate(runtime, db, secret.strip(), runtime.clock())
-    # End the read: on SQLite a snapshot kept open would hide what the handler then writes.
+    now = runtime.clock()
+    caller = await authenticate(runtime, db, secret.strip(), now)
+    # End the read, which also gives its connection back: on SQLite a snapshot kept open
+    # would hide what the handler then writes, and noting the key's use takes a connection
+    # of its own, never a second one while this is held.
     await db.commit()
+    await note_key_use(runtime, caller.key, now)
     return caller
 
 

@@ -210,12 +210,13 @@ async def genuine(client: Client, alice: KeyHolder) -> Token:
 
 
 async def server_private_key(runtime: Runtime, kid: str) -> Ed25519PrivateKey:
-    """The gateway's own signing key, read from its table: a forger who has it can sign,
-    so the claims themselves must still be checked."""
+    """The gateway's own signing key, opened with its key-encryption key: a forger who has
+    both can sign, so the claims themselves must still be checked."""
     async with runtime.sessionmaker() as session:
         row = await session.get(UrlSigningKey, kid)
     assert row is not None
-    key = serialization.load_pem_private_key(row.private_pem.encode(), password=None)
+    pem = runtime.key_encryptor.open(row.sealed_private_key, kid=kid)
+    key = serialization.load_pem_private_key(pem, password=None)
     assert isinstance(key, Ed25519PrivateKey)
     return key
 
