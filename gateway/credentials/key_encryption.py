@@ -133,15 +133,15 @@ class LocalKeyEncryptor:
         if self._path is None or self._path.exists():
             return
         self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        written = _write_private(self._path, new_kek_text() + "\n")
         try:
-            # O_EXCL: of two processes starting at once, one writes and the other reads it.
-            fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            # A hard link appears whole or not at all, and fails if the name exists: of two
+            # processes starting at once, one key wins and both read it.
+            os.link(written, self._path)
         except FileExistsError:
-            return
-        with os.fdopen(fd, "w") as out:
-            out.write(new_kek_text() + "\n")
-            out.flush()
-            os.fsync(out.fileno())
+            pass
+        finally:
+            written.unlink()
         self._keys = None
 
     def add_key(self) -> str:
@@ -150,14 +150,7 @@ class LocalKeyEncryptor:
             raise KeyEncryptionError(ROTATE_THE_SETTING)
         current = self._path.read_text(encoding="utf-8") if self._path.exists() else ""
         fresh = new_kek_text()
-        temporary = self._path.with_name(f".{self._path.name}.new")
-        temporary.unlink(missing_ok=True)
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(fresh + "\n" + current)
-            out.flush()
-            os.fsync(out.fileno())
-        temporary.replace(self._path)
+        _write_private(self._path, fresh + "\n" + current).replace(self._path)
         self._keys = None
         return kek_id(parse_keks(fresh, "the new key")[0])
 
@@ -220,6 +213,17 @@ class LocalKeyEncryptor:
             f"{wanted}, but {self.source} holds {held}: set GATEWAY_SECRET_KEY (or restore "
             "the key file) to the key they were encrypted with; every replica needs the same"
         )
+
+
+def _write_private(beside: Path, text: str) -> Path:
+    """A new file next to `beside`, mode 0600 from its creation, written and synced."""
+    path = beside.with_name(f".{beside.name}.{secrets.token_hex(8)}")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    return path
 
 
 def _associated(kid: str) -> bytes:
