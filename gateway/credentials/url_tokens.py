@@ -122,9 +122,9 @@ async def active_key(session: AsyncSession, encryptor: KeyEncryptor) -> SigningK
 async def _reseal(session: AsyncSession, encryptor: KeyEncryptor) -> tuple[int, int]:
     """Seal plaintext rows and re-seal rows under an older KEK with the current one.
 
-    Every sealed row is opened first, so a wrong or missing KEK stops here, naming it,
-    before anything is written. Returns (rows sealed, rows in all). Idempotent: each
-    update is guarded by the value it replaces, so two processes doing it at once agree.
+    Every row is opened, so a wrong or missing KEK stops here, naming it, and the
+    caller's transaction writes nothing. Returns (rows sealed, rows in all). Idempotent:
+    each update is guarded by the value it replaces, so two processes doing it agree.
     """
     rows = (await session.scalars(select(UrlSigningKey))).all()
     if not any(is_sealed(row.sealed_private_key) for row in rows):
