@@ -231,7 +231,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         stores=stores,
         middleware=[sessions.middleware],
         csrf_config=csrf,
-        on_startup=[rt.prepare, start_jobs],
+        on_startup=[start_jobs],
         on_shutdown=[close_runtime],
         template_config=TemplateConfig(
             directory=HERE / "templates",

@@ -102,9 +102,9 @@ class Runtime:
             yield session
 
     async def prepare(self) -> int:
-        """What start-up checks before serving: the key-encryption key opens every URL
-        signing key (else ConfigError naming it), plaintext keys get sealed, and a first
-        key exists. Idempotent; returns how many keys it sealed."""
+        """What `gateway serve` checks before it starts its workers: the key-encryption key
+        opens every URL signing key (else ConfigError naming it), keys stored in clear get
+        sealed, and a first key exists. Idempotent; returns how many keys it sealed."""
         async with self.transaction() as session:
             return await prepare_keys(session, self.key_encryptor, self.clock())
 
