@@ -10,7 +10,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import signal
 import stat
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -42,6 +46,7 @@ from gateway.db.models import UrlSigningKey
 from gateway.runtime import Runtime, build_runtime
 from gateway.signing.release import KEY_FILE, ensure_signing_key
 from tests.conftest import BACKENDS, PostgresServer
+from tests.served import clean_env, free_port
 
 pytestmark = pytest.mark.anyio
 PEM_MARK = "PRIVATE KEY"
@@ -340,3 +345,44 @@ def test_the_release_signing_key_file_is_made_owner_only(tmp_path: Path) -> None
     path.chmod(0o644)
     ensure_signing_key(keys)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("fault", ["wrong-secret-key", "missing-key-file"])
+def test_serve_stops_at_start_naming_the_key_encryption_key(
+    settings_env: Settings, tmp_path: Path, fault: str
+) -> None:
+    first = new_kek_text() if fault == "wrong-secret-key" else None
+    env = clean_env(**{k: v for k, v in os.environ.items() if k.startswith("GATEWAY_")})
+    if first is not None:
+        env["GATEWAY_SECRET_KEY"] = first
+    made = subprocess.run(
+        [sys.executable, "-m", "gateway", "keys", "rotate-url-signing"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    if fault == "wrong-secret-key":
+        env["GATEWAY_SECRET_KEY"] = new_kek_text()
+        named = "GATEWAY_SECRET_KEY"
+    else:
+        (settings_env.keys_dir / KEK_FILE).unlink()
+        named = str(settings_env.keys_dir / KEK_FILE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve", "--port", str(free_port())],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=20)
+    assert process.returncode == 2, output
+    assert named in output
+    assert "Traceback" not in output
