@@ -63,6 +63,8 @@ class Settings:
     webhooks: tuple[Webhook, ...] = ()
     scheduler: bool = True  # run the scheduled jobs in this process (GATEWAY_SCHEDULER=off)
     rate_limits: RateLimits = dataclasses.field(default_factory=RateLimits)
+    # The key-encryption key(s) of the URL signing keys; None: a file under keys_dir.
+    secret_key: str | None = None
 
     @property
     def secure_cookies(self) -> bool:
@@ -87,6 +89,8 @@ class Settings:
                 text = ", ".join(w.url for w in self.webhooks) or "(none)"
             elif field.name == "rate_limits":
                 text = self.rate_limits.describe()
+            elif field.name == "secret_key":
+                text = "***" if value else f"(a file under {self.keys_dir})"
             else:
                 text = "(not set)" if value is None else _mask_url(str(value))
             shown[field.name] = text
@@ -106,6 +110,7 @@ _ENV = {
     "smtp_url": "GATEWAY_SMTP_URL",
     "mail_from": "GATEWAY_MAIL_FROM",
     "scheduler": "GATEWAY_SCHEDULER",
+    "secret_key": "GATEWAY_SECRET_KEY",
 }
 _TABLES = ("oidc", "webhooks", "rate_limits")
 
@@ -169,6 +174,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     scheduler, where = pick("scheduler")
     if scheduler not in (None, "on", "off"):
         raise ConfigError(f"{where}: expected on or off, got {scheduler!r}")
+    secret_key = _check_secret_key(*pick("secret_key"))
     return Settings(
         home=home,
         database_url=database_url,
@@ -183,6 +189,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         webhooks=_read_webhooks(raw.get("webhooks"), f"{config_file}: webhooks"),
         scheduler=scheduler != "off",
         rate_limits=_read_rate_limits(raw.get("rate_limits"), f"{config_file}: rate_limits"),
+        secret_key=secret_key,
     )
 
 
@@ -272,6 +279,14 @@ def _read_webhooks(value: object, where: str) -> tuple[Webhook, ...]:
             )
         )
     return tuple(hooks)
+
+
+def _check_secret_key(value: str | None, where: str) -> str | None:
+    if value is not None:
+        from gateway.credentials.key_encryption import parse_keks  # it imports this module
+
+        parse_keks(value, where)
+    return value
 
 
 def _check_database_url(url: str, where: str) -> str:

@@ -13,10 +13,12 @@ from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.config import ConfigError, Settings
-from gateway.credentials.url_tokens import KeyCache
+from gateway.credentials.key_encryption import KeyEncryptor, LocalKeyEncryptor
+from gateway.credentials.url_tokens import KeyCache, prepare_keys
 from gateway.db.engine import WRITE, make_engine, make_sessionmaker
 from gateway.signing.release import SigningKey, ensure_signing_key
 from gateway.storage import Storage, StorageError, storage_from_url
@@ -61,20 +63,50 @@ class Runtime:
     sessionmaker: async_sessionmaker[AsyncSession]
     storage: Storage
     signing_key: SigningKey
+    key_encryptor: KeyEncryptor
     clock: Callable[[], datetime] = field(default=utcnow)
     url_keys: KeyCache = field(default_factory=KeyCache)
+    # When this process's scheduler started: a job is not overdue before it could have run.
+    scheduler_started_at: datetime | None = None
 
     @property
     def stage_machine(self) -> StageMachine:
         return StageMachine(self.policy.ladder.names)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session whose work commits on success and rolls back on any error."""
+    async def transaction(
+        self, *, lock_wait_seconds: float | None = None
+    ) -> AsyncIterator[AsyncSession]:
+        """A session whose work commits on success and rolls back on any error.
+
+        `lock_wait_seconds` bounds how long it waits for a lock (the SQLite write lock, a
+        PostgreSQL row lock) before failing, for writes that may rather not happen.
+        """
         async with self.sessionmaker() as session, session.begin():
             if self.settings.is_sqlite:
-                await session.connection(execution_options=WRITE)
+                options: dict[str, object] = dict(WRITE)
+                if lock_wait_seconds is not None:
+                    options["sqlite_busy_timeout_ms"] = int(lock_wait_seconds * 1000)
+                await session.connection(execution_options=options)
+            elif lock_wait_seconds is not None:
+                # SET LOCAL takes no bind parameters; the value is our own number.
+                await session.execute(
+                    text(f"SET LOCAL lock_timeout = '{int(lock_wait_seconds * 1000)}ms'")
+                )
             yield session
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A read-only session; its connection goes back to the pool when the block ends."""
+        async with self.sessionmaker() as session:
+            yield session
+
+    async def prepare(self) -> int:
+        """What `gateway serve` checks before it starts its workers: the key-encryption key
+        opens every URL signing key (else ConfigError naming it), keys stored in clear get
+        sealed, and a first key exists. Idempotent; returns how many keys it sealed."""
+        async with self.transaction() as session:
+            return await prepare_keys(session, self.key_encryptor, self.clock())
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -99,4 +131,5 @@ def build_runtime(settings: Settings) -> Runtime:
         sessionmaker=make_sessionmaker(engine),
         storage=storage,
         signing_key=ensure_signing_key(settings.keys_dir),
+        key_encryptor=LocalKeyEncryptor.for_settings(settings),
     )

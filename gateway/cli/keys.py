@@ -11,6 +11,11 @@ from rich.table import Table
 from gateway.accounts.service import find_account, normalise_email
 from gateway.cli.support import out, run
 from gateway.credentials import url_tokens
+from gateway.credentials.key_encryption import (
+    ROTATE_THE_SETTING,
+    KeyEncryptionError,
+    LocalKeyEncryptor,
+)
 from gateway.db.models import Account, ApiKey
 from gateway.errors import NotFound
 from gateway.keys.service import SCOPES, create_key, list_keys, revoke_key
@@ -119,9 +124,36 @@ def keys_rotate_url_signing() -> None:
     async def call(rt: Runtime) -> tuple[str, list[str]]:
         longest = max(tier.url_ttl_seconds for tier in rt.policy.ladder)
         async with rt.transaction() as session:
-            return await url_tokens.rotate(session, rt.clock(), longest)
+            return await url_tokens.rotate(session, rt.key_encryptor, rt.clock(), longest)
 
     kid, retired = run(call)
     out.print(f"Signing download URLs with key {kid}.")
     for old in retired:
         out.print(f"Key {old} retired; it verifies until its last URL expires.")
+
+
+@keys.command("rotate-secret-key")
+def keys_rotate_secret_key() -> None:
+    """Encrypt the URL signing keys with a new key-encryption key (the key file's).
+
+    The new key goes first in GATEWAY_HOME/keys/secret-key and the old ones stay after
+    it, so processes still running keep opening the keys; with GATEWAY_SECRET_KEY set,
+    put the new key first there and restart instead: every start re-encrypts.
+    """
+
+    async def call(rt: Runtime) -> tuple[str, int, int]:
+        encryptor = rt.key_encryptor
+        if not isinstance(encryptor, LocalKeyEncryptor) or encryptor.path is None:
+            raise KeyEncryptionError(ROTATE_THE_SETTING)
+        # Opened first: a key file that cannot open the keys is not extended.
+        async with rt.transaction() as session:
+            await url_tokens.reseal_keys(session, encryptor)
+        new_id = encryptor.add_key()
+        async with rt.transaction() as session:
+            changed, total = await url_tokens.reseal_keys(session, encryptor)
+        return new_id, changed, total
+
+    new_id, changed, total = run(call)
+    out.print(f"URL signing keys now encrypted with key-encryption key {new_id}.")
+    out.print(f"Re-encrypted {changed} of {total} key(s); the older key-encryption keys stay")
+    out.print("in the key file after the new one, so running processes keep working.")

@@ -74,6 +74,8 @@ async def _prepare(runtime: Runtime, demo: bool) -> tuple[list[str], SetupLink |
     from gateway.demo import seed_demo
 
     try:
+        # A wrong or missing key-encryption key stops the start here, naming it.
+        await runtime.prepare()
         seeded = await seed_demo(runtime) if demo else []
         return seeded, await operator_setup_link(runtime)
     finally:

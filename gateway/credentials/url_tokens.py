@@ -1,26 +1,40 @@
 """Download tokens: short-lived Ed25519 JWTs, one artifact each, signed with a rotating key.
 
-Keys live in the database so every replica signs and verifies with the same set. A
-retired key still verifies until `verify_until` (its last token's expiry), and all keys
-that still verify are published as a JWKS so an edge can check tokens too.
+Keys live in the database so every replica signs and verifies with the same set; their
+private halves are sealed with the key-encryption key (key_encryption.py), which is not in
+the database. A retired key still verifies until `verify_until` (its last token's
+expiry), and all keys that still verify are published as a JWKS so an edge can check
+tokens too.
+
+A token is accepted only as this gateway writes it: the compact form with each segment in
+unpadded base64url exactly as re-encoding gives it back, our claims and no others, each of
+the type and range we issue. Anything else is `url_invalid`, never an error of ours.
 """
 
 from __future__ import annotations
 
+import asyncio
+import binascii
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import or_, select
+from jwt.utils import base64url_decode, base64url_encode
+from sqlalchemy import or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.credentials.key_encryption import KeyEncryptionError, KeyEncryptor, is_sealed
 from gateway.db.models import UrlSigningKey
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
 
 ALGORITHM = "EdDSA"
 AUDIENCE = "release-gateway:download"
@@ -28,9 +42,19 @@ AUDIENCE = "release-gateway:download"
 # still honoured rather than failing a download that just started.
 LEEWAY_SECONDS = 5
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat", "jti", "grant", "art", "dl")
+# `key`: the API key the URL was issued under (absent for a portal session's URLs).
+CLAIMS = frozenset({*REQUIRED_CLAIMS, "key"})
 # How long a process keeps using the key it loaded; rotation waits this long plus the
 # longest URL lifetime before the old key stops verifying.
 KEY_CACHE_SECONDS = 60
+UNKNOWN_KID_RECHECK = 1.0
+# Our tokens are about 500 characters; a longer one is not ours and is not parsed.
+MAX_TOKEN_LENGTH = 2048
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+_IDENTIFIER = re.compile(r"[A-Za-z0-9-]{1,64}")  # uuids and hex ids, as issued
+_LATEST_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z, the last second datetime holds
+_LARGEST_ARTIFACT_ID = 2**31 - 1  # the column is a 32-bit integer
+_PREPARE_LOCK = int.from_bytes(hashlib.sha256(b"gateway:url-signing-keys").digest()[:8], "big") >> 1
 
 
 class TokenExpired(Exception):
@@ -49,6 +73,7 @@ class DownloadClaims:
     download_id: str
     token_id: str
     expires_at: datetime
+    key_id: str | None  # None: issued to a signed-in portal session
 
 
 @dataclass(frozen=True)
@@ -57,7 +82,7 @@ class SigningKeyPair:
     private_key: Ed25519PrivateKey
 
 
-def _new_key_row(now: datetime) -> UrlSigningKey:
+def _new_key_row(now: datetime, encryptor: KeyEncryptor) -> UrlSigningKey:
     private = Ed25519PrivateKey.generate()
     public_raw = private.public_key().public_bytes(
         serialization.Encoding.Raw, serialization.PublicFormat.Raw
@@ -67,12 +92,22 @@ def _new_key_row(now: datetime) -> UrlSigningKey:
     jwk.update({"kid": kid, "alg": ALGORITHM, "use": "sig"})
     pem = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return UrlSigningKey(kid=kid, private_pem=pem, public_jwk=jwk, created_at=now)
+    )
+    sealed = encryptor.seal(pem, kid=kid)
+    return UrlSigningKey(kid=kid, sealed_private_key=sealed, public_jwk=jwk, created_at=now)
 
 
-async def active_key(session: AsyncSession, now: datetime) -> SigningKeyPair:
-    """The newest unretired key, created on first use."""
+def _private_key(row: UrlSigningKey, encryptor: KeyEncryptor) -> Ed25519PrivateKey:
+    stored = row.sealed_private_key
+    # A row from before sealing holds PEM until the start-up step seals it.
+    pem = encryptor.open(stored, kid=row.kid) if is_sealed(stored) else stored.encode()
+    private = serialization.load_pem_private_key(pem, password=None)
+    assert isinstance(private, Ed25519PrivateKey)
+    return private
+
+
+async def active_key(session: AsyncSession, encryptor: KeyEncryptor) -> SigningKeyPair | None:
+    """The newest unretired key, or None if there is none yet (a read: nothing is written)."""
     row = await session.scalar(
         select(UrlSigningKey)
         .where(UrlSigningKey.retired_at.is_(None))
@@ -80,18 +115,63 @@ async def active_key(session: AsyncSession, now: datetime) -> SigningKeyPair:
         .limit(1)
     )
     if row is None:
-        row = _new_key_row(now)
-        session.add(row)
+        return None
+    return SigningKeyPair(kid=row.kid, private_key=_private_key(row, encryptor))
+
+
+async def _reseal(session: AsyncSession, encryptor: KeyEncryptor) -> tuple[int, int]:
+    """Seal plaintext rows and re-seal rows under an older KEK with the current one.
+
+    Every row is opened, so a wrong or missing KEK stops here, naming it, and the
+    caller's transaction writes nothing. Returns (rows sealed, rows in all). Idempotent:
+    each update is guarded by the value it replaces, so two processes doing it agree.
+    """
+    rows = (await session.scalars(select(UrlSigningKey))).all()
+    if not any(is_sealed(row.sealed_private_key) for row in rows):
+        # Nothing is sealed yet: a key-encryption key made now loses nothing.
+        encryptor.create_if_missing()
+    changed = 0
+    for row in rows:
+        stored = row.sealed_private_key
+        if is_sealed(stored) and encryptor.is_current(stored):
+            encryptor.open(stored, kid=row.kid)
+            continue
+        pem = encryptor.open(stored, kid=row.kid) if is_sealed(stored) else stored.encode()
+        if not pem.startswith(b"-----BEGIN PRIVATE KEY-----"):
+            raise KeyEncryptionError(f"URL signing key {row.kid} does not hold a private key")
+        result = await session.execute(
+            update(UrlSigningKey)
+            .where(UrlSigningKey.kid == row.kid, UrlSigningKey.sealed_private_key == stored)
+            .values(sealed_private_key=encryptor.seal(pem, kid=row.kid))
+            .execution_options(synchronize_session=False)
+        )
+        changed += result.rowcount  # type: ignore[attr-defined]
+    return changed, len(rows)
+
+
+async def prepare_keys(session: AsyncSession, encryptor: KeyEncryptor, now: datetime) -> int:
+    """At start: check the KEK opens every key, seal what is not, and make the first key.
+
+    Runs in the caller's write transaction. Returns how many rows it (re-)sealed.
+    """
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        # Replicas starting together wait for each other here rather than each making a
+        # first key (on SQLite the write transaction already serialises them).
+        await connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PREPARE_LOCK})
+    changed, _ = await _reseal(session, encryptor)
+    if await active_key(session, encryptor) is None:
+        session.add(_new_key_row(now, encryptor))
         await session.flush()
-    private = serialization.load_pem_private_key(row.private_pem.encode(), password=None)
-    assert isinstance(private, Ed25519PrivateKey)
-    return SigningKeyPair(kid=row.kid, private_key=private)
+    return changed
 
 
 async def rotate(
-    session: AsyncSession, now: datetime, longest_ttl_seconds: int
+    session: AsyncSession, encryptor: KeyEncryptor, now: datetime, longest_ttl_seconds: int
 ) -> tuple[str, list[str]]:
-    """Start signing with a new key; retire the others. Returns (new kid, retired kids)."""
+    """Start signing with a new key; retire the others; every key ends up sealed with the
+    current key-encryption key. Returns (new kid, retired kids)."""
+    await _reseal(session, encryptor)
     grace = timedelta(seconds=longest_ttl_seconds + KEY_CACHE_SECONDS + LEEWAY_SECONDS)
     current = (
         await session.scalars(select(UrlSigningKey).where(UrlSigningKey.retired_at.is_(None)))
@@ -99,10 +179,15 @@ async def rotate(
     for row in current:
         row.retired_at = now
         row.verify_until = now + grace
-    fresh = _new_key_row(now)
+    fresh = _new_key_row(now, encryptor)
     session.add(fresh)
     await session.flush()
     return fresh.kid, [row.kid for row in current]
+
+
+async def reseal_keys(session: AsyncSession, encryptor: KeyEncryptor) -> tuple[int, int]:
+    """Seal every key with the current key-encryption key; (rows re-sealed, rows in all)."""
+    return await _reseal(session, encryptor)
 
 
 async def verifying_keys(session: AsyncSession, now: datetime) -> dict[str, dict[str, Any]]:
@@ -125,12 +210,14 @@ def issue(
     grant_id: str,
     artifact_id: int,
     download_id: str,
+    key_id: str | None,
     now: datetime,
     ttl_seconds: int,
 ) -> tuple[str, datetime]:
-    """A signed token for one artifact, and when it expires."""
+    """A signed token for one artifact, and when it expires; `key_id` is the API key it is
+    issued under, so that revoking the key stops the URL (None for a portal session)."""
     expires = now + timedelta(seconds=ttl_seconds)
-    payload = {
+    payload: dict[str, Any] = {
         "iss": issuer,
         "aud": AUDIENCE,
         "sub": account_id,
@@ -141,14 +228,40 @@ def issue(
         "exp": int(expires.timestamp()),
         "jti": uuid.uuid4().hex,
     }
+    if key_id is not None:
+        payload["key"] = key_id
     token = jwt.encode(payload, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
     return token, expires
+
+
+def is_canonical(token: str) -> bool:
+    """Three segments, each unpadded base64url that re-encodes to itself.
+
+    Base64 decoders forgive padding, stray characters and spare bits; a token that only
+    decodes to ours is a different string, and a URL we never issued is refused.
+    """
+    if len(token) > MAX_TOKEN_LENGTH:
+        return False
+    segments = token.split(".")
+    if len(segments) != 3:
+        return False
+    for segment in segments:
+        if _SEGMENT.fullmatch(segment) is None:
+            return False
+        try:
+            if base64url_encode(base64url_decode(segment)).decode() != segment:
+                return False
+        except (binascii.Error, ValueError):
+            return False
+    return True
 
 
 def verify(
     token: str, *, issuer: str, keys: dict[str, dict[str, Any]], now: datetime
 ) -> DownloadClaims:
-    """Check a token's signature and claims; TokenExpired or TokenInvalid otherwise."""
+    """Check a token's form, signature and claims; TokenExpired or TokenInvalid otherwise."""
+    if not is_canonical(token):
+        raise TokenInvalid("this download link is malformed")
     try:
         header = jwt.get_unverified_header(token)
     except jwt.InvalidTokenError as exc:
@@ -156,7 +269,8 @@ def verify(
     # The algorithm is pinned: a token claiming `none` or HS256 never reaches a key.
     if header.get("alg") != ALGORITHM:
         raise TokenInvalid("this download link was not signed by this gateway")
-    jwk = keys.get(str(header.get("kid")))
+    kid = header.get("kid")
+    jwk = keys.get(kid) if isinstance(kid, str) else None
     if jwk is None:
         raise TokenInvalid("this download link was signed with a key this gateway does not know")
     public = jwt.algorithms.OKPAlgorithm.from_jwk(json.dumps(jwk))
@@ -168,33 +282,60 @@ def verify(
             algorithms=[ALGORITHM],  # pinned, never taken from the token
             audience=AUDIENCE,  # a token minted for another purpose is refused
             issuer=issuer,  # and one from another gateway
-            # Expiry is checked below against the gateway's clock, not the library's, so
-            # that every decision in a request uses one `now`; presence is still required.
-            options={"require": list(REQUIRED_CLAIMS), "verify_exp": False, "verify_iat": False},
+            options={
+                "require": list(REQUIRED_CLAIMS),
+                # `aud` is the one string we write, never a list that happens to hold it.
+                "strict_aud": True,
+                # Expiry is checked below against the gateway's clock, not the library's,
+                # so that every decision in a request uses one `now`.
+                "verify_exp": False,
+                "verify_iat": False,
+                # We never write `nbf`; a token that carries it is refused below.
+                "verify_nbf": False,
+            },
         )
     except jwt.InvalidTokenError as exc:
         raise TokenInvalid("this download link is not valid") from exc
+    return _claims(claims, now)
+
+
+def _claims(claims: dict[str, Any], now: datetime) -> DownloadClaims:
+    """Our claims, each of the type and range we issue, judged against `now`.
+
+    Only a holder of the signing key reaches here with odd values, but even they get a
+    refusal, never an overflow: numbers must be integers a datetime or a column can hold.
+    """
+    invalid = TokenInvalid("this download link is not valid")
+    if set(claims) - CLAIMS:
+        raise invalid
+    expires, issued, artifact = claims["exp"], claims["iat"], claims["art"]
+    if not all(_is_int(v, 0, _LATEST_TIMESTAMP) for v in (expires, issued)):
+        raise invalid
+    if not _is_int(artifact, 1, _LARGEST_ARTIFACT_ID):
+        raise invalid
+    names = ("sub", "grant", "dl", "jti", *(("key",) if "key" in claims else ()))
+    if not all(isinstance(claims[n], str) and _IDENTIFIER.fullmatch(claims[n]) for n in names):
+        raise invalid
     moment = now.timestamp()
-    try:
-        expires, issued = int(claims["exp"]), int(claims["iat"])
-    except (TypeError, ValueError) as exc:
-        raise TokenInvalid("this download link is not valid") from exc
     if issued > moment + LEEWAY_SECONDS:
         raise TokenInvalid("this download link is not valid yet")
     # The signature was checked first, so an expired token here is a genuine one.
     if expires + LEEWAY_SECONDS < moment:
         raise TokenExpired("this download link has expired")
-    try:
-        return DownloadClaims(
-            account_id=str(claims["sub"]),
-            grant_id=str(claims["grant"]),
-            artifact_id=int(claims["art"]),
-            download_id=str(claims["dl"]),
-            token_id=str(claims["jti"]),
-            expires_at=datetime.fromtimestamp(int(claims["exp"]), tz=now.tzinfo),
-        )
-    except (TypeError, ValueError) as exc:
-        raise TokenInvalid("this download link is not valid") from exc
+    return DownloadClaims(
+        account_id=claims["sub"],
+        grant_id=claims["grant"],
+        artifact_id=artifact,
+        download_id=claims["dl"],
+        token_id=claims["jti"],
+        expires_at=datetime.fromtimestamp(expires, tz=now.tzinfo or UTC),
+        key_id=claims.get("key"),
+    )
+
+
+def _is_int(value: object, low: int, high: int) -> bool:
+    # bool is an int to Python, and a float may be huge or not a number at all.
+    return type(value) is int and low <= value <= high
 
 
 class KeyCache:
@@ -207,21 +348,43 @@ class KeyCache:
     def __init__(self) -> None:
         self._signing: tuple[datetime, SigningKeyPair] | None = None
         self._verifying: tuple[datetime, dict[str, dict[str, Any]]] | None = None
+        self._refreshing = asyncio.Lock()
 
-    async def signing(self, rt: Any, now: datetime) -> SigningKeyPair:
-        """The key to sign with; `rt` is the Runtime (its write transaction may create one)."""
+    async def signing(self, rt: Runtime, now: datetime) -> SigningKeyPair:
+        """The key to sign with. Call it holding no database connection: a refresh takes
+        one of its own, a short read (and a write only if no key exists yet)."""
+        if self._fresh_signing(now) is None:
+            # One refresh per process at a time; the others wait for it, not for the pool.
+            async with self._refreshing:
+                if self._fresh_signing(now) is None:
+                    async with rt.reading() as session:
+                        found = await active_key(session, rt.key_encryptor)
+                    if found is None:
+                        async with rt.transaction() as session:
+                            await prepare_keys(session, rt.key_encryptor, now)
+                            found = await active_key(session, rt.key_encryptor)
+                    assert found is not None
+                    self._signing = (now, found)
+        assert self._signing is not None
+        return self._signing[1]
+
+    def _fresh_signing(self, now: datetime) -> SigningKeyPair | None:
         if self._signing is None or (now - self._signing[0]).total_seconds() > KEY_CACHE_SECONDS:
-            async with rt.transaction() as session:
-                self._signing = (now, await active_key(session, now))
+            return None
         return self._signing[1]
 
     async def verifying(
         self, session: AsyncSession, now: datetime, kid: str | None
     ) -> dict[str, dict[str, Any]]:
+        """Public keys by kid, read in the caller's session when stale."""
+        age = None if self._verifying is None else (now - self._verifying[0]).total_seconds()
         stale = (
             self._verifying is None
-            or (now - self._verifying[0]).total_seconds() > KEY_CACHE_SECONDS
-            or (kid is not None and kid not in self._verifying[1])
+            or age is None
+            or age > KEY_CACHE_SECONDS
+            # A kid not seen yet may be another process's rotation; re-read, but at most
+            # once a second, so that made-up kids cannot turn every request into a query.
+            or (kid is not None and kid not in self._verifying[1] and age >= UNKNOWN_KID_RECHECK)
         )
         if stale:
             self._verifying = (now, await verifying_keys(session, now))
@@ -234,8 +397,11 @@ class KeyCache:
 
 
 def unverified_kid(token: str) -> str | None:
+    """The kid a canonical token names, unchecked (to know whether to re-read the keys)."""
+    if not is_canonical(token):
+        return None
     try:
         kid = jwt.get_unverified_header(token).get("kid")
     except jwt.InvalidTokenError:
         return None
-    return kid if isinstance(kid, str) else None
+    return kid if isinstance(kid, str) and _IDENTIFIER.fullmatch(kid) else None

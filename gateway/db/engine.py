@@ -12,15 +12,32 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+POOL_SIZE = 10
+MAX_OVERFLOW = 10
+POOL_TIMEOUT_SECONDS = 30.0
+BUSY_TIMEOUT_MS = 30000
 
-def make_engine(database_url: str) -> AsyncEngine:
-    """An engine for the URL; on SQLite with WAL, foreign keys and a busy timeout."""
+
+def make_engine(
+    database_url: str,
+    *,
+    pool_size: int = POOL_SIZE,
+    max_overflow: int = MAX_OVERFLOW,
+    pool_timeout: float = POOL_TIMEOUT_SECONDS,
+) -> AsyncEngine:
+    """An engine for the URL; on SQLite with WAL, foreign keys and a busy timeout.
+
+    Every request, command and job uses one pooled connection at a time, so the pool
+    bounds concurrency and never deadlocks; the sizes are parameters for the tests that
+    prove it with a pool deliberately small.
+    """
+    pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
     if database_url.startswith("sqlite"):
-        engine = create_async_engine(database_url, connect_args={"timeout": 30})
+        engine = create_async_engine(database_url, connect_args={"timeout": 30}, **pool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
-    return create_async_engine(database_url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(database_url, pool_pre_ping=True, **pool)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -31,7 +48,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
@@ -42,7 +59,12 @@ def _sqlite_begin(connection: Any) -> None:
     # A WAL reader that later writes fails at once (SQLITE_BUSY_SNAPSHOT, no busy wait) if
     # another writer committed meanwhile. Write transactions therefore take the write lock
     # up front and queue behind the busy timeout; plain reads stay deferred and concurrent.
-    immediate = connection.get_execution_options().get("sqlite_begin_immediate", False)
+    options = connection.get_execution_options()
+    immediate = options.get("sqlite_begin_immediate", False)
+    # A best-effort write waits less for the lock than real work does; the timeout is a
+    # setting of the connection, so each transaction says its own.
+    busy = int(options.get("sqlite_busy_timeout_ms", BUSY_TIMEOUT_MS))
+    connection.exec_driver_sql(f"PRAGMA busy_timeout={busy}")
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 

@@ -215,12 +215,15 @@ class ApiKey(Base):
 
 
 class UrlSigningKey(Base):
-    """Ed25519 keys that sign download tokens. Retired keys verify until `verify_until`."""
+    """Ed25519 keys that sign download tokens. Retired keys verify until `verify_until`.
+
+    The private key is sealed with the key-encryption key (gateway/credentials/
+    key_encryption.py); a row from before sealing holds PEM until the next start."""
 
     __tablename__ = "url_signing_keys"
 
     kid: Mapped[str] = mapped_column(String(64), primary_key=True)
-    private_pem: Mapped[str] = mapped_column(Text)
+    sealed_private_key: Mapped[str] = mapped_column(Text)
     public_jwk: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
     retired_at: Mapped[datetime | None]

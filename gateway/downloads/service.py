@@ -26,6 +26,7 @@ from gateway.catalog.service import get_release
 from gateway.credentials import url_tokens
 from gateway.db.models import (
     Account,
+    ApiKey,
     Artifact,
     Component,
     Download,
@@ -181,10 +182,13 @@ async def issue_manifest(
 ) -> DownloadManifest:
     """Signed URLs for every artifact the caller's grant may fetch now, and why not the rest."""
     now = rt.clock()
-    # Reads in a plain session; the evidence is written afterwards in one short write
-    # transaction, so the database's write lock is held for the inserts alone.
+    # One connection at a time: the signing key first (its cache may read it), then the
+    # reads in a plain session, then the evidence in one short write transaction, so the
+    # database's write lock is held for the inserts alone and no step waits for a second
+    # connection while holding one.
+    signing_key = await rt.url_keys.signing(rt, now)
     pending: list[dict[str, Any]] = []
-    async with rt.sessionmaker() as session:
+    async with rt.reading() as session:
         release = await get_release(session, model, version)
         grants = (
             await session.scalars(
@@ -219,6 +223,7 @@ async def issue_manifest(
             manifest = await _issue(
                 rt,
                 session,
+                signing_key,
                 now,
                 caller,
                 release,
@@ -290,6 +295,7 @@ def _best_grant(
 async def _issue(
     rt: Runtime,
     session: AsyncSession,
+    key: url_tokens.SigningKeyPair,
     now: datetime,
     caller: Requester,
     release: Release,
@@ -313,7 +319,6 @@ async def _issue(
     # Not dict(result): a Result has .keys() (its columns), which dict() would misread.
     used = {artifact_id: count for artifact_id, count in usage}  # noqa: C416 - dict(Result) reads its .keys()
     continuing = await _continuable(session, grant, now, continue_ids or {}, artifacts)
-    key = await rt.url_keys.signing(rt, now)
     base = rt.settings.public_url
     issued: list[IssuedUrl] = []
     withheld: list[WithheldArtifact] = []
@@ -348,6 +353,7 @@ async def _issue(
             grant_id=grant.id,
             artifact_id=artifact.id,
             download_id=download_id,
+            key_id=caller.key.id if caller.key is not None else None,
             now=now,
             ttl_seconds=tier.url_ttl_seconds,
         )
@@ -472,26 +478,24 @@ async def deliver(
 ) -> Delivery:
     """Check a download token and the live state; record the request; say what to send."""
     now = rt.clock()
-    async with rt.sessionmaker() as session:
-        keys = await rt.url_keys.verifying(session, now, url_tokens.unverified_kid(token))
-    try:
-        claims = url_tokens.verify(token, issuer=rt.settings.public_url, keys=keys, now=now)
-    except url_tokens.TokenExpired as exc:
-        raise Denied(
-            Reason.URL_EXPIRED,
-            str(exc),
-            hint=(
-                "ask for a fresh URL: POST the release's /downloads again "
-                "(gateway download does this by itself)"
-            ),
-        ) from exc
-    except url_tokens.TokenInvalid as exc:
-        raise Denied(Reason.URL_INVALID, str(exc)) from exc
-
     refusal: Denied | None = None
-    # The live state is read in a plain session; only taking a quota unit and writing the
-    # evidence need the write lock, in a short transaction of their own.
-    async with rt.sessionmaker() as session:
+    # The token and the live state are read in one plain session; only taking a quota
+    # unit and writing the evidence need the write lock, in a short transaction after it.
+    async with rt.reading() as session:
+        keys = await rt.url_keys.verifying(session, now, url_tokens.unverified_kid(token))
+        try:
+            claims = url_tokens.verify(token, issuer=rt.settings.public_url, keys=keys, now=now)
+        except url_tokens.TokenExpired as exc:
+            raise Denied(
+                Reason.URL_EXPIRED,
+                str(exc),
+                hint=(
+                    "ask for a fresh URL: POST the release's /downloads again "
+                    "(gateway download does this by itself)"
+                ),
+            ) from exc
+        except url_tokens.TokenInvalid as exc:
+            raise Denied(Reason.URL_INVALID, str(exc)) from exc
         row = (
             await session.execute(
                 select(Grant, Account, Artifact, Component, Release, Model)
@@ -508,6 +512,9 @@ async def deliver(
         grant, account, artifact, component, release, model = row
         if account.id != claims.account_id or release.model_id != grant.model_id:
             raise Denied(Reason.URL_INVALID, "this download link does not match its grant")
+        # A URL issued under an API key lives only as long as the key: revoking a leaked
+        # key stops its links too. Portal URLs carry no key and answer to the account.
+        key = await _issuing_key(session, claims)
         release.model = model
         recalled = await _recalled_tiers(session, release.id, rt)
         try:
@@ -539,7 +546,7 @@ async def deliver(
                 grant=grant,
                 release=release,
                 component=component.name,
-                key=None,
+                key=key_facts_of(key) if key is not None else None,
                 recalled=recalled,
                 quota_left=quota_left,
             ),
@@ -574,6 +581,7 @@ async def deliver(
                 "path": artifact.path,
                 "tier": grant.tier,
                 "download": claims.download_id,
+                "key": claims.key_id or "portal-session",
                 "method": method,
                 "range": range_header,
                 "outcome": refusal.code if refusal else "allowed",
@@ -597,6 +605,16 @@ async def deliver(
         redirect_url=redirect,
         local_path=local,
     )
+
+
+async def _issuing_key(session: AsyncSession, claims: url_tokens.DownloadClaims) -> ApiKey | None:
+    """The API key a URL was issued under, or None for a portal session's URL."""
+    if claims.key_id is None:
+        return None
+    key = await session.get(ApiKey, claims.key_id)
+    if key is None or key.account_id != claims.account_id:
+        raise Denied(Reason.URL_INVALID, "this download link does not match its API key")
+    return key
 
 
 async def _local_path(rt: Runtime, sha256: str) -> Any:

@@ -18,7 +18,7 @@ from litestar.params import JSONBody, PathParameter
 
 from gateway.api_reference import BEARER_OPTIONAL, COMMON, answers
 from gateway.incidents import service
-from gateway.keys.service import Unauthenticated, authenticate
+from gateway.keys.service import Unauthenticated, authenticate, note_key_use
 from gateway.web import Db, Limiter, Rt
 
 TrackingCode = Annotated[str, PathParameter(description="The tracking code, e.g. INC-7K3Q-9XWD")]
@@ -83,6 +83,7 @@ async def _reporter(request: Request[Any, Any, State], runtime: Rt, db: Db) -> s
     caller = await authenticate(runtime, db, secret.strip(), now)
     # End the read: on SQLite a snapshot kept open would hide what the handler then writes.
     await db.commit()
+    await note_key_use(runtime, caller.key, now)
     # Any scope will do: the key only says who reports.
     if caller.key.revoked_at is not None or caller.key.expires_at <= now:
         raise Unauthenticated(

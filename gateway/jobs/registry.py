@@ -201,15 +201,22 @@ async def run_due(rt: Runtime, *, force: bool = False) -> list[tuple[str, str | 
 
 
 async def stale_jobs(rt: Runtime, *, slack: float = 3.0) -> list[str]:
-    """Jobs that have not started for `slack` times their interval: the scheduler is stuck."""
+    """Jobs that have not started for `slack` times their interval: the scheduler is stuck.
+
+    The wait counts from the later of the job's last start (by any process) and this
+    process's scheduler start: right after a fleet restarts, the last recorded runs are
+    old, but no process has had the chance to run the job yet.
+    """
     now = rt.clock()
-    async with rt.sessionmaker() as session:
+    async with rt.reading() as session:
         rows = {row.name: row for row in (await session.scalars(select(JobRun))).all()}
+    since_start = rt.scheduler_started_at
     stale = []
     for job in JOBS:
         row = rows.get(job.name)
-        if row is None or row.last_started_at is None:
-            continue  # never ran yet: a fresh gateway is not stale
-        if now - row.last_started_at > job.every * slack:
+        moments = [m for m in (row.last_started_at if row else None, since_start) if m]
+        if not moments:
+            continue  # no scheduler here and no run recorded: nothing to judge
+        if now - max(moments) > job.every * slack:
             stale.append(job.name)
     return stale

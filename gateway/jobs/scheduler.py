@@ -24,6 +24,8 @@ def start_scheduler(rt: Runtime) -> AsyncIOScheduler:
             coalesce=True,
         )
     scheduler.start()
+    # Staleness counts from here: after a restart no job is overdue before it could run.
+    rt.scheduler_started_at = rt.clock()
     return scheduler
 
 

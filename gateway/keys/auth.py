@@ -9,7 +9,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 
 from gateway.downloads.service import Denied
-from gateway.keys.service import Caller, Unauthenticated, authenticate
+from gateway.keys.service import Caller, Unauthenticated, authenticate, note_key_use
 from gateway.web import Db, Rt
 from stages.access import Deny, check_account
 
@@ -23,8 +23,11 @@ async def provide_caller(request: Request[object, object, State], runtime: Rt, d
         raise Unauthenticated(
             "send your API key as `Authorization: Bearer rgk_...`", code="key_invalid"
         )
-    caller = await authenticate(runtime, db, secret.strip(), runtime.clock())
-    # End the read: on SQLite a snapshot kept open would hide what the handler then writes.
+    now = runtime.clock()
+    caller = await authenticate(runtime, db, secret.strip(), now)
+    # End the read, which also gives its connection back: on SQLite a snapshot kept open
+    # would hide what the handler then writes, and noting the key's use takes a connection
+    # of its own, never a second one while this is held.
     await db.commit()
     # Every use of a key, whatever the route: a suspended account's keys open nothing.
     decision = check_account(caller.account.status)
@@ -34,6 +37,7 @@ async def provide_caller(request: Request[object, object, State], runtime: Rt, d
             f"{decision.message}; its API keys cannot be used",
             hint=f"see why and how to appeal at {runtime.settings.public_url}{STANDING}",
         )
+    await note_key_use(runtime, caller.key, now)
     return caller
 
 

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -32,6 +32,7 @@ SCOPES = ("download", "apply", "keys", "admin")
 # last_used_at is for people ("used 2 hours ago"); writing it on every request would turn
 # every read into a write, so it is refreshed at most this often.
 LAST_USED_RESOLUTION = timedelta(minutes=5)
+LAST_USED_LOCK_WAIT_SECONDS = 2.0
 
 
 class Unauthenticated(GatewayError):
@@ -154,7 +155,8 @@ class Caller:
 
 
 async def authenticate(rt: Runtime, session: AsyncSession, secret: str, now: datetime) -> Caller:
-    """The account and key behind a bearer secret, or Unauthenticated (401).
+    """The account and key behind a bearer secret, or Unauthenticated (401). A read only:
+    the caller ends it, then notes the key's use with `note_key_use`.
 
     Revocation, expiry and scope are not judged here: the access decision does that, so
     every denial has the same reasons everywhere.
@@ -174,21 +176,36 @@ async def authenticate(rt: Runtime, session: AsyncSession, secret: str, now: dat
     if found is None:
         raise Unauthenticated("this API key is not known to this gateway", code="key_invalid")
     key, account = found
-    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
-        await _touch(rt, key.id, now)
-        # Shown as written, without marking the caller's read session dirty (a write there
-        # would need the lock this request does not hold).
-        set_committed_value(key, "last_used_at", now)
     return Caller(account=account, key=key)
 
 
-async def _touch(rt: Runtime, key_id: str, now: datetime) -> None:
-    # Best effort, in a write transaction of its own: a busy database must never turn a
-    # good request into an error just to note when a key was last used.
+async def note_key_use(rt: Runtime, key: ApiKey, now: datetime) -> None:
+    """Record when a key was last used, at most every LAST_USED_RESOLUTION; best effort.
+
+    Call it holding no connection (after the read that found the key has ended): it takes
+    one of its own for a short write, so a request never waits for a second connection
+    while holding one. It waits briefly for locks and never fails the request: the time a
+    key was last used is for people, not worth an error or a stall.
+    """
+    if key.last_used_at is not None and now - key.last_used_at < LAST_USED_RESOLUTION:
+        return
     try:
-        async with rt.transaction() as session:
+        async with rt.transaction(lock_wait_seconds=LAST_USED_LOCK_WAIT_SECONDS) as session:
             await session.execute(
-                update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now)
+                update(ApiKey)
+                .where(
+                    ApiKey.id == key.id,
+                    # Of a burst of first requests, the first write is enough.
+                    or_(
+                        ApiKey.last_used_at.is_(None),
+                        ApiKey.last_used_at <= now - LAST_USED_RESOLUTION,
+                    ),
+                )
+                .values(last_used_at=now)
+                .execution_options(synchronize_session=False)
             )
-    except DBAPIError:
-        logger.warning("could not record the last use of key %s", key_id, exc_info=True)
+    except (SQLAlchemyError, OSError):
+        logger.warning("could not record the last use of key %s", key.id, exc_info=True)
+        return
+    # Shown as written, without marking anything dirty.
+    set_committed_value(key, "last_used_at", now)

@@ -18,6 +18,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from gateway.credentials.key_encryption import owner_only
+
 KEY_FILE = "release-signing-key.pem"
 # model_signing skips these when it hashes a folder; publishing skips them too.
 IGNORED_NAMES = frozenset({".git", ".gitattributes", ".github", ".gitignore"})
@@ -35,7 +37,7 @@ class SigningKey:
 
 
 def ensure_signing_key(keys_dir: Path) -> SigningKey:
-    """Load the release signing key, generating a P-256 key on first use."""
+    """Load the release signing key, generating a P-256 key on first use; mode 0600."""
     keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = keys_dir / KEY_FILE
     if not path.exists():
@@ -55,6 +57,8 @@ def ensure_signing_key(keys_dir: Path) -> SigningKey:
                 out.write(pem)
                 out.flush()
                 os.fsync(out.fileno())
+    # A key readable by others could sign a release in the provider's name.
+    owner_only(path)
     loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(loaded, ec.EllipticCurvePrivateKey):
         raise ValueError(f"{path}: expected an elliptic-curve private key")

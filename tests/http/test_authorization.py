@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +32,7 @@ from gateway.accounts.service import create_account
 from gateway.credentials.api_key_format import new_api_key
 from gateway.credentials.url_tokens import AUDIENCE
 from gateway.db.models import (
+    Account,
     ApiKey,
     Artifact,
     Download,
@@ -39,6 +41,8 @@ from gateway.db.models import (
     Release,
     UrlSigningKey,
 )
+from gateway.downloads.service import Client as DownloadClient
+from gateway.downloads.service import issue_manifest_for_account
 from gateway.grants.service import create_grant
 from gateway.keys.service import create_key, revoke_key
 from gateway.publishing.service import PublishRequest, publish_release
@@ -210,12 +214,13 @@ async def genuine(client: Client, alice: KeyHolder) -> Token:
 
 
 async def server_private_key(runtime: Runtime, kid: str) -> Ed25519PrivateKey:
-    """The gateway's own signing key, read from its table: a forger who has it can sign,
-    so the claims themselves must still be checked."""
+    """The gateway's own signing key, opened with its key-encryption key: a forger who has
+    both can sign, so the claims themselves must still be checked."""
     async with runtime.sessionmaker() as session:
         row = await session.get(UrlSigningKey, kid)
     assert row is not None
-    key = serialization.load_pem_private_key(row.private_pem.encode(), password=None)
+    pem = runtime.key_encryptor.open(row.sealed_private_key, kid=kid)
+    key = serialization.load_pem_private_key(pem, password=None)
     assert isinstance(key, Ed25519PrivateKey)
     return key
 
@@ -659,6 +664,150 @@ async def test_server_signed_token_for_another_models_artifact_is_refused(
         )
     assert foreign is not None
     forged = await sign_as_server(runtime, genuine, art=foreign)
+    await assert_token_refused(client, runtime, forged)
+
+
+# === A URL lives as long as the API key it was issued under ============================
+
+
+async def test_revoking_a_key_stops_the_urls_issued_under_it(
+    client: Client, runtime: Runtime, alice: KeyHolder
+) -> None:
+    tokens = await issued_tokens(client, alice)
+    assert {t.claims["key"] for t in tokens.values()} == {alice.key_id}
+    spare = await create_key(
+        runtime, account_id=alice.account_id, scopes=["download"], days=None, name="", actor="t"
+    )
+    kept = await issued_tokens(
+        client, KeyHolder(alice.account_id, spare.key.id, spare.secret, None)
+    )
+    assert (await fetch(client, tokens["README.md"].raw)).status_code in {200, 302}
+
+    await revoke_key(runtime, account_id=alice.account_id, key_id=alice.key_id, actor="t")
+    # Both a URL already used and one never used die with the key, at their next request.
+    for path in ("README.md", "config.json"):
+        assert_refused(await fetch(client, tokens[path].raw), 403, "key_revoked")
+    assert await count(runtime, Download) == 1, "a URL of a revoked key started a download"
+    # The twin: URLs issued under the account's other key still work.
+    assert (await fetch(client, kept["config.json"].raw)).status_code in {200, 302}
+    assert await count(runtime, Download) == 2
+
+
+async def test_a_url_names_its_key_in_the_download_evidence(
+    client: Client, runtime: Runtime, alice: KeyHolder
+) -> None:
+    token = (await issued_tokens(client, alice))["config.json"]
+    await revoke_key(runtime, account_id=alice.account_id, key_id=alice.key_id, actor="t")
+    await fetch(client, token.raw)
+    async with runtime.sessionmaker() as session:
+        requested = (
+            await session.scalars(select(Evidence).where(Evidence.kind == "download.requested"))
+        ).all()
+    assert [(e.data["key"], e.data["outcome"]) for e in requested] == [
+        (alice.key_id, "key_revoked")
+    ]
+
+
+async def test_a_portal_sessions_urls_answer_to_the_account_not_to_a_key(
+    client: Client, runtime: Runtime, alice: KeyHolder
+) -> None:
+    async with runtime.sessionmaker() as session:
+        account = await session.get(Account, alice.account_id)
+    assert account is not None
+    manifest = await issue_manifest_for_account(
+        runtime, account, SAMPLE, "1.0", client=DownloadClient("127.0.0.1", "test")
+    )
+    token = token_of(manifest.artifacts[0].url)
+    assert "key" not in token.claims
+    await revoke_key(runtime, account_id=alice.account_id, key_id=alice.key_id, actor="t")
+    assert (await fetch(client, token.raw)).status_code in {200, 302}
+
+
+async def test_server_signed_token_naming_another_accounts_key_is_refused(
+    client: Client, runtime: Runtime, genuine: Token, bob: KeyHolder
+) -> None:
+    forged = await sign_as_server(runtime, genuine, key=bob.key_id)
+    await assert_token_refused(client, runtime, forged)
+
+
+# === Only the canonical form of a token =================================================
+
+
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def _spare_bit(signature: str) -> str:
+    # An Ed25519 signature is 64 bytes: 86 characters, whose last carries 4 spare bits.
+    # Flipping one gives another string that decodes to the very same bytes.
+    last = _ALPHABET.index(signature[-1])
+    return signature[:-1] + _ALPHABET[last ^ 1]
+
+
+# The same token bytes, written in forms base64 decoders forgive: (header, payload,
+# signature) -> the token as sent.
+RESPELLINGS: dict[str, Callable[[str, str, str], str]] = {
+    "padded-signature": lambda h, p, s: f"{h}.{p}.{s}==",
+    "padded-payload": lambda h, p, s: f"{h}.{p}==.{s}",
+    "padded-header": lambda h, p, s: f"{h}=.{p}.{s}",
+    "spare-bits": lambda h, p, s: f"{h}.{p}.{_spare_bit(s)}",
+    "line-break": lambda h, p, s: f"{h}.{p}.{s[:10]}%0A{s[10:]}",
+    "stray-character": lambda h, p, s: f"{h}.{p}.{s[:10]}!{s[10:]}",
+    "extra-segment": lambda h, p, s: f"{h}.{p}.{s}.",
+}
+
+
+@pytest.mark.parametrize("how", RESPELLINGS)
+async def test_a_token_is_accepted_only_in_its_canonical_form(
+    client: Client, runtime: Runtime, alice: KeyHolder, how: str
+) -> None:
+    genuine = (await issued_tokens(client, alice))["config.json"].raw
+    variant = RESPELLINGS[how](*genuine.split("."))
+    assert variant != genuine
+    await assert_token_refused(client, runtime, variant)
+    # The twin: the genuine string itself downloads.
+    assert (await fetch(client, genuine)).status_code in {200, 302}
+
+
+async def test_a_token_longer_than_any_we_issue_is_refused_unparsed(
+    client: Client, runtime: Runtime, genuine: Token
+) -> None:
+    forged = await sign_as_server(runtime, genuine, jti="a" * 5000)
+    await assert_token_refused(client, runtime, forged)
+
+
+OVERFLOWING = {
+    "exp-1e308": {"exp": 1e308},
+    "exp-huge-int": {"exp": 10**400},
+    "exp-infinity": {"exp": float("inf")},
+    "exp-nan": {"exp": float("nan")},
+    "exp-string": {"exp": "99999999999"},
+    "exp-negative": {"exp": -(10**30)},
+    "exp-true": {"exp": True},
+    "iat-1e308": {"iat": 1e308},
+    "iat-huge-int": {"iat": -(10**400)},
+    "art-huge-int": {"art": 10**30},
+    "art-just-past-32-bits": {"art": 2**31},
+    "art-float": {"art": 1.5},
+    "art-string": {"art": "1"},
+    "art-list": {"art": [1]},
+    "grant-huge-string": {"grant": "g" * 1500},
+    "grant-null-byte": {"grant": "abc\x00def"},
+    "sub-number": {"sub": 12},
+    "dl-object": {"dl": {"id": "x"}},
+    "dl-null-byte": {"dl": "\x00"},
+    "key-number": {"key": 7},
+    "key-unknown": {"key": "0" * 36},
+    "nbf-infinity": {"nbf": float("inf")},
+    "unknown-claim": {"scope": "everything"},
+    "aud-list": {"aud": [AUDIENCE]},
+}
+
+
+@pytest.mark.parametrize("changes", OVERFLOWING.values(), ids=OVERFLOWING.keys())
+async def test_server_signed_claims_of_the_wrong_type_or_size_are_url_invalid(
+    client: Client, runtime: Runtime, genuine: Token, changes: dict[str, Any]
+) -> None:
+    forged = await sign_as_server(runtime, genuine, **changes)
     await assert_token_refused(client, runtime, forged)
 
 
