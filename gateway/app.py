@@ -27,6 +27,7 @@ from litestar.static_files import create_static_files_router
 from litestar.stores.base import Store
 from litestar.stores.file import FileStore
 from litestar.template.config import TemplateConfig
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import __version__
@@ -34,7 +35,7 @@ from gateway.applications.api import ApplicationsController
 from gateway.catalog.api import CatalogController
 from gateway.config import Settings, load_settings
 from gateway.downloads.api import DownloadsController
-from gateway.errors import GatewayError
+from gateway.errors import DatabaseUnavailable, GatewayError, StorageUnavailable, Unavailable
 from gateway.health import healthz, readyz, release_signing_key
 from gateway.incidents.api import IncidentsController
 from gateway.keys.api import KeysController
@@ -50,7 +51,9 @@ from gateway.portal.oidc_pages import OidcPages
 from gateway.portal.ops_pages import OpsPages
 from gateway.portal.release_ops_pages import ReleaseOpsPages
 from gateway.portal.session import provide_viewer
+from gateway.request_guard import RequestGuard
 from gateway.runtime import Runtime, build_runtime
+from gateway.storage import StorageError
 from gateway.web import Rt
 
 HERE = Path(__file__).parent
@@ -88,6 +91,8 @@ def _error(request: Request[Any, Any, Any], status: int, code: str, message: str
 
 
 def _on_gateway_error(request: Request[Any, Any, Any], exc: GatewayError) -> Response[Any]:
+    if isinstance(exc, Unavailable):
+        return _on_unavailable(request, exc)
     response = _error(request, exc.status, exc.code, exc.message)
     hint = getattr(exc, "hint", None)
     if hint and isinstance(response.content, dict):
@@ -118,6 +123,24 @@ def _on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Respo
     if isinstance(exc, NotFoundException):
         return _error(request, 404, "not_found", f"nothing at {request.url.path}")
     return _error(request, exc.status_code, "http_error", exc.detail)
+
+
+def _on_unavailable(request: Request[Any, Any, Any], exc: Unavailable) -> Response[Any]:
+    # The cause (hosts, buckets, driver words) goes to the log and /readyz, not to callers.
+    logger.warning("%s %s: %s", request.method, request.url.path, exc.message)
+    response = _error(request, exc.status, exc.code, exc.public_message)
+    response.headers["retry-after"] = str(exc.retry_after_seconds)
+    return response
+
+
+def _on_storage_error(request: Request[Any, Any, Any], exc: StorageError) -> Response[Any]:
+    # A storage error that reaches a request is the store failing, never the caller's input.
+    return _on_unavailable(request, StorageUnavailable(str(exc)))
+
+
+def _on_pool_timeout(request: Request[Any, Any, Any], exc: PoolTimeout) -> Response[Any]:
+    # Every pooled connection stayed busy for the pool's whole timeout.
+    return _on_unavailable(request, DatabaseUnavailable(f"no free connection: {exc}"))
 
 
 def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -229,7 +252,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         },
         state=State({"runtime": runtime}),
         stores=stores,
-        middleware=[sessions.middleware],
+        # The guard first: a malformed request must not reach the session store either.
+        middleware=[RequestGuard(), sessions.middleware],
         csrf_config=csrf,
         on_startup=[start_jobs],
         on_shutdown=[close_runtime],
@@ -240,6 +264,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         ),
         exception_handlers={
             GatewayError: _on_gateway_error,
+            StorageError: _on_storage_error,
+            PoolTimeout: _on_pool_timeout,
             HTTPException: _on_http_error,
             Exception: _on_unexpected,
         },

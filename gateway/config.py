@@ -57,6 +57,8 @@ class Settings:
     oidc: tuple[OidcProvider, ...] = ()
     webhooks: tuple[Webhook, ...] = ()
     scheduler: bool = True  # run the scheduled jobs in this process (GATEWAY_SCHEDULER=off)
+    # The longest one call to S3 storage waits, retries included (None: storage's default).
+    storage_timeout_seconds: float | None = None
 
     @property
     def secure_cookies(self) -> bool:
@@ -98,8 +100,12 @@ _ENV = {
     "smtp_url": "GATEWAY_SMTP_URL",
     "mail_from": "GATEWAY_MAIL_FROM",
     "scheduler": "GATEWAY_SCHEDULER",
+    "storage_timeout_seconds": "GATEWAY_STORAGE_TIMEOUT",
 }
 _TABLES = ("oidc", "webhooks")
+_NUMBERS = frozenset({"storage_timeout_seconds"})
+# A storage call that may wait longer than an hour is not bounded in any useful sense.
+_MAX_TIMEOUT_SECONDS = 3600
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -113,8 +119,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if config_file.is_file():
         try:
             raw = tomllib.loads(config_file.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{config_file}: not valid TOML: {exc}") from exc
+        except (ValueError, RecursionError) as exc:
+            # ValueError: bad TOML, bad UTF-8 or a number too long to read; RecursionError:
+            # nesting deeper than the parser goes.
+            raise ConfigError(
+                f"{config_file}: not valid TOML: {exc or 'nested too deeply'}"
+            ) from exc
         unknown = sorted(set(raw) - set(_ENV) - set(_TABLES))
         if unknown:
             raise ConfigError(
@@ -129,6 +139,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         value = raw.get(name)
         if value is None:
             return None, f"{config_file}: {name}"
+        if name in _NUMBERS and isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value), f"{config_file}: {name}"
         if not isinstance(value, str):
             raise ConfigError(f"{config_file}: {name}: expected a string, got {value!r}")
         return value, f"{config_file}: {name}"
@@ -161,6 +173,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     scheduler, where = pick("scheduler")
     if scheduler not in (None, "on", "off"):
         raise ConfigError(f"{where}: expected on or off, got {scheduler!r}")
+    timeout, where = pick("storage_timeout_seconds")
+    storage_timeout = _check_seconds(timeout, where) if timeout is not None else None
     return Settings(
         home=home,
         database_url=database_url,
@@ -174,6 +188,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         oidc=_read_oidc(raw.get("oidc"), f"{config_file}: oidc"),
         webhooks=_read_webhooks(raw.get("webhooks"), f"{config_file}: webhooks"),
         scheduler=scheduler != "off",
+        storage_timeout_seconds=storage_timeout,
     )
 
 
@@ -258,6 +273,19 @@ def _check_storage_url(url: str, where: str) -> str:
     raise ConfigError(
         f"{where}: expected file:///absolute/path or s3://bucket[/prefix], got {url!r}"
     )
+
+
+def _check_seconds(text: str, where: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds <= _MAX_TIMEOUT_SECONDS:
+        raise ConfigError(
+            f"{where}: expected a number of seconds above 0 and at most "
+            f"{_MAX_TIMEOUT_SECONDS}, got {text!r}"
+        )
+    return seconds
 
 
 def _check_http_url(url: str, where: str) -> None:

@@ -21,7 +21,7 @@ from gateway.credentials.api_key_format import (
     new_api_key,
 )
 from gateway.db.models import Account, ApiKey
-from gateway.errors import GatewayError, InvalidInput, NotFound
+from gateway.errors import DatabaseUnavailable, GatewayError, InvalidInput, NotFound
 from gateway.runtime import Runtime
 from gateway.text import clean_text
 from stages.access import KeyFacts
@@ -186,5 +186,5 @@ async def _touch(rt: Runtime, key_id: str, now: datetime) -> None:
             await session.execute(
                 update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now)
             )
-    except DBAPIError:
+    except (DBAPIError, DatabaseUnavailable):
         logger.warning("could not record the last use of key %s", key_id, exc_info=True)

@@ -23,11 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import evidence
 from gateway.db.models import Artifact, Component, License, Model, Release
-from gateway.errors import Conflict, InvalidInput
+from gateway.errors import Conflict, InvalidInput, StorageUnavailable
+from gateway.input_files import read_input_text
 from gateway.publishing.scan import FolderFile, scan_folder
 from gateway.runtime import Runtime
 from gateway.signing.release import sign_release
-from gateway.storage import Storage, StorageError, StoredObject
+from gateway.storage import SourceUnreadable, Storage, StorageError, StoredObject
 from policies.components import classify
 from policies.schema import ComponentRule
 from stages.names import ModelRef, check_version
@@ -182,8 +183,11 @@ def _store_all(
     def store(item: FolderFile) -> tuple[str, StoredObject]:
         try:
             return item.path, storage.put_file(item.source, on_progress=on_progress)
+        except SourceUnreadable as exc:
+            raise InvalidInput(f"{item.path}: {exc}", code="file_unreadable") from exc
         except StorageError as exc:
-            raise InvalidInput(f"{item.path}: {exc}", code="storage_failed") from exc
+            # The store failed, not the file: say so, and never as bad input.
+            raise StorageUnavailable(f"storing {item.path}: {exc}") from exc
 
     with ThreadPoolExecutor(max_workers=UPLOAD_WORKERS) as pool:
         return dict(pool.map(store, files))
@@ -191,14 +195,7 @@ def _store_all(
 
 def _read_text(path: Path | None, what: str) -> str:
     assert path is not None
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InvalidInput(f"{what} file {path}: no such file", code=f"{what}_missing") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(
-            f"{what} file {path}: cannot read it as UTF-8 text ({exc})", code=f"{what}_invalid"
-        ) from exc
+    text = read_input_text(path, what=what)
     if not text.strip():
         raise InvalidInput(f"{what} file {path} is empty", code=f"{what}_invalid")
     return text

@@ -57,6 +57,12 @@ logger = logging.getLogger(__name__)
 MAX_PARTS = 10_000
 # SigV4 presigned URLs are valid for at most seven days.
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+# The longest one storage call waits for the store, all its attempts together: a hung
+# endpoint fails a publish or a request in about this time instead of hanging it.
+DEFAULT_TIMEOUT_SECONDS = 30.0
+# Standard retry mode backs off on throttling and retries transient errors and timeouts;
+# each attempt gets an equal share of the timeout.
+ATTEMPTS = 3
 
 # Error codes that mean "no such object" (a HEAD response has no body, so only a status).
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
@@ -79,8 +85,10 @@ class S3Storage:
 
     part_size is both the multipart part size and the read size; S3 wants at least
     5 MiB for every part but the last (tests use smaller parts against moto).
-    client_config is merged over the defaults (s3v4, standard retries, timeouts). The
-    client comes from session, or a new boto3 session with the standard credential chain.
+    timeout_seconds bounds each call, retries included: every one of its ATTEMPTS may
+    wait that share of it to connect and for each read. client_config is merged over the
+    defaults (s3v4, standard retries, timeouts). The client comes from session, or a new
+    boto3 session with the standard credential chain.
 
     A HEAD answers a missing bucket and a missing object alike (a bare 404), so exists()
     and size() cannot tell them apart; check() can, and writes report NoSuchBucket.
@@ -94,6 +102,7 @@ class S3Storage:
         endpoint_url: str | None = None,
         region: str | None = None,
         part_size: int = CHUNK_SIZE,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
         client_config: Config | None = None,
         session: boto3.session.Session | None = None,
     ) -> None:
@@ -101,16 +110,18 @@ class S3Storage:
             raise ValueError(f"not an S3 bucket name: {bucket!r}")
         if part_size <= 0:
             raise ValueError(f"part_size must be positive, got {part_size}")
+        if not timeout_seconds > 0:
+            raise ValueError(f"timeout_seconds must be positive, got {timeout_seconds}")
         self._bucket = bucket
         self._prefix = "/".join(segment for segment in prefix.split("/") if segment)
         self._base = f"{self._prefix}/" if self._prefix else ""
         self._part_size = part_size
-        # Standard retry mode backs off on throttling and retries transient errors.
+        per_attempt = timeout_seconds / ATTEMPTS
         config = Config(
             signature_version="s3v4",
-            retries={"mode": "standard", "max_attempts": 5},
-            connect_timeout=10,
-            read_timeout=60,
+            retries={"mode": "standard", "total_max_attempts": ATTEMPTS},
+            connect_timeout=per_attempt,
+            read_timeout=per_attempt,
         )
         if client_config is not None:
             config = config.merge(client_config)
