@@ -84,8 +84,10 @@ def _translate(context: ExceptionContext) -> None:
 
 def _sqlite_unavailable(error: BaseException) -> bool:
     code = getattr(error, "sqlite_errorcode", None)
-    return isinstance(error, sqlite3.Error) and isinstance(code, int) and (
-        code & 0xFF in _UNAVAILABLE_SQLITE_CODES
+    return (
+        isinstance(error, sqlite3.Error)
+        and isinstance(code, int)
+        and (code & 0xFF in _UNAVAILABLE_SQLITE_CODES)
     )
 
 
