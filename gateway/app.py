@@ -122,6 +122,15 @@ def _on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Respo
         return _error(request, 401, "sign_in_required", "sign in to see this page")
     if isinstance(exc, NotFoundException):
         return _error(request, 404, "not_found", f"nothing at {request.url.path}")
+    if exc.status_code == 413:
+        limit = request.route_handler.resolve_request_max_body_size()
+        said = f" (at most {limit // (1024 * 1024)} MiB)" if limit else ""
+        return _error(
+            request,
+            413,
+            "request_too_large",
+            f"the request is larger than this address takes{said}",
+        )
     return _error(request, exc.status_code, "http_error", exc.detail)
 
 

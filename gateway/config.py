@@ -159,7 +159,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     policy_file = None
     if policy is not None:
         policy_file = Path(policy).expanduser().absolute()
-        if not policy_file.is_file():
+        # Only existence here: what kind of file it is, the reader checks (runtime.py).
+        if not policy_file.exists():
             raise ConfigError(f"{where}: expected a policy file, but {policy_file} does not exist")
     public_url, where = pick("public_url")
     public_url = (public_url or DEFAULT_PUBLIC_URL).rstrip("/")

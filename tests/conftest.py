@@ -21,6 +21,7 @@ from gateway.db.migrate import upgrade
 from gateway.runtime import Runtime, build_runtime
 
 pytest_plugins = [
+    "tests.fixtures.faulty_proxy",
     "tests.fixtures.moto",
     "tests.fixtures.oidc",
     "tests.fixtures.smtp",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -189,8 +189,18 @@ def _store_all(
             # The store failed, not the file: say so, and never as bad input.
             raise StorageUnavailable(f"storing {item.path}: {exc}") from exc
 
-    with ThreadPoolExecutor(max_workers=UPLOAD_WORKERS) as pool:
-        return dict(pool.map(store, files))
+    pool = ThreadPoolExecutor(max_workers=UPLOAD_WORKERS)
+    futures = [pool.submit(store, item) for item in files]
+    try:
+        wait(futures, return_when=FIRST_EXCEPTION)
+    finally:
+        # The first failure ends the publish: files not started yet are not tried (against a
+        # hung store each would wait out the timeout), the ones in flight end by theirs.
+        pool.shutdown(wait=True, cancel_futures=True)
+    for future in futures:
+        if not future.cancelled() and future.exception() is not None:
+            raise future.exception()  # type: ignore[misc]
+    return dict(future.result() for future in futures)
 
 
 def _read_text(path: Path | None, what: str) -> str:

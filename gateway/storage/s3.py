@@ -31,7 +31,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from gateway.storage.disposition import attachment_disposition
@@ -57,12 +63,25 @@ logger = logging.getLogger(__name__)
 MAX_PARTS = 10_000
 # SigV4 presigned URLs are valid for at most seven days.
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
-# The longest one storage call waits for the store, all its attempts together: a hung
-# endpoint fails a publish or a request in about this time instead of hanging it.
+# The longest one storage call waits for the store, its retries and their back-off
+# included: a hung endpoint fails a publish or a request in this time instead of hanging.
 DEFAULT_TIMEOUT_SECONDS = 30.0
-# Standard retry mode backs off on throttling and retries transient errors and timeouts;
-# each attempt gets an equal share of the timeout.
-ATTEMPTS = 3
+# Standard retry mode retries throttling, transient errors and timeouts, up to this many
+# attempts, sleeping up to 1 s, then 2 s, ... between them.
+MAX_ATTEMPTS = 3
+# Each attempt may wait at least this long to connect and for each read.
+_MIN_ATTEMPT_SECONDS = 1.5
+
+
+def attempt_plan(timeout_seconds: float) -> tuple[int, float]:
+    """(attempts, seconds each may wait) so that attempts and back-off fit the timeout."""
+    for attempts in range(MAX_ATTEMPTS, 1, -1):
+        backoff = 2 ** (attempts - 1) - 1  # the longest sleeps between the attempts
+        each = (timeout_seconds - backoff) / attempts
+        if each >= _MIN_ATTEMPT_SECONDS:
+            return attempts, each
+    return 1, timeout_seconds
+
 
 # Error codes that mean "no such object" (a HEAD response has no body, so only a status).
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
@@ -85,10 +104,9 @@ class S3Storage:
 
     part_size is both the multipart part size and the read size; S3 wants at least
     5 MiB for every part but the last (tests use smaller parts against moto).
-    timeout_seconds bounds each call, retries included: every one of its ATTEMPTS may
-    wait that share of it to connect and for each read. client_config is merged over the
-    defaults (s3v4, standard retries, timeouts). The client comes from session, or a new
-    boto3 session with the standard credential chain.
+    timeout_seconds bounds each call, retries and back-off included (see attempt_plan).
+    client_config is merged over the defaults (s3v4, standard retries, timeouts). The
+    client comes from session, or a new boto3 session with the standard credential chain.
 
     A HEAD answers a missing bucket and a missing object alike (a bare 404), so exists()
     and size() cannot tell them apart; check() can, and writes report NoSuchBucket.
@@ -116,12 +134,13 @@ class S3Storage:
         self._prefix = "/".join(segment for segment in prefix.split("/") if segment)
         self._base = f"{self._prefix}/" if self._prefix else ""
         self._part_size = part_size
-        per_attempt = timeout_seconds / ATTEMPTS
+        self._timeout = timeout_seconds
+        self._attempts, each = attempt_plan(timeout_seconds)
         config = Config(
             signature_version="s3v4",
-            retries={"mode": "standard", "total_max_attempts": ATTEMPTS},
-            connect_timeout=per_attempt,
-            read_timeout=per_attempt,
+            retries={"mode": "standard", "total_max_attempts": self._attempts},
+            connect_timeout=each,
+            read_timeout=each,
         )
         if client_config is not None:
             config = config.merge(client_config)
@@ -352,6 +371,11 @@ class S3Storage:
             else:
                 reason = _REASONS.get(code) or error.get("Message") or "request failed"
             raise StorageError(f"{self._where}: {action}: {reason} ({code})") from exc
+        except (ConnectTimeoutError, ReadTimeoutError) as exc:
+            tries = f"{self._attempts} attempts" if self._attempts > 1 else "1 attempt"
+            raise StorageError(
+                f"{self._where}: {action}: no answer within {self._timeout:g} s ({tries})"
+            ) from exc
         except NoCredentialsError as exc:
             raise StorageError(
                 f"{self._where}: {action}: no AWS credentials found (environment, "
