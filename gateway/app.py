@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -216,6 +217,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     scheduler: list[Any] = []
 
+    async def remove_stale_uploads() -> None:
+        # Debris of publishes killed while this gateway was down; never fatal at start.
+        try:
+            await asyncio.to_thread(rt.storage.remove_stale_uploads)
+        except StorageError as exc:
+            logger.warning("could not remove interrupted uploads: %s", exc)
+
     async def start_jobs() -> None:
         if rt.settings.scheduler:
             from gateway.jobs.scheduler import start_scheduler
@@ -264,7 +272,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         # The guard first: a malformed request must not reach the session store either.
         middleware=[RequestGuard(), sessions.middleware],
         csrf_config=csrf,
-        on_startup=[start_jobs],
+        on_startup=[remove_stale_uploads, start_jobs],
         on_shutdown=[close_runtime],
         template_config=TemplateConfig(
             directory=HERE / "templates",

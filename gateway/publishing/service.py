@@ -4,7 +4,8 @@ built from those digests, then record the release in one transaction.
 All-or-nothing: objects are content-addressed and invisible until a release row names
 them, and the release, its artifacts and its evidence commit together at the very end.
 A publish that fails or is killed leaves at most unreferenced objects behind, and running
-it again succeeds (and stores nothing twice).
+it again succeeds (and stores nothing twice). The temporary files of a killed publish are
+removed by the next publish, or by the gateway's next start.
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ async def publish_release(
         f.path: classify(f.path, rt.policy.publish, request.component_overrides) for f in files
     }
 
+    # What a killed publish left in the store goes before this one adds its own.
+    await asyncio.to_thread(_sweep, rt.storage)
     if progress:
         progress.started(len(files), sum(f.size for f in files))
     stored = await asyncio.to_thread(_store_all, rt.storage, files, progress)
@@ -173,6 +176,13 @@ async def publish_release(
         components=dict(sorted(counts.items())),
         manifest_sha256=signed.root_sha256,
     )
+
+
+def _sweep(storage: Storage) -> None:
+    try:
+        storage.remove_stale_uploads()
+    except StorageError as exc:
+        raise StorageUnavailable(f"removing interrupted uploads: {exc}") from exc
 
 
 def _store_all(

@@ -103,6 +103,13 @@ class Storage(Protocol):
         """Raise StorageError if the storage is unreachable or unusable (for /readyz)."""
         ...
 
+    def remove_stale_uploads(self) -> int:
+        """Remove what interrupted writes left behind, never a write still in flight.
+
+        Returns how many leftovers were removed. Publishing and the gateway's start call it.
+        """
+        ...
+
 
 def validate_sha256(value: str) -> str:
     """Return value if it is a SHA-256 in lowercase hex, else raise ValueError."""

@@ -23,6 +23,7 @@ import os
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from itertools import chain
 from pathlib import Path
@@ -59,6 +60,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# An upload to incoming/ older than this was interrupted: no single write takes a day.
+STALE_UPLOAD_AGE = timedelta(days=1)
 # S3 takes at most this many parts in one multipart upload.
 MAX_PARTS = 10_000
 # SigV4 presigned URLs are valid for at most seven days.
@@ -247,6 +250,32 @@ class S3Storage:
         """HEAD the bucket: reachable, credentials accepted, bucket there."""
         with self._boundary("bucket check failed", missing="bucket does not exist"):
             self._client.head_bucket(Bucket=self._bucket)
+
+    def remove_stale_uploads(self) -> int:
+        """Abort multipart uploads to incoming/ and delete incoming objects, older than a day.
+
+        S3 has no locks to tell a live upload from a dead one, so age does: no write of one
+        object takes a day (the bucket lifecycle rule in the module docstring does the same).
+        """
+        cutoff = datetime.now(UTC) - STALE_UPLOAD_AGE
+        incoming = f"{self._base}incoming/"
+        removed = 0
+        with self._boundary("cannot list interrupted uploads"):
+            uploads = self._client.get_paginator("list_multipart_uploads")
+            for page in uploads.paginate(Bucket=self._bucket, Prefix=incoming):
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"] < cutoff:
+                        self._abort(upload["Key"], upload["UploadId"])
+                        removed += 1
+            objects = self._client.get_paginator("list_objects_v2")
+            for listing in objects.paginate(Bucket=self._bucket, Prefix=incoming):
+                for item in listing.get("Contents", []):
+                    if item["LastModified"] < cutoff:
+                        self._discard(item["Key"])
+                        removed += 1
+        if removed:
+            logger.info("%s: removed %d interrupted upload(s)", self._where, removed)
+        return removed
 
     def _put(
         self,
