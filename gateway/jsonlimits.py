@@ -33,6 +33,10 @@ class JsonRefused(ValueError):
     """A JSON document over its size or depth limit, or not JSON at all."""
 
 
+class JsonTooLarge(JsonRefused):
+    """A JSON document over its size or depth limit (a hostile answer, not a sloppy one)."""
+
+
 @dataclass(frozen=True)
 class JsonLimit:
     """How large a document from one kind of source may be; `what` names it in messages."""
@@ -75,7 +79,7 @@ def check_json(data: bytes, limit: JsonLimit) -> None:
     if len(data) > limit.max_bytes:
         raise _too_large(limit)
     if nests_deeper(data, limit.max_depth):
-        raise JsonRefused(f"{limit.what} nests deeper than {limit.max_depth} levels")
+        raise JsonTooLarge(f"{limit.what} nests deeper than {limit.max_depth} levels")
 
 
 def parse_json(data: bytes, limit: JsonLimit) -> Any:
@@ -144,7 +148,7 @@ def limited_client(limit: JsonLimit, **options: Any) -> httpx2.AsyncClient:
     return httpx2.AsyncClient(transport=transport, **options)
 
 
-def _too_large(limit: JsonLimit) -> JsonRefused:
+def _too_large(limit: JsonLimit) -> JsonTooLarge:
     nbytes = limit.max_bytes
     size = f"{nbytes // (1024 * 1024)} MiB" if nbytes >= 1024 * 1024 else f"{nbytes} bytes"
-    return JsonRefused(f"{limit.what} is larger than {size}")
+    return JsonTooLarge(f"{limit.what} is larger than {size}")

@@ -24,6 +24,7 @@ pytest_plugins = [
     "tests.fixtures.faulty_proxy",
     "tests.fixtures.moto",
     "tests.fixtures.oidc",
+    "tests.fixtures.rogue_provider",
     "tests.fixtures.smtp",
     "tests.fixtures.webhook_receiver",
 ]
