@@ -12,7 +12,8 @@ from litestar.testing import AsyncTestClient
 from gateway.config import Settings
 from gateway.runtime import Runtime
 from tests.grantees import grantee, open_release
-from tests.http.portal import HTML, csrf_token
+from tests.http.portal import HTML, csrf_token, submit
+from tests.http.test_ops_pages import make_account, sign_in_operator
 
 pytestmark = pytest.mark.anyio
 Http = AsyncTestClient  # type: ignore[type-arg]
@@ -136,3 +137,20 @@ async def test_a_range_with_thousands_of_digits_is_416_or_the_whole_file(
     assert len(last_many.content) == weights["size"]
     assert padded.status_code == 206
     assert padded.headers["content-range"] == f"bytes 10-19/{weights['size']}"
+
+
+@pytest.mark.parametrize("days", ["9" * 5000, "²", "1e9", "99999999999999999999"])
+async def test_a_number_field_beyond_what_a_number_holds_is_refused_on_its_form(
+    client: Http, runtime: Runtime, days: str
+) -> None:
+    await sign_in_operator(client, runtime)
+    await make_account(runtime, "someone@example.org")
+    page = "/ops/accounts/someone@example.org"
+    enforce = await submit(
+        client, page, f"{page}/enforce", {"step": "suspend", "reason": "spam", "days": days}
+    )
+    assert enforce.status_code == 400, enforce.text
+    assert "the number of days must be a whole number of at most 9 digits" in enforce.text
+    bulk = await submit(client, "/ops", "/ops/applications/bulk", {"page": days, "move": "approve"})
+    assert bulk.status_code == 400, bulk.text
+    assert "select at least one application" in bulk.text
