@@ -2,12 +2,13 @@
 of OpenID providers, answers of a gateway to the download client.
 
 Rules of this module:
-- A document is refused, with JsonRefused, when it is larger than its limit or nested
+- A document is refused, with JsonTooLarge, when it is larger than its limit or nested
   deeper than MAX_DEPTH, before any parser sees it: the parsers recurse once per level
-  and would fail with RecursionError (a 500) long before they run out of input.
+  and would fail with RecursionError (a 500) long before they run out of input. The
+  check is one linear pass, whatever the input.
 - Each source has its own size limit (a `JsonLimit`); the depth limit is the same for all.
-- Nothing here does I/O except `read_limited`, which stops reading an HTTP answer as soon
-  as it is over its limit, so a huge answer never sits in memory whole.
+- The only I/O here is reading HTTP answers (`read_limited`, `LimitedTransport`), which
+  stops as soon as an answer is over its limit, so a huge one never sits in memory whole.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ import httpx2
 # shallower than where the parsers' recursion gives out (a few hundred levels).
 MAX_DEPTH = 32
 
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# A string, or an unterminated one up to the end: the closing quote is optional so that
+# a match never fails once begun, which keeps the scan linear (a pattern that must end
+# in a quote re-reads the rest of the input from every unmatched quote).
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _OPENING = frozenset(b"[{")
 
