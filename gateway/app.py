@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from litestar.static_files import create_static_files_router
 from litestar.stores.base import Store
 from litestar.template.config import TemplateConfig
 from litestar.types import Scope
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import __version__
@@ -31,7 +33,7 @@ from gateway.applications.api import ApplicationsController
 from gateway.catalog.api import CatalogController
 from gateway.config import Settings, load_settings
 from gateway.downloads.api import DownloadsController
-from gateway.errors import GatewayError
+from gateway.errors import DatabaseUnavailable, GatewayError, StorageUnavailable, Unavailable
 from gateway.health import healthz, readyz, release_signing_key
 from gateway.identity.sessions import SessionStore
 from gateway.incidents.api import IncidentsController
@@ -53,7 +55,9 @@ from gateway.portal.secret_pages import SecretPageHeaders
 from gateway.portal.session import SessionMiddleware, provide_viewer
 from gateway.portal.webhook_pages import WebhookPages
 from gateway.ratelimits import DatabaseRateLimitStore, RateLimiter
+from gateway.request_guard import RequestGuard
 from gateway.runtime import Runtime, build_runtime
+from gateway.storage import StorageError
 from gateway.web import Rt
 
 HERE = Path(__file__).parent
@@ -96,6 +100,8 @@ def _error(request: Request[Any, Any, Any], status: int, code: str, message: str
 
 
 def _on_gateway_error(request: Request[Any, Any, Any], exc: GatewayError) -> Response[Any]:
+    if isinstance(exc, Unavailable):
+        return _on_unavailable(request, exc)
     response = _error(request, exc.status, exc.code, exc.message)
     hint = getattr(exc, "hint", None)
     if hint and isinstance(response.content, dict):
@@ -128,10 +134,37 @@ def _on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Respo
         return _error(request, 401, "sign_in_required", "sign in to see this page")
     if isinstance(exc, NotFoundException):
         return _error(request, 404, "not_found", f"nothing at {request.url.path}")
+    if exc.status_code == 413:
+        limit = request.route_handler.resolve_request_max_body_size()
+        said = f" (at most {limit // (1024 * 1024)} MiB)" if limit else ""
+        return _error(
+            request,
+            413,
+            "request_too_large",
+            f"the request is larger than this address takes{said}",
+        )
     response = _error(request, exc.status_code, "http_error", exc.detail)
     # Litestar's own headers: `Allow` on a 405, for one.
     response.headers.update(exc.headers or {})
     return response
+
+
+def _on_unavailable(request: Request[Any, Any, Any], exc: Unavailable) -> Response[Any]:
+    # The cause (hosts, buckets, driver words) goes to the log and /readyz, not to callers.
+    logger.warning("%s %s: %s", request.method, request.url.path, exc.message)
+    response = _error(request, exc.status, exc.code, exc.public_message)
+    response.headers["retry-after"] = str(exc.retry_after_seconds)
+    return response
+
+
+def _on_storage_error(request: Request[Any, Any, Any], exc: StorageError) -> Response[Any]:
+    # A storage error that reaches a request is the store failing, never the caller's input.
+    return _on_unavailable(request, StorageUnavailable(str(exc)))
+
+
+def _on_pool_timeout(request: Request[Any, Any, Any], exc: PoolTimeout) -> Response[Any]:
+    # Every pooled connection stayed busy for the pool's whole timeout.
+    return _on_unavailable(request, DatabaseUnavailable(f"no free connection: {exc}"))
 
 
 def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -182,6 +215,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     scheduler: list[Any] = []
 
+    async def remove_stale_uploads() -> None:
+        # Debris of publishes killed while this gateway was down; never fatal at start.
+        try:
+            await asyncio.to_thread(rt.storage.remove_stale_uploads)
+        except StorageError as exc:
+            logger.warning("could not remove interrupted uploads: %s", exc)
+
     async def start_jobs() -> None:
         if rt.settings.scheduler:
             from gateway.jobs.scheduler import start_scheduler
@@ -229,14 +269,16 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         },
         state=State({"runtime": runtime, "limiter": limiter}),
         stores=stores,
-        # The session first: the CSRF token lives in it.
+        # The guard first: a malformed request must not reach the session store either.
+        # The session next: the CSRF token lives in it.
         middleware=[
+            RequestGuard(),
             SessionMiddleware(session_store, secure=secure, skip=_cookieless),
             SessionCsrfMiddleware(skip=_cookieless),
             SecretPageHeaders(),
         ],
         before_send=[security_headers(https=rt.settings.public_url.startswith("https://"))],
-        on_startup=[start_jobs],
+        on_startup=[remove_stale_uploads, start_jobs],
         on_shutdown=[close_runtime],
         template_config=TemplateConfig(
             directory=HERE / "templates",
@@ -245,6 +287,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         ),
         exception_handlers={
             GatewayError: _on_gateway_error,
+            StorageError: _on_storage_error,
+            PoolTimeout: _on_pool_timeout,
             HTTPException: _on_http_error,
             Exception: _on_unexpected,
         },

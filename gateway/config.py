@@ -65,6 +65,8 @@ class Settings:
     rate_limits: RateLimits = dataclasses.field(default_factory=RateLimits)
     # The key-encryption key(s) of the URL signing keys; None: a file under keys_dir.
     secret_key: str | None = None
+    # The longest one call to S3 storage waits, retries included (None: storage's default).
+    storage_timeout_seconds: float | None = None
 
     @property
     def secure_cookies(self) -> bool:
@@ -111,8 +113,33 @@ _ENV = {
     "mail_from": "GATEWAY_MAIL_FROM",
     "scheduler": "GATEWAY_SCHEDULER",
     "secret_key": "GATEWAY_SECRET_KEY",
+    "storage_timeout_seconds": "GATEWAY_STORAGE_TIMEOUT",
 }
 _TABLES = ("oidc", "webhooks", "rate_limits")
+_NUMBERS = frozenset({"storage_timeout_seconds"})
+# A storage call that may wait longer than an hour is not bounded in any useful sense.
+_MAX_TIMEOUT_SECONDS = 3600
+
+
+def _read_config_file(config_file: Path) -> dict[str, object]:
+    """The settings in gateway.toml, if there is one; unknown names are refused."""
+    raw: dict[str, object] = {}
+    if config_file.is_file():
+        try:
+            raw = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except (ValueError, RecursionError) as exc:
+            # ValueError: bad TOML, bad UTF-8 or a number too long to read; RecursionError:
+            # nesting deeper than the parser goes.
+            raise ConfigError(
+                f"{config_file}: not valid TOML: {exc or 'nested too deeply'}"
+            ) from exc
+        unknown = sorted(set(raw) - set(_ENV) - set(_TABLES))
+        if unknown:
+            raise ConfigError(
+                f"{config_file}: unknown setting {unknown[0]!r}; "
+                f"known settings are {', '.join(sorted([*_ENV, *_TABLES]))}"
+            )
+    return raw
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -121,19 +148,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     home = Path(env.get("GATEWAY_HOME", ".gateway")).expanduser().absolute()
     if home.exists() and not home.is_dir():
         raise ConfigError(f"GATEWAY_HOME: expected a folder, but {home} is a file")
-    raw: dict[str, object] = {}
     config_file = home / "gateway.toml"
-    if config_file.is_file():
-        try:
-            raw = tomllib.loads(config_file.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{config_file}: not valid TOML: {exc}") from exc
-        unknown = sorted(set(raw) - set(_ENV) - set(_TABLES))
-        if unknown:
-            raise ConfigError(
-                f"{config_file}: unknown setting {unknown[0]!r}; "
-                f"known settings are {', '.join(sorted([*_ENV, *_TABLES]))}"
-            )
+    raw = _read_config_file(config_file)
 
     def pick(name: str) -> tuple[str | None, str]:
         var = _ENV[name]
@@ -142,6 +158,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         value = raw.get(name)
         if value is None:
             return None, f"{config_file}: {name}"
+        if name in _NUMBERS and isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value), f"{config_file}: {name}"
         if not isinstance(value, str):
             raise ConfigError(f"{config_file}: {name}: expected a string, got {value!r}")
         return value, f"{config_file}: {name}"
@@ -160,7 +178,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     policy_file = None
     if policy is not None:
         policy_file = Path(policy).expanduser().absolute()
-        if not policy_file.is_file():
+        # Only existence here: what kind of file it is, the reader checks (runtime.py).
+        if not policy_file.exists():
             raise ConfigError(f"{where}: expected a policy file, but {policy_file} does not exist")
     public_url, where = pick("public_url")
     public_url = (public_url or DEFAULT_PUBLIC_URL).rstrip("/")
@@ -175,6 +194,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if scheduler not in (None, "on", "off"):
         raise ConfigError(f"{where}: expected on or off, got {scheduler!r}")
     secret_key = _check_secret_key(*pick("secret_key"))
+    timeout, where = pick("storage_timeout_seconds")
+    storage_timeout = _check_seconds(timeout, where) if timeout is not None else None
     return Settings(
         home=home,
         database_url=database_url,
@@ -190,6 +211,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         scheduler=scheduler != "off",
         rate_limits=_read_rate_limits(raw.get("rate_limits"), f"{config_file}: rate_limits"),
         secret_key=secret_key,
+        storage_timeout_seconds=storage_timeout,
     )
 
 
@@ -309,6 +331,19 @@ def _check_storage_url(url: str, where: str) -> str:
     raise ConfigError(
         f"{where}: expected file:///absolute/path or s3://bucket[/prefix], got {url!r}"
     )
+
+
+def _check_seconds(text: str, where: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds <= _MAX_TIMEOUT_SECONDS:
+        raise ConfigError(
+            f"{where}: expected a number of seconds above 0 and at most "
+            f"{_MAX_TIMEOUT_SECONDS}, got {text!r}"
+        )
+    return seconds
 
 
 def _check_http_url(url: str, where: str) -> None:

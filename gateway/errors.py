@@ -33,3 +33,41 @@ class Conflict(GatewayError):
 
     def __init__(self, message: str, *, code: str = "conflict") -> None:
         super().__init__(message, code=code)
+
+
+class Unavailable(GatewayError):
+    """A part the gateway depends on is not answering; the same request may work later.
+
+    `message` names the part and the cause, for the log, the CLI and /readyz; HTTP answers
+    say only which part, and when to try again (Retry-After).
+    """
+
+    status = 503
+    exit_code = 5
+    retry_after_seconds = 5
+    part = "a part of the gateway"
+
+    def __init__(self, detail: str, *, code: str) -> None:
+        super().__init__(f"{self.part} unreachable: {detail}", code=code)
+        self.detail = detail
+
+    @property
+    def public_message(self) -> str:
+        return (
+            f"the {self.part} is not answering at the moment; "
+            f"try again in {self.retry_after_seconds} seconds"
+        )
+
+
+class DatabaseUnavailable(Unavailable):
+    part = "database"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, code="database_unavailable")
+
+
+class StorageUnavailable(Unavailable):
+    part = "storage"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, code="storage_unavailable")

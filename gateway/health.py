@@ -7,6 +7,8 @@ import asyncio
 from litestar import Response, get
 from sqlalchemy import text
 
+from gateway.errors import Unavailable
+from gateway.runtime import Runtime
 from gateway.storage import StorageError
 from gateway.web import Rt
 
@@ -16,20 +18,25 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+# How long each readiness check may take; a part that has not answered by then is down.
+READY_TIMEOUT_SECONDS = 10.0
+
+
 @get("/readyz", tags=["health"], summary="Database and storage are reachable", cache=False)
 async def readyz(runtime: Rt) -> Response[dict[str, str]]:
     checks: dict[str, str] = {}
     try:
-        async with runtime.engine.connect() as connection:
-            await asyncio.wait_for(connection.execute(text("SELECT 1")), timeout=5)
+        await asyncio.wait_for(_check_database(runtime), timeout=READY_TIMEOUT_SECONDS)
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready", and we say which
-        checks["database"] = f"unreachable: {type(exc).__name__}: {exc}"
+        checks["database"] = f"unreachable: {failure_text(exc)}"
     try:
-        await asyncio.wait_for(asyncio.to_thread(runtime.storage.check), timeout=10)
+        await asyncio.wait_for(
+            asyncio.to_thread(runtime.storage.check), timeout=READY_TIMEOUT_SECONDS
+        )
         checks["storage"] = "ok"
-    except (StorageError, TimeoutError) as exc:
-        checks["storage"] = f"unreachable: {exc or 'timed out'}"
+    except Exception as exc:  # noqa: BLE001 - as above
+        checks["storage"] = f"unreachable: {failure_text(exc)}"
     if runtime.settings.scheduler and checks["database"] == "ok":
         from gateway.jobs.registry import stale_jobs
 
@@ -39,6 +46,23 @@ async def readyz(runtime: Rt) -> Response[dict[str, str]]:
     return Response(
         {"status": "ready" if ready else "not ready", **checks}, status_code=200 if ready else 503
     )
+
+
+async def _check_database(runtime: Runtime) -> None:
+    async with runtime.engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+
+
+def failure_text(exc: BaseException) -> str:
+    """What went wrong, in words: the error's own message, never an empty string."""
+    if isinstance(exc, Unavailable):
+        return exc.detail
+    if isinstance(exc, StorageError):
+        return str(exc)  # it names the store and the cause already
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return f"no answer within {READY_TIMEOUT_SECONDS:g} s"
+    message = str(exc).strip()
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 @get(

@@ -20,6 +20,8 @@ from gateway.config import ConfigError, Settings
 from gateway.credentials.key_encryption import KeyEncryptor, LocalKeyEncryptor
 from gateway.credentials.url_tokens import KeyCache, prepare_keys
 from gateway.db.engine import WRITE, make_engine, make_sessionmaker
+from gateway.errors import InvalidInput
+from gateway.input_files import read_input_text
 from gateway.signing.release import SigningKey, ensure_signing_key
 from gateway.storage import Storage, StorageError, storage_from_url
 from policies.loader import PolicyError, load_policy
@@ -37,9 +39,9 @@ def read_policy(path: Path | None) -> Policy:
         text = resources.files("policies").joinpath("default.toml").read_text(encoding="utf-8")
         return load_policy(text, "policies/default.toml")
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"GATEWAY_POLICY_FILE: cannot read {path}: {exc}") from exc
+        text = read_input_text(path, what="policy")
+    except InvalidInput as exc:
+        raise ConfigError(f"GATEWAY_POLICY_FILE: {exc.message}") from exc
     try:
         return load_policy(text, str(path))
     except PolicyError as exc:
@@ -120,6 +122,7 @@ def build_runtime(settings: Settings) -> Runtime:
             settings.storage_url,
             s3_endpoint_url=settings.s3_endpoint_url,
             s3_region=settings.s3_region,
+            timeout_seconds=settings.storage_timeout_seconds,
         )
     except (ValueError, StorageError) as exc:
         raise ConfigError(f"GATEWAY_STORAGE_URL: {exc}") from exc

@@ -13,14 +13,16 @@ from typing import Final, TypeGuard
 
 from policies.reading import (
     NAME,
+    NON_NEGATIVE_INT,
     POSITIVE_INT,
     Check,
     at,
     describe,
     is_array,
     is_bool,
+    is_days,
     is_name,
-    is_non_negative_int,
+    is_non_negative_days,
     is_positive_int,
     is_string,
     is_table,
@@ -99,11 +101,9 @@ def _read_application(
     check.keys(table, path, _APPLICATION_KEYS)
     approval = check.field(table, path, "approval", _one_of(Approval), _is_approval)
     domains = _read_domains(table, path, None if approval is None else Approval(approval), check)
-    cooldown = check.field(
-        table, path, "cooldown_days", "a non-negative integer", is_non_negative_int
-    )
-    review = check.field(table, path, "review_days", POSITIVE_INT, is_positive_int)
-    response = check.field(table, path, "response_days", POSITIVE_INT, is_positive_int)
+    cooldown = check.field(table, path, "cooldown_days", NON_NEGATIVE_INT, is_non_negative_days)
+    review = check.field(table, path, "review_days", POSITIVE_INT, is_days)
+    response = check.field(table, path, "response_days", POSITIVE_INT, is_days)
     fields = _read_fields(table, path, check)
     if (
         approval is None
@@ -286,8 +286,8 @@ def read_lifecycle(data: Mapping[str, object], check: Check) -> LifecycleRules |
         return None
     check.keys(table, "lifecycle", _LIFECYCLE_KEYS)
     warnings = _read_warning_days(table, check)
-    renewal = check.field(table, "lifecycle", "renewal_opens_days", POSITIVE_INT, is_positive_int)
-    closeout = check.field(table, "lifecycle", "closeout_days", POSITIVE_INT, is_positive_int)
+    renewal = check.field(table, "lifecycle", "renewal_opens_days", POSITIVE_INT, is_days)
+    closeout = check.field(table, "lifecycle", "closeout_days", POSITIVE_INT, is_days)
     if warnings is None or renewal is None or closeout is None:
         return None
     return LifecycleRules(

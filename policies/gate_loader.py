@@ -24,6 +24,7 @@ from policies.reading import (
     describe,
     is_array,
     is_bool,
+    is_non_negative_days,
     is_non_negative_int,
     is_positive_int,
     is_table,
@@ -85,7 +86,9 @@ def _read_gate(body: object, path: str, check: Check, *, first_tier: bool) -> Ga
         check.add(path, f"expected a table, got {describe(body)}")
         return None
     check.keys(body, path, _GATE_KEYS)
-    days = check.optional(body, path, "min_days_in_stage", NON_NEGATIVE_INT, is_non_negative_int, 0)
+    days = check.optional(
+        body, path, "min_days_in_stage", NON_NEGATIVE_INT, is_non_negative_days, 0
+    )
     grantees = _read_download_count(body, path, "min_grantees_downloaded", check, first_tier)
     organisations = _read_download_count(
         body, path, "min_organisations_downloaded", check, first_tier

@@ -24,6 +24,7 @@ from policies.reading import (
     Check,
     describe,
     is_array,
+    is_days,
     is_int,
     is_name,
     is_positive_int,
@@ -83,6 +84,12 @@ def load_policy(text: str, source: str) -> Policy:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(source, [f"invalid TOML: {exc}"]) from exc
+    except RecursionError:
+        # The parser recurses once per level of nesting; no policy nests more than a few.
+        raise PolicyError(source, ["invalid TOML: arrays or tables nested too deeply"]) from None
+    except ValueError as exc:
+        # An integer of thousands of digits: Python refuses to convert it.
+        raise PolicyError(source, [f"invalid TOML: a number too long to read ({exc})"]) from exc
     check = Check()
     # A file for another schema version would mostly produce noise; stop at the version.
     if check.field(data, "", "schema_version", str(SCHEMA_VERSION), _is_schema_version) is None:
@@ -170,7 +177,7 @@ def _read_tier(name: str, body: object, check: Check) -> tuple[int, Tier] | None
     order = check.field(body, path, "order", "an integer", is_int)
     title = check.field(body, path, "title", "a non-empty string", is_text)
     components = _read_components(body, path, check)
-    grant_days = check.field(body, path, "grant_days", POSITIVE_INT, is_positive_int)
+    grant_days = check.field(body, path, "grant_days", POSITIVE_INT, is_days)
     url_ttl = check.field(
         body,
         path,
@@ -179,7 +186,7 @@ def _read_tier(name: str, body: object, check: Check) -> tuple[int, Tier] | None
         _is_url_ttl,
     )
     quota = check.field(body, path, "download_quota", POSITIVE_INT, is_positive_int)
-    period = check.field(body, path, "quota_period_days", POSITIVE_INT, is_positive_int)
+    period = check.field(body, path, "quota_period_days", POSITIVE_INT, is_days)
     if (
         order is None
         or title is None
@@ -259,8 +266,8 @@ def _read_key_rules(data: Mapping[str, object], check: Check) -> KeyRules | None
     if table is None:
         return None
     check.keys(table, "api_keys", _KEY_RULE_KEYS)
-    default = check.field(table, "api_keys", "default_days", POSITIVE_INT, is_positive_int)
-    longest = check.field(table, "api_keys", "max_days", POSITIVE_INT, is_positive_int)
+    default = check.field(table, "api_keys", "default_days", POSITIVE_INT, is_days)
+    longest = check.field(table, "api_keys", "max_days", POSITIVE_INT, is_days)
     if default is None or longest is None:
         return None
     if default > longest:

@@ -23,8 +23,8 @@ from policies.reading import (
     at,
     describe,
     is_array,
-    is_non_negative_int,
-    is_positive_int,
+    is_days,
+    is_non_negative_days,
     is_table,
     read_day_list,
 )
@@ -148,7 +148,7 @@ def read_decommission(data: Mapping[str, object], check: Check) -> DecommissionR
     check.keys(table, "decommission", _DECOMMISSION_KEYS)
     reminders = _read_reminder_days(table, check)
     retention = check.field(
-        table, "decommission", "retention_days", NON_NEGATIVE_INT, is_non_negative_int
+        table, "decommission", "retention_days", NON_NEGATIVE_INT, is_non_negative_days
     )
     if reminders is None or retention is None:
         return None
@@ -174,8 +174,8 @@ def read_enforcement(data: Mapping[str, object], check: Check) -> EnforcementRul
         return None
     check.keys(table, "enforcement", _ENFORCEMENT_KEYS)
     ladder = _read_enforcement_ladder(table, check)
-    suspend_days = check.field(table, "enforcement", "suspend_days", POSITIVE_INT, is_positive_int)
-    appeal_days = check.field(table, "enforcement", "appeal_days", POSITIVE_INT, is_positive_int)
+    suspend_days = check.field(table, "enforcement", "suspend_days", POSITIVE_INT, is_days)
+    appeal_days = check.field(table, "enforcement", "appeal_days", POSITIVE_INT, is_days)
     by_severity = _read_by_severity(table, ladder, check)
     if ladder is None or suspend_days is None or appeal_days is None or by_severity is None:
         return None

@@ -21,8 +21,10 @@ from gateway.db.migrate import upgrade
 from gateway.runtime import Runtime, build_runtime
 
 pytest_plugins = [
+    "tests.fixtures.faulty_proxy",
     "tests.fixtures.moto",
     "tests.fixtures.oidc",
+    "tests.fixtures.rogue_provider",
     "tests.fixtures.smtp",
     "tests.fixtures.webhook_receiver",
 ]

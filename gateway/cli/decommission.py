@@ -11,7 +11,7 @@ import click
 
 from gateway.cli.support import fail, out, parse_or_fail, reported_errors, run
 from gateway.decommission import service
-from gateway.errors import InvalidInput
+from gateway.input_files import read_input_text
 from gateway.portal.filters import human_size, when
 from gateway.runtime import Runtime, cli_actor
 from stages.names import parse_release_ref
@@ -32,14 +32,7 @@ def parse_when(text: str) -> datetime:
 
 
 def _read_license(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InvalidInput(f"license file {path}: no such file", code="license_missing") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(
-            f"license file {path}: cannot read it as UTF-8 text ({exc})", code="license_invalid"
-        ) from exc
+    return read_input_text(path, what="license")
 
 
 @click.command()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import threading
 from pathlib import Path
 from typing import NoReturn
 
@@ -37,21 +35,13 @@ def _size(nbytes: int) -> str:
     return f"{value:.1f} TiB"
 
 
-def _exit(code: int) -> NoReturn:
-    # Workers still blocked in a network read would keep the interpreter from exiting
-    # (it joins them); their parts are on disk already, so leave without them.
-    if threading.active_count() > 1:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
-
-
 def _fail(error: DownloadFailed) -> NoReturn:
     _err.print(Text("error: ", style="bold red") + Text(str(error)))
     if error.hint:
         _err.print(Text("hint: ", style="bold") + Text(error.hint))
-    _exit(error.exit_code)
+    # A plain exit: workers still blocked in a read are daemon threads, which the
+    # interpreter does not wait for (gateway.client.download).
+    sys.exit(error.exit_code)
 
 
 def _summary(summary: DownloadSummary) -> str:

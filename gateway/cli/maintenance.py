@@ -7,8 +7,9 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from gateway.cli.support import err, fail, out, reported_errors, settings
+from gateway.cli.support import err, out, reported_errors, settings
 from gateway.db import migrate
+from gateway.input_files import read_input_text
 from policies.loader import PolicyError, load_policy
 
 
@@ -67,10 +68,8 @@ def policy() -> None:
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 def policy_check(file: Path) -> None:
     """Validate a policy FILE and summarise its tiers."""
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        fail(f"{file}: cannot read it as UTF-8 text: {exc}", 2)
+    with reported_errors():
+        text = read_input_text(file, what="policy")
     try:
         loaded = load_policy(text, str(file))
     except PolicyError as exc:

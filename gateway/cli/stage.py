@@ -8,11 +8,12 @@ from pathlib import Path
 import click
 
 from gateway.accounts.service import find_account, normalise_email
-from gateway.cli.support import out, parse_or_fail, run
+from gateway.cli.support import out, parse_or_fail, reported_errors, run
 from gateway.db.models import EvidenceAttachment
 from gateway.errors import InvalidInput, NotFound
-from gateway.portal.filters import when
+from gateway.portal.filters import human_size, when
 from gateway.runtime import Runtime, cli_actor
+from gateway.staging.evidence_files import EVIDENCE_FILE_LIMIT_TEXT, read_evidence_file
 from gateway.staging.promotion import (
     PromotionOutcome,
     StageStatus,
@@ -88,8 +89,9 @@ def stage_status_command(ref: str) -> None:
     out.print(f"  open incidents: {incidents}")
     for tier, reason, since in status.recalls:
         out.print(f"  RECALLED ({tier}) since {when(since)}: {reason}")
-    for kind, name, result, at in status.evidence:
-        out.print(f"  evidence {kind}/{name} = {result} ({when(at)})")
+    for kind, name, result, at, file in status.evidence:
+        attached = f", {file[0]} ({human_size(file[1])})" if file else ""
+        out.print(f"  evidence {kind}/{name} = {result} ({when(at)}{attached})")
     if status.next_stage is None:
         out.print("  at the widest stage")
         return
@@ -189,7 +191,12 @@ def evidence() -> None:
 @click.option("--kind", required=True, help="e.g. evaluation")
 @click.option("--name", required=True, help="e.g. red-team")
 @click.option("--result", required=True, help="e.g. pass")
-@click.option("--file", "file", type=click.Path(path_type=Path, dir_okay=False), help="The report.")
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help=f"The report (a regular file of at most {EVIDENCE_FILE_LIMIT_TEXT}).",
+)
 @click.option("--note", help="A short note.")
 @as_operator
 def evidence_attach(
@@ -203,6 +210,10 @@ def evidence_attach(
 ) -> None:
     """Attach an evaluation report or other evidence to a release."""
     model, version = _release(ref)
+    attached = None
+    if file is not None:
+        with reported_errors():
+            attached = read_evidence_file(file)
 
     async def call(rt: Runtime) -> EvidenceAttachment:
         return await attach_evidence(
@@ -212,7 +223,7 @@ def evidence_attach(
             kind=kind,
             name=name,
             result=result,
-            file=file,
+            file=attached,
             note=note,
             actor=await actor_for(rt, operator),
         )

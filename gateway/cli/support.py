@@ -17,7 +17,7 @@ from gateway.config import ConfigError, Settings, load_settings
 from gateway.db.migrate import pending_revisions
 from gateway.errors import GatewayError
 from gateway.runtime import Runtime, build_runtime
-from gateway.storage import StorageError
+from gateway.storage import SourceUnreadable, StorageError
 from stages.names import InvalidName
 
 T = TypeVar("T")
@@ -48,8 +48,11 @@ def reported_errors() -> Iterator[None]:
         fail(exc.message, exc.exit_code)
     except (ConfigError, InvalidName) as exc:
         fail(str(exc), 2)
+    except SourceUnreadable as exc:
+        fail(str(exc), 2)
     except StorageError as exc:
-        fail(f"storage: {exc}", 5)
+        # Anything else from storage is the store failing (a bad input is SourceUnreadable).
+        fail(f"storage unreachable: {exc}", 5)
 
 
 def settings() -> Settings:

@@ -6,7 +6,6 @@ origin: signature and key URLs on another host (a CDN, say) get no credential.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -22,6 +21,7 @@ from gateway.client.schemas import (
     parse_manifest,
     parse_releases,
 )
+from gateway.jsonlimits import GATEWAY_ANSWER, JsonRefused, parse_json
 from stages.names import ModelRef
 
 
@@ -32,8 +32,8 @@ def refusal(response: httpx2.Response) -> DownloadFailed:
     """
     status = response.status_code
     try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = parse_json(response.content, GATEWAY_ANSWER)
+    except JsonRefused:
         body = None
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         message = body.get("message")
@@ -92,9 +92,9 @@ class GatewayApi:
     def _call(self, method: str, url: str, **kwargs: Any) -> Any:
         response = self._send(method, url, **kwargs)
         try:
-            return response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise unexpected(f"{method} {url} did not answer with JSON") from exc
+            return parse_json(response.content, GATEWAY_ANSWER)
+        except JsonRefused as exc:
+            raise unexpected(f"{method} {url} did not answer with usable JSON ({exc})") from exc
 
     def _headers(self, url: str) -> dict[str, str]:
         target = httpx2.URL(url)

@@ -9,9 +9,10 @@ then held to its listed digest as it arrives. Together that is the same guarante
 from __future__ import annotations
 
 import os
+import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,26 +190,65 @@ def _fetch_all(
             raise Interrupted
         return fetcher.fetch(job, progress.file(job.path, job.size, on_disk[job.path]))
 
-    pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="download")
-    futures = [pool.submit(fetch, job) for job in jobs]
+    futures = _start_workers(fetch, jobs, parallel)
     try:
         wait(futures, return_when=FIRST_EXCEPTION)
     except KeyboardInterrupt:
-        fetcher.stop.set()
-        pool.shutdown(wait=False, cancel_futures=True)
+        _stop(fetcher, futures)
         # Workers notice the stop between chunks; one stuck in a stalled read is left
-        # behind (the command exits without it) rather than holding up Ctrl-C.
+        # behind (a daemon thread: it never holds up the exit) rather than holding up
+        # Ctrl-C.
         wait(futures, timeout=STOP_GRACE_SECONDS)
         raise DownloadFailed(
             exit_codes.INTERRUPTED_CODE, "interrupted; run the same command again to resume"
         ) from None
     failure = _first_failure(futures)
     if failure is not None:
-        fetcher.stop.set()
-    pool.shutdown(wait=True, cancel_futures=True)
+        _stop(fetcher, futures)
+    wait(futures)
     if failure is not None:
         raise failure
     return [f.result() for f in futures]
+
+
+def _start_workers(
+    fetch: Callable[[FileJob], FileResult], jobs: list[FileJob], parallel: int
+) -> list[Future[FileResult]]:
+    """Run `fetch` over the jobs in `parallel` daemon threads; one future per job.
+
+    Daemon threads, unlike a ThreadPoolExecutor's, are not joined when the interpreter
+    exits: a worker blocked in a network read can never keep the command from ending.
+    """
+    work: queue.SimpleQueue[tuple[FileJob, Future[FileResult]]] = queue.SimpleQueue()
+    futures: list[Future[FileResult]] = []
+    for job in jobs:
+        future: Future[FileResult] = Future()
+        futures.append(future)
+        work.put((job, future))
+
+    def worker() -> None:
+        while True:
+            try:
+                job, future = work.get_nowait()
+            except queue.Empty:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue  # cancelled before it started
+            try:
+                future.set_result(fetch(job))
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                future.set_exception(exc)
+
+    for number in range(min(parallel, len(jobs))):
+        threading.Thread(target=worker, name=f"download-{number}", daemon=True).start()
+    return futures
+
+
+def _stop(fetcher: FileFetcher, futures: list[Future[FileResult]]) -> None:
+    """Tell running workers to stop, and drop the jobs no worker has started."""
+    fetcher.stop.set()
+    for future in futures:
+        future.cancel()
 
 
 def _first_failure(futures: list[Future[FileResult]]) -> BaseException | None:

@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from gateway.db.failures import CONNECT_TIMEOUT_SECONDS, watch_failures
+
 POOL_SIZE = 10
 MAX_OVERFLOW = 10
 POOL_TIMEOUT_SECONDS = 30.0
@@ -36,8 +38,16 @@ def make_engine(
         engine = create_async_engine(database_url, connect_args={"timeout": 30}, **pool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        watch_failures(engine)
         return engine
-    return create_async_engine(database_url, pool_pre_ping=True, **pool)
+    engine = create_async_engine(
+        database_url,
+        pool_pre_ping=True,
+        connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
+        **pool,
+    )
+    watch_failures(engine)
+    return engine
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -6,6 +6,10 @@ import re
 from dataclasses import dataclass
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# More digits than any file size has: such a number is read as "beyond every file", never
+# converted (int() refuses strings of thousands of digits, and would be slow on them).
+_MAX_DIGITS = 18
+_BEYOND = 10**_MAX_DIGITS
 
 
 class RangeNotSatisfiable(Exception):
@@ -40,12 +44,18 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     if not first and not last:
         return None
     if not first:  # the last N bytes
-        suffix = int(last)
+        suffix = _number(last)
         if suffix == 0:
             raise RangeNotSatisfiable
         return ByteRange(max(0, size - suffix), size - 1) if size else None
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size or (last and int(last) < start):
+    start = _number(first)
+    end = _number(last) if last else None
+    if start >= size or (end is not None and end < start):
         raise RangeNotSatisfiable
-    return ByteRange(start, end)
+    return ByteRange(start, size - 1 if end is None else min(end, size - 1))
+
+
+def _number(digits: str) -> int:
+    """The value of a run of digits; anything longer than _MAX_DIGITS is _BEYOND."""
+    significant = digits.lstrip("0") or "0"
+    return _BEYOND if len(significant) > _MAX_DIGITS else int(significant)

@@ -9,7 +9,9 @@ Rules of this module:
   existing account, or creates one, only when the provider says it verified that email:
   linking on an unverified email would hand an account to whoever typed its address.
 - Every refusal is a GatewayError with a sentence a user understands; nothing here
-  answers with a 500 for a provider that misbehaves.
+  answers with a 500 for a provider that misbehaves. Every answer of a provider
+  (discovery, key set, token, userinfo, and the ID token's own JSON) is held to
+  jsonlimits.PROVIDER_ANSWER before it is parsed: a huge or deeply nested one is a 502.
 """
 
 from __future__ import annotations
@@ -53,6 +55,15 @@ from gateway.config import OidcProvider, Settings
 from gateway.db.models import Account, OidcIdentity
 from gateway.errors import Conflict, GatewayError, InvalidInput, NotFound
 from gateway.identity.sessions import end_sessions
+from gateway.jsonlimits import (
+    PROVIDER_ANSWER,
+    JsonRefused,
+    JsonTooLarge,
+    LimitedTransport,
+    check_json,
+    parse_json,
+    read_limited,
+)
 from gateway.runtime import Runtime
 
 logger = logging.getLogger("gateway.identity.oidc")
@@ -225,17 +236,30 @@ class ProviderDirectory:
 
     async def _get_json(self, provider: OidcProvider, url: str, what: str) -> dict[str, Any]:
         try:
-            async with self._http() as client:
-                response = await client.get(url, headers={"accept": "application/json"})
+            async with (
+                self._http() as client,
+                client.stream("GET", url, headers={"accept": "application/json"}) as response,
+            ):
+                if response.status_code != 200:
+                    logger.warning(
+                        "oidc %s: %s answered %s", provider.name, url, response.status_code
+                    )
+                    raise ProviderUnavailable(
+                        provider, f"its {what} answered HTTP {response.status_code}"
+                    )
+                content = await read_limited(response, PROVIDER_ANSWER)
         except httpx2.HTTPError as exc:
             logger.warning("oidc %s: fetching %s failed: %s", provider.name, url, exc)
             raise ProviderUnavailable(provider, f"its {what} did not answer") from exc
-        if response.status_code != 200:
-            logger.warning("oidc %s: %s answered %s", provider.name, url, response.status_code)
-            raise ProviderUnavailable(provider, f"its {what} answered HTTP {response.status_code}")
+        except JsonTooLarge as exc:
+            logger.warning("oidc %s: %s refused: %s", provider.name, url, exc)
+            raise ProviderUnavailable(provider, f"its {what} was refused: {exc}") from exc
         try:
-            body = response.json()
-        except ValueError:
+            body = parse_json(content, PROVIDER_ANSWER)
+        except JsonTooLarge as exc:
+            logger.warning("oidc %s: %s refused: %s", provider.name, url, exc)
+            raise ProviderUnavailable(provider, f"its {what} was refused: {exc}") from exc
+        except JsonRefused:
             body = None
         if not isinstance(body, dict):
             raise ProviderUnavailable(provider, f"its {what} is not a JSON object")
@@ -261,7 +285,18 @@ class ProviderDirectory:
 
 
 def _http_client() -> httpx2.AsyncClient:
-    return httpx2.AsyncClient(timeout=httpx2.Timeout(HTTP_TIMEOUT_SECONDS))
+    return httpx2.AsyncClient(transport=_bounded(), timeout=httpx2.Timeout(HTTP_TIMEOUT_SECONDS))
+
+
+def _bounded() -> LimitedTransport:
+    """A transport that stops reading any provider answer past PROVIDER_ANSWER's size."""
+    return LimitedTransport(httpx2.AsyncHTTPTransport(), PROVIDER_ANSWER)
+
+
+def _checked_token_answer(response: httpx2.Response) -> httpx2.Response:
+    """Authlib's hook before it parses the token answer: refuse it if too large or deep."""
+    check_json(response.content, PROVIDER_ANSWER)
+    return response
 
 
 def _parse_metadata(provider: OidcProvider, document: Mapping[str, Any]) -> ProviderMetadata:
@@ -445,6 +480,7 @@ def validate_id_token(
 ) -> dict[str, Any]:
     """The claims of an ID token that passed every check; IdTokenRejected otherwise."""
     allowed = sorted(a for a in algorithms if a in SIGNING_ALGORITHMS) or ["RS256"]
+    _check_token_json(id_token)
     try:
         token = jwt.decode(
             id_token,
@@ -499,6 +535,21 @@ def validate_id_token(
     return dict(claims)
 
 
+def _check_token_json(id_token: str) -> None:
+    """Refuse an ID token whose header or claims are JSON too large or deep to parse."""
+    if len(id_token) > PROVIDER_ANSWER.max_bytes:
+        raise IdTokenRejected("malformed", "the token is larger than a provider answer may be")
+    for segment in id_token.split(".")[:2]:
+        try:
+            decoded = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        except ValueError:
+            return  # not base64: the decoder below says so in its own words
+        try:
+            check_json(decoded, PROVIDER_ANSWER)
+        except JsonRefused as exc:
+            raise IdTokenRejected("malformed", str(exc)) from exc
+
+
 @dataclass(frozen=True)
 class ProviderIdentity:
     """Who the provider says signed in: the subject, and an email if it vouches for one."""
@@ -536,7 +587,9 @@ async def verified_identity(
         client_secret=provider.client_secret,
         token_endpoint_auth_method=metadata.token_auth_method,
         timeout=httpx2.Timeout(HTTP_TIMEOUT_SECONDS),
+        transport=_bounded(),
     ) as client:
+        client.register_compliance_hook("access_token_response", _checked_token_answer)
         try:
             token = await client.fetch_token(
                 metadata.token_endpoint,
@@ -556,6 +609,9 @@ async def verified_identity(
         except httpx2.HTTPError as exc:
             logger.warning("oidc %s: token endpoint failed: %s", provider.name, exc)
             raise ProviderUnavailable(provider, "its token endpoint did not answer") from exc
+        except JsonTooLarge as exc:
+            logger.warning("oidc %s: token endpoint answer refused: %s", provider.name, exc)
+            raise ProviderUnavailable(provider, f"its token answer was refused: {exc}") from exc
         except ValueError as exc:
             logger.warning("oidc %s: token endpoint answered nonsense: %s", provider.name, exc)
             raise ProviderUnavailable(provider, "its token endpoint answered nonsense") from exc
@@ -619,7 +675,13 @@ async def _with_userinfo(
     assert metadata.userinfo_endpoint is not None
     try:
         response = await client.get(metadata.userinfo_endpoint)
-        info = response.json() if response.status_code == 200 else None
+        info = (
+            parse_json(response.content, PROVIDER_ANSWER) if response.status_code == 200 else None
+        )
+    except JsonTooLarge as exc:
+        # Not a sloppy answer but a hostile one: the sign-in stops, as for the others.
+        logger.warning("oidc %s: userinfo answer refused: %s", provider.name, exc)
+        raise ProviderUnavailable(provider, f"its userinfo answer was refused: {exc}") from exc
     except (AuthlibBaseError, httpx2.HTTPError, ValueError) as exc:
         logger.warning("oidc %s: userinfo failed: %s", provider.name, exc)
         return identity

@@ -22,7 +22,7 @@ from gateway.credentials.api_key_format import (
     new_api_key,
 )
 from gateway.db.models import Account, ApiKey
-from gateway.errors import GatewayError, InvalidInput, NotFound
+from gateway.errors import DatabaseUnavailable, GatewayError, InvalidInput, NotFound
 from gateway.runtime import Runtime
 from gateway.text import clean_text
 from stages.access import KeyFacts
@@ -204,7 +204,7 @@ async def note_key_use(rt: Runtime, key: ApiKey, now: datetime) -> None:
                 .values(last_used_at=now)
                 .execution_options(synchronize_session=False)
             )
-    except (SQLAlchemyError, OSError):
+    except (SQLAlchemyError, OSError, DatabaseUnavailable):
         logger.warning("could not record the last use of key %s", key.id, exc_info=True)
         return
     # Shown as written, without marking anything dirty.

@@ -22,7 +22,7 @@ from gateway.db.models import Account
 from gateway.enforcement import service
 from gateway.errors import GatewayError, InvalidInput, NotFound
 from gateway.portal.auth_pages import Form
-from gateway.portal.forms import field
+from gateway.portal.forms import field, whole_number
 from gateway.portal.session import Viewer, require_account, require_operator
 from gateway.runtime import Runtime
 from gateway.web import Db, PathStr, Rt
@@ -76,12 +76,7 @@ def _actor(operator: Account) -> str:
 
 
 def _days(text: str) -> int | None:
-    text = text.strip()
-    if not text:
-        return None
-    if not text.isdigit():
-        raise InvalidInput("the number of days must be a whole number", code="invalid_days")
-    return int(text)
+    return whole_number(text, what="the number of days", code="invalid_days")
 
 
 def _step(text: str) -> EnforcementStep:

@@ -7,7 +7,11 @@ from typing import Any
 
 from litestar.response import Template
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, InvalidInput
+
+# More digits than any count a form asks for has; longer answers are refused unread
+# (int() refuses thousands of digits with an error of its own, and is slow on them).
+_MAX_DIGITS = 9
 
 
 def form_page(
@@ -41,3 +45,18 @@ def field(data: Mapping[str, Any], name: str) -> str:
     if isinstance(value, list):
         value = value[0] if value else ""
     return str(value)
+
+
+def whole_number(text: str, *, what: str, code: str) -> int | None:
+    """A form's non-negative whole number, None when left empty; InvalidInput otherwise.
+
+    Only ASCII digits count: str.isdigit() also accepts "²", which int() refuses.
+    """
+    text = text.strip()
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()) or len(text.lstrip("0")) > _MAX_DIGITS:
+        raise InvalidInput(
+            f"{what} must be a whole number of at most {_MAX_DIGITS} digits", code=code
+        )
+    return int(text)

@@ -25,7 +25,7 @@ from gateway.applications.service import QueueFilter, QueueItem
 from gateway.db.models import Account, Application
 from gateway.errors import GatewayError, InvalidInput
 from gateway.grants.service import GrantFilter, list_grants
-from gateway.portal.forms import field
+from gateway.portal.forms import field, whole_number
 from gateway.portal.session import Viewer, require_operator
 from gateway.runtime import Runtime
 from gateway.web import Db, Page, PathStr, Rt
@@ -222,7 +222,10 @@ class OpsPages(Controller):
     async def bulk(self, db: Db, runtime: Rt, viewer: Viewer, data: Form) -> Template:
         operator = require_operator(viewer, "/ops")
         query = QueueQuery.of(data)
-        page = int(field(data, "page")) if field(data, "page").isdigit() else 1
+        try:
+            page = whole_number(field(data, "page"), what="page", code="invalid_page") or 1
+        except InvalidInput:
+            page = 1  # a page number only says where to come back to
         ids = _all(data, "ids")
         reason = field(data, "reason").strip()
         try:

@@ -9,16 +9,23 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, get, post
-from litestar.params import PathParameter, URLEncodedBody
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, PathParameter, URLEncodedBody
 from litestar.response import Template
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from gateway.db.models import Model, Release
-from gateway.errors import GatewayError, NotFound
+from gateway.errors import GatewayError, NotFound, Unavailable
 from gateway.portal.forms import field
 from gateway.portal.session import Viewer, require_operator
 from gateway.runtime import Runtime
+from gateway.staging.evidence_files import (
+    EVIDENCE_FILE_LIMIT_TEXT,
+    EVIDENCE_FILE_MAX_BYTES,
+    EvidenceFile,
+)
 from gateway.staging.promotion import attach_evidence, promote, stage_status
 from gateway.staging.recalls import recall, reinstate
 from gateway.staging.service import move_release
@@ -27,6 +34,9 @@ from stages.names import ModelRef
 from stages.release import Move
 
 Form = URLEncodedBody[dict[str, Any]]
+# The evidence form sends a file; the rest of the form is a few short fields.
+EvidenceForm = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)]
+_EVIDENCE_BODY_MAX_BYTES = EVIDENCE_FILE_MAX_BYTES + 64 * 1024
 
 
 def _base(org: str, name: str, version: str) -> str:
@@ -51,9 +61,18 @@ async def _page(
             "base": _base(org, name, version),
             "notice": notice,
             "error": error.message if error else None,
+            "file_limit": EVIDENCE_FILE_LIMIT_TEXT,
         },
         status_code=error.status if error else 200,
+        headers=_retry_after(error),
     )
+
+
+def _retry_after(error: GatewayError | None) -> dict[str, str]:
+    # A part that is down (the store, the database) may be back soon: say when to retry.
+    if isinstance(error, Unavailable):
+        return {"retry-after": str(error.retry_after_seconds)}
+    return {}
 
 
 class ReleaseOpsPages(Controller):
@@ -79,6 +98,37 @@ class ReleaseOpsPages(Controller):
         require_operator(viewer, _base(org, name, version))
         return await _page(runtime, org, name, version)
 
+    @post(
+        "/ops/releases/{org:str}/{name:str}/{version:str}/evidence",
+        request_max_body_size=_EVIDENCE_BODY_MAX_BYTES,
+    )
+    async def evidence(
+        self,
+        runtime: Rt,
+        viewer: Viewer,
+        org: Org,
+        name: Name,
+        version: Version,
+        data: EvidenceForm,
+    ) -> Template:
+        operator = require_operator(viewer, _base(org, name, version))
+        try:
+            attached = await attach_evidence(
+                runtime,
+                ModelRef(org, name),
+                version,
+                kind=field(data, "kind"),
+                name=field(data, "name"),
+                result=field(data, "result"),
+                file=await _uploaded(data.get("file")),
+                note=field(data, "note") or None,
+                actor=f"account:{operator.id}",
+            )
+        except GatewayError as exc:
+            return await _page(runtime, org, name, version, error=exc)
+        stored = f" with {attached.file_name}" if attached.file_name else ""
+        return await _page(runtime, org, name, version, notice=f"Evidence attached{stored}")
+
     @post("/ops/releases/{org:str}/{name:str}/{version:str}/{action:str}")
     async def act(
         self,
@@ -99,6 +149,19 @@ class ReleaseOpsPages(Controller):
         except GatewayError as exc:
             return await _page(runtime, org, name, version, error=exc)
         return await _page(runtime, org, name, version, notice=notice)
+
+
+async def _uploaded(value: object) -> EvidenceFile | None:
+    """The file of the form, None when none was chosen (browsers send an empty part)."""
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if not isinstance(value, UploadFile) or not value.filename:
+        return None
+    try:
+        content = await value.read()
+    finally:
+        await value.close()
+    return EvidenceFile.named(value.filename, content)
 
 
 async def _perform(
@@ -141,17 +204,4 @@ async def _perform(
         tier = field(data, "tier") or None
         lifted = await reinstate(rt, model, version, tier=tier, actor=actor)
         return "Recall lifted" if lifted.lifted else f"Approval recorded; {'; '.join(lifted.unmet)}"
-    if action == "evidence":
-        await attach_evidence(
-            rt,
-            model,
-            version,
-            kind=field(data, "kind"),
-            name=field(data, "name"),
-            result=field(data, "result"),
-            file=None,
-            note=field(data, "note") or None,
-            actor=actor,
-        )
-        return "Evidence attached"
     raise NotFound(f"no action {action!r}", code="not_found")

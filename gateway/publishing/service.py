@@ -4,7 +4,8 @@ built from those digests, then record the release in one transaction.
 All-or-nothing: objects are content-addressed and invisible until a release row names
 them, and the release, its artifacts and its evidence commit together at the very end.
 A publish that fails or is killed leaves at most unreferenced objects behind, and running
-it again succeeds (and stores nothing twice).
+it again succeeds (and stores nothing twice). The temporary files of a killed publish are
+removed by the next publish, or by the gateway's next start.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -23,11 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import evidence
 from gateway.db.models import Artifact, Component, License, Model, Release
-from gateway.errors import Conflict, InvalidInput
+from gateway.errors import Conflict, InvalidInput, StorageUnavailable
+from gateway.input_files import read_input_text
 from gateway.publishing.scan import FolderFile, scan_folder
 from gateway.runtime import Runtime
 from gateway.signing.release import sign_release
-from gateway.storage import Storage, StorageError, StoredObject
+from gateway.storage import SourceUnreadable, Storage, StorageError, StoredObject
 from policies.components import classify
 from policies.schema import ComponentRule
 from stages.names import ModelRef, check_version
@@ -78,6 +80,8 @@ async def publish_release(
         f.path: classify(f.path, rt.policy.publish, request.component_overrides) for f in files
     }
 
+    # What a killed publish left in the store goes before this one adds its own.
+    await asyncio.to_thread(_sweep, rt.storage)
     if progress:
         progress.started(len(files), sum(f.size for f in files))
     stored = await asyncio.to_thread(_store_all, rt.storage, files, progress)
@@ -174,6 +178,13 @@ async def publish_release(
     )
 
 
+def _sweep(storage: Storage) -> None:
+    try:
+        storage.remove_stale_uploads()
+    except StorageError as exc:
+        raise StorageUnavailable(f"removing interrupted uploads: {exc}") from exc
+
+
 def _store_all(
     storage: Storage, files: list[FolderFile], progress: PublishProgress | None
 ) -> dict[str, StoredObject]:
@@ -182,23 +193,29 @@ def _store_all(
     def store(item: FolderFile) -> tuple[str, StoredObject]:
         try:
             return item.path, storage.put_file(item.source, on_progress=on_progress)
+        except SourceUnreadable as exc:
+            raise InvalidInput(f"{item.path}: {exc}", code="file_unreadable") from exc
         except StorageError as exc:
-            raise InvalidInput(f"{item.path}: {exc}", code="storage_failed") from exc
+            # The store failed, not the file: say so, and never as bad input.
+            raise StorageUnavailable(f"storing {item.path}: {exc}") from exc
 
-    with ThreadPoolExecutor(max_workers=UPLOAD_WORKERS) as pool:
-        return dict(pool.map(store, files))
+    pool = ThreadPoolExecutor(max_workers=UPLOAD_WORKERS)
+    futures = [pool.submit(store, item) for item in files]
+    try:
+        wait(futures, return_when=FIRST_EXCEPTION)
+    finally:
+        # The first failure ends the publish: files not started yet are not tried (against a
+        # hung store each would wait out the timeout), the ones in flight end by theirs.
+        pool.shutdown(wait=True, cancel_futures=True)
+    for future in futures:
+        if not future.cancelled() and future.exception() is not None:
+            raise future.exception()  # type: ignore[misc]
+    return dict(future.result() for future in futures)
 
 
 def _read_text(path: Path | None, what: str) -> str:
     assert path is not None
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InvalidInput(f"{what} file {path}: no such file", code=f"{what}_missing") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(
-            f"{what} file {path}: cannot read it as UTF-8 text ({exc})", code=f"{what}_invalid"
-        ) from exc
+    text = read_input_text(path, what=what)
     if not text.strip():
         raise InvalidInput(f"{what} file {path} is empty", code=f"{what}_invalid")
     return text

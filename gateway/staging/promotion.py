@@ -13,7 +13,6 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,8 +20,9 @@ from sqlalchemy.orm import selectinload
 
 from gateway import evidence
 from gateway.db.models import Approval, EvidenceAttachment, Model, Release, StageChange
-from gateway.errors import Conflict, InvalidInput, NotFound
+from gateway.errors import Conflict, InvalidInput, NotFound, StorageUnavailable
 from gateway.runtime import Runtime
+from gateway.staging.evidence_files import EvidenceFile
 from gateway.staging.gates import (
     attachments,
     downloaders,
@@ -196,7 +196,8 @@ class StageStatus:
     grantees_downloaded: int
     organisations_downloaded: int
     open_incidents: dict[str, int]
-    evidence: list[tuple[str, str, str, datetime]]
+    # (kind, name, result, attached at, (file name, size) of the attached file or None)
+    evidence: list[tuple[str, str, str, datetime, tuple[str, int] | None]]
     recalls: list[tuple[str, str, datetime]]  # (tier or "all tiers", reason, since)
     approvals: frozenset[str]
 
@@ -237,10 +238,16 @@ async def stage_status(rt: Runtime, model: ModelRef, version: str) -> StageStatu
         grantees_downloaded=grantees,
         organisations_downloaded=organisations,
         open_incidents={s.value: n for s, n in sorted(incidents.items(), key=lambda i: i[0].rank)},
-        evidence=[(a.kind, a.name, a.result, a.attached_at) for a in docs],
+        evidence=[(a.kind, a.name, a.result, a.attached_at, _shown_file(a)) for a in docs],
         recalls=[(r.tier or "all tiers", r.reason, r.recalled_at) for r in recalls],
         approvals=approvals,
     )
+
+
+def _shown_file(attachment: EvidenceAttachment) -> tuple[str, int] | None:
+    if attachment.file_name is None:
+        return None
+    return attachment.file_name, attachment.file_size or 0
 
 
 async def attach_evidence(
@@ -251,11 +258,15 @@ async def attach_evidence(
     kind: str,
     name: str,
     result: str,
-    file: Path | None,
+    file: EvidenceFile | None,
     note: str | None,
     actor: str,
 ) -> EvidenceAttachment:
-    """Attach a document (an evaluation report, say) to a release as promotion evidence."""
+    """Attach a document (an evaluation report, say) to a release as promotion evidence.
+
+    The file, if any, is stored before anything is recorded; a store that fails raises
+    StorageUnavailable and records nothing.
+    """
     for label, value, longest in (("kind", kind, 64), ("name", name, 200), ("result", result, 64)):
         if len(value) > longest:
             raise InvalidInput(f"{label} is at most {longest} characters", code="invalid_evidence")
@@ -267,12 +278,11 @@ async def attach_evidence(
     note = clean_text(note, field="the note", max_length=5000)
     stored = None
     if file is not None:
-        if not await asyncio.to_thread(file.is_file):
-            raise InvalidInput(f"{file}: no such file", code="file_missing")
+        file.check()
         try:
-            stored = await asyncio.to_thread(rt.storage.put_file, file)
+            stored = await asyncio.to_thread(rt.storage.put_bytes, file.content)
         except StorageError as exc:
-            raise InvalidInput(f"{file}: {exc}", code="storage_failed") from exc
+            raise StorageUnavailable(f"storing {file.name}: {exc}") from exc
     now = rt.clock()
     async with rt.transaction() as session:
         release = await session.scalar(

@@ -12,6 +12,7 @@ from gateway.storage.interface import (
     CHUNK_SIZE,
     ObjectNotFound,
     ProgressCallback,
+    SourceUnreadable,
     Storage,
     StorageError,
     StoredObject,
@@ -24,6 +25,7 @@ __all__ = [
     "LocalStorage",
     "ObjectNotFound",
     "ProgressCallback",
+    "SourceUnreadable",
     "Storage",
     "StorageError",
     "StoredObject",
@@ -36,12 +38,17 @@ _EXPECTED = "expected file:///absolute/path or s3://bucket[/prefix]"
 
 
 def storage_from_url(
-    url: str, *, s3_endpoint_url: str | None = None, s3_region: str | None = None
+    url: str,
+    *,
+    s3_endpoint_url: str | None = None,
+    s3_region: str | None = None,
+    timeout_seconds: float | None = None,
 ) -> Storage:
     """The storage a URL names: file:///absolute/path or s3://bucket[/prefix].
 
-    A local store's directories are created. s3_endpoint_url and s3_region go to the S3
-    client (for MinIO, R2, Ceph...); credentials come from boto3's standard chain.
+    A local store's directories are created. s3_endpoint_url, s3_region and
+    timeout_seconds (each call, retries included; None: the default) go to the S3 client
+    (for MinIO, R2, Ceph...); credentials come from boto3's standard chain.
     Raises ValueError for any other URL.
     """
     parts = urlsplit(url)
@@ -67,10 +74,14 @@ def storage_from_url(
             )
         if not bucket or ":" in bucket:
             raise ValueError(f"storage URL {shown} names no bucket; {_EXPECTED}")
-        from gateway.storage.s3 import S3Storage
+        from gateway.storage.s3 import DEFAULT_TIMEOUT_SECONDS, S3Storage
 
         return S3Storage(
-            bucket, unquote(parts.path), endpoint_url=s3_endpoint_url, region=s3_region
+            bucket,
+            unquote(parts.path),
+            endpoint_url=s3_endpoint_url,
+            region=s3_region,
+            timeout_seconds=timeout_seconds or DEFAULT_TIMEOUT_SECONDS,
         )
     raise ValueError(f"unsupported storage URL {shown}; {_EXPECTED}")
 

@@ -8,7 +8,9 @@ Rules every implementation keeps:
 - A key is checked (64 lowercase hex digits) before it becomes part of a path or an S3
   key, so no caller can reach outside the store through it.
 - The library's own errors (OSError, botocore) stop at the implementation: callers see
-  StorageError, or ObjectNotFound when the object is absent.
+  StorageError, ObjectNotFound when the object is absent, or SourceUnreadable when what
+  was to be stored cannot be read (a bad input, where every other StorageError is the
+  store failing).
 """
 
 import hashlib
@@ -33,6 +35,10 @@ class ObjectNotFound(StorageError):
     """No object is stored under the requested SHA-256."""
 
 
+class SourceUnreadable(StorageError):
+    """The file or stream to be stored cannot be read: the caller's input, not the store."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoredObject:
     """What the storage holds for one object: its SHA-256 (hex) and its size in bytes."""
@@ -54,7 +60,7 @@ class Storage(Protocol):
     def put_file(self, path: Path, *, on_progress: ProgressCallback | None = None) -> StoredObject:
         """Store a file, reading it once; on_progress gets the byte count of each chunk stored.
 
-        Raises StorageError naming the path if the file cannot be read.
+        Raises SourceUnreadable (a StorageError) naming the path if the file cannot be read.
         """
         ...
 
@@ -97,6 +103,13 @@ class Storage(Protocol):
         """Raise StorageError if the storage is unreachable or unusable (for /readyz)."""
         ...
 
+    def remove_stale_uploads(self) -> int:
+        """Remove what interrupted writes left behind, never a write still in flight.
+
+        Returns how many leftovers were removed. Publishing and the gateway's start call it.
+        """
+        ...
+
 
 def validate_sha256(value: str) -> str:
     """Return value if it is a SHA-256 in lowercase hex, else raise ValueError."""
@@ -108,7 +121,7 @@ def validate_sha256(value: str) -> str:
 class HashingReader:
     """Reads a source in chunks, once, hashing and counting every byte as it goes.
 
-    Read errors become StorageError naming the source, so callers can tell a bad input
+    Read errors become SourceUnreadable naming the source, so callers can tell a bad input
     file from a failing store.
     """
 
@@ -123,7 +136,7 @@ class HashingReader:
         try:
             data = self._stream.read(size)
         except OSError as exc:
-            raise StorageError(f"cannot read {self._name}: {exc.strerror or exc}") from exc
+            raise SourceUnreadable(f"cannot read {self._name}: {exc.strerror or exc}") from exc
         self._hash.update(data)
         self._size += len(data)
         return data
@@ -133,6 +146,6 @@ class HashingReader:
         return StoredObject(sha256=self._hash.hexdigest(), size=self._size)
 
 
-def source_error(path: Path, exc: OSError) -> StorageError:
-    """The StorageError for a source file that cannot be opened."""
-    return StorageError(f"cannot read {path}: {exc.strerror or exc}")
+def source_error(path: Path, exc: OSError) -> SourceUnreadable:
+    """The error for a source file that cannot be opened."""
+    return SourceUnreadable(f"cannot read {path}: {exc.strerror or exc}")

@@ -3,14 +3,23 @@
 Layout: `<root>/objects/ab/cd/<sha256>` for stored objects (two fan-out levels keep
 directories small) and `<root>/tmp/` for writes in flight. Both sit under one root, so on
 one filesystem, which is what makes `os.replace` from tmp/ into objects/ atomic: a reader
-sees the whole object or none. Files in tmp/ older than any running write are debris of
-a crash and may be removed.
+sees the whole object or none.
+
+A write in flight holds an exclusive lock (flock) on its `tmp/<uuid>.incoming` file from
+the moment the file exists until it is renamed or removed; the kernel drops the lock when
+its process dies, however it dies. So an `.incoming` file nobody holds is the debris of a
+killed write, and remove_stale_uploads() removes exactly those. A file is created and
+locked while holding a shared lock on `<root>/writers.lock`, and the sweep holds that lock
+exclusively, so it never sees a file in the instant between its creation and its lock.
 """
 
 import contextlib
+import fcntl
 import io
+import logging
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -23,6 +32,10 @@ from gateway.storage.interface import (
     source_error,
     validate_sha256,
 )
+
+logger = logging.getLogger(__name__)
+
+INCOMING_SUFFIX = ".incoming"
 
 # Small enough to stay in the CPU cache while it is hashed and copied: 8 MiB chunks made
 # each write() go through main memory and took three times as long (see BENCHMARKS.md).
@@ -38,6 +51,7 @@ class LocalStorage:
         self._root = root.absolute()
         self._objects = self._root / "objects"
         self._tmp = self._root / "tmp"
+        self._writers_lock = self._root / "writers.lock"
         self._chunk_size = chunk_size
         try:
             self._objects.mkdir(parents=True, exist_ok=True)
@@ -125,14 +139,33 @@ class LocalStorage:
             _remove_quietly(probe)
             raise self._error("not writable", exc) from exc
 
+    def remove_stale_uploads(self) -> int:
+        """Remove the `.incoming` files of writes that died; return how many were removed."""
+        removed = 0
+        with self._writers(fcntl.LOCK_EX):
+            try:
+                entries = [e for e in self._tmp.iterdir() if e.name.endswith(INCOMING_SUFFIX)]
+            except OSError as exc:
+                raise self._error("cannot list the temporary files", exc) from exc
+            for entry in entries:
+                if _unlocked(entry):
+                    _remove_quietly(entry)
+                    removed += 1
+        if removed:
+            logger.info("%s: removed %d file(s) of interrupted writes", self.describe(), removed)
+        return removed
+
     def _put(self, reader: HashingReader, on_progress: ProgressCallback | None) -> StoredObject:
         # The final name depends on the hash, known only at the end: write to tmp/ first.
         # The mode leaves the rest to the umask, as for any file the process creates.
-        temp = self._tmp / f"{uuid.uuid4().hex}.incoming"
-        try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            raise self._error("cannot create a temporary file", exc) from exc
+        temp = self._tmp / f"{uuid.uuid4().hex}{INCOMING_SUFFIX}"
+        with self._writers(fcntl.LOCK_SH):
+            try:
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            except OSError as exc:
+                raise self._error("cannot create a temporary file", exc) from exc
+            # Held until the file is closed, after its rename: see the module docstring.
+            fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             with open(fd, "wb") as out:
                 while chunk := reader.read_chunk(self._chunk_size):
@@ -140,12 +173,25 @@ class LocalStorage:
                     if on_progress is not None:
                         on_progress(len(chunk))
                 self._sync(out)
-            stored = reader.result()
-            self._commit(temp, stored)
+                stored = reader.result()
+                self._commit(temp, stored)
         except BaseException:
             _remove_quietly(temp)
             raise
         return stored
+
+    @contextlib.contextmanager
+    def _writers(self, mode: int) -> Iterator[None]:
+        """The lock on writers.lock: shared to start a write, exclusive to sweep."""
+        try:
+            fd = os.open(self._writers_lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise self._error("cannot open the writers' lock", exc) from exc
+        try:
+            fcntl.flock(fd, mode)
+            yield
+        finally:
+            os.close(fd)
 
     def _write(self, out: BinaryIO, chunk: bytes) -> None:
         try:
@@ -190,6 +236,21 @@ def _remove_quietly(path: Path) -> None:
     # Cleanup after a failure must not hide that failure behind its own.
     with contextlib.suppress(OSError):
         path.unlink(missing_ok=True)
+
+
+def _unlocked(path: Path) -> bool:
+    """Whether no live write holds the file (its writer died, or it is done with it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False  # gone already, or not a plain file: not ours to remove
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def _has_size(path: Path, size: int) -> bool:

@@ -23,6 +23,7 @@ import os
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from itertools import chain
 from pathlib import Path
@@ -31,7 +32,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from gateway.storage.disposition import attachment_disposition
@@ -53,10 +60,31 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# An upload to incoming/ older than this was interrupted: no single write takes a day.
+STALE_UPLOAD_AGE = timedelta(days=1)
 # S3 takes at most this many parts in one multipart upload.
 MAX_PARTS = 10_000
 # SigV4 presigned URLs are valid for at most seven days.
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+# The longest one storage call waits for the store, its retries and their back-off
+# included: a hung endpoint fails a publish or a request in this time instead of hanging.
+DEFAULT_TIMEOUT_SECONDS = 30.0
+# Standard retry mode retries throttling, transient errors and timeouts, up to this many
+# attempts, sleeping up to 1 s, then 2 s, ... between them.
+MAX_ATTEMPTS = 3
+# Each attempt may wait at least this long to connect and for each read.
+_MIN_ATTEMPT_SECONDS = 1.5
+
+
+def attempt_plan(timeout_seconds: float) -> tuple[int, float]:
+    """(attempts, seconds each may wait) so that attempts and back-off fit the timeout."""
+    for attempts in range(MAX_ATTEMPTS, 1, -1):
+        backoff = 2 ** (attempts - 1) - 1  # the longest sleeps between the attempts
+        each = (timeout_seconds - backoff) / attempts
+        if each >= _MIN_ATTEMPT_SECONDS:
+            return attempts, each
+    return 1, timeout_seconds
+
 
 # Error codes that mean "no such object" (a HEAD response has no body, so only a status).
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
@@ -79,6 +107,7 @@ class S3Storage:
 
     part_size is both the multipart part size and the read size; S3 wants at least
     5 MiB for every part but the last (tests use smaller parts against moto).
+    timeout_seconds bounds each call, retries and back-off included (see attempt_plan).
     client_config is merged over the defaults (s3v4, standard retries, timeouts). The
     client comes from session, or a new boto3 session with the standard credential chain.
 
@@ -94,6 +123,7 @@ class S3Storage:
         endpoint_url: str | None = None,
         region: str | None = None,
         part_size: int = CHUNK_SIZE,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
         client_config: Config | None = None,
         session: boto3.session.Session | None = None,
     ) -> None:
@@ -101,16 +131,19 @@ class S3Storage:
             raise ValueError(f"not an S3 bucket name: {bucket!r}")
         if part_size <= 0:
             raise ValueError(f"part_size must be positive, got {part_size}")
+        if not timeout_seconds > 0:
+            raise ValueError(f"timeout_seconds must be positive, got {timeout_seconds}")
         self._bucket = bucket
         self._prefix = "/".join(segment for segment in prefix.split("/") if segment)
         self._base = f"{self._prefix}/" if self._prefix else ""
         self._part_size = part_size
-        # Standard retry mode backs off on throttling and retries transient errors.
+        self._timeout = timeout_seconds
+        self._attempts, each = attempt_plan(timeout_seconds)
         config = Config(
             signature_version="s3v4",
-            retries={"mode": "standard", "max_attempts": 5},
-            connect_timeout=10,
-            read_timeout=60,
+            retries={"mode": "standard", "total_max_attempts": self._attempts},
+            connect_timeout=each,
+            read_timeout=each,
         )
         if client_config is not None:
             config = config.merge(client_config)
@@ -217,6 +250,32 @@ class S3Storage:
         """HEAD the bucket: reachable, credentials accepted, bucket there."""
         with self._boundary("bucket check failed", missing="bucket does not exist"):
             self._client.head_bucket(Bucket=self._bucket)
+
+    def remove_stale_uploads(self) -> int:
+        """Abort multipart uploads to incoming/ and delete incoming objects, older than a day.
+
+        S3 has no locks to tell a live upload from a dead one, so age does: no write of one
+        object takes a day (the bucket lifecycle rule in the module docstring does the same).
+        """
+        cutoff = datetime.now(UTC) - STALE_UPLOAD_AGE
+        incoming = f"{self._base}incoming/"
+        removed = 0
+        with self._boundary("cannot list interrupted uploads"):
+            uploads = self._client.get_paginator("list_multipart_uploads")
+            for page in uploads.paginate(Bucket=self._bucket, Prefix=incoming):
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"] < cutoff:
+                        self._abort(upload["Key"], upload["UploadId"])
+                        removed += 1
+            objects = self._client.get_paginator("list_objects_v2")
+            for listing in objects.paginate(Bucket=self._bucket, Prefix=incoming):
+                for item in listing.get("Contents", []):
+                    if item["LastModified"] < cutoff:
+                        self._discard(item["Key"])
+                        removed += 1
+        if removed:
+            logger.info("%s: removed %d interrupted upload(s)", self._where, removed)
+        return removed
 
     def _put(
         self,
@@ -341,6 +400,11 @@ class S3Storage:
             else:
                 reason = _REASONS.get(code) or error.get("Message") or "request failed"
             raise StorageError(f"{self._where}: {action}: {reason} ({code})") from exc
+        except (ConnectTimeoutError, ReadTimeoutError) as exc:
+            tries = f"{self._attempts} attempts" if self._attempts > 1 else "1 attempt"
+            raise StorageError(
+                f"{self._where}: {action}: no answer within {self._timeout:g} s ({tries})"
+            ) from exc
         except NoCredentialsError as exc:
             raise StorageError(
                 f"{self._where}: {action}: no AWS credentials found (environment, "

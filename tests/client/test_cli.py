@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from importlib import import_module
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import httpx2
 import pytest
 from click.testing import CliRunner
 
+from gateway.client import exit_codes
 from tests.client.fake_gateway import BASE, KEY, SAMPLE_FILES, FakeGateway
 
 # The module, not the click command of the same name that gateway.cli exports.
@@ -113,3 +116,46 @@ def test_a_bad_name_is_a_usage_error(fake: FakeGateway, ref: str) -> None:
 def test_parallel_must_be_positive(fake: FakeGateway) -> None:
     code, _, _ = invoke("acme/sample:1.0", "--server", BASE, "--key", KEY, "--parallel", "0")
     assert code == 2
+
+
+# Runs the command as a library caller would (a notebook, a test run): with a thread of
+# the caller's own still alive, a failed download must return to its caller.
+_CALLER = """
+import sys
+import threading
+from importlib import import_module
+from pathlib import Path
+
+import httpx2
+from click.testing import CliRunner
+
+from tests.client.fake_gateway import BASE, KEY, SAMPLE_FILES, FakeGateway
+
+command = import_module("gateway.cli.download")
+fake = FakeGateway(Path(sys.argv[1]), SAMPLE_FILES)
+fake.behaviour.refuse_download = "grant_revoked"
+transport = fake.transport()
+command._http_client = lambda parallel: httpx2.Client(transport=transport)
+busy = threading.Event()
+threading.Thread(target=busy.wait).start()
+args = ["acme/sample:1.0", "--to", sys.argv[1] + "/out", "--server", BASE, "--key", KEY, "-q"]
+result = CliRunner().invoke(command.download, args)
+print("returned", result.exit_code, flush=True)
+busy.set()
+"""
+
+
+def test_a_failed_download_returns_to_its_caller_and_never_ends_the_process(
+    tmp_path: Path,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _CALLER, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parents[2],
+        check=False,
+    )
+    code = exit_codes.exit_code_for("grant_revoked")
+    assert done.stdout.strip() == f"returned {code}", done.stdout + done.stderr
+    assert done.returncode == 0, done.stderr

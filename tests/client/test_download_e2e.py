@@ -26,6 +26,7 @@ import httpx2
 import pytest
 
 from gateway.client import exit_codes
+from gateway.client.download import STOP_GRACE_SECONDS
 from tests.client.throttle_proxy import ThrottleProxy
 
 pytestmark = pytest.mark.slow
@@ -381,6 +382,29 @@ def test_ctrl_c_stops_with_130_and_keeps_the_part(gw: Gateway, tmp_path: Path) -
     assert "Traceback" not in err
     assert part.stat().st_size > 0
     assert not (tmp_path / "llm-1.0" / "model.safetensors").exists()
+
+
+def test_ctrl_c_ends_at_once_even_with_a_worker_stuck_in_a_stalled_read(
+    gw: Gateway, tmp_path: Path
+) -> None:
+    gw.proxy.rate = 1000  # the first 64 KiB of every answer takes a minute: reads stall
+    part = tmp_path / "llm-1.0" / "model.safetensors.part"
+    process = start_download(gw, tmp_path, "acme/llm:1.0", "--quiet")
+    deadline = time.monotonic() + 60
+    while not part.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.5)  # the workers are inside their reads now
+    interrupted = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    took = time.monotonic() - interrupted
+    assert process.returncode == exit_codes.INTERRUPTED, err
+    assert "interrupted" in err
+    assert "Traceback" not in err
+    # The grace for workers to notice, and no wait for the ones stuck in a read.
+    assert took < STOP_GRACE_SECONDS + 5, took
 
 
 def test_urls_that_expire_midway_are_refreshed_without_new_quota(

@@ -338,3 +338,26 @@ def test_digests_in_the_manifest_are_the_files_sha256(fake: FakeGateway, tmp_pat
         assert hashlib.sha256((tmp_path / "d" / path).read_bytes()).hexdigest() == (
             hashlib.sha256(data).hexdigest()
         )
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000 + b"]" * 100_000, b'{"error": ' + b"[" * 5000])
+def test_an_answer_nested_past_the_limit_is_unexpected_not_a_crash(
+    fake: FakeGateway, tmp_path: Path, body: bytes
+) -> None:
+    def deep(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path.endswith("/downloads"):
+            return httpx2.Response(200, content=body, headers={"content-type": "application/json"})
+        return fake.handle(request)
+
+    with (
+        httpx2.Client(transport=httpx2.MockTransport(deep)) as client,
+        pytest.raises(DownloadFailed) as caught,
+    ):
+        download_release(
+            GatewayApi(client, BASE, KEY),
+            DownloadRequest(parse_model_ref("acme/sample"), "1.0", tmp_path / "d"),
+            Silent(),
+            warn=lambda _: None,
+        )
+    assert caught.value.exit_code == exit_codes.UNEXPECTED
+    assert "nests deeper than 32 levels" in str(caught.value)

@@ -2,8 +2,8 @@
 rollback that excludes its tier is refused at its next request; and two gateway
 processes on one PostgreSQL database run each due job exactly once.
 
-The tests share one server and run in order: the recall of the first is lifted, by two
-operators, at the start of the suspension test."""
+The tests share one server but not their releases: each works on a release of its own,
+so they pass in any order."""
 
 from __future__ import annotations
 
@@ -56,30 +56,36 @@ def served(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Ite
     port = free_port()
     env["GATEWAY_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
     folder = make_folder(work / "model")
-    gateway(
-        env,
-        "release",
-        "publish",
-        "acme/llm",
-        "1.0",
-        str(folder),
-        "--license",
-        str(make_license(work)),
-    )
-    for tier in ("trusted_partner", "researcher"):
+    for model in MODELS:
         gateway(
-            env, "stage", "promote", "acme/llm:1.0", "--to", tier, "--override", "--reason", "test"
+            env,
+            "release",
+            "publish",
+            model,
+            "1.0",
+            str(folder),
+            "--license",
+            str(make_license(work)),
         )
+        for tier in ("trusted_partner", "researcher"):
+            gateway(
+                env, "stage", "promote", f"{model}:1.0", "--to", tier, "--override", "--reason", "t"
+            )
     with serving(env, work / "serve.log", port=port) as base:
         yield base
 
 
-def url_for(env: dict[str, str], base: str, email: str, tier: str) -> str:
+# One release per test that changes one: a rollback and recall, a lifted recall, a
+# suspension.
+MODELS = ("acme/llm", "acme/lifted", "acme/kept")
+
+
+def url_for(env: dict[str, str], base: str, email: str, tier: str, model: str = "acme/llm") -> str:
     gateway(env, "accounts", "create", email)
-    gateway(env, "grants", "create", "--account", email, "--model", "acme/llm", "--tier", tier)
+    gateway(env, "grants", "create", "--account", email, "--model", model, "--tier", tier)
     key = gateway(env, "keys", "create", "--account", email, "--scope", "download")
     manifest = httpx2.post(
-        f"{base}/api/v1/models/acme/llm/releases/1.0/downloads",
+        f"{base}/api/v1/models/{model}/releases/1.0/downloads",
         headers={"authorization": f"Bearer {key}"},
         json={"paths": ["README.md"]},
     ).json()
@@ -138,14 +144,17 @@ def test_two_processes_run_each_due_job_exactly_once(env: dict[str, str], databa
     assert asyncio.run(counts()) == {job.name: 1 for job in JOBS}
 
 
-def test_a_suspension_stops_urls_already_handed_out(served: str, env: dict[str, str]) -> None:
+def test_a_recall_is_lifted_once_two_operators_approve(served: str, env: dict[str, str]) -> None:
+    url = url_for(env, served, "l@lab.example", "trusted_partner", model="acme/lifted")
+    gateway(env, "recall", "acme/lifted:1.0", "--reason", "a suspected leak")
+    assert refusal(url) == (403, "release_recalled")
     first = subprocess.run(
         [
             sys.executable,
             "-m",
             "gateway",
             "reinstate",
-            "acme/llm:1.0",
+            "acme/lifted:1.0",
             "--as",
             operator(env, "ops1@lab.example"),
         ],
@@ -156,9 +165,14 @@ def test_a_suspension_stops_urls_already_handed_out(served: str, env: dict[str, 
     )
     assert first.returncode == 4  # one approval of the two the policy asks for
     assert "approval recorded (1 of 2)" in first.stdout
-    lifted = gateway(env, "reinstate", "acme/llm:1.0", "--as", operator(env, "ops2@lab.example"))
+    assert refusal(url) == (403, "release_recalled")
+    lifted = gateway(env, "reinstate", "acme/lifted:1.0", "--as", operator(env, "ops2@lab.example"))
     assert "recall lifted" in lifted
-    url = url_for(env, served, "s@lab.example", "trusted_partner")
+    assert httpx2.get(url).status_code == 200
+
+
+def test_a_suspension_stops_urls_already_handed_out(served: str, env: dict[str, str]) -> None:
+    url = url_for(env, served, "s@lab.example", "trusted_partner", model="acme/kept")
     gateway(env, "enforce", "s@lab.example", "suspend", "--reason", "shared the weights")
     assert refusal(url) == (403, "account_suspended")
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from gateway.db.models import Release
+from gateway.db.models import EvidenceAttachment, Release
 from gateway.runtime import Runtime
-from tests.http.portal import HTML, Http, submit
+from gateway.staging.evidence_files import EVIDENCE_FILE_MAX_BYTES
+from tests.http.portal import HTML, Http, csrf_token, submit
 from tests.http.test_ops_pages import make_account, sign_in, sign_in_operator
 from tests.sample import publish
 
@@ -65,3 +68,68 @@ async def test_the_release_console_is_for_operators_only(
     await make_account(runtime, "someone@example.org")
     await sign_in(client, "someone@example.org")
     assert (await client.get(PAGE, headers=HTML)).status_code == 403
+
+
+async def attach(client: Http, fields: dict[str, str], file: tuple[str, bytes] | None) -> Any:
+    """Post the evidence form as a browser does: multipart, with the page's CSRF token."""
+    token = await csrf_token(client, PAGE)
+    files = {"file": (file[0], file[1], "application/pdf")} if file else {"file": ("", b"")}
+    return await client.post(
+        f"{PAGE}/evidence",
+        data={**fields, "_csrf_token": token},
+        files=files,
+        headers=HTML,
+    )
+
+
+async def attachments(rt: Runtime) -> list[EvidenceAttachment]:
+    async with rt.sessionmaker() as session:
+        return list(await session.scalars(select(EvidenceAttachment)))
+
+
+EVIDENCE = {"kind": "evaluation", "name": "red-team", "result": "pass"}
+
+
+async def test_the_evidence_form_stores_the_attached_file_and_shows_its_limit(
+    client: Http, runtime: Runtime, tmp_path: Path
+) -> None:
+    await publish(runtime, tmp_path)
+    await sign_in_operator(client, runtime)
+    page = await client.get(PAGE, headers=HTML)
+    assert 'enctype="multipart/form-data"' in page.text
+    assert 'type="file"' in page.text
+    assert "at most 20 MiB" in page.text
+    report = b"%PDF-1.4 red-team report: pass\n" * 1000
+    attached = await attach(client, EVIDENCE, ("reports/red-team.pdf", report))
+    assert attached.status_code == 200, attached.text
+    assert "Evidence attached with red-team.pdf" in attached.text
+    assert "red-team.pdf (" in attached.text
+    (row,) = await attachments(runtime)
+    assert (row.file_name, row.file_size) == ("red-team.pdf", len(report))
+    assert row.file_sha256 == hashlib.sha256(report).hexdigest()
+    with runtime.storage.open_read(row.file_sha256) as stored:
+        assert stored.read() == report
+    # No file chosen: the browser sends an empty part, and the evidence is kept without one.
+    plain = await attach(client, {**EVIDENCE, "name": "internal-safety"}, None)
+    assert "Evidence attached" in plain.text
+    assert sorted((a.name, a.file_name) for a in await attachments(runtime)) == [
+        ("internal-safety", None),
+        ("red-team", "red-team.pdf"),
+    ]
+
+
+async def test_an_evidence_file_over_the_limit_is_refused_and_nothing_is_kept(
+    client: Http, runtime: Runtime, tmp_path: Path
+) -> None:
+    await publish(runtime, tmp_path)
+    await sign_in_operator(client, runtime)
+    just_over = await attach(client, EVIDENCE, ("big.pdf", b"x" * (EVIDENCE_FILE_MAX_BYTES + 1)))
+    assert just_over.status_code == 400
+    assert "larger than the limit of 20 MiB" in just_over.text
+    far_over = await attach(client, EVIDENCE, ("huge.pdf", b"x" * (EVIDENCE_FILE_MAX_BYTES * 2)))
+    assert far_over.status_code == 413
+    assert "at most 20 MiB" in far_over.text
+    empty = await attach(client, EVIDENCE, ("empty.pdf", b""))
+    assert empty.status_code == 400
+    assert "the attached file empty.pdf is empty" in empty.text
+    assert await attachments(runtime) == []

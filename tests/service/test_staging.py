@@ -15,6 +15,7 @@ from gateway.downloads.service import Client, Denied, deliver, issue_manifest_fo
 from gateway.errors import Conflict
 from gateway.grants.service import create_grant
 from gateway.runtime import Runtime
+from gateway.staging.evidence_files import EvidenceFile
 from gateway.staging.promotion import attach_evidence, promote, stage_status
 from gateway.staging.recalls import recall, reinstate
 from gateway.staging.service import move_release
@@ -79,7 +80,7 @@ async def test_promotion_to_trusted_partners_needs_the_internal_safety_evaluatio
         kind="evaluation",
         name="internal-safety",
         result="pass",
-        file=report,
+        file=EvidenceFile.named(report.name, report.read_bytes()),
         note="v2 of the suite",
         actor="op:ann",
     )

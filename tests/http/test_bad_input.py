@@ -1,0 +1,158 @@
+"""Bad input gets a clear 4xx with {error, message, status}, never a 500: NUL characters in
+paths, queries and bodies, JSON nested or sized past its limit, absurd Range headers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from gateway.config import Settings
+from gateway.runtime import Runtime
+from tests.grantees import grantee, open_release
+from tests.http.portal import HTML, csrf_token, submit
+from tests.http.test_ops_pages import make_account, sign_in_operator
+
+pytestmark = pytest.mark.anyio
+Http = AsyncTestClient  # type: ignore[type-arg]
+MANIFEST = "/api/v1/models/acme/sample/releases/1.0/downloads"
+
+# One path per kind of route: downloads, the JSON API, portal and console pages with
+# path parameters, static files, sign-in providers, and a path no route has.
+NUL_PATHS = [
+    "/d/abc%00def",
+    "/api/v1/models/acme/sam%00ple",
+    "/api/v1/models/acme/sample/releases/1%00",
+    "/api/v1/incidents/ab%00c",
+    "/models/acme/sam%00ple",
+    "/models/acme/sample/releases/1%00.0",
+    "/applications/ab%00c",
+    "/ops/releases/acme/sample/1%00.0",
+    "/static/gateway%00.css",
+    "/sign-in/oidc/x%00y",
+    "/%00",
+]
+
+
+def assert_error_body(answer: Any, status: int) -> dict[str, Any]:
+    assert answer.status_code == status, answer.text
+    body: dict[str, Any] = answer.json()
+    assert set(body) >= {"error", "message", "status"}
+    assert body["status"] == status
+    assert "Traceback" not in answer.text
+    return body
+
+
+@pytest.mark.parametrize("path", NUL_PATHS)
+async def test_a_nul_in_any_path_is_not_found(
+    client: Http, runtime: Runtime, tmp_path: Path, path: str
+) -> None:
+    await open_release(runtime, tmp_path)
+    assert_error_body(await client.get(path), 404)
+    page = await client.get(path, headers=HTML)
+    assert page.status_code == 404
+    assert "Traceback" not in page.text
+
+
+async def test_a_nul_in_a_query_or_a_body_is_refused(
+    client: Http, runtime: Runtime, settings: Settings, tmp_path: Path
+) -> None:
+    await open_release(runtime, tmp_path)
+    alice = await grantee(runtime)
+    body = assert_error_body(await client.get("/api/v1/models?q=a%00b"), 400)
+    assert "NUL" in body["message"]
+    as_json = await client.post(MANIFEST, headers=alice.auth, json={"paths": ["a\x00b"]})
+    assert "NUL" in assert_error_body(as_json, 400)["message"]
+    token = await csrf_token(client, "/sign-in")
+    form = await client.post(
+        "/sign-in",
+        data={"email": "a\x00@example.org", "password": "x", "_csrf_token": token},
+    )
+    # Forms are cleaned field by field; a NUL that still reaches PostgreSQL (which cannot
+    # store it) is the caller's input, refused as such. SQLite stores it: no such account.
+    # The sign-in page shows the refusal on its form.
+    if settings.is_sqlite:
+        assert form.status_code == 401
+        assert "wrong email or password" in form.text
+    else:
+        assert form.status_code == 400
+        assert "the database cannot store (a NUL character?)" in form.text
+
+
+async def test_json_nested_past_the_limit_is_refused_before_it_is_parsed(
+    client: Http, runtime: Runtime, tmp_path: Path
+) -> None:
+    await open_release(runtime, tmp_path)
+    alice = await grantee(runtime)
+    headers = {**alice.auth, "content-type": "application/json"}
+    for depth in (40, 5_000, 200_000):
+        deep = b'{"paths": ' + b"[" * depth + b"]" * depth + b"}"
+        answer = await client.post(MANIFEST, content=deep, headers=headers)
+        assert "deeper than 32 levels" in assert_error_body(answer, 400)["message"]
+    # Unterminated, and with no content type: still JSON to the handler, still refused.
+    answer = await client.post(MANIFEST, content=b"[" * 100_000, headers=alice.auth)
+    assert_error_body(answer, 400)
+    # Brackets inside strings are text, not nesting.
+    shallow = await client.post(
+        MANIFEST, headers=alice.auth, json={"paths": ["[" * 100 + "model.safetensors"]}
+    )
+    assert shallow.status_code == 200, shallow.text
+    assert shallow.json()["artifacts"] == []
+
+
+async def test_a_json_body_over_its_size_is_refused(
+    client: Http, runtime: Runtime, tmp_path: Path
+) -> None:
+    await open_release(runtime, tmp_path)
+    alice = await grantee(runtime)
+    huge = {"paths": ["x" * 1000] * 2000}
+    answer = await client.post(MANIFEST, headers=alice.auth, json=huge)
+    assert "larger than 1 MiB" in assert_error_body(answer, 400)["message"]
+
+
+async def test_a_range_with_thousands_of_digits_is_416_or_the_whole_file(
+    client: Http, runtime: Runtime, settings: Settings, tmp_path: Path
+) -> None:
+    await open_release(runtime, tmp_path)
+    alice = await grantee(runtime)
+    listed = await client.post(MANIFEST, headers=alice.auth)
+    weights = next(a for a in listed.json()["artifacts"] if a["path"] == "model.safetensors")
+    url = weights["url"].removeprefix("http://testserver")
+    huge = "9" * 5000
+    start_past_the_end = await client.get(url, headers={"range": f"bytes={huge}-"})
+    end_past_the_end = await client.get(url, headers={"range": f"bytes=0-{huge}"})
+    last_many = await client.get(url, headers={"range": f"bytes=-{huge}"})
+    padded = await client.get(url, headers={"range": f"bytes={'0' * 5000}10-19"})
+    # The gateway reads the range on every backend (it is evidence, and a start past the
+    # end is refused before any redirect).
+    assert_error_body(start_past_the_end, 416)
+    assert start_past_the_end.headers["content-range"] == f"bytes */{weights['size']}"
+    if settings.s3_endpoint_url:  # S3: the store answers satisfiable ranges itself
+        for answer in (end_past_the_end, last_many, padded):
+            assert answer.status_code == 302
+        return
+    assert end_past_the_end.status_code == 206
+    assert len(end_past_the_end.content) == weights["size"]
+    assert last_many.status_code == 206
+    assert len(last_many.content) == weights["size"]
+    assert padded.status_code == 206
+    assert padded.headers["content-range"] == f"bytes 10-19/{weights['size']}"
+
+
+@pytest.mark.parametrize("days", ["9" * 5000, "²", "1e9", "99999999999999999999"])
+async def test_a_number_field_beyond_what_a_number_holds_is_refused_on_its_form(
+    client: Http, runtime: Runtime, days: str
+) -> None:
+    await sign_in_operator(client, runtime)
+    await make_account(runtime, "someone@example.org")
+    page = "/ops/accounts/someone@example.org"
+    enforce = await submit(
+        client, page, f"{page}/enforce", {"step": "suspend", "reason": "spam", "days": days}
+    )
+    assert enforce.status_code == 400, enforce.text
+    assert "the number of days must be a whole number of at most 9 digits" in enforce.text
+    bulk = await submit(client, "/ops", "/ops/applications/bulk", {"page": days, "move": "approve"})
+    assert bulk.status_code == 400, bulk.text
+    assert "select at least one application" in bulk.text
