@@ -39,26 +39,26 @@ from gateway.identity.sessions import SessionStore
 from gateway.incidents.api import IncidentsController
 from gateway.keys.api import KeysController
 from gateway.keys.auth import provide_caller
-from gateway.page_headers import security_headers
 from gateway.portal.account_pages import AccountPages
 from gateway.portal.applicant_pages import ApplicantPages
 from gateway.portal.auth_pages import AuthPages
 from gateway.portal.catalog_pages import CatalogPages
-from gateway.portal.csrf import SessionCsrfMiddleware
 from gateway.portal.enforcement_pages import EnforcementPages
-from gateway.portal.filters import register_filters
 from gateway.portal.incident_pages import IncidentPages
 from gateway.portal.oidc_pages import OidcPages
 from gateway.portal.ops_pages import OpsPages
 from gateway.portal.release_ops_pages import ReleaseOpsPages
-from gateway.portal.secret_pages import SecretPageHeaders
-from gateway.portal.session import SessionMiddleware, provide_viewer
 from gateway.portal.webhook_pages import WebhookPages
 from gateway.ratelimits import DatabaseRateLimitStore, RateLimiter
-from gateway.request_guard import RequestGuard
 from gateway.runtime import Runtime, build_runtime
 from gateway.storage import StorageError
 from gateway.web import Rt
+from gateway.web.csrf import SessionCsrfMiddleware
+from gateway.web.filters import register_filters
+from gateway.web.headers import security_headers
+from gateway.web.request_guard import RequestGuard
+from gateway.web.secret_pages import SecretPageHeaders
+from gateway.web.session import SessionMiddleware, provide_viewer
 
 HERE = Path(__file__).parent
 logger = logging.getLogger("gateway")

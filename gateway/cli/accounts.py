@@ -10,8 +10,8 @@ from rich.table import Table
 from gateway.accounts.service import create_account, list_accounts
 from gateway.cli.support import out, run
 from gateway.db.models import Account
-from gateway.portal.filters import when
 from gateway.runtime import Runtime, cli_actor
+from gateway.web.filters import when
 
 
 @click.group()

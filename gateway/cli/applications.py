@@ -20,9 +20,9 @@ from gateway.applications.service import (
 )
 from gateway.cli.support import fail, out, run
 from gateway.db.models import Application
-from gateway.portal.filters import when
 from gateway.portal.ops_pages import answer_rows, form_fields, queue_filter
 from gateway.runtime import Runtime, cli_actor
+from gateway.web.filters import when
 from stages.applications import ApplicationMove, ApplicationStatus
 
 MAX_LIMIT = 500

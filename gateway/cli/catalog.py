@@ -21,9 +21,9 @@ from gateway.catalog import service
 from gateway.catalog.api import open_tiers
 from gateway.catalog.schemas import ReleaseDetail
 from gateway.cli.support import err, out, parse_or_fail, run
-from gateway.portal.filters import human_size, when
 from gateway.publishing.service import PublishRequest, publish_release
 from gateway.runtime import Runtime, cli_actor
+from gateway.web.filters import human_size, when
 from policies.components import parse_override
 from stages.names import parse_model_ref, parse_release_ref
 

@@ -12,8 +12,8 @@ import click
 from gateway.cli.support import fail, out, parse_or_fail, reported_errors, run
 from gateway.decommission import service
 from gateway.input_files import read_input_text
-from gateway.portal.filters import human_size, when
 from gateway.runtime import Runtime, cli_actor
+from gateway.web.filters import human_size, when
 from stages.names import parse_release_ref
 
 

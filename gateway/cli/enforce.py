@@ -23,8 +23,8 @@ from gateway.enforcement.service import (
     standing,
     suggest,
 )
-from gateway.portal.filters import when
 from gateway.runtime import Runtime, cli_actor
+from gateway.web.filters import when
 from policies.enforcement import Suggestion
 from stages.enforcement import AppealMove, AppealStatus, EnforcementStep
 

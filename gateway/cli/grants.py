@@ -10,8 +10,8 @@ from rich.table import Table
 from gateway.cli.support import out, parse_or_fail, run
 from gateway.db.models import Grant
 from gateway.grants.service import GrantFilter, change_grant, create_grant, list_grants
-from gateway.portal.filters import when
 from gateway.runtime import Runtime, cli_actor
+from gateway.web.filters import when
 from stages.grants import GrantMove
 from stages.names import parse_model_ref
 

@@ -12,8 +12,8 @@ from rich.table import Table
 from gateway.cli.stage import actor_for, as_operator
 from gateway.cli.support import err, out, run
 from gateway.incidents import service
-from gateway.portal.filters import when
 from gateway.runtime import Runtime
+from gateway.web.filters import when
 from stages.incidents import Severity
 
 MAX_LIMIT = 500

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from gateway.cli.support import fail, out, run
 from gateway.db.models import JobRun
 from gateway.jobs.registry import BY_NAME, JOBS, run_due, run_job
-from gateway.portal.filters import when
 from gateway.runtime import Runtime
+from gateway.web.filters import when
 
 
 @click.group()

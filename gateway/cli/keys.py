@@ -19,8 +19,8 @@ from gateway.credentials.key_encryption import (
 from gateway.db.models import Account, ApiKey
 from gateway.errors import NotFound
 from gateway.keys.service import SCOPES, create_key, list_keys, revoke_key
-from gateway.portal.filters import when
 from gateway.runtime import Runtime, cli_actor
+from gateway.web.filters import when
 
 
 @click.group()

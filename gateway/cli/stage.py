@@ -11,7 +11,6 @@ from gateway.accounts.service import find_account, normalise_email
 from gateway.cli.support import out, parse_or_fail, reported_errors, run
 from gateway.db.models import EvidenceAttachment
 from gateway.errors import InvalidInput, NotFound
-from gateway.portal.filters import human_size, when
 from gateway.runtime import Runtime, cli_actor
 from gateway.staging.evidence_files import EVIDENCE_FILE_LIMIT_TEXT, read_evidence_file
 from gateway.staging.promotion import (
@@ -23,6 +22,7 @@ from gateway.staging.promotion import (
 )
 from gateway.staging.recalls import RecallOutcome, ReinstateOutcome, recall, reinstate
 from gateway.staging.service import StageMoved, move_release
+from gateway.web.filters import human_size, when
 from stages.names import ModelRef, parse_release_ref
 from stages.release import Move
 

@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from gateway.db.models import Notification
 from gateway.notify.service import in_inbox
-from gateway.portal.session import Viewer, require_account
 from gateway.web import Db
+from gateway.web.session import Viewer, require_account
 
 
 class AccountPages(Controller):

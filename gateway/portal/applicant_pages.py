@@ -43,12 +43,12 @@ from gateway.grants.service import GrantFilter, list_grants
 from gateway.keys.service import SCOPES, create_key, list_keys, revoke_key
 from gateway.notify.service import in_inbox
 from gateway.portal.auth_pages import Form
-from gateway.portal.forms import field as form_field
-from gateway.portal.secret_pages import SECRET_PAGE
-from gateway.portal.session import Viewer, require_account
 from gateway.ratelimits import RateLimit
 from gateway.runtime import Runtime
 from gateway.web import Db, Limiter, Name, Org, Page, PathStr, Rt, Version
+from gateway.web.forms import field as form_field
+from gateway.web.secret_pages import SECRET_PAGE
+from gateway.web.session import Viewer, require_account
 from policies.answers import FieldProblem, validate_answers
 from policies.applications import approval_route, response_clock
 from policies.countries import COUNTRY_NAMES, ISO_COUNTRIES

@@ -11,10 +11,10 @@ from litestar.response import Redirect, Template
 
 from gateway.errors import GatewayError
 from gateway.identity import service
-from gateway.portal.forms import field, form_page
-from gateway.portal.secret_pages import SECRET_PAGE
-from gateway.portal.session import Viewer, sign_in_session
 from gateway.web import Limiter, Rt
+from gateway.web.forms import field, form_page
+from gateway.web.secret_pages import SECRET_PAGE
+from gateway.web.session import Viewer, sign_in_session
 
 Form = URLEncodedBody[dict[str, Any]]
 Token = Annotated[str, QueryParameter(description="The secret from the link")]

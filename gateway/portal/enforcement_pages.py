@@ -22,10 +22,10 @@ from gateway.db.models import Account
 from gateway.enforcement import service
 from gateway.errors import GatewayError, InvalidInput, NotFound
 from gateway.portal.auth_pages import Form
-from gateway.portal.forms import field, whole_number
-from gateway.portal.session import Viewer, require_account, require_operator
 from gateway.runtime import Runtime
 from gateway.web import Db, PathStr, Rt
+from gateway.web.forms import field, whole_number
+from gateway.web.session import Viewer, require_account, require_operator
 from stages.enforcement import (
     AccountMove,
     AccountStatus,

@@ -25,11 +25,11 @@ from gateway.catalog.service import list_models
 from gateway.db.models import Account
 from gateway.errors import GatewayError
 from gateway.incidents import service
-from gateway.portal.forms import field, form_page
 from gateway.portal.ops_pages import page_numbers
-from gateway.portal.session import Viewer, require_operator
 from gateway.runtime import Runtime
 from gateway.web import Db, Limiter, Page, PathStr, Rt
+from gateway.web.forms import field, form_page
+from gateway.web.session import Viewer, require_operator
 from stages.incidents import Category, IncidentMove, IncidentStatus, Severity, is_open_incident
 
 Form = URLEncodedBody[dict[str, Any]]

@@ -13,11 +13,11 @@ from gateway.config import OidcProvider
 from gateway.errors import GatewayError
 from gateway.identity import oidc
 from gateway.portal.auth_pages import safe_next
-from gateway.portal.forms import form_page
-from gateway.portal.secret_pages import SECRET_PAGE
-from gateway.portal.session import sign_in_session
 from gateway.ratelimits import RateLimit
 from gateway.web import Limiter, Rt
+from gateway.web.forms import form_page
+from gateway.web.secret_pages import SECRET_PAGE
+from gateway.web.session import sign_in_session
 
 logger = logging.getLogger("gateway.identity.oidc")
 

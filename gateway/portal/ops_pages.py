@@ -25,10 +25,10 @@ from gateway.applications.service import QueueFilter, QueueItem
 from gateway.db.models import Account, Application
 from gateway.errors import GatewayError, InvalidInput
 from gateway.grants.service import GrantFilter, list_grants
-from gateway.portal.forms import field, whole_number
-from gateway.portal.session import Viewer, require_operator
 from gateway.runtime import Runtime
 from gateway.web import Db, Page, PathStr, Rt
+from gateway.web.forms import field, whole_number
+from gateway.web.session import Viewer, require_operator
 from policies.applications import review_clock
 from policies.countries import COUNTRY_NAMES
 from policies.schema import FieldKind, FormField

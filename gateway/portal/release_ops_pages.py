@@ -18,8 +18,6 @@ from sqlalchemy.orm import selectinload
 
 from gateway.db.models import Model, Release
 from gateway.errors import GatewayError, NotFound, Unavailable
-from gateway.portal.forms import field
-from gateway.portal.session import Viewer, require_operator
 from gateway.runtime import Runtime
 from gateway.staging.evidence_files import (
     EVIDENCE_FILE_LIMIT_TEXT,
@@ -30,6 +28,8 @@ from gateway.staging.promotion import attach_evidence, promote, stage_status
 from gateway.staging.recalls import recall, reinstate
 from gateway.staging.service import move_release
 from gateway.web import Db, Name, Org, Rt, Version
+from gateway.web.forms import field
+from gateway.web.session import Viewer, require_operator
 from stages.names import ModelRef
 from stages.release import Move
 

@@ -6,8 +6,8 @@ from litestar import Controller, get
 from litestar.response import Template
 
 from gateway.notify.endpoint_health import console
-from gateway.portal.session import Viewer, require_operator
 from gateway.web import Rt
+from gateway.web.session import Viewer, require_operator
 
 
 class WebhookPages(Controller):

@@ -24,8 +24,8 @@ from gateway.db.models import Account
 from gateway.grants.service import create_grant
 from gateway.identity.passwords import hash_password
 from gateway.incidents import service as incidents
-from gateway.page_headers import CONTENT_SECURITY_POLICY, security_headers
 from gateway.runtime import Runtime
+from gateway.web.headers import CONTENT_SECURITY_POLICY, security_headers
 from tests.grantees import MODEL, open_release
 from tests.http.portal import HTML, Http, submit
 
