@@ -55,6 +55,7 @@ from gateway.storage import StorageError
 from gateway.web import Rt
 from gateway.web.csrf import SessionCsrfMiddleware
 from gateway.web.filters import register_filters
+from gateway.web.guards import provide_account, provide_operator
 from gateway.web.headers import security_headers
 from gateway.web.request_guard import RequestGuard
 from gateway.web.secret_pages import SecretPageHeaders
@@ -265,6 +266,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             "db": Provide(_provide_db),
             "caller": Provide(provide_caller),
             "viewer": Provide(provide_viewer),
+            "account": Provide(provide_account),
+            "operator": Provide(provide_operator),
             "limiter": Provide(_provide_limiter),
         },
         state=State({"runtime": runtime, "limiter": limiter}),

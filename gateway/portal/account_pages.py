@@ -9,15 +9,15 @@ from sqlalchemy import select
 from gateway.db.models import Notification
 from gateway.notify.service import in_inbox
 from gateway.web import Db
-from gateway.web.session import Viewer, require_account
+from gateway.web.guards import SignedIn, requires_sign_in
 
 
 class AccountPages(Controller):
     include_in_schema = False
+    guards = [requires_sign_in]
 
     @get("/account")
-    async def account(self, db: Db, viewer: Viewer) -> Template:
-        account = require_account(viewer, "/account")
+    async def account(self, db: Db, account: SignedIn) -> Template:
         notes = (
             await db.scalars(
                 select(Notification)

@@ -47,8 +47,8 @@ from gateway.ratelimits import RateLimit
 from gateway.runtime import Runtime
 from gateway.web import Db, Limiter, Name, Org, Page, PathStr, Rt, Version
 from gateway.web.forms import field as form_field
+from gateway.web.guards import BACK, WITH_QUERY, SignedIn, back_to, requires_sign_in
 from gateway.web.secret_pages import SECRET_PAGE
-from gateway.web.session import Viewer, require_account
 from policies.answers import FieldProblem, validate_answers
 from policies.applications import approval_route, response_clock
 from policies.countries import COUNTRY_NAMES, ISO_COUNTRIES
@@ -125,14 +125,11 @@ COUNTRIES: Sequence[tuple[str, str]] = sorted(
 # --- small pure helpers -----------------------------------------------------------------
 
 
-def _here(request: Request[Any, Any, Any]) -> str:
-    query = request.url.query
-    return request.url.path + (f"?{query}" if query else "")
-
-
-def _signed_in(viewer: Account | None, path: str) -> Account:
-    # The path goes inside ?next=, so its own query must be escaped.
-    return require_account(viewer, quote(path, safe="/"))
+async def _apply_back(request: Request[Any, Any, Any]) -> str:
+    # After signing in, the form of the tier that was being applied for.
+    chosen = form_field(await request.form(), "tier") or request.query_params.get("tier") or ""
+    org, name = request.path_params["org"], request.path_params["name"]
+    return quote(f"/models/{org}/{name}/apply?tier={chosen}", safe="/")
 
 
 def _address(request: Request[Any, Any, Any]) -> str | None:
@@ -426,42 +423,40 @@ def _prior_answers(linked: Sequence[Application], grant_id: str) -> dict[str, An
 
 class ApplicantPages(Controller):
     include_in_schema = False
+    guards = [requires_sign_in]
 
     # Applying ----------------------------------------------------------------------------
 
-    @get("/models/{org:str}/{name:str}/apply")
+    @get("/models/{org:str}/{name:str}/apply", opt=WITH_QUERY)
     async def apply_form(
         self,
-        request: Request[Any, Any, Any],
         db: Db,
         runtime: Rt,
-        viewer: Viewer,
+        account: SignedIn,
         org: Org,
         name: Name,
         tier: TierQuery = None,
     ) -> Template:
-        account = _signed_in(viewer, _here(request))
         ref = model_ref(org, name)
         if not tier:
             return await _tier_picker(db, runtime, account, ref)
         form = await application_form(db, runtime, ref, tier)
         return _apply_page(account, form, values={}, refusal=Refusal(), accepted=False)
 
-    @post("/models/{org:str}/{name:str}/apply")
+    @post("/models/{org:str}/{name:str}/apply", opt={BACK: _apply_back})
     async def apply(
         self,
         request: Request[Any, Any, Any],
         db: Db,
         runtime: Rt,
         limiter: Limiter,
-        viewer: Viewer,
+        account: SignedIn,
         org: Org,
         name: Name,
         data: Form,
         tier: TierQuery = None,
     ) -> Template | Redirect:
         chosen = form_field(data, "tier") or tier or ""
-        account = _signed_in(viewer, f"/models/{org}/{name}/apply?tier={chosen}")
         # Counted before anything is read, while this request holds no connection.
         await limiter.take(RateLimit.APPLICATIONS_PER_ACCOUNT, account.id)
         ref = model_ref(org, name)
@@ -497,8 +492,9 @@ class ApplicantPages(Controller):
     # Applications ------------------------------------------------------------------------
 
     @get("/applications")
-    async def applications(self, db: Db, runtime: Rt, viewer: Viewer, page: Page = 1) -> Template:
-        account = _signed_in(viewer, "/applications")
+    async def applications(
+        self, db: Db, runtime: Rt, account: SignedIn, page: Page = 1
+    ) -> Template:
         mine = QueueFilter(account_id=account.id)
         # The service lists oldest first (the review queue's order); newest first is
         # that order read from the end.
@@ -521,18 +517,16 @@ class ApplicantPages(Controller):
         self,
         db: Db,
         runtime: Rt,
-        viewer: Viewer,
+        account: SignedIn,
         application_id: PathStr,
         done: Done = None,
     ) -> Template:
-        account = _signed_in(viewer, f"/applications/{application_id}")
         return await _application_page(db, runtime, account, application_id, done=done)
 
     @get("/applications/{application_id:str}/withdraw")
     async def withdraw_form(
-        self, db: Db, runtime: Rt, viewer: Viewer, application_id: PathStr
+        self, db: Db, runtime: Rt, account: SignedIn, application_id: PathStr
     ) -> Template:
-        account = _signed_in(viewer, f"/applications/{application_id}/withdraw")
         application = await get_application(db, application_id, owner=account.id)
         return Template(
             "applicant/withdraw.html",
@@ -542,11 +536,13 @@ class ApplicantPages(Controller):
             },
         )
 
-    @post("/applications/{application_id:str}/withdraw")
+    @post(
+        "/applications/{application_id:str}/withdraw",
+        opt=back_to("/applications/{application_id}"),
+    )
     async def withdraw(
-        self, db: Db, runtime: Rt, viewer: Viewer, application_id: PathStr, data: Form
+        self, db: Db, runtime: Rt, account: SignedIn, application_id: PathStr, data: Form
     ) -> Template | Redirect:
-        account = _signed_in(viewer, f"/applications/{application_id}")
         try:
             reason = plain_text(form_field(data, "reason"), "The reason", lines=True).strip()
             await act_as_applicant(
@@ -564,11 +560,13 @@ class ApplicantPages(Controller):
             )
         return Redirect(f"/applications/{application_id}?done=withdrawn")
 
-    @post("/applications/{application_id:str}/resubmit")
+    @post(
+        "/applications/{application_id:str}/resubmit",
+        opt=back_to("/applications/{application_id}"),
+    )
     async def resubmit(
-        self, db: Db, runtime: Rt, viewer: Viewer, application_id: PathStr, data: Form
+        self, db: Db, runtime: Rt, account: SignedIn, application_id: PathStr, data: Form
     ) -> Template | Redirect:
-        account = _signed_in(viewer, f"/applications/{application_id}")
         application = await get_application(db, application_id, owner=account.id)
         rules = _rules_or_none(runtime, application.tier)
         fields = rules.fields if rules else ()
@@ -593,30 +591,29 @@ class ApplicantPages(Controller):
     # Grants, renewal and close-out -------------------------------------------------------
 
     @get("/grants")
-    async def grants(self, db: Db, runtime: Rt, viewer: Viewer, done: Done = None) -> Template:
-        account = _signed_in(viewer, "/grants")
+    async def grants(self, db: Db, runtime: Rt, account: SignedIn, done: Done = None) -> Template:
         return await _grants_page(db, runtime, account, done=done)
 
     @get("/grants/{grant_id:str}/renew")
-    async def renew_form(self, db: Db, runtime: Rt, viewer: Viewer, grant_id: PathStr) -> Template:
-        account = _signed_in(viewer, f"/grants/{grant_id}/renew")
+    async def renew_form(
+        self, db: Db, runtime: Rt, account: SignedIn, grant_id: PathStr
+    ) -> Template:
         grant = await _own_grant(db, account, grant_id)
         linked = await _linked_applications(db, account.id, [grant.id])
         return await _renew_page(
             db, runtime, grant, values=_prior_answers(linked, grant.id), refusal=Refusal()
         )
 
-    @post("/grants/{grant_id:str}/renew")
+    @post("/grants/{grant_id:str}/renew", opt=back_to("/grants"))
     async def renew(
         self,
         request: Request[Any, Any, Any],
         db: Db,
         runtime: Rt,
-        viewer: Viewer,
+        account: SignedIn,
         grant_id: PathStr,
         data: Form,
     ) -> Template | Redirect:
-        account = _signed_in(viewer, "/grants")
         grant = await _own_grant(db, account, grant_id)
         rules = _rules_or_none(runtime, grant.tier)
         fields = rules.fields if rules else ()
@@ -666,17 +663,16 @@ class ApplicantPages(Controller):
             db, runtime, grant, values=answers, refusal=refusal, usage_report=report
         )
 
-    @post("/closeouts/{closeout_id:str}/attest")
+    @post("/closeouts/{closeout_id:str}/attest", opt=back_to("/grants"))
     async def attest(
         self,
         request: Request[Any, Any, Any],
         db: Db,
         runtime: Rt,
-        viewer: Viewer,
+        account: SignedIn,
         closeout_id: PathStr,
         data: Form,
     ) -> Template | Redirect:
-        account = _signed_in(viewer, "/grants")
         statement = form_field(data, "statement")
         if form_field(data, "deleted") != TICKED:
             error = 'Tick "I have deleted all copies of the weights" to confirm it'
@@ -707,16 +703,14 @@ class ApplicantPages(Controller):
     # API keys -----------------------------------------------------------------------------
 
     @get("/keys")
-    async def keys(self, db: Db, runtime: Rt, viewer: Viewer, done: Done = None) -> Template:
-        account = _signed_in(viewer, "/keys")
+    async def keys(self, db: Db, runtime: Rt, account: SignedIn, done: Done = None) -> Template:
         return await _keys_page(db, runtime, account, done=done)
 
     # The new key is shown on the answer.
     @post("/keys", opt=SECRET_PAGE)
     async def add_key(
-        self, db: Db, runtime: Rt, limiter: Limiter, viewer: Viewer, data: Form
+        self, db: Db, runtime: Rt, limiter: Limiter, account: SignedIn, data: Form
     ) -> Template:
-        account = _signed_in(viewer, "/keys")
         await limiter.take(RateLimit.KEYS_PER_ACCOUNT, account.id)
         raw_scopes = data.get("scopes", [])
         scopes = [raw_scopes] if isinstance(raw_scopes, str) else list(raw_scopes)
@@ -739,9 +733,8 @@ class ApplicantPages(Controller):
             status_code=201,
         )
 
-    @post("/keys/{key_id:str}/revoke")
-    async def revoke(self, runtime: Rt, viewer: Viewer, key_id: PathStr) -> Redirect:
-        account = _signed_in(viewer, "/keys")
+    @post("/keys/{key_id:str}/revoke", opt=back_to("/keys"))
+    async def revoke(self, runtime: Rt, account: SignedIn, key_id: PathStr) -> Redirect:
         await revoke_key(
             runtime, account_id=account.id, key_id=key_id, actor=f"account:{account.id}"
         )
@@ -750,17 +743,19 @@ class ApplicantPages(Controller):
     # Downloads ----------------------------------------------------------------------------
 
     # Download links are bearer secrets.
-    @get("/models/{org:str}/{name:str}/releases/{version:str}/download", opt=SECRET_PAGE)
+    @get(
+        "/models/{org:str}/{name:str}/releases/{version:str}/download",
+        opt={**SECRET_PAGE, **WITH_QUERY},
+    )
     async def download(
         self,
         request: Request[Any, Any, Any],
         runtime: Rt,
-        viewer: Viewer,
+        account: SignedIn,
         org: Org,
         name: Name,
         version: Version,
     ) -> Template:
-        account = _signed_in(viewer, _here(request))
         ref = model_ref(org, name)
         context: dict[str, Any] = {
             "model": str(ref),
@@ -795,9 +790,8 @@ class ApplicantPages(Controller):
 
     @get("/inbox")
     async def inbox(
-        self, db: Db, runtime: Rt, viewer: Viewer, page: Page = 1, done: Done = None
+        self, db: Db, runtime: Rt, account: SignedIn, page: Page = 1, done: Done = None
     ) -> Template:
-        account = _signed_in(viewer, "/inbox")
         mine = in_inbox(account.id)
         total = await db.scalar(select(func.count()).select_from(Notification).where(mine)) or 0
         unread = (
@@ -832,9 +826,8 @@ class ApplicantPages(Controller):
             },
         )
 
-    @post("/inbox/read-all")
-    async def read_all(self, runtime: Rt, viewer: Viewer) -> Redirect:
-        account = _signed_in(viewer, "/inbox")
+    @post("/inbox/read-all", opt=back_to("/inbox"))
+    async def read_all(self, runtime: Rt, account: SignedIn) -> Redirect:
         # No notification service marks entries read yet; this one UPDATE is all it takes.
         async with runtime.transaction() as session:
             await session.execute(

@@ -25,7 +25,15 @@ from gateway.portal.auth_pages import Form
 from gateway.runtime import Runtime
 from gateway.web import Db, PathStr, Rt
 from gateway.web.forms import field, whole_number
-from gateway.web.session import Viewer, require_account, require_operator
+from gateway.web.guards import (
+    BACK,
+    Back,
+    Operator,
+    SignedIn,
+    back_to,
+    requires_operator,
+    requires_sign_in,
+)
 from stages.enforcement import (
     AccountMove,
     AccountStatus,
@@ -67,6 +75,10 @@ def account_link(email: str) -> str:
     return f"{ACCOUNTS}/{quote(email, safe='@')}"
 
 
+# Signing in from an account's forms comes back to the account's page.
+_BACK_TO_ACCOUNT: dict[str, Back] = {BACK: lambda c: account_link(c.path_params["email"])}
+
+
 def _address(request: Request[Any, Any, Any]) -> str | None:
     return request.client.host if request.client else None
 
@@ -103,22 +115,20 @@ class EnforcementPages(Controller):
 
     # The account's own standing ----------------------------------------------------------
 
-    @get(STANDING)
-    async def standing(self, db: Db, runtime: Rt, viewer: Viewer, done: Done = None) -> Template:
-        account = require_account(viewer, STANDING)
+    @get(STANDING, guards=[requires_sign_in])
+    async def standing(self, db: Db, runtime: Rt, account: SignedIn, done: Done = None) -> Template:
         return await _standing_page(db, runtime, account, done=done)
 
-    @post(STANDING + "/{action_id:str}/appeal")
+    @post(STANDING + "/{action_id:str}/appeal", guards=[requires_sign_in], opt=back_to(STANDING))
     async def appeal(
         self,
         request: Request[Any, Any, Any],
         db: Db,
         runtime: Rt,
-        viewer: Viewer,
+        account: SignedIn,
         action_id: PathStr,
         data: Form,
     ) -> Template | Redirect:
-        account = require_account(viewer, STANDING)
         statement = field(data, "statement")
         try:
             await service.appeal(runtime, account.id, action_id, statement, _address(request))
@@ -137,16 +147,14 @@ class EnforcementPages(Controller):
 
     # Operators: appeals ------------------------------------------------------------------
 
-    @get(APPEALS)
-    async def appeals(self, db: Db, viewer: Viewer, done: Done = None) -> Template:
-        require_operator(viewer, APPEALS)
+    @get(APPEALS, guards=[requires_operator])
+    async def appeals(self, db: Db, done: Done = None) -> Template:
         return await _appeals_page(db, done=done)
 
-    @post(APPEALS + "/{appeal_id:str}/decide")
+    @post(APPEALS + "/{appeal_id:str}/decide", guards=[requires_operator], opt=back_to(APPEALS))
     async def decide(
-        self, db: Db, runtime: Rt, viewer: Viewer, appeal_id: PathStr, data: Form
+        self, db: Db, runtime: Rt, operator: Operator, appeal_id: PathStr, data: Form
     ) -> Template | Redirect:
-        operator = require_operator(viewer, APPEALS)
         reason = field(data, "reason")
         try:
             move = _appeal_move(field(data, "move"))
@@ -164,9 +172,8 @@ class EnforcementPages(Controller):
 
     # Operators: accounts -----------------------------------------------------------------
 
-    @get(ACCOUNTS)
-    async def accounts(self, db: Db, viewer: Viewer, email: EmailQuery = "") -> Template | Redirect:
-        require_operator(viewer, ACCOUNTS)
+    @get(ACCOUNTS, guards=[requires_operator])
+    async def accounts(self, db: Db, email: EmailQuery = "") -> Template | Redirect:
         if email.strip():
             return Redirect(account_link(email.strip()))
         held = (
@@ -181,18 +188,14 @@ class EnforcementPages(Controller):
             "enforcement/accounts.html", context={"accounts": held, "account_link": account_link}
         )
 
-    @get(ACCOUNTS + "/{email:str}")
-    async def account(
-        self, db: Db, runtime: Rt, viewer: Viewer, email: PathStr, done: Done = None
-    ) -> Template:
-        require_operator(viewer, account_link(email))
+    @get(ACCOUNTS + "/{email:str}", guards=[requires_operator], opt=_BACK_TO_ACCOUNT)
+    async def account(self, db: Db, runtime: Rt, email: PathStr, done: Done = None) -> Template:
         return await _account_page(db, runtime, email, done=done)
 
-    @post(ACCOUNTS + "/{email:str}/enforce")
+    @post(ACCOUNTS + "/{email:str}/enforce", guards=[requires_operator], opt=_BACK_TO_ACCOUNT)
     async def enforce(
-        self, db: Db, runtime: Rt, viewer: Viewer, email: PathStr, data: Form
+        self, db: Db, runtime: Rt, operator: Operator, email: PathStr, data: Form
     ) -> Template | Redirect:
-        operator = require_operator(viewer, account_link(email))
         try:
             step = _step(field(data, "step"))
             await service.enforce(
@@ -210,11 +213,10 @@ class EnforcementPages(Controller):
             return await _account_page(db, runtime, email, error=exc, values=data)
         return Redirect(f"{account_link(email)}?done={step.value}")
 
-    @post(ACCOUNTS + "/{email:str}/lift")
+    @post(ACCOUNTS + "/{email:str}/lift", guards=[requires_operator], opt=_BACK_TO_ACCOUNT)
     async def lift(
-        self, db: Db, runtime: Rt, viewer: Viewer, email: PathStr, data: Form
+        self, db: Db, runtime: Rt, operator: Operator, email: PathStr, data: Form
     ) -> Template | Redirect:
-        operator = require_operator(viewer, account_link(email))
         try:
             await service.lift(runtime, email, field(data, "reason"), _actor(operator))
         except GatewayError as exc:

@@ -29,7 +29,8 @@ from gateway.portal.ops_pages import page_numbers
 from gateway.runtime import Runtime
 from gateway.web import Db, Limiter, Page, PathStr, Rt
 from gateway.web.forms import field, form_page
-from gateway.web.session import Viewer, require_operator
+from gateway.web.guards import Operator, back_to, requires_operator
+from gateway.web.session import Viewer
 from stages.incidents import Category, IncidentMove, IncidentStatus, Severity, is_open_incident
 
 Form = URLEncodedBody[dict[str, Any]]
@@ -281,17 +282,15 @@ class IncidentPages(Controller):
 
     # --- operators ---------------------------------------------------------------------
 
-    @get("/ops/incidents")
+    @get("/ops/incidents", guards=[requires_operator])
     async def console(
         self,
         db: Db,
-        viewer: Viewer,
         status: StatusQuery = "open",
         severity: SeverityQuery = "",
         release: ReleaseQuery = "",
         page: Page = 1,
     ) -> Template:
-        require_operator(viewer, "/ops/incidents")
         query = ConsoleQuery(status.strip() or "open", severity.strip(), release.strip())
         rows: list[service.IncidentRow] = []
         total = 0
@@ -323,18 +322,24 @@ class IncidentPages(Controller):
             status_code=error.status if error else 200,
         )
 
-    @get("/ops/incidents/{incident_id:str}")
-    async def incident(
-        self, db: Db, viewer: Viewer, incident_id: PathStr, done: Done = ""
-    ) -> Template:
-        require_operator(viewer, f"/ops/incidents/{incident_id}")
+    @get("/ops/incidents/{incident_id:str}", guards=[requires_operator])
+    async def incident(self, db: Db, incident_id: PathStr, done: Done = "") -> Template:
         return await _incident_page(db, incident_id, done=done)
 
-    @post("/ops/incidents/{incident_id:str}/{step:str}")
+    @post(
+        "/ops/incidents/{incident_id:str}/{step:str}",
+        guards=[requires_operator],
+        opt=back_to("/ops/incidents/{incident_id}"),
+    )
     async def act(
-        self, db: Db, runtime: Rt, viewer: Viewer, incident_id: PathStr, step: PathStr, data: Form
+        self,
+        db: Db,
+        runtime: Rt,
+        operator: Operator,
+        incident_id: PathStr,
+        step: PathStr,
+        data: Form,
     ) -> Template | Redirect:
-        operator = require_operator(viewer, f"/ops/incidents/{incident_id}")
         take = STEPS.get(step)
         if take is None:
             raise NotFoundException(f"no step {step!r}")

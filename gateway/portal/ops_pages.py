@@ -28,7 +28,7 @@ from gateway.grants.service import GrantFilter, list_grants
 from gateway.runtime import Runtime
 from gateway.web import Db, Page, PathStr, Rt
 from gateway.web.forms import field, whole_number
-from gateway.web.session import Viewer, require_operator
+from gateway.web.guards import Operator, back_to, requires_operator
 from policies.applications import review_clock
 from policies.countries import COUNTRY_NAMES
 from policies.schema import FieldKind, FormField
@@ -201,26 +201,24 @@ async def _actor_names(session: AsyncSession, actors: Sequence[str | None]) -> d
 
 class OpsPages(Controller):
     include_in_schema = False
+    guards = [requires_operator]
 
     @get("/ops")
     async def queue(
         self,
         db: Db,
         runtime: Rt,
-        viewer: Viewer,
         status: Status = "",
         model: ModelQuery = "",
         tier: Tier = "",
         overdue: Overdue = False,
         page: Page = 1,
     ) -> Template:
-        require_operator(viewer, "/ops")
         query = QueueQuery(status.strip(), model.strip(), tier.strip(), overdue)
         return await _queue_page(db, runtime, query, page)
 
-    @post("/ops/applications/bulk")
-    async def bulk(self, db: Db, runtime: Rt, viewer: Viewer, data: Form) -> Template:
-        operator = require_operator(viewer, "/ops")
+    @post("/ops/applications/bulk", opt=back_to("/ops"))
+    async def bulk(self, db: Db, runtime: Rt, operator: Operator, data: Form) -> Template:
         query = QueueQuery.of(data)
         try:
             page = whole_number(field(data, "page"), what="page", code="invalid_page") or 1
@@ -281,16 +279,17 @@ class OpsPages(Controller):
 
     @get("/ops/applications/{application_id:str}")
     async def application(
-        self, db: Db, runtime: Rt, viewer: Viewer, application_id: PathStr, moved: Moved = ""
+        self, db: Db, runtime: Rt, application_id: PathStr, moved: Moved = ""
     ) -> Template:
-        require_operator(viewer, f"/ops/applications/{application_id}")
         return await _application_page(db, runtime, application_id, moved=moved)
 
-    @post("/ops/applications/{application_id:str}/decide")
+    @post(
+        "/ops/applications/{application_id:str}/decide",
+        opt=back_to("/ops/applications/{application_id}"),
+    )
     async def decide(
-        self, db: Db, runtime: Rt, viewer: Viewer, application_id: PathStr, data: Form
+        self, db: Db, runtime: Rt, operator: Operator, application_id: PathStr, data: Form
     ) -> Template | Redirect:
-        operator = require_operator(viewer, f"/ops/applications/{application_id}")
         reason = field(data, "reason")
         try:
             move = _move(field(data, "move"), tuple(MOVE_LABELS))

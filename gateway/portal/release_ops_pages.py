@@ -29,7 +29,7 @@ from gateway.staging.recalls import recall, reinstate
 from gateway.staging.service import move_release
 from gateway.web import Db, Name, Org, Rt, Version
 from gateway.web.forms import field
-from gateway.web.session import Viewer, require_operator
+from gateway.web.guards import Operator, back_to, requires_operator
 from stages.names import ModelRef
 from stages.release import Move
 
@@ -37,6 +37,10 @@ Form = URLEncodedBody[dict[str, Any]]
 # The evidence form sends a file; the rest of the form is a few short fields.
 EvidenceForm = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)]
 _EVIDENCE_BODY_MAX_BYTES = EVIDENCE_FILE_MAX_BYTES + 64 * 1024
+
+
+# Signing in from a release's forms comes back to the release's page.
+_RELEASE_PAGE = "/ops/releases/{org}/{name}/{version}"
 
 
 def _base(org: str, name: str, version: str) -> str:
@@ -77,10 +81,10 @@ def _retry_after(error: GatewayError | None) -> dict[str, str]:
 
 class ReleaseOpsPages(Controller):
     include_in_schema = False
+    guards = [requires_operator]
 
     @get("/ops/releases")
-    async def releases(self, db: Db, viewer: Viewer) -> Template:
-        require_operator(viewer, "/ops/releases")
+    async def releases(self, db: Db) -> Template:
         rows = (
             await db.scalars(
                 select(Release)
@@ -92,26 +96,23 @@ class ReleaseOpsPages(Controller):
         return Template("ops/releases.html", context={"releases": rows})
 
     @get("/ops/releases/{org:str}/{name:str}/{version:str}")
-    async def release(
-        self, runtime: Rt, viewer: Viewer, org: Org, name: Name, version: Version
-    ) -> Template:
-        require_operator(viewer, _base(org, name, version))
+    async def release(self, runtime: Rt, org: Org, name: Name, version: Version) -> Template:
         return await _page(runtime, org, name, version)
 
     @post(
         "/ops/releases/{org:str}/{name:str}/{version:str}/evidence",
         request_max_body_size=_EVIDENCE_BODY_MAX_BYTES,
+        opt=back_to(_RELEASE_PAGE),
     )
     async def evidence(
         self,
         runtime: Rt,
-        viewer: Viewer,
+        operator: Operator,
         org: Org,
         name: Name,
         version: Version,
         data: EvidenceForm,
     ) -> Template:
-        operator = require_operator(viewer, _base(org, name, version))
         try:
             attached = await attach_evidence(
                 runtime,
@@ -129,18 +130,19 @@ class ReleaseOpsPages(Controller):
         stored = f" with {attached.file_name}" if attached.file_name else ""
         return await _page(runtime, org, name, version, notice=f"Evidence attached{stored}")
 
-    @post("/ops/releases/{org:str}/{name:str}/{version:str}/{action:str}")
+    @post(
+        "/ops/releases/{org:str}/{name:str}/{version:str}/{action:str}", opt=back_to(_RELEASE_PAGE)
+    )
     async def act(
         self,
         runtime: Rt,
-        viewer: Viewer,
+        operator: Operator,
         org: Org,
         name: Name,
         version: Version,
         action: Annotated[str, PathParameter()],
         data: Form,
     ) -> Template:
-        operator = require_operator(viewer, _base(org, name, version))
         actor = f"account:{operator.id}"
         model = ModelRef(org, name)
         reason = field(data, "reason") or None

@@ -7,15 +7,15 @@ from litestar.response import Template
 
 from gateway.notify.endpoint_health import console
 from gateway.web import Rt
-from gateway.web.session import Viewer, require_operator
+from gateway.web.guards import requires_operator
 
 
 class WebhookPages(Controller):
     include_in_schema = False
+    guards = [requires_operator]
 
     @get("/ops/webhooks")
-    async def webhooks(self, runtime: Rt, viewer: Viewer) -> Template:
-        require_operator(viewer, "/ops/webhooks")
+    async def webhooks(self, runtime: Rt) -> Template:
         return Template(
             "ops/webhooks.html",
             context={"endpoints": await console(runtime), "now": runtime.clock()},

@@ -24,7 +24,6 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie, MutableScopeHeaders
 from litestar.di import NamedDependency
 from litestar.enums import ScopeType
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.middleware import ASGIMiddleware
 from litestar.serialization import decode_json, encode_json
 from litestar.types import ASGIApp, Empty, Message, Receive, Scope, Send
@@ -146,21 +145,6 @@ def sign_in_session(request: Request[Any, Any, Any], account: Account) -> None:
     request.set_session(
         {SESSION_ACCOUNT: account.id, "email": account.email, "operator": account.is_operator}
     )
-
-
-def require_account(viewer: Account | None, path: str) -> Account:
-    if viewer is None:
-        raise NotAuthorizedException(detail=f"/sign-in?next={path}")
-    return viewer
-
-
-def require_operator(viewer: Account | None, path: str) -> Account:
-    account = require_account(viewer, path)
-    if not account.is_operator:
-        raise PermissionDeniedException(detail="this page is for operators")
-    if account.status != "active":
-        raise PermissionDeniedException(detail=f"your account is {account.status}")
-    return account
 
 
 Viewer: TypeAlias = NamedDependency[Account | None]
