@@ -12,7 +12,8 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from typing import Literal
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from gateway.ratelimits.rules import RateLimits, RateLimitSettingError, read_rate_limits
 
@@ -46,6 +47,47 @@ class Webhook:
     events: tuple[str, ...] = ()  # empty: every event
     # Loopback, private and link-local hosts are refused unless this is set.
     allow_private: bool = False
+
+
+# `GATEWAY_SMTP_URL`, read here so a bad one stops the start; notify/mail.py sends with it.
+Security = Literal["plain", "starttls", "tls"]
+_SCHEMES: dict[str, tuple[Security, int]] = {
+    "smtp": ("plain", 25),
+    "smtp+starttls": ("starttls", 587),
+    "smtps": ("tls", 465),
+}
+
+
+@dataclass(frozen=True)
+class SmtpServer:
+    """Where and how to send, read from `GATEWAY_SMTP_URL`."""
+
+    host: str
+    port: int
+    security: Security
+    username: str | None = None
+    # Never shown in logs or tracebacks.
+    password: str | None = dataclasses.field(default=None, repr=False)
+
+
+def parse_smtp_url(url: str) -> SmtpServer:
+    """The server a `smtp://`, `smtp+starttls://` or `smtps://` URL names."""
+    parts = urlsplit(url)
+    if parts.scheme not in _SCHEMES:
+        raise ConfigError(
+            "GATEWAY_SMTP_URL: expected smtp://[user:password@]host[:port] "
+            "(or smtps://, smtp+starttls://)"
+        )
+    security, default_port = _SCHEMES[parts.scheme]
+    try:
+        port = parts.port or default_port
+    except ValueError as exc:
+        raise ConfigError(f"GATEWAY_SMTP_URL: invalid port: {exc}") from exc
+    if not parts.hostname:
+        raise ConfigError("GATEWAY_SMTP_URL: expected a host name")
+    username = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password is not None else None
+    return SmtpServer(parts.hostname, port, security, username, password)
 
 
 @dataclass(frozen=True)
@@ -186,8 +228,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     _check_http_url(public_url, where)
     smtp_url, where = pick("smtp_url")
     if smtp_url is not None:
-        from gateway.notify.mail import parse_smtp_url  # mail.py imports this module
-
         parse_smtp_url(smtp_url)
     mail_from, _ = pick("mail_from")
     scheduler, where = pick("scheduler")

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import click
 from rich.table import Table
 
+from gateway.applications.reviewing import answer_rows, form_fields, queue_filter
 from gateway.applications.service import (
     QueueItem,
     decide,
@@ -20,7 +21,6 @@ from gateway.applications.service import (
 )
 from gateway.cli.support import fail, out, run
 from gateway.db.models import Application
-from gateway.portal.ops_pages import answer_rows, form_fields, queue_filter
 from gateway.runtime import Runtime, cli_actor
 from gateway.web.filters import when
 from stages.applications import ApplicationMove, ApplicationStatus

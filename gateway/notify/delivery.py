@@ -33,7 +33,7 @@ from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from gateway.config import Webhook
+from gateway.config import Webhook, parse_smtp_url
 from gateway.db.models import Account, Base, Notification, WebhookDelivery
 from gateway.notify import endpoint_health
 from gateway.notify.addresses import PrivateAddress, Target, public_target
@@ -42,7 +42,6 @@ from gateway.notify.mail import (
     MailError,
     build_message,
     message_id,
-    parse_smtp_url,
     send_message,
 )
 from gateway.notify.webhooks import (

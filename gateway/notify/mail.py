@@ -22,15 +22,12 @@ import asyncio
 import hashlib
 import smtplib
 import ssl
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
-from typing import Literal
-from urllib.parse import unquote, urlsplit
 
-from gateway.config import ConfigError
+from gateway.config import SmtpServer
 
 # After the 1st, 2nd, 3rd and 4th failed attempt; the 5th failure is final.
 EMAIL_RETRY_DELAYS = (
@@ -43,13 +40,6 @@ EMAIL_RETRY_DELAYS = (
 SMTP_TIMEOUT_SECONDS = 30.0
 _MAX_REASON = 500
 
-Security = Literal["plain", "starttls", "tls"]
-_SCHEMES: dict[str, tuple[Security, int]] = {
-    "smtp": ("plain", 25),
-    "smtp+starttls": ("starttls", 587),
-    "smtps": ("tls", 465),
-}
-
 
 class MailError(Exception):
     """A message was not accepted; `reason` is short enough to store and show."""
@@ -58,38 +48,6 @@ class MailError(Exception):
         super().__init__(reason)
         self.reason = reason[:_MAX_REASON]
         self.permanent = permanent
-
-
-@dataclass(frozen=True)
-class SmtpServer:
-    """Where and how to send, read from `GATEWAY_SMTP_URL`."""
-
-    host: str
-    port: int
-    security: Security
-    username: str | None = None
-    # Never shown in logs or tracebacks.
-    password: str | None = field(default=None, repr=False)
-
-
-def parse_smtp_url(url: str) -> SmtpServer:
-    """The server a `smtp://`, `smtp+starttls://` or `smtps://` URL names."""
-    parts = urlsplit(url)
-    if parts.scheme not in _SCHEMES:
-        raise ConfigError(
-            "GATEWAY_SMTP_URL: expected smtp://[user:password@]host[:port] "
-            "(or smtps://, smtp+starttls://)"
-        )
-    security, default_port = _SCHEMES[parts.scheme]
-    try:
-        port = parts.port or default_port
-    except ValueError as exc:
-        raise ConfigError(f"GATEWAY_SMTP_URL: invalid port: {exc}") from exc
-    if not parts.hostname:
-        raise ConfigError("GATEWAY_SMTP_URL: expected a host name")
-    username = unquote(parts.username) if parts.username else None
-    password = unquote(parts.password) if parts.password is not None else None
-    return SmtpServer(parts.hostname, port, security, username, password)
 
 
 def message_id(*, notification_id: int, account_id: str, created_at: datetime, sender: str) -> str:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from gateway.applications import service
+from gateway.applications.reviewing import answer_rows, form_fields, queue_filter
 from gateway.applications.service import QueueFilter, QueueItem
 from gateway.db.models import Account, Application
 from gateway.errors import GatewayError, InvalidInput
@@ -30,8 +31,6 @@ from gateway.web import Db, Page, PathStr, Rt
 from gateway.web.forms import field, whole_number
 from gateway.web.guards import Operator, back_to, requires_operator
 from policies.applications import review_clock
-from policies.countries import COUNTRY_NAMES
-from policies.schema import FieldKind, FormField
 from stages.applications import (
     Actor,
     ApplicationMove,
@@ -40,7 +39,6 @@ from stages.applications import (
     legal_moves,
     reason_required,
 )
-from stages.names import InvalidName, parse_model_ref
 from stages.tiers import UnknownTier
 
 Form = URLEncodedBody[dict[str, Any]]
@@ -110,25 +108,6 @@ class QueueQuery:
         return "/ops" + (f"?{urlencode(params)}" if params else "")
 
 
-def queue_filter(
-    rt: Runtime, *, status: str | None, model: str | None, tier: str | None, overdue: bool
-) -> QueueFilter:
-    """Check the queue's filters and build the service's filter from them (portal and CLI)."""
-    if status and status not in STATUS_LABELS:
-        known = ", ".join(STATUS_LABELS)
-        raise InvalidInput(
-            f"unknown status {status!r}; expected one of {known}", code="unknown_status"
-        )
-    if tier and tier not in rt.policy.ladder:
-        known = ", ".join(rt.policy.ladder.names)
-        raise InvalidInput(f"unknown tier {tier!r}; expected one of {known}", code="unknown_tier")
-    try:
-        ref = parse_model_ref(model) if model else None
-    except InvalidName as exc:
-        raise InvalidInput(str(exc), code="invalid_model") from exc
-    return QueueFilter(status=status or None, model=ref, tier=tier or None, overdue_only=overdue)
-
-
 def page_numbers(page: int, pages: int) -> list[int | None]:
     """The page links to show: the first, the last and two either side; None is a gap."""
     shown = sorted({1, pages, *range(max(1, page - 2), min(pages, page + 2) + 1)})
@@ -138,33 +117,6 @@ def page_numbers(page: int, pages: int) -> list[int | None]:
             numbers.append(None)
         numbers.append(number)
     return numbers
-
-
-def answer_rows(fields: Sequence[FormField], answers: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The applicant's answers as (question, answer) in the form's order, for people."""
-    rows = []
-    for form_field in fields:
-        value = answers.get(form_field.name)
-        if form_field.kind is FieldKind.CHECKBOX:
-            text = "yes" if value is True else "no"
-        elif value is None or value == "":
-            text = "(not answered)"
-        elif form_field.kind is FieldKind.COUNTRY:
-            text = f"{COUNTRY_NAMES.get(str(value), str(value))} ({value})"
-        else:
-            text = str(value)
-        rows.append((form_field.label, text))
-    # Answers to questions the policy no longer asks are still the applicant's words.
-    asked = {form_field.name for form_field in fields}
-    rows.extend((name, str(value)) for name, value in answers.items() if name not in asked)
-    return rows
-
-
-def form_fields(rt: Runtime, tier: str) -> tuple[FormField, ...]:
-    try:
-        return rt.policy.application_rules(tier).fields
-    except UnknownTier:
-        return ()
 
 
 def _all(data: Mapping[str, Any], name: str) -> list[str]:

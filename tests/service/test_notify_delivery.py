@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select, update
 
 from gateway.accounts.service import create_account
-from gateway.config import ConfigError, Settings, Webhook
+from gateway.config import ConfigError, Settings, Webhook, parse_smtp_url
 from gateway.db.models import Account, Notification, WebhookDelivery
 from gateway.notify.delivery import (
     CLAIM_LEASE,
@@ -27,7 +27,6 @@ from gateway.notify.mail import (
     EMAIL_RETRY_DELAYS,
     MailError,
     build_message,
-    parse_smtp_url,
     send_message,
 )
 from gateway.notify.service import notify
