@@ -7,53 +7,121 @@ does not pay for loading the server (SQLAlchemy, Litestar) before it starts.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
+from typing import Any
 
 import click
 
 from gateway import __version__
 
-# name -> "module:attribute"
-COMMANDS = {
-    "accounts": "gateway.cli.accounts:accounts",
-    "applications": "gateway.cli.applications:applications",
-    "appeals": "gateway.cli.enforce:appeals",
-    "config": "gateway.cli.maintenance:config",
-    "db": "gateway.cli.maintenance:db",
-    "decommission": "gateway.cli.decommission:decommission",
-    "download": "gateway.cli.download:download",
-    "enforce": "gateway.cli.enforce:enforce_command",
-    "evidence": "gateway.cli.stage:evidence",
-    "grants": "gateway.cli.grants:grants",
-    "incidents": "gateway.cli.incidents:incidents",
-    "jobs": "gateway.cli.jobs:jobs",
-    "keys": "gateway.cli.keys:keys",
-    "models": "gateway.cli.catalog:models",
-    "policy": "gateway.cli.maintenance:policy",
-    "purge": "gateway.cli.decommission:purge",
-    "recall": "gateway.cli.stage:recall_command",
-    "reinstate": "gateway.cli.stage:reinstate_command",
-    "release": "gateway.cli.catalog:release",
-    "serve": "gateway.cli.serve:serve",
-    "stage": "gateway.cli.stage:stage",
+# name -> ("module:attribute", the one line `gateway --help` shows for it). The line is
+# kept here so that listing the commands imports none of them; a test holds it to the
+# command's own help.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "accounts": ("gateway.cli.accounts:accounts", "Accounts and operators."),
+    "appeals": (
+        "gateway.cli.enforce:appeals",
+        "Appeals against enforcement actions, and the operators' decisions.",
+    ),
+    "applications": (
+        "gateway.cli.applications:applications",
+        "Access applications: the review queue and the operators' decisions.",
+    ),
+    "config": ("gateway.cli.maintenance:config", "Inspect the effective configuration."),
+    "db": ("gateway.cli.maintenance:db", "Database migrations."),
+    "decommission": (
+        "gateway.cli.decommission:decommission",
+        "Announce the end of a release's hosting to every grantee of its model.",
+    ),
+    "download": (
+        "gateway.cli.download:download",
+        "Download a release you have a grant for, resuming and verifying it.",
+    ),
+    "enforce": (
+        "gateway.cli.enforce:enforce_command",
+        "Warn, suspend or terminate an account, or lift its suspension; `show` prints its "
+        "standing and the policy's suggested next step without acting.",
+    ),
+    "evidence": (
+        "gateway.cli.stage:evidence",
+        "Evidence attached to releases for promotion gates.",
+    ),
+    "grants": (
+        "gateway.cli.grants:grants",
+        "Access grants: who may download which model at which tier.",
+    ),
+    "incidents": (
+        "gateway.cli.incidents:incidents",
+        "Incidents: reports of misuse, safety or security problems, leaks.",
+    ),
+    "jobs": (
+        "gateway.cli.jobs:jobs",
+        "Scheduled jobs: grant expiry, warnings, close-outs, mail and webhooks.",
+    ),
+    "keys": ("gateway.cli.keys:keys", "API keys, and the key that signs download URLs."),
+    "models": ("gateway.cli.catalog:models", "Models in the catalog."),
+    "policy": ("gateway.cli.maintenance:policy", "Policy files."),
+    "purge": (
+        "gateway.cli.decommission:purge",
+        "Delete the stored files of a decommissioned release, after its retention period.",
+    ),
+    "recall": (
+        "gateway.cli.stage:recall_command",
+        "Stop every download in scope at once, including URLs already handed out.",
+    ),
+    "reinstate": (
+        "gateway.cli.stage:reinstate_command",
+        "Approve lifting a recall; lifts it once enough operators agree (policy).",
+    ),
+    "release": ("gateway.cli.catalog:release", "Releases: list, show and publish."),
+    "serve": ("gateway.cli.serve:serve", "Serve the portal, the JSON API and downloads."),
+    "stage": (
+        "gateway.cli.stage:stage",
+        "Stage of a release: status, promote, approve, roll back.",
+    ),
 }
 
 
-class _LazyGroup(click.Group):
+class LazyGroup(click.Group):
+    """A group that imports a command's module only when that command is run or asked for
+    its own help; its listing comes from `lazy_commands` alone."""
+
+    def __init__(
+        self, *args: Any, lazy_commands: Mapping[str, tuple[str, str]], **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = lazy_commands
+
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return sorted(self.lazy_commands)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
+        target = self.lazy_commands.get(cmd_name)
         if target is None:
             return None
-        module, attribute = target.split(":")
+        module, attribute = target[0].split(":")
         command = getattr(importlib.import_module(module), attribute)
-        assert isinstance(command, click.Command)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{target[0]} is not a click command")
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # As click lays the listing out, from the kept lines instead of the commands.
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = [
+            (name, click.Command(name, help=self.lazy_commands[name][1]).get_short_help_str(limit))
+            for name in names
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(
-    cls=_LazyGroup,
+    cls=LazyGroup,
+    lazy_commands=COMMANDS,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(__version__, prog_name="gateway")
