@@ -18,6 +18,7 @@ from litestar.exceptions import (
     NotFoundException,
     ValidationException,
 )
+from litestar.logging.config import LoggingConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
@@ -296,4 +297,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             Exception: _on_unexpected,
         },
         openapi_config=openapi_config(__version__),
+        # Litestar keeps its own logger; the root logger (the gateway's lines, the
+        # scheduler's) is `gateway serve --log-level`'s to set.
+        logging_config=LoggingConfig(configure_root_logger=False),
     )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import logging.config
 import os
 from dataclasses import replace
+from typing import Any
 
 import click
 
@@ -15,6 +16,38 @@ from gateway.db import migrate
 from gateway.identity.service import SetupLink, operator_setup_link
 from gateway.runtime import Runtime, build_runtime
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+# Libraries whose INFO lines are routine chatter (APScheduler: a line per job added, run
+# and finished); shown only when debugging.
+_CHATTY = ("apscheduler",)
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """A `logging.config.dictConfig` for the server and its workers: lines from `level`
+    up, the chatty libraries' only from WARNING unless debugging."""
+    chosen = level.upper()
+    chatty = chosen if chosen in ("DEBUG", "ERROR") else "WARNING"
+    console = {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "plain": {"format": "%(levelname)s %(name)s: %(message)s"},
+            # Granian's own lines name no logger.
+            "granian": {"format": "%(levelname)s granian: %(message)s"},
+        },
+        "handlers": {
+            "console": console,
+            "granian": {**console, "formatter": "granian"},
+        },
+        "root": {"handlers": ["console"], "level": chosen},
+        "loggers": {
+            **{name: {"level": chatty} for name in _CHATTY},
+            "_granian": {"handlers": ["granian"], "level": chosen, "propagate": False},
+            "granian.access": {"handlers": ["granian"], "level": chosen, "propagate": False},
+        },
+    }
+
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -22,12 +55,22 @@ from gateway.runtime import Runtime, build_runtime
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option("--demo", is_flag=True, help="Publish a small demo model if it is missing.")
 @click.option("--migrate", "apply_migrations", is_flag=True, help="Apply pending migrations first.")
-def serve(host: str, port: int, workers: int, demo: bool, apply_migrations: bool) -> None:
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default="info",
+    show_default=True,
+    help="The least severe log lines shown; the scheduler's routine lines only with debug.",
+)
+def serve(
+    host: str, port: int, workers: int, demo: bool, apply_migrations: bool, log_level: str
+) -> None:
     """Serve the portal, the JSON API and downloads.
 
     With no configuration, everything lives under ./.gateway: a SQLite database, the
     stored objects and the signing keys. Embedded SQLite is migrated automatically;
-    PostgreSQL only with --migrate.
+    PostgreSQL only with --migrate. The start-up summary, with the one-time link that
+    creates the first operator, is printed whatever the log level.
     """
     current = settings()
     base = f"http://{host if host not in ('0.0.0.0', '::') else '127.0.0.1'}:{port}"  # noqa: S104
@@ -44,7 +87,8 @@ def serve(host: str, port: int, workers: int, demo: bool, apply_migrations: bool
         seeded, setup = asyncio.run(_prepare(runtime, demo))
     # Workers are separate processes that read the same settings from the environment.
     os.environ["GATEWAY_HOME"] = str(current.home)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logs = log_config(log_level)
+    logging.config.dictConfig(logs)
     out.print(f"Release Gateway — home {current.home}", style="bold")
     for ref in seeded:
         out.print(f"  demo release published: {ref}")
@@ -58,6 +102,7 @@ def serve(host: str, port: int, workers: int, demo: bool, apply_migrations: bool
         out.print("  (or, on this machine: gateway accounts create YOU@EXAMPLE.ORG --operator)")
     from granian import Granian
     from granian.constants import Interfaces
+    from granian.log import LogLevels
 
     Granian(
         "gateway.app:create_app",
@@ -67,6 +112,9 @@ def serve(host: str, port: int, workers: int, demo: bool, apply_migrations: bool
         interface=Interfaces.ASGI,
         workers=workers,
         log_access=False,
+        # Workers configure their logging from this too, whether forked or spawned.
+        log_level=LogLevels(log_level.lower()),
+        log_dictconfig=logs,
     ).serve()
 
 
