@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from inspect import isawaitable
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 from urllib.parse import quote
 
 from litestar import Request
@@ -72,9 +72,11 @@ async def _back(connection: Connection, handler: BaseRouteHandler) -> str:
 
 
 async def _viewer(connection: Connection) -> Account | None:
-    state = connection.scope["state"]
-    if _VIEWER in state:
-        found: Account | None = state[_VIEWER]
+    # Kept in the request's own scope: never shared with another request, even where a
+    # server hands every request the same lifespan state.
+    scope = cast("dict[str, Any]", connection.scope)
+    if _VIEWER in scope:
+        found: Account | None = scope[_VIEWER]
         return found
     session = connection.scope.get("session")
     account_id = session.get(SESSION_ACCOUNT) if isinstance(session, dict) else None
@@ -87,7 +89,7 @@ async def _viewer(connection: Connection) -> Account | None:
             account = await db.get(Account, account_id)
         if account is None:
             connection.clear_session()
-    state[_VIEWER] = account
+    scope[_VIEWER] = account
     return account
 
 
