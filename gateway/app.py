@@ -59,6 +59,7 @@ from gateway.web.headers import security_headers
 from gateway.web.request_guard import RequestGuard
 from gateway.web.secret_pages import SecretPageHeaders
 from gateway.web.session import SessionMiddleware, provide_viewer
+from gateway.web.unit import provide_unit
 
 HERE = Path(__file__).parent
 logger = logging.getLogger("gateway")
@@ -263,6 +264,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         dependencies={
             "runtime": Provide(_provide_runtime),
             "db": Provide(_provide_db),
+            "uow": Provide(provide_unit),
             "caller": Provide(provide_caller),
             "viewer": Provide(provide_viewer),
             "limiter": Provide(_provide_limiter),

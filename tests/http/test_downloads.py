@@ -15,7 +15,8 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select, update
 
 from gateway.db.models import Account, Download, Evidence, Grant, QuotaUsage
-from gateway.downloads.service import Client, Denied, deliver
+from gateway.downloads.service import Client, deliver
+from gateway.errors import Denied
 from gateway.grants.service import change_grant
 from gateway.runtime import Runtime
 from gateway.staging.service import move_release
@@ -273,8 +274,8 @@ async def test_quota_counting_is_exact_under_concurrency(runtime: Runtime, tmp_p
     alice = await grantee(runtime)
     units, requests = 4, 12
     await set_quota(runtime, alice.grant_id, units)
-    async with runtime.sessionmaker() as session:
-        caller = await authenticate(runtime, session, alice.key, runtime.clock())
+    async with runtime.unit() as uow:
+        caller = await authenticate(uow.session, alice.key)
     urls = []
     for _ in range(requests):
         issued = await issue_manifest(
