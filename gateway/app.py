@@ -76,7 +76,8 @@ async def _provide_limiter(state: State) -> RateLimiter:
 
 
 async def _provide_db(runtime: Rt) -> AsyncIterator[AsyncSession]:
-    async with runtime.sessionmaker() as session:
+    # Pages not yet on the request's unit of work (`uow`) read through this session.
+    async with runtime.reading() as session:
         yield session
 
 

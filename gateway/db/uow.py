@@ -2,8 +2,8 @@
 phase, then at most one short write phase, committed once at the boundary.
 
 Rules:
-- The boundary opens the unit (the `uow` dependency of gateway/web/unit.py, `run_unit`
-  or `in_unit` for commands, the job runner) and ends it: commit on success, roll back on
+- The boundary opens the unit (the `uow` dependency of gateway/web/unit.py; `run_unit`
+  or `in_unit` for commands and jobs) and ends it: commit on success, roll back on
   any error, except the one error the work asked to keep (`raise uow.kept(exc)`: a
   refusal whose evidence must stand). Nothing is ever half-written.
 - Services take the unit. They read through `uow.session`, enter the write phase with
