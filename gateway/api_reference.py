@@ -110,9 +110,9 @@ DOWNLOAD_ANSWERS: dict[int, ResponseSpec] = {
 
 @dataclass
 class ManifestOperation(Operation):
-    """The manifest's body as the handler reads it: `continue` is a Python keyword, so
-    the handler takes a plain object and checks its two fields itself; the document says
-    which fields those are and that no other is accepted."""
+    """The manifest's body as Litestar validates it (`ManifestRequest`, whose `continue_`
+    is sent as `continue`): the document names the two fields, null or no body allowed,
+    and that no other field is accepted."""
 
     def __post_init__(self) -> None:
         strings = Schema(type=OpenAPIType.STRING)

@@ -61,6 +61,7 @@ from gateway.web.headers import security_headers
 from gateway.web.request_guard import RequestGuard
 from gateway.web.secret_pages import SecretPageHeaders
 from gateway.web.session import SessionMiddleware, provide_viewer
+from gateway.web.unit import provide_unit
 
 HERE = Path(__file__).parent
 logger = logging.getLogger("gateway")
@@ -77,7 +78,8 @@ async def _provide_limiter(state: State) -> RateLimiter:
 
 
 async def _provide_db(runtime: Rt) -> AsyncIterator[AsyncSession]:
-    async with runtime.sessionmaker() as session:
+    # Pages not yet on the request's unit of work (`uow`) read through this session.
+    async with runtime.reading() as session:
         yield session
 
 
@@ -265,6 +267,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         dependencies={
             "runtime": Provide(_provide_runtime),
             "db": Provide(_provide_db),
+            "uow": Provide(provide_unit),
             "caller": Provide(provide_caller),
             "viewer": Provide(provide_viewer),
             "account": Provide(provide_account),

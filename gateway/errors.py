@@ -3,6 +3,8 @@ the CLI prints the message and exits with the code. Each carries a stable `code`
 
 from __future__ import annotations
 
+from stages.access import Reason
+
 
 class GatewayError(Exception):
     status = 400
@@ -71,3 +73,18 @@ class StorageUnavailable(Unavailable):
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail, code="storage_unavailable")
+
+
+_DENIED_STATUS = {Reason.URL_EXPIRED: 410, Reason.KEY_INVALID: 401}
+
+
+class Denied(GatewayError):
+    """A refusal with one of the access reasons; 403 unless the reason says otherwise."""
+
+    exit_code = 6
+
+    def __init__(self, reason: Reason, message: str, hint: str | None = None) -> None:
+        super().__init__(message, code=reason.value)
+        self.status = _DENIED_STATUS.get(reason, 403)
+        self.reason = reason
+        self.hint = hint

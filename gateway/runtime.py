@@ -7,19 +7,19 @@ from __future__ import annotations
 import getpass
 import socket
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.config import ConfigError, Settings
 from gateway.credentials.key_encryption import KeyEncryptor, LocalKeyEncryptor
 from gateway.credentials.url_tokens import KeyCache, prepare_keys
-from gateway.db.engine import WRITE, make_engine, make_sessionmaker
+from gateway.db.engine import make_engine, make_sessionmaker
+from gateway.db.uow import UnitOfWork, unit_of_work
 from gateway.errors import InvalidInput
 from gateway.input_files import read_input_text
 from gateway.signing.release import SigningKey, ensure_signing_key
@@ -75,40 +75,39 @@ class Runtime:
     def stage_machine(self) -> StageMachine:
         return StageMachine(self.policy.ladder.names)
 
+    def unit(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """One unit of work (gateway/db/uow.py): commits at the end of the block, rolls
+        back on an error."""
+        return unit_of_work(self)
+
     @asynccontextmanager
     async def transaction(
         self, *, lock_wait_seconds: float | None = None
     ) -> AsyncIterator[AsyncSession]:
-        """A session whose work commits on success and rolls back on any error.
+        """A unit of work in its write phase from the start, as a session: its work
+        commits on success and rolls back on any error.
 
         `lock_wait_seconds` bounds how long it waits for a lock (the SQLite write lock, a
         PostgreSQL row lock) before failing, for writes that may rather not happen.
         """
-        async with self.sessionmaker() as session, session.begin():
-            if self.settings.is_sqlite:
-                options: dict[str, object] = dict(WRITE)
-                if lock_wait_seconds is not None:
-                    options["sqlite_busy_timeout_ms"] = int(lock_wait_seconds * 1000)
-                await session.connection(execution_options=options)
-            elif lock_wait_seconds is not None:
-                # SET LOCAL takes no bind parameters; the value is our own number.
-                await session.execute(
-                    text(f"SET LOCAL lock_timeout = '{int(lock_wait_seconds * 1000)}ms'")
-                )
-            yield session
+        async with unit_of_work(self) as uow:
+            yield await uow.write(lock_wait_seconds=lock_wait_seconds)
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
         """A read-only session; its connection goes back to the pool when the block ends."""
-        async with self.sessionmaker() as session:
-            yield session
+        uow = UnitOfWork(self)
+        try:
+            yield uow.session
+        finally:
+            await uow.rollback()
 
     async def prepare(self) -> int:
         """What `gateway serve` checks before it starts its workers: the key-encryption key
         opens every URL signing key (else ConfigError naming it), keys stored in clear get
         sealed, and a first key exists. Idempotent; returns how many keys it sealed."""
-        async with self.transaction() as session:
-            return await prepare_keys(session, self.key_encryptor, self.clock())
+        async with self.unit() as uow:
+            return await prepare_keys(await uow.write(), self.key_encryptor, self.clock())
 
     async def close(self) -> None:
         await self.engine.dispose()

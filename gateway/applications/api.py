@@ -14,8 +14,7 @@ from gateway.api_reference import BEARER, COMMON, answers
 from gateway.applications import service
 from gateway.catalog.api import model_ref
 from gateway.db.models import Application
-from gateway.downloads.service import Denied
-from gateway.errors import InvalidInput
+from gateway.errors import Denied, InvalidInput
 from gateway.keys.auth import CallerDep
 from gateway.keys.service import Caller, key_facts_of
 from gateway.ratelimits import RateLimit

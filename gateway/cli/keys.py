@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import datetime
 
 import click
 from rich.table import Table
 
 from gateway.accounts.service import find_account, normalise_email
 from gateway.cli.support import out, run
-from gateway.credentials import url_tokens
 from gateway.credentials.key_encryption import (
     ROTATE_THE_SETTING,
     KeyEncryptionError,
     LocalKeyEncryptor,
 )
 from gateway.db.models import Account, ApiKey
+from gateway.db.uow import UnitOfWork, in_unit, run_unit
 from gateway.errors import NotFound
-from gateway.keys.service import SCOPES, create_key, list_keys, revoke_key
+from gateway.keys.service import SCOPES, create_key, list_keys, revoke_key, state_of
+from gateway.keys.url_signing import Rotation, reseal_url_signing_keys, rotate_url_signing
 from gateway.runtime import Runtime, cli_actor
 from gateway.web.filters import when
 
@@ -37,9 +39,8 @@ def _days(text: str | None) -> int | None:
     return int(match.group(1))
 
 
-async def _account(rt: Runtime, email: str) -> Account:
-    async with rt.sessionmaker() as session:
-        account = await find_account(session, normalise_email(email))
+async def _account(uow: UnitOfWork, email: str) -> Account:
+    account = await find_account(uow.session, normalise_email(email))
     if account is None:
         raise NotFound(f"no account {email}", code="account_not_found")
     return account
@@ -61,14 +62,14 @@ def keys_create(email: str, scopes: tuple[str, ...], expires: str | None, name: 
     """Create an API key; prints the key alone on stdout (it is shown only this once)."""
     days = _days(expires)
 
-    async def call(rt: Runtime) -> str:
-        account = await _account(rt, email)
+    async def call(uow: UnitOfWork) -> str:
+        account = await _account(uow, email)
         created = await create_key(
-            rt, account_id=account.id, scopes=scopes, days=days, name=name, actor=cli_actor()
+            uow, account_id=account.id, scopes=scopes, days=days, name=name, actor=cli_actor()
         )
         return created.secret
 
-    out.print(run(call))
+    out.print(run(in_unit(call)))
 
 
 @keys.command("list")
@@ -76,12 +77,11 @@ def keys_create(email: str, scopes: tuple[str, ...], expires: str | None, name: 
 def keys_list(email: str) -> None:
     """An account's keys (prefixes only; secrets are never stored)."""
 
-    async def call(rt: Runtime) -> Sequence[ApiKey]:
-        account = await _account(rt, email)
-        async with rt.sessionmaker() as session:
-            return await list_keys(session, account)
+    async def call(uow: UnitOfWork) -> tuple[Sequence[ApiKey], datetime]:
+        account = await _account(uow, email)
+        return await list_keys(uow, account), uow.rt.clock()
 
-    rows = run(call)
+    rows, now = run(in_unit(call))
     if not rows:
         out.print("No keys.")
         return
@@ -89,7 +89,7 @@ def keys_list(email: str) -> None:
     for column in ("id", "prefix", "name", "scopes", "expires", "last used", "state"):
         table.add_column(column, overflow="fold")
     for key in rows:
-        state = "revoked" if key.revoked_at else "active"
+        state = state_of(key, now)
         last = when(key.last_used_at) if key.last_used_at else "never"
         table.add_row(
             key.id,
@@ -109,11 +109,11 @@ def keys_list(email: str) -> None:
 def keys_revoke(email: str, key_id: str) -> None:
     """Revoke an account's key at once."""
 
-    async def call(rt: Runtime) -> ApiKey:
-        account = await _account(rt, email)
-        return await revoke_key(rt, account_id=account.id, key_id=key_id, actor=cli_actor())
+    async def call(uow: UnitOfWork) -> ApiKey:
+        account = await _account(uow, email)
+        return await revoke_key(uow, account_id=account.id, key_id=key_id, actor=cli_actor())
 
-    key = run(call)
+    key = run(in_unit(call))
     out.print(f"Revoked {key.display_prefix}… ({key.id}).")
 
 
@@ -121,14 +121,12 @@ def keys_revoke(email: str, key_id: str) -> None:
 def keys_rotate_url_signing() -> None:
     """Start signing download URLs with a new key; URLs already issued keep working."""
 
-    async def call(rt: Runtime) -> tuple[str, list[str]]:
-        longest = max(tier.url_ttl_seconds for tier in rt.policy.ladder)
-        async with rt.transaction() as session:
-            return await url_tokens.rotate(session, rt.key_encryptor, rt.clock(), longest)
+    async def call(uow: UnitOfWork) -> Rotation:
+        return await rotate_url_signing(uow, actor=cli_actor())
 
-    kid, retired = run(call)
-    out.print(f"Signing download URLs with key {kid}.")
-    for old in retired:
+    rotation = run(in_unit(call))
+    out.print(f"Signing download URLs with key {rotation.kid}.")
+    for old in rotation.retired:
         out.print(f"Key {old} retired; it verifies until its last URL expires.")
 
 
@@ -146,11 +144,9 @@ def keys_rotate_secret_key() -> None:
         if not isinstance(encryptor, LocalKeyEncryptor) or encryptor.path is None:
             raise KeyEncryptionError(ROTATE_THE_SETTING)
         # Opened first: a key file that cannot open the keys is not extended.
-        async with rt.transaction() as session:
-            await url_tokens.reseal_keys(session, encryptor)
+        await run_unit(rt, lambda uow: reseal_url_signing_keys(uow, encryptor))
         new_id = encryptor.add_key()
-        async with rt.transaction() as session:
-            changed, total = await url_tokens.reseal_keys(session, encryptor)
+        changed, total = await run_unit(rt, lambda uow: reseal_url_signing_keys(uow, encryptor))
         return new_id, changed, total
 
     new_id, changed, total = run(call)

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.credentials.key_encryption import KeyEncryptionError, KeyEncryptor, is_sealed
 from gateway.db.models import UrlSigningKey
+from gateway.db.uow import UnitOfWork, joined
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
@@ -350,19 +351,19 @@ class KeyCache:
         self._verifying: tuple[datetime, dict[str, dict[str, Any]]] | None = None
         self._refreshing = asyncio.Lock()
 
-    async def signing(self, rt: Runtime, now: datetime) -> SigningKeyPair:
-        """The key to sign with. Call it holding no database connection: a refresh takes
-        one of its own, a short read (and a write only if no key exists yet)."""
+    async def signing(self, work: UnitOfWork | Runtime, now: datetime) -> SigningKeyPair:
+        """The key to sign with, read (when stale) in the caller's unit of work, which
+        enters its write phase only if no key exists yet."""
         if self._fresh_signing(now) is None:
             # One refresh per process at a time; the others wait for it, not for the pool.
-            async with self._refreshing:
+            async with self._refreshing, joined(work) as uow:
                 if self._fresh_signing(now) is None:
-                    async with rt.reading() as session:
-                        found = await active_key(session, rt.key_encryptor)
+                    encryptor = uow.rt.key_encryptor
+                    found = await active_key(uow.session, encryptor)
                     if found is None:
-                        async with rt.transaction() as session:
-                            await prepare_keys(session, rt.key_encryptor, now)
-                            found = await active_key(session, rt.key_encryptor)
+                        session = await uow.write()
+                        await prepare_keys(session, encryptor, now)
+                        found = await active_key(session, encryptor)
                     assert found is not None
                     self._signing = (now, found)
         assert self._signing is not None

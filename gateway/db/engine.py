@@ -74,7 +74,12 @@ def _sqlite_begin(connection: Any) -> None:
     # A best-effort write waits less for the lock than real work does; the timeout is a
     # setting of the connection, so each transaction says its own.
     busy = int(options.get("sqlite_busy_timeout_ms", BUSY_TIMEOUT_MS))
-    connection.exec_driver_sql(f"PRAGMA busy_timeout={busy}")
+    sqlite_begin(connection, immediate=immediate, busy_ms=busy)
+
+
+def sqlite_begin(connection: Any, *, immediate: bool, busy_ms: int) -> None:
+    """Begin a transaction on a SQLite connection: a write takes the lock up front."""
+    connection.exec_driver_sql(f"PRAGMA busy_timeout={busy_ms}")
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+import msgspec
 from litestar import Controller, Request, get, post, route
 from litestar.datastructures import State
 from litestar.params import JSONBody
@@ -23,16 +22,15 @@ from gateway.downloads.file_response import StoredFileResponse
 from gateway.downloads.service import Client, DownloadManifest, deliver, issue_manifest
 from gateway.keys.auth import CallerDep
 from gateway.ratelimits import RateLimit
-from gateway.web import Db, Limiter, Name, Org, PathStr, Rt, Version
+from gateway.web import Limiter, Name, Org, PathStr, Uow, Version
 
 
-@dataclass
-class ManifestRequest:
+class ManifestRequest(msgspec.Struct, forbid_unknown_fields=True):
     """Both optional: `paths` limits the URLs to these artifacts; `continue` maps a path to
     the download id of an interrupted download, so its refreshed URL uses no new quota."""
 
     paths: list[str] | None = None
-    continue_: dict[str, str] | None = None
+    continue_: dict[str, str] | None = msgspec.field(default=None, name="continue")
 
 
 def client_of(request: Request[object, object, State]) -> Client:
@@ -54,18 +52,20 @@ class DownloadsController(Controller):
     async def manifest(
         self,
         request: Request[object, object, State],
-        runtime: Rt,
+        uow: Uow,
         limiter: Limiter,
         caller: CallerDep,
         org: Org,
         name: Name,
         version: Version,
-        data: JSONBody[dict[str, object] | None] = None,
+        data: JSONBody[ManifestRequest | None] = None,
     ) -> DownloadManifest:
-        body = _manifest_request(data)
+        body = data or ManifestRequest()
+        # The limiter counts in a connection of its own: ours goes back to the pool first.
+        await uow.end_read()
         await limiter.take(RateLimit.MANIFESTS_PER_KEY, caller.key.id)
         return await issue_manifest(
-            runtime,
+            uow,
             caller,
             model_ref(org, name),
             version,
@@ -81,10 +81,10 @@ class DownloadsController(Controller):
         responses={**DOWNLOAD_ANSWERS, **answers(*COMMON, 403, 404, 410, 416)},
     )
     async def download(
-        self, request: Request[object, object, State], runtime: Rt, token: PathStr
+        self, request: Request[object, object, State], uow: Uow, token: PathStr
     ) -> ASGIResponse:
         delivery = await deliver(
-            runtime,
+            uow,
             token,
             range_header=request.headers.get("range"),
             method=request.method,
@@ -110,27 +110,6 @@ class DownloadsController(Controller):
         cache=False,
         responses=answers(503),
     )
-    async def jwks(self, runtime: Rt, db: Db) -> dict[str, list[dict[str, object]]]:
-        keys = await verifying_keys(db, runtime.clock())
+    async def jwks(self, uow: Uow) -> dict[str, list[dict[str, object]]]:
+        keys = await verifying_keys(uow.session, uow.rt.clock())
         return {"keys": list(keys.values())}
-
-
-def _manifest_request(data: dict[str, object] | None) -> ManifestRequest:
-    from gateway.errors import InvalidInput
-
-    data = data or {}
-    unknown = set(data) - {"paths", "continue"}
-    if unknown:
-        raise InvalidInput(f"unknown field {sorted(unknown)[0]!r}; fields are paths, continue")
-    paths = data.get("paths")
-    if paths is not None and not (
-        isinstance(paths, list) and all(isinstance(p, str) for p in paths)
-    ):
-        raise InvalidInput("paths: expected a list of artifact paths")
-    cont = data.get("continue")
-    if cont is not None and not (
-        isinstance(cont, dict)
-        and all(isinstance(k, str) and isinstance(v, str) for k, v in cont.items())
-    ):
-        raise InvalidInput("continue: expected an object mapping paths to download ids")
-    return ManifestRequest(paths=paths, continue_=cont)

@@ -1,4 +1,6 @@
-"""Download manifests and the /d/ endpoint's decision, quota and evidence.
+"""Download manifests: signed URLs for what a grant may fetch, in one unit of work.
+
+The /d/ endpoint itself is gateway/downloads/delivery.py.
 
 Counting rule (also in the README): one *download* is one artifact fetched under one
 grant. It has an id, carried in every URL issued for it. The first request made with a
@@ -15,55 +17,46 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import evidence
 from gateway.catalog.service import get_release
 from gateway.credentials import url_tokens
-from gateway.db.models import (
-    Account,
-    ApiKey,
-    Artifact,
-    Component,
-    Download,
-    Grant,
-    Model,
-    QuotaUsage,
-    Recall,
-    Release,
+from gateway.db.models import Account, Artifact, Download, Grant, QuotaUsage, Release
+from gateway.db.uow import UnitOfWork, joined
+from gateway.downloads.access import (
+    Client,
+    PortalCaller,
+    Requester,
+    access_facts,
+    client_data,
+    key_facts,
+    key_id,
+    recalled_tiers,
 )
-from gateway.downloads.ranges import ByteRange, RangeNotSatisfiable, parse_range
-from gateway.errors import GatewayError
-from gateway.keys.service import Caller, key_facts_of
+from gateway.downloads.delivery import Delivery, deliver
+from gateway.errors import Denied
 from gateway.runtime import Runtime
-from stages.access import AccessFacts, Allow, Deny, GrantFacts, KeyFacts, Reason, decide
+from stages.access import Allow, Deny, decide
 from stages.grants import quota_period
 from stages.names import ModelRef
 
+# The feature's service names, /d/ and the refusal included, for its callers.
+__all__ = [
+    "CONTINUE_DAYS",
+    "Client",
+    "Delivery",
+    "Denied",
+    "DownloadManifest",
+    "IssuedUrl",
+    "WithheldArtifact",
+    "deliver",
+    "issue_manifest",
+    "issue_manifest_for_account",
+]
+
 CONTINUE_DAYS = 7
-_STATUS = {Reason.URL_EXPIRED: 410, Reason.KEY_INVALID: 401}
-
-
-class Denied(GatewayError):
-    """A refusal with one of the access reasons; 403 unless the reason says otherwise."""
-
-    exit_code = 6
-
-    def __init__(self, reason: Reason, message: str, hint: str | None = None) -> None:
-        super().__init__(message, code=reason.value)
-        self.status = _STATUS.get(reason, 403)
-        self.reason = reason
-        self.hint = hint
-
-
-@dataclass(frozen=True)
-class Client:
-    address: str | None
-    user_agent: str | None
 
 
 @dataclass(frozen=True)
@@ -98,80 +91,8 @@ class DownloadManifest:
     public_key_url: str
 
 
-@dataclass(frozen=True)
-class PortalCaller:
-    """A signed-in account in the portal: its session stands in for an API key."""
-
-    account: Account
-    key: None = None
-
-
-Requester = Caller | PortalCaller
-
-
-def key_facts(caller: Requester) -> KeyFacts | None:
-    return key_facts_of(caller.key) if caller.key is not None else None
-
-
-def _grant_facts(grant: Grant) -> GrantFacts:
-    return GrantFacts(
-        status=grant.status, tier=grant.tier, starts_at=grant.starts_at, expires_at=grant.expires_at
-    )
-
-
-def _facts(
-    rt: Runtime,
-    *,
-    now: datetime,
-    account: Account,
-    grant: Grant | None,
-    release: Release,
-    component: str | None,
-    key: KeyFacts | None,
-    quota_left: int | None = None,
-    recalled: frozenset[str] = frozenset(),
-) -> AccessFacts:
-    components: frozenset[str] = frozenset()
-    if grant is not None and grant.tier in rt.policy.ladder:
-        components = rt.policy.ladder.visible_components(grant.tier)
-    return AccessFacts(
-        now=now,
-        account_status=account.status,
-        grant=_grant_facts(grant) if grant is not None else None,
-        release_ref=f"{release.model.ref}:{release.version}",
-        release_stage=release.stage,
-        release_status=release.status,
-        component=component,
-        tier_components=components,
-        key=key,
-        quota_left=quota_left,
-        recalled_tiers=recalled,
-    )
-
-
-async def _recalled_tiers(session: AsyncSession, release_id: int, rt: Runtime) -> frozenset[str]:
-    """Tiers of the release under a recall in force (a whole-release recall is its status).
-
-    Recalling a tier withdraws the release from every wider tier too: the public never
-    keeps what researchers lost.
-    """
-    rows = await session.scalars(
-        select(Recall.tier).where(
-            Recall.release_id == release_id, Recall.lifted_at.is_(None), Recall.tier.is_not(None)
-        )
-    )
-    named = {tier for tier in rows.all() if tier is not None}
-    if not named:
-        return frozenset()
-    ladder = rt.policy.ladder
-    ranks = [ladder.rank(t) for t in named if t in ladder]
-    narrowest = min(ranks, default=None)
-    wider = {t.name for t in ladder if narrowest is not None and t.rank >= narrowest}
-    return frozenset(named | wider)
-
-
 async def issue_manifest(
-    rt: Runtime,
+    work: UnitOfWork | Runtime,
     caller: Requester,
     model: ModelRef,
     version: str,
@@ -181,14 +102,15 @@ async def issue_manifest(
     client: Client,
 ) -> DownloadManifest:
     """Signed URLs for every artifact the caller's grant may fetch now, and why not the rest."""
-    now = rt.clock()
-    # One connection at a time: the signing key first (its cache may read it), then the
-    # reads in a plain session, then the evidence in one short write transaction, so the
-    # database's write lock is held for the inserts alone and no step waits for a second
-    # connection while holding one.
-    signing_key = await rt.url_keys.signing(rt, now)
-    pending: list[dict[str, Any]] = []
-    async with rt.reading() as session:
+    async with joined(work) as uow:
+        rt = uow.rt
+        now = rt.clock()
+        # The reads first (the signing key comes from the cache, or is read in this unit),
+        # then the evidence in the unit's one short write phase: the database's write lock
+        # is held for the inserts alone.
+        signing_key = await rt.url_keys.signing(uow, now)
+        pending: list[dict[str, Any]] = []
+        session = uow.session
         release = await get_release(session, model, version)
         grants = (
             await session.scalars(
@@ -197,9 +119,10 @@ async def issue_manifest(
                 )
             )
         ).all()
-        recalled = await _recalled_tiers(session, release.id, rt)
+        recalled = await recalled_tiers(session, release.id, rt)
         grant, decision = _best_grant(rt, now, caller, release, grants, recalled)
-        if isinstance(decision, Deny) or grant is None:
+        manifest = None
+        if grant is None or isinstance(decision, Deny):
             assert isinstance(decision, Deny)
             pending.append(
                 {
@@ -211,15 +134,12 @@ async def issue_manifest(
                     "account_id": caller.account.id,
                     "data": {
                         "reason": decision.reason.value,
-                        "key": _key_id(caller),
-                        **_client(client),
+                        "key": key_id(caller),
+                        **client_data(client),
                     },
                 }
             )
-            refusal: Deny | None = decision
-            manifest = None
         else:
-            refusal = None
             manifest = await _issue(
                 rt,
                 session,
@@ -234,13 +154,14 @@ async def issue_manifest(
                 pending,
                 recalled,
             )
-    async with rt.transaction() as session:
+        session = await uow.write()
         for row in pending:
             evidence.record(session, row.pop("kind"), **row)
-    if refusal is not None:
-        raise Denied(refusal.reason, refusal.message)
-    assert manifest is not None
-    return manifest
+        if isinstance(decision, Deny):
+            # The refusal is evidence too: the unit commits it, then refuses.
+            raise uow.kept(Denied(decision.reason, decision.message))
+        assert manifest is not None
+        return manifest
 
 
 def _best_grant(
@@ -266,7 +187,7 @@ def _best_grant(
         )
 
     def judge(grant: Grant | None) -> Allow | Deny:
-        facts = _facts(
+        facts = access_facts(
             rt,
             now=now,
             account=caller.account,
@@ -327,7 +248,7 @@ async def _issue(
         download_id = continuing.get(artifact.id)
         left = grant.download_quota - used.get(artifact.id, 0)
         decision = decide(
-            _facts(
+            access_facts(
                 rt,
                 now=now,
                 account=caller.account,
@@ -384,8 +305,8 @@ async def _issue(
                     "tier": grant.tier,
                     "download": download_id,
                     "expires_at": expires.isoformat(),
-                    "key": _key_id(caller),
-                    **_client(client),
+                    "key": key_id(caller),
+                    **client_data(client),
                 },
             }
         )
@@ -431,12 +352,8 @@ async def _continuable(
     return {a: d for a, d in asked.items() if (a, d) in started}
 
 
-def _key_id(caller: Requester) -> str:
-    return caller.key.id if caller.key is not None else "portal-session"
-
-
 async def issue_manifest_for_account(
-    rt: Runtime,
+    work: UnitOfWork | Runtime,
     account: Account,
     model: ModelRef,
     version: str,
@@ -447,7 +364,7 @@ async def issue_manifest_for_account(
 ) -> DownloadManifest:
     """The manifest for a signed-in portal account (same decision, no API key)."""
     return await issue_manifest(
-        rt,
+        work,
         PortalCaller(account),
         model,
         version,
@@ -455,230 +372,3 @@ async def issue_manifest_for_account(
         continue_ids=continue_ids,
         client=client,
     )
-
-
-def _client(client: Client) -> dict[str, str | None]:
-    return {"client_address": client.address, "user_agent": client.user_agent}
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """What /d/ sends: a local file (whole or a range) or a redirect to storage."""
-
-    sha256: str
-    size: int
-    filename: str
-    byte_range: ByteRange | None
-    redirect_url: str | None
-    local_path: Any
-
-
-async def deliver(
-    rt: Runtime, token: str, *, range_header: str | None, method: str, client: Client
-) -> Delivery:
-    """Check a download token and the live state; record the request; say what to send."""
-    now = rt.clock()
-    refusal: Denied | None = None
-    # The token and the live state are read in one plain session; only taking a quota
-    # unit and writing the evidence need the write lock, in a short transaction after it.
-    async with rt.reading() as session:
-        keys = await rt.url_keys.verifying(session, now, url_tokens.unverified_kid(token))
-        try:
-            claims = url_tokens.verify(token, issuer=rt.settings.public_url, keys=keys, now=now)
-        except url_tokens.TokenExpired as exc:
-            raise Denied(
-                Reason.URL_EXPIRED,
-                str(exc),
-                hint=(
-                    "ask for a fresh URL: POST the release's /downloads again "
-                    "(gateway download does this by itself)"
-                ),
-            ) from exc
-        except url_tokens.TokenInvalid as exc:
-            raise Denied(Reason.URL_INVALID, str(exc)) from exc
-        row = (
-            await session.execute(
-                select(Grant, Account, Artifact, Component, Release, Model)
-                .join(Account, Grant.account_id == Account.id)
-                .join(Artifact, Artifact.id == claims.artifact_id)
-                .join(Component, Component.id == Artifact.component_id)
-                .join(Release, Release.id == Artifact.release_id)
-                .join(Model, Model.id == Release.model_id)
-                .where(Grant.id == claims.grant_id)
-            )
-        ).first()
-        if row is None:
-            raise Denied(Reason.URL_INVALID, "this download link does not match any grant")
-        grant, account, artifact, component, release, model = row
-        if account.id != claims.account_id or release.model_id != grant.model_id:
-            raise Denied(Reason.URL_INVALID, "this download link does not match its grant")
-        # A URL issued under an API key lives only as long as the key: revoking a leaked
-        # key stops its links too. Portal URLs carry no key and answer to the account.
-        key = await _issuing_key(session, claims)
-        release.model = model
-        recalled = await _recalled_tiers(session, release.id, rt)
-        try:
-            byte_range = parse_range(range_header, artifact.size)
-        except RangeNotSatisfiable:
-            byte_range = None
-            refusal = _RangeRefused(artifact.size)
-        started = await session.get(Download, claims.download_id)
-        if started is not None and (
-            started.grant_id != grant.id or started.artifact_id != artifact.id
-        ):
-            raise Denied(Reason.URL_INVALID, "this download link does not match its download")
-        period = quota_period(grant.starts_at, now, grant.quota_period_days)
-        quota_left = None
-        if started is None:
-            used = await session.scalar(
-                select(QuotaUsage.used).where(
-                    QuotaUsage.grant_id == grant.id,
-                    QuotaUsage.artifact_id == artifact.id,
-                    QuotaUsage.period == period,
-                )
-            )
-            quota_left = grant.download_quota - (used or 0)
-        decision = decide(
-            _facts(
-                rt,
-                now=now,
-                account=account,
-                grant=grant,
-                release=release,
-                component=component.name,
-                key=key_facts_of(key) if key is not None else None,
-                recalled=recalled,
-                quota_left=quota_left,
-            ),
-            rt.stage_machine,
-        )
-    if isinstance(decision, Deny):
-        refusal = Denied(decision.reason, decision.message)
-    async with rt.transaction() as session:
-        if (
-            refusal is None
-            and started is None
-            and method != "HEAD"
-            and not await _start_download(
-                session, grant, artifact.id, claims.download_id, period, now
-            )
-        ):
-            refusal = Denied(
-                Reason.QUOTA_EXHAUSTED,
-                "the download quota for this file is used up for this period",
-            )
-        evidence.record(
-            session,
-            "download.requested",
-            actor=f"account:{account.id}",
-            at=now,
-            model_id=release.model_id,
-            release_id=release.id,
-            account_id=account.id,
-            data={
-                "grant": grant.id,
-                "artifact": artifact.id,
-                "path": artifact.path,
-                "tier": grant.tier,
-                "download": claims.download_id,
-                "key": claims.key_id or "portal-session",
-                "method": method,
-                "range": range_header,
-                "outcome": refusal.code if refusal else "allowed",
-                "new_download": started is None and refusal is None and method != "HEAD",
-                **_client(client),
-            },
-        )
-    if refusal is not None:
-        raise refusal
-    redirect = None
-    local = await _local_path(rt, artifact.sha256)
-    if local is None:
-        redirect = rt.storage.presigned_get_url(
-            artifact.sha256, expires_seconds=60, filename=artifact.path.rsplit("/", 1)[-1]
-        )
-    return Delivery(
-        sha256=artifact.sha256,
-        size=artifact.size,
-        filename=artifact.path.rsplit("/", 1)[-1],
-        byte_range=byte_range,
-        redirect_url=redirect,
-        local_path=local,
-    )
-
-
-async def _issuing_key(session: AsyncSession, claims: url_tokens.DownloadClaims) -> ApiKey | None:
-    """The API key a URL was issued under, or None for a portal session's URL."""
-    if claims.key_id is None:
-        return None
-    key = await session.get(ApiKey, claims.key_id)
-    if key is None or key.account_id != claims.account_id:
-        raise Denied(Reason.URL_INVALID, "this download link does not match its API key")
-    return key
-
-
-async def _local_path(rt: Runtime, sha256: str) -> Any:
-    import asyncio
-
-    return await asyncio.to_thread(rt.storage.local_path, sha256)
-
-
-class _RangeRefused(Denied):
-    def __init__(self, size: int) -> None:
-        GatewayError.__init__(
-            self,
-            f"the range asked for lies outside the file ({size} bytes)",
-            code="range_not_satisfiable",
-        )
-        self.status = 416
-        self.reason = Reason.URL_INVALID
-        self.hint = None
-        self.size = size
-
-
-async def _start_download(
-    session: AsyncSession,
-    grant: Grant,
-    artifact_id: int,
-    download_id: str,
-    period: int,
-    now: datetime,
-) -> bool:
-    """Record a new download and take one quota unit, atomically; False if none is left."""
-    dialect = (await session.connection()).dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    try:
-        async with session.begin_nested():
-            session.add(
-                Download(
-                    id=download_id,
-                    grant_id=grant.id,
-                    artifact_id=artifact_id,
-                    period=period,
-                    started_at=now,
-                )
-            )
-            await session.flush()
-    except IntegrityError:
-        return True  # the same download started in a concurrent request: no second unit
-    await session.execute(
-        insert(QuotaUsage)
-        .values(grant_id=grant.id, artifact_id=artifact_id, period=period, used=0)
-        .on_conflict_do_nothing()
-    )
-    # The guard in the WHERE makes check-and-take one statement: with K units left and
-    # N > K concurrent requests, exactly K updates match, on SQLite and PostgreSQL alike.
-    taken = await session.execute(
-        update(QuotaUsage)
-        .where(
-            QuotaUsage.grant_id == grant.id,
-            QuotaUsage.artifact_id == artifact_id,
-            QuotaUsage.period == period,
-            QuotaUsage.used < grant.download_quota,
-        )
-        .values(used=QuotaUsage.used + 1)
-    )
-    if taken.rowcount == 1:  # type: ignore[attr-defined]
-        return True
-    await session.delete(await session.get(Download, download_id))
-    return False

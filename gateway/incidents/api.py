@@ -18,8 +18,10 @@ from litestar.params import JSONBody, PathParameter
 
 from gateway.api_reference import BEARER_OPTIONAL, COMMON, answers
 from gateway.incidents import service
-from gateway.keys.service import Unauthenticated, authenticate, note_key_use
+from gateway.keys.auth import bearer_secret
+from gateway.keys.service import Unauthenticated, authenticate, record_key_use, state_of
 from gateway.web import Db, Limiter, Rt
+from stages.keys import KeyState
 
 TrackingCode = Annotated[str, PathParameter(description="The tracking code, e.g. INC-7K3Q-9XWD")]
 
@@ -70,22 +72,16 @@ class IncidentStatusOut:
 
 async def _reporter(request: Request[Any, Any, State], runtime: Rt, db: Db) -> str | None:
     """The account behind the request's API key, if it sent one."""
-    header = request.headers.get("authorization", "").strip()
-    if not header:
+    secret = bearer_secret(request, optional=True)
+    if secret is None:
         return None
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        raise Unauthenticated(
-            "send your API key as `Authorization: Bearer rgk_...`, or no key at all",
-            code="key_invalid",
-        )
     now = runtime.clock()
-    caller = await authenticate(runtime, db, secret.strip(), now)
+    caller = await authenticate(db, secret)
     # End the read: on SQLite a snapshot kept open would hide what the handler then writes.
     await db.commit()
-    await note_key_use(runtime, caller.key, now)
+    await record_key_use(runtime, caller.key, now)
     # Any scope will do: the key only says who reports.
-    if caller.key.revoked_at is not None or caller.key.expires_at <= now:
+    if state_of(caller.key, now) is not KeyState.ACTIVE:
         raise Unauthenticated(
             "this API key is revoked or expired; send the report with a live key or none",
             code="key_invalid",

@@ -12,12 +12,11 @@ from litestar.params import JSONBody, PathParameter
 
 from gateway.api_reference import BEARER, COMMON, answers
 from gateway.db.models import ApiKey
-from gateway.downloads.service import Denied
-from gateway.errors import InvalidInput
+from gateway.errors import Denied, InvalidInput
 from gateway.keys.auth import CallerDep
 from gateway.keys.service import Caller, create_key, key_facts_of, list_keys, revoke_key
 from gateway.ratelimits import RateLimit
-from gateway.web import Db, Limiter, Rt
+from gateway.web import Limiter, Uow
 from stages.access import Deny, Reason, check_key
 
 
@@ -92,15 +91,17 @@ class KeysController(Controller):
         responses=answers(*COMMON, 401, 403, 429),
     )
     async def create(
-        self, runtime: Rt, limiter: Limiter, caller: CallerDep, data: JSONBody[NewKeyIn]
+        self, uow: Uow, limiter: Limiter, caller: CallerDep, data: JSONBody[NewKeyIn]
     ) -> NewKeyOut:
-        _require_keys_scope(caller, runtime.clock())
+        _require_keys_scope(caller, uow.rt.clock())
         _check_new_scopes(caller, data.scopes)
+        # The limiter counts in a connection of its own: ours goes back to the pool first.
+        await uow.end_read()
         await limiter.take(RateLimit.KEYS_PER_ACCOUNT, caller.account.id)
         if data.expires_in_days is not None and data.expires_in_days < 1:
             raise InvalidInput("expires_in_days: expected a positive number of days")
         created = await create_key(
-            runtime,
+            uow,
             account_id=caller.account.id,
             scopes=data.scopes,
             days=data.expires_in_days,
@@ -116,9 +117,9 @@ class KeysController(Controller):
         security=BEARER,
         responses=answers(*COMMON, 401, 403),
     )
-    async def list(self, db: Db, runtime: Rt, caller: CallerDep) -> builtins.list[KeyOut]:
-        _require_keys_scope(caller, runtime.clock())
-        return [KeyOut.of(k) for k in await list_keys(db, caller.account)]
+    async def list(self, uow: Uow, caller: CallerDep) -> builtins.list[KeyOut]:
+        _require_keys_scope(caller, uow.rt.clock())
+        return [KeyOut.of(k) for k in await list_keys(uow, caller.account)]
 
     @delete(
         "/{key_id:str}",
@@ -129,13 +130,13 @@ class KeysController(Controller):
     )
     async def revoke(
         self,
-        runtime: Rt,
+        uow: Uow,
         caller: CallerDep,
         key_id: Annotated[str, PathParameter(description="The key's id")],
     ) -> KeyOut:
-        _require_keys_scope(caller, runtime.clock())
+        _require_keys_scope(caller, uow.rt.clock())
         key = await revoke_key(
-            runtime,
+            uow,
             account_id=caller.account.id,
             key_id=key_id,
             actor=f"account:{caller.account.id}",

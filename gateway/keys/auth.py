@@ -1,4 +1,5 @@
-"""Bearer authentication with API keys, as a Litestar dependency."""
+"""Bearer authentication with API keys: the one place that reads `Authorization`, and the
+`caller` dependency every key-guarded route declares."""
 
 from __future__ import annotations
 
@@ -8,36 +9,51 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
-from gateway.downloads.service import Denied
+from gateway.db.uow import UnitOfWork
+from gateway.errors import Denied
 from gateway.keys.service import Caller, Unauthenticated, authenticate, note_key_use
-from gateway.web import Db, Rt
+from gateway.web import Uow
 from stages.access import Deny, check_account
 
 STANDING = "/account/standing"
+_HOW = "send your API key as `Authorization: Bearer rgk_...`"
 
 
-async def provide_caller(request: Request[object, object, State], runtime: Rt, db: Db) -> Caller:
-    header = request.headers.get("authorization", "")
+def bearer_secret(request: Request[object, object, State], *, optional: bool = False) -> str | None:
+    """The secret of an `Authorization: Bearer ...` header; None when `optional` and the
+    request sent no header at all. A header that is not a bearer key is refused (401)."""
+    header = request.headers.get("authorization", "").strip()
+    if optional and not header:
+        return None
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
-        raise Unauthenticated(
-            "send your API key as `Authorization: Bearer rgk_...`", code="key_invalid"
-        )
-    now = runtime.clock()
-    caller = await authenticate(runtime, db, secret.strip(), now)
-    # End the read, which also gives its connection back: on SQLite a snapshot kept open
-    # would hide what the handler then writes, and noting the key's use takes a connection
-    # of its own, never a second one while this is held.
-    await db.commit()
+        how = f"{_HOW}, or no key at all" if optional else _HOW
+        raise Unauthenticated(how, code="key_invalid")
+    return secret.strip()
+
+
+async def caller_of(uow: UnitOfWork, secret: str) -> Caller:
+    """The account and key behind `secret`, read in the request's unit; its use is noted
+    after the unit commits."""
+    now = uow.rt.clock()
+    caller = await authenticate(uow.session, secret)
+    note_key_use(uow, caller.key, now)
+    return caller
+
+
+async def provide_caller(request: Request[object, object, State], uow: Uow) -> Caller:
+    secret = bearer_secret(request)
+    assert secret is not None
+    caller = await caller_of(uow, secret)
     # Every use of a key, whatever the route: a suspended account's keys open nothing.
     decision = check_account(caller.account.status)
     if isinstance(decision, Deny):
+        public_url = uow.rt.settings.public_url
         raise Denied(
             decision.reason,
             f"{decision.message}; its API keys cannot be used",
-            hint=f"see why and how to appeal at {runtime.settings.public_url}{STANDING}",
+            hint=f"see why and how to appeal at {public_url}{STANDING}",
         )
-    await note_key_use(runtime, caller.key, now)
     return caller
 
 

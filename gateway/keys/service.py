@@ -22,10 +22,12 @@ from gateway.credentials.api_key_format import (
     new_api_key,
 )
 from gateway.db.models import Account, ApiKey
+from gateway.db.uow import UnitOfWork, joined
 from gateway.errors import DatabaseUnavailable, GatewayError, InvalidInput, NotFound
 from gateway.runtime import Runtime
 from gateway.text import clean_text
 from stages.access import KeyFacts
+from stages.keys import KeyState, key_state
 
 logger = logging.getLogger("gateway.keys")
 SCOPES = ("download", "apply", "keys", "admin")
@@ -56,7 +58,7 @@ def parse_scopes(scopes: Sequence[str]) -> str:
 
 
 async def create_key(
-    rt: Runtime,
+    work: UnitOfWork | Runtime,
     *,
     account_id: str,
     scopes: Sequence[str],
@@ -65,19 +67,20 @@ async def create_key(
     actor: str,
 ) -> CreatedKey:
     """A new key for the account, expiring after `days` (the policy's default if None)."""
-    rules = rt.policy.api_keys
-    lifetime = rules.default_days if days is None else days
-    if not 1 <= lifetime <= rules.max_days:
-        raise InvalidInput(
-            f"a key may live 1 to {rules.max_days} days (the policy's limit), not {lifetime}",
-            code="invalid_expiry",
-        )
-    name = clean_text(name, field="the key's name", max_length=200, multiline=False) or ""
-    chosen = parse_scopes(scopes)
-    secret = new_api_key()
-    now = rt.clock()
-    async with rt.transaction() as session:
-        owner = await session.get(Account, account_id)
+    async with joined(work) as uow:
+        rt = uow.rt
+        rules = rt.policy.api_keys
+        lifetime = rules.default_days if days is None else days
+        if not 1 <= lifetime <= rules.max_days:
+            raise InvalidInput(
+                f"a key may live 1 to {rules.max_days} days (the policy's limit), not {lifetime}",
+                code="invalid_expiry",
+            )
+        name = clean_text(name, field="the key's name", max_length=200, multiline=False) or ""
+        chosen = parse_scopes(scopes)
+        secret = new_api_key()
+        now = rt.clock()
+        owner = await uow.session.get(Account, account_id)
         if owner is None:
             raise NotFound("no such account", code="account_not_found")
         ensure_active(owner, "create API keys")
@@ -85,6 +88,7 @@ async def create_key(
             raise InvalidInput(
                 "only operators may hold keys with the 'admin' scope", code="invalid_scope"
             )
+        session = await uow.write()
         key = ApiKey(
             id=str(uuid.uuid4()),
             account_id=account_id,
@@ -107,9 +111,10 @@ async def create_key(
     return CreatedKey(key=key, secret=secret)
 
 
-async def list_keys(session: AsyncSession, account: Account) -> Sequence[ApiKey]:
+async def list_keys(work: UnitOfWork | AsyncSession, account: Account) -> Sequence[ApiKey]:
     """The account's keys, oldest first; refused while the account is suspended."""
     ensure_active(account, "list or use API keys")
+    session = work.session if isinstance(work, UnitOfWork) else work
     return (
         await session.scalars(
             select(ApiKey).where(ApiKey.account_id == account.id).order_by(ApiKey.created_at)
@@ -117,16 +122,19 @@ async def list_keys(session: AsyncSession, account: Account) -> Sequence[ApiKey]
     ).all()
 
 
-async def revoke_key(rt: Runtime, *, account_id: str, key_id: str, actor: str) -> ApiKey:
+async def revoke_key(
+    work: UnitOfWork | Runtime, *, account_id: str, key_id: str, actor: str
+) -> ApiKey:
     """Revoke one of the account's keys at once. Another account's key is 'not found'."""
-    now = rt.clock()
-    async with rt.transaction() as session:
-        key = await session.scalar(
+    async with joined(work) as uow:
+        now = uow.rt.clock()
+        key = await uow.session.scalar(
             select(ApiKey).where(ApiKey.id == key_id, ApiKey.account_id == account_id)
         )
         if key is None:
             raise NotFound(f"no key {key_id}", code="key_not_found")
         if key.revoked_at is None:
+            session = await uow.write()
             key.revoked_at = now
             evidence.record(
                 session,
@@ -137,6 +145,11 @@ async def revoke_key(rt: Runtime, *, account_id: str, key_id: str, actor: str) -
                 data={"key": key.id},
             )
     return key
+
+
+def state_of(key: ApiKey, now: datetime) -> KeyState:
+    """Whether the key is active, revoked or expired at `now`."""
+    return key_state(revoked=key.revoked_at is not None, expires_at=key.expires_at, now=now)
 
 
 def key_facts_of(key: ApiKey) -> KeyFacts:
@@ -154,9 +167,8 @@ class Caller:
     key: ApiKey
 
 
-async def authenticate(rt: Runtime, session: AsyncSession, secret: str, now: datetime) -> Caller:
-    """The account and key behind a bearer secret, or Unauthenticated (401). A read only:
-    the caller ends it, then notes the key's use with `note_key_use`.
+async def authenticate(session: AsyncSession, secret: str) -> Caller:
+    """The account and key behind a bearer secret, or Unauthenticated (401). A read only.
 
     Revocation, expiry and scope are not judged here: the access decision does that, so
     every denial has the same reasons everywhere.
@@ -179,18 +191,37 @@ async def authenticate(rt: Runtime, session: AsyncSession, secret: str, now: dat
     return Caller(account=account, key=key)
 
 
-async def note_key_use(rt: Runtime, key: ApiKey, now: datetime) -> None:
-    """Record when a key was last used, at most every LAST_USED_RESOLUTION; best effort.
+def note_key_use(uow: UnitOfWork, key: ApiKey, now: datetime) -> None:
+    """Record, once the unit has committed, when the key was last used (at most every
+    LAST_USED_RESOLUTION): best effort, after the work, so it never holds the unit's
+    write lock or fails the unit."""
+    if _recently_used(key, now):
+        return
+    rt = uow.rt
 
-    Call it holding no connection (after the read that found the key has ended): it takes
-    one of its own for a short write, so a request never waits for a second connection
-    while holding one. It waits briefly for locks and never fails the request: the time a
-    key was last used is for people, not worth an error or a stall.
+    async def later() -> None:
+        await record_key_use(rt, key, now)
+
+    uow.after_commit(later)
+
+
+def _recently_used(key: ApiKey, now: datetime) -> bool:
+    return key.last_used_at is not None and now - key.last_used_at < LAST_USED_RESOLUTION
+
+
+async def record_key_use(rt: Runtime, key: ApiKey, now: datetime) -> None:
+    """Write when a key was last used, at most every LAST_USED_RESOLUTION; best effort.
+
+    Call it holding no connection: it runs a unit of its own for a short write, so a
+    request never waits for a second connection while holding one. It waits briefly for
+    locks and never fails: the time a key was last used is for people, not worth an error
+    or a stall.
     """
-    if key.last_used_at is not None and now - key.last_used_at < LAST_USED_RESOLUTION:
+    if _recently_used(key, now):
         return
     try:
-        async with rt.transaction(lock_wait_seconds=LAST_USED_LOCK_WAIT_SECONDS) as session:
+        async with rt.unit() as uow:
+            session = await uow.write(lock_wait_seconds=LAST_USED_LOCK_WAIT_SECONDS)
             await session.execute(
                 update(ApiKey)
                 .where(

@@ -36,8 +36,8 @@ from gateway.catalog.api import model_ref, open_tiers
 from gateway.catalog.service import get_model
 from gateway.db.models import Account, ApiKey, Application, Closeout, Grant, Notification
 from gateway.downloads.api import client_of
-from gateway.downloads.service import Denied, issue_manifest_for_account
-from gateway.errors import GatewayError, InvalidInput, NotFound
+from gateway.downloads.service import issue_manifest_for_account
+from gateway.errors import Denied, GatewayError, InvalidInput, NotFound
 from gateway.grants.lifecycle import attest_closeout
 from gateway.grants.service import GrantFilter, list_grants
 from gateway.keys.service import SCOPES, create_key, list_keys, revoke_key

@@ -8,11 +8,14 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, PathParameter, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.db.uow import UnitOfWork
 from gateway.ratelimits import RateLimiter
 from gateway.runtime import Runtime
 
 Db: TypeAlias = NamedDependency[AsyncSession]
 Rt: TypeAlias = NamedDependency[Runtime]
+# The request's unit of work (gateway/web/unit.py): one session, committed at the end.
+Uow: TypeAlias = NamedDependency[UnitOfWork]
 Limiter: TypeAlias = NamedDependency[RateLimiter]
 PathStr: TypeAlias = FromPath[str]
 # The rules of stages/names.py, for the API reference: the services check them (400

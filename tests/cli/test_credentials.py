@@ -154,3 +154,50 @@ def test_rotating_the_url_signing_key(settings_env: Settings, tmp_path: Path) ->
     kid = re.search(r"Signing download URLs with key (\w+)", first.output)
     assert kid is not None
     assert f"Key {kid.group(1)} retired" in second.output
+
+
+def _rows(settings: Settings, statement: str) -> list[tuple[object, ...]]:
+    import asyncio
+
+    from sqlalchemy import text
+
+    from gateway.runtime import build_runtime
+
+    async def go() -> list[tuple[object, ...]]:
+        rt = build_runtime(settings)
+        try:
+            async with rt.transaction() as session:
+                result = await session.execute(text(statement))
+                return [tuple(row) for row in result.all()] if result.returns_rows else []
+        finally:
+            await rt.close()
+
+    return asyncio.run(go())
+
+
+def test_rotating_the_url_signing_key_is_evidence(settings_env: Settings) -> None:
+    rotated = gateway("keys", "rotate-url-signing")
+    assert rotated.exit_code == 0, rotated.output
+    kid = re.search(r"Signing download URLs with key (\w+)", rotated.output)
+    assert kid is not None
+    rows = _rows(
+        settings_env, "SELECT actor, data FROM evidence WHERE kind = 'signing_key.rotated'"
+    )
+    assert len(rows) == 1
+    actor, data = rows[0]
+    assert str(actor).startswith("cli:")
+    assert kid.group(1) in str(data)
+
+
+def test_an_expired_key_is_listed_as_expired(settings_env: Settings, tmp_path: Path) -> None:
+    setup(tmp_path)
+    for name in ("old", "fresh"):
+        made = gateway("keys", "create", "--account", "bob@example.org", "--scope", "download",
+                       "--name", name)  # fmt: skip
+        assert made.exit_code == 0, made.output
+    _rows(settings_env, "UPDATE api_keys SET expires_at = '2000-01-01 00:00:00' WHERE name = 'old'")
+    listing = gateway("keys", "list", "--account", "bob@example.org").output
+    old = next(line for line in listing.splitlines() if " old " in line)
+    fresh = next(line for line in listing.splitlines() if " fresh " in line)
+    assert "expired" in old
+    assert "active" in fresh

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from gateway.accounts.service import create_account
 from gateway.app import create_app
@@ -38,11 +38,16 @@ POOL_TIMEOUT = 5.0
 
 
 @asynccontextmanager
-async def app_on_a_pool(settings: Settings, size: int) -> AsyncIterator[httpx.AsyncClient]:
-    """The gateway app on a pool of `size` connections and no overflow, with a client."""
+async def app_on_a_pool(
+    settings: Settings, size: int, checkouts: list[object] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway app on a pool of `size` connections and no overflow, with a client;
+    every connection taken from the pool is appended to `checkouts`, if given."""
     engine = make_engine(
         settings.database_url, pool_size=size, max_overflow=0, pool_timeout=POOL_TIMEOUT
     )
+    if checkouts is not None:
+        event.listen(engine.sync_engine, "checkout", lambda dbapi, *_: checkouts.append(dbapi))
     built = build_runtime(settings)
     await built.engine.dispose()
     rt = replace(built, engine=engine, sessionmaker=make_sessionmaker(engine), url_keys=KeyCache())
@@ -85,6 +90,30 @@ async def test_one_request_needs_one_connection_at_a_time(
         assert keys.status_code == 200, keys.text
         assert (await client.get("/.well-known/jwks.json")).status_code == 200
     assert await last_used(runtime, alice.key) == [True]
+
+
+async def test_a_download_request_takes_one_connection_once(
+    settings: Settings, runtime: Runtime, tmp_path: Path
+) -> None:
+    """/d/ reads the token's live state and writes its evidence in one unit of work: one
+    connection from the pool, for the read and the write alike."""
+    await open_release(runtime, tmp_path)
+    (alice,) = await new_keys(runtime, 1)
+    checkouts: list[object] = []
+    async with app_on_a_pool(settings, 2, checkouts) as client:
+        manifest = await client.post(MANIFEST, headers=alice.auth)
+        assert manifest.status_code == 200, manifest.text
+        url = manifest.json()["artifacts"][0]["url"].removeprefix("http://testserver")
+        assert (await client.get(url)).status_code in {200, 302}
+        checkouts.clear()
+        again = await client.get(url)
+        assert again.status_code in {200, 302}, again.text
+        assert len(checkouts) == 1
+        # The refused twin writes its evidence in the same one connection.
+        checkouts.clear()
+        refused = await client.get(url, headers={"range": "bytes=999999999-"})
+        assert refused.status_code == 416, refused.text
+        assert len(checkouts) == 1
 
 
 async def test_a_burst_of_first_requests_from_new_keys_all_answer_200(

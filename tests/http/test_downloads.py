@@ -15,7 +15,8 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select, update
 
 from gateway.db.models import Account, Download, Evidence, Grant, QuotaUsage
-from gateway.downloads.service import Client, Denied, deliver
+from gateway.downloads.service import Client, deliver
+from gateway.errors import Denied
 from gateway.grants.service import change_grant
 from gateway.runtime import Runtime
 from gateway.staging.service import move_release
@@ -273,8 +274,8 @@ async def test_quota_counting_is_exact_under_concurrency(runtime: Runtime, tmp_p
     alice = await grantee(runtime)
     units, requests = 4, 12
     await set_quota(runtime, alice.grant_id, units)
-    async with runtime.sessionmaker() as session:
-        caller = await authenticate(runtime, session, alice.key, runtime.clock())
+    async with runtime.unit() as uow:
+        caller = await authenticate(uow.session, alice.key)
     urls = []
     for _ in range(requests):
         issued = await issue_manifest(
@@ -368,3 +369,36 @@ async def test_a_download_id_cannot_be_borrowed_from_another_grant_or_file(
     assert entry(theirs, "README.md")["download_id"] != readme["download_id"]
     mine = await manifest(client, alice, paths=["config.json"], **borrowed)
     assert entry(mine, "config.json")["download_id"] != readme["download_id"]
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"other": 1}, "other"),
+        ({"paths": "model.safetensors"}, "paths"),
+        ({"paths": [1, 2]}, "paths"),
+        ({"continue": ["model.safetensors"]}, "continue"),
+        ({"continue": {"model.safetensors": 7}}, "continue"),
+        ([], "object"),
+    ],
+)
+async def test_a_malformed_manifest_body_is_refused_naming_the_field(
+    client: Http, runtime: Runtime, tmp_path: Path, body: Any, named: str
+) -> None:
+    await open_release(runtime, tmp_path)
+    alice = await grantee(runtime)
+    refused = await client.post(MANIFEST, headers=alice.auth, json=body)
+    assert refused.status_code == 400, refused.text
+    answer = refused.json()
+    assert answer["error"] == "invalid_request"
+    assert named in answer["message"], answer
+    # Refused before any work: no URL was issued, nothing was counted.
+    async with runtime.reading() as session:
+        issued = await session.scalar(
+            select(func.count()).select_from(Evidence).where(Evidence.kind == "url.issued")
+        )
+    assert issued == 0
+    # The twin: the two fields, well formed, are accepted, and so is no body at all.
+    for good in ({"paths": ["README.md"], "continue": {"README.md": "x"}}, None):
+        accepted = await client.post(MANIFEST, headers=alice.auth, json=good)
+        assert accepted.status_code == 200, accepted.text

@@ -1,0 +1,101 @@
+"""What the manifest and /d/ both need: who asks, and the facts of the one access decision
+(stages/access.py) gathered from the rows they read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.db.models import Account, Grant, Recall, Release
+from gateway.keys.service import Caller, key_facts_of
+from gateway.runtime import Runtime
+from stages.access import AccessFacts, GrantFacts, KeyFacts
+
+
+@dataclass(frozen=True)
+class Client:
+    address: str | None
+    user_agent: str | None
+
+
+@dataclass(frozen=True)
+class PortalCaller:
+    """A signed-in account in the portal: its session stands in for an API key."""
+
+    account: Account
+    key: None = None
+
+
+Requester = Caller | PortalCaller
+
+
+def key_facts(caller: Requester) -> KeyFacts | None:
+    return key_facts_of(caller.key) if caller.key is not None else None
+
+
+def key_id(caller: Requester) -> str:
+    return caller.key.id if caller.key is not None else "portal-session"
+
+
+def client_data(client: Client) -> dict[str, str | None]:
+    return {"client_address": client.address, "user_agent": client.user_agent}
+
+
+def _grant_facts(grant: Grant) -> GrantFacts:
+    return GrantFacts(
+        status=grant.status, tier=grant.tier, starts_at=grant.starts_at, expires_at=grant.expires_at
+    )
+
+
+def access_facts(
+    rt: Runtime,
+    *,
+    now: datetime,
+    account: Account,
+    grant: Grant | None,
+    release: Release,
+    component: str | None,
+    key: KeyFacts | None,
+    quota_left: int | None = None,
+    recalled: frozenset[str] = frozenset(),
+) -> AccessFacts:
+    components: frozenset[str] = frozenset()
+    if grant is not None and grant.tier in rt.policy.ladder:
+        components = rt.policy.ladder.visible_components(grant.tier)
+    return AccessFacts(
+        now=now,
+        account_status=account.status,
+        grant=_grant_facts(grant) if grant is not None else None,
+        release_ref=f"{release.model.ref}:{release.version}",
+        release_stage=release.stage,
+        release_status=release.status,
+        component=component,
+        tier_components=components,
+        key=key,
+        quota_left=quota_left,
+        recalled_tiers=recalled,
+    )
+
+
+async def recalled_tiers(session: AsyncSession, release_id: int, rt: Runtime) -> frozenset[str]:
+    """Tiers of the release under a recall in force (a whole-release recall is its status).
+
+    Recalling a tier withdraws the release from every wider tier too: the public never
+    keeps what researchers lost.
+    """
+    rows = await session.scalars(
+        select(Recall.tier).where(
+            Recall.release_id == release_id, Recall.lifted_at.is_(None), Recall.tier.is_not(None)
+        )
+    )
+    named = {tier for tier in rows.all() if tier is not None}
+    if not named:
+        return frozenset()
+    ladder = rt.policy.ladder
+    ranks = [ladder.rank(t) for t in named if t in ladder]
+    narrowest = min(ranks, default=None)
+    wider = {t.name for t in ladder if narrowest is not None and t.rank >= narrowest}
+    return frozenset(named | wider)

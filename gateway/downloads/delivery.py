@@ -1,0 +1,270 @@
+"""The /d/ endpoint's decision, quota and evidence, in one unit of work.
+
+The token and the live state (grant, account, release, recalls, the issuing key, the
+quota) are read in the unit's read phase; taking a quota unit and writing the
+`download.requested` evidence is its one short write phase, so the database's write lock
+is held for those alone. A refusal keeps its evidence (the unit commits, then refuses).
+The counting rule is in gateway/downloads/service.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+
+from gateway import evidence
+from gateway.credentials import url_tokens
+from gateway.db.models import (
+    Account,
+    ApiKey,
+    Artifact,
+    Component,
+    Download,
+    Grant,
+    Model,
+    QuotaUsage,
+    Release,
+)
+from gateway.db.uow import UnitOfWork, joined
+from gateway.downloads.access import Client, access_facts, client_data, recalled_tiers
+from gateway.downloads.ranges import ByteRange, RangeNotSatisfiable, parse_range
+from gateway.errors import Denied, GatewayError
+from gateway.keys.service import key_facts_of
+from gateway.runtime import Runtime
+from stages.access import Deny, Reason, decide
+from stages.grants import quota_period
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What /d/ sends: a local file (whole or a range) or a redirect to storage."""
+
+    sha256: str
+    size: int
+    filename: str
+    byte_range: ByteRange | None
+    redirect_url: str | None
+    local_path: Any
+
+
+async def deliver(
+    work: UnitOfWork | Runtime,
+    token: str,
+    *,
+    range_header: str | None,
+    method: str,
+    client: Client,
+) -> Delivery:
+    """Check a download token and the live state; record the request; say what to send."""
+    async with joined(work) as uow:
+        return await _deliver(uow, token, range_header=range_header, method=method, client=client)
+
+
+async def _deliver(
+    uow: UnitOfWork, token: str, *, range_header: str | None, method: str, client: Client
+) -> Delivery:
+    rt = uow.rt
+    now = rt.clock()
+    refusal: Denied | None = None
+    session = uow.session
+    keys = await rt.url_keys.verifying(session, now, url_tokens.unverified_kid(token))
+    try:
+        claims = url_tokens.verify(token, issuer=rt.settings.public_url, keys=keys, now=now)
+    except url_tokens.TokenExpired as exc:
+        raise Denied(
+            Reason.URL_EXPIRED,
+            str(exc),
+            hint=(
+                "ask for a fresh URL: POST the release's /downloads again "
+                "(gateway download does this by itself)"
+            ),
+        ) from exc
+    except url_tokens.TokenInvalid as exc:
+        raise Denied(Reason.URL_INVALID, str(exc)) from exc
+    row = (
+        await session.execute(
+            select(Grant, Account, Artifact, Component, Release, Model)
+            .join(Account, Grant.account_id == Account.id)
+            .join(Artifact, Artifact.id == claims.artifact_id)
+            .join(Component, Component.id == Artifact.component_id)
+            .join(Release, Release.id == Artifact.release_id)
+            .join(Model, Model.id == Release.model_id)
+            .where(Grant.id == claims.grant_id)
+        )
+    ).first()
+    if row is None:
+        raise Denied(Reason.URL_INVALID, "this download link does not match any grant")
+    grant, account, artifact, component, release, model = row
+    if account.id != claims.account_id or release.model_id != grant.model_id:
+        raise Denied(Reason.URL_INVALID, "this download link does not match its grant")
+    # A URL issued under an API key lives only as long as the key: revoking a leaked
+    # key stops its links too. Portal URLs carry no key and answer to the account.
+    key = await _issuing_key(session, claims)
+    # Loaded, not changed: the unit has nothing to write for it.
+    set_committed_value(release, "model", model)
+    recalled = await recalled_tiers(session, release.id, rt)
+    try:
+        byte_range = parse_range(range_header, artifact.size)
+    except RangeNotSatisfiable:
+        byte_range = None
+        refusal = _RangeRefused(artifact.size)
+    started = await session.get(Download, claims.download_id)
+    if started is not None and (started.grant_id != grant.id or started.artifact_id != artifact.id):
+        raise Denied(Reason.URL_INVALID, "this download link does not match its download")
+    period = quota_period(grant.starts_at, now, grant.quota_period_days)
+    quota_left = None
+    if started is None:
+        used = await session.scalar(
+            select(QuotaUsage.used).where(
+                QuotaUsage.grant_id == grant.id,
+                QuotaUsage.artifact_id == artifact.id,
+                QuotaUsage.period == period,
+            )
+        )
+        quota_left = grant.download_quota - (used or 0)
+    decision = decide(
+        access_facts(
+            rt,
+            now=now,
+            account=account,
+            grant=grant,
+            release=release,
+            component=component.name,
+            key=key_facts_of(key) if key is not None else None,
+            recalled=recalled,
+            quota_left=quota_left,
+        ),
+        rt.stage_machine,
+    )
+    if isinstance(decision, Deny):
+        refusal = Denied(decision.reason, decision.message)
+    session = await uow.write()
+    if (
+        refusal is None
+        and started is None
+        and method != "HEAD"
+        and not await _start_download(session, grant, artifact.id, claims.download_id, period, now)
+    ):
+        refusal = Denied(
+            Reason.QUOTA_EXHAUSTED,
+            "the download quota for this file is used up for this period",
+        )
+    evidence.record(
+        session,
+        "download.requested",
+        actor=f"account:{account.id}",
+        at=now,
+        model_id=release.model_id,
+        release_id=release.id,
+        account_id=account.id,
+        data={
+            "grant": grant.id,
+            "artifact": artifact.id,
+            "path": artifact.path,
+            "tier": grant.tier,
+            "download": claims.download_id,
+            "key": claims.key_id or "portal-session",
+            "method": method,
+            "range": range_header,
+            "outcome": refusal.code if refusal else "allowed",
+            "new_download": started is None and refusal is None and method != "HEAD",
+            **client_data(client),
+        },
+    )
+    if refusal is not None:
+        raise uow.kept(refusal)
+    filename = artifact.path.rsplit("/", 1)[-1]
+    redirect = None
+    local = await asyncio.to_thread(rt.storage.local_path, artifact.sha256)
+    if local is None:
+        redirect = rt.storage.presigned_get_url(
+            artifact.sha256, expires_seconds=60, filename=filename
+        )
+    return Delivery(
+        sha256=artifact.sha256,
+        size=artifact.size,
+        filename=filename,
+        byte_range=byte_range,
+        redirect_url=redirect,
+        local_path=local,
+    )
+
+
+async def _issuing_key(session: AsyncSession, claims: url_tokens.DownloadClaims) -> ApiKey | None:
+    """The API key a URL was issued under, or None for a portal session's URL."""
+    if claims.key_id is None:
+        return None
+    key = await session.get(ApiKey, claims.key_id)
+    if key is None or key.account_id != claims.account_id:
+        raise Denied(Reason.URL_INVALID, "this download link does not match its API key")
+    return key
+
+
+class _RangeRefused(Denied):
+    def __init__(self, size: int) -> None:
+        GatewayError.__init__(
+            self,
+            f"the range asked for lies outside the file ({size} bytes)",
+            code="range_not_satisfiable",
+        )
+        self.status = 416
+        self.reason = Reason.URL_INVALID
+        self.hint = None
+        self.size = size
+
+
+async def _start_download(
+    session: AsyncSession,
+    grant: Grant,
+    artifact_id: int,
+    download_id: str,
+    period: int,
+    now: datetime,
+) -> bool:
+    """Record a new download and take one quota unit, atomically; False if none is left."""
+    dialect = (await session.connection()).dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    try:
+        async with session.begin_nested():
+            session.add(
+                Download(
+                    id=download_id,
+                    grant_id=grant.id,
+                    artifact_id=artifact_id,
+                    period=period,
+                    started_at=now,
+                )
+            )
+            await session.flush()
+    except IntegrityError:
+        return True  # the same download started in a concurrent request: no second unit
+    await session.execute(
+        insert(QuotaUsage)
+        .values(grant_id=grant.id, artifact_id=artifact_id, period=period, used=0)
+        .on_conflict_do_nothing()
+    )
+    # The guard in the WHERE makes check-and-take one statement: with K units left and
+    # N > K concurrent requests, exactly K updates match, on SQLite and PostgreSQL alike.
+    taken = await session.execute(
+        update(QuotaUsage)
+        .where(
+            QuotaUsage.grant_id == grant.id,
+            QuotaUsage.artifact_id == artifact_id,
+            QuotaUsage.period == period,
+            QuotaUsage.used < grant.download_quota,
+        )
+        .values(used=QuotaUsage.used + 1)
+    )
+    if taken.rowcount == 1:  # type: ignore[attr-defined]
+        return True
+    await session.delete(await session.get(Download, download_id))
+    return False
