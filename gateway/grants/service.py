@@ -139,7 +139,7 @@ async def change_grant(
         except IllegalGrantMove as exc:
             raise Conflict(str(exc), code="illegal_grant_move") from exc
         before = grant.status
-        grant.status = after.value
+        grant.status = after
         grant.status_reason = reason
         grant.status_changed_at = now
         evidence.record(

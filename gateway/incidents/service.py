@@ -687,7 +687,7 @@ def _apply(incident: Incident, move: IncidentMove, reason: str | None) -> Incide
         raise Conflict(
             f"incident {incident.tracking_code}: {exc}", code="illegal_incident_move"
         ) from exc
-    incident.status = after.value
+    incident.status = after
     return before
 
 
