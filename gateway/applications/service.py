@@ -167,7 +167,7 @@ async def submit(
             account_id=account.id,
             model_id=model_row.id,
             tier=tier,
-            status=ApplicationStatus.SUBMITTED.value,
+            status=ApplicationStatus.SUBMITTED,
             answers=clean_answers(rules.fields, answers),
             license_sha256=license_sha256,
             accepted_at=now,

@@ -507,7 +507,7 @@ async def appeal(
                 account_id=account_id,
                 statement=text or "",
                 submitted_at=now,
-                status=AppealStatus.PENDING.value,
+                status=AppealStatus.PENDING,
             )
             session.add(filed)
             await session.flush()

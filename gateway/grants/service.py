@@ -67,7 +67,7 @@ async def add_grant(
         account_id=account.id,
         model_id=model.id,
         tier=tier,
-        status=GrantStatus.ACTIVE.value,
+        status=GrantStatus.ACTIVE,
         starts_at=now,
         expires_at=now + timedelta(days=days or terms.grant_days),
         download_quota=terms.download_quota,

@@ -233,7 +233,7 @@ async def report(
             contact=reply_to,
             reporter_account_id=reporter_account_id or None,
             reporter_address=address[:MAX_ADDRESS] if address else None,
-            status=IncidentStatus.REPORTED.value,
+            status=IncidentStatus.REPORTED,
             severity=None,
             assignee=None,
             created_at=now,
