@@ -154,6 +154,19 @@ class StageMachine:
         self._check_stage(tier)
         return self._rank[stage] >= self._rank[tier]
 
+    def next_stage(self, stage: str) -> str | None:
+        """The stage one wider than `stage` (where promote goes), or None at the widest."""
+        self._check_stage(stage)
+        wider = self.stages[self._rank[stage] + 1 :]
+        return wider[0] if wider else None
+
+    def open_tiers(self, state: ReleaseState) -> frozenset[str]:
+        """The tiers a release is open to: none unless active, else those its stage reaches."""
+        if state.status is not Status.ACTIVE:
+            return frozenset()
+        self._check_stage(state.stage)
+        return frozenset(self.stages[1 : self._rank[state.stage] + 1])
+
     def _edges_from(
         self, stage: str, status: Status
     ) -> dict[tuple[Move, str | None], ReleaseState]:

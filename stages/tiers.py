@@ -76,6 +76,19 @@ class TierLadder:
         """Names of the tiers that see `component`, narrowest first."""
         return tuple(tier.name for tier in self.tiers if component in tier.components)
 
+    def recall_reach(self, recalled: Iterable[str]) -> frozenset[str]:
+        """The tiers that lose a release when the tiers `recalled` are recalled.
+
+        Recalling a tier withdraws the release from every wider tier too: the public never
+        keeps what researchers lost. Names not on the ladder (a tier since removed from the
+        policy) stay recalled themselves and widen nothing.
+        """
+        named = frozenset(recalled)
+        ranks = [tier.rank for tier in self.tiers if tier.name in named]
+        if not ranks:
+            return named
+        return named | {tier.name for tier in self.tiers if tier.rank >= min(ranks)}
+
     def __iter__(self) -> Iterator[Tier]:
         return iter(self.tiers)
 

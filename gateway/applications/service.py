@@ -38,6 +38,15 @@ from stages.applications import (
     apply_application_move,
     is_open,
 )
+from stages.grants import (
+    GrantMove,
+    IllegalGrantMove,
+    Renewal,
+    RenewalRefusal,
+    apply_grant_move,
+    renewal,
+    renewal_refusal,
+)
 from stages.names import ModelRef
 from stages.tiers import UnknownTier
 
@@ -158,7 +167,7 @@ async def submit(
             account_id=account.id,
             model_id=model_row.id,
             tier=tier,
-            status=ApplicationStatus.SUBMITTED.value,
+            status=ApplicationStatus.SUBMITTED,
             answers=clean_answers(rules.fields, answers),
             license_sha256=license_sha256,
             accepted_at=now,
@@ -243,10 +252,11 @@ async def _check_renewal(
         raise InvalidInput(
             "a renewal is for the same model and tier as its grant", code="renewal_mismatch"
         )
-    if grant.status not in ("active", "expired"):
-        raise Conflict(f"a {grant.status} grant cannot be renewed", code="renewal_refused")
     window = renewal_open(rt.policy.lifecycle, grant.expires_at, now)
-    if grant.status == "active" and not window.open:
+    refusal = renewal_refusal(grant.status, window_open=window.open)
+    if refusal is RenewalRefusal.STATUS:
+        raise Conflict(f"a {grant.status} grant cannot be renewed", code="renewal_refused")
+    if refusal is RenewalRefusal.NOT_OPEN:
         raise Conflict(f"renewal opens on {window.opens_at:%Y-%m-%d}", code="renewal_not_open")
 
 
@@ -392,7 +402,7 @@ async def _move(
     except ApplicationMoveError as exc:
         raise Conflict(str(exc), code="illegal_application_move") from exc
     now = rt.clock()
-    application.status = after.value
+    application.status = after
     application.updated_at = now
     if after in (ApplicationStatus.APPROVED, ApplicationStatus.DENIED, ApplicationStatus.EXPIRED):
         application.decided_at = now
@@ -435,6 +445,22 @@ async def _move(
         _notify(rt, session, application, account, model, kind, subject, body)
 
 
+async def _grant_to_extend(
+    session: AsyncSession, application: Application, account: Account
+) -> Grant | None:
+    """The grant an approved renewal extends, or None when the approval issues a grant."""
+    if not application.renewal_of:
+        return None
+    grant = await session.get(Grant, application.renewal_of)
+    if grant is None or grant.account_id != account.id:
+        raise NotFound("the grant to renew is gone", code="grant_not_found")
+    try:
+        how = renewal(grant.status)
+    except IllegalGrantMove as exc:  # suspended or revoked since the application
+        raise Conflict(str(exc), code="renewal_refused") from exc
+    return grant if how is Renewal.EXTEND else None
+
+
 async def _grant_for(
     rt: Runtime,
     session: AsyncSession,
@@ -443,14 +469,12 @@ async def _grant_for(
     model: Model,
     actor: str,
 ) -> None:
-    if application.renewal_of:
-        grant = await session.get(Grant, application.renewal_of)
-        if grant is None or grant.account_id != account.id:
-            raise NotFound("the grant to renew is gone", code="grant_not_found")
+    grant = await _grant_to_extend(session, application, account)
+    if grant is not None:
         terms = rt.policy.ladder.get(grant.tier)
         start = max(grant.expires_at, rt.clock())
         grant.expires_at = start + timedelta(days=terms.grant_days)
-        grant.status = "active" if grant.status == "expired" else grant.status
+        grant.status = apply_grant_move(grant.status, GrantMove.RENEW)
         application.grant_id = grant.id
         evidence.record(
             session,
@@ -466,6 +490,8 @@ async def _grant_for(
             },
         )
         return
+    # A new grant, or the renewal of an expired one: expired is final, so it stays
+    # expired and the renewal issues the grant that follows it.
     grant = await add_grant(
         rt,
         session,

@@ -13,6 +13,7 @@ from gateway.catalog.schemas import ModelPage, ModelSummary, ReleaseDetail
 from gateway.runtime import Runtime
 from gateway.web import Db, Limit, Name, Offset, Org, Rt, Version
 from stages.names import ModelRef
+from stages.release import ReleaseState, Status
 
 
 def model_ref(org: str, name: str) -> ModelRef:
@@ -27,10 +28,7 @@ def model_ref(org: str, name: str) -> ModelRef:
 
 def open_tiers(rt: Runtime, stage: str, status: str) -> set[str]:
     """Tiers a release is open to now: none unless active, else those its stage reaches."""
-    if status != "active":
-        return set()
-    machine = rt.stage_machine
-    return {t for t in rt.policy.ladder.names if machine.reaches(stage, t)}
+    return set(rt.stage_machine.open_tiers(ReleaseState(stage, Status(status))))
 
 
 class CatalogController(Controller):

@@ -20,7 +20,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from gateway.db.types import UTCDateTime
+from gateway.db.types import UTCDateTime, status_type
+from stages.applications import ApplicationStatus
+from stages.delivery import EmailStatus, WebhookStatus
+from stages.enforcement import AccountStatus, AppealStatus
+from stages.grants import GrantStatus
+from stages.incidents import IncidentStatus
+from stages.release import Status
 
 # Identifiers of at most 64 characters keep indexes small on both backends.
 NAME = 64
@@ -37,7 +43,10 @@ class Account(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     display_name: Mapped[str] = mapped_column(String(200), default="")
     is_operator: Mapped[bool] = mapped_column(default=False)
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[AccountStatus] = mapped_column(
+        status_type(AccountStatus, table="accounts", column="status", length=16),
+        default=AccountStatus.ACTIVE,
+    )
     password_hash: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime]
     email_verified_at: Mapped[datetime | None]
@@ -81,7 +90,9 @@ class Release(Base):
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="RESTRICT"))
     version: Mapped[str] = mapped_column(String(NAME))
     stage: Mapped[str] = mapped_column(String(NAME), default="draft")
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[Status] = mapped_column(
+        status_type(Status, table="releases", column="status", length=16), default=Status.ACTIVE
+    )
     license_id: Mapped[int] = mapped_column(ForeignKey("licenses.id", ondelete="RESTRICT"))
     guidance: Mapped[str | None] = mapped_column(Text)
     # The OpenSSF model_signing bundle exactly as written, and the digest it signs over.
@@ -144,8 +155,12 @@ class StageChange(Base):
     move: Mapped[str] = mapped_column(String(16))
     from_stage: Mapped[str] = mapped_column(String(NAME))
     to_stage: Mapped[str] = mapped_column(String(NAME))
-    from_status: Mapped[str] = mapped_column(String(16))
-    to_status: Mapped[str] = mapped_column(String(16))
+    from_status: Mapped[Status] = mapped_column(
+        status_type(Status, table="stage_changes", column="from_status", length=16)
+    )
+    to_status: Mapped[Status] = mapped_column(
+        status_type(Status, table="stage_changes", column="to_status", length=16)
+    )
     reason: Mapped[str | None] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(320))
     at: Mapped[datetime]
@@ -179,7 +194,10 @@ class Grant(Base):
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="RESTRICT"))
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="RESTRICT"))
     tier: Mapped[str] = mapped_column(String(NAME))
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[GrantStatus] = mapped_column(
+        status_type(GrantStatus, table="grants", column="status", length=16),
+        default=GrantStatus.ACTIVE,
+    )
     starts_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     download_quota: Mapped[int]
@@ -308,7 +326,11 @@ class Notification(Base):
     read_at: Mapped[datetime | None]
     # Email delivery: pending -> sending -> sent | failed (after retries) | skipped (no SMTP);
     # while sending, email_next_attempt_at is the claim's lease.
-    email_status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    email_status: Mapped[EmailStatus] = mapped_column(
+        status_type(EmailStatus, table="notifications", column="email_status", length=16),
+        default=EmailStatus.PENDING,
+        index=True,
+    )
     email_attempts: Mapped[int] = mapped_column(default=0)
     email_next_attempt_at: Mapped[datetime | None]
     email_error: Mapped[str | None] = mapped_column(Text)
@@ -343,9 +365,11 @@ class WebhookDelivery(Base):
     event: Mapped[str] = mapped_column(String(NAME))
     payload: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
-    status: Mapped[str] = mapped_column(
-        String(16), default="pending"
-    )  # pending -> sending -> delivered | failed
+    # pending -> sending -> delivered | failed
+    status: Mapped[WebhookStatus] = mapped_column(
+        status_type(WebhookStatus, table="webhook_deliveries", column="status", length=16),
+        default=WebhookStatus.PENDING,
+    )
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime]
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -379,7 +403,9 @@ class Application(Base):
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="RESTRICT"))
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="RESTRICT"))
     tier: Mapped[str] = mapped_column(String(NAME))
-    status: Mapped[str] = mapped_column(String(24))
+    status: Mapped[ApplicationStatus] = mapped_column(
+        status_type(ApplicationStatus, table="applications", column="status", length=24)
+    )
     answers: Mapped[dict[str, Any]]
     license_sha256: Mapped[str] = mapped_column(String(64))
     accepted_at: Mapped[datetime]
@@ -410,8 +436,12 @@ class ApplicationEvent(Base):
     at: Mapped[datetime]
     actor: Mapped[str] = mapped_column(String(320))
     move: Mapped[str] = mapped_column(String(32))
-    from_status: Mapped[str | None] = mapped_column(String(24))
-    to_status: Mapped[str] = mapped_column(String(24))
+    from_status: Mapped[ApplicationStatus | None] = mapped_column(
+        status_type(ApplicationStatus, table="application_events", column="from_status", length=24)
+    )
+    to_status: Mapped[ApplicationStatus] = mapped_column(
+        status_type(ApplicationStatus, table="application_events", column="to_status", length=24)
+    )
     reason: Mapped[str | None] = mapped_column(Text)
 
     application: Mapped[Application] = relationship(back_populates="events", lazy="raise")
@@ -551,7 +581,9 @@ class Incident(Base):
         ForeignKey("accounts.id", ondelete="RESTRICT")
     )
     reporter_address: Mapped[str | None] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[IncidentStatus] = mapped_column(
+        status_type(IncidentStatus, table="incidents", column="status", length=16)
+    )
     severity: Mapped[str | None] = mapped_column(String(16))
     assignee: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[datetime]
@@ -568,8 +600,12 @@ class IncidentEvent(Base):
     at: Mapped[datetime]
     actor: Mapped[str] = mapped_column(String(320))
     move: Mapped[str] = mapped_column(String(32))
-    from_status: Mapped[str | None] = mapped_column(String(16))
-    to_status: Mapped[str] = mapped_column(String(16))
+    from_status: Mapped[IncidentStatus | None] = mapped_column(
+        status_type(IncidentStatus, table="incident_events", column="from_status", length=16)
+    )
+    to_status: Mapped[IncidentStatus] = mapped_column(
+        status_type(IncidentStatus, table="incident_events", column="to_status", length=16)
+    )
     note: Mapped[str | None] = mapped_column(Text)
 
 
@@ -619,7 +655,9 @@ class Appeal(Base):
     )
     statement: Mapped[str] = mapped_column(Text)
     submitted_at: Mapped[datetime]
-    status: Mapped[str] = mapped_column(String(16))  # pending | upheld | overturned
+    status: Mapped[AppealStatus] = mapped_column(
+        status_type(AppealStatus, table="appeals", column="status", length=16)
+    )
     decided_at: Mapped[datetime | None]
     decided_by: Mapped[str | None] = mapped_column(String(320))
     decision_reason: Mapped[str | None] = mapped_column(Text)

@@ -45,6 +45,7 @@ from gateway.storage import Storage
 from gateway.text import clean_text
 from policies.decommission import decommission_schedule, reminders_due, retention_clock
 from policies.schema import DecommissionRules
+from stages.grants import GrantMove, bulk_grant_move
 from stages.names import InvalidName, ModelRef, check_version
 from stages.release import DRAFT, Move, Status
 
@@ -405,7 +406,8 @@ async def _other_open_release(session: AsyncSession, release: Release) -> bool:
 
 async def _end_grants(session: AsyncSession, release: Release, now: datetime) -> int:
     ref = f"{release.model.ref}:{release.version}"
-    open_statuses = ("active", "suspended")
+    # The statuses an expiry starts from and the one it leads to, from the grant table.
+    open_statuses, expired = bulk_grant_move(GrantMove.EXPIRE)
     ids = (
         await session.scalars(
             select(Grant.id).where(
@@ -418,7 +420,7 @@ async def _end_grants(session: AsyncSession, release: Release, now: datetime) ->
         result = await session.execute(
             update(Grant)
             .where(Grant.id == grant_id, Grant.status.in_(open_statuses))
-            .values(status="expired", status_reason=GRANT_END_REASON, status_changed_at=now)
+            .values(status=expired, status_reason=GRANT_END_REASON, status_changed_at=now)
             .returning(Grant.account_id, Grant.status)
         )
         claimed = result.first()

@@ -91,11 +91,4 @@ async def recalled_tiers(session: AsyncSession, release_id: int, rt: Runtime) ->
             Recall.release_id == release_id, Recall.lifted_at.is_(None), Recall.tier.is_not(None)
         )
     )
-    named = {tier for tier in rows.all() if tier is not None}
-    if not named:
-        return frozenset()
-    ladder = rt.policy.ladder
-    ranks = [ladder.rank(t) for t in named if t in ladder]
-    narrowest = min(ranks, default=None)
-    wider = {t.name for t in ladder if narrowest is not None and t.rank >= narrowest}
-    return frozenset(named | wider)
+    return rt.policy.ladder.recall_reach(tier for tier in rows.all() if tier is not None)

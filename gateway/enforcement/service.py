@@ -297,7 +297,7 @@ async def enforce(
                 .values(ended_at=now)
             )
         session.add(action)
-        account.status = after.value
+        account.status = after
         if step is not EnforcementStep.WARN:
             account.status_reason = reason
         if after != before:
@@ -444,7 +444,7 @@ def _undo(
         after = apply_enforcement(before, move)
     except IllegalAccountMove as exc:
         raise Conflict(str(exc), code="illegal_account_move") from exc
-    account.status = after.value
+    account.status = after
     account.status_reason = None
     if action is not None and action.ended_at is None:
         action.ended_at = now
@@ -507,7 +507,7 @@ async def appeal(
                 account_id=account_id,
                 statement=text or "",
                 submitted_at=now,
-                status=AppealStatus.PENDING.value,
+                status=AppealStatus.PENDING,
             )
             session.add(filed)
             await session.flush()
@@ -567,7 +567,7 @@ async def decide_appeal(
         # The appeal's foreign keys say both exist.
         assert action is not None
         assert account is not None
-        filed.status = after.value
+        filed.status = after
         filed.decided_at = now
         filed.decided_by = actor
         filed.decision_reason = reason

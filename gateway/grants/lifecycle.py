@@ -24,6 +24,7 @@ from gateway.notify.service import notify
 from gateway.runtime import Runtime
 from gateway.text import clean_text
 from policies.lifecycle import expiry_warnings_due
+from stages.grants import ENDED_GRANT_STATUSES, GrantMove, bulk_grant_move
 
 SYSTEM = "system:scheduler"
 
@@ -103,20 +104,20 @@ async def expire_grants(rt: Runtime) -> LifecycleReport:
     """End grants whose window has passed, tell the grantee, and ask for a close-out."""
     now = rt.clock()
     expired = 0
+    # The statuses an expiry starts from and the one it leads to, from the grant table.
+    sources, leads_to = bulk_grant_move(GrantMove.EXPIRE)
     async with rt.transaction() as session:
         due = (
             await session.scalars(
-                select(Grant.id).where(
-                    Grant.status.in_(["active", "suspended"]), Grant.expires_at <= now
-                )
+                select(Grant.id).where(Grant.status.in_(sources), Grant.expires_at <= now)
             )
         ).all()
         for grant_id in due:
             claimed = await session.execute(
                 update(Grant)
-                .where(Grant.id == grant_id, Grant.status.in_(["active", "suspended"]))
+                .where(Grant.id == grant_id, Grant.status.in_(sources))
                 .values(
-                    status="expired",
+                    status=leads_to,
                     status_reason="the grant's window ended",
                     status_changed_at=now,
                 )
@@ -154,7 +155,7 @@ async def request_closeouts(rt: Runtime) -> LifecycleReport:
                 select(Grant)
                 .options(selectinload(Grant.account), selectinload(Grant.model))
                 .outerjoin(Closeout, Closeout.grant_id == Grant.id)
-                .where(Grant.status.in_(["expired", "revoked"]), Closeout.id.is_(None))
+                .where(Grant.status.in_(sorted(ENDED_GRANT_STATUSES)), Closeout.id.is_(None))
             )
         ).all()
         for grant in ended:

@@ -67,7 +67,7 @@ async def add_grant(
         account_id=account.id,
         model_id=model.id,
         tier=tier,
-        status=GrantStatus.ACTIVE.value,
+        status=GrantStatus.ACTIVE,
         starts_at=now,
         expires_at=now + timedelta(days=days or terms.grant_days),
         download_quota=terms.download_quota,
@@ -139,7 +139,7 @@ async def change_grant(
         except IllegalGrantMove as exc:
             raise Conflict(str(exc), code="illegal_grant_move") from exc
         before = grant.status
-        grant.status = after.value
+        grant.status = after
         grant.status_reason = reason
         grant.status_changed_at = now
         evidence.record(

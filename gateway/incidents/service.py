@@ -233,7 +233,7 @@ async def report(
             contact=reply_to,
             reporter_account_id=reporter_account_id or None,
             reporter_address=address[:MAX_ADDRESS] if address else None,
-            status=IncidentStatus.REPORTED.value,
+            status=IncidentStatus.REPORTED,
             severity=None,
             assignee=None,
             created_at=now,
@@ -687,7 +687,7 @@ def _apply(incident: Incident, move: IncidentMove, reason: str | None) -> Incide
         raise Conflict(
             f"incident {incident.tracking_code}: {exc}", code="illegal_incident_move"
         ) from exc
-    incident.status = after.value
+    incident.status = after
     return before
 
 

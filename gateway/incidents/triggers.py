@@ -74,7 +74,7 @@ class _Facts:
     model: ModelRef | None
     version: str | None
     release: ReleaseState | None
-    accounts: dict[str, tuple[str, str]]  # account id -> (email, status)
+    accounts: dict[str, tuple[str, AccountStatus]]  # account id -> (email, status)
     done: frozenset[tuple[str, str | None, str | None]]
 
     @property

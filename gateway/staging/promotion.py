@@ -68,14 +68,16 @@ async def _release_for_update(session: AsyncSession, model: ModelRef, version: s
 
 
 def _next_stage(rt: Runtime, release: Release) -> str:
-    stages = rt.stage_machine.stages
-    index = stages.index(release.stage)
-    if index + 1 >= len(stages):
-        ref = f"{release.model.ref}:{release.version}"
+    ref = f"{release.model.ref}:{release.version}"
+    try:
+        following = rt.stage_machine.next_stage(release.stage)
+    except StageError as exc:
+        raise Conflict(f"{ref}: {exc}", code="illegal_stage_move") from exc
+    if following is None:
         raise Conflict(
             f"{ref} is already at the widest stage, {release.stage}", code="illegal_stage_move"
         )
-    return stages[index + 1]
+    return following
 
 
 async def promote(

@@ -61,7 +61,7 @@ def _move(
         raise Conflict(
             f"{release.model.ref}:{release.version}: {exc}", code="illegal_stage_move"
         ) from exc
-    release.status = after.status.value
+    release.status = after.status
     session.add(
         StageChange(
             release_id=release.id,

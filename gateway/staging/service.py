@@ -54,7 +54,7 @@ async def move_release(
             raise Conflict(f"{ref}: {exc}", code="illegal_stage_move") from exc
         now = rt.clock()
         release.stage = after.stage
-        release.status = after.status.value
+        release.status = after.status
         if after.stage != before.stage:
             release.stage_changed_at = now
         session.add(

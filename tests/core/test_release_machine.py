@@ -345,3 +345,31 @@ def test_release_state_takes_status_as_text_and_refuses_unknown_ones() -> None:
     assert ReleaseState(DRAFT, "recalled").status is Status.RECALLED  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="'paused' is not a valid Status"):
         ReleaseState(DRAFT, "paused")  # type: ignore[arg-type]
+
+
+def test_next_stage_is_one_wider_and_none_at_the_widest() -> None:
+    assert [MACHINE.next_stage(stage) for stage in STAGES] == [P, RES, PUB, None]
+    for stage in STAGES[:-1]:
+        following = MACHINE.next_stage(stage)
+        assert MACHINE.apply(ReleaseState(stage, A), Move.PROMOTE, following).stage == following
+    with pytest.raises(UnknownStage, match="unknown stage 'beta'"):
+        MACHINE.next_stage("beta")
+
+
+def test_open_tiers_are_those_an_active_release_reaches() -> None:
+    assert MACHINE.open_tiers(ReleaseState(DRAFT, A)) == frozenset()
+    assert MACHINE.open_tiers(ReleaseState(P, A)) == {P}
+    assert MACHINE.open_tiers(ReleaseState(RES, A)) == {P, RES}
+    assert MACHINE.open_tiers(ReleaseState(PUB, A)) == {P, RES, PUB}
+    for stage in STAGES:
+        for tier in STAGES[1:]:
+            opened = tier in MACHINE.open_tiers(ReleaseState(stage, A))
+            assert opened is MACHINE.reaches(stage, tier)
+    with pytest.raises(UnknownStage):
+        MACHINE.open_tiers(ReleaseState("beta", A))
+
+
+@pytest.mark.parametrize("status", [R, D])
+def test_a_release_not_active_is_open_to_no_one(status: Status) -> None:
+    for stage in (*STAGES, "a stage since removed"):
+        assert MACHINE.open_tiers(ReleaseState(stage, status)) == frozenset()

@@ -120,3 +120,24 @@ def test_random_ladders(names: list[str], data: st.DataObject) -> None:
         assert ladder.tiers_seeing(component) == tuple(
             name for name in names if component in ladder.visible_components(name)
         )
+
+
+def test_a_tier_recall_reaches_every_wider_tier() -> None:
+    assert LADDER.recall_reach([]) == frozenset()
+    assert LADDER.recall_reach(["public"]) == {"public"}
+    assert LADDER.recall_reach(["researcher"]) == {"researcher", "public"}
+    assert LADDER.recall_reach(["trusted_partner"]) == set(LADDER.names)
+    assert LADDER.recall_reach(["public", "researcher"]) == {"researcher", "public"}
+    # A tier since removed from the policy stays recalled and widens nothing.
+    assert LADDER.recall_reach(["beta"]) == {"beta"}
+    assert LADDER.recall_reach(["beta", "researcher"]) == {"beta", "researcher", "public"}
+
+
+@given(st.sets(st.sampled_from(["trusted_partner", "researcher", "public"])))
+def test_a_recall_never_leaves_a_wider_tier_open(recalled: set[str]) -> None:
+    reach = LADDER.recall_reach(recalled)
+    assert recalled <= reach
+    for name in reach:
+        assert {t.name for t in LADDER if t.rank >= LADDER.rank(name)} <= reach
+    narrowest = min((LADDER.rank(name) for name in recalled), default=len(LADDER) + 1)
+    assert all(LADDER.rank(name) >= narrowest for name in reach)
