@@ -200,6 +200,8 @@ class StageStatus:
     evidence: list[tuple[str, str, str, datetime, tuple[str, int] | None]]
     recalls: list[tuple[str, str, datetime]]  # (tier or "all tiers", reason, since)
     approvals: frozenset[str]
+    # The stages a rollback may go to now, narrowest first: none at draft or unless active.
+    rollback_to: tuple[str, ...] = ()
 
 
 async def stage_status(rt: Runtime, model: ModelRef, version: str) -> StageStatus:
@@ -241,7 +243,16 @@ async def stage_status(rt: Runtime, model: ModelRef, version: str) -> StageStatu
         evidence=[(a.kind, a.name, a.result, a.attached_at, _shown_file(a)) for a in docs],
         recalls=[(r.tier or "all tiers", r.reason, r.recalled_at) for r in recalls],
         approvals=approvals,
+        rollback_to=_rollback_targets(rt, release),
     )
+
+
+def _rollback_targets(rt: Runtime, release: Release) -> tuple[str, ...]:
+    state = ReleaseState(stage=release.stage, status=Status(release.status))
+    legal = {
+        target for move, target in rt.stage_machine.legal_moves(state) if move is Move.ROLLBACK
+    }
+    return tuple(stage for stage in rt.stage_machine.stages if stage in legal)
 
 
 def _shown_file(attachment: EvidenceAttachment) -> tuple[str, int] | None:
