@@ -48,10 +48,27 @@ class PromotionOutcome:
     overridden: bool
     report: GateReport
     approvals: frozenset[str]
+    # A refused promotion may still have recorded this operator's approval, or found it
+    # recorded by an earlier run: the answer says which, so no one approves in the dark.
+    approval_recorded: bool = False
+    approved_before: bool = False
 
     @property
     def unmet(self) -> list[str]:
         return unmet(self.report)
+
+    def refusal(self) -> str:
+        """What a promotion that did not happen says: the approval, then what it waits for."""
+        waits = "; ".join(self.unmet)
+        counted = f"({self.report.approvals_have} of {self.report.approvals_needed})"
+        if self.approval_recorded:
+            return f"approval recorded {counted}; promotion to {self.target} waits for: {waits}"
+        if self.approved_before:
+            return (
+                f"not promoted to {self.target}; your approval was already recorded "
+                f"{counted}; promotion waits for: {waits}"
+            )
+        return f"not promoted to {self.target}; unmet: {waits}"
 
 
 async def _release_for_update(session: AsyncSession, model: ModelRef, version: str) -> Release:
@@ -103,7 +120,8 @@ async def promote(
         facts = await promotion_facts(session, release, target, actor, now)
         report = evaluate_gates(rt.policy.gate_rules(target), facts, now)
         already = await pending_approvals(session, release.id, "promote", target)
-        if actor not in already and report.approvals_needed > 1:
+        recorded = actor not in already and report.approvals_needed > 1
+        if recorded:
             session.add(
                 Approval(
                     release_id=release.id,
@@ -181,6 +199,8 @@ async def promote(
         overridden=moved and not report.all_met,
         report=report,
         approvals=facts.approvals,
+        approval_recorded=recorded and not moved,
+        approved_before=actor in already,
     )
 
 

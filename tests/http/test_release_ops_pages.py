@@ -198,3 +198,21 @@ async def test_a_recalled_release_offers_no_rollback(
     page = (await client.get(PAGE, headers=HTML)).text
     assert 'id="rb-to"' not in page
     assert "No roll back while the release is recalled." in page
+
+
+async def test_a_refused_promotion_says_whether_the_approval_was_recorded(
+    client: Http, runtime: Runtime, tmp_path: Path
+) -> None:
+    await open_release(runtime, tmp_path, to="trusted_partner")
+    await sign_in_operator(client, runtime)
+    refused = await submit(client, PAGE, f"{PAGE}/promote", {})
+    assert refused.status_code == 200
+    assert (
+        "Not promoted yet: approval recorded (1 of 2); promotion to researcher waits for: "
+        "days in stage: 0 of 14;" in refused.text
+    )
+    again = await submit(client, PAGE, f"{PAGE}/promote", {})
+    assert "Not promoted yet: not promoted to researcher; your approval was already recorded" in (
+        again.text
+    )
+    assert await stage_of(runtime) == ("trusted_partner", "active")
