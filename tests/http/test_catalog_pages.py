@@ -140,6 +140,32 @@ async def test_the_model_page_shows_the_card_of_the_newest_open_release(
     assert "Draft card" not in page.text
 
 
+async def test_model_card_md_is_the_card_before_readme_and_the_root_before_folders(
+    client: Client, runtime: Runtime, tmp_path: Path
+) -> None:
+    from gateway.publishing.service import PublishRequest, publish_release
+    from gateway.staging.service import move_release
+    from stages.names import parse_model_ref
+    from stages.release import Move
+    from tests.sample import make_folder, make_license
+
+    files = {
+        "model.safetensors": os.urandom(1000),
+        "docs/README.md": b"# The docs\n",
+        "README.md": b"# The readme\n",
+        "MODEL_CARD.md": b"# The card\n",
+    }
+    model = parse_model_ref("acme/sample")
+    folder = make_folder(tmp_path / "cards", files)
+    await publish_release(
+        runtime, PublishRequest(model, "1.0", folder, make_license(tmp_path)), actor="test"
+    )
+    await move_release(runtime, model, "1.0", Move.PROMOTE, target="trusted_partner", actor="t")
+    page = (await client.get("/models/acme/sample", headers=HTML)).text
+    assert "<h3>The card</h3>" in card_of(page)
+    assert "<code>MODEL_CARD.md</code>" in page
+
+
 async def test_a_model_with_only_a_draft_shows_no_card(
     client: Client, runtime: Runtime, tmp_path: Path
 ) -> None:
