@@ -8,8 +8,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from gateway.catalog.model_card import ModelCard, card_artifact, load_model_card
 from gateway.db.models import Model, Release
 from gateway.errors import NotFound
+from gateway.storage import Storage
 from stages.names import ModelRef
 
 
@@ -56,3 +58,18 @@ async def get_release(session: AsyncSession, ref: ModelRef, version: str) -> Rel
         await get_model(session, ref)  # says "no model" when that is the problem
         raise NotFound(f"no release {ref}:{version}", code="release_not_found")
     return release
+
+
+async def model_card(
+    session: AsyncSession, storage: Storage, releases: Sequence[Release]
+) -> ModelCard | None:
+    """The card of the newest of `releases` (oldest first, as a model lists them) with one."""
+    for shown in reversed(releases):
+        release = await session.scalar(
+            select(Release)
+            .options(selectinload(Release.components), selectinload(Release.artifacts))
+            .where(Release.id == shown.id)
+        )
+        if release is not None and card_artifact(release) is not None:
+            return await load_model_card(storage, release)
+    return None

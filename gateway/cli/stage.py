@@ -120,16 +120,14 @@ def _promotion(ref: str, target: str | None, operator: str | None, override: str
         _print_report(outcome)
         return
     report = outcome.report
-    if report.approvals_needed > report.approvals_have and all(
-        g.met for g in report.gates if g.name != "approvals"
-    ):
+    if outcome.approval_recorded and all(g.met for g in report.gates if g.name != "approvals"):
         out.print(
             f"{outcome.ref}: approval recorded ({report.approvals_have} of "
             f"{report.approvals_needed}); another operator completes it with "
             f"`gateway stage approve {outcome.ref}`"
         )
     else:
-        out.print(f"{outcome.ref}: not promoted to {outcome.target}; unmet:")
+        out.print(f"{outcome.ref}: {outcome.refusal()}")
     _print_report(outcome)
     raise SystemExit(4)
 

@@ -273,6 +273,7 @@ class TierChoice:
     grant_days: int
     approval: str
     open_now: bool
+    open_version: str | None  # the newest release open to this tier
     yours: str | None  # what the viewer already has at this tier
 
 
@@ -862,7 +863,12 @@ async def _tier_picker(db: AsyncSession, rt: Runtime, account: Account, ref: Mod
     if not model.releases:
         raise NotFound(f"{ref} has no release to apply for yet", code="release_not_found")
     newest = model.releases[-1]
-    open_now = open_tiers(rt, newest.stage, newest.status)
+    # A tier is open when any release is open to it, not only the newest: 1.0 may be
+    # public while 1.1 is still with partners. The newest such release is named.
+    open_version: dict[str, str] = {}
+    for release in model.releases:
+        for tier in open_tiers(rt, release.stage, release.status):
+            open_version[tier] = release.version
     yours: dict[str, str] = {}
     now = rt.clock()
     for grant in await list_grants(db, GrantFilter(account_id=account.id, model=ref)):
@@ -883,7 +889,8 @@ async def _tier_picker(db: AsyncSession, rt: Runtime, account: Account, ref: Mod
             components=sorted(tier.components),
             grant_days=tier.grant_days,
             approval=approval_words(rt.policy.application_rules(tier.name)),
-            open_now=tier.name in open_now,
+            open_now=tier.name in open_version,
+            open_version=open_version.get(tier.name),
             yours=yours.get(tier.name),
         )
         for tier in rt.policy.ladder

@@ -33,7 +33,9 @@ class CatalogPages(Controller):
     async def model(self, db: Db, runtime: Rt, org: Org, name: Name) -> Template:
         model = await service.get_model(db, model_ref(org, name))
         ladder = runtime.policy.ladder
-        return Template("model.html", context={"model": model, "ladder": ladder})
+        opened = [r for r in model.releases if open_tiers(runtime, r.stage, r.status)]
+        card = await service.model_card(db, runtime.storage, opened)
+        return Template("model.html", context={"model": model, "ladder": ladder, "card": card})
 
     @get("/models/{org:str}/{name:str}/releases/{version:str}")
     async def release(

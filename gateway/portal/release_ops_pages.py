@@ -188,7 +188,7 @@ async def _perform(
             return f"Promoted to {outcome.target}" + (
                 " (gates overridden)" if outcome.overridden else ""
             )
-        return f"Not promoted yet; your approval is recorded. Unmet: {'; '.join(outcome.unmet)}"
+        return f"Not promoted yet: {outcome.refusal()}"
     if action == "rollback":
         moved = await move_release(
             rt, model, version, Move.ROLLBACK, target=field(data, "to"), actor=actor, reason=reason

@@ -48,10 +48,27 @@ class PromotionOutcome:
     overridden: bool
     report: GateReport
     approvals: frozenset[str]
+    # A refused promotion may still have recorded this operator's approval, or found it
+    # recorded by an earlier run: the answer says which, so no one approves in the dark.
+    approval_recorded: bool = False
+    approved_before: bool = False
 
     @property
     def unmet(self) -> list[str]:
         return unmet(self.report)
+
+    def refusal(self) -> str:
+        """What a promotion that did not happen says: the approval, then what it waits for."""
+        waits = "; ".join(self.unmet)
+        counted = f"({self.report.approvals_have} of {self.report.approvals_needed})"
+        if self.approval_recorded:
+            return f"approval recorded {counted}; promotion to {self.target} waits for: {waits}"
+        if self.approved_before:
+            return (
+                f"not promoted to {self.target}; your approval was already recorded "
+                f"{counted}; promotion waits for: {waits}"
+            )
+        return f"not promoted to {self.target}; unmet: {waits}"
 
 
 async def _release_for_update(session: AsyncSession, model: ModelRef, version: str) -> Release:
@@ -105,7 +122,8 @@ async def promote(
         facts = await promotion_facts(session, release, target, actor, now)
         report = evaluate_gates(rt.policy.gate_rules(target), facts, now)
         already = await pending_approvals(session, release.id, "promote", target)
-        if actor not in already and report.approvals_needed > 1:
+        recorded = actor not in already and report.approvals_needed > 1
+        if recorded:
             session.add(
                 Approval(
                     release_id=release.id,
@@ -183,6 +201,8 @@ async def promote(
         overridden=moved and not report.all_met,
         report=report,
         approvals=facts.approvals,
+        approval_recorded=recorded and not moved,
+        approved_before=actor in already,
     )
 
 
@@ -202,6 +222,8 @@ class StageStatus:
     evidence: list[tuple[str, str, str, datetime, tuple[str, int] | None]]
     recalls: list[tuple[str, str, datetime]]  # (tier or "all tiers", reason, since)
     approvals: frozenset[str]
+    # The stages a rollback may go to now, narrowest first: none at draft or unless active.
+    rollback_to: tuple[str, ...] = ()
 
 
 async def stage_status(rt: Runtime, model: ModelRef, version: str) -> StageStatus:
@@ -243,7 +265,16 @@ async def stage_status(rt: Runtime, model: ModelRef, version: str) -> StageStatu
         evidence=[(a.kind, a.name, a.result, a.attached_at, _shown_file(a)) for a in docs],
         recalls=[(r.tier or "all tiers", r.reason, r.recalled_at) for r in recalls],
         approvals=approvals,
+        rollback_to=_rollback_targets(rt, release),
     )
+
+
+def _rollback_targets(rt: Runtime, release: Release) -> tuple[str, ...]:
+    state = ReleaseState(stage=release.stage, status=Status(release.status))
+    legal = {
+        target for move, target in rt.stage_machine.legal_moves(state) if move is Move.ROLLBACK
+    }
+    return tuple(stage for stage in rt.stage_machine.stages if stage in legal)
 
 
 def _shown_file(attachment: EvidenceAttachment) -> tuple[str, int] | None:

@@ -216,8 +216,11 @@ def test_apply_review_deny_reapply_approve_and_download(
 
     # She applies for the researcher tier; her domain is not an allowed one.
     visit(applicant, f"/models/{MODEL}")
+    # The model card (the release's README.md) is on the model page, rendered.
+    expect(applicant.locator("article.model-card h3")).to_have_text("Sample model")
     camera.shot(applicant, "model")
-    visit(applicant, f"/models/{MODEL}/apply")
+    applicant.get_by_role("link", name="Request access").click()
+    applicant.wait_for_url(f"**/models/{MODEL}/apply")
     camera.shot(applicant, "apply-choose-tier")
     applicant.locator(f'a[href="/models/{MODEL}/apply?tier=researcher"]').click()
     applicant.wait_for_url(re.compile(r"tier=researcher"))

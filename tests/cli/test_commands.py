@@ -107,6 +107,56 @@ def test_illegal_moves_and_missing_releases_exit_with_a_message(
     assert "expected ORG/NAME:VERSION" in bad_ref.output
 
 
+def test_a_refused_promotion_says_whether_it_recorded_the_approval(
+    settings_env: Settings, tmp_path: Path
+) -> None:
+    published(settings_env, tmp_path)
+    for email in ("op1@lab.example", "op2@lab.example"):
+        assert gateway("accounts", "create", email, "--operator").exit_code == 0
+    # One approval is enough for partners: nothing is recorded, and nothing is claimed.
+    first = gateway("stage", "promote", "acme/sample:1.0", "--to", "trusted_partner")
+    assert first.exit_code == 4
+    assert first.output.startswith(
+        "acme/sample:1.0: not promoted to trusted_partner; unmet: "
+        "evidence evaluation/internal-safety = pass: missing"
+    )
+    assert "approval recorded" not in first.output
+    evidence = ("--kind", "evaluation", "--name", "internal-safety", "--result", "pass")
+    assert gateway("evidence", "attach", "acme/sample:1.0", *evidence).exit_code == 0
+    assert gateway("stage", "promote", "acme/sample:1.0", "--to", "trusted_partner").exit_code == 0
+
+    # Researchers need two operators and more: the first one's approval is kept, and said.
+    as_first = ("--to", "researcher", "--as", "op1@lab.example")
+    refused = gateway("stage", "promote", "acme/sample:1.0", *as_first)
+    assert refused.exit_code == 4
+    headline = refused.output.splitlines()[0]
+    assert headline.startswith(
+        "acme/sample:1.0: approval recorded (1 of 2); promotion to researcher waits for: "
+        "days in stage: 0 of 14; grantees who downloaded: 0 of 3;"
+    )
+    assert headline.endswith("; approvals: 1 of 2")
+    assert "[UNMET] days in stage: 0 of 14" in refused.output
+    # The same operator again adds nothing, and is told so.
+    again = gateway("stage", "promote", "acme/sample:1.0", *as_first)
+    assert again.exit_code == 4
+    assert again.output.startswith(
+        "acme/sample:1.0: not promoted to researcher; your approval was already recorded "
+        "(1 of 2); promotion waits for: days in stage: 0 of 14;"
+    )
+    # A second operator's approval meets the approvals gate; the rest still waits.
+    second = gateway("stage", "approve", "acme/sample:1.0", "--as", "op2@lab.example")
+    assert second.exit_code == 4
+    headline = second.output.splitlines()[0]
+    assert headline.startswith(
+        "acme/sample:1.0: approval recorded (2 of 2); promotion to researcher waits for: "
+        "days in stage: 0 of 14;"
+    )
+    assert "approvals:" not in headline
+    assert "[met  ] approvals: 2 of 2" in second.output
+    shown = json.loads(gateway("release", "show", "acme/sample:1.0", "--json").output)
+    assert shown["stage"] == "trusted_partner"
+
+
 def test_publishing_the_same_version_twice_is_refused(
     settings_env: Settings, tmp_path: Path
 ) -> None:

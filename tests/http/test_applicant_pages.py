@@ -21,12 +21,15 @@ from gateway.grants.lifecycle import request_closeouts
 from gateway.grants.service import change_grant, create_grant
 from gateway.notify.service import notify
 from gateway.runtime import Runtime
+from gateway.staging.recalls import recall
+from gateway.staging.service import move_release
 from stages.applications import ApplicationMove
 from stages.grants import GrantMove
+from stages.release import Move
 from tests.grantees import MODEL, open_release
 from tests.http.portal import HTML, Http, csrf_token
 from tests.http.portal import submit as submit_form
-from tests.sample import LICENSE_TEXT
+from tests.sample import LICENSE_TEXT, publish
 
 pytestmark = pytest.mark.anyio
 PASSWORD = "correct horse battery"
@@ -185,6 +188,34 @@ async def test_without_a_tier_the_page_lists_the_ladder(client: Http, public_rel
     for tier in ("trusted_partner", "researcher", "public"):
         assert f'href="{APPLY}?tier={tier}"' in page.text
     assert_headings_in_order(page.text)
+
+
+def open_now_of(words: str, title: str) -> str:
+    """What the tier picker says under "Open now" for the tier titled `title`."""
+    return words.split(f"{title} You get", 1)[1].split("Open now ", 1)[1].split(":", 1)[0]
+
+
+async def test_the_ladder_judges_each_tier_against_every_release(
+    client: Http, runtime: Runtime, public_release: None, tmp_path: Path
+) -> None:
+    # 1.0 is public; 1.1 is newer but only with trusted partners; 1.2 is a draft.
+    await publish(runtime, tmp_path, version="1.1")
+    await move_release(runtime, MODEL, "1.1", Move.PROMOTE, target="trusted_partner", actor="t")
+    await publish(runtime, tmp_path, version="1.2")
+    await sign_up(client)
+    words = text_of(main((await client.get(APPLY, headers=HTML)).text))
+    assert "the newest release is acme/sample:1.2" in words
+    assert open_now_of(words, "Public") == "yes"
+    assert "Public You get" in words
+    assert "yes: 1.0 is open to this tier" in words
+    assert "yes: 1.1 is open to this tier" in words  # trusted partners: the newest open one
+    assert "yes: 1.2" not in words
+    # A recalled release is open to no one: with 1.0 recalled, the public waits again.
+    await recall(runtime, MODEL, "1.0", reason="a suspected leak", tier=None, actor="t")
+    words = text_of(main((await client.get(APPLY, headers=HTML)).text))
+    assert open_now_of(words, "Public") == "not yet"
+    assert open_now_of(words, "Researchers") == "not yet"
+    assert open_now_of(words, "Trusted partners") == "yes"
 
 
 async def test_the_form_shows_the_tier_license_and_questions(

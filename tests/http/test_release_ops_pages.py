@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from gateway.db.models import EvidenceAttachment, Release
 from gateway.runtime import Runtime
 from gateway.staging.evidence_files import EVIDENCE_FILE_MAX_BYTES
+from tests.grantees import open_release
 from tests.http.portal import HTML, Http, csrf_token, submit
 from tests.http.test_ops_pages import make_account, sign_in, sign_in_operator
 from tests.sample import publish
@@ -133,3 +135,84 @@ async def test_an_evidence_file_over_the_limit_is_refused_and_nothing_is_kept(
     assert empty.status_code == 400
     assert "the attached file empty.pdf is empty" in empty.text
     assert await attachments(runtime) == []
+
+
+def gate_rows(page: str) -> list[tuple[str, str, str]]:
+    """(row class, state, sentence) of every gate row on a release page."""
+    return re.findall(
+        r'<tr class="(gate-[a-z]+)"><td class="gate-state">([^<]+)</td><td>([^<]+)</td>', page
+    )
+
+
+async def test_gates_read_as_sentences_and_the_unmet_ones_stand_out(
+    client: Http, runtime: Runtime, tmp_path: Path
+) -> None:
+    await open_release(runtime, tmp_path, to="trusted_partner")
+    await sign_in_operator(client, runtime)
+    page = (await client.get(PAGE, headers=HTML)).text
+    rows = gate_rows(page)
+    assert ("gate-unmet", "Not met", "grantees who downloaded: 0 of 3") in rows
+    assert ("gate-unmet", "Not met", "days in stage: 0 of 14") in rows
+    assert ("gate-met", "Met", "open high incidents: 0, at most 0") in rows
+    assert ("gate-met", "Met", "recall in force: none") in rows
+    unmet = [row for row in rows if row[0] == "gate-unmet"]
+    assert all(state == "Not met" for _, state, _ in unmet)
+    assert f"{len(unmet)} of {len(rows)} gates not met yet." in page
+    # The policy key stays at hand for whoever edits the policy, beside the sentence.
+    assert "<code>min_grantees_downloaded</code>" in page
+
+
+async def test_the_rollback_list_offers_only_narrower_stages(
+    client: Http, runtime: Runtime, tmp_path: Path
+) -> None:
+    await open_release(runtime, tmp_path, to="researcher")
+    await sign_in_operator(client, runtime)
+    page = (await client.get(PAGE, headers=HTML)).text
+    select_ = page.split('<select id="rb-to" name="to"', 1)[1].split("</select>", 1)[0]
+    options = re.findall(r'<option value="([^"]+)"( selected)?>', select_)
+    assert options == [("draft", ""), ("trusted_partner", " selected")]
+    # A wider or unknown stage posted by hand is refused, saying why, and nothing moves.
+    wider = await submit(client, PAGE, f"{PAGE}/rollback", {"to": "public", "reason": "x"})
+    assert wider.status_code == 409
+    assert "cannot roll back from researcher to public" in wider.text
+    assert "public is not narrower than researcher" in wider.text
+    same = await submit(client, PAGE, f"{PAGE}/rollback", {"to": "researcher", "reason": "x"})
+    assert same.status_code == 409
+    unknown = await submit(client, PAGE, f"{PAGE}/rollback", {"to": "everyone", "reason": "x"})
+    assert unknown.status_code == 409
+    assert "unknown stage &#39;everyone&#39;" in unknown.text
+    assert await stage_of(runtime) == ("researcher", "active")
+    back = await submit(client, PAGE, f"{PAGE}/rollback", {"to": "draft", "reason": "a leak"})
+    assert "Rolled back to draft" in back.text
+    # At draft there is nothing narrower: no list, and a sentence saying so.
+    assert 'id="rb-to"' not in back.text
+    assert "No roll back: draft is the narrowest stage." in back.text
+
+
+async def test_a_recalled_release_offers_no_rollback(
+    client: Http, runtime: Runtime, tmp_path: Path
+) -> None:
+    await open_release(runtime, tmp_path, to="researcher")
+    await sign_in_operator(client, runtime)
+    await submit(client, PAGE, f"{PAGE}/recall", {"reason": "leak", "tier": ""})
+    page = (await client.get(PAGE, headers=HTML)).text
+    assert 'id="rb-to"' not in page
+    assert "No roll back while the release is recalled." in page
+
+
+async def test_a_refused_promotion_says_whether_the_approval_was_recorded(
+    client: Http, runtime: Runtime, tmp_path: Path
+) -> None:
+    await open_release(runtime, tmp_path, to="trusted_partner")
+    await sign_in_operator(client, runtime)
+    refused = await submit(client, PAGE, f"{PAGE}/promote", {})
+    assert refused.status_code == 200
+    assert (
+        "Not promoted yet: approval recorded (1 of 2); promotion to researcher waits for: "
+        "days in stage: 0 of 14;" in refused.text
+    )
+    again = await submit(client, PAGE, f"{PAGE}/promote", {})
+    assert "Not promoted yet: not promoted to researcher; your approval was already recorded" in (
+        again.text
+    )
+    assert await stage_of(runtime) == ("trusted_partner", "active")
