@@ -602,6 +602,7 @@ class QueueFilter:
     tier: str | None = None
     overdue_only: bool = False
     account_id: str | None = None
+    applicant: str | None = None  # part of the applicant's email or name, any case
 
 
 @dataclass(frozen=True)
@@ -631,6 +632,12 @@ async def list_applications(
         query = query.where(Model.org == where.model.org, Model.name == where.model.name)
     if where.tier is not None:
         query = query.where(Application.tier == where.tier)
+    if where.applicant:
+        needle = where.applicant.lower()
+        query = query.join(Account, Application.account_id == Account.id).where(
+            func.lower(Account.email).contains(needle, autoescape=True)
+            | func.lower(Account.display_name).contains(needle, autoescape=True)
+        )
     now = rt.clock()
     if where.overdue_only:
         # Overdue depends on each tier's review_days: filter tier by tier in SQL.

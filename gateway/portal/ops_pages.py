@@ -69,6 +69,9 @@ Overdue = Annotated[
     bool, QueryParameter(description="Only applications past their review deadline")
 ]
 Moved = Annotated[str, QueryParameter(description="The move just made, for the notice")]
+Applicant = Annotated[str, QueryParameter(description="Part of the applicant's email or name")]
+# As long as an email address may be.
+MAX_SEARCH = 320
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,7 @@ class QueueQuery:
     model: str = ""
     tier: str = ""
     overdue: bool = False
+    applicant: str = ""
 
     @classmethod
     def of(cls, data: Mapping[str, Any]) -> QueueQuery:
@@ -88,16 +92,27 @@ class QueueQuery:
             model=field(data, "model").strip(),
             tier=field(data, "tier").strip(),
             overdue=field(data, "overdue") in ("1", "true", "on"),
+            applicant=field(data, "applicant").strip(),
         )
 
     def where(self, rt: Runtime) -> QueueFilter:
         """The service's filter, or InvalidInput naming the filter that is wrong."""
         return queue_filter(
-            rt, status=self.status, model=self.model, tier=self.tier, overdue=self.overdue
+            rt,
+            status=self.status,
+            model=self.model,
+            tier=self.tier,
+            overdue=self.overdue,
+            applicant=self.applicant,
         )
 
     def params(self) -> dict[str, str]:
-        shown = {"status": self.status, "model": self.model, "tier": self.tier}
+        shown = {
+            "status": self.status,
+            "model": self.model,
+            "tier": self.tier,
+            "applicant": self.applicant,
+        }
         params = {name: value for name, value in shown.items() if value}
         if self.overdue:
             params["overdue"] = "1"
@@ -111,7 +126,13 @@ class QueueQuery:
 
 
 def queue_filter(
-    rt: Runtime, *, status: str | None, model: str | None, tier: str | None, overdue: bool
+    rt: Runtime,
+    *,
+    status: str | None,
+    model: str | None,
+    tier: str | None,
+    overdue: bool,
+    applicant: str | None = None,
 ) -> QueueFilter:
     """Check the queue's filters and build the service's filter from them (portal and CLI)."""
     if status and status not in STATUS_LABELS:
@@ -126,7 +147,17 @@ def queue_filter(
         ref = parse_model_ref(model) if model else None
     except InvalidName as exc:
         raise InvalidInput(str(exc), code="invalid_model") from exc
-    return QueueFilter(status=status or None, model=ref, tier=tier or None, overdue_only=overdue)
+    if applicant and len(applicant) > MAX_SEARCH:
+        raise InvalidInput(
+            f"the applicant search is at most {MAX_SEARCH} characters", code="search_too_long"
+        )
+    return QueueFilter(
+        status=status or None,
+        model=ref,
+        tier=tier or None,
+        overdue_only=overdue,
+        applicant=applicant or None,
+    )
 
 
 def page_numbers(page: int, pages: int) -> list[int | None]:
@@ -213,9 +244,10 @@ class OpsPages(Controller):
         tier: Tier = "",
         overdue: Overdue = False,
         page: Page = 1,
+        applicant: Applicant = "",
     ) -> Template:
         require_operator(viewer, "/ops")
-        query = QueueQuery(status.strip(), model.strip(), tier.strip(), overdue)
+        query = QueueQuery(status.strip(), model.strip(), tier.strip(), overdue, applicant.strip())
         return await _queue_page(db, runtime, query, page)
 
     @post("/ops/applications/bulk")
