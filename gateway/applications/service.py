@@ -20,6 +20,7 @@ from sqlalchemy.orm import selectinload
 
 from gateway import evidence
 from gateway.accounts.service import ensure_active
+from gateway.applications.operator_notices import tell_operators
 from gateway.db.models import Account, Application, ApplicationEvent, Grant, Model, Release
 from gateway.errors import Conflict, GatewayError, InvalidInput, NotFound
 from gateway.grants.service import add_grant
@@ -222,6 +223,8 @@ async def submit(
                 f"Your application for the {tier} tier of {model_row.ref} is in the review "
                 f"queue ({route.reason}). Reviews take up to {rules.review_days} days.",
             )
+            due_at = review_clock(rules, now, now).due_at
+            await tell_operators(rt, session, application, account, model_row, due_at)
     return application
 
 
