@@ -25,7 +25,7 @@ from gateway import evidence
 from gateway.accounts.service import find_account, normalise_email
 from gateway.db.models import Account
 from gateway.errors import Conflict, GatewayError, InvalidInput
-from gateway.identity.links import issue_link, redeem_link
+from gateway.identity.links import issue_link, link_state, redeem_link
 from gateway.identity.passwords import hash_password, needs_rehash, verify_password
 from gateway.identity.sessions import end_sessions
 from gateway.notify.service import MailOnly, notify
@@ -338,6 +338,18 @@ async def operator_setup_link(rt: Runtime) -> SetupLink | None:
             return None
         secret = await issue_link(session, "operator_setup", None, now)
     return SetupLink(url=f"{rt.settings.public_url}/setup?token={secret}")
+
+
+async def setup_link_used(rt: Runtime, secret: str) -> bool:
+    """Whether a setup link has done its work: it was used, or an operator exists now."""
+    async with rt.reading() as session:
+        state = await link_state(session, "operator_setup", secret, rt.clock())
+        if state in ("used", "unknown"):
+            return state == "used"
+        operators = await session.scalar(
+            select(func.count()).select_from(Account).where(Account.is_operator.is_(True))
+        )
+    return bool(operators)
 
 
 async def create_first_operator(

@@ -301,6 +301,66 @@ async def test_the_first_operator_comes_from_a_one_time_setup_link(
         {"token": secret, "email": "x@lab.example", "password": PASSWORD},
     )
     assert again.status_code == 400
+    assert "This setup link has already been used" in again.text
+    assert await accounts_named(runtime, "x@lab.example") == 0
+
+
+async def test_a_used_setup_link_says_so_before_any_form(
+    client: Http, runtime: Runtime, mailbox: Mailbox
+) -> None:
+    link = await operator_setup_link(runtime)
+    assert link is not None
+    secret = link.url.split("token=", 1)[1]
+    fresh = await client.get(f"/setup?token={secret}", headers=HTML)
+    assert fresh.status_code == 200
+    assert 'name="password"' in fresh.text
+    await submit(
+        client,
+        f"/setup?token={secret}",
+        "/setup",
+        {"token": secret, "email": "ops@lab.example", "password": PASSWORD},
+    )
+    await submit(client, "/account", "/sign-out", {})
+    used = await client.get(f"/setup?token={secret}", headers=HTML)
+    assert used.status_code == 400
+    main = used.text.split("<main", 1)[1]
+    assert "This setup link has already been used" in main
+    assert 'href="/sign-in?next=/ops"' in main
+    assert 'name="password"' not in main
+    # A link nobody issued is not "used": the form answers it when it is posted.
+    unknown = await client.get("/setup?token=never-issued", headers=HTML)
+    assert "already been used" not in unknown.text
+
+
+async def test_an_operator_signing_in_lands_on_the_console(
+    client: Http, runtime: Runtime, mailbox: Mailbox
+) -> None:
+    link = await operator_setup_link(runtime)
+    assert link is not None
+    secret = link.url.split("token=", 1)[1]
+    await submit(
+        client,
+        f"/setup?token={secret}",
+        "/setup",
+        {"token": secret, "email": "ops@lab.example", "password": PASSWORD},
+    )
+    await submit(client, "/account", "/sign-out", {})
+    plain = await sign_in(client, "ops@lab.example")
+    assert plain.headers["location"] == "/ops"  # type: ignore[attr-defined]
+    for target, lands in (("/models/acme/x", "/models/acme/x"), ("//evil.example/", "/ops")):
+        signed = await submit(
+            client,
+            f"/sign-in?next={target}",
+            "/sign-in",
+            {"email": "ops@lab.example", "password": PASSWORD, "next": target},
+        )
+        assert signed.headers["location"] == lands
+    # Someone who is not an operator still lands on their account.
+    await sign_up(client, "ada@uni.edu")
+    await confirm_email(client, mailbox, "ada@uni.edu")
+    await submit(client, "/account", "/sign-out", {})
+    applicant = await sign_in(client, "ada@uni.edu")
+    assert applicant.headers["location"] == "/account"  # type: ignore[attr-defined]
 
 
 # --- no account enumeration -------------------------------------------------------------
