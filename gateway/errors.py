@@ -3,6 +3,11 @@ the CLI prints the message and exits with the code. Each carries a stable `code`
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class GatewayError(Exception):
     status = 400
@@ -71,3 +76,43 @@ class StorageUnavailable(Unavailable):
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail, code="storage_unavailable")
+
+
+class FieldsInvalid(InvalidInput):
+    """Fields of one form are wrong; `problems` says why, field by field, every one at once.
+
+    The code is that of the first problem, so a client that knew the single refusal
+    still reads the same code.
+    """
+
+    def __init__(self, problems: Mapping[str, InvalidInput]) -> None:
+        first = next(iter(problems.values()))
+        super().__init__("; ".join(p.message for p in problems.values()), code=first.code)
+        self.problems = {name: problem.message for name, problem in problems.items()}
+
+
+class FieldChecks:
+    """Runs a form's checks field by field and keeps every refusal, not only the first."""
+
+    def __init__(self) -> None:
+        self.refused: dict[str, InvalidInput] = {}
+
+    def check(self, name: str, check: Callable[[], T]) -> T | None:
+        """What `check` returns, or None with its InvalidInput kept against `name`."""
+        try:
+            return check()
+        except InvalidInput as exc:
+            self.refuse(name, exc)
+            return None
+
+    def refuse(self, name: str, problem: InvalidInput) -> None:
+        if isinstance(problem, FieldsInvalid):
+            for field, message in problem.problems.items():
+                self.refused.setdefault(field, InvalidInput(message, code=problem.code))
+            return
+        self.refused.setdefault(name, problem)
+
+    def done(self) -> None:
+        """Raise FieldsInvalid if any field was refused."""
+        if self.refused:
+            raise FieldsInvalid(self.refused)

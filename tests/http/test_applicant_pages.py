@@ -619,6 +619,19 @@ async def test_key_refusals_keep_the_form(client: Http) -> None:
     none = await post(client, "/keys", "/keys", {"name": "x"})
     assert none.status_code == 400
     assert "at least one scope is needed" in none.text
+    # Every refused field at once, each beside its field, with what was typed.
+    both = await post(client, "/keys", "/keys", {"name": "n\x01", "days": "0"})
+    assert both.status_code == 400
+    errors = dict(
+        re.findall(
+            r'id="f-(\w+)-error"><span class="visually-hidden">Error: </span>([^<]+)<', both.text
+        )
+    )
+    assert set(errors) == {"name", "scopes", "days"}
+    assert "control character (U+0001)" in errors["name"]
+    assert "at least one scope is needed" in errors["scopes"]
+    assert "a key may live 1 to 365 days" in errors["days"]
+    assert 'value="0"' in both.text
     assert _SECRET.search((await client.get("/keys", headers=HTML)).text) is None
 
 

@@ -119,6 +119,92 @@ async def test_sign_up_refusals_keep_the_form(client: Http) -> None:
     assert "short" not in weak.text.split("<main", 1)[1]
 
 
+def field_errors(page: str) -> dict[str, str]:
+    """Each refused field's own message, as shown beside it."""
+    found = re.findall(
+        r'<p class="field-error" id="f-(\w+)-error"><span class="visually-hidden">Error: '
+        r"</span>([^<]+)</p>",
+        page,
+    )
+    return dict(found)
+
+
+async def test_sign_up_names_every_refused_field_at_once_beside_it(
+    client: Http, runtime: Runtime
+) -> None:
+    refused = await submit(
+        client,
+        "/sign-up",
+        "/sign-up",
+        {
+            "email": "not-an-address",
+            "password": "short",
+            "display_name": "Ada\x01",
+            "affiliation": "U" * 201,
+        },
+    )
+    assert refused.status_code == 400
+    errors = field_errors(refused.text)
+    assert errors == {
+        "email": "invalid email address &#39;not-an-address&#39;",
+        "password": "choose a password of at least 10 characters",
+        "display_name": "your name may not contain line breaks or control characters",
+        "affiliation": "the affiliation is at most 200 characters",
+    }
+    # The summary links to each field; each input says it is refused and why.
+    for name in errors:
+        assert f'<a href="#f-{name}">' in refused.text
+        assert f'aria-describedby="f-{name}-error" aria-invalid="true"' in refused.text
+    assert 'value="not-an-address"' in refused.text
+    assert "short" not in refused.text.split("<main", 1)[1]
+    assert await accounts_named(runtime, "not-an-address") == 0
+    # One field wrong: only that one is marked.
+    one = await submit(
+        client, "/sign-up", "/sign-up", {"email": "ada@uni.edu", "password": "short"}
+    )
+    assert field_errors(one.text) == {"password": "choose a password of at least 10 characters"}
+    assert 'aria-invalid="true"' not in one.text.split('id="f-password"', 1)[0]
+
+
+async def test_the_setup_and_reset_forms_name_their_refused_fields(
+    client: Http, runtime: Runtime, mailbox: Mailbox
+) -> None:
+    link = await operator_setup_link(runtime)
+    assert link is not None
+    secret = link.url.split("token=", 1)[1]
+    refused = await submit(
+        client,
+        f"/setup?token={secret}",
+        "/setup",
+        {"token": secret, "email": "ops", "password": "aaaaaaaaaaaa", "display_name": "O\x00"},
+    )
+    assert refused.status_code == 400
+    assert set(field_errors(refused.text)) == {"email", "password", "display_name"}
+    assert "that password is too easy to guess" in refused.text
+    assert 'value="ops"' in refused.text
+    # Nothing was used up: the same link still makes the operator.
+    made = await submit(
+        client,
+        f"/setup?token={secret}",
+        "/setup",
+        {"token": secret, "email": "ops@lab.example", "password": PASSWORD},
+    )
+    assert made.status_code == 302
+
+    await sign_up(client, "ada@uni.edu")
+    await identity.send_password_reset(runtime, "ada@uni.edu")
+    token = mailbox.token("ada@uni.edu", "/reset-password")
+    weak = await submit(
+        client,
+        f"/reset-password?token={token}",
+        "/reset-password",
+        {"token": token, "password": "short"},
+    )
+    assert weak.status_code == 400
+    assert field_errors(weak.text) == {"password": "choose a password of at least 10 characters"}
+    assert f'value="{token}"' in weak.text
+
+
 async def test_a_one_time_link_never_reaches_the_accounts_own_pages(
     client: Http, runtime: Runtime, mailbox: Mailbox
 ) -> None:
