@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, false
+from sqlalchemy import ColumnElement, false, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
@@ -159,3 +159,9 @@ def queue_mail(
 def in_inbox(account_id: str) -> ColumnElement[bool]:
     """The notifications the account's inbox shows: its own, none that exist to be mailed."""
     return (Notification.account_id == account_id) & (Notification.mail_only == false())
+
+
+async def unread_count(session: AsyncSession, account_id: str) -> int:
+    """How many entries of the account's inbox are unread: one COUNT query."""
+    unread = in_inbox(account_id) & Notification.read_at.is_(None)
+    return await session.scalar(select(func.count()).select_from(Notification).where(unread)) or 0
