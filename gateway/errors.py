@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
+from policies.answers import FieldProblem
+
 T = TypeVar("T")
 
 
@@ -88,7 +90,13 @@ class FieldsInvalid(InvalidInput):
     def __init__(self, problems: Mapping[str, InvalidInput]) -> None:
         first = next(iter(problems.values()))
         super().__init__("; ".join(p.message for p in problems.values()), code=first.code)
-        self.problems = {name: problem.message for name, problem in problems.items()}
+        # As AnswersInvalid holds them: the JSON answer lists them the same way.
+        self.problems = [FieldProblem(name, problem.message) for name, problem in problems.items()]
+
+    @property
+    def by_field(self) -> dict[str, str]:
+        """Each refused field's message, by the field's name."""
+        return {problem.field: problem.message for problem in self.problems}
 
 
 class FieldChecks:
@@ -107,7 +115,7 @@ class FieldChecks:
 
     def refuse(self, name: str, problem: InvalidInput) -> None:
         if isinstance(problem, FieldsInvalid):
-            for field, message in problem.problems.items():
+            for field, message in problem.by_field.items():
                 self.refused.setdefault(field, InvalidInput(message, code=problem.code))
             return
         self.refused.setdefault(name, problem)

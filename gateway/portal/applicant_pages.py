@@ -735,7 +735,7 @@ class ApplicantPages(Controller):
                 actor=f"account:{account.id}",
             )
         except GatewayError as exc:
-            problems = exc.problems if isinstance(exc, FieldsInvalid) else {}
+            problems = exc.by_field if isinstance(exc, FieldsInvalid) else {}
             return await _keys_page(
                 db,
                 runtime,

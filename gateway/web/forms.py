@@ -25,7 +25,7 @@ def form_page(
     """A form's page; a refusal's message, and each refused field's own (`problems`, for
     the field's error beside it), with the values kept."""
     message = error.message if isinstance(error, GatewayError) else error
-    problems = error.problems if isinstance(error, FieldsInvalid) else {}
+    problems = error.by_field if isinstance(error, FieldsInvalid) else {}
     headers: dict[str, str] = {}
     if isinstance(error, GatewayError):
         status = error.status

@@ -171,6 +171,13 @@ async def test_a_refused_report_names_every_refused_field_at_once(
         assert f'<a href="#f-{name}">' in refused.text
     assert "too short</textarea>" in refused.text
     assert 'value="nope"' in refused.text
+    # The API says the same: the first problem's code, and every field's problem.
+    api = await client.post(
+        "/api/v1/incidents", json={**REPORT, "category": "gossip", "description": "short"}
+    )
+    assert api.status_code == 400
+    assert api.json()["error"] == "unknown_category"
+    assert [p["field"] for p in api.json()["problems"]] == ["category", "description"]
     assert await incidents(runtime) == []
 
 
