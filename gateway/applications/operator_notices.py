@@ -6,7 +6,9 @@ Rules of this module:
   of their own application.
 - `operator_notices = "immediate"` (gateway.toml) mails each entry as it is made;
   `"daily"` holds the entries' mail, and the digest job mails each operator one summary
-  of what was held, through the same delivery as every other mail.
+  of what was held, through the same delivery as every other mail, once the oldest entry
+  held for them is a day old. So an operator gets at most one digest a day (every entry
+  of the next one came after this one), and no entry waits much longer than a day.
 - A notice says who applied, for what, and where to review it: never the answers, and
   nothing secret.
 - The digest job claims the entries it summarises with one conditional UPDATE, so two
@@ -15,7 +17,7 @@ Rules of this module:
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, select, update
@@ -27,6 +29,7 @@ from gateway.runtime import Runtime
 
 KIND = "ops.application_submitted"
 DIGEST_KIND = "ops.application_digest"
+DIGEST_EVERY = timedelta(days=1)
 
 
 async def tell_operators(
@@ -70,18 +73,22 @@ async def tell_operators(
 
 
 async def send_operator_digests(rt: Runtime) -> int:
-    """Mail each operator one summary of the notices held for the digest; how many mails."""
+    """Mail a summary to each operator whose oldest held notice is a day old; how many."""
     async with rt.reading() as session:
         held = (
             await session.execute(
-                select(Notification.account_id, Notification.id)
+                select(Notification.account_id, Notification.id, Notification.created_at)
                 .where(Notification.email_status == HELD_FOR_DIGEST)
                 .order_by(Notification.account_id, Notification.created_at, Notification.id)
             )
         ).all()
     by_account: dict[str, list[int]] = {}
-    for account_id, note_id in held:
+    oldest: dict[str, datetime] = {}
+    for account_id, note_id, created_at in held:
         by_account.setdefault(account_id, []).append(note_id)
+        oldest.setdefault(account_id, created_at)
+    due = rt.clock() - DIGEST_EVERY
+    by_account = {a: ids for a, ids in by_account.items() if oldest[a] <= due}
     mailed = 0
     for account_id, ids in by_account.items():
         if await _digest_for(rt, account_id, ids):

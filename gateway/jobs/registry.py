@@ -121,7 +121,7 @@ JOBS: tuple[Job, ...] = (
     Job("notify.email", timedelta(seconds=30), _email),
     Job("notify.webhooks", timedelta(seconds=30), _webhooks),
     # Only does work with operator_notices = "daily": one summary a day per operator.
-    Job("notify.operator_digest", timedelta(days=1), _operator_digest),
+    Job("notify.operator_digest", timedelta(hours=1), _operator_digest),
     Job("ratelimits.sweep", timedelta(minutes=10), _sweep_rate_limits),
     Job("sessions.purge", timedelta(hours=1), _purge_sessions),
 )

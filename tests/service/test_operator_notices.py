@@ -4,6 +4,7 @@ transaction, mailed at once or gathered into one daily digest; never the answers
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -157,6 +158,11 @@ async def test_the_daily_digest_mails_each_operator_one_summary_once(
     await deliver_due_email(rt)
     assert mails_to(smtp, "olga@ops.example") == []
 
+    # Not before the oldest entry held is a day old.
+    start = rt.clock()
+    rt.clock = lambda: start + timedelta(hours=23)
+    assert await run_job(rt, BY_NAME["notify.operator_digest"]) == "0 operator digest(s) mailed"
+    rt.clock = lambda: start + timedelta(days=1)
     outcome = await run_job(rt, BY_NAME["notify.operator_digest"])
     assert outcome == "1 operator digest(s) mailed"
     await deliver_due_email(rt)
@@ -173,6 +179,8 @@ async def test_the_daily_digest_mails_each_operator_one_summary_once(
     # Each entry is in one digest: nothing new, nothing mailed.
     assert await send_operator_digests(rt) == 0
     third = await apply(rt, await account(rt, "cy@lab.example"))
+    assert await send_operator_digests(rt) == 0  # held since a moment ago
+    rt.clock = lambda: start + timedelta(days=2)
     assert await send_operator_digests(rt) == 1
     await deliver_due_email(rt)
     latest_subject, latest = mails_to(smtp, "olga@ops.example")[-1]
