@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.accounts.service import search_accounts
 from gateway.db.models import Account
 from gateway.enforcement import service
-from gateway.errors import GatewayError, InvalidInput, NotFound
+from gateway.errors import FieldChecks, FieldsInvalid, GatewayError, InvalidInput, NotFound
 from gateway.portal.auth_pages import Form
 from gateway.portal.ops_pages import page_numbers
 from gateway.runtime import Runtime
@@ -199,13 +199,19 @@ class EnforcementPages(Controller):
     ) -> Template | Redirect:
         operator = require_operator(viewer, account_link(email))
         try:
-            step = _step(field(data, "step"))
+            checks = FieldChecks()
+            chosen = checks.check("step", lambda: _step(field(data, "step")))
+            days = checks.check("days", lambda: _days(field(data, "days")))
+            service.check_step(checks, chosen, field(data, "reason"), days)
+            checks.done()
+            assert chosen is not None  # done() raised otherwise
+            step = chosen
             await service.enforce(
                 runtime,
                 email=email,
                 step=step,
                 reason=field(data, "reason"),
-                days=_days(field(data, "days")),
+                days=days,
                 incident_id=field(data, "incident").strip() or None,
                 actor=_actor(operator),
             )
@@ -353,6 +359,7 @@ async def _account_page(
             "max_days": service.MAX_SUSPEND_DAYS,
             "notice": OPS_NOTICES.get(done or ""),
             "error": error.message if error else None,
+            "problems": error.by_field if isinstance(error, FieldsInvalid) else {},
             "lift_error": lift_error.message if lift_error else None,
             "values": kept,
             "describe": service.describe_step,

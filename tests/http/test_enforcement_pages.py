@@ -411,3 +411,39 @@ async def test_the_console_lists_and_searches_every_account(client: Http, runtim
     too_long = await client.get("/ops/accounts?q=" + "a" * 400, headers=HTML)
     assert too_long.status_code == 400
     assert (await client.get("/ops/accounts?page=0", headers=HTML)).status_code == 400
+
+
+async def test_the_enforcement_form_names_every_refused_field_at_once(
+    client: Http, runtime: Runtime
+) -> None:
+    await make_account(runtime, BOB)
+    await make_account(runtime, OPS, operator=True)
+    await sign_in(client, OPS)
+    page_path = f"/ops/accounts/{BOB}"
+    refused = await submit(
+        client,
+        page_path,
+        f"{page_path}/enforce",
+        {"step": "banish", "reason": "  ", "days": "soon", "incident": "INC-1"},
+    )
+    assert refused.status_code == 400
+    errors = dict(
+        re.findall(
+            r'id="f-(\w+)-error"><span class="visually-hidden">Error: </span>([^<]+)<',
+            refused.text,
+        )
+    )
+    assert set(errors) == {"step", "reason", "days"}
+    assert "unknown step" in errors["step"]
+    assert "the reason is required" in errors["reason"]
+    assert "whole number" in errors["days"]
+    for name in errors:
+        assert f'<a href="#f-{name}">' in refused.text
+    assert 'value="INC-1"' in refused.text
+    # A suspension-only field on a warning, with no reason: both named.
+    warned = await submit(
+        client, page_path, f"{page_path}/enforce", {"step": "warn", "reason": "", "days": "3"}
+    )
+    assert "applies to a suspension only" in warned.text
+    assert "the reason is required" in warned.text
+    assert await status_of(runtime, BOB) == "active"
