@@ -17,6 +17,7 @@ from gateway.db.models import Account, Application, Notification
 from gateway.identity import service as identity
 from gateway.identity.service import operator_setup_link
 from gateway.notify.delivery import deliver_due_email
+from gateway.portal.auth_pages import landing
 from gateway.runtime import Runtime
 from tests.fixtures.smtp import SmtpTestServer
 from tests.grantees import open_release
@@ -416,6 +417,23 @@ async def test_a_used_setup_link_says_so_before_any_form(
     # A link nobody issued is not "used": the form answers it when it is posted.
     unknown = await client.get("/setup?token=never-issued", headers=HTML)
     assert "already been used" not in unknown.text
+
+
+@pytest.mark.parametrize(
+    ("target", "operator", "lands"),
+    [
+        ("", True, "/ops"),
+        ("", False, "/account"),
+        ("/grants", True, "/grants"),
+        ("//evil.example/", True, "/ops"),
+        ("https://evil.example/", False, "/account"),
+    ],
+)
+def test_a_sign_in_lands_on_a_safe_next_or_the_accounts_home(
+    target: str, operator: bool, lands: str
+) -> None:
+    # The same rule for a password sign-in and a provider's.
+    assert landing(target, operator=operator) == lands
 
 
 async def test_an_operator_signing_in_lands_on_the_console(
