@@ -62,6 +62,7 @@ from gateway.web.request_guard import RequestGuard
 from gateway.web.secret_pages import SecretPageHeaders
 from gateway.web.session import SessionMiddleware, provide_viewer
 from gateway.web.unit import provide_unit
+from gateway.web.unread import count_unread
 
 HERE = Path(__file__).parent
 logger = logging.getLogger("gateway")
@@ -284,6 +285,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             SessionCsrfMiddleware(skip=_cookieless),
             SecretPageHeaders(),
         ],
+        before_request=count_unread,
         before_send=[security_headers(https=rt.settings.public_url.startswith("https://"))],
         on_startup=[remove_stale_uploads, start_jobs],
         on_shutdown=[close_runtime],

@@ -109,6 +109,9 @@ class Settings:
     secret_key: str | None = None
     # The longest one call to S3 storage waits, retries included (None: storage's default).
     storage_timeout_seconds: float | None = None
+    # How operators are mailed about applications awaiting review: one mail each
+    # ("immediate"), or one summary a day ("daily"); the inbox hears of each at once.
+    operator_notices: str = "immediate"
 
     @property
     def secure_cookies(self) -> bool:
@@ -156,7 +159,9 @@ _ENV = {
     "scheduler": "GATEWAY_SCHEDULER",
     "secret_key": "GATEWAY_SECRET_KEY",
     "storage_timeout_seconds": "GATEWAY_STORAGE_TIMEOUT",
+    "operator_notices": "GATEWAY_OPERATOR_NOTICES",
 }
+OPERATOR_NOTICES = ("immediate", "daily")
 _TABLES = ("oidc", "webhooks", "rate_limits")
 _NUMBERS = frozenset({"storage_timeout_seconds"})
 # A storage call that may wait longer than an hour is not bounded in any useful sense.
@@ -236,6 +241,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     secret_key = _check_secret_key(*pick("secret_key"))
     timeout, where = pick("storage_timeout_seconds")
     storage_timeout = _check_seconds(timeout, where) if timeout is not None else None
+    operator_notices, where = pick("operator_notices")
+    if operator_notices not in (None, *OPERATOR_NOTICES):
+        raise ConfigError(f"{where}: expected immediate or daily, got {operator_notices!r}")
     return Settings(
         home=home,
         database_url=database_url,
@@ -252,6 +260,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         rate_limits=_read_rate_limits(raw.get("rate_limits"), f"{config_file}: rate_limits"),
         secret_key=secret_key,
         storage_timeout_seconds=storage_timeout,
+        operator_notices=operator_notices or "immediate",
     )
 
 

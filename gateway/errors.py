@@ -3,7 +3,13 @@ the CLI prints the message and exits with the code. Each carries a stable `code`
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+from policies.answers import FieldProblem
 from stages.access import Reason
+
+T = TypeVar("T")
 
 
 class GatewayError(Exception):
@@ -88,3 +94,49 @@ class Denied(GatewayError):
         self.status = _DENIED_STATUS.get(reason, 403)
         self.reason = reason
         self.hint = hint
+
+
+class FieldsInvalid(InvalidInput):
+    """Fields of one form are wrong; `problems` says why, field by field, every one at once.
+
+    The code is that of the first problem, so a client that knew the single refusal
+    still reads the same code.
+    """
+
+    def __init__(self, problems: Mapping[str, InvalidInput]) -> None:
+        first = next(iter(problems.values()))
+        super().__init__("; ".join(p.message for p in problems.values()), code=first.code)
+        # As AnswersInvalid holds them: the JSON answer lists them the same way.
+        self.problems = [FieldProblem(name, problem.message) for name, problem in problems.items()]
+
+    @property
+    def by_field(self) -> dict[str, str]:
+        """Each refused field's message, by the field's name."""
+        return {problem.field: problem.message for problem in self.problems}
+
+
+class FieldChecks:
+    """Runs a form's checks field by field and keeps every refusal, not only the first."""
+
+    def __init__(self) -> None:
+        self.refused: dict[str, InvalidInput] = {}
+
+    def check(self, name: str, check: Callable[[], T]) -> T | None:
+        """What `check` returns, or None with its InvalidInput kept against `name`."""
+        try:
+            return check()
+        except InvalidInput as exc:
+            self.refuse(name, exc)
+            return None
+
+    def refuse(self, name: str, problem: InvalidInput) -> None:
+        if isinstance(problem, FieldsInvalid):
+            for field, message in problem.by_field.items():
+                self.refused.setdefault(field, InvalidInput(message, code=problem.code))
+            return
+        self.refused.setdefault(name, problem)
+
+    def done(self) -> None:
+        """Raise FieldsInvalid if any field was refused."""
+        if self.refused:
+            raise FieldsInvalid(self.refused)

@@ -85,3 +85,29 @@ async def list_accounts(
     if operators_only:
         query = query.where(Account.is_operator.is_(True))
     return (await session.scalars(query)).all()
+
+
+async def search_accounts(
+    session: AsyncSession,
+    *,
+    text: str = "",
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[Sequence[Account], int]:
+    """Accounts whose email or name holds `text` (any case; `%` and `_` are plain
+    characters), of one status if given, by email; and how many match in all."""
+    query = select(Account)
+    needle = text.strip().lower()
+    if needle:
+        query = query.where(
+            func.lower(Account.email).contains(needle, autoescape=True)
+            | func.lower(Account.display_name).contains(needle, autoescape=True)
+        )
+    if status is not None:
+        query = query.where(Account.status == status)
+    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = await session.scalars(
+        query.order_by(Account.email, Account.id).limit(limit).offset(offset)
+    )
+    return rows.all(), total

@@ -18,8 +18,18 @@ from stages.tiers import UnknownTier
 _STATUSES = tuple(status.value for status in ApplicationStatus)
 
 
+# As long as an email address may be.
+MAX_SEARCH = 320
+
+
 def queue_filter(
-    rt: Runtime, *, status: str | None, model: str | None, tier: str | None, overdue: bool
+    rt: Runtime,
+    *,
+    status: str | None,
+    model: str | None,
+    tier: str | None,
+    overdue: bool,
+    applicant: str | None = None,
 ) -> QueueFilter:
     """Check the queue's filters and build the service's filter from them (portal and CLI)."""
     if status and status not in _STATUSES:
@@ -34,7 +44,17 @@ def queue_filter(
         ref = parse_model_ref(model) if model else None
     except InvalidName as exc:
         raise InvalidInput(str(exc), code="invalid_model") from exc
-    return QueueFilter(status=status or None, model=ref, tier=tier or None, overdue_only=overdue)
+    if applicant and len(applicant) > MAX_SEARCH:
+        raise InvalidInput(
+            f"the applicant search is at most {MAX_SEARCH} characters", code="search_too_long"
+        )
+    return QueueFilter(
+        status=status or None,
+        model=ref,
+        tier=tier or None,
+        overdue_only=overdue,
+        applicant=applicant or None,
+    )
 
 
 def answer_rows(fields: Sequence[FormField], answers: Mapping[str, Any]) -> list[tuple[str, str]]:

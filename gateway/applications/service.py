@@ -20,6 +20,7 @@ from sqlalchemy.orm import selectinload
 
 from gateway import evidence
 from gateway.accounts.service import ensure_active
+from gateway.applications.operator_notices import tell_operators
 from gateway.db.models import Account, Application, ApplicationEvent, Grant, Model, Release
 from gateway.errors import Conflict, GatewayError, InvalidInput, NotFound
 from gateway.grants.service import add_grant
@@ -231,6 +232,8 @@ async def submit(
                 f"Your application for the {tier} tier of {model_row.ref} is in the review "
                 f"queue ({route.reason}). Reviews take up to {rules.review_days} days.",
             )
+            due_at = review_clock(rules, now, now).due_at
+            await tell_operators(rt, session, application, account, model_row, due_at)
     return application
 
 
@@ -628,6 +631,7 @@ class QueueFilter:
     tier: str | None = None
     overdue_only: bool = False
     account_id: str | None = None
+    applicant: str | None = None  # part of the applicant's email or name, any case
 
 
 @dataclass(frozen=True)
@@ -657,6 +661,12 @@ async def list_applications(
         query = query.where(Model.org == where.model.org, Model.name == where.model.name)
     if where.tier is not None:
         query = query.where(Application.tier == where.tier)
+    if where.applicant:
+        needle = where.applicant.lower()
+        query = query.join(Account, Application.account_id == Account.id).where(
+            func.lower(Account.email).contains(needle, autoescape=True)
+            | func.lower(Account.display_name).contains(needle, autoescape=True)
+        )
     now = rt.clock()
     if where.overdue_only:
         # Overdue depends on each tier's review_days: filter tier by tier in SQL.

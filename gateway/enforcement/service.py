@@ -33,7 +33,7 @@ from gateway.db.models import (
     Incident,
     IncidentAccount,
 )
-from gateway.errors import Conflict, InvalidInput, NotFound
+from gateway.errors import Conflict, FieldChecks, InvalidInput, NotFound
 from gateway.identity.sessions import end_sessions
 from gateway.notify.service import notify
 from gateway.runtime import Runtime
@@ -254,11 +254,9 @@ async def enforce(
 ) -> EnforcementAction:
     """Warn, suspend or terminate an account; effective at once on every URL and key."""
     step = EnforcementStep(step)
-    reason = _reason(reason)
-    if days is not None and step is not EnforcementStep.SUSPEND:
-        raise InvalidInput("--days applies to a suspension only", code="invalid_days")
-    if days is not None and not 1 <= days <= MAX_SUSPEND_DAYS:
-        raise InvalidInput(f"--days must be between 1 and {MAX_SUSPEND_DAYS}", code="invalid_days")
+    checks = FieldChecks()
+    reason = check_step(checks, step, reason, days) or ""
+    checks.done()
     rules = rt.policy.enforcement
     address = normalise_email(email)
     now = rt.clock()
@@ -626,6 +624,21 @@ _ACTIVE_AGAIN = (
     "\nYour account is active again: your grants, API keys and download links work as "
     "before, and you may apply for access."
 )
+
+
+def check_step(
+    checks: FieldChecks, step: EnforcementStep | None, reason: str, days: int | None
+) -> str | None:
+    """The step's reason, cleaned; the reason's and the days' problems kept in `checks`."""
+    cleaned = checks.check("reason", lambda: _reason(reason))
+    if days is not None and step is not None and step is not EnforcementStep.SUSPEND:
+        checks.refuse(
+            "days", InvalidInput("--days applies to a suspension only", code="invalid_days")
+        )
+    if days is not None and not 1 <= days <= MAX_SUSPEND_DAYS:
+        refusal = f"--days must be between 1 and {MAX_SUSPEND_DAYS}"
+        checks.refuse("days", InvalidInput(refusal, code="invalid_days"))
+    return cleaned
 
 
 def _reason(reason: str) -> str:

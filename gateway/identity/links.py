@@ -55,6 +55,20 @@ async def issue_link(
     return secret
 
 
+async def link_state(session: AsyncSession, purpose: str, secret: str, now: datetime) -> str:
+    """What a link is now, without using it: "open", "used", "expired" or "unknown"."""
+    row = await session.scalar(
+        select(AccountToken).where(
+            AccountToken.token_sha256 == _digest(secret), AccountToken.purpose == purpose
+        )
+    )
+    if row is None:
+        return "unknown"
+    if row.used_at is not None:
+        return "used"
+    return "expired" if row.expires_at <= now else "open"
+
+
 async def redeem_link(
     session: AsyncSession, purpose: str, secret: str, now: datetime
 ) -> AccountToken:

@@ -24,9 +24,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway import evidence
 from gateway.accounts.service import find_account, normalise_email
 from gateway.db.models import Account
-from gateway.errors import Conflict, GatewayError, InvalidInput
-from gateway.identity.links import issue_link, redeem_link
-from gateway.identity.passwords import hash_password, needs_rehash, verify_password
+from gateway.errors import Conflict, FieldChecks, GatewayError, InvalidInput
+from gateway.identity.links import issue_link, link_state, redeem_link
+from gateway.identity.passwords import (
+    check_strength,
+    hash_password,
+    needs_rehash,
+    verify_password,
+)
 from gateway.identity.sessions import end_sessions
 from gateway.notify.service import MailOnly, notify
 from gateway.ratelimits import RateLimit, RateLimiter
@@ -60,20 +65,26 @@ async def sign_up(
     by mail; the caller answers the same either way. Returns the normalised address.
     """
     await limiter.take(RateLimit.SIGN_UP_PER_ADDRESS, address or "unknown")
-    address_email = normalise_email(email)
+    checks = FieldChecks()
+    checked_email = checks.check("email", lambda: normalise_email(email))
+    checks.check("password", lambda: check_strength(password))
+    name = checks.check("display_name", lambda: _one_line(display_name, "your name"))
+    works_at = checks.check("affiliation", lambda: _one_line(affiliation, "the affiliation"))
+    checks.done()
+    assert checked_email is not None
+    address_email = checked_email
+    display_name, affiliation = name or "", works_at or ""
     password_hash = hash_password(password)
-    display_name = (
-        clean_text(display_name, field="your name", max_length=200, multiline=False) or ""
-    )
-    affiliation = (
-        clean_text(affiliation, field="the affiliation", max_length=200, multiline=False) or ""
-    )
     try:
         await _sign_up(rt, address_email, password_hash, display_name, affiliation, address)
     except IntegrityError:
         # Someone signed up with the same address just now: theirs is the account.
         await _sign_up(rt, address_email, password_hash, display_name, affiliation, address)
     return address_email
+
+
+def _one_line(text: str, field: str) -> str:
+    return clean_text(text, field=field, max_length=200, multiline=False) or ""
 
 
 async def _sign_up(
@@ -300,6 +311,9 @@ async def reset_password(
     rt: Runtime, secret: str, password: str, *, address: str | None = None
 ) -> Account:
     """Set a new password through a reset link; every session of the account ends."""
+    checks = FieldChecks()
+    checks.check("password", lambda: check_strength(password))
+    checks.done()
     new_hash = hash_password(password)
     now = rt.clock()
     async with rt.transaction() as session:
@@ -340,14 +354,29 @@ async def operator_setup_link(rt: Runtime) -> SetupLink | None:
     return SetupLink(url=f"{rt.settings.public_url}/setup?token={secret}")
 
 
+async def setup_link_used(rt: Runtime, secret: str) -> bool:
+    """Whether a setup link has done its work: it was used, or an operator exists now."""
+    async with rt.reading() as session:
+        state = await link_state(session, "operator_setup", secret, rt.clock())
+        if state in ("used", "unknown"):
+            return state == "used"
+        operators = await session.scalar(
+            select(func.count()).select_from(Account).where(Account.is_operator.is_(True))
+        )
+    return bool(operators)
+
+
 async def create_first_operator(
     rt: Runtime, secret: str, *, email: str, password: str, display_name: str
 ) -> Account:
-    address = normalise_email(email)
+    checks = FieldChecks()
+    checked_email = checks.check("email", lambda: normalise_email(email))
+    checks.check("password", lambda: check_strength(password))
+    name = checks.check("display_name", lambda: _one_line(display_name, "your name"))
+    checks.done()
+    assert checked_email is not None
+    address, display_name = checked_email, name or ""
     password_hash = hash_password(password)
-    display_name = (
-        clean_text(display_name, field="your name", max_length=200, multiline=False) or ""
-    )
     now = rt.clock()
     async with rt.transaction() as session:
         await redeem_link(session, "operator_setup", secret, now)

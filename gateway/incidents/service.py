@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway import evidence
 from gateway.accounts.service import find_account, normalise_email
 from gateway.db.models import Account, Incident, IncidentAccount, IncidentEvent, Model, Release
-from gateway.errors import Conflict, GatewayError, InvalidInput, NotFound
+from gateway.errors import Conflict, FieldChecks, GatewayError, InvalidInput, NotFound
 from gateway.incidents.triggers import apply_triggers
 from gateway.notify.service import notify
 from gateway.ratelimits import RateLimit, RateLimiter
@@ -200,20 +200,29 @@ async def report(
     reporter_account_id: str | None,
     address: str | None,
     limiter: RateLimiter | None = None,
+    checks: FieldChecks | None = None,
 ) -> Incident:
-    """A new incident from anyone. Checked in full before anything is written; with a
-    `limiter`, counted against the client address's allowance."""
-    kind = parse_category(category)
-    text = _description(description)
-    urls = _links(links)
-    reply_to = _contact(contact)
+    """A new incident from anyone. Checked in full before anything is written, every field
+    at once (with the refusals the caller's `checks` already holds); with a `limiter`,
+    counted against the client address's allowance."""
+    checks = checks or FieldChecks()
+    kind = checks.check("category", lambda: parse_category(category))
+    text = checks.check("description", lambda: _description(description))
+    urls = checks.check("links", lambda: _links(links))
+    reply_to = checks.check("contact", lambda: _contact(contact))
     if version is not None:
         if model is None:
-            raise InvalidInput("a version needs its model", code="version_without_model")
+            checks.refuse(
+                "release", InvalidInput("a version needs its model", code="version_without_model")
+            )
         try:
             check_version(version)
         except InvalidName as exc:
-            raise InvalidInput(str(exc), code="invalid_name") from exc
+            checks.refuse("release", InvalidInput(str(exc), code="invalid_name"))
+    checks.done()
+    assert kind is not None  # checks.done() raised otherwise
+    assert text is not None
+    assert urls is not None
     if limiter is not None:
         await limiter.take(RateLimit.INCIDENT_REPORTS_PER_ADDRESS, address or "unknown")
     now = rt.clock()

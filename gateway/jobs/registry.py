@@ -59,6 +59,12 @@ async def _webhooks(rt: Runtime) -> str:
     return str(await deliver_due_webhooks(rt))
 
 
+async def _operator_digest(rt: Runtime) -> str:
+    from gateway.applications.operator_notices import send_operator_digests
+
+    return f"{await send_operator_digests(rt)} operator digest(s) mailed"
+
+
 async def _decommission_reminders(rt: Runtime) -> str:
     from gateway.decommission.service import send_reminders
 
@@ -114,6 +120,8 @@ JOBS: tuple[Job, ...] = (
     Job("incidents.triggers", timedelta(minutes=5), _recheck_triggers),
     Job("notify.email", timedelta(seconds=30), _email),
     Job("notify.webhooks", timedelta(seconds=30), _webhooks),
+    # Only does work with operator_notices = "daily": one summary a day per operator.
+    Job("notify.operator_digest", timedelta(hours=1), _operator_digest),
     Job("ratelimits.sweep", timedelta(minutes=10), _sweep_rate_limits),
     Job("sessions.purge", timedelta(hours=1), _purge_sessions),
 )

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, false
+from sqlalchemy import ColumnElement, false, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
@@ -27,7 +27,12 @@ from gateway.db.models import Notification, WebhookDelivery
 logger = logging.getLogger("gateway.mail")
 
 # A password reset says someone is after an account: no business of a catch-all receiver.
-ASKED_FOR_ONLY: Final = frozenset({"account.reset_password"})
+# An operator's notice of an application comes once per operator; the applicant's own
+# event already tells a catch-all receiver.
+ASKED_FOR_ONLY: Final = frozenset({"account.reset_password", "ops.application_submitted"})
+# The email status of an inbox entry held for a digest; the digest job marks it DIGESTED.
+HELD_FOR_DIGEST: Final = "digest"
+DIGESTED: Final = "digested"
 
 
 @dataclass(frozen=True)
@@ -52,15 +57,17 @@ def notify(
     email: str | None = None,
     data: dict[str, Any] | None = None,
     mail_only: MailOnly | None = None,
+    digest: bool = False,
 ) -> Notification:
     """An inbox entry for the account, its email (if SMTP is set up) and its webhooks.
 
     Without SMTP the message is written to the log instead, so that on a single machine
     the operator can still pass a verification link on. With `mail_only`, that is what
-    is mailed (or logged), and the inbox entry is not mailed besides.
+    is mailed (or logged), and the inbox entry is not mailed besides. With `digest`, the
+    entry is held for a digest (`queue_mail`, by a job) instead of mailed on its own.
     """
     mailed = mail_only or MailOnly(body=body, link=link)
-    if not settings.smtp_url:
+    if not settings.smtp_url and not digest:
         logger.info(
             "mail to %s (no SMTP configured): %s\n%s", email or account_id, subject, mailed.body
         )
@@ -78,7 +85,8 @@ def notify(
                 mail_only=True,
             )
         )
-    mail_this = bool(settings.smtp_url) and mail_only is None
+    mail_this = bool(settings.smtp_url) and mail_only is None and not digest
+    skipped = HELD_FOR_DIGEST if digest else "skipped"
     note = Notification(
         account_id=account_id,
         kind=kind,
@@ -86,7 +94,7 @@ def notify(
         body=body,
         link=link,
         created_at=now,
-        email_status="pending" if mail_this else "skipped",
+        email_status="pending" if mail_this else skipped,
         email_next_attempt_at=now if mail_this else None,
         mail_only=False,
     )
@@ -116,6 +124,44 @@ def notify(
     return note
 
 
+def queue_mail(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    account_id: str,
+    kind: str,
+    subject: str,
+    body: str,
+    link: str | None,
+    now: datetime,
+    email: str | None = None,
+) -> None:
+    """Only an email (no inbox entry, no webhook): queued for delivery, or without SMTP
+    written to the log."""
+    if not settings.smtp_url:
+        logger.info("mail to %s (no SMTP configured): %s\n%s", email or account_id, subject, body)
+        return
+    session.add(
+        Notification(
+            account_id=account_id,
+            kind=kind,
+            subject=subject,
+            body=body,
+            link=link,
+            created_at=now,
+            email_status="pending",
+            email_next_attempt_at=now,
+            mail_only=True,
+        )
+    )
+
+
 def in_inbox(account_id: str) -> ColumnElement[bool]:
     """The notifications the account's inbox shows: its own, none that exist to be mailed."""
     return (Notification.account_id == account_id) & (Notification.mail_only == false())
+
+
+async def unread_count(session: AsyncSession, account_id: str) -> int:
+    """How many entries of the account's inbox are unread: one COUNT query."""
+    unread = in_inbox(account_id) & Notification.read_at.is_(None)
+    return await session.scalar(select(func.count()).select_from(Notification).where(unread)) or 0

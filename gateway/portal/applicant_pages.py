@@ -37,12 +37,13 @@ from gateway.catalog.service import get_model
 from gateway.db.models import Account, ApiKey, Application, Closeout, Grant, Notification
 from gateway.downloads.api import client_of
 from gateway.downloads.service import issue_manifest_for_account
-from gateway.errors import Denied, GatewayError, InvalidInput, NotFound
+from gateway.errors import Denied, FieldsInvalid, GatewayError, InvalidInput, NotFound
 from gateway.grants.lifecycle import attest_closeout
 from gateway.grants.service import GrantFilter, list_grants
 from gateway.keys.service import SCOPES, create_key, list_keys, revoke_key
 from gateway.notify.service import in_inbox
 from gateway.portal.auth_pages import Form
+from gateway.portal.key_form import read_key_form
 from gateway.ratelimits import RateLimit
 from gateway.runtime import Runtime
 from gateway.web import Db, Limiter, Name, Org, Page, PathStr, Rt, Version
@@ -713,20 +714,31 @@ class ApplicantPages(Controller):
         self, db: Db, runtime: Rt, limiter: Limiter, account: SignedIn, data: Form
     ) -> Template:
         await limiter.take(RateLimit.KEYS_PER_ACCOUNT, account.id)
-        raw_scopes = data.get("scopes", [])
-        scopes = [raw_scopes] if isinstance(raw_scopes, str) else list(raw_scopes)
         try:
+            form = read_key_form(
+                data,
+                runtime.policy.api_keys,
+                operator=account.is_operator,
+                plain_name=lambda text: plain_text(text, "The name", lines=False),
+            )
             created = await create_key(
                 runtime,
                 account_id=account.id,
-                scopes=scopes,
-                days=_days(form_field(data, "days")),
-                name=plain_text(form_field(data, "name"), "The name", lines=False).strip(),
+                scopes=form.scopes,
+                days=form.days,
+                name=form.name,
                 actor=f"account:{account.id}",
             )
         except GatewayError as exc:
+            problems = exc.by_field if isinstance(exc, FieldsInvalid) else {}
             return await _keys_page(
-                db, runtime, account, values=data, error=exc.message, status=exc.status
+                db,
+                runtime,
+                account,
+                values=data,
+                error=exc.message,
+                problems=problems,
+                status=exc.status,
             )
         return Template(
             "applicant/key_created.html",
@@ -844,18 +856,6 @@ class ApplicantPages(Controller):
 
 def _base(rt: Runtime) -> str:
     return rt.settings.public_url.rstrip("/")
-
-
-def _days(text: str) -> int | None:
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise InvalidInput(
-            f"expiry: a whole number of days is needed, not {text!r}", code="invalid_expiry"
-        ) from None
 
 
 async def _tier_picker(db: AsyncSession, rt: Runtime, account: Account, ref: ModelRef) -> Template:
@@ -1081,6 +1081,7 @@ async def _keys_page(
     done: str | None = None,
     values: Mapping[str, Any] | None = None,
     error: str | None = None,
+    problems: Mapping[str, str] | None = None,
     status: int = 200,
 ) -> Template:
     now = rt.clock()
@@ -1109,6 +1110,7 @@ async def _keys_page(
             "rules": rt.policy.api_keys,
             "values": {k: v for k, v in (values or {}).items() if k != "scopes"},
             "error": error,
+            "problems": problems or {},
             "notice": DONE_NOTICES.get(done or ""),
         },
         status_code=status,

@@ -25,9 +25,19 @@ def _address(request: Request[Any, Any, Any]) -> str | None:
     return request.client.host if request.client else None
 
 
-def safe_next(target: str) -> str:
+def safe_next(target: str, *, default: str = "/account") -> str:
     # Only paths on this site: never an open redirect to another host.
-    return target if target.startswith("/") and not target.startswith("//") else "/account"
+    return target if target.startswith("/") and not target.startswith("//") else default
+
+
+def landing(target: str, *, operator: bool) -> str:
+    """Where a sign-in goes: a safe `next` if one was given, else the account's home
+    (the console for an operator)."""
+    return safe_next(target, default="/ops" if operator else "/account")
+
+
+def _setup_used() -> Template:
+    return form_page("auth/setup_used.html", status=400)
 
 
 class AuthPages(Controller):
@@ -64,14 +74,14 @@ class AuthPages(Controller):
         )
 
     @get("/sign-in")
-    async def sign_in_form(self, next: Next = "/account") -> Template:
-        return form_page("auth/sign_in.html", next=safe_next(next), providers=[])
+    async def sign_in_form(self, next: Next = "") -> Template:
+        return form_page("auth/sign_in.html", next=safe_next(next, default=""), providers=[])
 
     @post("/sign-in")
     async def sign_in(
         self, request: Request[Any, Any, Any], runtime: Rt, limiter: Limiter, data: Form
     ) -> Template | Redirect:
-        target = safe_next(field(data, "next") or "/account")
+        target = safe_next(field(data, "next"), default="")
         try:
             account = await service.sign_in(
                 runtime,
@@ -89,7 +99,7 @@ class AuthPages(Controller):
                 providers=runtime.settings.oidc,
             )
         sign_in_session(request, account)
-        return Redirect(target)
+        return Redirect(landing(target, operator=account.is_operator))
 
     @post("/sign-out")
     async def sign_out(self, request: Request[Any, Any, Any]) -> Redirect:
@@ -165,7 +175,9 @@ class AuthPages(Controller):
         return Redirect("/account?reset=1")
 
     @get("/setup")
-    async def setup_form(self, token: Token) -> Template:
+    async def setup_form(self, runtime: Rt, token: Token) -> Template:
+        if await service.setup_link_used(runtime, token):
+            return _setup_used()
         return form_page("auth/setup.html", token=token)
 
     @post("/setup")
@@ -173,6 +185,8 @@ class AuthPages(Controller):
         self, request: Request[Any, Any, Any], runtime: Rt, data: Form
     ) -> Template | Redirect:
         token = field(data, "token")
+        if await service.setup_link_used(runtime, token):
+            return _setup_used()
         try:
             account = await service.create_first_operator(
                 runtime,

@@ -8,22 +8,23 @@ status code of the refusal; another account's action is a 404, never a 403.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, TypeAlias
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from litestar import Controller, Request, get, post
 from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.accounts.service import search_accounts
 from gateway.db.models import Account
 from gateway.enforcement import service
-from gateway.errors import GatewayError, InvalidInput, NotFound
+from gateway.errors import FieldChecks, FieldsInvalid, GatewayError, InvalidInput, NotFound
 from gateway.portal.auth_pages import Form
+from gateway.portal.ops_pages import page_numbers
 from gateway.runtime import Runtime
-from gateway.web import Db, PathStr, Rt
+from gateway.web import Db, Page, PathStr, Rt
 from gateway.web.forms import field, whole_number
 from gateway.web.guards import (
     BACK,
@@ -46,11 +47,17 @@ Done: TypeAlias = Annotated[
     str | None, QueryParameter(description="Which confirmation to show after a form was sent")
 ]
 EmailQuery: TypeAlias = Annotated[str, QueryParameter(description="The account's email")]
+SearchQuery: TypeAlias = Annotated[
+    str, QueryParameter(description="Part of an account's email or name", max_length=320)
+]
+StandingQuery: TypeAlias = Annotated[
+    str, QueryParameter(description="active, suspended or terminated; empty: any")
+]
 
 STANDING = "/account/standing"
 APPEALS = "/ops/appeals"
 ACCOUNTS = "/ops/accounts"
-LISTED_LIMIT = 200
+ACCOUNTS_PAGE = 50
 
 STEP_LABELS: Mapping[str, str] = {
     EnforcementStep.WARN.value: "Warn",
@@ -173,20 +180,17 @@ class EnforcementPages(Controller):
     # Operators: accounts -----------------------------------------------------------------
 
     @get(ACCOUNTS, guards=[requires_operator])
-    async def accounts(self, db: Db, email: EmailQuery = "") -> Template | Redirect:
+    async def accounts(
+        self,
+        db: Db,
+        email: EmailQuery = "",
+        q: SearchQuery = "",
+        standing: StandingQuery = "",
+        page: Page = 1,
+    ) -> Template | Redirect:
         if email.strip():
             return Redirect(account_link(email.strip()))
-        held = (
-            await db.scalars(
-                select(Account)
-                .where(Account.status != "active")
-                .order_by(Account.email)
-                .limit(LISTED_LIMIT)
-            )
-        ).all()
-        return Template(
-            "enforcement/accounts.html", context={"accounts": held, "account_link": account_link}
-        )
+        return await _accounts_page(db, q.strip(), standing.strip(), page)
 
     @get(ACCOUNTS + "/{email:str}", guards=[requires_operator], opt=_BACK_TO_ACCOUNT)
     async def account(self, db: Db, runtime: Rt, email: PathStr, done: Done = None) -> Template:
@@ -197,13 +201,19 @@ class EnforcementPages(Controller):
         self, db: Db, runtime: Rt, operator: Operator, email: PathStr, data: Form
     ) -> Template | Redirect:
         try:
-            step = _step(field(data, "step"))
+            checks = FieldChecks()
+            chosen = checks.check("step", lambda: _step(field(data, "step")))
+            days = checks.check("days", lambda: _days(field(data, "days")))
+            service.check_step(checks, chosen, field(data, "reason"), days)
+            checks.done()
+            assert chosen is not None  # done() raised otherwise
+            step = chosen
             await service.enforce(
                 runtime,
                 email=email,
                 step=step,
                 reason=field(data, "reason"),
-                days=_days(field(data, "days")),
+                days=days,
                 incident_id=field(data, "incident").strip() or None,
                 actor=_actor(operator),
             )
@@ -225,6 +235,48 @@ class EnforcementPages(Controller):
             values = {"lift_reason": field(data, "reason")}
             return await _account_page(db, runtime, email, lift_error=exc, values=values)
         return Redirect(f"{account_link(email)}?done=lift")
+
+
+async def _accounts_page(db: AsyncSession, text: str, standing: str, page: int) -> Template:
+    """Every account, or those matching the search, a page at a time."""
+    error = None
+    rows: Sequence[Account] = ()
+    total = 0
+    if standing and standing not in set(AccountStatus):
+        known = ", ".join(AccountStatus)
+        error = f"unknown standing {standing!r}; expected one of {known}"
+    else:
+        rows, total = await search_accounts(
+            db,
+            text=text,
+            status=standing or None,
+            limit=ACCOUNTS_PAGE,
+            offset=(page - 1) * ACCOUNTS_PAGE,
+        )
+    pages = max(1, -(-total // ACCOUNTS_PAGE))
+    params = {name: value for name, value in (("q", text), ("standing", standing)) if value}
+
+    def link(number: int) -> str:
+        shown = {**params, **({"page": str(number)} if number > 1 else {})}
+        return ACCOUNTS + (f"?{urlencode(shown)}" if shown else "")
+
+    return Template(
+        "enforcement/accounts.html",
+        context={
+            "accounts": rows,
+            "account_link": account_link,
+            "q": text,
+            "standing": standing,
+            "standings": list(AccountStatus),
+            "total": total,
+            "page": page,
+            "pages": pages,
+            "page_numbers": page_numbers(page, pages),
+            "page_link": link,
+            "error": error,
+        },
+        status_code=400 if error else 200,
+    )
 
 
 async def _standing_page(
@@ -308,6 +360,7 @@ async def _account_page(
             "max_days": service.MAX_SUSPEND_DAYS,
             "notice": OPS_NOTICES.get(done or ""),
             "error": error.message if error else None,
+            "problems": error.by_field if isinstance(error, FieldsInvalid) else {},
             "lift_error": lift_error.message if lift_error else None,
             "values": kept,
             "describe": service.describe_step,

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.catalog.service import list_models
 from gateway.db.models import Account
-from gateway.errors import GatewayError
+from gateway.errors import FieldChecks, GatewayError
 from gateway.incidents import service
 from gateway.portal.ops_pages import page_numbers
 from gateway.runtime import Runtime
@@ -241,8 +241,10 @@ class IncidentPages(Controller):
         viewer: Viewer,
         data: Form,
     ) -> Template | Redirect:
+        checks = FieldChecks()
+        subject = checks.check("release", lambda: service.parse_subject(field(data, "release")))
+        model, version = subject or (None, None)
         try:
-            model, version = service.parse_subject(field(data, "release"))
             incident = await service.report(
                 runtime,
                 model=model,
@@ -254,6 +256,7 @@ class IncidentPages(Controller):
                 reporter_account_id=viewer.id if viewer else None,
                 address=_address(request),
                 limiter=limiter,
+                checks=checks,
             )
         except GatewayError as exc:
             return await _report_page(db, viewer, values=data, error=exc)

@@ -12,7 +12,7 @@ from litestar.response import Redirect, Template
 from gateway.config import OidcProvider
 from gateway.errors import GatewayError
 from gateway.identity import oidc
-from gateway.portal.auth_pages import safe_next
+from gateway.portal.auth_pages import landing, safe_next
 from gateway.ratelimits import RateLimit
 from gateway.web import Limiter, Rt
 from gateway.web.forms import form_page
@@ -70,7 +70,7 @@ class OidcPages(Controller):
         request: Request[Any, Any, Any],
         runtime: Rt,
         provider: ProviderName,
-        next: Next = "/account",
+        next: Next = "",
     ) -> Template | Redirect:
         chosen = _provider(runtime, provider)
         if isinstance(chosen, Template):
@@ -81,7 +81,7 @@ class OidcPages(Controller):
             return _failed(exc)
         now = runtime.clock().timestamp()
         url, pending = oidc.authorization_request(
-            runtime.settings, chosen, metadata, next_path=safe_next(next), now=now
+            runtime.settings, chosen, metadata, next_path=safe_next(next, default=""), now=now
         )
         session = _session(request)
         request.set_session({**session, oidc.SESSION_PENDING: oidc.remember(session, pending, now)})
@@ -132,4 +132,4 @@ class OidcPages(Controller):
             logger.info("oidc %s: sign-in refused: %s (%s)", chosen.name, exc.code, exc.message)
             return _failed(exc)
         sign_in_session(request, account)
-        return Redirect(safe_next(pending.next))
+        return Redirect(landing(pending.next, operator=account.is_operator))

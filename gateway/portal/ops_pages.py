@@ -67,6 +67,7 @@ Overdue = Annotated[
     bool, QueryParameter(description="Only applications past their review deadline")
 ]
 Moved = Annotated[str, QueryParameter(description="The move just made, for the notice")]
+Applicant = Annotated[str, QueryParameter(description="Part of the applicant's email or name")]
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class QueueQuery:
     model: str = ""
     tier: str = ""
     overdue: bool = False
+    applicant: str = ""
 
     @classmethod
     def of(cls, data: Mapping[str, Any]) -> QueueQuery:
@@ -86,16 +88,27 @@ class QueueQuery:
             model=field(data, "model").strip(),
             tier=field(data, "tier").strip(),
             overdue=field(data, "overdue") in ("1", "true", "on"),
+            applicant=field(data, "applicant").strip(),
         )
 
     def where(self, rt: Runtime) -> QueueFilter:
         """The service's filter, or InvalidInput naming the filter that is wrong."""
         return queue_filter(
-            rt, status=self.status, model=self.model, tier=self.tier, overdue=self.overdue
+            rt,
+            status=self.status,
+            model=self.model,
+            tier=self.tier,
+            overdue=self.overdue,
+            applicant=self.applicant,
         )
 
     def params(self) -> dict[str, str]:
-        shown = {"status": self.status, "model": self.model, "tier": self.tier}
+        shown = {
+            "status": self.status,
+            "model": self.model,
+            "tier": self.tier,
+            "applicant": self.applicant,
+        }
         params = {name: value for name, value in shown.items() if value}
         if self.overdue:
             params["overdue"] = "1"
@@ -165,8 +178,9 @@ class OpsPages(Controller):
         tier: Tier = "",
         overdue: Overdue = False,
         page: Page = 1,
+        applicant: Applicant = "",
     ) -> Template:
-        query = QueueQuery(status.strip(), model.strip(), tier.strip(), overdue)
+        query = QueueQuery(status.strip(), model.strip(), tier.strip(), overdue, applicant.strip())
         return await _queue_page(db, runtime, query, page)
 
     @post("/ops/applications/bulk", opt=back_to("/ops"))

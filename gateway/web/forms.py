@@ -7,7 +7,7 @@ from typing import Any
 
 from litestar.response import Template
 
-from gateway.errors import GatewayError, InvalidInput
+from gateway.errors import FieldsInvalid, GatewayError, InvalidInput
 
 # More digits than any count a form asks for has; longer answers are refused unread
 # (int() refuses thousands of digits with an error of its own, and is slow on them).
@@ -22,7 +22,10 @@ def form_page(
     status: int = 200,
     **context: Any,
 ) -> Template:
+    """A form's page; a refusal's message, and each refused field's own (`problems`, for
+    the field's error beside it), with the values kept."""
     message = error.message if isinstance(error, GatewayError) else error
+    problems = error.by_field if isinstance(error, FieldsInvalid) else {}
     headers: dict[str, str] = {}
     if isinstance(error, GatewayError):
         status = error.status
@@ -34,7 +37,7 @@ def form_page(
     shown = {k: v for k, v in (values or {}).items() if "password" not in k}
     return Template(
         template,
-        context={"values": shown, "error": message, **context},
+        context={"values": shown, "error": message, "problems": problems, **context},
         status_code=status,
         headers=headers,
     )

@@ -635,6 +635,32 @@ async def test_a_key_is_shown_once_and_can_be_revoked(client: Http, runtime: Run
     assert (await post(client, "/keys", "/keys/nope/revoke", {})).status_code == 404
 
 
+async def test_the_new_key_page_has_a_copy_button_run_by_a_static_script(
+    client: Http,
+) -> None:
+    await sign_up(client)
+    created = await post(client, "/keys", "/keys", {"name": "laptop", "scopes": "download"})
+    assert created.status_code == 201
+    secret = _SECRET.search(created.text)
+    assert secret
+    page = main(created.text)
+    # The button copies the element that holds the key; hidden until the script runs.
+    assert f'<code id="new-key">{secret.group(0)}</code>' in page
+    button = re.search(r"<button [^>]*data-copy=\"new-key\"[^>]*>", page)
+    assert button
+    assert " hidden" in button.group(0)
+    assert 'data-copy-status="copy-status"' in button.group(0)
+    assert '<span id="copy-status" role="status"></span>' in page
+    assert '<script src="/static/copy.js" defer></script>' in page
+    script = await client.get("/static/copy.js")
+    assert script.status_code == 200
+    assert "javascript" in script.headers["content-type"]
+    assert "navigator.clipboard.writeText" in script.text
+    assert "getElementById(button.dataset.copy)" in script.text
+    # The key is in the page only, never in the script or its address.
+    assert secret.group(0) not in script.text
+
+
 async def test_key_refusals_keep_the_form(client: Http) -> None:
     await sign_up(client)
     admin = await post(client, "/keys", "/keys", {"name": "root", "scopes": "admin"})
@@ -650,6 +676,19 @@ async def test_key_refusals_keep_the_form(client: Http) -> None:
     none = await post(client, "/keys", "/keys", {"name": "x"})
     assert none.status_code == 400
     assert "at least one scope is needed" in none.text
+    # Every refused field at once, each beside its field, with what was typed.
+    both = await post(client, "/keys", "/keys", {"name": "n\x01", "days": "0"})
+    assert both.status_code == 400
+    errors = dict(
+        re.findall(
+            r'id="f-(\w+)-error"><span class="visually-hidden">Error: </span>([^<]+)<', both.text
+        )
+    )
+    assert set(errors) == {"name", "scopes", "days"}
+    assert "control character (U+0001)" in errors["name"]
+    assert "at least one scope is needed" in errors["scopes"]
+    assert "a key may live 1 to 365 days" in errors["days"]
+    assert 'value="0"' in both.text
     assert _SECRET.search((await client.get("/keys", headers=HTML)).text) is None
 
 

@@ -305,7 +305,7 @@ async def test_the_accounts_page_lists_accounts_under_enforcement(
     assert (await client.get("/ops/accounts", headers=HTML)).status_code == 403
     await sign_out(client)
     await sign_in(client, OPS)
-    page = await client.get("/ops/accounts", headers=HTML)
+    page = await client.get("/ops/accounts?standing=terminated", headers=HTML)
     assert page.status_code == 200
     assert f'href="/ops/accounts/{BOB}"' in page.text
     assert "leaked the weights" in page.text
@@ -352,3 +352,98 @@ async def test_an_email_with_unusual_characters_has_a_working_page(
     assert lifted.status_code == 302
     assert lifted.headers["location"] == f"{link}?done=lift"
     assert await status_of(runtime, odd) == "active"
+
+
+def listed(page: str) -> list[str]:
+    """The accounts a listing page shows, in its order."""
+    return re.findall(r'<td><a href="/ops/accounts/[^"]+">([^<]+)</a></td>', page)
+
+
+async def test_the_console_lists_and_searches_every_account(client: Http, runtime: Runtime) -> None:
+    await make_account(runtime, OPS, operator=True)
+    for number in range(55):
+        await make_account(runtime, f"user{number:02d}@uni.example")
+    await make_account(runtime, "ada_lovelace@math.example")
+    await make_account(runtime, "adaXlovelace@math.example")
+    async with runtime.transaction() as session:
+        row = await session.scalar(select(Account).where(Account.email == "user07@uni.example"))
+        assert row is not None
+        row.display_name = "Grace Hopper"
+    await act(runtime, EnforcementStep.SUSPEND, "user03@uni.example", reason="too many downloads")
+    await sign_in(client, OPS)
+
+    first = await client.get("/ops/accounts", headers=HTML)
+    assert first.status_code == 200
+    assert "58 accounts" in first.text
+    shown = listed(first.text)
+    assert len(shown) == 50
+    assert shown == sorted(shown)
+    second = await client.get("/ops/accounts?page=2", headers=HTML)
+    assert len(listed(second.text)) == 8
+    assert not set(listed(second.text)) & set(shown)
+    row = re.search(r"ops@example\.org</a></td>\s*<td>[^<]*</td>\s*<td>(\w+)</td>", first.text)
+    assert row
+    assert row.group(1) == "operator"
+
+    # By part of the email or the name, in any case; the row says role and standing.
+    by_name = await client.get("/ops/accounts?q=hOPPer", headers=HTML)
+    assert listed(by_name.text) == ["user07@uni.example"]
+    assert "Grace Hopper" in by_name.text
+    suspended = await client.get("/ops/accounts?q=USER03", headers=HTML)
+    assert listed(suspended.text) == ["user03@uni.example"]
+    assert "account-status-suspended" in suspended.text
+    assert "too many downloads" in suspended.text
+    assert 'href="/ops/accounts/user03@uni.example"' in suspended.text
+    # The search keeps its words across pages.
+    many = await client.get("/ops/accounts?q=uni.example", headers=HTML)
+    assert 'href="/ops/accounts?q=uni.example&amp;page=2"' in many.text
+    # % and _ are characters, not wildcards.
+    underscore = await client.get("/ops/accounts?q=ada_", headers=HTML)
+    assert listed(underscore.text) == ["ada_lovelace@math.example"]
+    assert listed((await client.get("/ops/accounts?q=%25", headers=HTML)).text) == []
+    assert "No accounts match" in (await client.get("/ops/accounts?q=nobody", headers=HTML)).text
+
+    only = await client.get("/ops/accounts?standing=suspended", headers=HTML)
+    assert listed(only.text) == ["user03@uni.example"]
+    unknown = await client.get("/ops/accounts?standing=banned", headers=HTML)
+    assert unknown.status_code == 400
+    assert "unknown standing &#39;banned&#39;" in unknown.text
+    too_long = await client.get("/ops/accounts?q=" + "a" * 400, headers=HTML)
+    assert too_long.status_code == 400
+    assert (await client.get("/ops/accounts?page=0", headers=HTML)).status_code == 400
+
+
+async def test_the_enforcement_form_names_every_refused_field_at_once(
+    client: Http, runtime: Runtime
+) -> None:
+    await make_account(runtime, BOB)
+    await make_account(runtime, OPS, operator=True)
+    await sign_in(client, OPS)
+    page_path = f"/ops/accounts/{BOB}"
+    refused = await submit(
+        client,
+        page_path,
+        f"{page_path}/enforce",
+        {"step": "banish", "reason": "  ", "days": "soon", "incident": "INC-1"},
+    )
+    assert refused.status_code == 400
+    errors = dict(
+        re.findall(
+            r'id="f-(\w+)-error"><span class="visually-hidden">Error: </span>([^<]+)<',
+            refused.text,
+        )
+    )
+    assert set(errors) == {"step", "reason", "days"}
+    assert "unknown step" in errors["step"]
+    assert "the reason is required" in errors["reason"]
+    assert "whole number" in errors["days"]
+    for name in errors:
+        assert f'<a href="#f-{name}">' in refused.text
+    assert 'value="INC-1"' in refused.text
+    # A suspension-only field on a warning, with no reason: both named.
+    warned = await submit(
+        client, page_path, f"{page_path}/enforce", {"step": "warn", "reason": "", "days": "3"}
+    )
+    assert "applies to a suspension only" in warned.text
+    assert "the reason is required" in warned.text
+    assert await status_of(runtime, BOB) == "active"

@@ -17,6 +17,7 @@ from gateway.db.models import Account, Application, Notification
 from gateway.identity import service as identity
 from gateway.identity.service import operator_setup_link
 from gateway.notify.delivery import deliver_due_email
+from gateway.portal.auth_pages import landing
 from gateway.runtime import Runtime
 from tests.fixtures.smtp import SmtpTestServer
 from tests.grantees import open_release
@@ -117,6 +118,92 @@ async def test_sign_up_refusals_keep_the_form(client: Http) -> None:
     assert "at least 10 characters" in weak.text
     assert 'value="x@uni.edu"' in weak.text
     assert "short" not in weak.text.split("<main", 1)[1]
+
+
+def field_errors(page: str) -> dict[str, str]:
+    """Each refused field's own message, as shown beside it."""
+    found = re.findall(
+        r'<p class="field-error" id="f-(\w+)-error"><span class="visually-hidden">Error: '
+        r"</span>([^<]+)</p>",
+        page,
+    )
+    return dict(found)
+
+
+async def test_sign_up_names_every_refused_field_at_once_beside_it(
+    client: Http, runtime: Runtime
+) -> None:
+    refused = await submit(
+        client,
+        "/sign-up",
+        "/sign-up",
+        {
+            "email": "not-an-address",
+            "password": "short",
+            "display_name": "Ada\x01",
+            "affiliation": "U" * 201,
+        },
+    )
+    assert refused.status_code == 400
+    errors = field_errors(refused.text)
+    assert errors == {
+        "email": "invalid email address &#39;not-an-address&#39;",
+        "password": "choose a password of at least 10 characters",
+        "display_name": "your name may not contain line breaks or control characters",
+        "affiliation": "the affiliation is at most 200 characters",
+    }
+    # The summary links to each field; each input says it is refused and why.
+    for name in errors:
+        assert f'<a href="#f-{name}">' in refused.text
+        assert f'aria-describedby="f-{name}-error" aria-invalid="true"' in refused.text
+    assert 'value="not-an-address"' in refused.text
+    assert "short" not in refused.text.split("<main", 1)[1]
+    assert await accounts_named(runtime, "not-an-address") == 0
+    # One field wrong: only that one is marked.
+    one = await submit(
+        client, "/sign-up", "/sign-up", {"email": "ada@uni.edu", "password": "short"}
+    )
+    assert field_errors(one.text) == {"password": "choose a password of at least 10 characters"}
+    assert 'aria-invalid="true"' not in one.text.split('id="f-password"', 1)[0]
+
+
+async def test_the_setup_and_reset_forms_name_their_refused_fields(
+    client: Http, runtime: Runtime, mailbox: Mailbox
+) -> None:
+    link = await operator_setup_link(runtime)
+    assert link is not None
+    secret = link.url.split("token=", 1)[1]
+    refused = await submit(
+        client,
+        f"/setup?token={secret}",
+        "/setup",
+        {"token": secret, "email": "ops", "password": "aaaaaaaaaaaa", "display_name": "O\x00"},
+    )
+    assert refused.status_code == 400
+    assert set(field_errors(refused.text)) == {"email", "password", "display_name"}
+    assert "that password is too easy to guess" in refused.text
+    assert 'value="ops"' in refused.text
+    # Nothing was used up: the same link still makes the operator.
+    made = await submit(
+        client,
+        f"/setup?token={secret}",
+        "/setup",
+        {"token": secret, "email": "ops@lab.example", "password": PASSWORD},
+    )
+    assert made.status_code == 302
+
+    await sign_up(client, "ada@uni.edu")
+    await identity.send_password_reset(runtime, "ada@uni.edu")
+    token = mailbox.token("ada@uni.edu", "/reset-password")
+    weak = await submit(
+        client,
+        f"/reset-password?token={token}",
+        "/reset-password",
+        {"token": token, "password": "short"},
+    )
+    assert weak.status_code == 400
+    assert field_errors(weak.text) == {"password": "choose a password of at least 10 characters"}
+    assert f'value="{token}"' in weak.text
 
 
 async def test_a_one_time_link_never_reaches_the_accounts_own_pages(
@@ -301,6 +388,83 @@ async def test_the_first_operator_comes_from_a_one_time_setup_link(
         {"token": secret, "email": "x@lab.example", "password": PASSWORD},
     )
     assert again.status_code == 400
+    assert "This setup link has already been used" in again.text
+    assert await accounts_named(runtime, "x@lab.example") == 0
+
+
+async def test_a_used_setup_link_says_so_before_any_form(
+    client: Http, runtime: Runtime, mailbox: Mailbox
+) -> None:
+    link = await operator_setup_link(runtime)
+    assert link is not None
+    secret = link.url.split("token=", 1)[1]
+    fresh = await client.get(f"/setup?token={secret}", headers=HTML)
+    assert fresh.status_code == 200
+    assert 'name="password"' in fresh.text
+    await submit(
+        client,
+        f"/setup?token={secret}",
+        "/setup",
+        {"token": secret, "email": "ops@lab.example", "password": PASSWORD},
+    )
+    await submit(client, "/account", "/sign-out", {})
+    used = await client.get(f"/setup?token={secret}", headers=HTML)
+    assert used.status_code == 400
+    main = used.text.split("<main", 1)[1]
+    assert "This setup link has already been used" in main
+    assert 'href="/sign-in?next=/ops"' in main
+    assert 'name="password"' not in main
+    # A link nobody issued is not "used": the form answers it when it is posted.
+    unknown = await client.get("/setup?token=never-issued", headers=HTML)
+    assert "already been used" not in unknown.text
+
+
+@pytest.mark.parametrize(
+    ("target", "operator", "lands"),
+    [
+        ("", True, "/ops"),
+        ("", False, "/account"),
+        ("/grants", True, "/grants"),
+        ("//evil.example/", True, "/ops"),
+        ("https://evil.example/", False, "/account"),
+    ],
+)
+def test_a_sign_in_lands_on_a_safe_next_or_the_accounts_home(
+    target: str, operator: bool, lands: str
+) -> None:
+    # The same rule for a password sign-in and a provider's.
+    assert landing(target, operator=operator) == lands
+
+
+async def test_an_operator_signing_in_lands_on_the_console(
+    client: Http, runtime: Runtime, mailbox: Mailbox
+) -> None:
+    link = await operator_setup_link(runtime)
+    assert link is not None
+    secret = link.url.split("token=", 1)[1]
+    await submit(
+        client,
+        f"/setup?token={secret}",
+        "/setup",
+        {"token": secret, "email": "ops@lab.example", "password": PASSWORD},
+    )
+    await submit(client, "/account", "/sign-out", {})
+    plain = await sign_in(client, "ops@lab.example")
+    assert plain.headers["location"] == "/ops"  # type: ignore[attr-defined]
+    for target, lands in (("/models/acme/x", "/models/acme/x"), ("//evil.example/", "/ops")):
+        signed = await submit(
+            client,
+            f"/sign-in?next={target}",
+            "/sign-in",
+            {"email": "ops@lab.example", "password": PASSWORD, "next": target},
+        )
+        assert signed.headers["location"] == lands
+    # Someone who is not an operator still lands on their account.
+    await sign_up(client, "ada@uni.edu")
+    await confirm_email(client, mailbox, "ada@uni.edu")
+    await submit(client, "/account", "/sign-out", {})
+    applicant = await sign_in(client, "ada@uni.edu")
+    assert applicant.headers["location"] == "/account"  # type: ignore[attr-defined]
 
 
 # --- no account enumeration -------------------------------------------------------------

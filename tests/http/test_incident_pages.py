@@ -140,6 +140,47 @@ async def test_a_refused_report_redraws_the_form_with_why_and_writes_nothing(
     assert await incidents(runtime) == []
 
 
+async def test_a_refused_report_names_every_refused_field_at_once(
+    client: Http, runtime: Runtime, tmp_path: Path
+) -> None:
+    await publish(runtime, tmp_path)
+    refused = await submit(
+        client,
+        "/report",
+        "/report",
+        {
+            "release": "acme/sample:not a version",
+            "category": "gossip",
+            "description": "too short",
+            "links": "ftp://x.example/a",
+            "contact": "nope",
+        },
+    )
+    assert refused.status_code == 400
+    errors = dict(
+        re.findall(
+            r'id="f-(\w+)-error"><span class="visually-hidden">Error: </span>([^<]+)<', refused.text
+        )
+    )
+    assert set(errors) == {"release", "category", "description", "links", "contact"}
+    assert "unknown category" in errors["category"]
+    assert "at least 20 characters" in errors["description"]
+    assert "is not a web address" in errors["links"]
+    assert "an email address we may write to" in errors["contact"]
+    for name in errors:
+        assert f'<a href="#f-{name}">' in refused.text
+    assert "too short</textarea>" in refused.text
+    assert 'value="nope"' in refused.text
+    # The API says the same: the first problem's code, and every field's problem.
+    api = await client.post(
+        "/api/v1/incidents", json={**REPORT, "category": "gossip", "description": "short"}
+    )
+    assert api.status_code == 400
+    assert api.json()["error"] == "unknown_category"
+    assert [p["field"] for p in api.json()["problems"]] == ["category", "description"]
+    assert await incidents(runtime) == []
+
+
 async def test_reports_are_rate_limited_per_address_across_the_form_and_the_api(
     client: Http, runtime: Runtime, tmp_path: Path
 ) -> None:

@@ -481,3 +481,35 @@ async def test_decisions_without_a_valid_csrf_token_are_refused(
     assert await status_of(runtime, application_id) == "submitted"
     async with runtime.sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(Grant)) == 0
+
+
+async def test_the_queue_searches_by_the_applicants_email_or_name(
+    client: Http, runtime: Runtime, tmp_path: Path
+) -> None:
+    await publish(runtime, tmp_path)
+    ada = await apply(runtime, "ada@corp.example", T0)
+    grace = await apply(runtime, "grace_h@navy.example", T0 + timedelta(days=1))
+    other = await apply(runtime, "graceXh@navy.example", T0 + timedelta(days=2))
+    async with runtime.transaction() as session:
+        row = await session.scalar(select(Account).where(Account.email == "ada@corp.example"))
+        assert row is not None
+        row.display_name = "Augusta Ada King"
+    await sign_in_operator(client, runtime)
+    set_clock(client, T0 + timedelta(days=3))
+
+    by_email = await client.get("/ops?applicant=NAVY", headers=HTML)
+    assert rows(by_email.text) == [grace, other]
+    assert 'value="NAVY"' in by_email.text
+    assert "applicant matching" in by_email.text
+    by_name = await client.get("/ops?applicant=augusta", headers=HTML)
+    assert rows(by_name.text) == [ada]
+    # _ and % are the characters themselves, not wildcards.
+    assert rows((await client.get("/ops?applicant=grace_", headers=HTML)).text) == [grace]
+    assert rows((await client.get("/ops?applicant=%25", headers=HTML)).text) == []
+    # The search is kept with the other filters, in page links and the bulk form.
+    both = await client.get("/ops?applicant=navy&tier=trusted_partner", headers=HTML)
+    assert rows(both.text) == [grace, other]
+    assert '<input type="hidden" name="applicant" value="navy">' in both.text
+    too_long = await client.get("/ops?applicant=" + "a" * 321, headers=HTML)
+    assert too_long.status_code == 400
+    assert "at most 320 characters" in too_long.text
