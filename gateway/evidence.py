@@ -1,19 +1,53 @@
 """The one place that writes evidence. Callers pass their open session, so the evidence
-row commits or rolls back together with the change it records."""
+row commits or rolls back together with the change it records.
+
+`record(session, payload, actor=Actor, ...)` takes a payload value from `stages.evidence`;
+the payload's type names the kind. The older form, a kind string and a `data` dict, is
+kept for callers not yet moved over (API keys, downloads) and goes when they have."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
+from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.models import Evidence
+from stages.evidence import Actor, EvidenceKind, Payload, kind_of_stored, stored_names
+
+
+@overload
+def record(
+    session: AsyncSession,
+    payload: Payload,
+    *,
+    actor: Actor,
+    at: datetime,
+    model_id: int | None = None,
+    release_id: int | None = None,
+    account_id: str | None = None,
+) -> Evidence: ...
+
+
+@overload
+def record(
+    session: AsyncSession,
+    payload: str,
+    *,
+    actor: str,
+    at: datetime,
+    model_id: int | None = None,
+    release_id: int | None = None,
+    account_id: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> Evidence: ...
 
 
 def record(
     session: AsyncSession,
-    kind: str,
+    payload: Payload | str,
     *,
     actor: str,
     at: datetime,
@@ -23,9 +57,17 @@ def record(
     data: dict[str, Any] | None = None,
 ) -> Evidence:
     """Add an evidence row to the session's transaction."""
+    if isinstance(payload, Payload):
+        if data is not None:
+            raise TypeError("a payload carries its own data")
+        kind: str = payload.KIND.value
+        data = payload.data()
+    else:
+        # Transitional: a kind string and a dict, from callers not yet given payloads.
+        kind = payload
     row = Evidence(
         kind=kind,
-        actor=actor,
+        actor=str(Actor.parse(actor)),
         at=at,
         model_id=model_id,
         release_id=release_id,
@@ -34,3 +76,19 @@ def record(
     )
     session.add(row)
     return row
+
+
+def kind_of(row: Evidence) -> EvidenceKind | None:
+    """The kind of a stored row, whichever version wrote it (None: a name never used)."""
+    return kind_of_stored(row.kind)
+
+
+def actor_of(row: Evidence) -> Actor:
+    """Who a stored row says acted."""
+    return Actor.parse(row.actor)
+
+
+def of_kind(*kinds: EvidenceKind) -> ColumnElement[bool]:
+    """A filter on `Evidence.kind` matching rows of `kinds` under old names and new."""
+    names: Collection[str] = sorted(set().union(*(stored_names(k) for k in kinds)))
+    return Evidence.kind.in_(names)

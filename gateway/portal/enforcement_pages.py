@@ -26,6 +26,7 @@ from gateway.runtime import Runtime
 from gateway.web import Db, PathStr, Rt
 from gateway.web.forms import field, whole_number
 from gateway.web.session import Viewer, require_account, require_operator
+from stages.actors import Actor
 from stages.enforcement import (
     AccountMove,
     AccountStatus,
@@ -71,8 +72,8 @@ def _address(request: Request[Any, Any, Any]) -> str | None:
     return request.client.host if request.client else None
 
 
-def _actor(operator: Account) -> str:
-    return f"account:{operator.id}"
+def _actor(operator: Account) -> Actor:
+    return Actor.account(operator.id)
 
 
 def _days(text: str) -> int | None:
