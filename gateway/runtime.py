@@ -26,6 +26,7 @@ from gateway.signing.release import SigningKey, ensure_signing_key
 from gateway.storage import Storage, StorageError, storage_from_url
 from policies.loader import PolicyError, load_policy
 from policies.schema import Policy
+from stages.actors import Actor, ActorKind
 from stages.release import StageMachine
 
 
@@ -48,13 +49,13 @@ def read_policy(path: Path | None) -> Policy:
         raise ConfigError(f"GATEWAY_POLICY_FILE: {exc}") from exc
 
 
-def cli_actor() -> str:
+def cli_actor() -> Actor:
     """Who an operator command acts as: the local user, recorded in evidence."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = "unknown"
-    return f"cli:{user}@{socket.gethostname()}"
+    return Actor(ActorKind.OPERATOR_CLI, f"{user}@{socket.gethostname()}")
 
 
 @dataclass

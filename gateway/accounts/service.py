@@ -14,6 +14,7 @@ from gateway import evidence
 from gateway.db.models import Account
 from gateway.errors import Conflict, InvalidInput
 from gateway.runtime import Runtime
+from stages import evidence as ev
 
 # Deliberately plain: one @, something on each side, a dot in the domain, no spaces.
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+")
@@ -49,11 +50,10 @@ async def create_account(
             await session.flush()
             evidence.record(
                 session,
-                "account.created",
-                actor=actor,
+                ev.AccountCreated(email=address, operator=operator),
+                actor=ev.Actor.parse(actor),
                 at=now,
                 account_id=account.id,
-                data={"email": address, "operator": operator},
             )
     except IntegrityError as exc:
         raise Conflict(f"an account for {address} already exists", code="account_exists") from exc

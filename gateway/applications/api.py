@@ -21,6 +21,7 @@ from gateway.ratelimits import RateLimit
 from gateway.runtime import Runtime
 from gateway.web import Db, Limit, Limiter, Name, Offset, Org, Rt
 from stages.access import Deny, check_key
+from stages.actors import Actor
 from stages.applications import ApplicationMove
 from stages.names import InvalidName, parse_model_ref
 
@@ -81,7 +82,6 @@ class ApplicationOut:
 
     @classmethod
     def of(cls, application: Application, *, with_events: bool = False) -> ApplicationOut:
-        own = f"account:{application.account_id}"
         events = None
         if with_events:
             events = [
@@ -91,11 +91,7 @@ class ApplicationOut:
                     from_status=e.from_status,
                     to_status=e.to_status,
                     reason=e.reason,
-                    by="you"
-                    if e.actor == own
-                    else "system"
-                    if e.actor.startswith("system")
-                    else "operator",
+                    by=Actor.parse(e.actor).as_seen_by(application.account_id),
                 )
                 for e in application.events
             ]

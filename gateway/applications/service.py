@@ -31,6 +31,7 @@ from policies.answers import FieldProblem, clean_answers, validate_answers
 from policies.applications import AutoApprove, CoolingDown, approval_route, cooldown, review_clock
 from policies.countries import ISO_COUNTRIES
 from policies.schema import ApplicationRules
+from stages import evidence as ev
 from stages.applications import (
     Actor,
     ApplicationMove,
@@ -180,30 +181,26 @@ async def submit(
         )
         session.add(application)
         await session.flush()
-        actor = f"account:{account.id}"
+        actor = ev.Actor.account(account.id)
         _event(session, application, now, actor, "submit", None, ApplicationStatus.SUBMITTED, None)
         evidence.record(
             session,
-            "license.accepted",
+            ev.LicenseAccepted(
+                license_sha256=license_sha256, application=application.id, client_address=address
+            ),
             actor=actor,
             at=now,
             model_id=model_row.id,
             release_id=release.id,
             account_id=account.id,
-            data={
-                "license_sha256": license_sha256,
-                "application": application.id,
-                "client_address": address,
-            },
         )
         evidence.record(
             session,
-            "application.submitted",
+            ev.ApplicationSubmitted(application=application.id, tier=tier, renewal_of=renewal_of),
             actor=actor,
             at=now,
             model_id=model_row.id,
             account_id=account.id,
-            data={"application": application.id, "tier": tier, "renewal_of": renewal_of},
         )
         route = approval_route(
             rules, email=account.email, email_verified=account.email_verified_at is not None
@@ -217,7 +214,7 @@ async def submit(
                 model_row,
                 ApplicationMove.APPROVE,
                 Actor.SYSTEM,
-                "system",
+                ev.GATEWAY,
                 route.reason,
             )
         else:
@@ -418,19 +415,18 @@ async def _move(
     _event(session, application, now, actor, move.value, before, after, reason)
     evidence.record(
         session,
-        f"application.{move.value}",
-        actor=actor,
+        ev.APPLICATION_MOVES[move](
+            application=application.id,
+            tier=application.tier,
+            from_=before.value,
+            to=after.value,
+            reason=reason,
+            grant=application.grant_id,
+        ),
+        actor=ev.Actor.parse(actor),
         at=now,
         model_id=model.id,
         account_id=account.id,
-        data={
-            "application": application.id,
-            "tier": application.tier,
-            "from": before.value,
-            "to": after.value,
-            "reason": reason,
-            "grant": application.grant_id,
-        },
     )
     if move in _MESSAGES:
         kind, subject = _MESSAGES[move]
@@ -481,16 +477,13 @@ async def _grant_for(
         application.grant_id = grant.id
         evidence.record(
             session,
-            "grant.renewed",
-            actor=actor,
+            ev.GrantRenewed(
+                grant=grant.id, expires_at=grant.expires_at, application=application.id
+            ),
+            actor=ev.Actor.parse(actor),
             at=rt.clock(),
             model_id=model.id,
             account_id=account.id,
-            data={
-                "grant": grant.id,
-                "expires_at": grant.expires_at.isoformat(),
-                "application": application.id,
-            },
         )
         return
     # A new grant, or the renewal of an expired one: expired is final, so it stays
@@ -579,7 +572,7 @@ async def act_as_applicant(
             model,
             move,
             Actor.APPLICANT,
-            f"account:{account.id}",
+            ev.Actor.account(account.id),
             reason,
         )
     return application
@@ -738,7 +731,7 @@ async def expire_stale_applications(rt: Runtime) -> int:
                 model,
                 ApplicationMove.EXPIRE,
                 Actor.SYSTEM,
-                "system:scheduler",
+                ev.SCHEDULER,
                 "no answer to the request for changes in time",
             )
             expired += 1

@@ -23,6 +23,7 @@ from gateway.staging.promotion import (
 from gateway.staging.recalls import RecallOutcome, ReinstateOutcome, recall, reinstate
 from gateway.staging.service import StageMoved, move_release
 from gateway.web.filters import human_size, when
+from stages.actors import Actor
 from stages.names import ModelRef, parse_release_ref
 from stages.release import Move
 
@@ -36,7 +37,7 @@ as_operator = click.option(
 )
 
 
-async def actor_for(rt: Runtime, operator: str | None) -> str:
+async def actor_for(rt: Runtime, operator: str | None) -> Actor:
     """`account:<id>` of the named operator, or the local user's name."""
     if operator is None:
         return cli_actor()
@@ -46,7 +47,7 @@ async def actor_for(rt: Runtime, operator: str | None) -> str:
         raise NotFound(f"no account {operator}", code="account_not_found")
     if not account.is_operator:
         raise InvalidInput(f"{operator} is not an operator", code="not_an_operator")
-    return f"account:{account.id}"
+    return Actor.account(account.id)
 
 
 def _release(ref: str) -> tuple[ModelRef, str]:

@@ -45,11 +45,12 @@ from gateway.storage import Storage
 from gateway.text import clean_text
 from policies.decommission import decommission_schedule, reminders_due, retention_clock
 from policies.schema import DecommissionRules
+from stages import evidence as ev
 from stages.grants import GrantMove, bulk_grant_move
 from stages.names import InvalidName, ModelRef, check_version
 from stages.release import DRAFT, Move, Status
 
-SYSTEM = "system:scheduler"
+SYSTEM = ev.SCHEDULER
 GRANT_END_REASON = "the release was decommissioned"
 
 
@@ -132,19 +133,18 @@ async def announce(
             schedule = decommission_schedule(rt.policy.decommission, now, at)
             evidence.record(
                 session,
-                "release.decommission_announced",
-                actor=actor,
+                ev.ReleaseDecommissionAnnounced(
+                    effective_at=at,
+                    reason=reason,
+                    successor=successor,
+                    license_sha256=new_license.sha256 if new_license else None,
+                    reminders=tuple(schedule),
+                    grantees_notified=told,
+                ),
+                actor=ev.Actor.parse(actor),
                 at=now,
                 model_id=release.model_id,
                 release_id=release.id,
-                data={
-                    "effective_at": at.isoformat(),
-                    "reason": reason,
-                    "successor": successor,
-                    "license_sha256": new_license.sha256 if new_license else None,
-                    "reminders": [moment.isoformat() for moment in schedule],
-                    "grantees_notified": told,
-                },
             )
     except IntegrityError as exc:
         raise Conflict(
@@ -371,20 +371,19 @@ async def _execute(
         new_sha256 = await _change_license(session, release, row, now)
         evidence.record(
             session,
-            "release.decommissioned",
+            ev.ReleaseDecommissioned(
+                effective_at=row.effective_at,
+                reason=row.reason,
+                successor=row.successor_version,
+                other_release_open=successor_open,
+                grants_ended=ended,
+                grantees_notified=told,
+                license_sha256=new_sha256,
+            ),
             actor=SYSTEM,
             at=now,
             model_id=release.model_id,
             release_id=release.id,
-            data={
-                "effective_at": row.effective_at.isoformat(),
-                "reason": row.reason,
-                "successor": row.successor_version,
-                "other_release_open": successor_open,
-                "grants_ended": ended,
-                "grantees_notified": told,
-                "license_sha256": new_sha256,
-            },
         )
     return ended
 
@@ -428,12 +427,11 @@ async def _end_grants(session: AsyncSession, release: Release, now: datetime) ->
             continue
         evidence.record(
             session,
-            "grant.expire",
+            ev.GrantExpired(grant=grant_id, reason=GRANT_END_REASON, release=ref),
             actor=SYSTEM,
             at=now,
             model_id=release.model_id,
             account_id=claimed.account_id,
-            data={"grant": grant_id, "reason": GRANT_END_REASON, "release": ref},
         )
         ended += 1
     return ended
@@ -451,12 +449,11 @@ async def _change_license(
     release.license_id = new.id
     evidence.record(
         session,
-        "license.changed",
+        ev.LicenseChanged(from_sha256=old.sha256, to_sha256=new.sha256, cause="decommission"),
         actor=SYSTEM,
         at=now,
         model_id=release.model_id,
         release_id=release.id,
-        data={"from_sha256": old.sha256, "to_sha256": new.sha256, "cause": "decommission"},
     )
     return new.sha256
 
@@ -540,16 +537,15 @@ async def purge(
         release = await _release_by_id(session, plan.release_id)
         evidence.record(
             session,
-            "release.purged",
-            actor=actor,
+            ev.ReleasePurged(
+                objects_deleted=len(plan.delete),
+                bytes_deleted=plan.delete_bytes,
+                objects_kept=plan.kept,
+            ),
+            actor=ev.Actor.parse(actor),
             at=now,
             model_id=release.model_id,
             release_id=release.id,
-            data={
-                "objects_deleted": len(plan.delete),
-                "bytes_deleted": plan.delete_bytes,
-                "objects_kept": plan.kept,
-            },
         )
     return Purged(
         ref=plan.ref,

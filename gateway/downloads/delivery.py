@@ -35,12 +35,14 @@ from gateway.db.models import (
     Release,
 )
 from gateway.db.uow import UnitOfWork, joined
-from gateway.downloads.access import Client, access_facts, client_data, recalled_tiers
+from gateway.downloads.access import Client, access_facts, recalled_tiers
 from gateway.downloads.ranges import ByteRange, RangeNotSatisfiable, parse_range
 from gateway.errors import Denied, GatewayError
 from gateway.keys.service import key_facts_of
 from gateway.runtime import Runtime
+from stages import evidence as ev
 from stages.access import Deny, Reason, decide
+from stages.actors import Actor
 from stages.grants import quota_period
 
 
@@ -160,25 +162,25 @@ async def _deliver(
         )
     evidence.record(
         session,
-        "download.requested",
-        actor=f"account:{account.id}",
+        ev.DownloadRequested(
+            grant=grant.id,
+            artifact=artifact.id,
+            path=artifact.path,
+            tier=grant.tier,
+            download=claims.download_id,
+            key=claims.key_id or "portal-session",
+            method=method,
+            range=range_header,
+            outcome=refusal.code if refusal else "allowed",
+            new_download=started is None and refusal is None and method != "HEAD",
+            client_address=client.address,
+            user_agent=client.user_agent,
+        ),
+        actor=Actor.account(account.id),
         at=now,
         model_id=release.model_id,
         release_id=release.id,
         account_id=account.id,
-        data={
-            "grant": grant.id,
-            "artifact": artifact.id,
-            "path": artifact.path,
-            "tier": grant.tier,
-            "download": claims.download_id,
-            "key": claims.key_id or "portal-session",
-            "method": method,
-            "range": range_header,
-            "outcome": refusal.code if refusal else "allowed",
-            "new_download": started is None and refusal is None and method != "HEAD",
-            **client_data(client),
-        },
     )
     if refusal is not None:
         raise uow.kept(refusal)

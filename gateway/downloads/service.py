@@ -30,7 +30,6 @@ from gateway.downloads.access import (
     PortalCaller,
     Requester,
     access_facts,
-    client_data,
     key_facts,
     key_id,
     recalled_tiers,
@@ -38,7 +37,9 @@ from gateway.downloads.access import (
 from gateway.downloads.delivery import Delivery, deliver
 from gateway.errors import Denied
 from gateway.runtime import Runtime
+from stages import evidence as ev
 from stages.access import Allow, Deny, decide
+from stages.actors import Actor
 from stages.grants import quota_period
 from stages.names import ModelRef
 
@@ -109,7 +110,7 @@ async def issue_manifest(
         # then the evidence in the unit's one short write phase: the database's write lock
         # is held for the inserts alone.
         signing_key = await rt.url_keys.signing(uow, now)
-        pending: list[dict[str, Any]] = []
+        pending: list[ev.Payload] = []
         session = uow.session
         release = await get_release(session, model, version)
         grants = (
@@ -125,19 +126,12 @@ async def issue_manifest(
         if grant is None or isinstance(decision, Deny):
             assert isinstance(decision, Deny)
             pending.append(
-                {
-                    "kind": "download.manifest_refused",
-                    "actor": f"account:{caller.account.id}",
-                    "at": now,
-                    "model_id": release.model_id,
-                    "release_id": release.id,
-                    "account_id": caller.account.id,
-                    "data": {
-                        "reason": decision.reason.value,
-                        "key": key_id(caller),
-                        **client_data(client),
-                    },
-                }
+                ev.DownloadManifestRefused(
+                    reason=decision.reason.value,
+                    key=key_id(caller),
+                    client_address=client.address,
+                    user_agent=client.user_agent,
+                )
             )
         else:
             manifest = await _issue(
@@ -155,8 +149,16 @@ async def issue_manifest(
                 recalled,
             )
         session = await uow.write()
-        for row in pending:
-            evidence.record(session, row.pop("kind"), **row)
+        for payload in pending:
+            evidence.record(
+                session,
+                payload,
+                actor=Actor.account(caller.account.id),
+                at=now,
+                model_id=release.model_id,
+                release_id=release.id,
+                account_id=caller.account.id,
+            )
         if isinstance(decision, Deny):
             # The refusal is evidence too: the unit commits it, then refuses.
             raise uow.kept(Denied(decision.reason, decision.message))
@@ -224,7 +226,7 @@ async def _issue(
     paths: list[str] | None,
     continue_ids: dict[str, str] | None,
     client: Client,
-    pending: list[dict[str, Any]],
+    pending: list[ev.Payload],
     recalled: frozenset[str],
 ) -> DownloadManifest:
     tier = rt.policy.ladder.get(grant.tier)
@@ -291,24 +293,17 @@ async def _issue(
             )
         )
         pending.append(
-            {
-                "kind": "url.issued",
-                "actor": f"account:{caller.account.id}",
-                "at": now,
-                "model_id": release.model_id,
-                "release_id": release.id,
-                "account_id": caller.account.id,
-                "data": {
-                    "grant": grant.id,
-                    "artifact": artifact.id,
-                    "path": artifact.path,
-                    "tier": grant.tier,
-                    "download": download_id,
-                    "expires_at": expires.isoformat(),
-                    "key": key_id(caller),
-                    **client_data(client),
-                },
-            }
+            ev.UrlIssued(
+                grant=grant.id,
+                artifact=artifact.id,
+                path=artifact.path,
+                tier=grant.tier,
+                download=download_id,
+                expires_at=expires,
+                key=key_id(caller),
+                client_address=client.address,
+                user_agent=client.user_agent,
+            )
         )
     api = (
         f"{base}/api/v1/models/{release.model.org}/{release.model.name}/releases/{release.version}"

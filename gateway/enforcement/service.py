@@ -48,6 +48,7 @@ from policies.enforcement import (
     suspension_until,
 )
 from policies.schema import EnforcementRules
+from stages import evidence as ev
 from stages.enforcement import (
     AccountMove,
     AccountStatus,
@@ -62,7 +63,7 @@ from stages.enforcement import (
 )
 from stages.incidents import IncidentStatus, Severity
 
-SYSTEM = "system:scheduler"
+SYSTEM = ev.SCHEDULER
 MAX_SUSPEND_DAYS = 3650
 MAX_REASON = 5000
 MAX_STATEMENT = 10000
@@ -304,22 +305,21 @@ async def enforce(
         await session.flush()
         evidence.record(
             session,
-            f"account.{step.value}",
-            actor=actor,
+            ev.ENFORCEMENT_STEPS[step](
+                action=action.id,
+                from_=before.value,
+                to=after.value,
+                reason=reason,
+                incident=action.incident_id,
+                ends_at=action.ends_at,
+                appeal_until=action.appeal_until,
+                suggested=suggestion.step.value if suggestion.step else None,
+            ),
+            actor=ev.Actor.parse(actor),
             at=now,
             model_id=incident.model_id if incident else None,
             release_id=incident.release_id if incident else None,
             account_id=account.id,
-            data={
-                "action": action.id,
-                "from": before.value,
-                "to": after.value,
-                "reason": reason,
-                "incident": action.incident_id,
-                "ends_at": action.ends_at.isoformat() if action.ends_at else None,
-                "appeal_until": action.appeal_until.isoformat(),
-                "suggested": suggestion.step.value if suggestion.step else None,
-            },
         )
         subject, body = _action_message(action)
         _tell(rt, session, account, f"enforcement.{step.value}", subject, body, action, now)
@@ -328,7 +328,7 @@ async def enforce(
 
 def _not_yourself(account: Account, actor: str) -> None:
     # An operator never acts on their own standing: not even to lift their own suspension.
-    if actor == f"account:{account.id}":
+    if ev.Actor.parse(actor).is_account(account.id):
         raise Conflict("operators may not enforce on or lift their own account", code="own_account")
 
 
@@ -448,16 +448,12 @@ def _undo(
         action.ended_at = now
     evidence.record(
         session,
-        f"account.{move.value}",
-        actor=actor,
+        ev.UNDOING_MOVES[move](
+            action=action.id if action else None, from_=before.value, to=after.value, **data
+        ),
+        actor=ev.Actor.parse(actor),
         at=now,
         account_id=account.id,
-        data={
-            "action": action.id if action else None,
-            "from": before.value,
-            "to": after.value,
-            **data,
-        },
     )
     if why is None:
         return
@@ -511,16 +507,12 @@ async def appeal(
             await session.flush()
             evidence.record(
                 session,
-                "appeal.submitted",
-                actor=f"account:{account_id}",
+                ev.AppealSubmitted(
+                    appeal=filed.id, action=action.id, step=action.action, client_address=address
+                ),
+                actor=ev.Actor.account(account_id),
                 at=now,
                 account_id=account_id,
-                data={
-                    "appeal": filed.id,
-                    "action": action.id,
-                    "step": action.action,
-                    "client_address": address,
-                },
             )
             _tell(
                 rt,
@@ -554,7 +546,7 @@ async def decide_appeal(
         filed = await session.scalar(select(Appeal).where(Appeal.id == appeal_id).with_for_update())
         if filed is None:
             raise NotFound(f"no appeal {appeal_id}", code="appeal_not_found")
-        if actor == f"account:{filed.account_id}":
+        if ev.Actor.parse(actor).is_account(filed.account_id):
             raise Conflict("you cannot decide an appeal of your own account", code="own_appeal")
         try:
             after = apply_appeal_move(AppealStatus(filed.status), move)
@@ -578,17 +570,16 @@ async def decide_appeal(
             )
         evidence.record(
             session,
-            f"appeal.{move.value}",
-            actor=actor,
+            ev.APPEAL_DECISIONS[move](
+                appeal=filed.id,
+                action=action.id,
+                step=action.action,
+                reason=reason,
+                account_move=undo.value if undo else None,
+            ),
+            actor=ev.Actor.parse(actor),
             at=now,
             account_id=account.id,
-            data={
-                "appeal": filed.id,
-                "action": action.id,
-                "step": action.action,
-                "reason": reason,
-                "account_move": undo.value if undo else None,
-            },
         )
         if undo is not None:
             _undo(

@@ -24,9 +24,10 @@ from gateway.notify.service import notify
 from gateway.runtime import Runtime
 from gateway.text import clean_text
 from policies.lifecycle import expiry_warnings_due
+from stages import evidence as ev
 from stages.grants import ENDED_GRANT_STATUSES, GrantMove, bulk_grant_move
 
-SYSTEM = "system:scheduler"
+SYSTEM = ev.SCHEDULER
 
 
 @dataclass(frozen=True)
@@ -132,12 +133,11 @@ async def expire_grants(rt: Runtime) -> LifecycleReport:
             assert grant is not None
             evidence.record(
                 session,
-                "grant.expire",
+                ev.GrantExpired(grant=grant.id),
                 actor=SYSTEM,
                 at=now,
                 model_id=grant.model_id,
                 account_id=grant.account_id,
-                data={"grant": grant.id},
             )
             expired += 1
     report = await request_closeouts(rt)
@@ -187,12 +187,11 @@ async def request_closeouts(rt: Runtime) -> LifecycleReport:
             )
             evidence.record(
                 session,
-                "closeout.requested",
+                ev.CloseoutRequested(grant=grant.id, closeout=closeout.id),
                 actor=SYSTEM,
                 at=now,
                 model_id=grant.model_id,
                 account_id=grant.account_id,
-                data={"grant": grant.id, "closeout": closeout.id},
             )
             asked += 1
     return LifecycleReport(closeouts=asked)
@@ -223,11 +222,12 @@ async def attest_closeout(
         grant = await session.get(Grant, closeout.grant_id)
         evidence.record(
             session,
-            "closeout.attested",
-            actor=f"account:{account_id}",
+            ev.CloseoutAttested(
+                grant=closeout.grant_id, closeout=closeout.id, client_address=address
+            ),
+            actor=ev.Actor.account(account_id),
             at=now,
             model_id=grant.model_id if grant else None,
             account_id=account_id,
-            data={"grant": closeout.grant_id, "closeout": closeout.id, "client_address": address},
         )
     return closeout

@@ -17,6 +17,7 @@ from gateway.db.models import Account, Grant, Model
 from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.runtime import Runtime
 from gateway.text import clean_text
+from stages import evidence as ev
 from stages.grants import GrantMove, GrantStatus, IllegalGrantMove, apply_grant_move
 from stages.names import ModelRef
 from stages.tiers import UnknownTier
@@ -80,17 +81,13 @@ async def add_grant(
     await session.flush()
     evidence.record(
         session,
-        "grant.issued",
-        actor=actor,
+        ev.GrantIssued(
+            grant=grant.id, tier=tier, expires_at=grant.expires_at, application=application_id
+        ),
+        actor=ev.Actor.parse(actor),
         at=now,
         model_id=model.id,
         account_id=account.id,
-        data={
-            "grant": grant.id,
-            "tier": tier,
-            "expires_at": grant.expires_at.isoformat(),
-            "application": application_id,
-        },
     )
     return grant
 
@@ -144,11 +141,10 @@ async def change_grant(
         grant.status_changed_at = now
         evidence.record(
             session,
-            f"grant.{move.value}",
-            actor=actor,
+            ev.grant_moved(move, grant=grant.id, from_=before, to=after.value, reason=reason),
+            actor=ev.Actor.parse(actor),
             at=now,
             model_id=grant.model_id,
             account_id=grant.account_id,
-            data={"grant": grant.id, "from": before, "to": after.value, "reason": reason},
         )
     return grant

@@ -65,6 +65,7 @@ from gateway.jsonlimits import (
     read_limited,
 )
 from gateway.runtime import Runtime
+from stages import evidence as ev
 
 logger = logging.getLogger("gateway.identity.oidc")
 
@@ -731,16 +732,15 @@ async def _account_for(
         account = await _link_by_email(session, provider, identity, now, address)
     evidence.record(
         session,
-        "account.signed_in",
-        actor=f"account:{account.id}",
+        ev.AccountSignedIn(
+            method=method,
+            client_address=address,
+            issuer=provider.issuer,
+            subject=identity.subject,
+        ),
+        actor=ev.Actor.account(account.id),
         at=now,
         account_id=account.id,
-        data={
-            "method": method,
-            "issuer": provider.issuer,
-            "subject": identity.subject,
-            "client_address": address,
-        },
     )
     return account
 
@@ -780,11 +780,10 @@ async def _link_by_email(
         await session.flush()
         evidence.record(
             session,
-            "account.signed_up",
-            actor=f"account:{account.id}",
+            ev.AccountSignedUp(email=email, client_address=address, method=method),
+            actor=ev.Actor.account(account.id),
             at=now,
             account_id=account.id,
-            data={"email": email, "method": method, "client_address": address},
         )
     else:
         other = await session.scalar(
@@ -822,16 +821,15 @@ async def _link_by_email(
     await session.flush()
     evidence.record(
         session,
-        "account.oidc_linked",
-        actor=f"account:{account.id}",
+        ev.AccountOidcLinked(
+            provider=provider.name,
+            issuer=provider.issuer,
+            subject=identity.subject,
+            email=email,
+            password_removed=password_removed,
+        ),
+        actor=ev.Actor.account(account.id),
         at=now,
         account_id=account.id,
-        data={
-            "provider": provider.name,
-            "issuer": provider.issuer,
-            "subject": identity.subject,
-            "email": email,
-            "password_removed": password_removed,
-        },
     )
     return account

@@ -37,6 +37,7 @@ from gateway.notify.service import MailOnly, notify
 from gateway.ratelimits import RateLimit, RateLimiter
 from gateway.runtime import Runtime
 from gateway.text import clean_text
+from stages import evidence as ev
 
 logger = logging.getLogger("gateway.identity")
 
@@ -116,11 +117,10 @@ async def _sign_up(
         await _send_verification(rt, session, account)
         evidence.record(
             session,
-            "account.signed_up",
-            actor=f"account:{account.id}",
+            ev.AccountSignedUp(email=address_email, client_address=address),
+            actor=ev.Actor.account(account.id),
             at=now,
             account_id=account.id,
-            data={"email": address_email, "client_address": address},
         )
 
 
@@ -145,11 +145,10 @@ def _tell_owner_of_sign_up(
     )
     evidence.record(
         session,
-        "account.sign_up_attempted",
-        actor="anonymous",
+        ev.AccountSignUpAttempted(client_address=address),
+        actor=ev.ANONYMOUS,
         at=now,
         account_id=account.id,
-        data={"client_address": address},
     )
 
 
@@ -194,11 +193,10 @@ async def verify_email(rt: Runtime, secret: str, *, address: str | None = None) 
         account.email_verified_at = now
         evidence.record(
             session,
-            "account.email_verified",
-            actor=f"account:{account.id}",
+            ev.AccountEmailVerified(email=account.email),
+            actor=ev.Actor.account(account.id),
             at=now,
             account_id=account.id,
-            data={"email": account.email},
         )
         _signed_in_by_link(session, account, now, "email_confirmation", address)
     return account
@@ -209,11 +207,10 @@ def _signed_in_by_link(
 ) -> None:
     evidence.record(
         session,
-        "account.signed_in",
-        actor=f"account:{account.id}",
+        ev.AccountSignedIn(method=method, client_address=address),
+        actor=ev.Actor.account(account.id),
         at=now,
         account_id=account.id,
-        data={"method": method, "client_address": address},
     )
 
 
@@ -242,11 +239,10 @@ async def sign_in(
             account.password_hash = hash_password(password)
         evidence.record(
             session,
-            "account.signed_in",
-            actor=f"account:{account.id}",
+            ev.AccountSignedIn(method="password", client_address=address),
+            actor=ev.Actor.account(account.id),
             at=now,
             account_id=account.id,
-            data={"method": "password", "client_address": address},
         )
     await limiter.give_back(from_address)
     await limiter.give_back(on_account)
@@ -326,11 +322,10 @@ async def reset_password(
         ended = await end_sessions(session, account.id)
         evidence.record(
             session,
-            "account.password_reset",
-            actor=f"account:{account.id}",
+            ev.AccountPasswordReset(sessions_ended=ended),
+            actor=ev.Actor.account(account.id),
             at=now,
             account_id=account.id,
-            data={"sessions_ended": ended},
         )
         _signed_in_by_link(session, account, now, "password_reset", address)
     return account
@@ -407,10 +402,9 @@ async def create_first_operator(
             await end_sessions(session, account.id)
         evidence.record(
             session,
-            "account.operator_setup",
-            actor=f"account:{account.id}",
+            ev.AccountOperatorSetUp(email=address),
+            actor=ev.Actor.account(account.id),
             at=now,
             account_id=account.id,
-            data={"email": address},
         )
     return account

@@ -37,6 +37,7 @@ from gateway.notify.service import notify
 from gateway.ratelimits import RateLimit, RateLimiter
 from gateway.runtime import Runtime
 from gateway.text import clean_text
+from stages import evidence as ev
 from stages.incidents import (
     TERMINAL_INCIDENT_STATUSES,
     Category,
@@ -59,7 +60,7 @@ MAX_LINKS: Final = 10
 MAX_LINK_LENGTH: Final = 2_000
 MAX_NOTE: Final = 5_000
 MAX_ADDRESS: Final = 100  # the column's width; an IPv6 address with a zone fits
-PUBLIC_ACTOR: Final = "public"
+PUBLIC_ACTOR: Final = ev.PUBLIC
 
 # Crockford's base32 has no I, L, O or U: a code copied by hand or read aloud survives.
 _ALPHABET: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -226,7 +227,7 @@ async def report(
     if limiter is not None:
         await limiter.take(RateLimit.INCIDENT_REPORTS_PER_ADDRESS, address or "unknown")
     now = rt.clock()
-    actor = f"account:{reporter_account_id}" if reporter_account_id else PUBLIC_ACTOR
+    actor = ev.Actor.account(reporter_account_id) if reporter_account_id else PUBLIC_ACTOR
     async with rt.transaction() as session:
         if reporter_account_id and await session.get(Account, reporter_account_id) is None:
             raise NotFound("no such account", code="account_not_found")
@@ -253,13 +254,12 @@ async def report(
         _event(session, incident, now, actor, "report", None, None)
         evidence.record(
             session,
-            "incident.reported",
+            ev.IncidentReported(incident=incident.id, category=kind.value, links=len(urls)),
             actor=actor,
             at=now,
             model_id=incident.model_id,
             release_id=incident.release_id,
             account_id=incident.reporter_account_id,
-            data={"incident": incident.id, "category": kind.value, "links": len(urls)},
         )
         await _tell_operators(rt, session, incident, _subject_text(model_row, release_row), now)
     return incident
@@ -622,12 +622,11 @@ async def add_note(rt: Runtime, incident_ref: str, *, note: str, actor: str) -> 
         _event(session, incident, now, actor, "note", status, text)
         evidence.record(
             session,
-            "incident.note",
-            actor=actor,
+            ev.IncidentNoteAdded(incident=incident.id, status=status.value),
+            actor=ev.Actor.parse(actor),
             at=now,
             model_id=incident.model_id,
             release_id=incident.release_id,
-            data={"incident": incident.id, "status": status.value},
         )
     return incident
 
@@ -654,13 +653,12 @@ async def link_account(rt: Runtime, incident_ref: str, email: str, *, actor: str
         _event(session, incident, now, actor, "link_account", status, account.email)
         evidence.record(
             session,
-            "incident.account_linked",
-            actor=actor,
+            ev.IncidentAccountLinked(incident=incident.id, status=status.value),
+            actor=ev.Actor.parse(actor),
             at=now,
             model_id=incident.model_id,
             release_id=incident.release_id,
             account_id=account.id,
-            data={"incident": incident.id, "status": status.value},
         )
     if status is IncidentStatus.CONFIRMED:
         return await _fire(rt, incident)
@@ -768,19 +766,18 @@ def _evidence(
     # is told (the reason for a dismissal, the resolution) is public and goes in.
     evidence.record(
         session,
-        f"incident.{move.value}",
-        actor=actor,
+        ev.INCIDENT_MOVES[move](
+            incident=incident.id,
+            from_=before.value,
+            to=incident.status,
+            severity=incident.severity,
+            assignee=incident.assignee,
+            resolution=resolution,
+        ),
+        actor=ev.Actor.parse(actor),
         at=now,
         model_id=incident.model_id,
         release_id=incident.release_id,
-        data={
-            "incident": incident.id,
-            "from": before.value,
-            "to": incident.status,
-            "severity": incident.severity,
-            "assignee": incident.assignee,
-            "resolution": resolution,
-        },
     )
 
 

@@ -49,6 +49,7 @@ from gateway.runtime import Runtime
 from gateway.staging.recalls import recall
 from policies.schema import Reaction
 from policies.triggers import IncidentConfirmed, TriggerAction, fire_triggers
+from stages import evidence as ev
 from stages.enforcement import AccountStatus, EnforcementStep
 from stages.incidents import IncidentStatus, Severity
 from stages.names import ModelRef
@@ -56,8 +57,8 @@ from stages.release import ReleaseState, StageMachine, Status
 
 logger = logging.getLogger("gateway.incidents")
 
-TRIGGER_ACTOR: Final = "system:trigger"
-FIRED: Final = "trigger.fired"
+TRIGGER_ACTOR: Final = ev.TRIGGER
+FIRED: Final = ev.EvidenceKind.TRIGGER_FIRED
 _STOPPED: Final = frozenset({AccountStatus.SUSPENDED.value, AccountStatus.TERMINATED.value})
 
 
@@ -211,7 +212,7 @@ async def _done(
     """The actions already taken for the incident, from its trigger.fired evidence."""
     # Through the indexed columns (a release's evidence, or the linked accounts'), then
     # the incident is picked out of the rows' data.
-    query = select(Evidence.data).where(Evidence.kind == FIRED)
+    query = select(Evidence.data).where(evidence.of_kind(FIRED))
     if release_id is not None:
         query = query.where(Evidence.release_id == release_id)
     elif accounts:
@@ -310,21 +311,20 @@ async def _record(rt: Runtime, facts: _Facts, step: _Step, outcome: str) -> bool
             return False
         evidence.record(
             session,
-            FIRED,
+            ev.TriggerFired(
+                incident=incident.id,
+                rule=step.rule,
+                action=step.action.value,
+                tier=step.tier,
+                account=step.account_id,
+                severity=facts.severity.value,
+                outcome=outcome,
+            ),
             actor=TRIGGER_ACTOR,
             at=now,
             model_id=facts.model_id,
             release_id=facts.release_id,
             account_id=step.account_id,
-            data={
-                "incident": incident.id,
-                "rule": step.rule,
-                "action": step.action.value,
-                "tier": step.tier,
-                "account": step.account_id,
-                "severity": facts.severity.value,
-                "outcome": outcome,
-            },
         )
         incident.updated_at = now
         session.add(

@@ -18,6 +18,7 @@ from gateway.keys.service import Caller, create_key, key_facts_of, list_keys, re
 from gateway.ratelimits import RateLimit
 from gateway.web import Limiter, Uow
 from stages.access import Deny, Reason, check_key
+from stages.actors import Actor
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ class KeysController(Controller):
             scopes=data.scopes,
             days=data.expires_in_days,
             name=data.name,
-            actor=f"account:{caller.account.id}",
+            actor=Actor.account(caller.account.id),
         )
         out = KeyOut.of(created.key)
         return NewKeyOut(**out.__dict__, key=created.secret)
@@ -139,6 +140,6 @@ class KeysController(Controller):
             uow,
             account_id=caller.account.id,
             key_id=key_id,
-            actor=f"account:{caller.account.id}",
+            actor=Actor.account(caller.account.id),
         )
         return KeyOut.of(key)

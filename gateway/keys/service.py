@@ -26,7 +26,9 @@ from gateway.db.uow import UnitOfWork, joined
 from gateway.errors import DatabaseUnavailable, GatewayError, InvalidInput, NotFound
 from gateway.runtime import Runtime
 from gateway.text import clean_text
+from stages import evidence as ev
 from stages.access import KeyFacts
+from stages.actors import Actor
 from stages.keys import KeyState, key_state
 
 logger = logging.getLogger("gateway.keys")
@@ -102,11 +104,10 @@ async def create_key(
         session.add(key)
         evidence.record(
             session,
-            "key.created",
-            actor=actor,
+            ev.KeyCreated(key=key.id, scopes=tuple(chosen), expires_at=key.expires_at),
+            actor=Actor.parse(actor),
             at=now,
             account_id=account_id,
-            data={"key": key.id, "scopes": chosen, "expires_at": key.expires_at.isoformat()},
         )
     return CreatedKey(key=key, secret=secret)
 
@@ -138,11 +139,10 @@ async def revoke_key(
             key.revoked_at = now
             evidence.record(
                 session,
-                "key.revoked",
-                actor=actor,
+                ev.KeyRevoked(key=key.id),
+                actor=Actor.parse(actor),
                 at=now,
                 account_id=account_id,
-                data={"key": key.id},
             )
     return key
 

@@ -12,6 +12,8 @@ from gateway import evidence
 from gateway.credentials import url_tokens
 from gateway.credentials.key_encryption import KeyEncryptor
 from gateway.db.uow import UnitOfWork
+from stages import evidence as ev
+from stages.actors import Actor
 
 
 @dataclass(frozen=True)
@@ -30,10 +32,9 @@ async def rotate_url_signing(uow: UnitOfWork, *, actor: str) -> Rotation:
     kid, retired = await url_tokens.rotate(session, rt.key_encryptor, now, longest)
     evidence.record(
         session,
-        "signing_key.rotated",
-        actor=actor,
+        ev.SigningKeyRotated(kid=kid, retired=tuple(retired)),
+        actor=Actor.parse(actor),
         at=now,
-        data={"kid": kid, "retired": retired},
     )
     rt.url_keys.forget()
     return Rotation(kid=kid, retired=retired)

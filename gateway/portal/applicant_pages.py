@@ -55,6 +55,7 @@ from policies.applications import approval_route, response_clock
 from policies.countries import COUNTRY_NAMES, ISO_COUNTRIES
 from policies.lifecycle import renewal_open
 from policies.schema import ApplicationRules, Approval, FieldKind, FormField
+from stages.actors import Actor
 from stages.applications import ApplicationMove, ApplicationStatus, is_open
 from stages.names import ModelRef
 from stages.tiers import UnknownTier
@@ -343,12 +344,11 @@ def _application_row(rt: Runtime, application: Application) -> ApplicationRow:
     )
 
 
+_WHO = {"you": "You", "system": "The gateway", "operator": "An operator"}
+
+
 def _who(actor: str, account: Account) -> str:
-    if actor == f"account:{account.id}":
-        return "You"
-    if actor.startswith("system"):
-        return "The gateway"
-    return "An operator"
+    return _WHO[Actor.parse(actor).as_seen_by(account.id)]
 
 
 def _timeline(application: Application, account: Account) -> list[TimelineEntry]:
@@ -727,7 +727,7 @@ class ApplicantPages(Controller):
                 scopes=form.scopes,
                 days=form.days,
                 name=form.name,
-                actor=f"account:{account.id}",
+                actor=Actor.account(account.id),
             )
         except GatewayError as exc:
             problems = exc.by_field if isinstance(exc, FieldsInvalid) else {}
@@ -749,7 +749,7 @@ class ApplicantPages(Controller):
     @post("/keys/{key_id:str}/revoke", opt=back_to("/keys"))
     async def revoke(self, runtime: Rt, account: SignedIn, key_id: PathStr) -> Redirect:
         await revoke_key(
-            runtime, account_id=account.id, key_id=key_id, actor=f"account:{account.id}"
+            runtime, account_id=account.id, key_id=key_id, actor=Actor.account(account.id)
         )
         return Redirect("/keys?done=revoked")
 

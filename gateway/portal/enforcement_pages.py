@@ -35,6 +35,7 @@ from gateway.web.guards import (
     requires_operator,
     requires_sign_in,
 )
+from stages.actors import Actor
 from stages.enforcement import (
     AccountMove,
     AccountStatus,
@@ -90,8 +91,8 @@ def _address(request: Request[Any, Any, Any]) -> str | None:
     return request.client.host if request.client else None
 
 
-def _actor(operator: Account) -> str:
-    return f"account:{operator.id}"
+def _actor(operator: Account) -> Actor:
+    return Actor.account(operator.id)
 
 
 def _days(text: str) -> int | None:

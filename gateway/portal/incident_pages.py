@@ -31,6 +31,7 @@ from gateway.web import Db, Limiter, Page, PathStr, Rt
 from gateway.web.forms import field, form_page
 from gateway.web.guards import Operator, back_to, requires_operator
 from gateway.web.session import Viewer
+from stages.actors import TRIGGER, Actor, ActorKind
 from stages.incidents import Category, IncidentMove, IncidentStatus, Severity, is_open_incident
 
 Form = URLEncodedBody[dict[str, Any]]
@@ -132,11 +133,11 @@ async def _actor_names(session: AsyncSession, actors: Sequence[str]) -> dict[str
     """Who each actor of a timeline is, as people read it: accounts by their email."""
     names = {actor: actor for actor in actors}
     names[service.PUBLIC_ACTOR] = "the reporter (not signed in)"
-    names["system:trigger"] = "the gateway (policy trigger)"
-    ids = {a.removeprefix("account:") for a in actors if a.startswith("account:")}
+    names[TRIGGER] = "the gateway (policy trigger)"
+    ids = {who.id for who in map(Actor.parse, actors) if who.kind is ActorKind.ACCOUNT}
     if ids:
         rows = await session.execute(select(Account.id, Account.email).where(Account.id.in_(ids)))
-        names.update({f"account:{account_id}": email for account_id, email in rows.all()})
+        names.update({Actor.account(account_id): email for account_id, email in rows.all()})
     return names
 
 
@@ -347,7 +348,7 @@ class IncidentPages(Controller):
         if take is None:
             raise NotFoundException(f"no step {step!r}")
         try:
-            triggered = await take(runtime, incident_id, data, f"account:{operator.id}")
+            triggered = await take(runtime, incident_id, data, Actor.account(operator.id))
         except GatewayError as exc:
             if exc.code == "incident_not_found":
                 raise

@@ -31,6 +31,7 @@ from gateway.web import Db, Page, PathStr, Rt
 from gateway.web.forms import field, whole_number
 from gateway.web.guards import Operator, back_to, requires_operator
 from policies.applications import review_clock
+from stages import actors
 from stages.applications import (
     Actor,
     ApplicationMove,
@@ -147,20 +148,19 @@ def _move(text: str, allowed: Sequence[ApplicationMove]) -> ApplicationMove:
     raise InvalidInput(f"unknown decision {text!r}; expected one of {known}", code="unknown_move")
 
 
-def _operator_actor(operator: Account) -> str:
-    return f"account:{operator.id}"
+def _operator_actor(operator: Account) -> actors.Actor:
+    return actors.Actor.account(operator.id)
 
 
-async def _actor_names(session: AsyncSession, actors: Sequence[str | None]) -> dict[str, str]:
+async def _actor_names(session: AsyncSession, actor_texts: Sequence[str | None]) -> dict[str, str]:
     """Who each actor of a timeline is, as people read it: accounts by their email."""
-    ids = {
-        actor.removeprefix("account:") for actor in actors if actor and actor.startswith("account:")
-    }
-    names = {actor: actor for actor in actors if actor}
-    names["system"] = "the gateway (automatic)"
+    stored = [actors.Actor.parse(actor) for actor in actor_texts if actor]
+    ids = {who.id for who in stored if who.kind is actors.ActorKind.ACCOUNT}
+    names = {actor: actor for actor in actor_texts if actor}
+    names[actors.GATEWAY] = "the gateway (automatic)"
     if ids:
         rows = await session.execute(select(Account.id, Account.email).where(Account.id.in_(ids)))
-        names.update({f"account:{account_id}": email for account_id, email in rows.all()})
+        names.update({actors.Actor.account(account_id): email for account_id, email in rows.all()})
     return names
 
 

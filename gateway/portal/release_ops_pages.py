@@ -30,6 +30,7 @@ from gateway.staging.service import move_release
 from gateway.web import Db, Name, Org, Rt, Version
 from gateway.web.forms import field
 from gateway.web.guards import Operator, back_to, requires_operator
+from stages.actors import Actor
 from stages.names import ModelRef
 from stages.release import Move
 
@@ -123,7 +124,7 @@ class ReleaseOpsPages(Controller):
                 result=field(data, "result"),
                 file=await _uploaded(data.get("file")),
                 note=field(data, "note") or None,
-                actor=f"account:{operator.id}",
+                actor=Actor.account(operator.id),
             )
         except GatewayError as exc:
             return await _page(runtime, org, name, version, error=exc)
@@ -143,7 +144,7 @@ class ReleaseOpsPages(Controller):
         action: Annotated[str, PathParameter()],
         data: Form,
     ) -> Template:
-        actor = f"account:{operator.id}"
+        actor = Actor.account(operator.id)
         model = ModelRef(org, name)
         reason = field(data, "reason") or None
         try:

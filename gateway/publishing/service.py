@@ -32,6 +32,7 @@ from gateway.signing.release import sign_release
 from gateway.storage import SourceUnreadable, Storage, StorageError, StoredObject
 from policies.components import classify
 from policies.schema import ComponentRule
+from stages import evidence as ev
 from stages.names import ModelRef, check_version
 
 # Two workers keep both cores busy hashing while the other waits on I/O.
@@ -147,19 +148,18 @@ async def publish_release(
             )
             evidence.record(
                 session,
-                "release.published",
-                actor=actor,
+                ev.ReleasePublished(
+                    version=request.version,
+                    artifacts=len(files),
+                    total_size=total,
+                    license_sha256=license_sha,
+                    manifest_sha256=signed.root_sha256,
+                    signing_key_id=rt.signing_key.key_id,
+                ),
+                actor=ev.Actor.parse(actor),
                 at=now,
                 model_id=model.id,
                 release_id=release.id,
-                data={
-                    "version": request.version,
-                    "artifacts": len(files),
-                    "total_size": total,
-                    "license_sha256": license_sha,
-                    "manifest_sha256": signed.root_sha256,
-                    "signing_key_id": rt.signing_key.key_id,
-                },
             )
     except IntegrityError as exc:
         raise Conflict(

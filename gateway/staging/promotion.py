@@ -35,6 +35,7 @@ from gateway.storage import StorageError
 from gateway.text import clean_text
 from policies.gate_loader import is_evidence_label
 from policies.gates import GateReport, evaluate_gates, unmet
+from stages import evidence as ev
 from stages.names import ModelRef
 from stages.release import Move, ReleaseState, StageError, Status
 
@@ -135,16 +136,15 @@ async def promote(
             )
             evidence.record(
                 session,
-                "stage.approval",
-                actor=actor,
+                ev.ReleasePromotionApproved(
+                    target=target,
+                    approvals=tuple(sorted(facts.approvals)),
+                    needed=report.approvals_needed,
+                ),
+                actor=ev.Actor.parse(actor),
                 at=now,
                 model_id=release.model_id,
                 release_id=release.id,
-                data={
-                    "target": target,
-                    "approvals": sorted(facts.approvals),
-                    "needed": report.approvals_needed,
-                },
             )
         moved = report.all_met or override_reason is not None
         if moved:
@@ -175,23 +175,22 @@ async def promote(
             )
             evidence.record(
                 session,
-                "stage.promote",
-                actor=actor,
+                ev.StagePromoted(
+                    from_=before.stage,
+                    to=after.stage,
+                    approvals=tuple(sorted(facts.approvals)),
+                    gates=tuple(
+                        ev.GateResult(gate=g.name, met=g.met, actual=g.actual, required=g.required)
+                        for g in report.gates
+                    ),
+                    override=override_reason is not None and not report.all_met,
+                    override_reason=override_reason,
+                    unmet=tuple(unmet(report)),
+                ),
+                actor=ev.Actor.parse(actor),
                 at=now,
                 model_id=release.model_id,
                 release_id=release.id,
-                data={
-                    "from": before.stage,
-                    "to": after.stage,
-                    "approvals": sorted(facts.approvals),
-                    "gates": [
-                        {"gate": g.name, "met": g.met, "actual": g.actual, "required": g.required}
-                        for g in report.gates
-                    ],
-                    "override": override_reason is not None and not report.all_met,
-                    "override_reason": override_reason,
-                    "unmet": unmet(report),
-                },
             )
     return PromotionOutcome(
         ref=ref,
@@ -341,17 +340,16 @@ async def attach_evidence(
         session.add(row)
         evidence.record(
             session,
-            "evidence.attached",
-            actor=actor,
+            ev.EvidenceAttached(
+                kind=kind,
+                name=name,
+                result=result,
+                file_sha256=row.file_sha256,
+                file_name=row.file_name,
+            ),
+            actor=ev.Actor.parse(actor),
             at=now,
             model_id=release.model_id,
             release_id=release.id,
-            data={
-                "kind": kind,
-                "name": name,
-                "result": result,
-                "file_sha256": row.file_sha256,
-                "file_name": row.file_name,
-            },
         )
     return row

@@ -23,6 +23,7 @@ from gateway.runtime import Runtime
 from gateway.staging.gates import pending_approvals, recalls_in_force
 from gateway.text import clean_text
 from policies.gates import GateReport, evaluate_reinstatement, unmet
+from stages import evidence as ev
 from stages.names import ModelRef
 from stages.release import Move, ReleaseState, StageError, Status
 
@@ -129,12 +130,11 @@ async def recall(
             )
             evidence.record(
                 session,
-                "release.recall",
-                actor=actor,
+                ev.ReleaseRecalled(tier=tier, reason=reason, rule=rule),
+                actor=ev.Actor.parse(actor),
                 at=now,
                 model_id=release.model_id,
                 release_id=release.id,
-                data={"tier": tier, "reason": reason, "rule": rule},
             )
             done.append(ref)
             notified |= await _tell_grantees(rt, session, release, tier, reason)
@@ -218,12 +218,11 @@ async def reinstate(
             )
             evidence.record(
                 session,
-                "release.reinstate_approval",
-                actor=actor,
+                ev.ReleaseReinstatementApproved(tier=tier, approvals=tuple(sorted(approvals))),
+                actor=ev.Actor.parse(actor),
                 at=now,
                 model_id=release.model_id,
                 release_id=release.id,
-                data={"tier": tier, "approvals": sorted(approvals)},
             )
             return ReinstateOutcome(ref=ref, lifted=False, report=report)
         await session.execute(
@@ -243,11 +242,10 @@ async def reinstate(
             _move(rt, session, release, Move.REINSTATE, actor, "recall lifted")
         evidence.record(
             session,
-            "release.reinstate",
-            actor=actor,
+            ev.ReleaseReinstated(tier=tier, approvals=tuple(sorted(approvals))),
+            actor=ev.Actor.parse(actor),
             at=now,
             model_id=release.model_id,
             release_id=release.id,
-            data={"tier": tier, "approvals": sorted(approvals)},
         )
     return ReinstateOutcome(ref=ref, lifted=True, report=report)

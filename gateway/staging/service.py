@@ -17,6 +17,7 @@ from gateway.db.models import Model, Release, StageChange
 from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.runtime import Runtime
 from gateway.text import clean_text
+from stages import evidence as ev
 from stages.names import ModelRef
 from stages.release import Move, ReleaseState, StageError, Status
 
@@ -72,12 +73,11 @@ async def move_release(
         )
         evidence.record(
             session,
-            f"stage.{move.value}",
-            actor=actor,
+            ev.stage_moved(move, from_=before.stage, to=after.stage, reason=reason),
+            actor=ev.Actor.parse(actor),
             at=now,
             model_id=release.model_id,
             release_id=release.id,
-            data={"from": before.stage, "to": after.stage, "reason": reason},
         )
     return StageMoved(
         ref=ref,

@@ -332,7 +332,7 @@ async def test_issuance_and_requests_are_evidence(
     assert requested[0].data["user_agent"] == "evidence-test/1"
     assert requested[0].data["client_address"]
     assert requested[0].account_id == alice.account_id
-    assert "grant.revoke" in [r.kind for r in rows]
+    assert "grant.revoked" in [r.kind for r in rows]
 
 
 async def used(rt: Runtime, grant_id: str) -> int:

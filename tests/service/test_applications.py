@@ -83,7 +83,7 @@ async def test_public_tier_is_approved_on_license_acceptance(
     for kind in (
         "license.accepted",
         "application.submitted",
-        "application.approve",
+        "application.approved",
         "grant.issued",
     ):
         assert kind in kinds

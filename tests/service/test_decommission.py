@@ -347,7 +347,7 @@ async def test_at_the_date_downloads_stop_grants_end_and_closeouts_are_asked(
     (ended,) = await messages(runtime, alice, "release.decommissioned")
     assert "Your access to acme/sample has ended with it" in ended.body
     assert len(await messages(runtime, alice, "grant.ended")) == 1
-    assert len(await evidence_of(runtime, "grant.expire")) == 2
+    assert len(await evidence_of(runtime, "grant.expired")) == 2
     (done,) = await evidence_of(runtime, "release.decommissioned")
     assert done.data["grants_ended"] == 2
     assert done.data["other_release_open"] is False

@@ -31,6 +31,7 @@ from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.runtime import Runtime
 from stages.access import Reason
 from stages.enforcement import AppealMove, EnforcementStep
+from stages.evidence import ENFORCEMENT_STEPS
 from tests.grantees import MODEL, Grantee, grantee, open_release
 
 pytestmark = pytest.mark.anyio
@@ -126,7 +127,7 @@ async def test_a_warning_is_a_record_the_account_is_told_about(runtime: Runtime)
     row = await load(runtime, Account, bob)
     assert row.status == "active"
     assert row.status_reason is None
-    [recorded] = await evidence_of(runtime, "account.warn")
+    [recorded] = await evidence_of(runtime, "account.warned")
     assert recorded.account_id == bob
     assert recorded.actor == "op"
     assert recorded.data["reason"] == "shared a download link"
@@ -150,7 +151,7 @@ async def test_a_suspension_holds_the_account_for_the_policy_length_or_the_days_
     assert (row.status, row.status_reason) == ("suspended", "mass downloading")
     short = await act(runtime, SUSPEND, "cy@example.org", days=7)
     assert short.ends_at == short.created_at + timedelta(days=7)
-    [recorded, _] = await evidence_of(runtime, "account.suspend")
+    [recorded, _] = await evidence_of(runtime, "account.suspended")
     assert default.ends_at is not None
     assert recorded.data["ends_at"] == default.ends_at.isoformat()
     assert (recorded.data["from"], recorded.data["to"]) == ("active", "suspended")
@@ -174,7 +175,7 @@ async def test_terminate_is_final_and_illegal_moves_change_nothing(runtime: Runt
     with pytest.raises(Conflict, match="cannot lift the suspension of a terminated account"):
         await service.lift(runtime, BOB, "changed my mind", "op")
     assert await count(runtime, EnforcementAction) == 2
-    assert len(await evidence_of(runtime, "account.terminate")) == 1
+    assert len(await evidence_of(runtime, "account.terminated")) == 1
     assert (await load(runtime, Account, bob)).status == "terminated"
 
 
@@ -186,7 +187,7 @@ async def test_lifting_an_account_that_is_not_suspended_is_refused(runtime: Runt
     await act(runtime, WARN)
     with pytest.raises(Conflict):
         await service.lift(runtime, BOB, "no reason", "op")
-    assert await evidence_of(runtime, "account.lift") == []
+    assert await evidence_of(runtime, "account.suspension_lifted") == []
 
 
 async def test_bad_input_is_refused_before_anything_is_written(runtime: Runtime) -> None:
@@ -208,7 +209,8 @@ async def test_bad_input_is_refused_before_anything_is_written(runtime: Runtime)
     with pytest.raises(InvalidInput, match="invalid email"):
         await act(runtime, WARN, "not an email")
     assert await count(runtime, EnforcementAction) == 0
-    steps = [f"account.{step}" for step in EnforcementStep]
+    steps = [ENFORCEMENT_STEPS[step].KIND.value for step in EnforcementStep]
+    assert steps == ["account.warned", "account.suspended", "account.terminated"]
     assert await count(runtime, Evidence, Evidence.kind.in_(steps)) == 0
 
 
@@ -346,7 +348,7 @@ async def test_a_confirmed_incident_skips_steps_by_its_severity(runtime: Runtime
     )
     action = await act(runtime, TERMINATE, "dan@example.org", incident=critical)
     assert action.incident_id == critical
-    [recorded] = await evidence_of(runtime, "account.terminate")
+    [recorded] = await evidence_of(runtime, "account.terminated")
     assert recorded.account_id == dan
     assert recorded.data["incident"] == critical
     assert recorded.data["suggested"] == "terminate"
@@ -431,9 +433,9 @@ async def test_overturning_a_running_suspension_lifts_it(runtime: Runtime, tmp_p
     assert (row.status, row.status_reason) == ("active", None)
     action = await load(runtime, EnforcementAction, suspended.id)
     assert action.ended_at == decided_at
-    [overturned] = await evidence_of(runtime, "appeal.overturn")
+    [overturned] = await evidence_of(runtime, "appeal.overturned")
     assert overturned.data["account_move"] == "lift"
-    [lifted] = await evidence_of(runtime, "account.lift")
+    [lifted] = await evidence_of(runtime, "account.suspension_lifted")
     assert (lifted.data["from"], lifted.data["to"], lifted.actor) == ("suspended", "active", "op2")
     await fetch(runtime, urls[0])  # access is back at once
     note = (await inbox(runtime, alice.account_id))[-1]
@@ -464,7 +466,8 @@ async def test_upholding_leaves_the_action_and_overturning_a_termination_restore
     filed = await service.appeal(runtime, cy, ended.id, "not me", None)
     await service.decide_appeal(runtime, filed.id, AppealMove.OVERTURN, "mistaken identity", "op")
     assert (await load(runtime, Account, cy)).status == "active"
-    assert [e.data["from"] for e in await evidence_of(runtime, "account.restore")] == ["terminated"]
+    restored = await evidence_of(runtime, "account.restored")
+    assert [e.data["from"] for e in restored] == ["terminated"]
 
 
 async def test_overturning_a_suspension_that_already_ended_changes_no_status(
@@ -478,9 +481,9 @@ async def test_overturning_a_suspension_that_already_ended_changes_no_status(
     await act(runtime, WARN)  # a later warning must not be undone by the overturn
     await service.decide_appeal(runtime, filed.id, AppealMove.OVERTURN, "unfair indeed", "op")
     assert (await load(runtime, Account, bob)).status == "active"
-    [overturned] = await evidence_of(runtime, "appeal.overturn")
+    [overturned] = await evidence_of(runtime, "appeal.overturned")
     assert overturned.data["account_move"] is None
-    assert len(await evidence_of(runtime, "account.lift")) == 1  # only the job's
+    assert len(await evidence_of(runtime, "account.suspension_lifted")) == 1  # only the job's
 
 
 async def test_an_operator_cannot_decide_an_appeal_of_their_own_account(
@@ -538,7 +541,7 @@ async def test_expired_suspensions_are_lifted_once(runtime: Runtime) -> None:
     assert (row.status, row.status_reason) == ("active", None)
     assert (await load(runtime, EnforcementAction, short.id)).ended_at == short.ends_at
     assert (await load(runtime, Account, cy)).status == "suspended"
-    [lifted] = await evidence_of(runtime, "account.lift")
+    [lifted] = await evidence_of(runtime, "account.suspension_lifted")
     assert (lifted.actor, lifted.account_id) == ("system:scheduler", bob)
     assert (await inbox(runtime, bob))[-1].subject == "Your account's suspension has ended"
 
@@ -568,7 +571,7 @@ async def test_a_stale_suspension_row_is_tidied_without_touching_the_account(
     at(runtime, runtime.clock() + timedelta(days=1))
     assert await service.lift_expired_suspensions(runtime) == 0
     assert (await load(runtime, EnforcementAction, suspended.id)).ended_at is not None
-    assert await evidence_of(runtime, "account.lift") == []
+    assert await evidence_of(runtime, "account.suspension_lifted") == []
 
 
 async def test_an_operator_cannot_lift_or_enforce_on_their_own_account(runtime: Runtime) -> None:

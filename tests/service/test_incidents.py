@@ -380,11 +380,11 @@ async def test_each_step_is_a_timeline_line_and_evidence(runtime: Runtime, tmp_p
     assert detail.moves == ()
     assert [p.kind for p in proofs] == [
         "incident.reported",
-        "incident.triage",
+        "incident.triaged",
         "incident.account_linked",
-        "incident.note",
-        "incident.confirm",
-        "incident.resolve",
+        "incident.note_added",
+        "incident.confirmed",
+        "incident.resolved",
     ]
     assert all(p.data["incident"] == incident.id for p in proofs)
     assert all(p.release_id == incident.release_id for p in proofs)

@@ -121,7 +121,7 @@ async def test_the_researcher_gate_counts_use_days_and_two_distinct_operators(
     assert second.approvals == frozenset({"op:ann", "op:bob"})
     async with runtime.sessionmaker() as session:
         promoted = (
-            await session.scalars(select(Evidence).where(Evidence.kind == "stage.promote"))
+            await session.scalars(select(Evidence).where(Evidence.kind == "stage.promoted"))
         ).all()
     assert promoted[-1].data["approvals"] == ["op:ann", "op:bob"]
     assert promoted[-1].data["override"] is False
@@ -155,7 +155,7 @@ async def test_an_override_promotes_and_records_what_was_unmet(
     assert forced.moved
     assert forced.overridden
     async with runtime.sessionmaker() as session:
-        row = await session.scalar(select(Evidence).where(Evidence.kind == "stage.promote"))
+        row = await session.scalar(select(Evidence).where(Evidence.kind == "stage.promoted"))
     assert row is not None
     assert row.data["override"] is True
     assert row.data["override_reason"] == "partner pilot starts today"
