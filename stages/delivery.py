@@ -16,6 +16,10 @@ class EmailStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     SKIPPED = "skipped"
+    # Held for the operator's daily digest, which mails them together once a day.
+    DIGEST = "digest"
+    # Mailed as part of a digest.
+    DIGESTED = "digested"
 
 
 class WebhookStatus(StrEnum):

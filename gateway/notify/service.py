@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
 from gateway.db.models import Notification, WebhookDelivery
+from stages.delivery import EmailStatus
 
 logger = logging.getLogger("gateway.mail")
 
@@ -31,8 +32,8 @@ logger = logging.getLogger("gateway.mail")
 # event already tells a catch-all receiver.
 ASKED_FOR_ONLY: Final = frozenset({"account.reset_password", "ops.application_submitted"})
 # The email status of an inbox entry held for a digest; the digest job marks it DIGESTED.
-HELD_FOR_DIGEST: Final = "digest"
-DIGESTED: Final = "digested"
+HELD_FOR_DIGEST: Final = EmailStatus.DIGEST
+DIGESTED: Final = EmailStatus.DIGESTED
 
 
 @dataclass(frozen=True)

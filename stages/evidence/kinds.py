@@ -82,6 +82,7 @@ class EvidenceKind(StrEnum):
 K = EvidenceKind
 # Names older versions wrote (a move's verb where a past participle belongs), as kinds.
 LEGACY_KINDS: Final[Mapping[str, EvidenceKind]] = {
+    "grant.renew": K.GRANT_RENEWED,
     "account.operator_setup": K.ACCOUNT_OPERATOR_SET_UP,
     "account.warn": K.ACCOUNT_WARNED,
     "account.suspend": K.ACCOUNT_SUSPENDED,

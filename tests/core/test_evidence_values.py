@@ -171,6 +171,11 @@ def test_the_move_tables_cover_every_move() -> None:
     assert set(ev.UNDOING_MOVES) == {AccountMove.LIFT, AccountMove.RESTORE}
     assert set(ev.APPEAL_DECISIONS) == set(AppealMove)
     for move in GrantMove:
+        if move is GrantMove.RENEW:
+            # A renewal is the approval of a renewal application: it records GrantRenewed,
+            # with the application and the new end, not an operator's move.
+            assert ev.kind_of_stored("grant.renew") is ev.EvidenceKind.GRANT_RENEWED
+            continue
         moved = ev.grant_moved(move, grant="g", from_="active", to="x", reason="r")
         assert moved.KIND is ev.kind_of_stored(f"grant.{move.value}")
     for stage_move in Move:

@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from gateway import evidence
 from gateway.accounts.service import create_account
 from gateway.config import Settings
 from gateway.db.engine import make_engine, make_sessionmaker
@@ -37,7 +36,7 @@ async def count(rt: Runtime, kind: str = KIND) -> int:
 
 
 def note(uow: UnitOfWork, label: str) -> None:
-    evidence.record(uow.session, KIND, actor="test", at=uow.rt.clock(), data={"label": label})
+    uow.session.add(Evidence(kind=KIND, actor="test", at=uow.rt.clock(), data={"label": label}))
 
 
 @asynccontextmanager
@@ -213,8 +212,8 @@ async def test_sqlite_a_reader_that_writes_later_waits_its_turn(
     async with runtime.sessionmaker() as plain:
         await plain.scalar(select(func.count()).select_from(Evidence))
         async with runtime.transaction() as other:
-            evidence.record(other, KIND, actor="test", at=runtime.clock())
-        evidence.record(plain, KIND, actor="test", at=runtime.clock())
+            other.add(Evidence(kind=KIND, actor="test", at=runtime.clock(), data={}))
+        plain.add(Evidence(kind=KIND, actor="test", at=runtime.clock(), data={}))
         # The driver's error, as the gateway's failure watch reports it.
         with pytest.raises((OperationalError, DatabaseUnavailable), match="database is locked"):
             await plain.commit()
@@ -223,7 +222,7 @@ async def test_sqlite_a_reader_that_writes_later_waits_its_turn(
     async with runtime.unit() as uow:
         await uow.session.scalar(select(func.count()).select_from(Evidence))
         async with runtime.transaction() as other:
-            evidence.record(other, KIND, actor="test", at=runtime.clock())
+            other.add(Evidence(kind=KIND, actor="test", at=runtime.clock(), data={}))
         await uow.write()
         note(uow, "after the other writer")
     assert await count(runtime) == 3

@@ -42,7 +42,7 @@ _APPLICATION = (
 )
 _INCIDENT = ('reported', 'triaged', 'confirmed', 'dismissed', 'resolved')
 _APPEAL = ('pending', 'upheld', 'overturned')
-_EMAIL = ('pending', 'sending', 'sent', 'failed', 'skipped')
+_EMAIL = ('pending', 'sending', 'sent', 'failed', 'skipped', 'digest', 'digested')
 _WEBHOOK = ('pending', 'sending', 'delivered', 'failed')
 
 # (table, column, statuses, older words and what they are now, the status for anything else)
