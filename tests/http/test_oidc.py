@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 from litestar.testing import AsyncTestClient
@@ -25,13 +26,8 @@ from sqlalchemy import func, select
 from gateway.app import create_app
 from gateway.config import OidcProvider, Settings
 from gateway.db.models import Account, Evidence, OidcIdentity
-from gateway.identity.oidc import (
-    IdTokenRejected,
-    ProviderDirectory,
-    ProviderUnavailable,
-    s256_challenge,
-    validate_id_token,
-)
+from gateway.identity.oidc_providers import ProviderDirectory, ProviderUnavailable
+from gateway.identity.oidc_tokens import IdTokenRejected, validate_id_token
 from gateway.runtime import Runtime
 from tests.fixtures.oidc import MockIssuer
 from tests.http.portal import HTML, Http, Mailbox, confirm_email, submit
@@ -164,7 +160,7 @@ async def test_first_sign_in_creates_a_verified_account_and_the_next_one_reuses_
     exchange = next(r for r in gateway.issuer.token_requests if r.form.get("code") == code)
     assert exchange.form["grant_type"] == "authorization_code"
     assert exchange.form["redirect_uri"] == CALLBACK
-    assert s256_challenge(exchange.form["code_verifier"]) == asked["code_challenge"]
+    assert create_s256_code_challenge(exchange.form["code_verifier"]) == asked["code_challenge"]
     basic = f"{gateway.provider.client_id}:{gateway.provider.client_secret}".encode()
     assert exchange.authorization == f"Basic {base64.b64encode(basic).decode()}"
 
