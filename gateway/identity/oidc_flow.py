@@ -304,9 +304,10 @@ async def _validated_claims(
         try:
             return check(await directory.keys(provider))
         except IdTokenRejected as exc:
-            if exc.reason != "unknown_key":
+            if not exc.stale_keys:
                 raise
-            # The provider may have rotated its keys since we fetched them.
+            # The provider may have rotated its keys since we fetched them; the directory
+            # fetches them again at most once a minute, whatever tokens arrive.
             return check(await directory.keys(provider, refresh=True))
     except IdTokenRejected as exc:
         logger.warning("oidc %s: ID token refused (%s): %s", provider.name, exc.reason, exc.detail)

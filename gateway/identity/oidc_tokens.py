@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from authlib.oidc.core import CodeIDToken
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.errors import (
     BadSignatureError,
     ClaimError,
@@ -61,13 +61,19 @@ _TOKEN_REASONS = {
 
 
 class IdTokenRejected(GatewayError):
-    """An ID token that must not be trusted; `reason` says which check it failed."""
+    """An ID token that must not be trusted; `reason` says which check it failed.
+
+    `stale_keys` says the keys it was checked with may be older than the token: it names
+    a key they do not hold, or names none and fails against the ones they hold (after a
+    rotation, a set of one key holds the old one).
+    """
 
     status = 401
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(self, reason: str, detail: str = "", *, stale_keys: bool = False) -> None:
         self.reason = reason
         self.detail = detail
+        self.stale_keys = stale_keys
         super().__init__(_TOKEN_REASONS[reason], code="oidc_token_invalid")
 
 
@@ -93,9 +99,10 @@ def validate_id_token(
             registry=JWSRegistry(algorithms=allowed, strict_check_header=False),
         )
     except InvalidKeyIdError as exc:
-        raise IdTokenRejected("unknown_key", str(exc)) from exc
+        raise IdTokenRejected("unknown_key", str(exc), stale_keys=True) from exc
     except BadSignatureError as exc:
-        raise IdTokenRejected("signature", str(exc)) from exc
+        stale = _names_no_key(id_token)
+        raise IdTokenRejected("signature", str(exc), stale_keys=stale) from exc
     except (UnsupportedAlgorithmError, MissingAlgorithmError) as exc:
         raise IdTokenRejected("algorithm", str(exc)) from exc
     except (JoseError, ValueError, TypeError, KeyError) as exc:
@@ -137,6 +144,14 @@ def validate_id_token(
     if not isinstance(claims.get("sub"), str) or not claims["sub"]:
         raise IdTokenRejected("claims", "sub is not a string")
     return dict(claims)
+
+
+def _names_no_key(id_token: str) -> bool:
+    try:
+        header = jws.extract_compact(id_token.encode("ascii")).protected
+    except (JoseError, ValueError, TypeError):
+        return False
+    return header.get("kid") is None
 
 
 def _check_token_json(id_token: str) -> None:
