@@ -1,23 +1,21 @@
 """Sign-in through an OpenID Connect provider: a real provider (oidc-provider-mock) on
-loopback for the whole flow, and the ID token checks one by one with tokens minted here."""
+loopback for the whole flow, and its discovery document and key set kept across sign-ins.
+The ID token checks one by one are in test_oidc_tokens.py, the directory's own rules in
+test_oidc_discovery.py."""
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
-import json
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
-from joserfc import jwt
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc.jwk import KeySet, RSAKey
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
@@ -25,13 +23,8 @@ from sqlalchemy import func, select
 from gateway.app import create_app
 from gateway.config import OidcProvider, Settings
 from gateway.db.models import Account, Evidence, OidcIdentity
-from gateway.identity.oidc import (
-    IdTokenRejected,
-    ProviderDirectory,
-    ProviderUnavailable,
-    s256_challenge,
-    validate_id_token,
-)
+from gateway.identity.oidc_pages import DIRECTORY_STATE
+from gateway.identity.oidc_providers import ProviderDirectory, bounded
 from gateway.runtime import Runtime
 from tests.fixtures.oidc import MockIssuer
 from tests.http.portal import HTML, Http, Mailbox, confirm_email, submit
@@ -164,7 +157,7 @@ async def test_first_sign_in_creates_a_verified_account_and_the_next_one_reuses_
     exchange = next(r for r in gateway.issuer.token_requests if r.form.get("code") == code)
     assert exchange.form["grant_type"] == "authorization_code"
     assert exchange.form["redirect_uri"] == CALLBACK
-    assert s256_challenge(exchange.form["code_verifier"]) == asked["code_challenge"]
+    assert create_s256_code_challenge(exchange.form["code_verifier"]) == asked["code_challenge"]
     basic = f"{gateway.provider.client_id}:{gateway.provider.client_secret}".encode()
     assert exchange.authorization == f"Basic {base64.b64encode(basic).decode()}"
 
@@ -411,185 +404,76 @@ async def test_an_unreachable_provider_is_a_clear_502(settings: Settings) -> Non
     assert "Down ID could not be reached" in answer.text
 
 
-# --- discovery ---------------------------------------------------------------------------
+# --- discovery and keys, kept across sign-ins ---------------------------------------
 
 
-async def test_discovery_is_cached_for_its_ttl(oidc_issuer: MockIssuer) -> None:
-    seen: list[str] = []
-    clock = [1000.0]
-
-    async def count(request: httpx2.Request) -> None:
-        seen.append(request.url.path)
-
-    directory = ProviderDirectory(
-        ttl_seconds=60,
-        monotonic=lambda: clock[0],
-        http=lambda: httpx2.AsyncClient(event_hooks={"request": [count]}),
-    )
-    provider = OidcProvider("mock", "Mock", oidc_issuer.url, "c", "s")
-    first = await directory.metadata(provider)
-    assert first.issuer == oidc_issuer.url
-    assert first.token_endpoint == f"{oidc_issuer.url}/oauth2/token"
-    assert first.signing_algorithms == ("RS256",)
-    assert len(list(await directory.keys(provider))) == 1
-    clock[0] += 59
-    assert await directory.metadata(provider) == first
-    assert seen == ["/.well-known/openid-configuration", "/jwks"]
-    clock[0] += 1
-    await directory.metadata(provider)
-    assert seen == ["/.well-known/openid-configuration", "/jwks"] * 2
-    await directory.keys(provider, refresh=True)
-    assert seen[-1] == "/jwks"
-
-
-async def test_a_discovery_document_for_another_issuer_is_refused() -> None:
-    def answer(request: httpx2.Request) -> httpx2.Response:
-        return httpx2.Response(
-            200,
-            json={
-                "issuer": "https://evil.example",
-                "authorization_endpoint": "https://evil.example/authorize",
-                "token_endpoint": "https://evil.example/token",
-                "jwks_uri": "https://evil.example/jwks",
-            },
-        )
-
-    directory = ProviderDirectory(
-        http=lambda: httpx2.AsyncClient(transport=httpx2.MockTransport(answer))
-    )
-    provider = OidcProvider("good", "Good ID", "https://id.good.example", "c", "s")
-    with pytest.raises(ProviderUnavailable, match="discovery document is not usable"):
-        await directory.metadata(provider)
-
-
-# --- the ID token, check by check ------------------------------------------------------
-
-ISSUER = "https://id.uni.example"
-CLIENT_ID = "release-gateway"
-NONCE = "n-0S6_WzA2Mj"
-NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def provider_key() -> RSAKey:
-    return RSAKey.generate_key(2048, parameters={"kid": "provider-1"})
-
-
-@pytest.fixture(scope="module")
-def other_key() -> RSAKey:
-    return RSAKey.generate_key(2048, parameters={"kid": "provider-1"})
-
-
-def _claims(**changes: Any) -> dict[str, Any]:
-    claims: dict[str, Any] = {
-        "iss": ISSUER,
-        "sub": "248289761001",
-        "aud": CLIENT_ID,
-        "exp": int((NOW + timedelta(minutes=5)).timestamp()),
-        "iat": int(NOW.timestamp()),
-        "nonce": NONCE,
-        "email": "jane@uni.example",
-        "email_verified": True,
-    }
-    claims.update(changes)
-    return {k: v for k, v in claims.items() if v is not None}
-
-
-def _mint(key: RSAKey, alg: str = "RS256", **changes: Any) -> str:
-    return jwt.encode({"alg": alg, "kid": key.kid}, _claims(**changes), key, algorithms=[alg])
-
-
-def _check(token: str, key: RSAKey) -> dict[str, Any]:
-    public = KeySet([RSAKey.import_key(key.as_dict(private=False))])
-    return validate_id_token(
-        token, public, issuer=ISSUER, client_id=CLIENT_ID, nonce=NONCE, now=NOW
-    )
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unsigned() -> str:
-    header = {"alg": "none", "kid": "provider-1"}
-    return f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(_claims()).encode())}."
-
-
-def _hmac_with_public_key(provider: RSAKey) -> str:
-    # Algorithm confusion: an HS256 "signature" keyed with what the provider publishes.
-    # joserfc refuses to build such a key, so the token is put together by hand.
-    header = {"alg": "HS256", "kid": "provider-1"}
-    signed = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(_claims()).encode())}"
-    mac = hmac.new(provider.as_pem(private=False), signed.encode(), hashlib.sha256)
-    return f"{signed}.{_b64(mac.digest())}"
-
-
-def test_a_genuine_id_token_passes(provider_key: RSAKey) -> None:
-    claims = _check(_mint(provider_key), provider_key)
-    assert claims["sub"] == "248289761001"
-    assert claims["email"] == "jane@uni.example"
-    # A list audience that holds the client id passes; so does a token in its last second,
-    # and one that expired within the minute of clock skew the gateway allows.
-    assert _check(_mint(provider_key, aud=[CLIENT_ID]), provider_key)["aud"] == [CLIENT_ID]
-    assert _check(_mint(provider_key, exp=int(NOW.timestamp()) + 1), provider_key)
-    assert _check(_mint(provider_key, exp=int(NOW.timestamp()) - 30), provider_key)
-
-
-FORGERIES: dict[str, tuple[str, Callable[[RSAKey, RSAKey], str]]] = {
-    "signed by another key with the provider's kid": (
-        "signature",
-        lambda provider, other: _mint(other),
-    ),
-    "signed by a key the provider does not publish": (
-        "unknown_key",
-        lambda provider, other: jwt.encode(
-            {"alg": "RS256", "kid": "someone-else"}, _claims(), other, algorithms=["RS256"]
-        ),
-    ),
-    "not signed at all": ("algorithm", lambda provider, other: _unsigned()),
-    "HMAC with the provider's public key as the secret": (
-        "algorithm",
-        lambda provider, other: _hmac_with_public_key(provider),
-    ),
-    "for another application": (
-        "audience",
-        lambda provider, other: _mint(provider, aud="someone-else"),
-    ),
-    "for several audiences, ours without azp": (
-        "audience",
-        lambda provider, other: _mint(provider, aud=["someone-else", CLIENT_ID]),
-    ),
-    "from another issuer": (
-        "issuer",
-        lambda provider, other: _mint(provider, iss="https://evil.example"),
-    ),
-    "for another sign-in attempt": (
-        "nonce",
-        lambda provider, other: _mint(provider, nonce="another-attempt"),
-    ),
-    "without a nonce": ("claims", lambda provider, other: _mint(provider, nonce=None)),
-    "expired": (
-        "expired",
-        lambda provider, other: _mint(provider, exp=int((NOW - timedelta(minutes=2)).timestamp())),
-    ),
-    "without an expiry": ("claims", lambda provider, other: _mint(provider, exp=None)),
-    "issued in the future": (
-        "issued_at",
-        lambda provider, other: _mint(provider, iat=int((NOW + timedelta(hours=1)).timestamp())),
-    ),
-    "without a subject": ("claims", lambda provider, other: _mint(provider, sub=None)),
-    "not a token": ("malformed", lambda provider, other: "not.a.token"),
-}
-
-
-@pytest.mark.parametrize("case", sorted(FORGERIES))
-def test_a_forged_or_wrong_id_token_is_refused_with_its_reason(
-    case: str, provider_key: RSAKey, other_key: RSAKey
+async def test_two_sign_ins_fetch_the_discovery_document_and_key_set_once(
+    gateway: Gateway,
 ) -> None:
-    reason, make = FORGERIES[case]
-    token = make(provider_key, other_key)
-    with pytest.raises(IdTokenRejected) as refused:
-        _check(token, provider_key)
-    assert refused.value.reason == reason
-    assert refused.value.status == 401
-    assert refused.value.message  # a sentence for the person signing in
+    discovery = gateway.issuer.fetches("/.well-known/openid-configuration")
+    jwks = gateway.issuer.fetches("/jwks")
+    for name in ("gail", "hank"):
+        subject = new_subject()
+        gateway.issuer.set_user(subject, {"email": f"{name}@uni.edu", "email_verified": True})
+        trip = await sign_in(gateway, subject)
+        assert trip.answer.status_code == 302, trip.answer.text
+        await submit(gateway.client, "/account", "/sign-out", {})
+    assert gateway.issuer.fetches("/.well-known/openid-configuration") == discovery + 1
+    assert gateway.issuer.fetches("/jwks") == jwks + 1
+
+
+class _KeysBeforeRotation(httpx2.AsyncBaseTransport):
+    """The provider's answers, except that the first key set fetched is the one it had
+    before it rotated to the key that signs its tokens now."""
+
+    def __init__(self, old_keys: dict[str, Any], seen: list[str]) -> None:
+        self._inner = bounded()
+        self._old_keys = old_keys
+        self._seen = seen
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        self._seen.append(request.url.path)
+        if request.url.path == "/jwks" and self._seen.count("/jwks") == 1:
+            return httpx2.Response(200, json=self._old_keys)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+async def test_a_token_signed_with_a_key_not_yet_fetched_fetches_the_key_set_again(
+    gateway: Gateway,
+) -> None:
+    seen: list[str] = []
+    clock = [5000.0]
+    old_key = RSAKey.generate_key(2048, parameters={"kid": "retired"})
+    old_keys = KeySet([RSAKey.import_key(old_key.as_dict(private=False))]).as_dict()
+    gateway.client.app.state[DIRECTORY_STATE] = ProviderDirectory(
+        key_refetch_seconds=60,
+        monotonic=lambda: clock[0],
+        http=lambda: httpx2.AsyncClient(transport=_KeysBeforeRotation(old_keys, seen)),
+    )
+    subjects = []
+    for name in ("ivy", "jon", "kim"):
+        subject = new_subject()
+        gateway.issuer.set_user(subject, {"email": f"{name}@uni.edu", "email_verified": True})
+        subjects.append(subject)
+
+    # The key set was fetched a moment ago: a token its keys do not check (the mock
+    # names no key in its tokens) is refused without asking the provider again.
+    first = await sign_in(gateway, subjects[0])
+    assert first.answer.status_code == 401, first.answer.text
+    assert "signature of its sign-in token does not match" in first.answer.text
+    assert seen == ["/.well-known/openid-configuration", "/jwks"]
+
+    # A minute on, the same refusal fetches the key set again, finds the new key, and
+    # the sign-in goes through; the next one fetches nothing.
+    clock[0] += 61
+    second = await sign_in(gateway, subjects[1])
+    assert second.answer.status_code == 302, second.answer.text
+    assert seen == ["/.well-known/openid-configuration", "/jwks", "/jwks"]
+    await submit(gateway.client, "/account", "/sign-out", {})
+    clock[0] += 1
+    third = await sign_in(gateway, subjects[2])
+    assert third.answer.status_code == 302, third.answer.text
+    assert seen == ["/.well-known/openid-configuration", "/jwks", "/jwks"]

@@ -6,23 +6,35 @@ import logging
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get
+from litestar.datastructures import State as AppState
+from litestar.di import NamedDependency, Provide
 from litestar.params import PathParameter, QueryParameter
 from litestar.response import Redirect, Template
 
 from gateway.config import OidcProvider
 from gateway.errors import GatewayError
-from gateway.identity import oidc
+from gateway.identity.oidc_flow import (
+    SESSION_PENDING,
+    SignInRefused,
+    authorization_request,
+    remember,
+    take_pending,
+    verified_identity,
+)
+from gateway.identity.oidc_linking import sign_in_with
+from gateway.identity.oidc_providers import ProviderDirectory, find_provider
 from gateway.portal.auth_pages import landing, safe_next
 from gateway.ratelimits import RateLimit
-from gateway.web import Limiter, Rt
+from gateway.web import Limiter, Rt, Uow
 from gateway.web.forms import form_page
 from gateway.web.secret_pages import SECRET_PAGE
 from gateway.web.session import sign_in_session
 
 logger = logging.getLogger("gateway.identity.oidc")
 
-# The provider directory lives in the app's state: one per process, made on first use.
-_DIRECTORY = "oidc_directory"
+# The provider directory lives in the app's state: one per process, made on first use
+# (tests may put one of their own there first).
+DIRECTORY_STATE = "oidc_directory"
 
 ProviderName = Annotated[str, PathParameter(description="The provider's name in gateway.toml")]
 Next = Annotated[str, QueryParameter(description="Where to go after signing in")]
@@ -34,13 +46,15 @@ Code = Annotated[str | None, QueryParameter(description="The authorization code"
 ProviderError = Annotated[str | None, QueryParameter(description="The provider's refusal, if any")]
 
 
-def _directory(request: Request[Any, Any, Any]) -> oidc.ProviderDirectory:
-    state = request.app.state
-    directory = state.get(_DIRECTORY)
-    if not isinstance(directory, oidc.ProviderDirectory):
-        directory = oidc.ProviderDirectory()
-        state[_DIRECTORY] = directory
+def provide_directory(state: AppState) -> ProviderDirectory:
+    directory = state.get(DIRECTORY_STATE)
+    if not isinstance(directory, ProviderDirectory):
+        directory = ProviderDirectory()
+        state[DIRECTORY_STATE] = directory
     return directory
+
+
+Directory = NamedDependency[ProviderDirectory]
 
 
 def _session(request: Request[Any, Any, Any]) -> dict[str, Any]:
@@ -54,7 +68,7 @@ def _failed(error: GatewayError) -> Template:
 
 def _provider(runtime: Rt, name: str) -> OidcProvider | Template:
     try:
-        return oidc.find_provider(runtime.settings, name)
+        return find_provider(runtime.settings, name)
     except GatewayError as exc:
         return form_page("auth/message.html", error=exc, title="Unknown sign-in provider")
 
@@ -63,12 +77,14 @@ class OidcPages(Controller):
     include_in_schema = False
     # The callback's address carries a one-time authorization code.
     opt = SECRET_PAGE
+    dependencies = {"directory": Provide(provide_directory, sync_to_thread=False)}
 
     @get("/sign-in/oidc/{provider:str}")
     async def start(
         self,
         request: Request[Any, Any, Any],
         runtime: Rt,
+        directory: Directory,
         provider: ProviderName,
         next: Next = "",
     ) -> Template | Redirect:
@@ -76,15 +92,15 @@ class OidcPages(Controller):
         if isinstance(chosen, Template):
             return chosen
         try:
-            metadata = await _directory(request).metadata(chosen)
+            metadata = await directory.metadata(chosen)
         except GatewayError as exc:
             return _failed(exc)
         now = runtime.clock().timestamp()
-        url, pending = oidc.authorization_request(
+        url, pending = await authorization_request(
             runtime.settings, chosen, metadata, next_path=safe_next(next, default=""), now=now
         )
         session = _session(request)
-        request.set_session({**session, oidc.SESSION_PENDING: oidc.remember(session, pending, now)})
+        request.set_session({**session, SESSION_PENDING: remember(session, pending, now)})
         return Redirect(url)
 
     @get("/sign-in/oidc/{provider:str}/callback")
@@ -92,6 +108,8 @@ class OidcPages(Controller):
         self,
         request: Request[Any, Any, Any],
         runtime: Rt,
+        uow: Uow,
+        directory: Directory,
         limiter: Limiter,
         provider: ProviderName,
         oidc_state: State = None,
@@ -103,13 +121,13 @@ class OidcPages(Controller):
             return chosen
         session = _session(request)
         try:
-            pending, remaining = oidc.take_pending(
+            pending, remaining = take_pending(
                 session, chosen, oidc_state, runtime.clock().timestamp()
             )
         except GatewayError as exc:
             return _failed(exc)
         # The attempt is used up, whatever happens next.
-        request.set_session({**session, oidc.SESSION_PENDING: remaining})
+        request.set_session({**session, SESSION_PENDING: remaining})
         address = request.client.host if request.client else None
         try:
             if error is not None:
@@ -118,16 +136,14 @@ class OidcPages(Controller):
                     if error == "access_denied"
                     else f"the provider answered {error[:100]!r}"
                 )
-                raise oidc.SignInRefused(chosen, reason, code="oidc_denied")
+                raise SignInRefused(chosen, reason, code="oidc_denied")
             if not code:
-                raise oidc.SignInRefused(
+                raise SignInRefused(
                     chosen, "the provider sent no authorization code", code="oidc_code_missing"
                 )
             await limiter.take(RateLimit.OIDC_SIGN_IN_PER_ADDRESS, address or "unknown")
-            identity = await oidc.verified_identity(
-                runtime, _directory(request), chosen, pending, code
-            )
-            account = await oidc.sign_in_with(runtime, chosen, identity, address=address)
+            identity = await verified_identity(runtime, directory, chosen, pending, code)
+            account = await sign_in_with(uow, chosen, identity, address=address)
         except GatewayError as exc:
             logger.info("oidc %s: sign-in refused: %s (%s)", chosen.name, exc.code, exc.message)
             return _failed(exc)
