@@ -21,7 +21,6 @@ import hashlib
 import logging
 import secrets
 import time
-import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,10 +49,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import evidence
-from gateway.accounts.service import find_account, normalise_email
 from gateway.config import OidcProvider, Settings
 from gateway.db.models import Account, OidcIdentity
 from gateway.errors import Conflict, GatewayError, InvalidInput, NotFound
+from gateway.identity.accounts import create_account, normalise_email
+from gateway.identity.repository import find_account
 from gateway.identity.sessions import end_sessions
 from gateway.jsonlimits import (
     PROVIDER_ANSWER,
@@ -766,24 +766,14 @@ async def _link_by_email(
     account = await find_account(session, email)
     password_removed = False
     if account is None:
-        account = Account(
-            id=str(uuid.uuid4()),
-            email=email,
-            display_name=identity.name,
-            is_operator=False,
-            status="active",
-            password_hash=None,
-            created_at=now,
-            email_verified_at=now,
-        )
-        session.add(account)
-        await session.flush()
-        evidence.record(
+        account = await create_account(
             session,
-            ev.AccountSignedUp(email=email, client_address=address, method=method),
-            actor=ev.Actor.account(account.id),
-            at=now,
-            account_id=account.id,
+            email,
+            now=now,
+            actor=None,
+            payload=ev.AccountSignedUp(email=email, client_address=address, method=method),
+            display_name=identity.name,
+            email_verified_at=now,
         )
     else:
         other = await session.scalar(

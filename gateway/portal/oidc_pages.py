@@ -12,7 +12,7 @@ from litestar.response import Redirect, Template
 from gateway.config import OidcProvider
 from gateway.errors import GatewayError
 from gateway.identity import oidc
-from gateway.portal.auth_pages import landing, safe_next
+from gateway.identity.pages import landing, safe_next
 from gateway.ratelimits import RateLimit
 from gateway.web import Limiter, Rt
 from gateway.web.forms import form_page

@@ -15,7 +15,6 @@ from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from gateway import evidence
-from gateway.accounts.service import create_account
 from gateway.config import Settings
 from gateway.db.engine import make_engine, make_sessionmaker
 from gateway.db.models import Account, Evidence
@@ -23,6 +22,7 @@ from gateway.db.uow import UnitOfWork, UnitOfWorkError, in_unit, joined, run_uni
 from gateway.errors import DatabaseUnavailable, Denied
 from gateway.runtime import Runtime, build_runtime
 from stages.access import Reason
+from tests.accounts import create_account
 
 pytestmark = pytest.mark.anyio
 KIND = "test.unit_of_work"
