@@ -50,6 +50,15 @@ class SignInFailed(GatewayError):
         super().__init__("wrong email or password", code="sign_in_failed")
 
 
+async def signed_in_account(uow: UnitOfWork, account_id: str) -> Account | None:
+    """The account a browser's session names, or None if it was deleted. The read ends at
+    once (its connection goes back to the pool): pages not yet on the unit of work write
+    through a session of their own, and on SQLite a snapshot kept open would hide it."""
+    account = await repository.get_account(uow.session, account_id)
+    await uow.end_read()
+    return account
+
+
 async def sign_up(
     uow: UnitOfWork,
     limiter: RateLimiter,
