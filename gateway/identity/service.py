@@ -372,9 +372,10 @@ async def create_first_operator(
     rt = uow.rt
     now = rt.clock()
     session = await uow.write()
-    await redeem_link(session, "operator_setup", secret, now)
+    # Refused before the link is used: the page answers a refusal, and the unit commits.
     if await repository.count_operators(session):
         raise Conflict("an operator already exists; sign in instead", code="setup_done")
+    await redeem_link(session, "operator_setup", secret, now)
     set_up = ev.AccountOperatorSetUp(email=address)
     account = await repository.find_account(session, address)
     if account is None:
