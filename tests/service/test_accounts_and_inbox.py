@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from gateway.db.models import Account, Evidence, Notification
 from gateway.db.uow import UnitOfWork, unit_of_work
 from gateway.errors import Conflict, InvalidInput
+from gateway.identity import repository
 from gateway.identity.accounts import add_account, create_account
 from gateway.notify.service import inbox_page, mark_read, notify
 from gateway.runtime import Runtime
@@ -110,3 +111,28 @@ async def test_mark_read_touches_only_the_accounts_own_entries(runtime: Runtime)
             select(Notification.read_at).where(Notification.account_id == ada.id)
         )
         assert all(at is not None for at in read)
+
+
+async def test_an_address_taken_by_a_concurrent_writer_is_refused_and_nothing_else_lost(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await make_account(runtime, "ada@uni.edu", operator=False, actor="t")
+
+    async def not_seen(session: object, email: str) -> None:
+        # As if another writer committed the row after this one looked.
+        return None
+
+    async def work(uow: UnitOfWork) -> str:
+        session = await uow.write()
+        bob = await create_account(session, "bob@uni.edu", now=runtime.clock(), actor=OPS)
+        monkeypatch.setattr(repository, "find_account", not_seen)
+        with pytest.raises(Conflict) as taken:
+            await create_account(session, "ada@uni.edu", now=runtime.clock(), actor=OPS)
+        assert taken.value.code == "account_exists"
+        return bob.id
+
+    bob_id = await within(runtime, work)
+    async with unit_of_work(runtime) as uow:
+        assert await uow.session.get(Account, bob_id) is not None
+        emails = await uow.session.scalars(select(Account.email).order_by(Account.email))
+        assert list(emails) == ["ada@uni.edu", "bob@uni.edu"]
