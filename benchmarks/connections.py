@@ -95,13 +95,15 @@ def database_url(admin_url: str, name: str) -> str:
 
 async def prepare_release_and_keys(env: dict[str, str], work: Path, count: int) -> list[str]:
     """Publish and open the release; one account, grant and key per request."""
-    from gateway.accounts.service import create_account
     from gateway.config import load_settings
+    from gateway.db.uow import run_unit
     from gateway.grants.service import create_grant
+    from gateway.identity.accounts import add_account
     from gateway.keys.service import create_key
     from gateway.publishing.service import PublishRequest, publish_release
     from gateway.runtime import build_runtime
     from gateway.staging.service import move_release
+    from stages.actors import Actor
     from stages.names import parse_model_ref
     from stages.release import Move
 
@@ -124,7 +126,12 @@ async def prepare_release_and_keys(env: dict[str, str], work: Path, count: int) 
         secrets = []
         for n in range(count):
             email = f"burst{n}@example.org"
-            account = await create_account(rt, email, operator=False, actor="bench")
+            account = await run_unit(
+                rt,
+                lambda uow, email=email: add_account(
+                    uow, email, operator=False, actor=Actor.parse("bench")
+                ),
+            )
             await create_grant(
                 rt, email=email, model=ref, tier="researcher", days=None, actor="bench"
             )

@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.accounts.service import create_account
 from gateway.grants.service import create_grant
 from gateway.keys.service import create_key
 from gateway.runtime import Runtime
 from gateway.staging.service import move_release
 from stages.names import parse_model_ref
 from stages.release import Move
+from tests.accounts import create_account
 from tests.sample import publish
 
 MODEL = parse_model_ref("acme/sample")

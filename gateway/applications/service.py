@@ -19,11 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from gateway import evidence
-from gateway.accounts.service import ensure_active
 from gateway.applications.operator_notices import tell_operators
 from gateway.db.models import Account, Application, ApplicationEvent, Grant, Model, Release
 from gateway.errors import Conflict, GatewayError, InvalidInput, NotFound
 from gateway.grants.service import add_grant
+from gateway.identity.accounts import ensure_active
 from gateway.notify.service import notify
 from gateway.runtime import Runtime
 from gateway.text import clean_text

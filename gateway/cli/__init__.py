@@ -18,7 +18,7 @@ from gateway import __version__
 # kept here so that listing the commands imports none of them; a test holds it to the
 # command's own help.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "accounts": ("gateway.cli.accounts:accounts", "Accounts and operators."),
+    "accounts": ("gateway.identity.cli:accounts", "Accounts and operators."),
     "appeals": (
         "gateway.cli.enforce:appeals",
         "Appeals against enforcement actions, and the operators' decisions.",

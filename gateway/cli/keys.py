@@ -9,7 +9,6 @@ from datetime import datetime
 import click
 from rich.table import Table
 
-from gateway.accounts.service import find_account, normalise_email
 from gateway.cli.support import out, run
 from gateway.credentials.key_encryption import (
     ROTATE_THE_SETTING,
@@ -19,6 +18,8 @@ from gateway.credentials.key_encryption import (
 from gateway.db.models import Account, ApiKey
 from gateway.db.uow import UnitOfWork, in_unit, run_unit
 from gateway.errors import NotFound
+from gateway.identity.accounts import normalise_email
+from gateway.identity.repository import find_account
 from gateway.keys.service import SCOPES, create_key, list_keys, revoke_key, state_of
 from gateway.keys.url_signing import Rotation, reseal_url_signing_keys, rotate_url_signing
 from gateway.runtime import Runtime, cli_actor

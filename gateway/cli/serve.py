@@ -13,6 +13,7 @@ import click
 from gateway.cli.support import ensure_schema, out, reported_errors, settings
 from gateway.config import DEFAULT_PUBLIC_URL
 from gateway.db import migrate
+from gateway.db.uow import run_unit
 from gateway.identity.service import SetupLink, operator_setup_link
 from gateway.runtime import Runtime, build_runtime
 
@@ -125,6 +126,6 @@ async def _prepare(runtime: Runtime, demo: bool) -> tuple[list[str], SetupLink |
         # A wrong or missing key-encryption key stops the start here, naming it.
         await runtime.prepare()
         seeded = await seed_demo(runtime) if demo else []
-        return seeded, await operator_setup_link(runtime)
+        return seeded, await run_unit(runtime, operator_setup_link)
     finally:
         await runtime.close()

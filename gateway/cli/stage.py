@@ -7,10 +7,11 @@ from pathlib import Path
 
 import click
 
-from gateway.accounts.service import find_account, normalise_email
 from gateway.cli.support import out, parse_or_fail, reported_errors, run
 from gateway.db.models import EvidenceAttachment
 from gateway.errors import InvalidInput, NotFound
+from gateway.identity.accounts import normalise_email
+from gateway.identity.repository import find_account
 from gateway.runtime import Runtime, cli_actor
 from gateway.staging.evidence_files import EVIDENCE_FILE_LIMIT_TEXT, read_evidence_file
 from gateway.staging.promotion import (

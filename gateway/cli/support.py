@@ -15,6 +15,7 @@ from rich.text import Text
 
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.db.migrate import pending_revisions
+from gateway.db.uow import UnitOfWork, in_unit
 from gateway.errors import GatewayError
 from gateway.runtime import Runtime, build_runtime
 from gateway.storage import SourceUnreadable, StorageError
@@ -75,6 +76,11 @@ def run(call: Callable[[Runtime], Awaitable[T]], *, check_migrations: bool = Tru
                 await runtime.close()
 
         return asyncio.run(go())
+
+
+def run_in_unit(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+    """`run` one service call in one unit of work, committed when it returns."""
+    return run(in_unit(work))
 
 
 def ensure_schema(config: Settings) -> None:

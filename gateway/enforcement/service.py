@@ -25,7 +25,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import evidence
-from gateway.accounts.service import normalise_email
 from gateway.db.models import (
     Account,
     Appeal,
@@ -34,6 +33,7 @@ from gateway.db.models import (
     IncidentAccount,
 )
 from gateway.errors import Conflict, FieldChecks, InvalidInput, NotFound
+from gateway.identity.accounts import normalise_email
 from gateway.identity.sessions import end_sessions
 from gateway.notify.service import notify
 from gateway.runtime import Runtime

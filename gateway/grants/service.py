@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from gateway import evidence
-from gateway.accounts.service import find_account, normalise_email
 from gateway.db.models import Account, Grant, Model
 from gateway.errors import Conflict, InvalidInput, NotFound
+from gateway.identity.accounts import normalise_email
+from gateway.identity.repository import find_account
 from gateway.runtime import Runtime
 from gateway.text import clean_text
 from stages import evidence as ev

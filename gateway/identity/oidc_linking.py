@@ -14,23 +14,22 @@ Rules of this module:
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import evidence
-from gateway.accounts.service import find_account, normalise_email
 from gateway.config import OidcProvider
 from gateway.db.models import Account, OidcIdentity
 from gateway.db.uow import UnitOfWork
 from gateway.errors import Conflict, GatewayError, InvalidInput
 from gateway.identity import oidc_repository as repository
+from gateway.identity.accounts import create_account, normalise_email
 from gateway.identity.oidc_flow import ProviderIdentity, SignInRefused
+from gateway.identity.repository import find_account
 from gateway.identity.sessions import end_sessions
 from stages import evidence as ev
-from stages.enforcement import AccountStatus
 
 
 class EmailNotVerified(GatewayError):
@@ -178,23 +177,12 @@ async def _new_account(
     method: str,
 ) -> Account:
     """An account for an email the provider verified, with no password."""
-    account = Account(
-        id=str(uuid.uuid4()),
-        email=email,
+    return await create_account(
+        session,
+        email,
+        now=now,
+        actor=None,
+        payload=ev.AccountSignedUp(email=email, client_address=address, method=method),
         display_name=display_name,
-        is_operator=False,
-        status=AccountStatus.ACTIVE,
-        password_hash=None,
-        created_at=now,
         email_verified_at=now,
     )
-    session.add(account)
-    await session.flush()
-    evidence.record(
-        session,
-        ev.AccountSignedUp(email=email, client_address=address, method=method),
-        actor=ev.Actor.account(account.id),
-        at=now,
-        account_id=account.id,
-    )
-    return account

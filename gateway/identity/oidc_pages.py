@@ -23,7 +23,7 @@ from gateway.identity.oidc_flow import (
 )
 from gateway.identity.oidc_linking import sign_in_with
 from gateway.identity.oidc_providers import ProviderDirectory, find_provider
-from gateway.portal.auth_pages import landing, safe_next
+from gateway.identity.pages import landing, safe_next
 from gateway.ratelimits import RateLimit
 from gateway.web import Limiter, Rt, Uow
 from gateway.web.forms import form_page

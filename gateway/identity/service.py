@@ -13,18 +13,18 @@ Rules of this module:
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import evidence
-from gateway.accounts.service import find_account, normalise_email
 from gateway.db.models import Account
+from gateway.db.uow import UnitOfWork, run_unit
 from gateway.errors import Conflict, FieldChecks, GatewayError, InvalidInput
+from gateway.identity import repository
+from gateway.identity.accounts import create_account, normalise_email
 from gateway.identity.links import issue_link, link_state, redeem_link
 from gateway.identity.passwords import (
     check_strength,
@@ -50,8 +50,17 @@ class SignInFailed(GatewayError):
         super().__init__("wrong email or password", code="sign_in_failed")
 
 
+async def signed_in_account(uow: UnitOfWork, account_id: str) -> Account | None:
+    """The account a browser's session names, or None if it was deleted. The read ends at
+    once (its connection goes back to the pool): pages not yet on the unit of work write
+    through a session of their own, and on SQLite a snapshot kept open would hide it."""
+    account = await repository.get_account(uow.session, account_id)
+    await uow.end_read()
+    return account
+
+
 async def sign_up(
-    rt: Runtime,
+    uow: UnitOfWork,
     limiter: RateLimiter,
     *,
     email: str,
@@ -65,6 +74,8 @@ async def sign_up(
     For an address that already has an account nothing is created and its owner is told
     by mail; the caller answers the same either way. Returns the normalised address.
     """
+    # The limiter counts on a connection of its own: ours goes back to the pool first.
+    await uow.end_read()
     await limiter.take(RateLimit.SIGN_UP_PER_ADDRESS, address or "unknown")
     checks = FieldChecks()
     checked_email = checks.check("email", lambda: normalise_email(email))
@@ -74,54 +85,36 @@ async def sign_up(
     checks.done()
     assert checked_email is not None
     address_email = checked_email
-    display_name, affiliation = name or "", works_at or ""
     password_hash = hash_password(password)
-    try:
-        await _sign_up(rt, address_email, password_hash, display_name, affiliation, address)
-    except IntegrityError:
-        # Someone signed up with the same address just now: theirs is the account.
-        await _sign_up(rt, address_email, password_hash, display_name, affiliation, address)
+    rt = uow.rt
+    session = await uow.write()
+    existing = await repository.find_account(session, address_email)
+    if existing is None:
+        try:
+            account = await create_account(
+                session,
+                address_email,
+                now=rt.clock(),
+                actor=None,
+                payload=ev.AccountSignedUp(email=address_email, client_address=address),
+                display_name=name or "",
+                affiliation=works_at or "",
+                password_hash=password_hash,
+            )
+        except Conflict:
+            # Someone signed up with the same address just now: theirs is the account.
+            existing = await repository.find_account(session, address_email)
+            if existing is None:
+                raise
+        else:
+            await _send_verification(rt, session, account)
+            return address_email
+    _tell_owner_of_sign_up(rt, session, existing, address)
     return address_email
 
 
 def _one_line(text: str, field: str) -> str:
     return clean_text(text, field=field, max_length=200, multiline=False) or ""
-
-
-async def _sign_up(
-    rt: Runtime,
-    address_email: str,
-    password_hash: str,
-    display_name: str,
-    affiliation: str,
-    address: str | None,
-) -> None:
-    now = rt.clock()
-    async with rt.transaction() as session:
-        existing = await find_account(session, address_email)
-        if existing is not None:
-            _tell_owner_of_sign_up(rt, session, existing, address)
-            return
-        account = Account(
-            id=str(uuid.uuid4()),
-            email=address_email,
-            display_name=display_name.strip(),
-            affiliation=affiliation.strip(),
-            is_operator=False,
-            status="active",
-            password_hash=password_hash,
-            created_at=now,
-        )
-        session.add(account)
-        await session.flush()
-        await _send_verification(rt, session, account)
-        evidence.record(
-            session,
-            ev.AccountSignedUp(email=address_email, client_address=address),
-            actor=ev.Actor.account(account.id),
-            at=now,
-            account_id=account.id,
-        )
 
 
 def _tell_owner_of_sign_up(
@@ -175,30 +168,29 @@ async def _send_verification(rt: Runtime, session: AsyncSession, account: Accoun
     )
 
 
-async def resend_verification(rt: Runtime, account_id: str) -> None:
-    async with rt.transaction() as session:
-        account = await session.get(Account, account_id)
-        if account is None or account.email_verified_at is not None:
-            return
-        await _send_verification(rt, session, account)
+async def resend_verification(uow: UnitOfWork, account_id: str) -> None:
+    account = await repository.get_account(uow.session, account_id)
+    if account is None or account.email_verified_at is not None:
+        return
+    await _send_verification(uow.rt, await uow.write(), account)
 
 
-async def verify_email(rt: Runtime, secret: str, *, address: str | None = None) -> Account:
+async def verify_email(uow: UnitOfWork, secret: str, *, address: str | None = None) -> Account:
     """Confirm the address a link was mailed to; the caller signs the browser in."""
-    now = rt.clock()
-    async with rt.transaction() as session:
-        link = await redeem_link(session, "verify_email", secret, now)
-        account = await session.get(Account, link.account_id)
-        assert account is not None
-        account.email_verified_at = now
-        evidence.record(
-            session,
-            ev.AccountEmailVerified(email=account.email),
-            actor=ev.Actor.account(account.id),
-            at=now,
-            account_id=account.id,
-        )
-        _signed_in_by_link(session, account, now, "email_confirmation", address)
+    now = uow.rt.clock()
+    session = await uow.write()
+    link = await redeem_link(session, "verify_email", secret, now)
+    account = await repository.get_account(session, link.account_id or "")
+    assert account is not None
+    account.email_verified_at = now
+    evidence.record(
+        session,
+        ev.AccountEmailVerified(email=account.email),
+        actor=ev.Actor.account(account.id),
+        at=now,
+        account_id=account.id,
+    )
+    _signed_in_by_link(session, account, now, "email_confirmation", address)
     return account
 
 
@@ -215,11 +207,12 @@ def _signed_in_by_link(
 
 
 async def sign_in(
-    rt: Runtime, limiter: RateLimiter, *, email: str, password: str, address: str | None
+    uow: UnitOfWork, limiter: RateLimiter, *, email: str, password: str, address: str | None
 ) -> Account:
     """The account for a correct email and password. Failures are limited per address and
     slowed down per account *and* address, so a stranger's wrong guesses never lock the
-    owner out; a correct password gives both its counts back."""
+    owner out; a correct password gives both its counts back, once the sign-in is stored."""
+    await uow.end_read()
     from_address = await limiter.take(RateLimit.SIGN_IN_PER_ADDRESS, address or "unknown")
     try:
         normalised = normalise_email(email)
@@ -228,29 +221,34 @@ async def sign_in(
     on_account = await limiter.take(
         RateLimit.SIGN_IN_FAILURES, f"{normalised} {address or 'unknown'}"
     )
-    now = rt.clock()
-    async with rt.transaction() as session:
-        account = await find_account(session, normalised)
-        if not verify_password(account.password_hash if account else None, password):
-            raise SignInFailed
-        assert account is not None
-        assert account.password_hash is not None
-        if needs_rehash(account.password_hash):
-            account.password_hash = hash_password(password)
-        evidence.record(
-            session,
-            ev.AccountSignedIn(method="password", client_address=address),
-            actor=ev.Actor.account(account.id),
-            at=now,
-            account_id=account.id,
-        )
-    await limiter.give_back(from_address)
-    await limiter.give_back(on_account)
+    now = uow.rt.clock()
+    account = await repository.find_account(uow.session, normalised)
+    if not verify_password(account.password_hash if account else None, password):
+        raise SignInFailed
+    assert account is not None
+    assert account.password_hash is not None
+    session = await uow.write()
+    if needs_rehash(account.password_hash):
+        account.password_hash = hash_password(password)
+    evidence.record(
+        session,
+        ev.AccountSignedIn(method="password", client_address=address),
+        actor=ev.Actor.account(account.id),
+        at=now,
+        account_id=account.id,
+    )
+
+    async def give_back() -> None:
+        # After the commit: the limiter writes on a connection of its own.
+        await limiter.give_back(from_address)
+        await limiter.give_back(on_account)
+
+    uow.after_commit(give_back)
     return account
 
 
 async def request_password_reset(
-    rt: Runtime, limiter: RateLimiter, email: str, address: str | None = None
+    limiter: RateLimiter, email: str, address: str | None = None
 ) -> str | None:
     """Count a reset request; the address to pass to `send_password_reset`, if well-formed.
 
@@ -267,67 +265,69 @@ async def request_password_reset(
 
 
 async def send_password_reset(rt: Runtime, normalised: str) -> None:
-    """Mail a reset link if the address has an account; runs after the request's answer."""
+    """Mail a reset link if the address has an account, in a unit of work of its own: it
+    runs after the request's answer, as a background task."""
     try:
-        await _send_password_reset(rt, normalised)
+        await run_unit(rt, lambda uow: _send_password_reset(uow, normalised))
     except (GatewayError, SQLAlchemyError):
         # Nobody waits for this: the log is the only place the failure can go.
         logger.exception("could not send the password reset link")
 
 
-async def _send_password_reset(rt: Runtime, normalised: str) -> None:
+async def _send_password_reset(uow: UnitOfWork, normalised: str) -> None:
+    rt = uow.rt
     now = rt.clock()
-    async with rt.transaction() as session:
-        account = await find_account(session, normalised)
-        if account is None:
-            return
-        secret = await issue_link(session, "reset_password", account.id, now)
-        link = f"{rt.settings.public_url}/reset-password?token={secret}"
-        notify(
-            session,
-            rt.settings,
-            account_id=account.id,
-            kind="account.reset_password",
-            subject="Reset your password",
-            body=f"Someone asked to reset the password of {account.email}. A link to do it "
-            "was sent to that address; if it was not you, ignore it.",
-            link=None,
-            now=now,
-            email=account.email,
-            mail_only=MailOnly(
-                body=f"Someone asked to reset the password of {account.email}. "
-                f"If it was you: {link}\n"
-                "The link works once, for one hour. If it was not you, ignore this message.",
-                link=link,
-            ),
-        )
+    account = await repository.find_account(uow.session, normalised)
+    if account is None:
+        return
+    session = await uow.write()
+    secret = await issue_link(session, "reset_password", account.id, now)
+    link = f"{rt.settings.public_url}/reset-password?token={secret}"
+    notify(
+        session,
+        rt.settings,
+        account_id=account.id,
+        kind="account.reset_password",
+        subject="Reset your password",
+        body=f"Someone asked to reset the password of {account.email}. A link to do it "
+        "was sent to that address; if it was not you, ignore it.",
+        link=None,
+        now=now,
+        email=account.email,
+        mail_only=MailOnly(
+            body=f"Someone asked to reset the password of {account.email}. "
+            f"If it was you: {link}\n"
+            "The link works once, for one hour. If it was not you, ignore this message.",
+            link=link,
+        ),
+    )
 
 
 async def reset_password(
-    rt: Runtime, secret: str, password: str, *, address: str | None = None
+    uow: UnitOfWork, secret: str, password: str, *, address: str | None = None
 ) -> Account:
     """Set a new password through a reset link; every session of the account ends."""
     checks = FieldChecks()
     checks.check("password", lambda: check_strength(password))
     checks.done()
     new_hash = hash_password(password)
-    now = rt.clock()
-    async with rt.transaction() as session:
-        link = await redeem_link(session, "reset_password", secret, now)
-        account = await session.get(Account, link.account_id)
-        assert account is not None
-        account.password_hash = new_hash
-        # Reaching the mailbox proves the address.
-        account.email_verified_at = account.email_verified_at or now
-        ended = await end_sessions(session, account.id)
-        evidence.record(
-            session,
-            ev.AccountPasswordReset(sessions_ended=ended),
-            actor=ev.Actor.account(account.id),
-            at=now,
-            account_id=account.id,
-        )
-        _signed_in_by_link(session, account, now, "password_reset", address)
+    now = uow.rt.clock()
+    session = await uow.write()
+    link = await redeem_link(session, "reset_password", secret, now)
+    account = await repository.get_account(session, link.account_id or "")
+    assert account is not None
+    account.password_hash = new_hash
+    # Reaching the mailbox proves the address.
+    account.email_verified_at = account.email_verified_at or now
+    ended = await end_sessions(session, account.id)
+    evidence.record(
+        session,
+        ev.AccountPasswordReset(sessions_ended=ended),
+        actor=ev.Actor.account(account.id),
+        at=now,
+        account_id=account.id,
+    )
+    _signed_in_by_link(session, account, now, "password_reset", address)
     return account
 
 
@@ -336,33 +336,30 @@ class SetupLink:
     url: str
 
 
-async def operator_setup_link(rt: Runtime) -> SetupLink | None:
+async def operator_setup_link(uow: UnitOfWork) -> SetupLink | None:
     """A one-time link that creates the first operator, while there is none."""
-    now = rt.clock()
-    async with rt.transaction() as session:
-        operators = await session.scalar(
-            select(func.count()).select_from(Account).where(Account.is_operator.is_(True))
-        )
-        if operators:
-            return None
-        secret = await issue_link(session, "operator_setup", None, now)
+    rt = uow.rt
+    if await repository.count_operators(uow.session):
+        return None
+    session = await uow.write()
+    # Counted again under the write lock: an operator made meanwhile needs no link.
+    if await repository.count_operators(session):
+        return None
+    secret = await issue_link(session, "operator_setup", None, rt.clock())
     return SetupLink(url=f"{rt.settings.public_url}/setup?token={secret}")
 
 
-async def setup_link_used(rt: Runtime, secret: str) -> bool:
+async def setup_link_used(uow: UnitOfWork, secret: str) -> bool:
     """Whether a setup link has done its work: it was used, or an operator exists now."""
-    async with rt.reading() as session:
-        state = await link_state(session, "operator_setup", secret, rt.clock())
-        if state in ("used", "unknown"):
-            return state == "used"
-        operators = await session.scalar(
-            select(func.count()).select_from(Account).where(Account.is_operator.is_(True))
-        )
-    return bool(operators)
+    session = uow.session
+    state = await link_state(session, "operator_setup", secret, uow.rt.clock())
+    if state in ("used", "unknown"):
+        return state == "used"
+    return bool(await repository.count_operators(session))
 
 
 async def create_first_operator(
-    rt: Runtime, secret: str, *, email: str, password: str, display_name: str
+    uow: UnitOfWork, secret: str, *, email: str, password: str, display_name: str
 ) -> Account:
     checks = FieldChecks()
     checked_email = checks.check("email", lambda: normalise_email(email))
@@ -370,41 +367,36 @@ async def create_first_operator(
     name = checks.check("display_name", lambda: _one_line(display_name, "your name"))
     checks.done()
     assert checked_email is not None
-    address, display_name = checked_email, name or ""
+    address = checked_email
     password_hash = hash_password(password)
+    rt = uow.rt
     now = rt.clock()
-    async with rt.transaction() as session:
-        await redeem_link(session, "operator_setup", secret, now)
-        operators = await session.scalar(
-            select(func.count()).select_from(Account).where(Account.is_operator.is_(True))
-        )
-        if operators:
-            raise Conflict("an operator already exists; sign in instead", code="setup_done")
-        account = await find_account(session, address)
-        if account is None:
-            account = Account(
-                id=str(uuid.uuid4()),
-                email=address,
-                display_name=display_name.strip(),
-                is_operator=True,
-                status="active",
-                password_hash=password_hash,
-                created_at=now,
-            )
-            session.add(account)
-            await session.flush()
-            # The setup link proves who runs the gateway, not who reads this mailbox.
-            await _send_verification(rt, session, account)
-        else:
-            account.is_operator = True
-            account.password_hash = password_hash
-            # A new role and a new password: the sessions opened before hold neither.
-            await end_sessions(session, account.id)
-        evidence.record(
+    session = await uow.write()
+    # Refused before the link is used: the page answers a refusal, and the unit commits.
+    if await repository.count_operators(session):
+        raise Conflict("an operator already exists; sign in instead", code="setup_done")
+    await redeem_link(session, "operator_setup", secret, now)
+    set_up = ev.AccountOperatorSetUp(email=address)
+    account = await repository.find_account(session, address)
+    if account is None:
+        account = await create_account(
             session,
-            ev.AccountOperatorSetUp(email=address),
-            actor=ev.Actor.account(account.id),
-            at=now,
-            account_id=account.id,
+            address,
+            now=now,
+            actor=None,
+            payload=set_up,
+            operator=True,
+            display_name=name or "",
+            password_hash=password_hash,
         )
+        # The setup link proves who runs the gateway, not who reads this mailbox.
+        await _send_verification(rt, session, account)
+        return account
+    account.is_operator = True
+    account.password_hash = password_hash
+    # A new role and a new password: the sessions opened before hold neither.
+    await end_sessions(session, account.id)
+    evidence.record(
+        session, set_up, actor=ev.Actor.account(account.id), at=now, account_id=account.id
+    )
     return account

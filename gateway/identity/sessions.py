@@ -7,6 +7,8 @@ Rules of this module:
   suspension) is never brought back by a request that loaded it before it ended.
 - Signed-in sessions carry their account, so that `end_sessions` can end all of them in
   the caller's unit of work: the change that ends them and the ending commit together.
+- The store is a boundary of its own (the session middleware runs around the request's
+  unit of work): each call is one short unit.
 - Expiry is judged by the wall clock, as the browser judges the cookie's: a test that
   moves the runtime's clock does not sign anyone out. `purge_expired_sessions` removes
   old rows.
@@ -26,6 +28,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.models import WebSession
+from gateway.db.uow import UnitOfWork, unit_of_work
 from gateway.runtime import Runtime, utcnow
 
 
@@ -64,9 +67,9 @@ class SessionStore(Store):
 
     async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
         now = self.clock()
-        async with self.rt.sessionmaker() as session:
+        async with unit_of_work(self.rt) as uow:
             row = (
-                await session.execute(
+                await uow.session.execute(
                     select(WebSession.data, WebSession.expires_at).where(
                         WebSession.id_sha256 == session_digest(key), _live(now)
                     )
@@ -75,7 +78,8 @@ class SessionStore(Store):
         if row is None:
             return None
         if renew_for is not None and row.expires_at is not None:
-            async with self.rt.transaction() as session:
+            async with unit_of_work(self.rt) as uow:
+                session = await uow.write()
                 await session.execute(
                     update(WebSession)
                     .where(WebSession.id_sha256 == session_digest(key))
@@ -101,14 +105,16 @@ class SessionStore(Store):
             index_elements=[WebSession.id_sha256],
             set_={"data": data, "expires_at": values["expires_at"]},
         )
-        async with self.rt.transaction() as session:
+        async with unit_of_work(self.rt) as uow:
+            session = await uow.write()
             await session.execute(statement)
 
     async def create(
         self, key: str, data: bytes, *, account_id: str | None, expires_in: int | timedelta
     ) -> None:
         """A new session under a fresh id."""
-        async with self.rt.transaction() as session:
+        async with unit_of_work(self.rt) as uow:
+            session = await uow.write()
             session.add(
                 WebSession(
                     id_sha256=session_digest(key),
@@ -124,7 +130,8 @@ class SessionStore(Store):
     ) -> bool:
         """Replace a live session's data; False if it ended meanwhile (nothing is written)."""
         now = self.clock()
-        async with self.rt.transaction() as session:
+        async with unit_of_work(self.rt) as uow:
+            session = await uow.write()
             result = await session.execute(
                 update(WebSession)
                 .where(WebSession.id_sha256 == session_digest(key), _live(now))
@@ -134,13 +141,15 @@ class SessionStore(Store):
         return _rowcount(result) == 1
 
     async def delete(self, key: str) -> None:
-        async with self.rt.transaction() as session:
+        async with unit_of_work(self.rt) as uow:
+            session = await uow.write()
             await session.execute(
                 delete(WebSession).where(WebSession.id_sha256 == session_digest(key))
             )
 
     async def delete_all(self) -> None:
-        async with self.rt.transaction() as session:
+        async with unit_of_work(self.rt) as uow:
+            session = await uow.write()
             await session.execute(delete(WebSession))
 
     async def exists(self, key: str) -> bool:
@@ -148,8 +157,8 @@ class SessionStore(Store):
 
     async def expires_in(self, key: str) -> int | None:
         now = self.clock()
-        async with self.rt.sessionmaker() as session:
-            expires_at = await session.scalar(
+        async with unit_of_work(self.rt) as uow:
+            expires_at = await uow.session.scalar(
                 select(WebSession.expires_at).where(
                     WebSession.id_sha256 == session_digest(key), _live(now)
                 )
@@ -167,13 +176,13 @@ async def end_sessions(session: AsyncSession, account_id: str) -> int:
     return _rowcount(result)
 
 
-async def purge_expired_sessions(rt: Runtime) -> int:
+async def purge_expired_sessions(uow: UnitOfWork) -> int:
     """Remove sessions past their expiry; how many."""
     now = utcnow()
-    async with rt.transaction() as session:
-        result = await session.execute(
-            delete(WebSession)
-            .where(WebSession.expires_at.is_not(None), WebSession.expires_at <= now)
-            .execution_options(synchronize_session=False)
-        )
+    session = await uow.write()
+    result = await session.execute(
+        delete(WebSession)
+        .where(WebSession.expires_at.is_not(None), WebSession.expires_at <= now)
+        .execution_options(synchronize_session=False)
+    )
     return _rowcount(result)

@@ -29,9 +29,10 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import evidence
-from gateway.accounts.service import find_account, normalise_email
 from gateway.db.models import Account, Incident, IncidentAccount, IncidentEvent, Model, Release
 from gateway.errors import Conflict, FieldChecks, GatewayError, InvalidInput, NotFound
+from gateway.identity.accounts import normalise_email
+from gateway.identity.repository import find_account
 from gateway.incidents.triggers import apply_triggers
 from gateway.notify.service import notify
 from gateway.ratelimits import RateLimit, RateLimiter

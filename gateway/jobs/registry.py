@@ -97,9 +97,10 @@ async def _sweep_rate_limits(rt: Runtime) -> str:
 
 
 async def _purge_sessions(rt: Runtime) -> str:
+    from gateway.db.uow import run_unit
     from gateway.identity.sessions import purge_expired_sessions
 
-    return f"{await purge_expired_sessions(rt)} expired sessions removed"
+    return f"{await run_unit(rt, purge_expired_sessions)} expired sessions removed"
 
 
 @dataclass(frozen=True)

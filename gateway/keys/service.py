@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from gateway import evidence
-from gateway.accounts.service import ensure_active
 from gateway.credentials.api_key_format import (
     display_prefix,
     is_well_formed,
@@ -24,6 +23,7 @@ from gateway.credentials.api_key_format import (
 from gateway.db.models import Account, ApiKey
 from gateway.db.uow import UnitOfWork, joined
 from gateway.errors import DatabaseUnavailable, GatewayError, InvalidInput, NotFound
+from gateway.identity.accounts import ensure_active
 from gateway.runtime import Runtime
 from gateway.text import clean_text
 from stages import evidence as ev

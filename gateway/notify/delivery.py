@@ -15,7 +15,8 @@ A job (the scheduler, or `gateway jobs run-due`) calls `deliver_due_email` and
   still ends as failed).
 * No transaction stays open while a server is talked to: the claim commits, the send
   happens, the result is recorded in its own transaction, and only if the claim still
-  holds.
+  holds. So a run is not one unit of work but one short unit per step (`run_unit`), the
+  job being the boundary; every status a row takes is a `stages/delivery.py` move.
 * Time comes from `rt.clock()`, so tests can move it.
 """
 
@@ -26,16 +27,15 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from functools import partial
+from typing import Any
 
 import httpx2
-from sqlalchemy import CursorResult, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 
 from gateway.config import Webhook, parse_smtp_url
-from gateway.db.models import Account, Base, Notification, WebhookDelivery
-from gateway.notify import endpoint_health
+from gateway.db.models import WebhookDelivery
+from gateway.db.uow import UnitOfWork, run_unit
+from gateway.notify import endpoint_health, repository
 from gateway.notify.addresses import PrivateAddress, Target, public_target
 from gateway.notify.mail import (
     EMAIL_RETRY_DELAYS,
@@ -44,6 +44,7 @@ from gateway.notify.mail import (
     message_id,
     send_message,
 )
+from gateway.notify.repository import EMAIL, WEBHOOKS, Outbox
 from gateway.notify.webhooks import (
     WEBHOOK_RETRY_DELAYS,
     WebhookError,
@@ -53,13 +54,17 @@ from gateway.notify.webhooks import (
     webhook_client,
 )
 from gateway.runtime import Runtime
+from stages.delivery import DeliveryMove
 
 logger = logging.getLogger("gateway.notify")
 
 CLAIM_LEASE = timedelta(minutes=10)
 # Endpoints delivered to at once in one run; each endpoint's own queue goes in order.
 ENDPOINT_CONCURRENCY = 8
-_DUE = ("pending", "sending")
+
+
+def _retry_delays(outbox: Outbox) -> Sequence[timedelta]:
+    return EMAIL_RETRY_DELAYS if outbox is EMAIL else WEBHOOK_RETRY_DELAYS
 
 
 @dataclass(frozen=True)
@@ -81,43 +86,6 @@ def next_attempt_at(delays: Sequence[timedelta], attempts: int, now: datetime) -
     return now + delays[attempts - 1]
 
 
-@dataclass(frozen=True)
-class _Outbox:
-    """The columns that make a table a delivery queue."""
-
-    model: type[Base]
-    id: InstrumentedAttribute[Any]
-    status: InstrumentedAttribute[str]
-    attempts: InstrumentedAttribute[int]
-    next_at: InstrumentedAttribute[Any]
-    error: InstrumentedAttribute[str | None]
-    retry_delays: Sequence[timedelta]
-    # What next_at holds once a row is finished: None, or (NOT NULL column) that time.
-    next_at_nullable: bool
-
-
-_EMAIL = _Outbox(
-    Notification,
-    Notification.id,
-    Notification.email_status,
-    Notification.email_attempts,
-    Notification.email_next_attempt_at,
-    Notification.email_error,
-    EMAIL_RETRY_DELAYS,
-    next_at_nullable=True,
-)
-_WEBHOOKS = _Outbox(
-    WebhookDelivery,
-    WebhookDelivery.id,
-    WebhookDelivery.status,
-    WebhookDelivery.attempts,
-    WebhookDelivery.next_attempt_at,
-    WebhookDelivery.last_error,
-    WEBHOOK_RETRY_DELAYS,
-    next_at_nullable=False,
-)
-
-
 @dataclass
 class _Tally:
     sent: int = 0
@@ -134,22 +102,22 @@ class _Tally:
 async def deliver_due_email(rt: Runtime, *, limit: int = 100) -> DeliveryReport:
     """Send up to `limit` due notification emails through the configured SMTP server."""
     if not rt.settings.smtp_url:
-        return DeliveryReport(skipped=await _skip_email(rt))
+        return DeliveryReport(skipped=await run_unit(rt, _skip_email))
     server = parse_smtp_url(rt.settings.smtp_url)
     tally = _Tally()
-    for note_id, attempts in await _due(rt, _EMAIL, limit):
-        async with rt.transaction() as session:
-            if not await _claim(session, _EMAIL, note_id, attempts, rt.clock()):
-                continue
-            note, recipient = (
-                await session.execute(
-                    select(Notification, Account.email)
-                    .join(Account, Account.id == Notification.account_id)
-                    .where(Notification.id == note_id)
-                )
-            ).one()
+    for note_id, attempts in await _due(rt, EMAIL, limit):
+
+        async def claim(uow: UnitOfWork, note_id: Any = note_id, attempts: int = attempts) -> Any:
+            if not await _claim(uow, EMAIL, note_id, attempts):
+                return None
+            return await repository.mail_and_recipient(uow.session, note_id)
+
+        claimed_note = await run_unit(rt, claim)
+        if claimed_note is None:
+            continue
+        note, recipient = claimed_note
         claimed = attempts + 1
-        if await _gave_up(rt, _EMAIL, note_id, claimed, tally):
+        if await _gave_up(rt, EMAIL, note_id, claimed, tally):
             continue
         try:
             message = build_message(
@@ -170,10 +138,10 @@ async def deliver_due_email(rt: Runtime, *, limit: int = 100) -> DeliveryReport:
         except MailError as exc:
             logger.warning("email for notification %s not sent: %s", note_id, exc.reason)
             await _record_failure(
-                rt, _EMAIL, note_id, claimed, exc.reason, tally, permanent=exc.permanent
+                rt, EMAIL, note_id, claimed, exc.reason, tally, permanent=exc.permanent
             )
         else:
-            await _record(rt, _EMAIL, note_id, claimed, {_EMAIL.error: None})
+            await _record(rt, EMAIL, note_id, claimed, DeliveryMove.DELIVER, {EMAIL.error: None})
             tally.sent += 1
     return tally.report()
 
@@ -188,7 +156,7 @@ async def deliver_due_webhooks(rt: Runtime, *, limit: int = 100) -> DeliveryRepo
     await _fail_unconfigured(rt, list(endpoints), limit, tally)
     if not endpoints:
         return tally.report()
-    health = await endpoint_health.load(rt, list(endpoints))
+    health = await run_unit(rt, lambda uow: endpoint_health.load(uow, list(endpoints)))
     gate = asyncio.Semaphore(ENDPOINT_CONCURRENCY)
     async with webhook_client() as client:
 
@@ -204,14 +172,13 @@ async def _fail_unconfigured(rt: Runtime, configured: list[str], limit: int, tal
     """Deliveries to endpoints no longer in [[webhooks]]: without the endpoint's secret
     the event cannot be signed, and nobody will add it back."""
     for delivery_id, attempts in await _due(
-        rt, _WEBHOOKS, limit, WebhookDelivery.endpoint.not_in(configured)
+        rt, WEBHOOKS, limit, WebhookDelivery.endpoint.not_in(configured)
     ):
-        async with rt.transaction() as session:
-            if not await _claim(session, _WEBHOOKS, delivery_id, attempts, rt.clock()):
-                continue
+        if not await _claimed(rt, WEBHOOKS, delivery_id, attempts):
+            continue
         reason = "endpoint is no longer configured in [[webhooks]]"
         await _record_failure(
-            rt, _WEBHOOKS, delivery_id, attempts + 1, reason, tally, permanent=True
+            rt, WEBHOOKS, delivery_id, attempts + 1, reason, tally, permanent=True
         )
 
 
@@ -225,7 +192,7 @@ async def _drain_endpoint(
 ) -> None:
     """One endpoint's turn: its due deliveries in order, until one fails. A failure ends
     the turn (the rest wait for the next run), so a hung receiver costs one timeout."""
-    due = await _due(rt, _WEBHOOKS, limit, WebhookDelivery.endpoint == hook.url)
+    due = await _due(rt, WEBHOOKS, limit, WebhookDelivery.endpoint == hook.url)
     now = rt.clock()
     if health.is_open(now):
         tally.held += len(due)
@@ -236,27 +203,34 @@ async def _drain_endpoint(
         due = due[:1]
     delivered = False
     for position, (delivery_id, attempts) in enumerate(due):
-        async with rt.transaction() as session:
-            if not await _claim(session, _WEBHOOKS, delivery_id, attempts, rt.clock()):
-                continue
-            delivery = await session.get_one(WebhookDelivery, delivery_id)
+
+        async def claim(
+            uow: UnitOfWork, delivery_id: Any = delivery_id, attempts: int = attempts
+        ) -> WebhookDelivery | None:
+            if not await _claim(uow, WEBHOOKS, delivery_id, attempts):
+                return None
+            return await repository.delivery(uow.session, delivery_id)
+
+        delivery = await run_unit(rt, claim)
+        if delivery is None:
+            continue
         claimed = attempts + 1
-        if await _gave_up(rt, _WEBHOOKS, delivery_id, claimed, tally):
+        if await _gave_up(rt, WEBHOOKS, delivery_id, claimed, tally):
             continue
         failure = await _attempt(rt, client, hook, delivery)
         if failure is None:
-            values = {_WEBHOOKS.error: None, WebhookDelivery.delivered_at: rt.clock()}
-            await _record(rt, _WEBHOOKS, delivery_id, claimed, values, status="delivered")
+            values = {WEBHOOKS.error: None, WebhookDelivery.delivered_at: rt.clock()}
+            await _record(rt, WEBHOOKS, delivery_id, claimed, DeliveryMove.DELIVER, values)
             tally.sent += 1
             delivered = True
             continue
         logger.warning("webhook delivery %s to %s failed: %s", delivery_id, hook.url, failure)
-        await _record_failure(rt, _WEBHOOKS, delivery_id, claimed, failure, tally)
-        await endpoint_health.record_failure(rt, hook.url, failure)
+        await _record_failure(rt, WEBHOOKS, delivery_id, claimed, failure, tally)
+        await run_unit(rt, partial(endpoint_health.record_failure, url=hook.url, reason=failure))
         tally.held += len(due) - position - 1
         return
     if delivered:
-        await endpoint_health.record_success(rt, hook.url)
+        await run_unit(rt, lambda uow: endpoint_health.record_success(uow, hook.url))
 
 
 async def _attempt(
@@ -278,70 +252,39 @@ async def _attempt(
     return None
 
 
-async def _skip_email(rt: Runtime) -> int:
+async def _skip_email(uow: UnitOfWork) -> int:
     """Without SMTP, pending email will never go out: mark it skipped (notify() has
     logged each message at creation), and take back claims whose lease ran out."""
-    now = rt.clock()
-    async with rt.transaction() as session:
-        result = await session.execute(
-            update(Notification)
-            .where(
-                or_(
-                    Notification.email_status == "pending",
-                    (Notification.email_status == "sending")
-                    & (Notification.email_next_attempt_at <= now),
-                )
-            )
-            .values(email_status="skipped", email_next_attempt_at=None)
-            .execution_options(synchronize_session=False)
-        )
-    skipped = _rowcount(result)
+    skipped = await repository.skip_email(await uow.write(), uow.rt.clock())
     if skipped:
         logger.info("no SMTP configured: %d pending email(s) marked skipped", skipped)
     return skipped
 
 
-async def _due(rt: Runtime, outbox: _Outbox, limit: int, *where: Any) -> list[tuple[Any, int]]:
+async def _due(rt: Runtime, outbox: Outbox, limit: int, *where: Any) -> list[tuple[Any, int]]:
     """Ids and attempt counts of rows due now (and matching `where`), oldest due first.
     Only a hint: each row is claimed before it is used."""
-    async with rt.sessionmaker() as session:
-        rows = await session.execute(
-            select(outbox.id, outbox.attempts)
-            .where(_is_due(outbox, rt.clock()), *where)
-            .order_by(outbox.next_at, outbox.id)
-            .limit(limit)
-        )
-        return [(row_id, attempts) for row_id, attempts in rows]
-
-
-def _is_due(outbox: _Outbox, now: datetime) -> Any:
-    # A `sending` row whose lease has run out is due again, like a pending one.
-    return outbox.status.in_(_DUE) & or_(outbox.next_at.is_(None), outbox.next_at <= now)
-
-
-async def _claim(
-    session: AsyncSession, outbox: _Outbox, row_id: Any, attempts: int, now: datetime
-) -> bool:
-    """Take the row for one attempt; False if another run took it (or it is not due)."""
-    result = await session.execute(
-        update(outbox.model)
-        .where(outbox.id == row_id, outbox.attempts == attempts, _is_due(outbox, now))
-        .values(
-            {
-                outbox.status: "sending",
-                outbox.attempts: attempts + 1,
-                outbox.next_at: now + CLAIM_LEASE,
-            }
-        )
-        .execution_options(synchronize_session=False)
+    return await run_unit(
+        rt, lambda uow: repository.due(uow.session, outbox, rt.clock(), limit, *where)
     )
-    return _rowcount(result) == 1
 
 
-async def _gave_up(rt: Runtime, outbox: _Outbox, row_id: Any, claimed: int, tally: _Tally) -> bool:
+async def _claim(uow: UnitOfWork, outbox: Outbox, row_id: Any, attempts: int) -> bool:
+    """Take the row for one attempt (the CLAIM move); False if another run took it."""
+    now = uow.rt.clock()
+    return await repository.claim(
+        await uow.write(), outbox, row_id, attempts, now, now + CLAIM_LEASE
+    )
+
+
+async def _claimed(rt: Runtime, outbox: Outbox, row_id: Any, attempts: int) -> bool:
+    return await run_unit(rt, lambda uow: _claim(uow, outbox, row_id, attempts))
+
+
+async def _gave_up(rt: Runtime, outbox: Outbox, row_id: Any, claimed: int, tally: _Tally) -> bool:
     """Whether the row is past its last attempt, which was interrupted (its claim's lease
     ran out); it is then recorded as failed instead of being tried once more."""
-    if claimed <= len(outbox.retry_delays) + 1:
+    if claimed <= len(_retry_delays(outbox)) + 1:
         return False
     reason = f"gave up: the last attempt ({claimed - 1}) was interrupted"
     await _record_failure(rt, outbox, row_id, claimed, reason, tally, permanent=True)
@@ -350,7 +293,7 @@ async def _gave_up(rt: Runtime, outbox: _Outbox, row_id: Any, claimed: int, tall
 
 async def _record_failure(
     rt: Runtime,
-    outbox: _Outbox,
+    outbox: Outbox,
     row_id: Any,
     claimed: int,
     reason: str,
@@ -358,45 +301,39 @@ async def _record_failure(
     *,
     permanent: bool = False,
 ) -> None:
-    retry = None if permanent else next_attempt_at(outbox.retry_delays, claimed, rt.clock())
+    retry = None if permanent else next_attempt_at(_retry_delays(outbox), claimed, rt.clock())
     if retry is None:
-        await _record(rt, outbox, row_id, claimed, {outbox.error: reason}, status="failed")
+        await _record(rt, outbox, row_id, claimed, DeliveryMove.FAIL, {outbox.error: reason})
         tally.failed += 1
     else:
         values = {outbox.error: reason, outbox.next_at: retry}
-        await _record(rt, outbox, row_id, claimed, values, status="pending")
+        await _record(rt, outbox, row_id, claimed, DeliveryMove.RETRY, values)
         tally.retried += 1
 
 
 async def _record(
     rt: Runtime,
-    outbox: _Outbox,
+    outbox: Outbox,
     row_id: Any,
     claimed: int,
-    values: Mapping[InstrumentedAttribute[Any], Any],
-    *,
-    status: str = "sent",
+    move: DeliveryMove,
+    values: Mapping[Any, Any],
 ) -> None:
-    """Store the attempt's outcome, if our claim still holds."""
-    finished_next_at = None if outbox.next_at_nullable else rt.clock()
-    changes = {outbox.next_at: finished_next_at, **values, outbox.status: status}
-    async with rt.transaction() as session:
-        result = await session.execute(
-            update(outbox.model)
-            .where(outbox.id == row_id, outbox.status == "sending", outbox.attempts == claimed)
-            .values(changes)
-            .execution_options(synchronize_session=False)
+    """Store the attempt's outcome (a DELIVER, RETRY or FAIL move), if our claim still
+    holds."""
+
+    async def finish(uow: UnitOfWork) -> bool:
+        session = await uow.write()
+        return await repository.finish(
+            session, outbox, row_id, claimed, move, values, uow.rt.clock()
         )
-    if _rowcount(result) != 1:
+
+    if not await run_unit(rt, finish):
         # The lease ran out mid-attempt and another run took the row over; its outcome
         # is the one that counts.
         logger.warning(
             "%s %s: claim lost before the outcome (%s) was recorded",
             outbox.model.__tablename__,
             row_id,
-            status,
+            move.value,
         )
-
-
-def _rowcount(result: Any) -> int:
-    return cast("CursorResult[Any]", result).rowcount

@@ -17,13 +17,10 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from gateway.db.models import WebhookDelivery, WebhookEndpoint
-from gateway.runtime import Runtime
+from gateway.db.models import WebhookEndpoint
+from gateway.db.uow import UnitOfWork
+from gateway.notify import repository
+from stages.delivery import WebhookStatus
 
 logger = logging.getLogger("gateway.notify")
 
@@ -69,38 +66,23 @@ def _health(row: WebhookEndpoint) -> Health:
     )
 
 
-async def load(rt: Runtime, urls: list[str]) -> dict[str, Health]:
+async def load(uow: UnitOfWork, urls: list[str]) -> dict[str, Health]:
     """The health of these endpoints (a fresh one for each endpoint without a row)."""
-    async with rt.sessionmaker() as session:
-        rows = (
-            await session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.url.in_(urls)))
-        ).all()
+    rows = await repository.endpoints(uow.session, urls)
     stored = {row.url: _health(row) for row in rows}
     return {url: stored.get(url, Health(url)) for url in urls}
 
 
-async def _locked_row(session: AsyncSession, url: str) -> WebhookEndpoint:
-    """The endpoint's row, created if missing, locked for this transaction. Two runs that
-    meet a new endpoint at once both get the one row (insert-or-nothing, then read)."""
-    dialect = (await session.connection()).dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    await session.execute(
-        insert(WebhookEndpoint).values(url=url, consecutive_failures=0).on_conflict_do_nothing()
-    )
-    return await session.get_one(WebhookEndpoint, url, with_for_update=True)
-
-
-async def record_failure(rt: Runtime, url: str, reason: str) -> Health:
+async def record_failure(uow: UnitOfWork, url: str, reason: str) -> Health:
     """One more failure in a row; opens the circuit from OPEN_AFTER on."""
-    now = rt.clock()
-    async with rt.transaction() as session:
-        row = await _locked_row(session, url)
-        row.consecutive_failures += 1
-        row.last_error = reason[:500]
-        row.last_failure_at = now
-        if row.consecutive_failures >= OPEN_AFTER:
-            row.open_until = now + backoff(row.consecutive_failures)
-        health = _health(row)
+    now = uow.rt.clock()
+    row = await repository.locked_endpoint(await uow.write(), url)
+    row.consecutive_failures += 1
+    row.last_error = reason[:500]
+    row.last_failure_at = now
+    if row.consecutive_failures >= OPEN_AFTER:
+        row.open_until = now + backoff(row.consecutive_failures)
+    health = _health(row)
     if health.open_until is not None:
         logger.warning(
             "webhook endpoint %s failed %d times in a row (%s); left alone until %s",
@@ -112,22 +94,20 @@ async def record_failure(rt: Runtime, url: str, reason: str) -> Health:
     return health
 
 
-async def record_success(rt: Runtime, url: str) -> None:
+async def record_success(uow: UnitOfWork, url: str) -> None:
     """A delivered attempt closes the circuit."""
-    now = rt.clock()
-    async with rt.transaction() as session:
-        row = await _locked_row(session, url)
-        if row.consecutive_failures:
-            logger.info("webhook endpoint %s answers again; circuit closed", url)
-        row.consecutive_failures = 0
-        row.open_until = None
-        row.last_success_at = now
+    row = await repository.locked_endpoint(await uow.write(), url)
+    if row.consecutive_failures:
+        logger.info("webhook endpoint %s answers again; circuit closed", url)
+    row.consecutive_failures = 0
+    row.open_until = None
+    row.last_success_at = uow.rt.clock()
 
 
-async def all_health(rt: Runtime) -> list[Health]:
+async def all_health(uow: UnitOfWork) -> list[Health]:
     """Every configured endpoint's health, in the order of the configuration."""
-    urls = list(dict.fromkeys(hook.url for hook in rt.settings.webhooks))
-    health = await load(rt, urls)
+    urls = list(dict.fromkeys(hook.url for hook in uow.rt.settings.webhooks))
+    health = await load(uow, urls)
     return [health[url] for url in urls]
 
 
@@ -149,28 +129,20 @@ class EndpointStatus:
         return "failing" if self.health.failures else "ok"
 
 
-async def console(rt: Runtime) -> list[EndpointStatus]:
+async def console(uow: UnitOfWork) -> list[EndpointStatus]:
     """Every configured endpoint: its circuit, and its deliveries waiting and given up."""
-    health = await all_health(rt)
-    urls = [h.url for h in health]
-    async with rt.sessionmaker() as session:
-        counts = (
-            await session.execute(
-                select(WebhookDelivery.endpoint, WebhookDelivery.status, func.count())
-                .where(
-                    WebhookDelivery.endpoint.in_(urls),
-                    WebhookDelivery.status.in_(("pending", "sending", "failed")),
-                )
-                .group_by(WebhookDelivery.endpoint, WebhookDelivery.status)
-            )
-        ).all()
-    tally: dict[tuple[str, str], int] = {(url, status): n for url, status, n in counts}
-    private = {hook.url: hook.allow_private for hook in rt.settings.webhooks}
+    health = await all_health(uow)
+    tally = await repository.waiting_counts(uow.session, [h.url for h in health])
+    private = {hook.url: hook.allow_private for hook in uow.rt.settings.webhooks}
+
+    def count(url: str, status: WebhookStatus) -> int:
+        return tally.get((url, status.value), 0)
+
     return [
         EndpointStatus(
             health=h,
-            pending=tally.get((h.url, "pending"), 0) + tally.get((h.url, "sending"), 0),
-            failed=tally.get((h.url, "failed"), 0),
+            pending=count(h.url, WebhookStatus.PENDING) + count(h.url, WebhookStatus.SENDING),
+            failed=count(h.url, WebhookStatus.FAILED),
             allow_private=private.get(h.url, False),
         )
         for h in health

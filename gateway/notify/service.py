@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, false, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
 from gateway.db.models import Notification, WebhookDelivery
-from stages.delivery import EmailStatus
+from gateway.db.uow import UnitOfWork
+from gateway.notify import repository
+from gateway.notify.repository import in_inbox, unread_count
+from stages.delivery import EmailStatus, WebhookStatus
 
 logger = logging.getLogger("gateway.mail")
 
@@ -81,13 +84,13 @@ def notify(
                 body=mail_only.body,
                 link=mail_only.link,
                 created_at=now,
-                email_status="pending",
+                email_status=EmailStatus.PENDING,
                 email_next_attempt_at=now,
                 mail_only=True,
             )
         )
     mail_this = bool(settings.smtp_url) and mail_only is None and not digest
-    skipped = HELD_FOR_DIGEST if digest else "skipped"
+    skipped = HELD_FOR_DIGEST if digest else EmailStatus.SKIPPED
     note = Notification(
         account_id=account_id,
         kind=kind,
@@ -95,7 +98,7 @@ def notify(
         body=body,
         link=link,
         created_at=now,
-        email_status="pending" if mail_this else skipped,
+        email_status=EmailStatus.PENDING if mail_this else skipped,
         email_next_attempt_at=now if mail_this else None,
         mail_only=False,
     )
@@ -118,7 +121,7 @@ def notify(
                     **(data or {}),
                 },
                 created_at=now,
-                status="pending",
+                status=WebhookStatus.PENDING,
                 next_attempt_at=now,
             )
         )
@@ -150,19 +153,61 @@ def queue_mail(
             body=body,
             link=link,
             created_at=now,
-            email_status="pending",
+            email_status=EmailStatus.PENDING,
             email_next_attempt_at=now,
             mail_only=True,
         )
     )
 
 
-def in_inbox(account_id: str) -> ColumnElement[bool]:
-    """The notifications the account's inbox shows: its own, none that exist to be mailed."""
-    return (Notification.account_id == account_id) & (Notification.mail_only == false())
+@dataclass(frozen=True)
+class InboxPage:
+    """One page of an account's inbox, newest first, with its totals."""
+
+    notes: Sequence[Notification]
+    total: int
+    unread: int
 
 
-async def unread_count(session: AsyncSession, account_id: str) -> int:
-    """How many entries of the account's inbox are unread: one COUNT query."""
-    unread = in_inbox(account_id) & Notification.read_at.is_(None)
-    return await session.scalar(select(func.count()).select_from(Notification).where(unread)) or 0
+async def inbox_latest(
+    uow: UnitOfWork, account_id: str, *, limit: int = 20
+) -> Sequence[Notification]:
+    """The newest entries of the account's inbox."""
+    return await repository.inbox_entries(uow.session, account_id, limit=limit)
+
+
+async def inbox_page(uow: UnitOfWork, account_id: str, *, page: int, size: int) -> InboxPage:
+    """Page `page` (from 1) of the account's inbox, `size` entries a page."""
+    session = uow.session
+    return InboxPage(
+        notes=await repository.inbox_entries(
+            session, account_id, limit=size, offset=(page - 1) * size
+        ),
+        total=await repository.inbox_count(session, account_id),
+        unread=await unread_count(session, account_id),
+    )
+
+
+async def mark_read(uow: UnitOfWork, account_id: str, ids: Collection[int] | None = None) -> int:
+    """Mark the account's unread inbox entries read: those of `ids`, or all of them when
+    `ids` is None; how many. Ids of entries not in the account's inbox change nothing."""
+    if ids is not None and not ids:
+        return 0
+    session = await uow.write()
+    return await repository.mark_read(session, account_id, ids, uow.rt.clock())
+
+
+__all__ = [
+    "ASKED_FOR_ONLY",
+    "DIGESTED",
+    "HELD_FOR_DIGEST",
+    "InboxPage",
+    "MailOnly",
+    "in_inbox",
+    "inbox_latest",
+    "inbox_page",
+    "mark_read",
+    "notify",
+    "queue_mail",
+    "unread_count",
+]

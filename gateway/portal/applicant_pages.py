@@ -42,11 +42,11 @@ from gateway.grants.lifecycle import attest_closeout
 from gateway.grants.service import GrantFilter, list_grants
 from gateway.keys.service import SCOPES, create_key, list_keys, revoke_key
 from gateway.notify.service import in_inbox
-from gateway.portal.auth_pages import Form
 from gateway.portal.key_form import read_key_form
 from gateway.ratelimits import RateLimit
 from gateway.runtime import Runtime
 from gateway.web import Db, Limiter, Name, Org, Page, PathStr, Rt, Version
+from gateway.web.forms import Form
 from gateway.web.forms import field as form_field
 from gateway.web.guards import BACK, WITH_QUERY, SignedIn, back_to, requires_sign_in
 from gateway.web.secret_pages import SECRET_PAGE

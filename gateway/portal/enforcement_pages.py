@@ -17,15 +17,14 @@ from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.accounts.service import search_accounts
 from gateway.db.models import Account
 from gateway.enforcement import service
 from gateway.errors import FieldChecks, FieldsInvalid, GatewayError, InvalidInput, NotFound
-from gateway.portal.auth_pages import Form
+from gateway.identity.repository import search_accounts
 from gateway.portal.ops_pages import page_numbers
 from gateway.runtime import Runtime
 from gateway.web import Db, Page, PathStr, Rt
-from gateway.web.forms import field, whole_number
+from gateway.web.forms import Form, field, whole_number
 from gateway.web.guards import (
     BACK,
     Back,

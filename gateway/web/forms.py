@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from litestar.params import URLEncodedBody
 from litestar.response import Template
 
 from gateway.errors import FieldsInvalid, GatewayError, InvalidInput
+
+# A posted form, as every form handler receives it.
+Form = URLEncodedBody[dict[str, Any]]
 
 # More digits than any count a form asks for has; longer answers are refused unread
 # (int() refuses thousands of digits with an error of its own, and is slow on them).

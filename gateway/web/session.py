@@ -30,8 +30,9 @@ from litestar.types import ASGIApp, Empty, Message, Receive, Scope, Send
 from litestar.utils.scope.state import ScopeState
 
 from gateway.db.models import Account
+from gateway.identity.service import signed_in_account
 from gateway.identity.sessions import SessionStore
-from gateway.web import Db
+from gateway.web import Uow
 
 SESSION_ACCOUNT = "account_id"
 COOKIE = "gw_session"
@@ -124,15 +125,13 @@ def _decode(raw: bytes) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-async def provide_viewer(request: Request[Any, Any, Any], db: Db) -> Account | None:
+async def provide_viewer(request: Request[Any, Any, Any], uow: Uow) -> Account | None:
     """The signed-in account, or None. A session of a deleted account is dropped."""
     session = request.scope.get("session")
     account_id = session.get(SESSION_ACCOUNT) if isinstance(session, dict) else None
     if not account_id:
         return None
-    account = await db.get(Account, account_id)
-    # End the read: on SQLite a snapshot kept open would hide what the handler then writes.
-    await db.commit()
+    account = await signed_in_account(uow, account_id)
     if account is None:
         request.clear_session()
     return account

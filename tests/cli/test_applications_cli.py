@@ -11,7 +11,6 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 from sqlalchemy import select
 
-from gateway.accounts.service import create_account
 from gateway.applications import service
 from gateway.cli import main
 from gateway.cli.applications import applications
@@ -19,6 +18,7 @@ from gateway.config import Settings
 from gateway.db.models import Application, Notification
 from gateway.runtime import build_runtime, utcnow
 from stages.names import parse_model_ref
+from tests.accounts import create_account
 from tests.sample import make_folder, make_license
 
 MODEL = parse_model_ref("acme/sample")

@@ -11,12 +11,12 @@ from typing import TypeVar
 from click.testing import CliRunner, Result
 from sqlalchemy import select
 
-from gateway.accounts.service import create_account
 from gateway.cli.incidents import incidents
 from gateway.config import Settings
 from gateway.db.models import Incident, IncidentEvent, Release
 from gateway.incidents import service
 from gateway.runtime import Runtime, build_runtime
+from tests.accounts import create_account
 from tests.grantees import MODEL, open_release
 
 T = TypeVar("T")

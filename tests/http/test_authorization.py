@@ -28,7 +28,6 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 
-from gateway.accounts.service import create_account
 from gateway.credentials.api_key_format import new_api_key
 from gateway.credentials.url_tokens import AUDIENCE
 from gateway.db.models import (
@@ -50,6 +49,7 @@ from gateway.runtime import Runtime
 from gateway.staging.service import move_release
 from stages.names import parse_model_ref
 from stages.release import Move
+from tests.accounts import create_account
 from tests.sample import make_folder, make_license, publish
 
 pytestmark = pytest.mark.anyio

@@ -236,9 +236,9 @@ async def test_a_card_that_cannot_be_read_or_is_too_long_is_left_out_with_a_reas
 async def test_request_access_leads_to_the_apply_page_through_sign_in(
     client: Client, runtime: Runtime, tmp_path: Path
 ) -> None:
-    from gateway.accounts.service import create_account
     from gateway.db.models import Account
     from gateway.identity.passwords import hash_password
+    from tests.accounts import create_account
     from tests.http.portal import submit
 
     await publish(runtime, tmp_path)

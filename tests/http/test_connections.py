@@ -20,7 +20,6 @@ import httpx
 import pytest
 from sqlalchemy import event, select, text
 
-from gateway.accounts.service import create_account
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.credentials.api_key_format import key_digest
@@ -29,6 +28,7 @@ from gateway.db.engine import make_engine, make_sessionmaker
 from gateway.db.models import ApiKey
 from gateway.keys.service import LAST_USED_LOCK_WAIT_SECONDS, create_key
 from gateway.runtime import Runtime, build_runtime
+from tests.accounts import create_account
 from tests.grantees import Grantee, grantee, open_release
 
 pytestmark = pytest.mark.anyio

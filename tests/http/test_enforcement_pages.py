@@ -13,7 +13,6 @@ import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
-from gateway.accounts.service import create_account
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.db.models import Account, Appeal, EnforcementAction
@@ -22,6 +21,7 @@ from gateway.identity.passwords import hash_password
 from gateway.portal.enforcement_pages import EnforcementPages, account_link
 from gateway.runtime import Runtime
 from stages.enforcement import AppealMove, EnforcementStep
+from tests.accounts import create_account
 from tests.http.portal import HTML, Http, csrf_token, submit
 
 pytestmark = pytest.mark.anyio

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.accounts.service import create_account
 from gateway.db.models import Account
 from gateway.identity.passwords import hash_password
 from gateway.runtime import Runtime
+from tests.accounts import create_account
 from tests.http.portal import HTML, Http, csrf_token, submit
 
 pytestmark = pytest.mark.anyio

@@ -14,15 +14,17 @@ from sqlalchemy import select
 
 from gateway.config import Settings
 from gateway.db.models import Account, Application, Notification
+from gateway.db.uow import UnitOfWork
 from gateway.identity import service as identity
+from gateway.identity.pages import landing
 from gateway.identity.service import operator_setup_link
 from gateway.notify.delivery import deliver_due_email
-from gateway.portal.auth_pages import landing
 from gateway.runtime import Runtime
 from tests.fixtures.smtp import SmtpTestServer
 from tests.grantees import open_release
 from tests.http.asgi import AsgiDriver
 from tests.http.portal import HTML, Http, Mailbox, confirm_email, limiter_of, submit
+from tests.units import within
 
 pytestmark = pytest.mark.anyio
 PASSWORD = "correct horse battery"
@@ -170,7 +172,7 @@ async def test_sign_up_names_every_refused_field_at_once_beside_it(
 async def test_the_setup_and_reset_forms_name_their_refused_fields(
     client: Http, runtime: Runtime, mailbox: Mailbox
 ) -> None:
-    link = await operator_setup_link(runtime)
+    link = await within(runtime, operator_setup_link)
     assert link is not None
     secret = link.url.split("token=", 1)[1]
     refused = await submit(
@@ -363,7 +365,7 @@ async def test_password_reset(client: Http, runtime: Runtime, mailbox: Mailbox) 
 async def test_the_first_operator_comes_from_a_one_time_setup_link(
     client: Http, runtime: Runtime, mailbox: Mailbox
 ) -> None:
-    link = await operator_setup_link(runtime)
+    link = await within(runtime, operator_setup_link)
     assert link is not None
     secret = link.url.split("token=", 1)[1]
     made = await submit(
@@ -380,7 +382,7 @@ async def test_the_first_operator_comes_from_a_one_time_setup_link(
     # the usual way.
     assert ops.email_verified_at is None
     assert mailbox.token("ops@lab.example", "/verify-email")
-    assert await operator_setup_link(runtime) is None
+    assert await within(runtime, operator_setup_link) is None
     again = await submit(
         client,
         f"/setup?token={secret}",
@@ -395,7 +397,7 @@ async def test_the_first_operator_comes_from_a_one_time_setup_link(
 async def test_a_used_setup_link_says_so_before_any_form(
     client: Http, runtime: Runtime, mailbox: Mailbox
 ) -> None:
-    link = await operator_setup_link(runtime)
+    link = await within(runtime, operator_setup_link)
     assert link is not None
     secret = link.url.split("token=", 1)[1]
     fresh = await client.get(f"/setup?token={secret}", headers=HTML)
@@ -439,7 +441,7 @@ def test_a_sign_in_lands_on_a_safe_next_or_the_accounts_home(
 async def test_an_operator_signing_in_lands_on_the_console(
     client: Http, runtime: Runtime, mailbox: Mailbox
 ) -> None:
-    link = await operator_setup_link(runtime)
+    link = await within(runtime, operator_setup_link)
     assert link is not None
     secret = link.url.split("token=", 1)[1]
     await submit(
@@ -506,23 +508,26 @@ async def test_sign_up_with_a_taken_address_answers_as_for_a_new_one(
 async def test_forgot_password_answers_alike_before_any_work_is_done(
     settings: Settings, runtime: Runtime, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await identity.sign_up(
+    await within(
         runtime,
-        limiter_of(runtime),
-        email="ada@uni.edu",
-        password=PASSWORD,
-        display_name="",
-        affiliation="",
-        address=None,
+        lambda uow: identity.sign_up(
+            uow,
+            limiter_of(runtime),
+            email="ada@uni.edu",
+            password=PASSWORD,
+            display_name="",
+            affiliation="",
+            address=None,
+        ),
     )
     # The work of a reset (looking the account up, issuing its link) waits until the test
     # lets it go; it holds no transaction while it waits.
     go = asyncio.Event()
     work = identity._send_password_reset
 
-    async def held_work(rt: Runtime, normalised: str) -> None:
+    async def held_work(uow: UnitOfWork, normalised: str) -> None:
         await go.wait()
-        await work(rt, normalised)
+        await work(uow, normalised)
 
     monkeypatch.setattr(identity, "_send_password_reset", held_work)
     async with AsgiDriver(settings) as browser:

@@ -12,7 +12,6 @@ import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 
-from gateway.accounts.service import create_account
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.db.models import Incident, IncidentAccount, Release
@@ -23,6 +22,7 @@ from gateway.portal import incident_pages
 from gateway.portal.incident_pages import IncidentPages
 from gateway.ratelimits import RateLimits
 from gateway.runtime import Runtime
+from tests.accounts import create_account
 from tests.grantees import MODEL, open_release
 from tests.http.portal import HTML, Http, csrf_token, submit
 from tests.http.test_ops_pages import make_account, sign_in, sign_in_operator

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from gateway.accounts.service import create_account
 from gateway.applications import service
 from gateway.db.models import Account, Application, ApplicationEvent, Grant, Notification
 from gateway.identity.passwords import hash_password
 from gateway.runtime import Runtime
 from stages.applications import ApplicationMove
 from stages.names import parse_model_ref
+from tests.accounts import create_account
 from tests.http.portal import HTML, Http, csrf_token, submit
 from tests.sample import publish
 

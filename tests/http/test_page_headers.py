@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from litestar.testing import AsyncTestClient
 
-from gateway.accounts.service import create_account
 from gateway.app import create_app
 from gateway.applications import service as applications
 from gateway.config import Settings
@@ -26,6 +25,7 @@ from gateway.identity.passwords import hash_password
 from gateway.incidents import service as incidents
 from gateway.runtime import Runtime
 from gateway.web.headers import CONTENT_SECURITY_POLICY, security_headers
+from tests.accounts import create_account
 from tests.grantees import MODEL, open_release
 from tests.http.portal import HTML, Http, submit
 

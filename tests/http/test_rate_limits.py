@@ -19,7 +19,6 @@ import httpx2
 import pytest
 from sqlalchemy import func, select, update
 
-from gateway.accounts.service import create_account
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.db.models import Account, ApiKey, Incident
@@ -27,6 +26,7 @@ from gateway.identity.passwords import hash_password
 from gateway.keys.service import create_key
 from gateway.ratelimits import Pace, RateLimits, Window
 from gateway.runtime import Runtime
+from tests.accounts import create_account
 from tests.grantees import grantee, open_release
 from tests.http.live import HTML, client_from, form_token, post_form, served
 

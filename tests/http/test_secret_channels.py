@@ -23,6 +23,7 @@ from gateway.notify.delivery import deliver_due_webhooks
 from gateway.runtime import Runtime, build_runtime
 from tests.fixtures.webhook_receiver import RECEIVER_SECRET, WebhookReceiver
 from tests.http.portal import HTML, Http, Mailbox, confirm_email, submit
+from tests.units import within
 
 pytestmark = pytest.mark.anyio
 PASSWORD = "correct horse battery"
@@ -98,7 +99,7 @@ async def test_no_webhook_delivery_carries_a_secret_the_gateway_would_accept(
     assert made.status_code == 201
     [key] = _KEY.findall(made.text)
     await submit(client, "/account", "/sign-out", {})
-    setup = await operator_setup_link(rt)
+    setup = await within(rt, operator_setup_link)
     assert setup is not None
     token = setup.url.split("token=", 1)[1]
     await submit(

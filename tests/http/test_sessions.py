@@ -14,17 +14,19 @@ import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
-from gateway.accounts.service import create_account
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.db.models import Account, ApiKey, WebSession
+from gateway.db.uow import unit_of_work
 from gateway.enforcement import service as enforcement
 from gateway.identity import service as identity
 from gateway.identity.passwords import hash_password
 from gateway.identity.sessions import SessionStore, end_sessions
 from gateway.runtime import Runtime
 from stages.enforcement import EnforcementStep
+from tests.accounts import create_account
 from tests.http.portal import HTML, Http, Mailbox, confirm_email, csrf_token, limiter_of, submit
+from tests.units import within
 
 pytestmark = pytest.mark.anyio
 PASSWORD = "correct horse battery"
@@ -108,14 +110,17 @@ async def _by_password(client: Http, rt: Runtime, mailbox: Mailbox) -> None:
 
 
 async def _by_email_confirmation(client: Http, rt: Runtime, mailbox: Mailbox) -> None:
-    await identity.sign_up(
+    await within(
         rt,
-        limiter_of(rt),
-        email=ADA,
-        password=PASSWORD,
-        display_name="",
-        affiliation="",
-        address=None,
+        lambda uow: identity.sign_up(
+            uow,
+            limiter_of(rt),
+            email=ADA,
+            password=PASSWORD,
+            display_name="",
+            affiliation="",
+            address=None,
+        ),
     )
     confirmed = await confirm_email(client, mailbox, ADA)
     assert confirmed.status_code == 302, confirmed.text
@@ -139,7 +144,7 @@ async def reset_password(client: Http, mailbox: Mailbox) -> None:
 
 
 async def _by_setup_link(client: Http, rt: Runtime, mailbox: Mailbox) -> None:
-    link = await identity.operator_setup_link(rt)
+    link = await within(rt, identity.operator_setup_link)
     assert link is not None
     token = link.url.split("token=", 1)[1]
     made = await submit(
@@ -274,8 +279,8 @@ async def test_a_session_ended_meanwhile_is_not_brought_back(runtime: Runtime) -
     account_id = await local_account(runtime)
     await store.create("some-id", b"{}", account_id=account_id, expires_in=60)
     assert await store.get("some-id") == b"{}"
-    async with runtime.transaction() as session:
-        assert await end_sessions(session, account_id) == 1
+    async with unit_of_work(runtime) as uow:
+        assert await end_sessions(await uow.write(), account_id) == 1
     # A request that loaded the session before it ended answers afterwards.
     assert not await store.update("some-id", b'{"a":1}', account_id=account_id, expires_in=60)
     assert await store.get("some-id") is None

@@ -11,7 +11,6 @@ import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select, update
 
-from gateway.accounts.service import create_account
 from gateway.applications import service
 from gateway.db.models import Account, Application, Closeout, Evidence, Grant, Notification
 from gateway.errors import Conflict, NotFound
@@ -19,6 +18,7 @@ from gateway.grants.lifecycle import attest_closeout, expire_grants, send_expiry
 from gateway.keys.service import create_key
 from gateway.runtime import Runtime
 from stages.applications import ApplicationMove
+from tests.accounts import create_account
 from tests.grantees import MODEL, open_release
 
 pytestmark = pytest.mark.anyio

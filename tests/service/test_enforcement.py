@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from gateway.accounts.service import create_account
 from gateway.applications import service as applications
 from gateway.db.models import (
     Account,
@@ -32,6 +31,7 @@ from gateway.runtime import Runtime
 from stages.access import Reason
 from stages.enforcement import AppealMove, EnforcementStep
 from stages.evidence import ENFORCEMENT_STEPS
+from tests.accounts import create_account
 from tests.grantees import MODEL, Grantee, grantee, open_release
 
 pytestmark = pytest.mark.anyio

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from gateway.accounts.service import create_account
 from gateway.db.models import (
     Account,
     EnforcementAction,
@@ -34,6 +33,7 @@ from policies.schema import Reaction, Trigger, TriggerEvent
 from stages.access import Reason
 from stages.incidents import IncidentMove, IncidentStatus, Severity, legal_incident_moves
 from stages.names import ModelRef
+from tests.accounts import create_account
 from tests.grantees import MODEL, grantee, open_release
 from tests.sample import publish
 

@@ -14,7 +14,6 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import select, update
 
-from gateway.accounts.service import create_account
 from gateway.config import ConfigError, Settings, Webhook, parse_smtp_url
 from gateway.db.models import Account, Notification, WebhookDelivery
 from gateway.notify.delivery import (
@@ -32,6 +31,7 @@ from gateway.notify.mail import (
 from gateway.notify.service import notify
 from gateway.notify.webhooks import WEBHOOK_RETRY_DELAYS, sign, verify_signature
 from gateway.runtime import Runtime
+from tests.accounts import create_account
 
 if TYPE_CHECKING:
     from tests.fixtures.smtp import SmtpTestServer, TestCertificate

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from gateway.accounts.service import create_account
 from gateway.applications import service
 from gateway.applications.operator_notices import send_operator_digests
 from gateway.config import ConfigError, Settings, load_settings
@@ -20,6 +19,7 @@ from gateway.jobs.registry import BY_NAME, run_job
 from gateway.notify.delivery import deliver_due_email
 from gateway.runtime import Runtime, build_runtime
 from stages.names import parse_model_ref
+from tests.accounts import create_account
 from tests.fixtures.smtp import SmtpTestServer
 from tests.sample import publish
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from gateway.accounts.service import create_account
 from gateway.db.models import Account, Evidence, Release
 from gateway.downloads.service import Client, Denied, deliver, issue_manifest_for_account
 from gateway.errors import Conflict
@@ -21,6 +20,7 @@ from gateway.staging.recalls import recall, reinstate
 from gateway.staging.service import move_release
 from stages.access import Reason
 from stages.release import Move
+from tests.accounts import create_account
 from tests.grantees import MODEL
 from tests.sample import publish
 

@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from gateway.accounts.service import create_account
 from gateway.applications import service as applications
 from gateway.db.models import Base, Grant
 from gateway.decommission import service as decommission
@@ -52,6 +51,7 @@ from stages.enforcement import (
 from stages.grants import GrantMove, GrantStatus, IllegalGrantMove, apply_grant_move
 from stages.incidents import IncidentMove, IncidentMoveError, IncidentStatus, apply_incident_move
 from stages.release import DRAFT, Move, ReleaseState, StageMachine, Status
+from tests.accounts import create_account
 from tests.grantees import MODEL
 from tests.sample import publish
 

@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from gateway.accounts.service import create_account
 from gateway.config import Settings
 from gateway.db.engine import make_engine, make_sessionmaker
 from gateway.db.models import Account, Evidence
@@ -22,6 +21,7 @@ from gateway.db.uow import UnitOfWork, UnitOfWorkError, in_unit, joined, run_uni
 from gateway.errors import DatabaseUnavailable, Denied
 from gateway.runtime import Runtime, build_runtime
 from stages.access import Reason
+from tests.accounts import create_account
 
 pytestmark = pytest.mark.anyio
 KIND = "test.unit_of_work"

@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sqlalchemy import select
 
-from gateway.accounts.service import create_account
 from gateway.config import ConfigError, Webhook, load_settings
 from gateway.db.models import WebhookDelivery
 from gateway.notify import addresses, endpoint_health, webhooks
 from gateway.notify.delivery import DeliveryReport, deliver_due_webhooks
 from gateway.notify.service import notify
 from gateway.runtime import Runtime
+from tests.accounts import create_account
+from tests.units import within
 
 if TYPE_CHECKING:
     from tests.fixtures.webhook_receiver import WebhookReceiver
@@ -145,9 +146,9 @@ async def test_a_failing_endpoint_is_left_alone_then_probed_and_the_console_says
         assert report == DeliveryReport(retried=1, held=2), failures
         clock.now += timedelta(hours=7)  # past every retry delay of the first delivery
         if failures < endpoint_health.OPEN_AFTER:
-            [state] = await endpoint_health.all_health(runtime)
+            [state] = await within(runtime, endpoint_health.all_health)
             assert not state.is_open(clock.now)
-    [state] = await endpoint_health.all_health(runtime)
+    [state] = await within(runtime, endpoint_health.all_health)
     assert state.failures == endpoint_health.OPEN_AFTER
     assert state.open_until is not None
     assert state.last_error == "HTTP 500 Internal Server Error"
@@ -163,14 +164,14 @@ async def test_a_failing_endpoint_is_left_alone_then_probed_and_the_console_says
     assert report.held >= 1
     assert len(webhook_receiver.requests) == asked
     assert sorted(r.attempts for r in await rows(runtime, url)) == [1, 1, 1]
-    [status] = await endpoint_health.console(runtime)
+    [status] = await within(runtime, endpoint_health.console)
     assert status.state(clock.now) == "left alone"
     assert status.pending == 3
 
     # Then one delivery probes; it is accepted, the circuit closes, the rest follow.
     clock.now = state.open_until
     assert await deliver_due_webhooks(runtime) == DeliveryReport(sent=1, held=2)
-    [state] = await endpoint_health.all_health(runtime)
+    [state] = await within(runtime, endpoint_health.all_health)
     assert (state.failures, state.open_until, state.last_success_at) == (0, None, clock.now)
     assert await deliver_due_webhooks(runtime) == DeliveryReport(sent=2)
     assert all(r.status == "delivered" for r in await rows(runtime, url))

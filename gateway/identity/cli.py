@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import click
 from rich.table import Table
 
-from gateway.accounts.service import create_account, list_accounts
-from gateway.cli.support import out, run
-from gateway.db.models import Account
-from gateway.runtime import Runtime, cli_actor
+from gateway.cli.support import out, run_in_unit
+from gateway.identity import accounts as service
+from gateway.runtime import cli_actor
 from gateway.web.filters import when
 
 
@@ -25,9 +22,9 @@ def accounts() -> None:
 @click.option("--name", "display_name", default="", help="Display name.")
 def accounts_create(email: str, operator: bool, display_name: str) -> None:
     """Create an account for EMAIL."""
-    account = run(
-        lambda rt: create_account(
-            rt, email, operator=operator, actor=cli_actor(), display_name=display_name
+    account = run_in_unit(
+        lambda uow: service.add_account(
+            uow, email, operator=operator, actor=cli_actor(), display_name=display_name
         )
     )
     role = "operator" if account.is_operator else "account"
@@ -38,12 +35,7 @@ def accounts_create(email: str, operator: bool, display_name: str) -> None:
 @click.option("--operators", is_flag=True, help="Only operators.")
 def accounts_list(operators: bool) -> None:
     """List accounts, oldest first."""
-
-    async def call(rt: Runtime) -> Sequence[Account]:
-        async with rt.sessionmaker() as session:
-            return await list_accounts(session, operators_only=operators)
-
-    rows = run(call)
+    rows = run_in_unit(lambda uow: service.accounts(uow, operators_only=operators))
     if not rows:
         out.print("No accounts yet. Create one with `gateway accounts create EMAIL`.")
         return

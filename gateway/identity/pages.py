@@ -1,4 +1,5 @@
-"""Sign-up, sign-in, email verification, password reset and first-operator setup."""
+"""Sign-up, sign-in, email verification, password reset, first-operator setup, and the
+signed-in account's own page."""
 
 from __future__ import annotations
 
@@ -6,17 +7,18 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.background_tasks import BackgroundTask
-from litestar.params import QueryParameter, URLEncodedBody
+from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
 from gateway.errors import GatewayError
 from gateway.identity import service
-from gateway.web import Limiter, Rt
-from gateway.web.forms import field, form_page
+from gateway.notify.service import inbox_latest
+from gateway.web import Limiter, Rt, Uow
+from gateway.web.forms import Form, field, form_page
+from gateway.web.guards import SignedIn, requires_sign_in
 from gateway.web.secret_pages import SECRET_PAGE
 from gateway.web.session import Viewer, sign_in_session
 
-Form = URLEncodedBody[dict[str, Any]]
 Token = Annotated[str, QueryParameter(description="The secret from the link")]
 Next = Annotated[str, QueryParameter(description="Where to go after signing in")]
 
@@ -51,11 +53,11 @@ class AuthPages(Controller):
 
     @post("/sign-up")
     async def sign_up(
-        self, request: Request[Any, Any, Any], runtime: Rt, limiter: Limiter, data: Form
+        self, request: Request[Any, Any, Any], uow: Uow, limiter: Limiter, data: Form
     ) -> Template:
         try:
             address = await service.sign_up(
-                runtime,
+                uow,
                 limiter,
                 email=field(data, "email"),
                 password=field(data, "password"),
@@ -79,12 +81,12 @@ class AuthPages(Controller):
 
     @post("/sign-in")
     async def sign_in(
-        self, request: Request[Any, Any, Any], runtime: Rt, limiter: Limiter, data: Form
+        self, request: Request[Any, Any, Any], uow: Uow, limiter: Limiter, data: Form
     ) -> Template | Redirect:
         target = safe_next(field(data, "next"), default="")
         try:
             account = await service.sign_in(
-                runtime,
+                uow,
                 limiter,
                 email=field(data, "email"),
                 password=field(data, "password"),
@@ -96,7 +98,7 @@ class AuthPages(Controller):
                 values=data,
                 error=exc,
                 next=target,
-                providers=runtime.settings.oidc,
+                providers=uow.rt.settings.oidc,
             )
         sign_in_session(request, account)
         return Redirect(landing(target, operator=account.is_operator))
@@ -114,11 +116,11 @@ class AuthPages(Controller):
 
     @post("/verify-email")
     async def verify_email(
-        self, request: Request[Any, Any, Any], runtime: Rt, data: Form
+        self, request: Request[Any, Any, Any], uow: Uow, data: Form
     ) -> Template | Redirect:
         try:
             account = await service.verify_email(
-                runtime, field(data, "token"), address=_address(request)
+                uow, field(data, "token"), address=_address(request)
             )
         except GatewayError as exc:
             return form_page("auth/message.html", error=exc, title="Email not confirmed")
@@ -126,9 +128,9 @@ class AuthPages(Controller):
         return Redirect("/account?confirmed=1")
 
     @post("/verify-email/resend")
-    async def resend(self, runtime: Rt, viewer: Viewer) -> Redirect:
+    async def resend(self, uow: Uow, viewer: Viewer) -> Redirect:
         if viewer is not None:
-            await service.resend_verification(runtime, viewer.id)
+            await service.resend_verification(uow, viewer.id)
         return Redirect("/account?resent=1")
 
     @get("/forgot-password")
@@ -141,7 +143,7 @@ class AuthPages(Controller):
     ) -> Template:
         try:
             address = await service.request_password_reset(
-                runtime, limiter, field(data, "email"), _address(request)
+                limiter, field(data, "email"), _address(request)
             )
         except GatewayError as exc:
             return form_page("auth/forgot.html", values=data, error=exc)
@@ -162,12 +164,12 @@ class AuthPages(Controller):
 
     @post("/reset-password")
     async def reset(
-        self, request: Request[Any, Any, Any], runtime: Rt, data: Form
+        self, request: Request[Any, Any, Any], uow: Uow, data: Form
     ) -> Template | Redirect:
         token = field(data, "token")
         try:
             account = await service.reset_password(
-                runtime, token, field(data, "password"), address=_address(request)
+                uow, token, field(data, "password"), address=_address(request)
             )
         except GatewayError as exc:
             return form_page("auth/reset.html", error=exc, token=token)
@@ -175,21 +177,21 @@ class AuthPages(Controller):
         return Redirect("/account?reset=1")
 
     @get("/setup")
-    async def setup_form(self, runtime: Rt, token: Token) -> Template:
-        if await service.setup_link_used(runtime, token):
+    async def setup_form(self, uow: Uow, token: Token) -> Template:
+        if await service.setup_link_used(uow, token):
             return _setup_used()
         return form_page("auth/setup.html", token=token)
 
     @post("/setup")
     async def setup(
-        self, request: Request[Any, Any, Any], runtime: Rt, data: Form
+        self, request: Request[Any, Any, Any], uow: Uow, data: Form
     ) -> Template | Redirect:
         token = field(data, "token")
-        if await service.setup_link_used(runtime, token):
+        if await service.setup_link_used(uow, token):
             return _setup_used()
         try:
             account = await service.create_first_operator(
-                runtime,
+                uow,
                 token,
                 email=field(data, "email"),
                 password=field(data, "password"),
@@ -199,3 +201,13 @@ class AuthPages(Controller):
             return form_page("auth/setup.html", values=data, error=exc, token=token)
         sign_in_session(request, account)
         return Redirect("/ops")
+
+
+class AccountPages(Controller):
+    include_in_schema = False
+    guards = [requires_sign_in]
+
+    @get("/account")
+    async def account(self, uow: Uow, account: SignedIn) -> Template:
+        notes = await inbox_latest(uow, account.id)
+        return Template("account/home.html", context={"account": account, "notifications": notes})

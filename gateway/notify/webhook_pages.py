@@ -6,7 +6,7 @@ from litestar import Controller, get
 from litestar.response import Template
 
 from gateway.notify.endpoint_health import console
-from gateway.web import Rt
+from gateway.web import Uow
 from gateway.web.guards import requires_operator
 
 
@@ -15,8 +15,8 @@ class WebhookPages(Controller):
     guards = [requires_operator]
 
     @get("/ops/webhooks")
-    async def webhooks(self, runtime: Rt) -> Template:
+    async def webhooks(self, uow: Uow) -> Template:
         return Template(
             "ops/webhooks.html",
-            context={"endpoints": await console(runtime), "now": runtime.clock()},
+            context={"endpoints": await console(uow), "now": uow.rt.clock()},
         )

@@ -1,1 +1,0 @@
-"""Accounts: who may apply, hold grants and operate the gateway."""
