@@ -43,6 +43,7 @@ class DeliveryMove(StrEnum):
     RETRY = "retry"  # the attempt failed; another one later
     FAIL = "fail"  # the attempt failed and was the last
     SKIP = "skip"  # mail only: no mail server will ever send it
+    GATHER = "gather"  # mail only: a notice held for a digest went out in one
 
 
 _EMAIL_MOVES: Final[Mapping[tuple[EmailStatus, DeliveryMove], EmailStatus]] = {
@@ -53,6 +54,7 @@ _EMAIL_MOVES: Final[Mapping[tuple[EmailStatus, DeliveryMove], EmailStatus]] = {
     (EmailStatus.SENDING, DeliveryMove.FAIL): EmailStatus.FAILED,
     (EmailStatus.PENDING, DeliveryMove.SKIP): EmailStatus.SKIPPED,
     (EmailStatus.SENDING, DeliveryMove.SKIP): EmailStatus.SKIPPED,
+    (EmailStatus.DIGEST, DeliveryMove.GATHER): EmailStatus.DIGESTED,
 }
 
 _WEBHOOK_MOVES: Final[Mapping[tuple[WebhookStatus, DeliveryMove], WebhookStatus]] = {

@@ -29,6 +29,7 @@ EMAIL_LEGAL = {
     (E.SENDING, M.FAIL): E.FAILED,
     (E.PENDING, M.SKIP): E.SKIPPED,
     (E.SENDING, M.SKIP): E.SKIPPED,
+    (E.DIGEST, M.GATHER): E.DIGESTED,
 }
 WEBHOOK_LEGAL = {
     (W.PENDING, M.CLAIM): W.SENDING,
@@ -71,7 +72,7 @@ def test_a_webhook_is_never_skipped() -> None:
 
 
 def test_finished_messages_are_final() -> None:
-    assert {E.SENT, E.FAILED, E.SKIPPED} == FINAL_EMAIL_STATUSES
+    assert {E.SENT, E.FAILED, E.SKIPPED, E.DIGESTED} == FINAL_EMAIL_STATUSES
     assert {W.DELIVERED, W.FAILED} == FINAL_WEBHOOK_STATUSES
     for status in FINAL_EMAIL_STATUSES:
         for move in DeliveryMove:
