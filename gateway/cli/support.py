@@ -15,6 +15,7 @@ from rich.text import Text
 
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.db.migrate import pending_revisions
+from gateway.db.uow import UnitOfWork, run_unit
 from gateway.errors import GatewayError
 from gateway.runtime import Runtime, build_runtime
 from gateway.storage import SourceUnreadable, StorageError
@@ -75,6 +76,15 @@ def run(call: Callable[[Runtime], Awaitable[T]], *, check_migrations: bool = Tru
                 await runtime.close()
 
         return asyncio.run(go())
+
+
+def in_unit(work: Callable[[UnitOfWork], Awaitable[T]]) -> Callable[[Runtime], Awaitable[T]]:
+    """A command's service call in one unit of work of its own: `run(in_unit(call))`."""
+
+    async def call(rt: Runtime) -> T:
+        return await run_unit(rt, work)
+
+    return call
 
 
 def ensure_schema(config: Settings) -> None:
