@@ -32,6 +32,7 @@ from gateway import __version__
 from gateway.api_reference import openapi_config
 from gateway.applications.api import ApplicationsController
 from gateway.catalog.api import CatalogController
+from gateway.catalog.pages import CatalogPages
 from gateway.config import Settings, load_settings
 from gateway.downloads.api import DownloadsController
 from gateway.errors import DatabaseUnavailable, GatewayError, StorageUnavailable, Unavailable
@@ -44,13 +45,12 @@ from gateway.keys.api import KeysController
 from gateway.keys.auth import provide_caller
 from gateway.notify.webhook_pages import WebhookPages
 from gateway.portal.applicant_pages import ApplicantPages
-from gateway.portal.catalog_pages import CatalogPages
 from gateway.portal.enforcement_pages import EnforcementPages
 from gateway.portal.incident_pages import IncidentPages
 from gateway.portal.ops_pages import OpsPages
-from gateway.portal.release_ops_pages import ReleaseOpsPages
 from gateway.ratelimits import DatabaseRateLimitStore, RateLimiter
 from gateway.runtime import Runtime, build_runtime
+from gateway.staging.pages import ReleaseOpsPages
 from gateway.storage import StorageError
 from gateway.web import Rt
 from gateway.web.csrf import SessionCsrfMiddleware

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import random
 import struct
+from functools import partial
 from pathlib import Path
 
+from gateway.db.uow import run_unit
 from gateway.errors import Conflict
 from gateway.publishing.service import PublishRequest, publish_release
 from gateway.runtime import Runtime
@@ -115,18 +117,21 @@ async def seed_demo(rt: Runtime) -> list[str]:
             guidance_file=guidance_file,
         )
         try:
-            await publish_release(rt, request, actor=ACTOR)
+            await run_unit(rt, partial(publish_release, request=request, actor=ACTOR))
         except Conflict:
             continue
         for stage in stages:
             # The demo has no evaluations or grantees to earn its stages with: it says so.
-            await promote(
+            await run_unit(
                 rt,
-                DEMO_MODEL,
-                version,
-                target=stage,
-                actor=ACTOR,
-                override_reason="demo release, seeded without evidence",
+                partial(
+                    promote,
+                    model=DEMO_MODEL,
+                    version=version,
+                    target=stage,
+                    actor=ACTOR,
+                    override_reason="demo release, seeded without evidence",
+                ),
             )
         done.append(f"{DEMO_MODEL}:{version}")
     return done

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 
 from litestar import Response, get
-from sqlalchemy import text
 
 from gateway.errors import Unavailable
-from gateway.runtime import Runtime
+from gateway.maintenance.service import check_database
 from gateway.storage import StorageError
-from gateway.web import Rt
+from gateway.web import Rt, Uow
 
 
 @get("/healthz", tags=["health"], summary="The process is alive", cache=False)
@@ -23,10 +22,10 @@ READY_TIMEOUT_SECONDS = 10.0
 
 
 @get("/readyz", tags=["health"], summary="Database and storage are reachable", cache=False)
-async def readyz(runtime: Rt) -> Response[dict[str, str]]:
+async def readyz(runtime: Rt, uow: Uow) -> Response[dict[str, str]]:
     checks: dict[str, str] = {}
     try:
-        await asyncio.wait_for(_check_database(runtime), timeout=READY_TIMEOUT_SECONDS)
+        await asyncio.wait_for(check_database(runtime), timeout=READY_TIMEOUT_SECONDS)
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready", and we say which
         checks["database"] = f"unreachable: {failure_text(exc)}"
@@ -40,17 +39,12 @@ async def readyz(runtime: Rt) -> Response[dict[str, str]]:
     if runtime.settings.scheduler and checks["database"] == "ok":
         from gateway.jobs.registry import stale_jobs
 
-        stale = await stale_jobs(runtime)
+        stale = await stale_jobs(uow)
         checks["scheduler"] = f"stale: {', '.join(stale)}" if stale else "ok"
     ready = all(v == "ok" for v in checks.values())
     return Response(
         {"status": "ready" if ready else "not ready", **checks}, status_code=200 if ready else 503
     )
-
-
-async def _check_database(runtime: Runtime) -> None:
-    async with runtime.engine.connect() as connection:
-        await connection.execute(text("SELECT 1"))
 
 
 def failure_text(exc: BaseException) -> str:

@@ -14,6 +14,7 @@ from stages.names import parse_model_ref
 from stages.release import Move
 from tests.accounts import create_account
 from tests.sample import publish
+from tests.units import within
 
 MODEL = parse_model_ref("acme/sample")
 
@@ -34,7 +35,12 @@ async def open_release(rt: Runtime, tmp_path: Path, to: str = "researcher") -> N
     """Publish acme/sample:1.0 and promote it up to stage `to`."""
     await publish(rt, tmp_path)
     for stage in rt.policy.ladder.names:
-        await move_release(rt, MODEL, "1.0", Move.PROMOTE, target=stage, actor="test")
+        await within(
+            rt,
+            lambda uow, stage=stage: move_release(
+                uow, MODEL, "1.0", Move.PROMOTE, target=stage, actor="test"
+            ),
+        )
         if stage == to:
             return
 

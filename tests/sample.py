@@ -8,6 +8,7 @@ from pathlib import Path
 from gateway.publishing.service import Published, PublishRequest, publish_release
 from gateway.runtime import Runtime
 from stages.names import parse_model_ref
+from tests.units import within
 
 LICENSE_TEXT = "Sample Model License\n\nUse it kindly.\n"
 
@@ -40,13 +41,10 @@ async def publish(
     rt: Runtime, tmp_path: Path, model: str = "acme/sample", version: str = "1.0"
 ) -> Published:
     folder = make_folder(tmp_path / f"src-{model.replace('/', '-')}-{version}")
-    return await publish_release(
-        rt,
-        PublishRequest(
-            model=parse_model_ref(model),
-            version=version,
-            folder=folder,
-            license_file=make_license(tmp_path),
-        ),
-        actor="test",
+    request = PublishRequest(
+        model=parse_model_ref(model),
+        version=version,
+        folder=folder,
+        license_file=make_license(tmp_path),
     )
+    return await within(rt, lambda uow: publish_release(uow, request, actor="test"))

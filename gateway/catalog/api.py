@@ -10,10 +10,11 @@ from litestar.openapi.datastructures import ResponseSpec
 from gateway.api_reference import COMMON, answers
 from gateway.catalog import service
 from gateway.catalog.schemas import ModelPage, ModelSummary, ReleaseDetail
-from gateway.runtime import Runtime
-from gateway.web import Db, Limit, Name, Offset, Org, Rt, Version
+from gateway.catalog.service import open_tiers
+from gateway.web import Limit, Name, Offset, Org, Uow, Version
 from stages.names import ModelRef
-from stages.release import ReleaseState, Status
+
+__all__ = ["CatalogController", "model_ref", "open_tiers"]
 
 
 def model_ref(org: str, name: str) -> ModelRef:
@@ -26,11 +27,6 @@ def model_ref(org: str, name: str) -> ModelRef:
         raise InvalidInput(str(exc), code="invalid_name") from exc
 
 
-def open_tiers(rt: Runtime, stage: str, status: str) -> set[str]:
-    """Tiers a release is open to now: none unless active, else those its stage reaches."""
-    return set(rt.stage_machine.open_tiers(ReleaseState(stage, Status(status))))
-
-
 class CatalogController(Controller):
     path = "/api/v1/models"
     tags = ["catalog"]
@@ -38,11 +34,11 @@ class CatalogController(Controller):
     @get("/", summary="List models and their releases", responses=answers(*COMMON))
     async def list_models(
         self,
-        db: Db,
+        uow: Uow,
         limit: Limit = 100,
         offset: Offset = 0,
     ) -> ModelPage:
-        models, total = await service.list_models(db, limit=limit, offset=offset)
+        models, total = await service.list_models(uow, limit=limit, offset=offset)
         return ModelPage(
             items=[ModelSummary.of(m) for m in models], total=total, limit=limit, offset=offset
         )
@@ -52,20 +48,18 @@ class CatalogController(Controller):
         summary="A model and its releases",
         responses=answers(*COMMON, 404),
     )
-    async def get_model(self, db: Db, org: Org, name: Name) -> ModelSummary:
-        return ModelSummary.of(await service.get_model(db, model_ref(org, name)))
+    async def get_model(self, uow: Uow, org: Org, name: Name) -> ModelSummary:
+        return ModelSummary.of(await service.get_model(uow, model_ref(org, name)))
 
     @get(
         "/{org:str}/{name:str}/releases/{version:str}",
         summary="A release and its artifacts",
         responses=answers(*COMMON, 404),
     )
-    async def get_release(
-        self, db: Db, runtime: Rt, org: Org, name: Name, version: Version
-    ) -> ReleaseDetail:
-        release = await service.get_release(db, model_ref(org, name), version)
+    async def get_release(self, uow: Uow, org: Org, name: Name, version: Version) -> ReleaseDetail:
+        release = await service.get_release(uow, model_ref(org, name), version)
         return ReleaseDetail.of(
-            release, runtime.policy, open_tiers(runtime, release.stage, release.status)
+            release, uow.rt.policy, open_tiers(uow.rt, release.stage, release.status)
         )
 
     @get(
@@ -81,8 +75,10 @@ class CatalogController(Controller):
             **answers(*COMMON, 404),
         },
     )
-    async def get_signature(self, db: Db, org: Org, name: Name, version: Version) -> Response[str]:
-        release = await service.get_release(db, model_ref(org, name), version)
+    async def get_signature(
+        self, uow: Uow, org: Org, name: Name, version: Version
+    ) -> Response[str]:
+        release = await service.get_release(uow, model_ref(org, name), version)
         filename = f"{release.model.name}-{release.version}.sig"
         return Response(
             release.signature_bundle,

@@ -3,73 +3,95 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
-
+from gateway.catalog import repository
 from gateway.catalog.model_card import ModelCard, card_artifact, load_model_card
-from gateway.db.models import Model, Release
+from gateway.catalog.schemas import ReleaseDetail
+from gateway.db.models import Model, Release, StageChange
+from gateway.db.uow import UnitOfWork
 from gateway.errors import NotFound
-from gateway.storage import Storage
+from gateway.runtime import Runtime
 from stages.names import ModelRef
+from stages.release import ReleaseState, Status
 
 
 async def list_models(
-    session: AsyncSession, *, limit: int = 100, offset: int = 0
+    uow: UnitOfWork, *, limit: int = 100, offset: int = 0
 ) -> tuple[Sequence[Model], int]:
     """Models with their releases, alphabetical, one page at a time, and the total count."""
-    total = await session.scalar(select(func.count()).select_from(Model)) or 0
-    models = await session.scalars(
-        select(Model)
-        .options(selectinload(Model.releases))
-        .order_by(Model.org, Model.name)
-        .limit(limit)
-        .offset(offset)
-    )
-    return models.all(), total
+    return await repository.models_page(uow.session, limit=limit, offset=offset)
 
 
-async def get_model(session: AsyncSession, ref: ModelRef) -> Model:
-    model = await session.scalar(
-        select(Model)
-        .options(selectinload(Model.releases))
-        .where(Model.org == ref.org, Model.name == ref.name)
-    )
-    if model is None:
-        raise NotFound(f"no model {ref}", code="model_not_found")
-    return model
+async def get_model(uow: UnitOfWork, ref: ModelRef) -> Model:
+    return await repository.model_by_ref(uow.session, ref)
 
 
-async def get_release(session: AsyncSession, ref: ModelRef, version: str) -> Release:
+async def get_release(uow: UnitOfWork, ref: ModelRef, version: str) -> Release:
     """A release with its model, license, components and artifacts loaded."""
-    release = await session.scalar(
-        select(Release)
-        .join(Model)
-        .options(
-            selectinload(Release.model),
-            selectinload(Release.license),
-            selectinload(Release.components),
-            selectinload(Release.artifacts),
+    try:
+        return await repository.release_by_ref(
+            uow.session, ref, version, load=repository.RELEASE_DETAIL
         )
-        .where(Model.org == ref.org, Model.name == ref.name, Release.version == version)
-    )
-    if release is None:
-        await get_model(session, ref)  # says "no model" when that is the problem
-        raise NotFound(f"no release {ref}:{version}", code="release_not_found")
-    return release
+    except NotFound:
+        # Says "no model" when that is the problem.
+        await repository.model_by_ref(uow.session, ref, with_releases=False)
+        raise
 
 
-async def model_card(
-    session: AsyncSession, storage: Storage, releases: Sequence[Release]
-) -> ModelCard | None:
+def open_tiers(rt: Runtime, stage: str, status: str) -> set[str]:
+    """Tiers a release is open to now: none unless active, else those its stage reaches."""
+    return set(rt.stage_machine.open_tiers(ReleaseState(stage, Status(status))))
+
+
+@dataclass(frozen=True)
+class ModelView:
+    model: Model
+    card: ModelCard | None
+
+
+async def model_page(uow: UnitOfWork, ref: ModelRef) -> ModelView:
+    """A model and the card of its newest open release that has one."""
+    model = await get_model(uow, ref)
+    opened = [r for r in model.releases if open_tiers(uow.rt, r.stage, r.status)]
+    return ModelView(model, await model_card(uow, opened))
+
+
+@dataclass(frozen=True)
+class ReleaseView:
+    release: Release
+    open_tiers: set[str]
+    history: Sequence[StageChange]
+
+
+async def release_page(uow: UnitOfWork, ref: ModelRef, version: str) -> ReleaseView:
+    """A release, the tiers it is open to now, and its stage history."""
+    release = await get_release(uow, ref, version)
+    history = await repository.stage_history(uow.session, release.id)
+    return ReleaseView(release, open_tiers(uow.rt, release.stage, release.status), history)
+
+
+async def model_card(uow: UnitOfWork, releases: Sequence[Release]) -> ModelCard | None:
     """The card of the newest of `releases` (oldest first, as a model lists them) with one."""
     for shown in reversed(releases):
-        release = await session.scalar(
-            select(Release)
-            .options(selectinload(Release.components), selectinload(Release.artifacts))
-            .where(Release.id == shown.id)
-        )
+        release = await repository.release_files(uow.session, shown.id)
         if release is not None and card_artifact(release) is not None:
-            return await load_model_card(storage, release)
+            return await load_model_card(uow.rt.storage, release)
     return None
+
+
+async def every_model(uow: UnitOfWork) -> list[Model]:
+    """Every model with its releases, alphabetical, read a page at a time."""
+    found: list[Model] = []
+    while True:
+        page, total = await list_models(uow, limit=500, offset=len(found))
+        found.extend(page)
+        if len(found) >= total or not page:
+            return found
+
+
+async def release_detail(uow: UnitOfWork, ref: ModelRef, version: str) -> ReleaseDetail:
+    """A release as the API shows it: its tiers, what each may fetch and whether it is open."""
+    release = await get_release(uow, ref, version)
+    rt = uow.rt
+    return ReleaseDetail.of(release, rt.policy, open_tiers(rt, release.stage, release.status))

@@ -27,8 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "gateway.cli.applications:applications",
         "Access applications: the review queue and the operators' decisions.",
     ),
-    "config": ("gateway.cli.maintenance:config", "Inspect the effective configuration."),
-    "db": ("gateway.cli.maintenance:db", "Database migrations."),
+    "config": ("gateway.maintenance.cli:config", "Inspect the effective configuration."),
+    "db": ("gateway.maintenance.cli:db", "Database migrations."),
     "decommission": (
         "gateway.cli.decommission:decommission",
         "Announce the end of a release's hosting to every grantee of its model.",
@@ -43,7 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "standing and the policy's suggested next step without acting.",
     ),
     "evidence": (
-        "gateway.cli.stage:evidence",
+        "gateway.staging.cli:evidence",
         "Evidence attached to releases for promotion gates.",
     ),
     "grants": (
@@ -55,28 +55,28 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Incidents: reports of misuse, safety or security problems, leaks.",
     ),
     "jobs": (
-        "gateway.cli.jobs:jobs",
+        "gateway.jobs.cli:jobs",
         "Scheduled jobs: grant expiry, warnings, close-outs, mail and webhooks.",
     ),
     "keys": ("gateway.cli.keys:keys", "API keys, and the key that signs download URLs."),
-    "models": ("gateway.cli.catalog:models", "Models in the catalog."),
-    "policy": ("gateway.cli.maintenance:policy", "Policy files."),
+    "models": ("gateway.catalog.cli:models", "Models in the catalog."),
+    "policy": ("gateway.maintenance.cli:policy", "Policy files."),
     "purge": (
         "gateway.cli.decommission:purge",
         "Delete the stored files of a decommissioned release, after its retention period.",
     ),
     "recall": (
-        "gateway.cli.stage:recall_command",
+        "gateway.staging.cli:recall_command",
         "Stop every download in scope at once, including URLs already handed out.",
     ),
     "reinstate": (
-        "gateway.cli.stage:reinstate_command",
+        "gateway.staging.cli:reinstate_command",
         "Approve lifting a recall; lifts it once enough operators agree (policy).",
     ),
-    "release": ("gateway.cli.catalog:release", "Releases: list, show and publish."),
+    "release": ("gateway.catalog.cli:release", "Releases: list, show and publish."),
     "serve": ("gateway.cli.serve:serve", "Serve the portal, the JSON API and downloads."),
     "stage": (
-        "gateway.cli.stage:stage",
+        "gateway.staging.cli:stage",
         "Stage of a release: status, promote, approve, roll back.",
     ),
 }

@@ -9,10 +9,10 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from gateway.cli.stage import actor_for, as_operator
 from gateway.cli.support import err, out, run
 from gateway.incidents import service
 from gateway.runtime import Runtime
+from gateway.staging.cli import actor_for, as_operator
 from gateway.web.filters import when
 from stages.incidents import Severity
 

@@ -14,12 +14,16 @@ from rich.console import Console
 from rich.text import Text
 
 from gateway.config import ConfigError, Settings, load_settings
+from gateway.db import uow as _uow
 from gateway.db.migrate import pending_revisions
-from gateway.db.uow import UnitOfWork, in_unit
 from gateway.errors import GatewayError
 from gateway.runtime import Runtime, build_runtime
 from gateway.storage import SourceUnreadable, StorageError
 from stages.names import InvalidName
+
+# What commands need of the unit of work, so they import nothing of gateway.db themselves.
+UnitOfWork = _uow.UnitOfWork
+in_unit = _uow.in_unit
 
 T = TypeVar("T")
 

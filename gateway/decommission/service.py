@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from gateway import evidence
+from gateway.catalog.repository import release_by_ref
 from gateway.db.models import (
     Artifact,
     Decommission,
@@ -35,6 +36,7 @@ from gateway.db.models import (
     Model,
     Release,
 )
+from gateway.db.uow import run_unit
 from gateway.decommission import notices
 from gateway.decommission.notices import Message
 from gateway.errors import Conflict, InvalidInput, NotFound
@@ -336,8 +338,11 @@ async def _execute(
     # Conflict: already decommissioned, by a run that stopped before recording the rest,
     # by a concurrent run, or by hand. The guarded UPDATE below decides who finishes.
     with contextlib.suppress(Conflict):
-        await move_release(
-            rt, model, version, Move.DECOMMISSION, target=None, actor=SYSTEM, reason=reason
+        await run_unit(
+            rt,
+            lambda uow: move_release(
+                uow, model, version, Move.DECOMMISSION, target=None, actor=SYSTEM, reason=reason
+            ),
         )
     now = rt.clock()
     async with rt.transaction() as session:
@@ -702,22 +707,14 @@ async def status(
 # --- loading -------------------------------------------------------------------------
 
 
+_WITH_LICENSE = (selectinload(Release.model), selectinload(Release.license))
+
+
 async def _release(
     session: AsyncSession, model: ModelRef, version: str, *, lock: bool = False
 ) -> Release:
-    query = (
-        select(Release)
-        .join(Model, Model.id == Release.model_id)
-        .options(selectinload(Release.model), selectinload(Release.license))
-        .where(Model.org == model.org, Model.name == model.name, Release.version == version)
-    )
-    if lock:
-        # Serialises an announcement with a concurrent stage move of the same release.
-        query = query.with_for_update(of=Release)
-    release = await session.scalar(query)
-    if release is None:
-        raise NotFound(f"no release {model}:{version}", code="release_not_found")
-    return release
+    # `lock` serialises an announcement with a concurrent stage move of the same release.
+    return await release_by_ref(session, model, version, load=_WITH_LICENSE, lock=lock)
 
 
 async def _release_by_id(session: AsyncSession, release_id: int) -> Release:

@@ -112,7 +112,7 @@ async def issue_manifest(
         signing_key = await rt.url_keys.signing(uow, now)
         pending: list[ev.Payload] = []
         session = uow.session
-        release = await get_release(session, model, version)
+        release = await get_release(uow, model, version)
         grants = (
             await session.scalars(
                 select(Grant).where(

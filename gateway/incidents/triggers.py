@@ -44,6 +44,7 @@ from gateway.db.models import (
     Model,
     Release,
 )
+from gateway.db.uow import run_unit
 from gateway.errors import Conflict, NotFound
 from gateway.runtime import Runtime
 from gateway.staging.recalls import recall
@@ -253,14 +254,18 @@ async def _take(rt: Runtime, step: _Step, facts: _Facts) -> str:
     assert facts.model is not None  # release actions fire only for a release
     assert facts.version is not None
     ref = f"{facts.model}:{facts.version}"
-    outcome = await recall(
+    model, version = facts.model, facts.version
+    outcome = await run_unit(
         rt,
-        facts.model,
-        facts.version,
-        reason=facts.reason,
-        actor=TRIGGER_ACTOR,
-        tier=step.tier,
-        rule=step.rule,
+        lambda uow: recall(
+            uow,
+            model,
+            version,
+            reason=facts.reason,
+            actor=TRIGGER_ACTOR,
+            tier=step.tier,
+            rule=step.rule,
+        ),
     )
     scope = f" for the {step.tier} tier" if step.tier else ""
     if outcome.releases:

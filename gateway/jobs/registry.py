@@ -1,113 +1,116 @@
 """The jobs, how often they run, and how one run is guarded and recorded.
 
-Every job is idempotent and claims its rows, so running it twice at once is harmless; on
-PostgreSQL each run also takes a transaction-level advisory lock named after the job, so
-that with several gateway processes it runs once rather than racing. Each run's start,
-end and error are kept in `job_runs`, which /readyz reads to spot a stalled scheduler.
+Every run is one unit of work of its own, opened here: the job's reads and writes, and
+the `job_runs` row that records the run, commit together, or none of them does. Every
+job is idempotent and claims its rows, so running it twice at once is harmless; on
+PostgreSQL each run also takes a transaction-level advisory lock named after the job,
+inside its unit, so that with several gateway processes it runs once rather than racing.
+A run that fails is rolled back, and its start and error are recorded in a unit of their
+own. `job_runs` is what /readyz reads to spot a stalled scheduler.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
-
-from sqlalchemy import select, text
+from datetime import datetime, timedelta
 
 from gateway.db.models import JobRun
+from gateway.db.uow import UnitOfWork, run_unit, unit_of_work
+from gateway.jobs import repository
 from gateway.runtime import Runtime
 
 logger = logging.getLogger("gateway.jobs")
 
 
-async def _expire_grants(rt: Runtime) -> str:
+async def _expire_grants(uow: UnitOfWork) -> str:
     from gateway.grants.lifecycle import expire_grants
 
-    report = await expire_grants(rt)
+    report = await expire_grants(uow.rt)
     return f"{report.expired} expired, {report.closeouts} close-outs requested"
 
 
-async def _warn_grants(rt: Runtime) -> str:
+async def _warn_grants(uow: UnitOfWork) -> str:
     from gateway.grants.lifecycle import send_expiry_warnings
 
-    return f"{(await send_expiry_warnings(rt)).warned} warned"
+    return f"{(await send_expiry_warnings(uow.rt)).warned} warned"
 
 
-async def _closeouts(rt: Runtime) -> str:
+async def _closeouts(uow: UnitOfWork) -> str:
     from gateway.grants.lifecycle import request_closeouts
 
-    return f"{(await request_closeouts(rt)).closeouts} close-outs requested"
+    return f"{(await request_closeouts(uow.rt)).closeouts} close-outs requested"
 
 
-async def _stale_applications(rt: Runtime) -> str:
+async def _stale_applications(uow: UnitOfWork) -> str:
     from gateway.applications.service import expire_stale_applications
 
-    return f"{await expire_stale_applications(rt)} applications expired"
+    return f"{await expire_stale_applications(uow.rt)} applications expired"
 
 
-async def _email(rt: Runtime) -> str:
+async def _email(uow: UnitOfWork) -> str:
     from gateway.notify.delivery import deliver_due_email
 
-    return str(await deliver_due_email(rt))
+    return str(await deliver_due_email(uow.rt))
 
 
-async def _webhooks(rt: Runtime) -> str:
+async def _webhooks(uow: UnitOfWork) -> str:
     from gateway.notify.delivery import deliver_due_webhooks
 
-    return str(await deliver_due_webhooks(rt))
+    return str(await deliver_due_webhooks(uow.rt))
 
 
-async def _operator_digest(rt: Runtime) -> str:
+async def _operator_digest(uow: UnitOfWork) -> str:
     from gateway.applications.operator_notices import send_operator_digests
 
-    return f"{await send_operator_digests(rt)} operator digest(s) mailed"
+    return f"{await send_operator_digests(uow.rt)} operator digest(s) mailed"
 
 
-async def _decommission_reminders(rt: Runtime) -> str:
+async def _decommission_reminders(uow: UnitOfWork) -> str:
     from gateway.decommission.service import send_reminders
 
-    return f"{await send_reminders(rt)} reminded"
+    return f"{await send_reminders(uow.rt)} reminded"
 
 
-async def _decommission_execute(rt: Runtime) -> str:
+async def _decommission_execute(uow: UnitOfWork) -> str:
     from gateway.decommission.service import execute_due
 
-    return f"{await execute_due(rt)} decommissioned"
+    return f"{await execute_due(uow.rt)} decommissioned"
 
 
-async def _lift_suspensions(rt: Runtime) -> str:
+async def _lift_suspensions(uow: UnitOfWork) -> str:
     from gateway.enforcement.service import lift_expired_suspensions
 
-    return f"{await lift_expired_suspensions(rt)} suspensions lifted"
+    return f"{await lift_expired_suspensions(uow.rt)} suspensions lifted"
 
 
-async def _recheck_triggers(rt: Runtime) -> str:
+async def _recheck_triggers(uow: UnitOfWork) -> str:
     from gateway.incidents.triggers import recheck_triggers
 
-    return f"{await recheck_triggers(rt)} trigger action(s) taken"
+    return f"{await recheck_triggers(uow.rt)} trigger action(s) taken"
 
 
-async def _sweep_rate_limits(rt: Runtime) -> str:
+async def _sweep_rate_limits(uow: UnitOfWork) -> str:
     from gateway.ratelimits import DatabaseRateLimitStore, RateLimiter
 
+    rt = uow.rt
     limiter = RateLimiter(DatabaseRateLimitStore(rt.engine), rt.settings.rate_limits, rt.clock)
     return f"{await limiter.sweep()} finished rate-limit windows dropped"
 
 
-async def _purge_sessions(rt: Runtime) -> str:
-    from gateway.db.uow import run_unit
+async def _purge_sessions(uow: UnitOfWork) -> str:
     from gateway.identity.sessions import purge_expired_sessions
 
-    return f"{await run_unit(rt, purge_expired_sessions)} expired sessions removed"
+    return f"{await purge_expired_sessions(uow)} expired sessions removed"
 
 
 @dataclass(frozen=True)
 class Job:
     name: str
     every: timedelta
-    run: Callable[[Runtime], Awaitable[str]]
+    # The job's work in the run's unit of work; a sentence saying what it did.
+    run: Callable[[UnitOfWork], Awaitable[str]]
 
 
 JOBS: tuple[Job, ...] = (
@@ -129,72 +132,58 @@ JOBS: tuple[Job, ...] = (
 BY_NAME = {job.name: job for job in JOBS}
 
 
-def _lock_id(name: str) -> int:
-    return int.from_bytes(
-        hashlib.sha256(f"gateway-job:{name}".encode()).digest()[:8], "big", signed=True
-    )
-
-
 async def run_job(rt: Runtime, job: Job, *, only_if_due: bool = False) -> str | None:
-    """Run one job now; None if another process holds its lock (or, with `only_if_due`,
-    ran it within its interval: the check is repeated under the lock, so of several
-    processes that found it due at once, exactly one runs it)."""
-    lock = None
-    if not rt.settings.is_sqlite:
-        # Held on a connection of its own for the whole run; released when it closes.
-        lock = await rt.engine.connect()
-        got = await lock.scalar(
-            text("SELECT pg_try_advisory_lock(:id)"), {"id": _lock_id(job.name)}
-        )
-        if not got:
-            await lock.close()
-            return None
+    """Run one job now, in a unit of work of its own; None if another process holds its
+    lock (or, with `only_if_due`, ran it within its interval: the check is repeated under
+    the lock, so of several processes that found it due at once, exactly one runs it)."""
+    started: datetime | None = None
     try:
-        if only_if_due and not await _due(rt, job):
-            return None
-        await _record(rt, job.name, started=True)
-        try:
-            outcome = await job.run(rt)
-        except Exception as exc:
-            logger.exception("job %s failed", job.name)
-            await _record(rt, job.name, started=False, error=f"{type(exc).__name__}: {exc}")
-            return f"failed: {exc}"
-        await _record(rt, job.name, started=False)
+        async with unit_of_work(rt) as uow:
+            if not rt.settings.is_sqlite and not await repository.try_job_lock(
+                uow.session, job.name
+            ):
+                return None
+            if only_if_due and not await _due(uow, job):
+                return None
+            started = rt.clock()
+            outcome = await job.run(uow)
+            await _record(uow, job.name, started=started)
         return outcome
-    finally:
-        if lock is not None:
-            await lock.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": _lock_id(job.name)})
-            await lock.close()
+    except Exception as exc:
+        if started is None:
+            raise  # the runner's own reads failed: no run to record
+        logger.exception("job %s failed", job.name)
+        error = f"{type(exc).__name__}: {exc}"
+        at = started
+        await run_unit(rt, lambda uow: _record(uow, job.name, started=at, error=error))
+        return f"failed: {exc}"
 
 
-async def _due(rt: Runtime, job: Job) -> bool:
-    async with rt.sessionmaker() as session:
-        row = await session.get(JobRun, job.name)
+async def _due(uow: UnitOfWork, job: Job) -> bool:
+    row = await repository.job_run(uow.session, job.name)
     return (
-        row is None or row.last_started_at is None or rt.clock() - row.last_started_at >= job.every
+        row is None
+        or row.last_started_at is None
+        or uow.rt.clock() - row.last_started_at >= job.every
     )
 
 
-async def _record(rt: Runtime, name: str, *, started: bool, error: str | None = None) -> None:
-    now = rt.clock()
-    async with rt.transaction() as session:
-        row = await session.get(JobRun, name)
-        if row is None:
-            row = JobRun(name=name, runs=0)
-            session.add(row)
-        if started:
-            row.last_started_at = now
-            row.runs = (row.runs or 0) + 1
-        else:
-            row.last_finished_at = now
-            row.last_error = error
+async def _record(
+    uow: UnitOfWork, name: str, *, started: datetime, error: str | None = None
+) -> None:
+    session = await uow.write()
+    row = await repository.job_run(session, name) or await repository.add_job_run(session, name)
+    row.last_started_at = started
+    row.runs = (row.runs or 0) + 1
+    row.last_finished_at = uow.rt.clock()
+    row.last_error = error
 
 
 async def run_due(rt: Runtime, *, force: bool = False) -> list[tuple[str, str | None]]:
     """Run every job whose interval has passed since it last started (all of them if forced)."""
     now = rt.clock()
-    async with rt.sessionmaker() as session:
-        last = {row.name: row for row in (await session.scalars(select(JobRun))).all()}
+    rows = await run_unit(rt, lambda uow: repository.job_runs(uow.session))
+    last = {row.name: row for row in rows}
     results = []
     for job in JOBS:
         previous = last.get(job.name)
@@ -209,17 +198,21 @@ async def run_due(rt: Runtime, *, force: bool = False) -> list[tuple[str, str | 
     return results
 
 
-async def stale_jobs(rt: Runtime, *, slack: float = 3.0) -> list[str]:
+async def last_runs(uow: UnitOfWork) -> dict[str, JobRun]:
+    """The recorded runs, by job name (a job that never ran has none)."""
+    return {row.name: row for row in await repository.job_runs(uow.session)}
+
+
+async def stale_jobs(uow: UnitOfWork, *, slack: float = 3.0) -> list[str]:
     """Jobs that have not started for `slack` times their interval: the scheduler is stuck.
 
     The wait counts from the later of the job's last start (by any process) and this
     process's scheduler start: right after a fleet restarts, the last recorded runs are
     old, but no process has had the chance to run the job yet.
     """
-    now = rt.clock()
-    async with rt.reading() as session:
-        rows = {row.name: row for row in (await session.scalars(select(JobRun))).all()}
-    since_start = rt.scheduler_started_at
+    now = uow.rt.clock()
+    rows = await last_runs(uow)
+    since_start = uow.rt.scheduler_started_at
     stale = []
     for job in JOBS:
         row = rows.get(job.name)

@@ -33,7 +33,7 @@ from gateway.applications.service import (
     submit,
 )
 from gateway.catalog.api import model_ref, open_tiers
-from gateway.catalog.service import get_model
+from gateway.catalog.repository import model_by_ref
 from gateway.db.models import Account, ApiKey, Application, Closeout, Grant, Notification
 from gateway.downloads.api import client_of
 from gateway.downloads.service import issue_manifest_for_account
@@ -406,7 +406,7 @@ async def _own_grant(db: AsyncSession, account: Account, grant_id: str) -> Grant
 
 
 async def _newest_open_version(db: AsyncSession, rt: Runtime, grant: Grant) -> str | None:
-    model = await get_model(db, ModelRef(grant.model.org, grant.model.name))
+    model = await model_by_ref(db, ModelRef(grant.model.org, grant.model.name))
     for release in reversed(model.releases):
         if grant.tier in open_tiers(rt, release.stage, release.status):
             return release.version
@@ -859,7 +859,7 @@ def _base(rt: Runtime) -> str:
 
 
 async def _tier_picker(db: AsyncSession, rt: Runtime, account: Account, ref: ModelRef) -> Template:
-    model = await get_model(db, ref)
+    model = await model_by_ref(db, ref)
     if not model.releases:
         raise NotFound(f"{ref} has no release to apply for yet", code="release_not_found")
     newest = model.releases[-1]

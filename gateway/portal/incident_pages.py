@@ -21,7 +21,7 @@ from litestar.response import Redirect, Template
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.catalog.service import list_models
+from gateway.catalog.repository import models_page
 from gateway.db.models import Account
 from gateway.errors import FieldChecks, GatewayError
 from gateway.incidents import service
@@ -94,7 +94,7 @@ async def _report_page(
     values: Mapping[str, Any] | None = None,
     error: GatewayError | None = None,
 ) -> Template:
-    models, _ = await list_models(db, limit=CATALOG_LIMIT)
+    models, _ = await models_page(db, limit=CATALOG_LIMIT, offset=0)
     return form_page(
         "incidents/report.html",
         values=values,

@@ -1,5 +1,5 @@
 """Publish a release: store every file once (hashing while it streams), sign the manifest
-built from those digests, then record the release in one transaction.
+built from those digests, then record the release in the unit of work's one write phase.
 
 All-or-nothing: objects are content-addressed and invisible until a release row names
 them, and the release, its artifacts and its evidence commit together at the very end.
@@ -18,16 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import evidence
-from gateway.db.models import Artifact, Component, License, Model, Release
+from gateway.catalog import repository as catalog
+from gateway.db.models import Artifact, Component, Release
+from gateway.db.uow import UnitOfWork
 from gateway.errors import Conflict, InvalidInput, StorageUnavailable
 from gateway.input_files import read_input_text
+from gateway.publishing import repository
 from gateway.publishing.scan import FolderFile, scan_folder
-from gateway.runtime import Runtime
 from gateway.signing.release import sign_release
 from gateway.storage import SourceUnreadable, Storage, StorageError, StoredObject
 from policies.components import classify
@@ -66,14 +66,20 @@ class Published:
 
 
 async def publish_release(
-    rt: Runtime, request: PublishRequest, *, actor: str, progress: PublishProgress | None = None
+    uow: UnitOfWork,
+    request: PublishRequest,
+    *,
+    actor: str,
+    progress: PublishProgress | None = None,
 ) -> Published:
     """Publish a folder as a new release in stage `draft`."""
+    rt = uow.rt
     check_version(request.version)
     ref = f"{request.model}:{request.version}"
-    async with rt.sessionmaker() as session:
-        if await _release_exists(session, request.model, request.version):
-            raise Conflict(f"{ref} already exists; publish a new version", code="release_exists")
+    if await catalog.release_exists(uow.session, request.model, request.version):
+        raise Conflict(f"{ref} already exists; publish a new version", code="release_exists")
+    # Storing the files takes long: no connection is held meanwhile.
+    await uow.end_read()
     license_text = _read_text(request.license_file, "license")
     guidance = _read_text(request.guidance_file, "guidance") if request.guidance_file else None
     files = scan_folder(request.folder)
@@ -100,67 +106,65 @@ async def publish_release(
     now = rt.clock()
     license_sha = hashlib.sha256(license_text.encode("utf-8")).hexdigest()
     try:
-        async with rt.transaction() as session:
-            if await _release_exists(session, request.model, request.version):
-                raise Conflict(
-                    f"{ref} already exists; publish a new version", code="release_exists"
-                )
-            model = await _get_or_add_model(session, request.model, now)
-            license_row = await _get_or_add_license(session, license_sha, license_text, now)
-            total = sum(s.size for s in stored.values())
-            release = Release(
-                model_id=model.id,
+        session = await uow.write()
+        if await catalog.release_exists(session, request.model, request.version):
+            raise Conflict(f"{ref} already exists; publish a new version", code="release_exists")
+        model = await repository.model_to_publish(session, request.model, now)
+        license_row = await repository.license_of(session, license_sha, license_text, now)
+        total = sum(s.size for s in stored.values())
+        release = Release(
+            model_id=model.id,
+            version=request.version,
+            stage="draft",
+            status="active",
+            license_id=license_row.id,
+            guidance=guidance,
+            signature_bundle=signed.bundle,
+            manifest_sha256=signed.root_sha256,
+            signing_key_id=rt.signing_key.key_id,
+            total_size=total,
+            published_at=now,
+            published_by=actor,
+            stage_changed_at=now,
+        )
+        session.add(release)
+        await session.flush()
+        components: dict[str, Component] = {}
+        for name in sorted(set(kinds.values())):
+            members = [stored[p] for p, k in kinds.items() if k == name]
+            components[name] = Component(
+                release_id=release.id,
+                name=name,
+                artifact_count=len(members),
+                total_size=sum(m.size for m in members),
+            )
+            session.add(components[name])
+        await session.flush()
+        session.add_all(
+            Artifact(
+                release_id=release.id,
+                component_id=components[kinds[f.path]].id,
+                path=f.path,
+                size=stored[f.path].size,
+                sha256=stored[f.path].sha256,
+            )
+            for f in files
+        )
+        evidence.record(
+            session,
+            ev.ReleasePublished(
                 version=request.version,
-                stage="draft",
-                status="active",
-                license_id=license_row.id,
-                guidance=guidance,
-                signature_bundle=signed.bundle,
+                artifacts=len(files),
+                total_size=total,
+                license_sha256=license_sha,
                 manifest_sha256=signed.root_sha256,
                 signing_key_id=rt.signing_key.key_id,
-                total_size=total,
-                published_at=now,
-                published_by=actor,
-                stage_changed_at=now,
-            )
-            session.add(release)
-            await session.flush()
-            components: dict[str, Component] = {}
-            for name in sorted(set(kinds.values())):
-                members = [stored[p] for p, k in kinds.items() if k == name]
-                components[name] = Component(
-                    release_id=release.id,
-                    name=name,
-                    artifact_count=len(members),
-                    total_size=sum(m.size for m in members),
-                )
-                session.add(components[name])
-            await session.flush()
-            session.add_all(
-                Artifact(
-                    release_id=release.id,
-                    component_id=components[kinds[f.path]].id,
-                    path=f.path,
-                    size=stored[f.path].size,
-                    sha256=stored[f.path].sha256,
-                )
-                for f in files
-            )
-            evidence.record(
-                session,
-                ev.ReleasePublished(
-                    version=request.version,
-                    artifacts=len(files),
-                    total_size=total,
-                    license_sha256=license_sha,
-                    manifest_sha256=signed.root_sha256,
-                    signing_key_id=rt.signing_key.key_id,
-                ),
-                actor=ev.Actor.parse(actor),
-                at=now,
-                model_id=model.id,
-                release_id=release.id,
-            )
+            ),
+            actor=ev.Actor.parse(actor),
+            at=now,
+            model_id=model.id,
+            release_id=release.id,
+        )
     except IntegrityError as exc:
         raise Conflict(
             f"{ref} was published by another command at the same time", code="release_exists"
@@ -219,32 +223,3 @@ def _read_text(path: Path | None, what: str) -> str:
     if not text.strip():
         raise InvalidInput(f"{what} file {path} is empty", code=f"{what}_invalid")
     return text
-
-
-async def _release_exists(session: AsyncSession, model: ModelRef, version: str) -> bool:
-    found = await session.scalar(
-        select(Release.id)
-        .join(Model)
-        .where(Model.org == model.org, Model.name == model.name, Release.version == version)
-    )
-    return found is not None
-
-
-async def _get_or_add_model(session: AsyncSession, ref: ModelRef, now: object) -> Model:
-    model = await session.scalar(select(Model).where(Model.org == ref.org, Model.name == ref.name))
-    if model is None:
-        model = Model(org=ref.org, name=ref.name, created_at=now)
-        session.add(model)
-        await session.flush()
-    return model
-
-
-async def _get_or_add_license(
-    session: AsyncSession, sha256: str, text: str, now: object
-) -> License:
-    row = await session.scalar(select(License).where(License.sha256 == sha256))
-    if row is None:
-        row = License(sha256=sha256, text=text, created_at=now)
-        session.add(row)
-        await session.flush()
-    return row

@@ -14,22 +14,21 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
-
 from gateway import evidence
-from gateway.db.models import Approval, EvidenceAttachment, Model, Release, StageChange
-from gateway.errors import Conflict, InvalidInput, NotFound, StorageUnavailable
+from gateway.catalog.repository import release_by_ref
+from gateway.db.models import Approval, EvidenceAttachment, Release, StageChange
+from gateway.db.uow import UnitOfWork
+from gateway.errors import Conflict, InvalidInput, StorageUnavailable
 from gateway.runtime import Runtime
 from gateway.staging.evidence_files import EvidenceFile
-from gateway.staging.gates import (
+from gateway.staging.repository import (
     attachments,
     downloaders,
     open_incidents,
     pending_approvals,
     promotion_facts,
     recalls_in_force,
+    use_approvals,
 )
 from gateway.storage import StorageError
 from gateway.text import clean_text
@@ -72,19 +71,6 @@ class PromotionOutcome:
         return f"not promoted to {self.target}; unmet: {waits}"
 
 
-async def _release_for_update(session: AsyncSession, model: ModelRef, version: str) -> Release:
-    release = await session.scalar(
-        select(Release)
-        .join(Model)
-        .options(selectinload(Release.model))
-        .where(Model.org == model.org, Model.name == model.name, Release.version == version)
-        .with_for_update()
-    )
-    if release is None:
-        raise NotFound(f"no release {model}:{version}", code="release_not_found")
-    return release
-
-
 def _next_stage(rt: Runtime, release: Release) -> str:
     ref = f"{release.model.ref}:{release.version}"
     try:
@@ -99,7 +85,7 @@ def _next_stage(rt: Runtime, release: Release) -> str:
 
 
 async def promote(
-    rt: Runtime,
+    uow: UnitOfWork,
     model: ModelRef,
     version: str,
     *,
@@ -109,89 +95,81 @@ async def promote(
 ) -> PromotionOutcome:
     """Approve and, when every gate is met (or overridden), promote to the next stage."""
     override_reason = clean_text(override_reason, field="the override reason", max_length=5000)
+    rt = uow.rt
     now = rt.clock()
-    async with rt.transaction() as session:
-        release = await _release_for_update(session, model, version)
-        ref = f"{release.model.ref}:{release.version}"
-        following = _next_stage(rt, release)
-        target = target or following
-        before = ReleaseState(stage=release.stage, status=Status(release.status))
-        try:
-            after = rt.stage_machine.apply(before, Move.PROMOTE, target)
-        except StageError as exc:
-            raise Conflict(f"{ref}: {exc}", code="illegal_stage_move") from exc
-        facts = await promotion_facts(session, release, target, actor, now)
-        report = evaluate_gates(rt.policy.gate_rules(target), facts, now)
-        already = await pending_approvals(session, release.id, "promote", target)
-        recorded = actor not in already and report.approvals_needed > 1
-        if recorded:
-            session.add(
-                Approval(
-                    release_id=release.id,
-                    action="promote",
-                    target=target,
-                    operator=actor,
-                    approved_at=now,
-                )
-            )
-            evidence.record(
-                session,
-                ev.ReleasePromotionApproved(
-                    target=target,
-                    approvals=tuple(sorted(facts.approvals)),
-                    needed=report.approvals_needed,
-                ),
-                actor=ev.Actor.parse(actor),
-                at=now,
-                model_id=release.model_id,
+    session = await uow.write()
+    release = await release_by_ref(session, model, version, lock=True)
+    ref = f"{release.model.ref}:{release.version}"
+    following = _next_stage(rt, release)
+    target = target or following
+    before = ReleaseState(stage=release.stage, status=Status(release.status))
+    try:
+        after = rt.stage_machine.apply(before, Move.PROMOTE, target)
+    except StageError as exc:
+        raise Conflict(f"{ref}: {exc}", code="illegal_stage_move") from exc
+    facts = await promotion_facts(session, release, target, actor, now)
+    report = evaluate_gates(rt.policy.gate_rules(target), facts, now)
+    already = await pending_approvals(session, release.id, "promote", target)
+    recorded = actor not in already and report.approvals_needed > 1
+    if recorded:
+        session.add(
+            Approval(
                 release_id=release.id,
+                action="promote",
+                target=target,
+                operator=actor,
+                approved_at=now,
             )
-        moved = report.all_met or override_reason is not None
-        if moved:
-            await session.execute(
-                update(Approval)
-                .where(
-                    Approval.release_id == release.id,
-                    Approval.action == "promote",
-                    Approval.target == target,
-                    Approval.used_at.is_(None),
-                )
-                .values(used_at=now)
-            )
-            release.stage = after.stage
-            release.stage_changed_at = now
-            session.add(
-                StageChange(
-                    release_id=release.id,
-                    move=Move.PROMOTE.value,
-                    from_stage=before.stage,
-                    to_stage=after.stage,
-                    from_status=before.status.value,
-                    to_status=after.status.value,
-                    reason=override_reason or "gates met",
-                    actor=actor,
-                    at=now,
-                )
-            )
-            evidence.record(
-                session,
-                ev.StagePromoted(
-                    from_=before.stage,
-                    to=after.stage,
-                    approvals=tuple(sorted(facts.approvals)),
-                    gates=tuple(
-                        ev.GateResult(gate=g.name, met=g.met, actual=g.actual, required=g.required)
-                        for g in report.gates
-                    ),
-                    override=override_reason is not None and not report.all_met,
-                    override_reason=override_reason,
-                    unmet=tuple(unmet(report)),
-                ),
-                actor=ev.Actor.parse(actor),
-                at=now,
-                model_id=release.model_id,
+        )
+        evidence.record(
+            session,
+            ev.ReleasePromotionApproved(
+                target=target,
+                approvals=tuple(sorted(facts.approvals)),
+                needed=report.approvals_needed,
+            ),
+            actor=ev.Actor.parse(actor),
+            at=now,
+            model_id=release.model_id,
+            release_id=release.id,
+        )
+    moved = report.all_met or override_reason is not None
+    if moved:
+        await use_approvals(session, release.id, "promote", target, now)
+        release.stage = after.stage
+        release.stage_changed_at = now
+        session.add(
+            StageChange(
                 release_id=release.id,
+                move=Move.PROMOTE.value,
+                from_stage=before.stage,
+                to_stage=after.stage,
+                from_status=before.status.value,
+                to_status=after.status.value,
+                reason=override_reason or "gates met",
+                actor=actor,
+                at=now,
             )
+        )
+        evidence.record(
+            session,
+            ev.StagePromoted(
+                from_=before.stage,
+                to=after.stage,
+                approvals=tuple(sorted(facts.approvals)),
+                gates=tuple(
+                    ev.GateResult(gate=g.name, met=g.met, actual=g.actual, required=g.required)
+                    for g in report.gates
+                ),
+                override=override_reason is not None and not report.all_met,
+                override_reason=override_reason,
+                unmet=tuple(unmet(report)),
+            ),
+            actor=ev.Actor.parse(actor),
+            at=now,
+            model_id=release.model_id,
+            release_id=release.id,
+        )
     return PromotionOutcome(
         ref=ref,
         from_stage=before.stage,
@@ -225,31 +203,25 @@ class StageStatus:
     rollback_to: tuple[str, ...] = ()
 
 
-async def stage_status(rt: Runtime, model: ModelRef, version: str) -> StageStatus:
+async def stage_status(uow: UnitOfWork, model: ModelRef, version: str) -> StageStatus:
     """Where a release stands and what is between it and the next stage."""
+    rt = uow.rt
     now = rt.clock()
-    async with rt.sessionmaker() as session:
-        release = await session.scalar(
-            select(Release)
-            .join(Model)
-            .options(selectinload(Release.model))
-            .where(Model.org == model.org, Model.name == model.name, Release.version == version)
-        )
-        if release is None:
-            raise NotFound(f"no release {model}:{version}", code="release_not_found")
-        stages = rt.stage_machine.stages
-        index = stages.index(release.stage)
-        following = stages[index + 1] if index + 1 < len(stages) else None
-        report = None
-        approvals: frozenset[str] = frozenset()
-        if following is not None:
-            facts = await promotion_facts(session, release, following, None, now)
-            approvals = facts.approvals
-            report = evaluate_gates(rt.policy.gate_rules(following), facts, now)
-        grantees, organisations = await downloaders(session, release)
-        incidents = await open_incidents(session, release.id)
-        docs = await attachments(session, release.id)
-        recalls = await recalls_in_force(session, release.id)
+    session = uow.session
+    release = await release_by_ref(session, model, version)
+    stages = rt.stage_machine.stages
+    index = stages.index(release.stage)
+    following = stages[index + 1] if index + 1 < len(stages) else None
+    report = None
+    approvals: frozenset[str] = frozenset()
+    if following is not None:
+        facts = await promotion_facts(session, release, following, None, now)
+        approvals = facts.approvals
+        report = evaluate_gates(rt.policy.gate_rules(following), facts, now)
+    grantees, organisations = await downloaders(session, release)
+    incidents = await open_incidents(session, release.id)
+    docs = await attachments(session, release.id)
+    recalls = await recalls_in_force(session, release.id)
     return StageStatus(
         ref=f"{release.model.ref}:{release.version}",
         stage=release.stage,
@@ -283,7 +255,7 @@ def _shown_file(attachment: EvidenceAttachment) -> tuple[str, int] | None:
 
 
 async def attach_evidence(
-    rt: Runtime,
+    uow: UnitOfWork,
     model: ModelRef,
     version: str,
     *,
@@ -308,6 +280,7 @@ async def attach_evidence(
                 code="invalid_evidence",
             )
     note = clean_text(note, field="the note", max_length=5000)
+    rt = uow.rt
     stored = None
     if file is not None:
         file.check()
@@ -316,40 +289,34 @@ async def attach_evidence(
         except StorageError as exc:
             raise StorageUnavailable(f"storing {file.name}: {exc}") from exc
     now = rt.clock()
-    async with rt.transaction() as session:
-        release = await session.scalar(
-            select(Release)
-            .join(Model)
-            .where(Model.org == model.org, Model.name == model.name, Release.version == version)
-        )
-        if release is None:
-            raise NotFound(f"no release {model}:{version}", code="release_not_found")
-        row = EvidenceAttachment(
-            id=str(uuid.uuid4()),
-            release_id=release.id,
+    session = await uow.write()
+    release = await release_by_ref(session, model, version)
+    row = EvidenceAttachment(
+        id=str(uuid.uuid4()),
+        release_id=release.id,
+        kind=kind,
+        name=name,
+        result=result,
+        file_name=file.name if file else None,
+        file_sha256=stored.sha256 if stored else None,
+        file_size=stored.size if stored else None,
+        note=note,
+        attached_by=actor,
+        attached_at=now,
+    )
+    session.add(row)
+    evidence.record(
+        session,
+        ev.EvidenceAttached(
             kind=kind,
             name=name,
             result=result,
-            file_name=file.name if file else None,
-            file_sha256=stored.sha256 if stored else None,
-            file_size=stored.size if stored else None,
-            note=note,
-            attached_by=actor,
-            attached_at=now,
-        )
-        session.add(row)
-        evidence.record(
-            session,
-            ev.EvidenceAttached(
-                kind=kind,
-                name=name,
-                result=result,
-                file_sha256=row.file_sha256,
-                file_name=row.file_name,
-            ),
-            actor=ev.Actor.parse(actor),
-            at=now,
-            model_id=release.model_id,
-            release_id=release.id,
-        )
+            file_sha256=row.file_sha256,
+            file_name=row.file_name,
+        ),
+        actor=ev.Actor.parse(actor),
+        at=now,
+        model_id=release.model_id,
+        release_id=release.id,
+    )
     return row

@@ -11,16 +11,21 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
 from gateway import evidence
-from gateway.db.models import Account, Approval, Grant, Model, Recall, Release, StageChange
+from gateway.catalog.repository import release_by_ref, releases_of
+from gateway.db.models import Approval, Recall, Release, StageChange
+from gateway.db.uow import UnitOfWork
 from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.notify.service import notify
 from gateway.runtime import Runtime
-from gateway.staging.gates import pending_approvals, recalls_in_force
+from gateway.staging.repository import (
+    grantees_of,
+    pending_approvals,
+    recalls_in_force,
+    use_approvals,
+)
 from gateway.text import clean_text
 from policies.gates import GateReport, evaluate_reinstatement, unmet
 from stages import evidence as ev
@@ -36,19 +41,11 @@ class RecallOutcome:
 
 
 async def _releases(session: AsyncSession, model: ModelRef, version: str | None) -> list[Release]:
-    query = (
-        select(Release)
-        .join(Model)
-        .options(selectinload(Release.model))
-        .where(Model.org == model.org, Model.name == model.name)
-        .with_for_update()
-    )
     if version is not None:
-        query = query.where(Release.version == version)
-    found = list((await session.scalars(query.order_by(Release.published_at))).all())
+        return [await release_by_ref(session, model, version, lock=True)]
+    found = await releases_of(session, model, lock=True)
     if not found:
-        what = f"{model}:{version}" if version else f"any release of {model}"
-        raise NotFound(f"no {what}", code="release_not_found")
+        raise NotFound(f"no any release of {model}", code="release_not_found")
     return found
 
 
@@ -79,7 +76,7 @@ def _move(
 
 
 async def recall(
-    rt: Runtime,
+    uow: UnitOfWork,
     model: ModelRef,
     version: str | None,
     *,
@@ -90,6 +87,7 @@ async def recall(
 ) -> RecallOutcome:
     """Stop downloads of a release (or every release of the model), for all tiers or one."""
     reason = clean_text(reason, field="the reason (--reason)", max_length=5000, required=True) or ""
+    rt = uow.rt
     if tier is not None and tier not in rt.policy.ladder:
         raise InvalidInput(
             f"unknown tier {tier!r}; tiers are {', '.join(rt.policy.ladder.names)}",
@@ -99,60 +97,53 @@ async def recall(
     done: list[str] = []
     already: list[str] = []
     notified: set[str] = set()
-    async with rt.transaction() as session:
-        for release in await _releases(session, model, version):
-            ref = f"{release.model.ref}:{release.version}"
-            if release.status == "decommissioned":
-                if version is not None:
-                    raise Conflict(f"{ref} is decommissioned", code="illegal_stage_move")
-                continue
-            in_force = await recalls_in_force(session, release.id)
-            if tier is None and release.status == "recalled":
-                already.append(ref)
-                continue
-            if tier is not None and (
-                release.status == "recalled" or any(r.tier == tier for r in in_force)
-            ):
-                already.append(ref)
-                continue
-            if tier is None:
-                _move(rt, session, release, Move.RECALL, actor, reason)
-            session.add(
-                Recall(
-                    id=str(uuid.uuid4()),
-                    release_id=release.id,
-                    tier=tier,
-                    reason=reason,
-                    recalled_at=now,
-                    recalled_by=actor,
-                    rule=rule,
-                )
-            )
-            evidence.record(
-                session,
-                ev.ReleaseRecalled(tier=tier, reason=reason, rule=rule),
-                actor=ev.Actor.parse(actor),
-                at=now,
-                model_id=release.model_id,
+    session = await uow.write()
+    for release in await _releases(session, model, version):
+        ref = f"{release.model.ref}:{release.version}"
+        if release.status == "decommissioned":
+            if version is not None:
+                raise Conflict(f"{ref} is decommissioned", code="illegal_stage_move")
+            continue
+        in_force = await recalls_in_force(session, release.id)
+        if tier is None and release.status == "recalled":
+            already.append(ref)
+            continue
+        if tier is not None and (
+            release.status == "recalled" or any(r.tier == tier for r in in_force)
+        ):
+            already.append(ref)
+            continue
+        if tier is None:
+            _move(rt, session, release, Move.RECALL, actor, reason)
+        session.add(
+            Recall(
+                id=str(uuid.uuid4()),
                 release_id=release.id,
+                tier=tier,
+                reason=reason,
+                recalled_at=now,
+                recalled_by=actor,
+                rule=rule,
             )
-            done.append(ref)
-            notified |= await _tell_grantees(rt, session, release, tier, reason)
+        )
+        evidence.record(
+            session,
+            ev.ReleaseRecalled(tier=tier, reason=reason, rule=rule),
+            actor=ev.Actor.parse(actor),
+            at=now,
+            model_id=release.model_id,
+            release_id=release.id,
+        )
+        done.append(ref)
+        notified |= await _tell_grantees(rt, session, release, tier, reason)
     return RecallOutcome(releases=done, grantees_notified=len(notified), already=already)
 
 
 async def _tell_grantees(
     rt: Runtime, session: AsyncSession, release: Release, tier: str | None, reason: str
 ) -> set[str]:
-    query = (
-        select(Grant, Account)
-        .join(Account, Account.id == Grant.account_id)
-        .where(Grant.model_id == release.model_id, Grant.status.in_(["active", "suspended"]))
-    )
-    if tier is not None:
-        query = query.where(Grant.tier == tier)
     told: set[str] = set()
-    for grant, account in (await session.execute(query)).all():
+    for grant, account in await grantees_of(session, release.model_id, tier):
         if account.id in told:
             continue
         told.add(account.id)
@@ -192,60 +183,52 @@ class ReinstateOutcome:
 
 
 async def reinstate(
-    rt: Runtime, model: ModelRef, version: str, *, actor: str, tier: str | None = None
+    uow: UnitOfWork, model: ModelRef, version: str, *, actor: str, tier: str | None = None
 ) -> ReinstateOutcome:
     """Approve lifting a recall; lift it once enough distinct operators agree."""
+    rt = uow.rt
     now = rt.clock()
     target = tier or ""
-    async with rt.transaction() as session:
-        (release,) = await _releases(session, model, version)
-        ref = f"{release.model.ref}:{release.version}"
-        in_force = [r for r in await recalls_in_force(session, release.id) if r.tier == tier]
-        if not in_force:
-            scope = f"for the {tier} tier" if tier else "of the whole release"
-            raise Conflict(f"{ref} has no recall {scope} in force", code="no_recall")
-        approvals = await pending_approvals(session, release.id, "reinstate", target) | {actor}
-        report = evaluate_reinstatement(rt.policy.reinstate, approvals)
-        if not report.all_met:
-            session.add(
-                Approval(
-                    release_id=release.id,
-                    action="reinstate",
-                    target=target,
-                    operator=actor,
-                    approved_at=now,
-                )
-            )
-            evidence.record(
-                session,
-                ev.ReleaseReinstatementApproved(tier=tier, approvals=tuple(sorted(approvals))),
-                actor=ev.Actor.parse(actor),
-                at=now,
-                model_id=release.model_id,
+    session = await uow.write()
+    (release,) = await _releases(session, model, version)
+    ref = f"{release.model.ref}:{release.version}"
+    in_force = [r for r in await recalls_in_force(session, release.id) if r.tier == tier]
+    if not in_force:
+        scope = f"for the {tier} tier" if tier else "of the whole release"
+        raise Conflict(f"{ref} has no recall {scope} in force", code="no_recall")
+    approvals = await pending_approvals(session, release.id, "reinstate", target) | {actor}
+    report = evaluate_reinstatement(rt.policy.reinstate, approvals)
+    if not report.all_met:
+        session.add(
+            Approval(
                 release_id=release.id,
+                action="reinstate",
+                target=target,
+                operator=actor,
+                approved_at=now,
             )
-            return ReinstateOutcome(ref=ref, lifted=False, report=report)
-        await session.execute(
-            update(Approval)
-            .where(
-                Approval.release_id == release.id,
-                Approval.action == "reinstate",
-                Approval.target == target,
-                Approval.used_at.is_(None),
-            )
-            .values(used_at=now)
         )
-        for row in in_force:
-            row.lifted_at = now
-            row.lifted_by = actor
-        if tier is None and release.status == "recalled":
-            _move(rt, session, release, Move.REINSTATE, actor, "recall lifted")
         evidence.record(
             session,
-            ev.ReleaseReinstated(tier=tier, approvals=tuple(sorted(approvals))),
+            ev.ReleaseReinstatementApproved(tier=tier, approvals=tuple(sorted(approvals))),
             actor=ev.Actor.parse(actor),
             at=now,
             model_id=release.model_id,
             release_id=release.id,
         )
+        return ReinstateOutcome(ref=ref, lifted=False, report=report)
+    await use_approvals(session, release.id, "reinstate", target, now)
+    for row in in_force:
+        row.lifted_at = now
+        row.lifted_by = actor
+    if tier is None and release.status == "recalled":
+        _move(rt, session, release, Move.REINSTATE, actor, "recall lifted")
+    evidence.record(
+        session,
+        ev.ReleaseReinstated(tier=tier, approvals=tuple(sorted(approvals))),
+        actor=ev.Actor.parse(actor),
+        at=now,
+        model_id=release.model_id,
+        release_id=release.id,
+    )
     return ReinstateOutcome(ref=ref, lifted=True, report=report)

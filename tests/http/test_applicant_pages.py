@@ -30,6 +30,7 @@ from tests.grantees import MODEL, open_release
 from tests.http.portal import HTML, Http, csrf_token
 from tests.http.portal import submit as submit_form
 from tests.sample import LICENSE_TEXT, publish
+from tests.units import within
 
 pytestmark = pytest.mark.anyio
 PASSWORD = "correct horse battery"
@@ -200,7 +201,12 @@ async def test_the_ladder_judges_each_tier_against_every_release(
 ) -> None:
     # 1.0 is public; 1.1 is newer but only with trusted partners; 1.2 is a draft.
     await publish(runtime, tmp_path, version="1.1")
-    await move_release(runtime, MODEL, "1.1", Move.PROMOTE, target="trusted_partner", actor="t")
+    await within(
+        runtime,
+        lambda uow: move_release(
+            uow, MODEL, "1.1", Move.PROMOTE, target="trusted_partner", actor="t"
+        ),
+    )
     await publish(runtime, tmp_path, version="1.2")
     await sign_up(client)
     words = text_of(main((await client.get(APPLY, headers=HTML)).text))
@@ -211,7 +217,10 @@ async def test_the_ladder_judges_each_tier_against_every_release(
     assert "yes: 1.1 is open to this tier" in words  # trusted partners: the newest open one
     assert "yes: 1.2" not in words
     # A recalled release is open to no one: with 1.0 recalled, the public waits again.
-    await recall(runtime, MODEL, "1.0", reason="a suspected leak", tier=None, actor="t")
+    await within(
+        runtime,
+        lambda uow: recall(uow, MODEL, "1.0", reason="a suspected leak", tier=None, actor="t"),
+    )
     words = text_of(main((await client.get(APPLY, headers=HTML)).text))
     assert open_now_of(words, "Public") == "not yet"
     assert open_now_of(words, "Researchers") == "not yet"

@@ -51,6 +51,7 @@ from stages.names import parse_model_ref
 from stages.release import Move
 from tests.accounts import create_account
 from tests.sample import make_folder, make_license, publish
+from tests.units import within
 
 pytestmark = pytest.mark.anyio
 Client: TypeAlias = AsyncTestClient[Litestar]
@@ -129,7 +130,12 @@ async def stored_key(runtime: Runtime, key_id: str) -> ApiKey:
 
 async def promote(runtime: Runtime, *stages: str) -> None:
     for stage in stages:
-        await move_release(runtime, SAMPLE, "1.0", Move.PROMOTE, target=stage, actor="t")
+        await within(
+            runtime,
+            lambda uow, stage=stage: move_release(
+                uow, SAMPLE, "1.0", Move.PROMOTE, target=stage, actor="t"
+            ),
+        )
 
 
 async def publish_with_data_manifest(runtime: Runtime, tmp_path: Path) -> None:
@@ -145,12 +151,15 @@ async def publish_with_data_manifest(runtime: Runtime, tmp_path: Path) -> None:
             DATA_MANIFEST: b'{"datasets": ["private"]}\n',
         },
     )
-    await publish_release(
+    await within(
         runtime,
-        PublishRequest(
-            model=SAMPLE, version="1.0", folder=folder, license_file=make_license(tmp_path)
+        lambda uow: publish_release(
+            uow,
+            PublishRequest(
+                model=SAMPLE, version="1.0", folder=folder, license_file=make_license(tmp_path)
+            ),
+            actor="test",
         ),
-        actor="test",
     )
 
 

@@ -13,6 +13,7 @@ from gateway.staging.service import move_release
 from stages.names import parse_model_ref
 from stages.release import Move
 from tests.sample import publish
+from tests.units import within
 
 pytestmark = pytest.mark.anyio
 Client = AsyncTestClient  # type: ignore[type-arg]
@@ -72,13 +73,16 @@ async def test_models_and_releases(client: Client, runtime: Runtime, tmp_path: P
 
 async def test_release_detail(client: Client, runtime: Runtime, tmp_path: Path) -> None:
     await publish(runtime, tmp_path)
-    await move_release(
+    await within(
         runtime,
-        parse_model_ref("acme/sample"),
-        "1.0",
-        Move.PROMOTE,
-        target="trusted_partner",
-        actor="t",
+        lambda uow: move_release(
+            uow,
+            parse_model_ref("acme/sample"),
+            "1.0",
+            Move.PROMOTE,
+            target="trusted_partner",
+            actor="t",
+        ),
     )
     body = (await client.get("/api/v1/models/acme/sample/releases/1.0")).json()
     assert body["stage"] == "trusted_partner"

@@ -12,6 +12,7 @@ from litestar.testing import AsyncTestClient
 
 from gateway.runtime import Runtime
 from tests.sample import publish
+from tests.units import within
 
 pytestmark = pytest.mark.anyio
 Client = AsyncTestClient  # type: ignore[type-arg]
@@ -57,9 +58,17 @@ async def test_release_page_shows_the_stage_timeline(
 
     await publish(runtime, tmp_path)
     model = parse_model_ref("acme/sample")
-    await move_release(runtime, model, "1.0", Move.PROMOTE, target="trusted_partner", actor="op")
-    await move_release(
-        runtime, model, "1.0", Move.ROLLBACK, target="draft", actor="op", reason="card fix"
+    await within(
+        runtime,
+        lambda uow: move_release(
+            uow, model, "1.0", Move.PROMOTE, target="trusted_partner", actor="op"
+        ),
+    )
+    await within(
+        runtime,
+        lambda uow: move_release(
+            uow, model, "1.0", Move.ROLLBACK, target="draft", actor="op", reason="card fix"
+        ),
     )
     page = await client.get("/models/acme/sample/releases/1.0", headers=HTML)
     assert "promote: draft → trusted partner" in page.text
@@ -103,9 +112,14 @@ async def publish_card(
     files = {"model.safetensors": os.urandom(1000), "README.md": card}
     folder = make_folder(tmp_path / f"card-{version}", files)
     request = PublishRequest(model, version, folder, make_license(tmp_path))
-    await publish_release(rt, request, actor="test")
+    await within(rt, lambda uow: publish_release(uow, request, actor="test"))
     for stage in rt.policy.ladder.names if to else ():
-        await move_release(rt, model, version, Move.PROMOTE, target=stage, actor="test")
+        await within(
+            rt,
+            lambda uow, stage=stage: move_release(
+                uow, model, version, Move.PROMOTE, target=stage, actor="test"
+            ),
+        )
         if stage == to:
             break
 
@@ -157,10 +171,18 @@ async def test_model_card_md_is_the_card_before_readme_and_the_root_before_folde
     }
     model = parse_model_ref("acme/sample")
     folder = make_folder(tmp_path / "cards", files)
-    await publish_release(
-        runtime, PublishRequest(model, "1.0", folder, make_license(tmp_path)), actor="test"
+    await within(
+        runtime,
+        lambda uow: publish_release(
+            uow, PublishRequest(model, "1.0", folder, make_license(tmp_path)), actor="test"
+        ),
     )
-    await move_release(runtime, model, "1.0", Move.PROMOTE, target="trusted_partner", actor="t")
+    await within(
+        runtime,
+        lambda uow: move_release(
+            uow, model, "1.0", Move.PROMOTE, target="trusted_partner", actor="t"
+        ),
+    )
     page = (await client.get("/models/acme/sample", headers=HTML)).text
     assert "<h3>The card</h3>" in card_of(page)
     assert "<code>MODEL_CARD.md</code>" in page

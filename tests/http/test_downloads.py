@@ -24,6 +24,7 @@ from stages.access import Reason
 from stages.grants import GrantMove
 from stages.release import Move
 from tests.grantees import MODEL, Grantee, grantee, open_release
+from tests.units import within
 
 pytestmark = pytest.mark.anyio
 Http = AsyncTestClient  # type: ignore[type-arg]
@@ -180,14 +181,25 @@ async def test_live_state_is_checked_on_every_request(
         )
     assert (await client.get(url)).status_code in (200, 302)
 
-    await move_release(
-        runtime, MODEL, "1.0", Move.ROLLBACK, target="trusted_partner", actor="op", reason="t"
+    await within(
+        runtime,
+        lambda uow: move_release(
+            uow, MODEL, "1.0", Move.ROLLBACK, target="trusted_partner", actor="op", reason="t"
+        ),
     )
     refused = await client.get(url)
     assert refused.status_code == 403
     assert refused.json()["error"] == "tier_not_open"
-    await move_release(runtime, MODEL, "1.0", Move.PROMOTE, target="researcher", actor="op")
-    await move_release(runtime, MODEL, "1.0", Move.RECALL, target=None, actor="op", reason="leak")
+    await within(
+        runtime,
+        lambda uow: move_release(uow, MODEL, "1.0", Move.PROMOTE, target="researcher", actor="op"),
+    )
+    await within(
+        runtime,
+        lambda uow: move_release(
+            uow, MODEL, "1.0", Move.RECALL, target=None, actor="op", reason="leak"
+        ),
+    )
     assert (await client.get(url)).json()["error"] == "release_recalled"
 
 

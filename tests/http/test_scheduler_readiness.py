@@ -17,6 +17,7 @@ from gateway.config import Settings
 from gateway.db.models import JobRun
 from gateway.jobs.registry import JOBS, stale_jobs
 from gateway.runtime import Runtime
+from tests.units import within
 
 pytestmark = pytest.mark.anyio
 LONG_AGO = timedelta(hours=4)  # beyond three intervals of every job
@@ -44,10 +45,10 @@ async def test_a_scheduler_that_has_run_nothing_for_long_is_stale(runtime: Runti
     await record_runs(runtime, now - LONG_AGO)
     # The twin: the same old runs, with a scheduler that started long ago too.
     runtime.scheduler_started_at = now - LONG_AGO
-    assert await stale_jobs(runtime) == [job.name for job in JOBS]
+    assert await within(runtime, stale_jobs) == [job.name for job in JOBS]
     # Started a moment ago: nothing is overdue yet.
     runtime.scheduler_started_at = now - timedelta(seconds=5)
-    assert await stale_jobs(runtime) == []
+    assert await within(runtime, stale_jobs) == []
 
 
 async def test_a_scheduler_that_never_ran_a_job_goes_stale_after_its_start(
@@ -55,6 +56,6 @@ async def test_a_scheduler_that_never_ran_a_job_goes_stale_after_its_start(
 ) -> None:
     now = runtime.clock()
     runtime.scheduler_started_at = now - timedelta(seconds=5)
-    assert await stale_jobs(runtime) == []
+    assert await within(runtime, stale_jobs) == []
     runtime.scheduler_started_at = now - LONG_AGO
-    assert await stale_jobs(runtime) == [job.name for job in JOBS]
+    assert await within(runtime, stale_jobs) == [job.name for job in JOBS]

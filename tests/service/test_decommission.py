@@ -43,6 +43,7 @@ from stages.grants import GrantMove
 from stages.release import Move
 from tests.grantees import MODEL, Grantee, grantee, open_release
 from tests.sample import make_folder, make_license, publish
+from tests.units import within
 
 pytestmark = pytest.mark.anyio
 CLIENT = Client("127.0.0.1", "test")
@@ -231,7 +232,10 @@ async def test_refusals_write_nothing(runtime: Runtime, tmp_path: Path) -> None:
     assert await count(runtime, GrantNotice) == 0
     assert await count(runtime, License) == 1
 
-    await move_release(runtime, MODEL, "1.0", Move.DECOMMISSION, target=None, actor="op")
+    await within(
+        runtime,
+        lambda uow: move_release(uow, MODEL, "1.0", Move.DECOMMISSION, target=None, actor="op"),
+    )
     with pytest.raises(Conflict, match="already decommissioned"):
         await announce(runtime, later)
 
@@ -374,7 +378,12 @@ async def test_with_an_open_successor_grants_continue_and_the_license_changes(
     await open_release(runtime, tmp_path)
     await publish(runtime, tmp_path, version="1.1")
     for stage in ("trusted_partner", "researcher"):
-        await move_release(runtime, MODEL, "1.1", Move.PROMOTE, target=stage, actor="t")
+        await within(
+            runtime,
+            lambda uow, stage=stage: move_release(
+                uow, MODEL, "1.1", Move.PROMOTE, target=stage, actor="t"
+            ),
+        )
     alice = await grantee(runtime)
     old = await release_row(runtime)
     effective = runtime.clock() + timedelta(days=40)
@@ -430,7 +439,10 @@ async def test_a_release_decommissioned_early_is_finished_by_the_job(
     alice = await grantee(runtime)
     effective = runtime.clock() + timedelta(days=3)
     await announce(runtime, effective)
-    await move_release(runtime, MODEL, "1.0", Move.DECOMMISSION, target=None, actor="op")
+    await within(
+        runtime,
+        lambda uow: move_release(uow, MODEL, "1.0", Move.DECOMMISSION, target=None, actor="op"),
+    )
     at(runtime, effective)
     results = await asyncio.gather(*(service.execute_due(runtime) for _ in range(2)))
     assert sorted(results) == [0, 1]
@@ -458,12 +470,15 @@ async def publish_sharing(rt: Runtime, tmp_path: Path) -> dict[str, dict[str, st
                 "README.md": shared,
             },
         )
-        await publish_release(
+        await within(
             rt,
-            PublishRequest(
-                model=MODEL, version=version, folder=folder, license_file=make_license(tmp_path)
+            lambda uow, version=version, folder=folder: publish_release(
+                uow,
+                PublishRequest(
+                    model=MODEL, version=version, folder=folder, license_file=make_license(tmp_path)
+                ),
+                actor="t",
             ),
-            actor="t",
         )
         async with rt.sessionmaker() as session:
             release = await session.scalar(

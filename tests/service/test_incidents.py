@@ -36,6 +36,7 @@ from stages.names import ModelRef
 from tests.accounts import create_account
 from tests.grantees import MODEL, grantee, open_release
 from tests.sample import publish
+from tests.units import within
 
 pytestmark = pytest.mark.anyio
 
@@ -615,8 +616,10 @@ async def test_a_recall_lifted_by_operators_is_not_fired_again(
     await open_release(runtime, tmp_path, to="public")
     incident = await report(runtime)
     await service.confirm(runtime, incident.id, severity="critical", note=None, actor="t")
-    await reinstate(runtime, MODEL, "1.0", actor="account:one")
-    assert (await reinstate(runtime, MODEL, "1.0", actor="account:two")).lifted
+    await within(runtime, lambda uow: reinstate(uow, MODEL, "1.0", actor="account:one"))
+    assert (
+        await within(runtime, lambda uow: reinstate(uow, MODEL, "1.0", actor="account:two"))
+    ).lifted
     assert (await release_row(runtime)).status == "active"
     assert await recheck_triggers(runtime) == 0
     assert (await release_row(runtime)).status == "active"

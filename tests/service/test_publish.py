@@ -14,12 +14,18 @@ from sqlalchemy import func, select
 from gateway.catalog.service import get_release
 from gateway.db.models import Artifact, Evidence, Model, Release
 from gateway.errors import Conflict, InvalidInput
-from gateway.publishing.service import PublishRequest, publish_release
+from gateway.publishing.service import Published, PublishRequest, publish_release
 from gateway.runtime import Runtime
 from gateway.signing.release import SignatureInvalid, verify_folder
 from policies.components import parse_override
 from stages.names import InvalidName, parse_model_ref
 from tests.sample import make_folder, make_license, publish
+from tests.units import within
+
+
+async def publish_in_unit(rt: Runtime, request: PublishRequest, *, actor: str) -> Published:
+    return await within(rt, lambda uow: publish_release(uow, request, actor=actor))
+
 
 pytestmark = pytest.mark.anyio
 
@@ -44,10 +50,11 @@ async def test_publish_records_every_file_with_its_digest_and_component(
     runtime: Runtime, tmp_path: Path
 ) -> None:
     folder = make_folder(tmp_path / "src")
-    published = await publish_release(runtime, request(tmp_path, folder), actor="test")
+    published = await publish_in_unit(runtime, request(tmp_path, folder), actor="test")
 
-    async with runtime.sessionmaker() as session:
-        release = await get_release(session, parse_model_ref("acme/sample"), "1.0")
+    release = await within(
+        runtime, lambda uow: get_release(uow, parse_model_ref("acme/sample"), "1.0")
+    )
     assert release.stage == "draft"
     assert release.status == "active"
     component_of = {c.id: c.name for c in release.components}
@@ -91,9 +98,10 @@ async def test_signature_verifies_the_original_folder_and_catches_a_change(
     runtime: Runtime, tmp_path: Path
 ) -> None:
     folder = make_folder(tmp_path / "src")
-    await publish_release(runtime, request(tmp_path, folder), actor="test")
-    async with runtime.sessionmaker() as session:
-        release = await get_release(session, parse_model_ref("acme/sample"), "1.0")
+    await publish_in_unit(runtime, request(tmp_path, folder), actor="test")
+    release = await within(
+        runtime, lambda uow: get_release(uow, parse_model_ref("acme/sample"), "1.0")
+    )
     verify_folder(folder, release.signature_bundle, runtime.signing_key.public_pem)
 
     (folder / "modeling.py").write_bytes(b"print('tampered')\n")
@@ -104,11 +112,12 @@ async def test_signature_verifies_the_original_folder_and_catches_a_change(
 async def test_component_overrides_win_over_the_policy(runtime: Runtime, tmp_path: Path) -> None:
     folder = make_folder(tmp_path / "src")
     overrides = (parse_override("*.txt=data_manifest"), parse_override("config.json=code"))
-    await publish_release(
+    await publish_in_unit(
         runtime, request(tmp_path, folder, component_overrides=overrides), actor="test"
     )
-    async with runtime.sessionmaker() as session:
-        release = await get_release(session, parse_model_ref("acme/sample"), "1.0")
+    release = await within(
+        runtime, lambda uow: get_release(uow, parse_model_ref("acme/sample"), "1.0")
+    )
     names = {c.id: c.name for c in release.components}
     by_path = {a.path: names[a.component_id] for a in release.artifacts}
     assert by_path["notes.txt"] == "data_manifest"
@@ -125,8 +134,8 @@ async def test_identical_files_across_releases_are_stored_once(
     runtime: Runtime, tmp_path: Path
 ) -> None:
     folder = make_folder(tmp_path / "src")
-    await publish_release(runtime, request(tmp_path, folder), actor="test")
-    await publish_release(runtime, request(tmp_path, folder, version="1.1"), actor="test")
+    await publish_in_unit(runtime, request(tmp_path, folder), actor="test")
+    await publish_in_unit(runtime, request(tmp_path, folder, version="1.1"), actor="test")
     async with runtime.sessionmaker() as session:
         digests = (await session.scalars(select(Artifact.sha256))).all()
     assert len(digests) == 12
@@ -172,7 +181,7 @@ async def test_bad_folders_are_refused_before_anything_is_recorded(
     if message != "has no files to publish":
         (folder / "model.safetensors").write_bytes(b"x" * 100)
     with pytest.raises(InvalidInput, match=message):
-        await publish_release(runtime, request(tmp_path, folder), actor="test")
+        await publish_in_unit(runtime, request(tmp_path, folder), actor="test")
     assert await count(runtime, Release) == 0
     assert await count(runtime, Model) == 0
     assert await count(runtime, Evidence) == 0
@@ -183,9 +192,10 @@ async def test_a_link_inside_the_folder_is_published_as_the_file(
 ) -> None:
     folder = make_folder(tmp_path / "src")
     os.symlink("model.safetensors", folder / "alias.safetensors")
-    await publish_release(runtime, request(tmp_path, folder), actor="test")
-    async with runtime.sessionmaker() as session:
-        release = await get_release(session, parse_model_ref("acme/sample"), "1.0")
+    await publish_in_unit(runtime, request(tmp_path, folder), actor="test")
+    release = await within(
+        runtime, lambda uow: get_release(uow, parse_model_ref("acme/sample"), "1.0")
+    )
     by_path = {a.path: a.sha256 for a in release.artifacts}
     assert by_path["alias.safetensors"] == by_path["model.safetensors"]
 
@@ -193,19 +203,19 @@ async def test_a_link_inside_the_folder_is_published_as_the_file(
 async def test_missing_folder_and_bad_license_are_refused(runtime: Runtime, tmp_path: Path) -> None:
     folder = make_folder(tmp_path / "src")
     with pytest.raises(InvalidInput, match="no such folder"):
-        await publish_release(runtime, request(tmp_path, tmp_path / "nope"), actor="test")
+        await publish_in_unit(runtime, request(tmp_path, tmp_path / "nope"), actor="test")
     with pytest.raises(InvalidInput, match=r"license file .* no such file"):
-        await publish_release(
+        await publish_in_unit(
             runtime, request(tmp_path, folder, license_file=tmp_path / "none.txt"), actor="test"
         )
     empty = tmp_path / "empty-license.txt"
     empty.write_text("  \n")
     with pytest.raises(InvalidInput, match="is empty"):
-        await publish_release(runtime, request(tmp_path, folder, license_file=empty), actor="test")
+        await publish_in_unit(runtime, request(tmp_path, folder, license_file=empty), actor="test")
     binary = tmp_path / "binary-license.txt"
     binary.write_bytes(b"\xff\xfe\x00bad")
     with pytest.raises(InvalidInput, match="UTF-8"):
-        await publish_release(runtime, request(tmp_path, folder, license_file=binary), actor="test")
+        await publish_in_unit(runtime, request(tmp_path, folder, license_file=binary), actor="test")
     assert await count(runtime, Release) == 0
 
 
@@ -213,7 +223,7 @@ async def test_missing_folder_and_bad_license_are_refused(runtime: Runtime, tmp_
 async def test_invalid_versions_are_refused(runtime: Runtime, tmp_path: Path, version: str) -> None:
     folder = make_folder(tmp_path / "src")
     with pytest.raises(InvalidName, match="invalid version"):
-        await publish_release(runtime, request(tmp_path, folder, version=version), actor="test")
+        await publish_in_unit(runtime, request(tmp_path, folder, version=version), actor="test")
     assert await count(runtime, Release) == 0
 
 

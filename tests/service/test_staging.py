@@ -23,6 +23,7 @@ from stages.release import Move
 from tests.accounts import create_account
 from tests.grantees import MODEL
 from tests.sample import publish
+from tests.units import within
 
 pytestmark = pytest.mark.anyio
 CLIENT = Client("192.0.2.7", "test")
@@ -54,37 +55,49 @@ async def test_promotion_to_trusted_partners_needs_the_internal_safety_evaluatio
     runtime: Runtime, tmp_path: Path
 ) -> None:
     await publish(runtime, tmp_path)
-    refused = await promote(runtime, MODEL, "1.0", target="trusted_partner", actor="op:ann")
+    refused = await within(
+        runtime, lambda uow: promote(uow, MODEL, "1.0", target="trusted_partner", actor="op:ann")
+    )
     assert not refused.moved
     assert refused.unmet == ["evidence evaluation/internal-safety = pass: missing"]
     assert (await release_row(runtime)).stage == "draft"
-    await attach_evidence(
+    await within(
         runtime,
-        MODEL,
-        "1.0",
-        kind="evaluation",
-        name="internal-safety",
-        result="fail",
-        file=None,
-        note=None,
-        actor="op:ann",
+        lambda uow: attach_evidence(
+            uow,
+            MODEL,
+            "1.0",
+            kind="evaluation",
+            name="internal-safety",
+            result="fail",
+            file=None,
+            note=None,
+            actor="op:ann",
+        ),
     )
-    still = await promote(runtime, MODEL, "1.0", target="trusted_partner", actor="op:ann")
+    still = await within(
+        runtime, lambda uow: promote(uow, MODEL, "1.0", target="trusted_partner", actor="op:ann")
+    )
     assert still.unmet == ["evidence evaluation/internal-safety = pass: missing (found fail)"]
     report = tmp_path / "safety.pdf"
     report.write_bytes(b"%PDF-1.4 internal safety evaluation: pass")
-    await attach_evidence(
+    await within(
         runtime,
-        MODEL,
-        "1.0",
-        kind="evaluation",
-        name="internal-safety",
-        result="pass",
-        file=EvidenceFile.named(report.name, report.read_bytes()),
-        note="v2 of the suite",
-        actor="op:ann",
+        lambda uow: attach_evidence(
+            uow,
+            MODEL,
+            "1.0",
+            kind="evaluation",
+            name="internal-safety",
+            result="pass",
+            file=EvidenceFile.named(report.name, report.read_bytes()),
+            note="v2 of the suite",
+            actor="op:ann",
+        ),
     )
-    done = await promote(runtime, MODEL, "1.0", target="trusted_partner", actor="op:ann")
+    done = await within(
+        runtime, lambda uow: promote(uow, MODEL, "1.0", target="trusted_partner", actor="op:ann")
+    )
     assert done.moved
     assert not done.overridden
     assert (await release_row(runtime)).stage == "trusted_partner"
@@ -94,11 +107,16 @@ async def test_the_researcher_gate_counts_use_days_and_two_distinct_operators(
     runtime: Runtime, tmp_path: Path
 ) -> None:
     await publish(runtime, tmp_path)
-    await move_release(runtime, MODEL, "1.0", Move.PROMOTE, target="trusted_partner", actor="t")
+    await within(
+        runtime,
+        lambda uow: move_release(
+            uow, MODEL, "1.0", Move.PROMOTE, target="trusted_partner", actor="t"
+        ),
+    )
     start = runtime.clock()
     await download_as(runtime, "a@lab-one.example", "trusted_partner")
     await download_as(runtime, "b@lab-one.example", "trusted_partner")
-    status = await stage_status(runtime, MODEL, "1.0")
+    status = await within(runtime, lambda uow: stage_status(uow, MODEL, "1.0"))
     assert status.next_stage == "researcher"
     assert (status.grantees_downloaded, status.organisations_downloaded) == (2, 1)
     assert status.report is not None
@@ -109,14 +127,20 @@ async def test_the_researcher_gate_counts_use_days_and_two_distinct_operators(
     await download_as(runtime, "c@lab-two.example", "trusted_partner")
     later = start + timedelta(days=15)
     runtime.clock = lambda: later
-    first = await promote(runtime, MODEL, "1.0", target="researcher", actor="op:ann")
+    first = await within(
+        runtime, lambda uow: promote(uow, MODEL, "1.0", target="researcher", actor="op:ann")
+    )
     assert not first.moved
     assert first.unmet == ["approvals: 1 of 2"]
     # The same operator twice is still one approval.
-    again = await promote(runtime, MODEL, "1.0", target="researcher", actor="op:ann")
+    again = await within(
+        runtime, lambda uow: promote(uow, MODEL, "1.0", target="researcher", actor="op:ann")
+    )
     assert not again.moved
     assert again.report.approvals_have == 1
-    second = await promote(runtime, MODEL, "1.0", target=None, actor="op:bob")
+    second = await within(
+        runtime, lambda uow: promote(uow, MODEL, "1.0", target=None, actor="op:bob")
+    )
     assert second.moved
     assert second.approvals == frozenset({"op:ann", "op:bob"})
     async with runtime.sessionmaker() as session:
@@ -131,12 +155,17 @@ async def test_only_confirmed_addresses_count_as_organisations(
     runtime: Runtime, tmp_path: Path
 ) -> None:
     await publish(runtime, tmp_path)
-    await move_release(runtime, MODEL, "1.0", Move.PROMOTE, target="trusted_partner", actor="t")
+    await within(
+        runtime,
+        lambda uow: move_release(
+            uow, MODEL, "1.0", Move.PROMOTE, target="trusted_partner", actor="t"
+        ),
+    )
     await download_as(runtime, "a@lab-one.example", "trusted_partner")
     # Anyone can type an address at another lab; until it is confirmed it is no lab.
     await download_as(runtime, "x@lab-two.example", "trusted_partner", confirmed=False)
     await download_as(runtime, "y@lab-three.example", "trusted_partner", confirmed=False)
-    status = await stage_status(runtime, MODEL, "1.0")
+    status = await within(runtime, lambda uow: stage_status(uow, MODEL, "1.0"))
     assert (status.grantees_downloaded, status.organisations_downloaded) == (3, 1)
 
 
@@ -144,13 +173,16 @@ async def test_an_override_promotes_and_records_what_was_unmet(
     runtime: Runtime, tmp_path: Path
 ) -> None:
     await publish(runtime, tmp_path)
-    forced = await promote(
+    forced = await within(
         runtime,
-        MODEL,
-        "1.0",
-        target="trusted_partner",
-        actor="op:ann",
-        override_reason="partner pilot starts today",
+        lambda uow: promote(
+            uow,
+            MODEL,
+            "1.0",
+            target="trusted_partner",
+            actor="op:ann",
+            override_reason="partner pilot starts today",
+        ),
     )
     assert forced.moved
     assert forced.overridden
@@ -161,27 +193,40 @@ async def test_an_override_promotes_and_records_what_was_unmet(
     assert row.data["override_reason"] == "partner pilot starts today"
     assert row.data["unmet"] == ["evidence evaluation/internal-safety = pass: missing"]
     with pytest.raises(Conflict, match="one stage at a time"):
-        await promote(runtime, MODEL, "1.0", target="public", actor="op:ann", override_reason="x")
+        await within(
+            runtime,
+            lambda uow: promote(
+                uow, MODEL, "1.0", target="public", actor="op:ann", override_reason="x"
+            ),
+        )
 
 
 async def test_a_rollback_cuts_off_urls_of_the_wider_tier(runtime: Runtime, tmp_path: Path) -> None:
     await publish(runtime, tmp_path)
     for stage in ("trusted_partner", "researcher"):
-        await move_release(runtime, MODEL, "1.0", Move.PROMOTE, target=stage, actor="t")
+        await within(
+            runtime,
+            lambda uow, stage=stage: move_release(
+                uow, MODEL, "1.0", Move.PROMOTE, target=stage, actor="t"
+            ),
+        )
     researcher = await create_account(runtime, "r@uni.edu", operator=False, actor="t")
     await create_grant(
         runtime, email="r@uni.edu", model=MODEL, tier="researcher", days=None, actor="t"
     )
     manifest = await issue_manifest_for_account(runtime, researcher, MODEL, "1.0", client=CLIENT)
     token = manifest.artifacts[0].url.rsplit("/d/", 1)[1]
-    await move_release(
+    await within(
         runtime,
-        MODEL,
-        "1.0",
-        Move.ROLLBACK,
-        target="trusted_partner",
-        actor="op",
-        reason="found a leak",
+        lambda uow: move_release(
+            uow,
+            MODEL,
+            "1.0",
+            Move.ROLLBACK,
+            target="trusted_partner",
+            actor="op",
+            reason="found a leak",
+        ),
     )
     with pytest.raises(Denied) as refused:
         await deliver(runtime, token, range_header=None, method="GET", client=CLIENT)
@@ -193,7 +238,12 @@ async def test_recall_of_a_tier_and_of_the_release_then_reinstatement_by_two_ope
 ) -> None:
     await publish(runtime, tmp_path)
     for stage in ("trusted_partner", "researcher", "public"):
-        await move_release(runtime, MODEL, "1.0", Move.PROMOTE, target=stage, actor="t")
+        await within(
+            runtime,
+            lambda uow, stage=stage: move_release(
+                uow, MODEL, "1.0", Move.PROMOTE, target=stage, actor="t"
+            ),
+        )
     tokens = {}
     for email, tier in (("p@x.example", "public"), ("r@uni.edu", "researcher")):
         account = await create_account(runtime, email, operator=False, actor="t")
@@ -203,8 +253,11 @@ async def test_recall_of_a_tier_and_of_the_release_then_reinstatement_by_two_ope
         )
         tokens[tier] = manifest.artifacts[0].url.rsplit("/d/", 1)[1]
 
-    tier_recall = await recall(
-        runtime, MODEL, "1.0", reason="leak on a forum", tier="public", actor="op:ann"
+    tier_recall = await within(
+        runtime,
+        lambda uow: recall(
+            uow, MODEL, "1.0", reason="leak on a forum", tier="public", actor="op:ann"
+        ),
     )
     assert tier_recall.releases == ["acme/sample:1.0"]
     assert tier_recall.grantees_notified == 1
@@ -212,27 +265,32 @@ async def test_recall_of_a_tier_and_of_the_release_then_reinstatement_by_two_ope
         await deliver(runtime, tokens["public"], range_header=None, method="GET", client=CLIENT)
     assert refused.value.reason is Reason.RELEASE_RECALLED
     await deliver(runtime, tokens["researcher"], range_header=None, method="GET", client=CLIENT)
-    again = await recall(runtime, MODEL, "1.0", reason="twice", tier="public", actor="op:ann")
+    again = await within(
+        runtime,
+        lambda uow: recall(uow, MODEL, "1.0", reason="twice", tier="public", actor="op:ann"),
+    )
     assert again.already == ["acme/sample:1.0"]
 
-    everything = await recall(runtime, MODEL, None, reason="critical incident", actor="op:ann")
+    everything = await within(
+        runtime, lambda uow: recall(uow, MODEL, None, reason="critical incident", actor="op:ann")
+    )
     assert everything.releases == ["acme/sample:1.0"]
     assert (await release_row(runtime)).status == "recalled"
     with pytest.raises(Denied) as both:
         await deliver(runtime, tokens["researcher"], range_header=None, method="GET", client=CLIENT)
     assert both.value.reason is Reason.RELEASE_RECALLED
 
-    first = await reinstate(runtime, MODEL, "1.0", actor="op:ann")
+    first = await within(runtime, lambda uow: reinstate(uow, MODEL, "1.0", actor="op:ann"))
     assert not first.lifted
     assert first.unmet == ["approvals: 1 of 2"]
-    same = await reinstate(runtime, MODEL, "1.0", actor="op:ann")
+    same = await within(runtime, lambda uow: reinstate(uow, MODEL, "1.0", actor="op:ann"))
     assert not same.lifted
-    lifted = await reinstate(runtime, MODEL, "1.0", actor="op:bob")
+    lifted = await within(runtime, lambda uow: reinstate(uow, MODEL, "1.0", actor="op:bob"))
     assert lifted.lifted
     assert (await release_row(runtime)).status == "active"
     await deliver(runtime, tokens["researcher"], range_header=None, method="GET", client=CLIENT)
     with pytest.raises(Conflict, match="no recall"):
-        await reinstate(runtime, MODEL, "1.0", actor="op:ann")
+        await within(runtime, lambda uow: reinstate(uow, MODEL, "1.0", actor="op:ann"))
 
 
 async def test_a_tier_recall_withdraws_every_wider_tier_too(
@@ -240,7 +298,12 @@ async def test_a_tier_recall_withdraws_every_wider_tier_too(
 ) -> None:
     await publish(runtime, tmp_path)
     for stage in ("trusted_partner", "researcher", "public"):
-        await move_release(runtime, MODEL, "1.0", Move.PROMOTE, target=stage, actor="t")
+        await within(
+            runtime,
+            lambda uow, stage=stage: move_release(
+                uow, MODEL, "1.0", Move.PROMOTE, target=stage, actor="t"
+            ),
+        )
     tokens = {}
     for email, tier in (("p@x.example", "public"), ("t@lab.example", "trusted_partner")):
         account = await create_account(runtime, email, operator=False, actor="t")
@@ -249,7 +312,12 @@ async def test_a_tier_recall_withdraws_every_wider_tier_too(
             runtime, account, MODEL, "1.0", paths=["README.md"], client=CLIENT
         )
         tokens[tier] = manifest.artifacts[0].url.rsplit("/d/", 1)[1]
-    await recall(runtime, MODEL, "1.0", reason="researcher leak", tier="researcher", actor="op")
+    await within(
+        runtime,
+        lambda uow: recall(
+            uow, MODEL, "1.0", reason="researcher leak", tier="researcher", actor="op"
+        ),
+    )
     with pytest.raises(Denied) as refused:
         await deliver(runtime, tokens["public"], range_header=None, method="GET", client=CLIENT)
     assert refused.value.reason is Reason.RELEASE_RECALLED
@@ -274,16 +342,19 @@ async def test_evidence_labels_are_checked_before_anything_is_written(
 
     await publish(runtime, tmp_path)
     with pytest.raises(InvalidInput, match=message):
-        await attach_evidence(
+        await within(
             runtime,
-            MODEL,
-            "1.0",
-            kind=kind,
-            name=name,
-            result=result,
-            file=None,
-            note=None,
-            actor="op",
+            lambda uow: attach_evidence(
+                uow,
+                MODEL,
+                "1.0",
+                kind=kind,
+                name=name,
+                result=result,
+                file=None,
+                note=None,
+                actor="op",
+            ),
         )
     async with runtime.sessionmaker() as session:
         assert (await session.scalars(select(EvidenceAttachment))).all() == []
@@ -296,15 +367,23 @@ async def test_the_manifest_uses_the_grant_that_sees_the_most(
     from tests.sample import make_folder, make_license
 
     folder = make_folder(tmp_path / "src", {"model.safetensors": b"w" * 10, "eval/run.py": b"x"})
-    await publish_release(
+    await within(
         runtime,
-        PublishRequest(
-            model=MODEL, version="1.0", folder=folder, license_file=make_license(tmp_path)
+        lambda uow: publish_release(
+            uow,
+            PublishRequest(
+                model=MODEL, version="1.0", folder=folder, license_file=make_license(tmp_path)
+            ),
+            actor="t",
         ),
-        actor="t",
     )
     for stage in ("trusted_partner", "researcher", "public"):
-        await move_release(runtime, MODEL, "1.0", Move.PROMOTE, target=stage, actor="t")
+        await within(
+            runtime,
+            lambda uow, stage=stage: move_release(
+                uow, MODEL, "1.0", Move.PROMOTE, target=stage, actor="t"
+            ),
+        )
     account = await create_account(runtime, "both@lab.example", operator=False, actor="t")
     await create_grant(
         runtime, email="both@lab.example", model=MODEL, tier="public", days=None, actor="t"

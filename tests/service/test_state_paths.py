@@ -54,6 +54,7 @@ from stages.release import DRAFT, Move, ReleaseState, StageMachine, Status
 from tests.accounts import create_account
 from tests.grantees import MODEL
 from tests.sample import publish
+from tests.units import within
 
 pytestmark = pytest.mark.anyio
 
@@ -247,7 +248,12 @@ async def _published(walk: Walk, rt: Runtime, tmp_path: Path, to: str) -> None:
         await publish(rt, tmp_path)
     for stage in rt.policy.ladder.names:
         async with walk.step(f"promote to {stage}"):
-            await move_release(rt, MODEL, "1.0", Move.PROMOTE, target=stage, actor="op")
+            await within(
+                rt,
+                lambda uow, stage=stage: move_release(
+                    uow, MODEL, "1.0", Move.PROMOTE, target=stage, actor="op"
+                ),
+            )
         if stage == to:
             return
 
@@ -367,8 +373,11 @@ async def test_release_incident_and_enforcement_paths_move_by_the_tables(
     walk = Walk(runtime)
     await _published(walk, runtime, tmp_path, to="public")
     async with walk.step("rollback"):
-        await move_release(
-            runtime, MODEL, "1.0", Move.ROLLBACK, target="researcher", actor="op", reason="eval"
+        await within(
+            runtime,
+            lambda uow: move_release(
+                uow, MODEL, "1.0", Move.ROLLBACK, target="researcher", actor="op", reason="eval"
+            ),
         )
     async with walk.step("sign up"):
         bob = await create_account(runtime, "bob@example.com", operator=False, actor="t")
@@ -376,10 +385,12 @@ async def test_release_incident_and_enforcement_paths_move_by_the_tables(
             runtime, email="bob@example.com", model=MODEL, tier="researcher", days=None, actor="t"
         )
     async with walk.step("recall"):
-        await recall(runtime, MODEL, "1.0", reason="leak", actor="op:ann")
+        await within(runtime, lambda uow: recall(uow, MODEL, "1.0", reason="leak", actor="op:ann"))
     for operator in ("op:ann", "op:bob"):
         async with walk.step(f"reinstate ({operator})"):
-            await reinstate(runtime, MODEL, "1.0", actor=operator)
+            await within(
+                runtime, lambda uow, operator=operator: reinstate(uow, MODEL, "1.0", actor=operator)
+            )
 
     for ending in (IncidentMove.RESOLVE, IncidentMove.DISMISS):
         async with walk.step("report"):

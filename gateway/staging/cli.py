@@ -4,11 +4,11 @@ release through its stages and stopping it."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from gateway.cli.support import out, parse_or_fail, reported_errors, run
-from gateway.db.models import EvidenceAttachment
+from gateway.cli.support import in_unit, out, parse_or_fail, reported_errors, run
 from gateway.errors import InvalidInput, NotFound
 from gateway.identity.accounts import normalise_email
 from gateway.identity.repository import find_account
@@ -28,6 +28,9 @@ from stages.actors import Actor
 from stages.names import ModelRef, parse_release_ref
 from stages.release import Move
 
+if TYPE_CHECKING:
+    from gateway.db.uow import UnitOfWork
+
 as_operator = click.option(
     "--as",
     "operator",
@@ -38,12 +41,16 @@ as_operator = click.option(
 )
 
 
-async def actor_for(rt: Runtime, operator: str | None) -> Actor:
-    """`account:<id>` of the named operator, or the local user's name."""
+async def actor_for(work: UnitOfWork | Runtime, operator: str | None) -> Actor:
+    """`account:<id>` of the named operator, or the local user's name.
+
+    Read in the command's unit of work; given the runtime (a command that has no unit
+    yet), in a unit of its own."""
     if operator is None:
         return cli_actor()
-    async with rt.sessionmaker() as session:
-        account = await find_account(session, normalise_email(operator))
+    if isinstance(work, Runtime):
+        return await in_unit(lambda uow: actor_for(uow, operator))(work)
+    account = await find_account(work.session, normalise_email(operator))
     if account is None:
         raise NotFound(f"no account {operator}", code="account_not_found")
     if not account.is_operator:
@@ -78,7 +85,7 @@ def _print_report(outcome_or_status: PromotionOutcome | StageStatus) -> None:
 def stage_status_command(ref: str) -> None:
     """The stage, time in stage, the evidence and every gate of the next stage."""
     model, version = _release(ref)
-    status = run(lambda rt: stage_status(rt, model, version))
+    status = run(in_unit(lambda uow: stage_status(uow, model, version)))
     out.print(
         f"{status.ref}: {status.stage} ({status.status}) for {status.days_in_stage} day(s), "
         f"since {when(status.since)}"
@@ -105,17 +112,17 @@ def stage_status_command(ref: str) -> None:
 def _promotion(ref: str, target: str | None, operator: str | None, override: str | None) -> None:
     model, version = _release(ref)
 
-    async def call(rt: Runtime) -> PromotionOutcome:
+    async def call(uow: UnitOfWork) -> PromotionOutcome:
         return await promote(
-            rt,
+            uow,
             model,
             version,
             target=target,
-            actor=await actor_for(rt, operator),
+            actor=await actor_for(uow, operator),
             override_reason=override,
         )
 
-    outcome = run(call)
+    outcome = run(in_unit(call))
     if outcome.moved:
         how = " (gates overridden)" if outcome.overridden else ""
         out.print(f"{outcome.ref}: {outcome.from_stage} → {outcome.target}{how}")
@@ -166,18 +173,18 @@ def stage_rollback(ref: str, target: str, reason: str, operator: str | None) -> 
     """Narrow a release back to an earlier stage; wider tiers lose access at once."""
     model, version = _release(ref)
 
-    async def call(rt: Runtime) -> StageMoved:
+    async def call(uow: UnitOfWork) -> StageMoved:
         return await move_release(
-            rt,
+            uow,
             model,
             version,
             Move.ROLLBACK,
             target=target,
-            actor=await actor_for(rt, operator),
+            actor=await actor_for(uow, operator),
             reason=reason,
         )
 
-    moved = run(call)
+    moved = run(in_unit(call))
     out.print(f"{moved.ref}: {moved.from_stage} → {moved.to_stage} (rolled back)")
 
 
@@ -215,9 +222,9 @@ def evidence_attach(
         with reported_errors():
             attached = read_evidence_file(file)
 
-    async def call(rt: Runtime) -> EvidenceAttachment:
+    async def call(uow: UnitOfWork) -> object:
         return await attach_evidence(
-            rt,
+            uow,
             model,
             version,
             kind=kind,
@@ -225,10 +232,10 @@ def evidence_attach(
             result=result,
             file=attached,
             note=note,
-            actor=await actor_for(rt, operator),
+            actor=await actor_for(uow, operator),
         )
 
-    run(call)
+    run(in_unit(call))
     stored = f" with {file.name}" if file else ""
     out.print(f"Attached {kind}/{name} = {result} to {ref}{stored}.")
 
@@ -242,12 +249,12 @@ def recall_command(ref: str, reason: str, tier: str | None, operator: str | None
     """Stop every download in scope at once, including URLs already handed out."""
     model, version = parse_or_fail(lambda t: parse_release_ref(t, version_required=False), ref)
 
-    async def call(rt: Runtime) -> RecallOutcome:
+    async def call(uow: UnitOfWork) -> RecallOutcome:
         return await recall(
-            rt, model, version, reason=reason, tier=tier, actor=await actor_for(rt, operator)
+            uow, model, version, reason=reason, tier=tier, actor=await actor_for(uow, operator)
         )
 
-    outcome = run(call)
+    outcome = run(in_unit(call))
     for done in outcome.releases:
         out.print(f"Recalled {done}" + (f" for the {tier} tier" if tier else ""))
     for same in outcome.already:
@@ -263,10 +270,10 @@ def reinstate_command(ref: str, tier: str | None, operator: str | None) -> None:
     """Approve lifting a recall; lifts it once enough operators agree (policy)."""
     model, version = _release(ref)
 
-    async def call(rt: Runtime) -> ReinstateOutcome:
-        return await reinstate(rt, model, version, tier=tier, actor=await actor_for(rt, operator))
+    async def call(uow: UnitOfWork) -> ReinstateOutcome:
+        return await reinstate(uow, model, version, tier=tier, actor=await actor_for(uow, operator))
 
-    outcome = run(call)
+    outcome = run(in_unit(call))
     if outcome.lifted:
         out.print(f"{ref}: recall lifted.")
         return

@@ -8,8 +8,8 @@ import click
 from rich.table import Table
 
 from gateway.cli.support import err, out, reported_errors, settings
-from gateway.db import migrate
 from gateway.input_files import read_input_text
+from gateway.maintenance.service import apply_migrations, pending_migrations
 from policies.loader import PolicyError, load_policy
 
 
@@ -37,13 +37,11 @@ def db() -> None:
 def db_upgrade() -> None:
     """Apply every pending migration."""
     current = settings()
-    current.home.mkdir(parents=True, exist_ok=True)
     with reported_errors():
-        pending = migrate.pending_revisions(current.database_url)
-        if not pending:
-            out.print("The database is up to date.")
-            return
-        migrate.upgrade(current.database_url)
+        pending = apply_migrations(current)
+    if not pending:
+        out.print("The database is up to date.")
+        return
     out.print(f"Applied {len(pending)} migration(s): {', '.join(pending)}")
 
 
@@ -52,7 +50,7 @@ def db_status() -> None:
     """Say whether migrations are pending (exit 1 if they are)."""
     current = settings()
     with reported_errors():
-        pending = migrate.pending_revisions(current.database_url)
+        pending = pending_migrations(current)
     if pending:
         out.print(f"{len(pending)} pending migration(s): {', '.join(pending)}")
         raise SystemExit(1)

@@ -13,12 +13,8 @@ from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, PathParameter, URLEncodedBody
 from litestar.response import Template
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
-from gateway.db.models import Model, Release
 from gateway.errors import GatewayError, NotFound, Unavailable
-from gateway.runtime import Runtime
 from gateway.staging.evidence_files import (
     EVIDENCE_FILE_LIMIT_TEXT,
     EVIDENCE_FILE_MAX_BYTES,
@@ -26,8 +22,8 @@ from gateway.staging.evidence_files import (
 )
 from gateway.staging.promotion import attach_evidence, promote, stage_status
 from gateway.staging.recalls import recall, reinstate
-from gateway.staging.service import move_release
-from gateway.web import Db, Name, Org, Rt, Version
+from gateway.staging.service import list_releases, move_release
+from gateway.web import Name, Org, Uow, Version
 from gateway.web.forms import field
 from gateway.web.guards import Operator, back_to, requires_operator
 from stages.actors import Actor
@@ -49,7 +45,7 @@ def _base(org: str, name: str, version: str) -> str:
 
 
 async def _page(
-    rt: Runtime,
+    uow: Uow,
     org: str,
     name: str,
     version: str,
@@ -57,12 +53,12 @@ async def _page(
     notice: str | None = None,
     error: GatewayError | None = None,
 ) -> Template:
-    status = await stage_status(rt, ModelRef(org, name), version)
+    status = await stage_status(uow, ModelRef(org, name), version)
     return Template(
         "ops/release.html",
         context={
             "status": status,
-            "ladder": rt.policy.ladder.names,
+            "ladder": uow.rt.policy.ladder.names,
             "base": _base(org, name, version),
             "notice": notice,
             "error": error.message if error else None,
@@ -85,20 +81,12 @@ class ReleaseOpsPages(Controller):
     guards = [requires_operator]
 
     @get("/ops/releases")
-    async def releases(self, db: Db) -> Template:
-        rows = (
-            await db.scalars(
-                select(Release)
-                .options(selectinload(Release.model))
-                .join(Model)
-                .order_by(Model.org, Model.name, Release.published_at.desc())
-            )
-        ).all()
-        return Template("ops/releases.html", context={"releases": rows})
+    async def releases(self, uow: Uow) -> Template:
+        return Template("ops/releases.html", context={"releases": await list_releases(uow)})
 
     @get("/ops/releases/{org:str}/{name:str}/{version:str}")
-    async def release(self, runtime: Rt, org: Org, name: Name, version: Version) -> Template:
-        return await _page(runtime, org, name, version)
+    async def release(self, uow: Uow, org: Org, name: Name, version: Version) -> Template:
+        return await _page(uow, org, name, version)
 
     @post(
         "/ops/releases/{org:str}/{name:str}/{version:str}/evidence",
@@ -107,7 +95,7 @@ class ReleaseOpsPages(Controller):
     )
     async def evidence(
         self,
-        runtime: Rt,
+        uow: Uow,
         operator: Operator,
         org: Org,
         name: Name,
@@ -116,7 +104,7 @@ class ReleaseOpsPages(Controller):
     ) -> Template:
         try:
             attached = await attach_evidence(
-                runtime,
+                uow,
                 ModelRef(org, name),
                 version,
                 kind=field(data, "kind"),
@@ -127,16 +115,16 @@ class ReleaseOpsPages(Controller):
                 actor=Actor.account(operator.id),
             )
         except GatewayError as exc:
-            return await _page(runtime, org, name, version, error=exc)
+            return await _page(uow, org, name, version, error=exc)
         stored = f" with {attached.file_name}" if attached.file_name else ""
-        return await _page(runtime, org, name, version, notice=f"Evidence attached{stored}")
+        return await _page(uow, org, name, version, notice=f"Evidence attached{stored}")
 
     @post(
         "/ops/releases/{org:str}/{name:str}/{version:str}/{action:str}", opt=back_to(_RELEASE_PAGE)
     )
     async def act(
         self,
-        runtime: Rt,
+        uow: Uow,
         operator: Operator,
         org: Org,
         name: Name,
@@ -148,10 +136,10 @@ class ReleaseOpsPages(Controller):
         model = ModelRef(org, name)
         reason = field(data, "reason") or None
         try:
-            notice = await _perform(runtime, model, version, action, actor, reason, data)
+            notice = await _perform(uow, model, version, action, actor, reason, data)
         except GatewayError as exc:
-            return await _page(runtime, org, name, version, error=exc)
-        return await _page(runtime, org, name, version, notice=notice)
+            return await _page(uow, org, name, version, error=exc)
+        return await _page(uow, org, name, version, notice=notice)
 
 
 async def _uploaded(value: object) -> EvidenceFile | None:
@@ -168,7 +156,7 @@ async def _uploaded(value: object) -> EvidenceFile | None:
 
 
 async def _perform(
-    rt: Runtime,
+    uow: Uow,
     model: ModelRef,
     version: str,
     action: str,
@@ -178,7 +166,7 @@ async def _perform(
 ) -> str:
     if action == "promote":
         outcome = await promote(
-            rt,
+            uow,
             model,
             version,
             target=None,
@@ -192,12 +180,12 @@ async def _perform(
         return f"Not promoted yet: {outcome.refusal()}"
     if action == "rollback":
         moved = await move_release(
-            rt, model, version, Move.ROLLBACK, target=field(data, "to"), actor=actor, reason=reason
+            uow, model, version, Move.ROLLBACK, target=field(data, "to"), actor=actor, reason=reason
         )
         return f"Rolled back to {moved.to_stage}"
     if action == "recall":
         tier = field(data, "tier") or None
-        done = await recall(rt, model, version, reason=reason or "", tier=tier, actor=actor)
+        done = await recall(uow, model, version, reason=reason or "", tier=tier, actor=actor)
         return (
             f"Recalled; {done.grantees_notified} grantee(s) notified"
             if done.releases
@@ -205,6 +193,6 @@ async def _perform(
         )
     if action == "reinstate":
         tier = field(data, "tier") or None
-        lifted = await reinstate(rt, model, version, tier=tier, actor=actor)
+        lifted = await reinstate(uow, model, version, tier=tier, actor=actor)
         return "Recall lifted" if lifted.lifted else f"Approval recorded; {'; '.join(lifted.unmet)}"
     raise NotFound(f"no action {action!r}", code="not_found")

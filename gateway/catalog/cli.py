@@ -18,11 +18,9 @@ from rich.progress import (
 from rich.table import Table
 
 from gateway.catalog import service
-from gateway.catalog.api import open_tiers
-from gateway.catalog.schemas import ReleaseDetail
-from gateway.cli.support import err, out, parse_or_fail, run
+from gateway.cli.support import err, in_unit, out, parse_or_fail, run
 from gateway.publishing.service import PublishRequest, publish_release
-from gateway.runtime import Runtime, cli_actor
+from gateway.runtime import cli_actor
 from gateway.web.filters import human_size, when
 from policies.components import parse_override
 from stages.names import parse_model_ref, parse_release_ref
@@ -38,28 +36,18 @@ def models() -> None:
 def models_list(as_json: bool) -> None:
     """List every model with its latest release."""
 
-    async def call(rt: Runtime) -> list[dict[str, object]]:
-        rows: list[dict[str, object]] = []
-        offset = 0
-        async with rt.sessionmaker() as session:
-            while True:
-                page, total = await service.list_models(session, limit=500, offset=offset)
-                for model in page:
-                    latest = model.releases[-1] if model.releases else None
-                    rows.append(
-                        {
-                            "model": model.ref,
-                            "releases": len(model.releases),
-                            "latest": latest.version if latest else None,
-                            "stage": latest.stage if latest else None,
-                            "status": latest.status if latest else None,
-                        }
-                    )
-                offset += len(page)
-                if offset >= total or not page:
-                    return rows
-
-    rows = run(call)
+    rows: list[dict[str, object]] = []
+    for model in run(in_unit(service.every_model)):
+        latest = model.releases[-1] if model.releases else None
+        rows.append(
+            {
+                "model": model.ref,
+                "releases": len(model.releases),
+                "latest": latest.version if latest else None,
+                "stage": latest.stage if latest else None,
+                "status": latest.status if latest else None,
+            }
+        )
     if as_json:
         out.print_json(json.dumps(rows))
         return
@@ -85,26 +73,15 @@ def release_list(model: str | None) -> None:
     """List releases, of one MODEL (ORG/NAME) or of all."""
     ref = parse_or_fail(parse_model_ref, model) if model else None
 
-    async def call(rt: Runtime) -> list[tuple[str, str, str, str, str, str]]:
-        async with rt.sessionmaker() as session:
-            if ref is not None:
-                found = [await service.get_model(session, ref)]
-            else:
-                found = []
-                offset = 0
-                while True:
-                    page, total = await service.list_models(session, limit=500, offset=offset)
-                    found.extend(page)
-                    offset += len(page)
-                    if offset >= total or not page:
-                        break
-        return [
-            (m.ref, r.version, r.stage, r.status, human_size(r.total_size), when(r.published_at))
-            for m in found
-            for r in m.releases
-        ]
-
-    rows = run(call)
+    if ref is not None:
+        found = [run(in_unit(lambda uow: service.get_model(uow, ref)))]
+    else:
+        found = run(in_unit(service.every_model))
+    rows = [
+        (m.ref, r.version, r.stage, r.status, human_size(r.total_size), when(r.published_at))
+        for m in found
+        for r in m.releases
+    ]
     if not rows:
         out.print("No releases yet.")
         return
@@ -124,12 +101,7 @@ def release_show(ref: str, as_json: bool) -> None:
     model, version = parse_or_fail(parse_release_ref, ref)
     assert version is not None
 
-    async def call(rt: Runtime) -> ReleaseDetail:
-        async with rt.sessionmaker() as session:
-            found = await service.get_release(session, model, version)
-            return ReleaseDetail.of(found, rt.policy, open_tiers(rt, found.stage, found.status))
-
-    detail = run(call)
+    detail = run(in_unit(lambda uow: service.release_detail(uow, model, version)))
     if as_json:
         from litestar.serialization import encode_json
 
@@ -229,7 +201,9 @@ def release_publish(
     )
     with Progress(*columns, console=err, transient=True) as progress:
         bar = _PublishBar(progress)
-        published = run(lambda rt: publish_release(rt, request, actor=cli_actor(), progress=bar))
+        published = run(
+            in_unit(lambda uow: publish_release(uow, request, actor=cli_actor(), progress=bar))
+        )
     parts = ", ".join(f"{n} {k}" for k, n in published.components.items())
     out.print(
         f"Published {published.ref}: {published.artifacts} files ({parts}), "

@@ -1,4 +1,6 @@
-"""The facts a promotion gate is judged on, read from the database.
+"""Every query of staging: the facts a promotion gate is judged on, approvals, recalls in
+force, and whom a recall concerns. Releases themselves load through
+gateway.catalog.repository.release_by_ref.
 
 Downloads count from the moment the release entered its current stage: a promotion is
 earned by use at the stage it leaves, not by use at an earlier one.
@@ -9,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.models import (
@@ -113,3 +115,33 @@ async def promotion_facts(
         approvals=approvals,
         recall_in_force=bool(await recalls_in_force(session, release.id)),
     )
+
+
+async def use_approvals(
+    session: AsyncSession, release_id: int, action: str, target: str, now: datetime
+) -> None:
+    """Mark the pending approvals of `action` to `target` used: the move they asked for is made."""
+    await session.execute(
+        update(Approval)
+        .where(
+            Approval.release_id == release_id,
+            Approval.action == action,
+            Approval.target == target,
+            Approval.used_at.is_(None),
+        )
+        .values(used_at=now)
+    )
+
+
+async def grantees_of(
+    session: AsyncSession, model_id: int, tier: str | None
+) -> list[tuple[Grant, Account]]:
+    """Active and suspended grants of the model (of one tier, if given), with their holders."""
+    query = (
+        select(Grant, Account)
+        .join(Account, Account.id == Grant.account_id)
+        .where(Grant.model_id == model_id, Grant.status.in_(["active", "suspended"]))
+    )
+    if tier is not None:
+        query = query.where(Grant.tier == tier)
+    return [(grant, account) for grant, account in (await session.execute(query)).all()]

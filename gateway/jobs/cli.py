@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import click
 from rich.table import Table
-from sqlalchemy import select
 
-from gateway.cli.support import fail, out, run
-from gateway.db.models import JobRun
-from gateway.jobs.registry import BY_NAME, JOBS, run_due, run_job
-from gateway.runtime import Runtime
+from gateway.cli.support import fail, in_unit, out, run
+from gateway.jobs.registry import BY_NAME, JOBS, last_runs, run_due, run_job
 from gateway.web.filters import when
 
 
@@ -21,12 +18,7 @@ def jobs() -> None:
 @jobs.command("list")
 def jobs_list() -> None:
     """Every job, how often it runs and when it last ran."""
-
-    async def call(rt: Runtime) -> dict[str, JobRun]:
-        async with rt.sessionmaker() as session:
-            return {row.name: row for row in (await session.scalars(select(JobRun))).all()}
-
-    rows = run(call)
+    rows = run(in_unit(last_runs))
     table = Table()
     for column in ("job", "every", "last started", "last finished", "runs", "last error"):
         table.add_column(column)

@@ -1,0 +1,1 @@
+"""Keeping the gateway itself: its settings, its database schema and its policy files."""
