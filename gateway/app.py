@@ -38,6 +38,7 @@ from gateway.errors import DatabaseUnavailable, GatewayError, StorageUnavailable
 from gateway.health import healthz, readyz, release_signing_key
 from gateway.identity.sessions import SessionStore
 from gateway.incidents.api import IncidentsController
+from gateway.incidents.pages import IncidentPages
 from gateway.keys.api import KeysController
 from gateway.keys.auth import provide_caller
 from gateway.portal.account_pages import AccountPages
@@ -45,7 +46,6 @@ from gateway.portal.applicant_pages import ApplicantPages
 from gateway.portal.auth_pages import AuthPages
 from gateway.portal.catalog_pages import CatalogPages
 from gateway.portal.enforcement_pages import EnforcementPages
-from gateway.portal.incident_pages import IncidentPages
 from gateway.portal.oidc_pages import OidcPages
 from gateway.portal.ops_pages import OpsPages
 from gateway.portal.release_ops_pages import ReleaseOpsPages

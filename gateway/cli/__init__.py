@@ -51,7 +51,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Access grants: who may download which model at which tier.",
     ),
     "incidents": (
-        "gateway.cli.incidents:incidents",
+        "gateway.incidents.cli:incidents",
         "Incidents: reports of misuse, safety or security problems, leaks.",
     ),
     "jobs": (

@@ -28,6 +28,7 @@ from gateway.enforcement import service as enforcement
 from gateway.errors import Conflict
 from gateway.grants.lifecycle import expire_grants
 from gateway.grants.service import change_grant, create_grant
+from gateway.incidents import reporting
 from gateway.incidents import service as incidents
 from gateway.runtime import Runtime
 from gateway.staging.recalls import recall, reinstate
@@ -54,6 +55,7 @@ from stages.incidents import IncidentMove, IncidentMoveError, IncidentStatus, ap
 from stages.release import DRAFT, Move, ReleaseState, StageMachine, Status
 from tests.grantees import MODEL
 from tests.sample import publish
+from tests.units import within
 
 pytestmark = pytest.mark.anyio
 
@@ -383,29 +385,50 @@ async def test_release_incident_and_enforcement_paths_move_by_the_tables(
 
     for ending in (IncidentMove.RESOLVE, IncidentMove.DISMISS):
         async with walk.step("report"):
-            incident = await incidents.report(
+            incident = await within(
                 runtime,
-                model=MODEL,
-                version="1.0",
-                category="leak",
-                description="The full weights are posted on a public file host.",
-                links=[],
-                contact=None,
-                reporter_account_id=None,
-                address="192.0.2.1",
+                lambda uow: reporting.report(
+                    uow,
+                    model=MODEL,
+                    version="1.0",
+                    category="leak",
+                    description="The full weights are posted on a public file host.",
+                    links=[],
+                    contact=None,
+                    reporter_account_id=None,
+                    address="192.0.2.1",
+                ),
             )
         async with walk.step("triage"):
-            await incidents.triage(
-                runtime, incident.id, severity="low", assignee=None, note=None, actor="op"
+            await within(
+                runtime,
+                lambda uow, incident=incident: incidents.triage(
+                    uow, incident.id, severity="low", assignee=None, note=None, actor="op"
+                ),
             )
         if ending is IncidentMove.RESOLVE:
             async with walk.step("confirm"):
-                await incidents.confirm(runtime, incident.id, severity="low", note=None, actor="o")
+                await within(
+                    runtime,
+                    lambda uow, incident=incident: incidents.confirm(
+                        uow, incident.id, severity="low", note=None, actor="o"
+                    ),
+                )
             async with walk.step("resolve"):
-                await incidents.resolve(runtime, incident.id, note="taken down", actor="op")
+                await within(
+                    runtime,
+                    lambda uow, incident=incident: incidents.resolve(
+                        uow, incident.id, note="taken down", actor="op"
+                    ),
+                )
         else:
             async with walk.step("dismiss"):
-                await incidents.dismiss(runtime, incident.id, reason="not ours", actor="op")
+                await within(
+                    runtime,
+                    lambda uow, incident=incident: incidents.dismiss(
+                        uow, incident.id, reason="not ours", actor="op"
+                    ),
+                )
 
     steps = [EnforcementStep.WARN, EnforcementStep.SUSPEND]
     actions = []
