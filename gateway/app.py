@@ -34,6 +34,7 @@ from gateway.applications.api import ApplicationsController
 from gateway.catalog.api import CatalogController
 from gateway.config import Settings, load_settings
 from gateway.downloads.api import DownloadsController
+from gateway.enforcement.pages import EnforcementPages
 from gateway.errors import DatabaseUnavailable, GatewayError, StorageUnavailable, Unavailable
 from gateway.health import healthz, readyz, release_signing_key
 from gateway.identity.sessions import SessionStore
@@ -45,7 +46,6 @@ from gateway.portal.account_pages import AccountPages
 from gateway.portal.applicant_pages import ApplicantPages
 from gateway.portal.auth_pages import AuthPages
 from gateway.portal.catalog_pages import CatalogPages
-from gateway.portal.enforcement_pages import EnforcementPages
 from gateway.portal.oidc_pages import OidcPages
 from gateway.portal.ops_pages import OpsPages
 from gateway.portal.release_ops_pages import ReleaseOpsPages

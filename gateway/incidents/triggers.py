@@ -246,14 +246,17 @@ async def _suspend(rt: Runtime, account_id: str, facts: _Facts) -> str:
     if status in _STOPPED:
         return f"{email} was already {status}"
     try:
-        await enforce(
+        await run_unit(
             rt,
-            email=email,
-            step=EnforcementStep.SUSPEND,
-            reason=f"your account is linked to {facts.reason}",
-            days=None,  # the policy's suspend_days
-            incident_id=facts.incident_id,
-            actor=TRIGGER_ACTOR,
+            lambda uow: enforce(
+                uow,
+                email=email,
+                step=EnforcementStep.SUSPEND,
+                reason=f"your account is linked to {facts.reason}",
+                days=None,  # the policy's suspend_days
+                incident_id=facts.incident_id,
+                actor=TRIGGER_ACTOR,
+            ),
         )
     except Conflict:
         # Suspended or terminated since the facts were read (an operator, another run).

@@ -78,9 +78,10 @@ async def _decommission_execute(rt: Runtime) -> str:
 
 
 async def _lift_suspensions(rt: Runtime) -> str:
+    from gateway.db.uow import run_unit
     from gateway.enforcement.service import lift_expired_suspensions
 
-    return f"{await lift_expired_suspensions(rt)} suspensions lifted"
+    return f"{await run_unit(rt, lift_expired_suspensions)} suspensions lifted"
 
 
 async def _recheck_triggers(rt: Runtime) -> str:

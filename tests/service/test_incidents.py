@@ -817,14 +817,17 @@ async def test_suspension_triggers_suspend_linked_accounts_once(
     from gateway.enforcement.service import enforce
     from stages.enforcement import EnforcementStep
 
-    await enforce(
+    await within(
         runtime,
-        email=carol.email,
-        step=EnforcementStep.SUSPEND,
-        reason="earlier",
-        days=None,
-        incident_id=None,
-        actor="t",
+        lambda uow: enforce(
+            uow,
+            email=carol.email,
+            step=EnforcementStep.SUSPEND,
+            reason="earlier",
+            days=None,
+            incident_id=None,
+            actor="t",
+        ),
     )
     linked = await within(
         runtime, lambda uow: service.link_account(uow, incident.id, bob.email, actor="t")
@@ -839,7 +842,7 @@ async def test_suspension_triggers_suspend_linked_accounts_once(
     assert await count(runtime, EnforcementAction) == 3
 
     # Lifted by an operator: the re-check leaves the decision alone.
-    await lift(runtime, alice.email, "appeal upheld by phone", "t")
+    await within(runtime, lambda uow: lift(uow, alice.email, "appeal upheld by phone", "t"))
     assert await recheck_triggers(runtime) == 0
     assert await count(runtime, EnforcementAction) == 3
     async with runtime.sessionmaker() as session:
@@ -870,6 +873,6 @@ async def test_suspensions_for_an_incident_about_no_release_are_taken_once(
     )
 
     assert [t.split(": ")[-1] for t in confirmed.triggers] == ["suspended dave@corp.example"]
-    await lift(runtime, dave.email, "resolved with the lab", "t")
+    await within(runtime, lambda uow: lift(uow, dave.email, "resolved with the lab", "t"))
     assert await recheck_triggers(runtime) == 0
     assert await count(runtime, EnforcementAction) == 1

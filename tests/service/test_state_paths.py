@@ -24,6 +24,7 @@ from gateway.accounts.service import create_account
 from gateway.applications import service as applications
 from gateway.db.models import Base, Grant
 from gateway.decommission import service as decommission
+from gateway.enforcement import appeals
 from gateway.enforcement import service as enforcement
 from gateway.errors import Conflict
 from gateway.grants.lifecycle import expire_grants
@@ -435,35 +436,55 @@ async def test_release_incident_and_enforcement_paths_move_by_the_tables(
     for step in steps:
         async with walk.step(f"enforce {step}"):
             actions.append(
-                await enforcement.enforce(
+                await within(
                     runtime,
-                    email=bob.email,
-                    step=step,
-                    reason="misuse",
-                    days=None,
-                    incident_id=None,
-                    actor="op",
+                    lambda uow, step=step: enforcement.enforce(
+                        uow,
+                        email=bob.email,
+                        step=step,
+                        reason="misuse",
+                        days=None,
+                        incident_id=None,
+                        actor="op",
+                    ),
                 )
             )
     async with walk.step("lift"):
-        await enforcement.lift(runtime, bob.email, "served", "op")
+        await within(runtime, lambda uow: enforcement.lift(uow, bob.email, "served", "op"))
     async with walk.step("terminate"):
-        terminated = await enforcement.enforce(
+        terminated = await within(
             runtime,
-            email=bob.email,
-            step=EnforcementStep.TERMINATE,
-            reason="repeat",
-            days=None,
-            incident_id=None,
-            actor="op",
+            lambda uow: enforcement.enforce(
+                uow,
+                email=bob.email,
+                step=EnforcementStep.TERMINATE,
+                reason="repeat",
+                days=None,
+                incident_id=None,
+                actor="op",
+            ),
         )
     async with walk.step("appeal"):
-        warned_appeal = await enforcement.appeal(runtime, bob.id, actions[0].id, "not me", None)
-        filed = await enforcement.appeal(runtime, bob.id, terminated.id, "it was not me", None)
+        warned_appeal = await within(
+            runtime, lambda uow: appeals.appeal(uow, bob.id, actions[0].id, "not me", None)
+        )
+        filed = await within(
+            runtime, lambda uow: appeals.appeal(uow, bob.id, terminated.id, "it was not me", None)
+        )
     async with walk.step("uphold"):
-        await enforcement.decide_appeal(runtime, warned_appeal.id, AppealMove.UPHOLD, "fair", "op")
+        await within(
+            runtime,
+            lambda uow: appeals.decide_appeal(
+                uow, warned_appeal.id, AppealMove.UPHOLD, "fair", "op"
+            ),
+        )
     async with walk.step("overturn"):
-        await enforcement.decide_appeal(runtime, filed.id, AppealMove.OVERTURN, "shared IP", "op")
+        await within(
+            runtime,
+            lambda uow: appeals.decide_appeal(
+                uow, filed.id, AppealMove.OVERTURN, "shared IP", "op"
+            ),
+        )
 
     now = runtime.clock()
     async with walk.step("announce"):
