@@ -66,9 +66,10 @@ async def _operator_digest(rt: Runtime) -> str:
 
 
 async def _decommission_reminders(rt: Runtime) -> str:
+    from gateway.db.uow import run_unit
     from gateway.decommission.service import send_reminders
 
-    return f"{await send_reminders(rt)} reminded"
+    return f"{await run_unit(rt, send_reminders)} reminded"
 
 
 async def _decommission_execute(rt: Runtime) -> str:

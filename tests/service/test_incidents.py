@@ -454,6 +454,44 @@ async def test_each_step_is_a_timeline_line_and_evidence(runtime: Runtime, tmp_p
     assert proofs[2].account_id == suspect.id
 
 
+async def test_a_refusal_caught_in_its_unit_leaves_nothing_for_the_unit_to_commit(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    # The console shows a refused step in the same unit of work, which then commits: every
+    # check of a step comes before its first change, so nothing of the step is written.
+    await publish(runtime, tmp_path)
+    await create_account(runtime, "user@corp.example", operator=False, actor="t")
+    incident = await report(runtime)
+    triaged = await report(runtime)
+    await within(
+        runtime,
+        lambda uow: service.triage(
+            uow, triaged.id, severity="low", assignee=None, note=None, actor="t"
+        ),
+    )
+    events = await count(runtime, IncidentEvent)
+    async with unit_of_work(runtime) as uow:
+        with pytest.raises(InvalidInput) as not_operator:
+            await service.triage(
+                uow,
+                incident.id,
+                severity="high",
+                assignee="user@corp.example",
+                note=None,
+                actor="t",
+            )
+        assert not_operator.value.code == "not_an_operator"
+        with pytest.raises(InvalidInput) as no_severity:
+            await service.confirm(uow, incident.id, severity=None, note=None, actor="t")
+        assert no_severity.value.code == "severity_required"
+        detail = await service.get_incident(uow, incident.id)
+        assert detail.incident.status == "reported"
+    assert (await incident_row(runtime, incident.id)).status == "reported"
+    assert (await incident_row(runtime, incident.id)).severity is None
+    assert (await incident_row(runtime, triaged.id)).status == "triaged"
+    assert await count(runtime, IncidentEvent) == events
+
+
 async def test_refusals_of_operator_steps(runtime: Runtime, tmp_path: Path) -> None:
     await publish(runtime, tmp_path)
     await create_account(runtime, "user@corp.example", operator=False, actor="t")

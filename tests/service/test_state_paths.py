@@ -23,6 +23,7 @@ from sqlalchemy import select
 from gateway.accounts.service import create_account
 from gateway.applications import service as applications
 from gateway.db.models import Base, Grant
+from gateway.decommission import announce as announcing
 from gateway.decommission import service as decommission
 from gateway.enforcement import appeals
 from gateway.enforcement import service as enforcement
@@ -488,15 +489,18 @@ async def test_release_incident_and_enforcement_paths_move_by_the_tables(
 
     now = runtime.clock()
     async with walk.step("announce"):
-        await decommission.announce(
+        await within(
             runtime,
-            MODEL,
-            "1.0",
-            at=now + timedelta(days=40),
-            reason="superseded",
-            successor=None,
-            license_text=None,
-            actor="op",
+            lambda uow: announcing.announce(
+                uow,
+                MODEL,
+                "1.0",
+                at=now + timedelta(days=40),
+                reason="superseded",
+                successor=None,
+                license_text=None,
+                actor="op",
+            ),
         )
     at(runtime, now + timedelta(days=41))
     async with walk.step("decommission"):
