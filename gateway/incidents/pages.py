@@ -66,6 +66,7 @@ EVENT_LABELS: Final[Mapping[str, str]] = {
     "assign": "assigned",
     "link_account": "account linked",
     "trigger": "policy trigger",
+    "trigger_failed": "policy trigger failed",
 }
 
 Code = Annotated[str, QueryParameter(description="The tracking code, e.g. INC-7K3Q-9XWD")]

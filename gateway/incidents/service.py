@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway import evidence
 from gateway.accounts.service import find_account, normalise_email
 from gateway.db.models import Account, Incident, IncidentEvent
-from gateway.db.uow import UnitOfWork
+from gateway.db.uow import UnitOfWork, run_unit
 from gateway.errors import Conflict, GatewayError, InvalidInput, NotFound
 from gateway.incidents import repository
 from gateway.incidents.reporting import (
@@ -333,9 +333,26 @@ def _fire(uow: UnitOfWork, incident: Incident) -> Triggered:
             triggered.trigger_error = (
                 exc.message if isinstance(exc, GatewayError) else f"{type(exc).__name__}: {exc}"
             )
+            # On the timeline, so that the console's page after the step shows it too.
+            try:
+                await run_unit(rt, lambda unit: _note_trigger_failure(unit, incident.id, triggered))
+            except Exception:
+                logger.exception("the trigger failure of incident %s went unnoted", incident.id)
 
     uow.after_commit(fire)
     return triggered
+
+
+async def _note_trigger_failure(uow: UnitOfWork, incident_id: str, triggered: Triggered) -> None:
+    session = await uow.write()
+    incident = await repository.locked_by_id(session, incident_id)
+    if incident is None:
+        return
+    note = (
+        f"the policy's triggers could not all be applied: {triggered.trigger_error}; "
+        "the scheduler tries again"
+    )
+    _event(session, incident, uow.rt.clock(), TRIGGER, "trigger_failed", incident.status, note)
 
 
 async def _locked(session: AsyncSession, ref: str) -> Incident:

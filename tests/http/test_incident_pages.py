@@ -501,3 +501,40 @@ async def test_operators_triage_link_confirm_and_resolve_from_the_console(
     assert (await submit(client, page, f"{page}/nonsense", {})).status_code == 404
     unknown = await submit(client, page, "/ops/incidents/INC-0000-0000/note", {"note": "x"})
     assert unknown.status_code == 404
+
+
+async def test_triggers_that_fail_after_a_confirmation_show_on_the_incident_page(
+    client: Http, runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The triggers run once the confirming unit has committed, after the handler chose its
+    # answer: the timeline is where the operator is told they could not all be applied.
+    await open_release(runtime, tmp_path, to="public")
+    incident = await within(
+        runtime,
+        lambda uow: reporting.report(
+            uow,
+            model=MODEL,
+            version="1.0",
+            category="leak",
+            description=DESCRIPTION,
+            links=[],
+            contact=None,
+            reporter_account_id=None,
+            address=None,
+        ),
+    )
+
+    async def broken(rt: Runtime, incident_id: str) -> list[str]:
+        raise RuntimeError("storage was down")
+
+    monkeypatch.setattr(service, "apply_triggers", broken)
+    await sign_in_operator(client, runtime)
+    page = f"/ops/incidents/{incident.id}"
+    confirmed = await submit(client, page, f"{page}/confirm", {"severity": "critical"})
+    assert confirmed.status_code == 303
+    assert (await one_incident(runtime)).status == "confirmed"
+    async with runtime.sessionmaker() as session:
+        assert await session.scalar(select(Release.status)) == "active"
+    after = await client.get(f"{page}?done=confirm", headers=HTML)
+    assert "policy trigger failed" in after.text
+    assert "RuntimeError: storage was down; the scheduler tries again" in after.text
