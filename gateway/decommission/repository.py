@@ -1,6 +1,6 @@
 """The queries of the decommission feature: releases by name or id (with their model and
-license), announcements, licenses, the grants a decommission ends, and what purging
-would delete. (The grant notices that claim each message are in notices.py.)"""
+license), announcements, licenses, the grants a decommission tells and ends, the grant
+notices that claim each message, and what purging would delete."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Row, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -212,3 +214,39 @@ async def still_used(session: AsyncSession, release_id: int) -> set[str]:
         if sha256 is not None
     )
     return shared
+
+
+async def live_grants(session: AsyncSession, model_id: int, now: datetime) -> Sequence[Grant]:
+    """The model's grants that give access now (active, window not ended), with their
+    accounts, by account."""
+    return (
+        await session.scalars(
+            select(Grant)
+            .options(selectinload(Grant.account))
+            .where(Grant.model_id == model_id, Grant.status == "active", Grant.expires_at > now)
+            .order_by(Grant.account_id, Grant.created_at, Grant.id)
+        )
+    ).all()
+
+
+async def notices_of_grants(session: AsyncSession, grant_ids: Sequence[str]) -> list[str]:
+    """Every notice recorded for these grants."""
+    return list(
+        (
+            await session.scalars(
+                select(GrantNotice.notice).where(GrantNotice.grant_id.in_(list(grant_ids)))
+            )
+        ).all()
+    )
+
+
+async def record_notice(session: AsyncSession, grant_id: str, notice: str, now: datetime) -> bool:
+    """Record `notice` on the grant; whether it did not have it yet."""
+    dialect = (await session.connection()).dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    result = await session.execute(
+        insert(GrantNotice)
+        .values(grant_id=grant_id, notice=notice, sent_at=now)
+        .on_conflict_do_nothing()
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
