@@ -35,18 +35,18 @@ from gateway.catalog.api import CatalogController
 from gateway.catalog.pages import CatalogPages
 from gateway.config import Settings, load_settings
 from gateway.downloads.api import DownloadsController
+from gateway.enforcement.pages import EnforcementPages
 from gateway.errors import DatabaseUnavailable, GatewayError, StorageUnavailable, Unavailable
 from gateway.health import healthz, readyz, release_signing_key
 from gateway.identity.oidc_pages import OidcPages
 from gateway.identity.pages import AccountPages, AuthPages
 from gateway.identity.sessions import SessionStore
 from gateway.incidents.api import IncidentsController
+from gateway.incidents.pages import IncidentPages
 from gateway.keys.api import KeysController
 from gateway.keys.auth import provide_caller
 from gateway.notify.webhook_pages import WebhookPages
 from gateway.portal.applicant_pages import ApplicantPages
-from gateway.portal.enforcement_pages import EnforcementPages
-from gateway.portal.incident_pages import IncidentPages
 from gateway.portal.ops_pages import OpsPages
 from gateway.ratelimits import DatabaseRateLimitStore, RateLimiter
 from gateway.runtime import Runtime, build_runtime

@@ -20,7 +20,7 @@ from gateway import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "accounts": ("gateway.identity.cli:accounts", "Accounts and operators."),
     "appeals": (
-        "gateway.cli.enforce:appeals",
+        "gateway.enforcement.cli:appeals",
         "Appeals against enforcement actions, and the operators' decisions.",
     ),
     "applications": (
@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("gateway.maintenance.cli:config", "Inspect the effective configuration."),
     "db": ("gateway.maintenance.cli:db", "Database migrations."),
     "decommission": (
-        "gateway.cli.decommission:decommission",
+        "gateway.decommission.cli:decommission",
         "Announce the end of a release's hosting to every grantee of its model.",
     ),
     "download": (
@@ -38,7 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Download a release you have a grant for, resuming and verifying it.",
     ),
     "enforce": (
-        "gateway.cli.enforce:enforce_command",
+        "gateway.enforcement.cli:enforce_command",
         "Warn, suspend or terminate an account, or lift its suspension; `show` prints its "
         "standing and the policy's suggested next step without acting.",
     ),
@@ -51,7 +51,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Access grants: who may download which model at which tier.",
     ),
     "incidents": (
-        "gateway.cli.incidents:incidents",
+        "gateway.incidents.cli:incidents",
         "Incidents: reports of misuse, safety or security problems, leaks.",
     ),
     "jobs": (
@@ -62,7 +62,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("gateway.catalog.cli:models", "Models in the catalog."),
     "policy": ("gateway.maintenance.cli:policy", "Policy files."),
     "purge": (
-        "gateway.cli.decommission:purge",
+        "gateway.decommission.cli:purge",
         "Delete the stored files of a decommissioned release, after its retention period.",
     ),
     "recall": (

@@ -14,16 +14,15 @@ from rich.console import Console
 from rich.text import Text
 
 from gateway.config import ConfigError, Settings, load_settings
-from gateway.db import uow as _uow
 from gateway.db.migrate import pending_revisions
+
+# Re-exported: commands open their unit of work through here, importing no gateway.db.
+from gateway.db.uow import UnitOfWork as UnitOfWork  # noqa: PLC0414
+from gateway.db.uow import in_unit as in_unit  # noqa: PLC0414
 from gateway.errors import GatewayError
 from gateway.runtime import Runtime, build_runtime
 from gateway.storage import SourceUnreadable, StorageError
 from stages.names import InvalidName
-
-# What commands need of the unit of work, so they import nothing of gateway.db themselves.
-UnitOfWork = _uow.UnitOfWork
-in_unit = _uow.in_unit
 
 T = TypeVar("T")
 

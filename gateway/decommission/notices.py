@@ -14,13 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
-from gateway.db.models import Grant, GrantNotice
+from gateway.db.models import Grant
+from gateway.decommission import repository
 from gateway.notify.service import notify
 from gateway.runtime import Runtime
 
@@ -57,14 +54,7 @@ async def grants_by_account(
     session: AsyncSession, model_id: int, now: datetime
 ) -> dict[str, list[Grant]]:
     """The model's grants that give access now (active, window not ended), per account."""
-    grants = (
-        await session.scalars(
-            select(Grant)
-            .options(selectinload(Grant.account))
-            .where(Grant.model_id == model_id, Grant.status == "active", Grant.expires_at > now)
-            .order_by(Grant.account_id, Grant.created_at, Grant.id)
-        )
-    ).all()
+    grants = await repository.live_grants(session, model_id, now)
     by_account: dict[str, list[Grant]] = {}
     for grant in grants:
         by_account.setdefault(grant.account_id, []).append(grant)
@@ -73,27 +63,14 @@ async def grants_by_account(
 
 async def notices_of(session: AsyncSession, grants: Sequence[Grant]) -> list[str]:
     """Every notice recorded for these grants."""
-    return list(
-        (
-            await session.scalars(
-                select(GrantNotice.notice).where(GrantNotice.grant_id.in_([g.id for g in grants]))
-            )
-        ).all()
-    )
+    return await repository.notices_of_grants(session, [g.id for g in grants])
 
 
 async def claim(session: AsyncSession, grants: Sequence[Grant], notice: str, now: datetime) -> bool:
     """Record `notice` on every grant; True if at least one of them did not have it yet."""
-    dialect = (await session.connection()).dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     landed = False
     for grant in grants:  # every grant, not just the first: later runs look at all of them
-        result = await session.execute(
-            insert(GrantNotice)
-            .values(grant_id=grant.id, notice=notice, sent_at=now)
-            .on_conflict_do_nothing()
-        )
-        landed = bool(result.rowcount) or landed  # type: ignore[attr-defined]
+        landed = await repository.record_notice(session, grant.id, notice, now) or landed
     return landed
 
 

@@ -17,10 +17,10 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter
 
 from gateway.api_reference import BEARER_OPTIONAL, COMMON, answers
-from gateway.incidents import service
-from gateway.keys.auth import bearer_secret
-from gateway.keys.service import Unauthenticated, authenticate, record_key_use, state_of
-from gateway.web import Db, Limiter, Rt
+from gateway.incidents import reporting
+from gateway.keys.auth import bearer_secret, caller_of
+from gateway.keys.service import Unauthenticated, state_of
+from gateway.web import Limiter, Uow
 from stages.keys import KeyState
 
 TrackingCode = Annotated[str, PathParameter(description="The tracking code, e.g. INC-7K3Q-9XWD")]
@@ -57,7 +57,7 @@ class IncidentStatusOut:
     resolution: str | None
 
     @classmethod
-    def of(cls, public: service.PublicStatus) -> IncidentStatusOut:
+    def of(cls, public: reporting.PublicStatus) -> IncidentStatusOut:
         return cls(
             tracking_code=public.tracking_code,
             status=public.status,
@@ -70,16 +70,13 @@ class IncidentStatusOut:
         )
 
 
-async def _reporter(request: Request[Any, Any, State], runtime: Rt, db: Db) -> str | None:
+async def _reporter(request: Request[Any, Any, State], uow: Uow) -> str | None:
     """The account behind the request's API key, if it sent one."""
     secret = bearer_secret(request, optional=True)
     if secret is None:
         return None
-    now = runtime.clock()
-    caller = await authenticate(db, secret)
-    # End the read: on SQLite a snapshot kept open would hide what the handler then writes.
-    await db.commit()
-    await record_key_use(runtime, caller.key, now)
+    now = uow.rt.clock()
+    caller = await caller_of(uow, secret)
     # Any scope will do: the key only says who reports.
     if state_of(caller.key, now) is not KeyState.ACTIVE:
         raise Unauthenticated(
@@ -105,15 +102,14 @@ class IncidentsController(Controller):
     async def report(
         self,
         request: Request[Any, Any, State],
-        db: Db,
-        runtime: Rt,
+        uow: Uow,
         limiter: Limiter,
         data: JSONBody[IncidentIn],
     ) -> Response[Any]:
-        reporter = await _reporter(request, runtime, db)
-        model, version = service.parse_subject(data.release)
-        incident = await service.report(
-            runtime,
+        reporter = await _reporter(request, uow)
+        model, version = reporting.parse_subject(data.release)
+        incident = await reporting.report(
+            uow,
             model=model,
             version=version,
             category=data.category,
@@ -127,7 +123,7 @@ class IncidentsController(Controller):
         out = ReportedOut(
             tracking_code=incident.tracking_code,
             status=incident.status,
-            status_url=service.status_url(runtime, incident.tracking_code),
+            status_url=reporting.status_url(uow.rt, incident.tracking_code),
         )
         return Response(out, status_code=201)
 
@@ -136,5 +132,5 @@ class IncidentsController(Controller):
         summary="The status of a report, by its tracking code",
         responses=answers(*COMMON, 404),
     )
-    async def status(self, db: Db, code: TrackingCode) -> IncidentStatusOut:
-        return IncidentStatusOut.of(await service.get_by_code(db, code))
+    async def status(self, uow: Uow, code: TrackingCode) -> IncidentStatusOut:
+        return IncidentStatusOut.of(await reporting.get_by_code(uow, code))

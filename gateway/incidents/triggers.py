@@ -19,6 +19,9 @@ order and as often as they like:
   account already suspended or terminated is left alone);
 - only confirmed incidents fire: a resolved one has had its response.
 
+Each read, each action and each record is a unit of work of its own (run_unit), taken
+after the confirming step's unit has committed: this module is a boundary, like a job.
+
 A tier recall withdraws the release from the tier and from every wider tier it is open
 to (the policy's meaning), each as a recall of its own, since the access decision refuses
 exactly the tiers under a recall.
@@ -31,21 +34,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import evidence
-from gateway.db.models import (
-    Account,
-    Evidence,
-    Incident,
-    IncidentAccount,
-    IncidentEvent,
-    Model,
-    Release,
-)
-from gateway.db.uow import run_unit
+from gateway.db.uow import UnitOfWork, run_unit
 from gateway.errors import Conflict, NotFound
+from gateway.incidents import repository
 from gateway.runtime import Runtime
 from gateway.staging.recalls import recall
 from policies.schema import Reaction
@@ -111,8 +105,7 @@ class _Step:
 async def apply_triggers(rt: Runtime, incident_id: str) -> list[str]:
     """Take the actions the policy's triggers ask for on a confirmed incident, each once;
     returns a sentence for each action taken now (nothing when all were taken before)."""
-    async with rt.sessionmaker() as session:
-        facts = await _facts(session, incident_id)
+    facts = await run_unit(rt, lambda uow: _facts(uow, incident_id))
     if facts is None:
         return []
     taken: list[str] = []
@@ -129,14 +122,7 @@ async def apply_triggers(rt: Runtime, incident_id: str) -> list[str]:
 async def recheck_triggers(rt: Runtime) -> int:
     """The scheduler's job: apply the triggers of every confirmed incident again, so that
     what a failed or interrupted run left undone is done. Returns the actions taken."""
-    async with rt.sessionmaker() as session:
-        confirmed = (
-            await session.scalars(
-                select(Incident.id)
-                .where(Incident.status == IncidentStatus.CONFIRMED.value)
-                .order_by(Incident.created_at, Incident.id)
-            )
-        ).all()
+    confirmed = await run_unit(rt, lambda uow: repository.confirmed_ids(uow.session))
     taken = 0
     failed: list[str] = []
     for incident_id in confirmed:
@@ -163,8 +149,9 @@ class TriggersFailed(Exception):
         )
 
 
-async def _facts(session: AsyncSession, incident_id: str) -> _Facts | None:
-    incident = await session.get(Incident, incident_id)
+async def _facts(uow: UnitOfWork, incident_id: str) -> _Facts | None:
+    session = uow.session
+    incident = await repository.get(session, incident_id)
     if incident is None:
         raise NotFound(f"no incident {incident_id}", code="incident_not_found")
     if incident.status != IncidentStatus.CONFIRMED.value or not incident.severity:
@@ -173,22 +160,14 @@ async def _facts(session: AsyncSession, incident_id: str) -> _Facts | None:
     version: str | None = None
     state: ReleaseState | None = None
     if incident.release_id is not None:
-        row = (
-            await session.execute(
-                select(Release.version, Release.stage, Release.status, Model.org, Model.name)
-                .join(Model, Model.id == Release.model_id)
-                .where(Release.id == incident.release_id)
-            )
-        ).one()
+        row = await repository.release_facts(session, incident.release_id)
         version, stage, status, org, name = row
         model = ModelRef(org, name)
         state = ReleaseState(stage, Status(status))
-    linked = await session.execute(
-        select(Account.id, Account.email, Account.status)
-        .join(IncidentAccount, IncidentAccount.account_id == Account.id)
-        .where(IncidentAccount.incident_id == incident.id)
-    )
-    accounts = {account_id: (email, status) for account_id, email, status in linked.all()}
+    linked = await repository.linked_standings(session, incident.id)
+    accounts = {
+        account_id: (email, AccountStatus(status)) for account_id, (email, status) in linked.items()
+    }
     return _Facts(
         incident_id=incident.id,
         tracking_code=incident.tracking_code,
@@ -211,16 +190,7 @@ async def _done(
     accounts: Mapping[str, object],
 ) -> frozenset[tuple[str, str | None, str | None]]:
     """The actions already taken for the incident, from its trigger.fired evidence."""
-    # Through the indexed columns (a release's evidence, or the linked accounts'), then
-    # the incident is picked out of the rows' data.
-    query = select(Evidence.data).where(evidence.of_kind(FIRED))
-    if release_id is not None:
-        query = query.where(Evidence.release_id == release_id)
-    elif accounts:
-        query = query.where(Evidence.account_id.in_(list(accounts)))
-    else:
-        return frozenset()
-    rows = (await session.scalars(query)).all()
+    rows = await repository.fired_evidence(session, release_id, accounts)
     return frozenset(
         (str(data.get("action")), data.get("tier"), data.get("account"))
         for data in rows
@@ -280,21 +250,23 @@ async def _suspend(rt: Runtime, account_id: str, facts: _Facts) -> str:
     if status in _STOPPED:
         return f"{email} was already {status}"
     try:
-        await enforce(
+        await run_unit(
             rt,
-            email=email,
-            step=EnforcementStep.SUSPEND,
-            reason=f"your account is linked to {facts.reason}",
-            days=None,  # the policy's suspend_days
-            incident_id=facts.incident_id,
-            actor=TRIGGER_ACTOR,
+            lambda uow: enforce(
+                uow,
+                email=email,
+                step=EnforcementStep.SUSPEND,
+                reason=f"your account is linked to {facts.reason}",
+                days=None,  # the policy's suspend_days
+                incident_id=facts.incident_id,
+                actor=TRIGGER_ACTOR,
+            ),
         )
     except Conflict:
         # Suspended or terminated since the facts were read (an operator, another run).
-        async with rt.sessionmaker() as session:
-            now_status = await session.scalar(
-                select(Account.status).where(Account.id == account_id)
-            )
+        now_status = await run_unit(
+            rt, lambda uow: repository.account_status(uow.session, account_id)
+        )
         if now_status not in _STOPPED:
             raise
         return f"{email} was already {now_status}"
@@ -304,43 +276,42 @@ async def _suspend(rt: Runtime, account_id: str, facts: _Facts) -> str:
 async def _record(rt: Runtime, facts: _Facts, step: _Step, outcome: str) -> bool:
     """Write the step's trigger.fired evidence and timeline line, unless another run
     already did; whether this run wrote them."""
-    now = rt.clock()
-    async with rt.transaction() as session:
-        incident = await session.scalar(
-            select(Incident).where(Incident.id == facts.incident_id).with_for_update()
-        )
-        if incident is None:
-            raise NotFound(f"no incident {facts.incident_id}", code="incident_not_found")
-        done = await _done(session, incident.id, incident.release_id, facts.accounts)
-        if step.key in done:
-            return False
-        evidence.record(
-            session,
-            ev.TriggerFired(
-                incident=incident.id,
-                rule=step.rule,
-                action=step.action.value,
-                tier=step.tier,
-                account=step.account_id,
-                severity=facts.severity.value,
-                outcome=outcome,
-            ),
-            actor=TRIGGER_ACTOR,
-            at=now,
-            model_id=facts.model_id,
-            release_id=facts.release_id,
-            account_id=step.account_id,
-        )
-        incident.updated_at = now
-        session.add(
-            IncidentEvent(
-                incident_id=incident.id,
-                at=now,
-                actor=TRIGGER_ACTOR,
-                move="trigger",
-                from_status=incident.status,
-                to_status=incident.status,
-                note=f"{step.rule}: {outcome}",
-            )
-        )
+    return await run_unit(rt, lambda uow: _record_in(uow, facts, step, outcome))
+
+
+async def _record_in(uow: UnitOfWork, facts: _Facts, step: _Step, outcome: str) -> bool:
+    now = uow.rt.clock()
+    session = await uow.write()
+    incident = await repository.locked_by_id(session, facts.incident_id)
+    if incident is None:
+        raise NotFound(f"no incident {facts.incident_id}", code="incident_not_found")
+    done = await _done(session, incident.id, incident.release_id, facts.accounts)
+    if step.key in done:
+        return False
+    evidence.record(
+        session,
+        ev.TriggerFired(
+            incident=incident.id,
+            rule=step.rule,
+            action=step.action.value,
+            tier=step.tier,
+            account=step.account_id,
+            severity=facts.severity.value,
+            outcome=outcome,
+        ),
+        actor=TRIGGER_ACTOR,
+        at=now,
+        model_id=facts.model_id,
+        release_id=facts.release_id,
+        account_id=step.account_id,
+    )
+    repository.add_event(
+        session,
+        incident,
+        at=now,
+        actor=TRIGGER_ACTOR,
+        move="trigger",
+        from_status=incident.status,
+        note=f"{step.rule}: {outcome}",
+    )
     return True

@@ -70,7 +70,7 @@ async def _operator_digest(uow: UnitOfWork) -> str:
 async def _decommission_reminders(uow: UnitOfWork) -> str:
     from gateway.decommission.service import send_reminders
 
-    return f"{await send_reminders(uow.rt)} reminded"
+    return f"{await send_reminders(uow)} reminded"
 
 
 async def _decommission_execute(uow: UnitOfWork) -> str:
@@ -82,7 +82,7 @@ async def _decommission_execute(uow: UnitOfWork) -> str:
 async def _lift_suspensions(uow: UnitOfWork) -> str:
     from gateway.enforcement.service import lift_expired_suspensions
 
-    return f"{await lift_expired_suspensions(uow.rt)} suspensions lifted"
+    return f"{await lift_expired_suspensions(uow)} suspensions lifted"
 
 
 async def _recheck_triggers(uow: UnitOfWork) -> str:

@@ -12,9 +12,9 @@ from click.testing import CliRunner, Result
 from sqlalchemy import select, update
 
 from gateway.cli import main
-from gateway.cli.decommission import parse_when
 from gateway.config import Settings
 from gateway.db.models import Decommission, Notification
+from gateway.decommission.cli import parse_when
 from gateway.decommission.service import execute_due
 from gateway.runtime import build_runtime
 from tests.sample import make_folder, make_license

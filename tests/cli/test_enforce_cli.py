@@ -10,8 +10,9 @@ from click.testing import CliRunner, Result
 
 from gateway.cli import main
 from gateway.config import Settings
-from gateway.enforcement import service
+from gateway.enforcement import appeals, history
 from gateway.runtime import build_runtime
+from tests.units import within
 
 BOB = "bob@example.org"
 _ACTION = re.compile(r"\(action ([0-9a-f-]{36})\)")
@@ -27,9 +28,10 @@ def appeal_by_account(settings: Settings, email: str, action_id: str, statement:
     async def go() -> str:
         rt = build_runtime(settings)
         try:
-            async with rt.sessionmaker() as session:
-                shown = await service.standing(session, rt, email)
-            filed = await service.appeal(rt, shown.account.id, action_id, statement, None)
+            shown = await within(rt, lambda uow: history.standing(uow, email))
+            filed = await within(
+                rt, lambda uow: appeals.appeal(uow, shown.account.id, action_id, statement, None)
+            )
             return filed.id
         finally:
             await rt.close()

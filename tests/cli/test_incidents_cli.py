@@ -9,14 +9,15 @@ from pathlib import Path
 from typing import TypeVar
 
 from click.testing import CliRunner, Result
+from gateway.accounts.service import create_account
 from sqlalchemy import select
 
-from gateway.cli.incidents import incidents
 from gateway.config import Settings
 from gateway.db.models import Incident, IncidentEvent, Release
-from gateway.incidents import service
+from gateway.db.uow import run_unit
+from gateway.incidents import reporting
+from gateway.incidents.cli import incidents
 from gateway.runtime import Runtime, build_runtime
-from tests.accounts import create_account
 from tests.grantees import MODEL, open_release
 
 T = TypeVar("T")
@@ -49,16 +50,19 @@ def setup(settings: Settings, tmp_path: Path) -> tuple[str, str]:
         await create_account(rt, "suspect@corp.example", operator=False, actor="t")
         codes = []
         for model, version in ((MODEL, "1.0"), (None, None)):
-            incident = await service.report(
+            incident = await run_unit(
                 rt,
-                model=model,
-                version=version,
-                category="leak",
-                description=DESCRIPTION,
-                links=["https://files.example/a.tar"],
-                contact=None,
-                reporter_account_id=None,
-                address="192.0.2.1",
+                lambda uow, model=model, version=version: reporting.report(
+                    uow,
+                    model=model,
+                    version=version,
+                    category="leak",
+                    description=DESCRIPTION,
+                    links=["https://files.example/a.tar"],
+                    contact=None,
+                    reporter_account_id=None,
+                    address="192.0.2.1",
+                ),
             )
             codes.append(incident.tracking_code)
         return codes[0], codes[1]

@@ -16,13 +16,14 @@ from sqlalchemy import select
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.db.models import Account, Appeal, EnforcementAction
-from gateway.enforcement import service
+from gateway.enforcement import appeals, service
+from gateway.enforcement.pages import EnforcementPages, account_link
 from gateway.identity.passwords import hash_password
-from gateway.portal.enforcement_pages import EnforcementPages, account_link
 from gateway.runtime import Runtime
 from stages.enforcement import AppealMove, EnforcementStep
 from tests.accounts import create_account
 from tests.http.portal import HTML, Http, csrf_token, submit
+from tests.units import within
 
 pytestmark = pytest.mark.anyio
 PASSWORD = "correct horse battery"
@@ -66,8 +67,11 @@ async def sign_out(client: Http) -> None:
 async def act(
     rt: Runtime, step: EnforcementStep, email: str = BOB, reason: str = "shared a download link"
 ) -> EnforcementAction:
-    return await service.enforce(
-        rt, email=email, step=step, reason=reason, days=None, incident_id=None, actor="op"
+    return await within(
+        rt,
+        lambda uow: service.enforce(
+            uow, email=email, step=step, reason=reason, days=None, incident_id=None, actor="op"
+        ),
     )
 
 
@@ -179,7 +183,9 @@ async def test_operators_decide_appeals_and_others_may_not(client: Http, runtime
     bob = await make_account(runtime, BOB)
     await make_account(runtime, OPS, operator=True)
     suspended = await act(runtime, EnforcementStep.SUSPEND, reason="scraping")
-    filed = await service.appeal(runtime, bob, suspended.id, "a misconfigured mirror", None)
+    filed = await within(
+        runtime, lambda uow: appeals.appeal(uow, bob, suspended.id, "a misconfigured mirror", None)
+    )
 
     await sign_in(client, BOB)
     forbidden = await client.get("/ops/appeals", headers=HTML)
@@ -320,7 +326,9 @@ async def test_an_operator_cannot_overturn_their_own_termination(
 ) -> None:
     ops = await make_account(runtime, OPS, operator=True)
     ended = await act(runtime, EnforcementStep.TERMINATE, OPS)
-    filed = await service.appeal(runtime, ops, ended.id, "let me back in", None)
+    filed = await within(
+        runtime, lambda uow: appeals.appeal(uow, ops, ended.id, "let me back in", None)
+    )
     await sign_in(client, OPS)
     refused = await submit(
         client,
@@ -332,7 +340,10 @@ async def test_an_operator_cannot_overturn_their_own_termination(
     assert refused.status_code == 403
     assert "your account is terminated" in refused.text
     assert await status_of(runtime, OPS) == "terminated"
-    await service.decide_appeal(runtime, filed.id, AppealMove.UPHOLD, "no", "another-op")
+    await within(
+        runtime,
+        lambda uow: appeals.decide_appeal(uow, filed.id, AppealMove.UPHOLD, "no", "another-op"),
+    )
 
 
 async def test_an_email_with_unusual_characters_has_a_working_page(

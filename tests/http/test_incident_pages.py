@@ -15,11 +15,11 @@ from sqlalchemy import func, select
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.db.models import Incident, IncidentAccount, Release
-from gateway.incidents import service
+from gateway.incidents import pages as incident_pages
+from gateway.incidents import reporting, service
 from gateway.incidents.api import IncidentsController
+from gateway.incidents.pages import IncidentPages
 from gateway.keys.service import create_key
-from gateway.portal import incident_pages
-from gateway.portal.incident_pages import IncidentPages
 from gateway.ratelimits import RateLimits
 from gateway.runtime import Runtime
 from tests.accounts import create_account
@@ -27,6 +27,7 @@ from tests.grantees import MODEL, open_release
 from tests.http.portal import HTML, Http, csrf_token, submit
 from tests.http.test_ops_pages import make_account, sign_in, sign_in_operator
 from tests.sample import publish
+from tests.units import within
 
 pytestmark = pytest.mark.anyio
 
@@ -222,23 +223,31 @@ async def test_the_status_page_never_shows_notes_severity_or_linked_accounts(
     await publish(runtime, tmp_path)
     await create_account(runtime, "ops@lab.example", operator=True, actor="t")
     await create_account(runtime, "leaker@corp.example", operator=False, actor="t")
-    incident = await service.report(
+    incident = await within(
         runtime,
-        model=None,
-        version=None,
-        category="leak",
-        description=DESCRIPTION,
-        links=[],
-        contact="me@home.example",
-        reporter_account_id=None,
-        address="192.0.2.1",
+        lambda uow: reporting.report(
+            uow,
+            model=None,
+            version=None,
+            category="leak",
+            description=DESCRIPTION,
+            links=[],
+            contact="me@home.example",
+            reporter_account_id=None,
+            address="192.0.2.1",
+        ),
     )
     code = incident.tracking_code
-    await service.triage(
-        runtime, code, severity="critical", assignee="ops@lab.example", note="SECRET", actor="t"
+    await within(
+        runtime,
+        lambda uow: service.triage(
+            uow, code, severity="critical", assignee="ops@lab.example", note="SECRET", actor="t"
+        ),
     )
-    await service.link_account(runtime, code, "leaker@corp.example", actor="t")
-    await service.add_note(runtime, code, note="SECRET again", actor="t")
+    await within(
+        runtime, lambda uow: service.link_account(uow, code, "leaker@corp.example", actor="t")
+    )
+    await within(runtime, lambda uow: service.add_note(uow, code, note="SECRET again", actor="t"))
 
     page = await client.get(f"/report/status?code={code.lower()}", headers=HTML)
     api = await client.get(f"/api/v1/incidents/{code}")
@@ -250,7 +259,9 @@ async def test_the_status_page_never_shows_notes_severity_or_linked_accounts(
         for secret in ("SECRET", "leaker@corp.example", "ops@lab.example", "critical", "me@home"):
             assert secret not in shown
 
-    await service.dismiss(runtime, code, reason="The files are not ours.", actor="t")
+    await within(
+        runtime, lambda uow: service.dismiss(uow, code, reason="The files are not ours.", actor="t")
+    )
     closed = await client.get(f"/api/v1/incidents/{code}")
     assert closed.json()["status"] == "dismissed"
     assert closed.json()["resolution"] == "The files are not ours."
@@ -336,16 +347,19 @@ async def test_the_console_is_for_operators_only(
     client: Http, runtime: Runtime, tmp_path: Path
 ) -> None:
     await publish(runtime, tmp_path)
-    incident = await service.report(
+    incident = await within(
         runtime,
-        model=None,
-        version=None,
-        category="other",
-        description=DESCRIPTION,
-        links=[],
-        contact=None,
-        reporter_account_id=None,
-        address=None,
+        lambda uow: reporting.report(
+            uow,
+            model=None,
+            version=None,
+            category="other",
+            description=DESCRIPTION,
+            links=[],
+            contact=None,
+            reporter_account_id=None,
+            address=None,
+        ),
     )
     signed_out = await client.get("/ops/incidents", headers=HTML)
     assert signed_out.status_code == 302
@@ -371,20 +385,28 @@ async def test_the_console_lists_filters_and_pages_incidents(
     made = []
     for category in ("leak", "misuse", "safety"):
         made.append(
-            await service.report(
+            await within(
                 runtime,
-                model=None,
-                version=None,
-                category=category,
-                description=DESCRIPTION,
-                links=[],
-                contact=None,
-                reporter_account_id=None,
-                address=None,
+                lambda uow, category=category: reporting.report(
+                    uow,
+                    model=None,
+                    version=None,
+                    category=category,
+                    description=DESCRIPTION,
+                    links=[],
+                    contact=None,
+                    reporter_account_id=None,
+                    address=None,
+                ),
             )
         )
-    await service.triage(runtime, made[0].id, severity="high", assignee=None, note=None, actor="t")
-    await service.dismiss(runtime, made[1].id, reason="spam", actor="t")
+    await within(
+        runtime,
+        lambda uow: service.triage(
+            uow, made[0].id, severity="high", assignee=None, note=None, actor="t"
+        ),
+    )
+    await within(runtime, lambda uow: service.dismiss(uow, made[1].id, reason="spam", actor="t"))
     await sign_in_operator(client, runtime)
 
     page = await client.get("/ops/incidents", headers=HTML)
@@ -416,16 +438,19 @@ async def test_operators_triage_link_confirm_and_resolve_from_the_console(
     await open_release(runtime, tmp_path, to="public")
     await make_account(runtime, "suspect@corp.example")
     # About the release, so that confirming it critical fires the default policy's recall.
-    incident = await service.report(
+    incident = await within(
         runtime,
-        model=MODEL,
-        version="1.0",
-        category="leak",
-        description=DESCRIPTION,
-        links=["https://files.example/a.tar"],
-        contact="me@home.example",
-        reporter_account_id=None,
-        address="192.0.2.1",
+        lambda uow: reporting.report(
+            uow,
+            model=MODEL,
+            version="1.0",
+            category="leak",
+            description=DESCRIPTION,
+            links=["https://files.example/a.tar"],
+            contact="me@home.example",
+            reporter_account_id=None,
+            address="192.0.2.1",
+        ),
     )
     await sign_in_operator(client, runtime)
     page = f"/ops/incidents/{incident.id}"
@@ -476,3 +501,40 @@ async def test_operators_triage_link_confirm_and_resolve_from_the_console(
     assert (await submit(client, page, f"{page}/nonsense", {})).status_code == 404
     unknown = await submit(client, page, "/ops/incidents/INC-0000-0000/note", {"note": "x"})
     assert unknown.status_code == 404
+
+
+async def test_triggers_that_fail_after_a_confirmation_show_on_the_incident_page(
+    client: Http, runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The triggers run once the confirming unit has committed, after the handler chose its
+    # answer: the timeline is where the operator is told they could not all be applied.
+    await open_release(runtime, tmp_path, to="public")
+    incident = await within(
+        runtime,
+        lambda uow: reporting.report(
+            uow,
+            model=MODEL,
+            version="1.0",
+            category="leak",
+            description=DESCRIPTION,
+            links=[],
+            contact=None,
+            reporter_account_id=None,
+            address=None,
+        ),
+    )
+
+    async def broken(rt: Runtime, incident_id: str) -> list[str]:
+        raise RuntimeError("storage was down")
+
+    monkeypatch.setattr(service, "apply_triggers", broken)
+    await sign_in_operator(client, runtime)
+    page = f"/ops/incidents/{incident.id}"
+    confirmed = await submit(client, page, f"{page}/confirm", {"severity": "critical"})
+    assert confirmed.status_code == 303
+    assert (await one_incident(runtime)).status == "confirmed"
+    async with runtime.sessionmaker() as session:
+        assert await session.scalar(select(Release.status)) == "active"
+    after = await client.get(f"{page}?done=confirm", headers=HTML)
+    assert "policy trigger failed" in after.text
+    assert "RuntimeError: storage was down; the scheduler tries again" in after.text

@@ -22,12 +22,13 @@ from gateway.config import Settings
 from gateway.db.models import Account
 from gateway.grants.service import create_grant
 from gateway.identity.passwords import hash_password
-from gateway.incidents import service as incidents
+from gateway.incidents import reporting
 from gateway.runtime import Runtime
 from gateway.web.headers import CONTENT_SECURITY_POLICY, security_headers
 from tests.accounts import create_account
 from tests.grantees import MODEL, open_release
 from tests.http.portal import HTML, Http, submit
+from tests.units import within
 
 pytestmark = pytest.mark.anyio
 PASSWORD = "correct horse battery"
@@ -127,16 +128,19 @@ async def test_every_html_page_sends_the_browser_security_headers(
         license_sha256=form.license_sha256,
         address="203.0.113.7",
     )
-    incident = await incidents.report(
+    incident = await within(
         runtime,
-        model=MODEL,
-        version="1.0",
-        category="misuse",
-        description="Seen on a public mirror.",
-        links=[],
-        contact=None,
-        reporter_account_id=None,
-        address="203.0.113.9",
+        lambda uow: reporting.report(
+            uow,
+            model=MODEL,
+            version="1.0",
+            category="misuse",
+            description="Seen on a public mirror.",
+            links=[],
+            contact=None,
+            reporter_account_id=None,
+            address="203.0.113.9",
+        ),
     )
     # Pages that are reached from a mail or a form, not from a link, and error pages.
     seeds = [

@@ -200,14 +200,17 @@ async def test_suspension_and_termination_end_the_accounts_sessions(
     client = await browser()
     await local_account(runtime)
     await sign_in(client)
-    await enforcement.enforce(
+    await within(
         runtime,
-        email=ADA,
-        step=step,
-        reason="shared a link",
-        days=None,
-        incident_id=None,
-        actor="op",
+        lambda uow: enforcement.enforce(
+            uow,
+            email=ADA,
+            step=step,
+            reason="shared a link",
+            days=None,
+            incident_id=None,
+            actor="op",
+        ),
     )
     assert not await signed_in(client)
     # Signing in again shows the account its standing.
@@ -221,14 +224,17 @@ async def test_a_warning_leaves_the_session_alone(browser: Browser, runtime: Run
     client = await browser()
     await local_account(runtime)
     await sign_in(client)
-    await enforcement.enforce(
+    await within(
         runtime,
-        email=ADA,
-        step=EnforcementStep.WARN,
-        reason="be careful",
-        days=None,
-        incident_id=None,
-        actor="op",
+        lambda uow: enforcement.enforce(
+            uow,
+            email=ADA,
+            step=EnforcementStep.WARN,
+            reason="be careful",
+            days=None,
+            incident_id=None,
+            actor="op",
+        ),
     )
     assert await signed_in(client)
 

@@ -22,6 +22,7 @@ from gateway.runtime import Runtime, build_runtime, utcnow
 from stages.enforcement import EnforcementStep
 from tests.grantees import Grantee, grantee, open_release
 from tests.http.portal import HTML, Http, submit
+from tests.units import within
 
 PASSWORD = "correct horse battery"
 STOPS = [EnforcementStep.SUSPEND, EnforcementStep.TERMINATE]
@@ -41,14 +42,17 @@ async def stopped_grantee(rt: Runtime, tmp_path: Path, step: EnforcementStep) ->
     async with rt.transaction() as session:
         account = await session.get_one(Account, who.account_id)
         account.password_hash = hash_password(PASSWORD)
-    await enforcement.enforce(
+    await within(
         rt,
-        email=who.email,
-        step=step,
-        reason="shared a link",
-        days=None,
-        incident_id=None,
-        actor="op",
+        lambda uow: enforcement.enforce(
+            uow,
+            email=who.email,
+            step=step,
+            reason="shared a link",
+            days=None,
+            incident_id=None,
+            actor="op",
+        ),
     )
     return who
 

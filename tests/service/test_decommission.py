@@ -26,6 +26,9 @@ from gateway.db.models import (
     Release,
     StageChange,
 )
+from gateway.db.uow import unit_of_work
+from gateway.decommission import announce as announcing
+from gateway.decommission import purge as purging
 from gateway.decommission import service
 from gateway.downloads.service import (
     Client,
@@ -92,15 +95,18 @@ async def announce(
     successor: str | None = None,
     license_text: str | None = None,
 ) -> Decommission:
-    return await service.announce(
+    return await within(
         rt,
-        MODEL,
-        version,
-        at=effective_at,
-        reason="superseded by a safer model",
-        successor=successor,
-        license_text=license_text,
-        actor="op",
+        lambda uow: announcing.announce(
+            uow,
+            MODEL,
+            version,
+            at=effective_at,
+            reason="superseded by a safer model",
+            successor=successor,
+            license_text=license_text,
+            actor="op",
+        ),
     )
 
 
@@ -159,9 +165,9 @@ async def test_the_announcement_reaches_each_grantee_once(runtime: Runtime, tmp_
         (row.effective_at - timedelta(days=30)).isoformat(),
         (row.effective_at - timedelta(days=7)).isoformat(),
     ]
-    async with runtime.sessionmaker() as session:
-        shown = await service.status(
-            session, MODEL, "1.0", rules=runtime.policy.decommission, now=now
+    async with unit_of_work(runtime) as uow:
+        shown = await announcing.status(
+            uow, MODEL, "1.0", rules=runtime.policy.decommission, now=now
         )
     assert shown is not None
     assert shown.phase == "announced"
@@ -217,15 +223,18 @@ async def test_refusals_write_nothing(runtime: Runtime, tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="empty"):
         await announce(runtime, later, license_text="  \n")
     with pytest.raises(InvalidInput, match="reason"):
-        await service.announce(
+        await within(
             runtime,
-            MODEL,
-            "1.0",
-            at=later,
-            reason="  ",
-            successor=None,
-            license_text=None,
-            actor="op",
+            lambda uow: announcing.announce(
+                uow,
+                MODEL,
+                "1.0",
+                at=later,
+                reason="  ",
+                successor=None,
+                license_text=None,
+                actor="op",
+            ),
         )
     assert await count(runtime, Decommission) == 0
     assert await count(runtime, Notification) == 0
@@ -247,24 +256,24 @@ async def test_reminders_at_30_and_7_days_once_each(runtime: Runtime, tmp_path: 
     start = runtime.clock()
     effective = start + timedelta(days=40)
     await announce(runtime, effective)
-    assert await service.send_reminders(runtime) == 0
+    assert await within(runtime, service.send_reminders) == 0
 
     at(runtime, effective - timedelta(days=30))
-    assert await service.send_reminders(runtime) == 2
-    assert await service.send_reminders(runtime) == 0
+    assert await within(runtime, service.send_reminders) == 2
+    assert await within(runtime, service.send_reminders) == 0
     # Someone granted access after a reminder is told at the next run, with the time left.
     carol = await grantee(runtime, "carol@example.org")
 
     at(runtime, effective - timedelta(days=20))
-    assert await service.send_reminders(runtime) == 1
-    assert await service.send_reminders(runtime) == 0
+    assert await within(runtime, service.send_reminders) == 1
+    assert await within(runtime, service.send_reminders) == 0
 
     at(runtime, effective - timedelta(days=7))
-    assert await service.send_reminders(runtime) == 3
-    assert await service.send_reminders(runtime) == 0
+    assert await within(runtime, service.send_reminders) == 3
+    assert await within(runtime, service.send_reminders) == 0
 
     at(runtime, effective - timedelta(hours=1))
-    assert await service.send_reminders(runtime) == 0
+    assert await within(runtime, service.send_reminders) == 0
     for who in (alice, bob):
         subjects = [n.subject for n in await messages(runtime, who, REMINDER)]
         assert subjects == [
@@ -283,8 +292,8 @@ async def test_missed_reminders_become_one_message(runtime: Runtime, tmp_path: P
     effective = runtime.clock() + timedelta(days=40)
     await announce(runtime, effective)
     at(runtime, effective - timedelta(days=5))
-    assert await service.send_reminders(runtime) == 1
-    assert await service.send_reminders(runtime) == 0
+    assert await within(runtime, service.send_reminders) == 1
+    assert await within(runtime, service.send_reminders) == 0
     (note,) = await messages(runtime, alice, REMINDER)
     assert note.subject == "Hosting of acme/sample:1.0 ends in 5 day(s)"
     async with runtime.sessionmaker() as session:
@@ -308,7 +317,7 @@ async def test_reminder_jobs_running_at_once_send_each_message_once(
     effective = runtime.clock() + timedelta(days=40)
     await announce(runtime, effective)
     at(runtime, effective - timedelta(days=29))
-    sent = await asyncio.gather(*(service.send_reminders(runtime) for _ in range(3)))
+    sent = await asyncio.gather(*(within(runtime, service.send_reminders) for _ in range(3)))
     assert sum(sent) == 4
     assert await count(runtime, Notification, Notification.kind == REMINDER) == 4
 
@@ -359,13 +368,13 @@ async def test_at_the_date_downloads_stop_grants_end_and_closeouts_are_asked(
 
     # Jobs run again (or by another process) change nothing.
     assert await service.execute_due(runtime) == 0
-    assert await service.send_reminders(runtime) == 0
+    assert await within(runtime, service.send_reminders) == 0
     assert await count(runtime, Closeout) == 2
     assert await count(runtime, StageChange, StageChange.move == "decommission") == 1
     assert await count(runtime, Notification, Notification.kind == "release.decommissioned") == 1
-    async with runtime.sessionmaker() as session:
-        shown = await service.status(
-            session, MODEL, "1.0", rules=runtime.policy.decommission, now=runtime.clock()
+    async with unit_of_work(runtime) as uow:
+        shown = await announcing.status(
+            uow, MODEL, "1.0", rules=runtime.policy.decommission, now=runtime.clock()
         )
     assert shown is not None
     assert shown.phase == "decommissioned"
@@ -500,27 +509,27 @@ async def test_purge_waits_for_the_retention_and_keeps_shared_objects(
     effective = start + timedelta(days=5)
     await announce(runtime, effective)
     with pytest.raises(Conflict, match="still hosted until") as hosted:
-        await service.purge(runtime, MODEL, "1.0", actor="op")
+        await within(runtime, lambda uow: purging.purge(uow, MODEL, "1.0", actor="op"))
     assert hosted.value.code == "not_decommissioned"
     with pytest.raises(Conflict, match="no decommission"):
-        await service.purge(runtime, MODEL, "1.1", actor="op")
+        await within(runtime, lambda uow: purging.purge(uow, MODEL, "1.1", actor="op"))
 
     at(runtime, effective)
     assert await service.execute_due(runtime) == 1
     purge_at = effective + timedelta(days=90)
     with pytest.raises(Conflict, match=f"purged from {purge_at:%Y-%m-%d %H:%M} UTC") as early:
-        await service.purge(runtime, MODEL, "1.0", actor="op")
+        await within(runtime, lambda uow: purging.purge(uow, MODEL, "1.0", actor="op"))
     assert early.value.code == "retention_period"
     assert all(runtime.storage.exists(d) for d in digests["1.0"].values())
 
     at(runtime, purge_at)
-    plan = await service.plan_purge(runtime, MODEL, "1.0")
+    plan = await within(runtime, lambda uow: purging.plan_purge(uow, MODEL, "1.0"))
     assert set(plan.delete) == {
         digests["1.0"]["model.safetensors"],
         digests["1.0"]["config.json"],
     }
     assert plan.kept == 1
-    purged = await service.purge(runtime, MODEL, "1.0", actor="op")
+    purged = await within(runtime, lambda uow: purging.purge(uow, MODEL, "1.0", actor="op"))
     assert (purged.deleted, purged.kept, purged.deleted_bytes) == (2, 1, 20_100)
     assert not runtime.storage.exists(digests["1.0"]["model.safetensors"])
     assert not runtime.storage.exists(digests["1.0"]["config.json"])
@@ -529,13 +538,13 @@ async def test_purge_waits_for_the_retention_and_keeps_shared_objects(
     assert recorded.actor == "op"
     assert recorded.data == {"objects_deleted": 2, "bytes_deleted": 20_100, "objects_kept": 1}
     with pytest.raises(Conflict, match="already purged"):
-        await service.purge(runtime, MODEL, "1.0", actor="op")
+        await within(runtime, lambda uow: purging.purge(uow, MODEL, "1.0", actor="op"))
 
     # Once 1.0 is purged, nothing holds the shared object but 1.1 itself.
     await announce(runtime, purge_at + timedelta(days=1), version="1.1")
     at(runtime, purge_at + timedelta(days=200))
     assert await service.execute_due(runtime) == 1
-    purged = await service.purge(runtime, MODEL, "1.1", actor="op")
+    purged = await within(runtime, lambda uow: purging.purge(uow, MODEL, "1.1", actor="op"))
     assert (purged.deleted, purged.kept) == (3, 0)
     assert not runtime.storage.exists(digests["1.1"]["README.md"])
 
@@ -548,7 +557,7 @@ async def test_purge_that_failed_half_way_can_run_again(runtime: Runtime, tmp_pa
     await service.execute_due(runtime)
     # As if a purge had deleted one object and then lost the storage.
     runtime.storage.delete(digests["1.0"]["config.json"])
-    purged = await service.purge(runtime, MODEL, "1.0", actor="op")
+    purged = await within(runtime, lambda uow: purging.purge(uow, MODEL, "1.0", actor="op"))
     assert purged.deleted == 2  # deleting an absent object is not an error
     assert not runtime.storage.exists(digests["1.0"]["model.safetensors"])
     assert runtime.storage.exists(digests["1.0"]["README.md"])

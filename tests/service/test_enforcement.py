@@ -24,8 +24,9 @@ from gateway.db.models import (
     IncidentAccount,
     Notification,
 )
+from gateway.db.uow import unit_of_work
 from gateway.downloads.service import Client, Denied, deliver, issue_manifest_for_account
-from gateway.enforcement import service
+from gateway.enforcement import appeals, history, service
 from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.runtime import Runtime
 from stages.access import Reason
@@ -33,6 +34,7 @@ from stages.enforcement import AppealMove, EnforcementStep
 from stages.evidence import ENFORCEMENT_STEPS
 from tests.accounts import create_account
 from tests.grantees import MODEL, Grantee, grantee, open_release
+from tests.units import within
 
 pytestmark = pytest.mark.anyio
 
@@ -55,8 +57,11 @@ async def act(
     days: int | None = None,
     incident: str | None = None,
 ) -> EnforcementAction:
-    return await service.enforce(
-        rt, email=email, step=step, reason=reason, days=days, incident_id=incident, actor="op"
+    return await within(
+        rt,
+        lambda uow: service.enforce(
+            uow, email=email, step=step, reason=reason, days=days, incident_id=incident, actor="op"
+        ),
     )
 
 
@@ -173,7 +178,7 @@ async def test_terminate_is_final_and_illegal_moves_change_nothing(runtime: Runt
         with pytest.raises(Conflict, match="termination is final"):
             await act(runtime, step)
     with pytest.raises(Conflict, match="cannot lift the suspension of a terminated account"):
-        await service.lift(runtime, BOB, "changed my mind", "op")
+        await within(runtime, lambda uow: service.lift(uow, BOB, "changed my mind", "op"))
     assert await count(runtime, EnforcementAction) == 2
     assert len(await evidence_of(runtime, "account.terminated")) == 1
     assert (await load(runtime, Account, bob)).status == "terminated"
@@ -182,11 +187,11 @@ async def test_terminate_is_final_and_illegal_moves_change_nothing(runtime: Runt
 async def test_lifting_an_account_that_is_not_suspended_is_refused(runtime: Runtime) -> None:
     await account(runtime)
     with pytest.raises(Conflict, match="cannot lift the suspension of an active account") as exc:
-        await service.lift(runtime, BOB, "no reason", "op")
+        await within(runtime, lambda uow: service.lift(uow, BOB, "no reason", "op"))
     assert exc.value.code == "illegal_account_move"
     await act(runtime, WARN)
     with pytest.raises(Conflict):
-        await service.lift(runtime, BOB, "no reason", "op")
+        await within(runtime, lambda uow: service.lift(uow, BOB, "no reason", "op"))
     assert await evidence_of(runtime, "account.suspension_lifted") == []
 
 
@@ -256,7 +261,7 @@ async def test_a_suspension_stops_manifests_and_urls_already_handed_out(
         assert refused_url.value.reason is Reason.ACCOUNT_SUSPENDED
         assert refused_url.value.status == 403
 
-    await service.lift(runtime, alice.email, "cleared", "op")
+    await within(runtime, lambda uow: service.lift(uow, alice.email, "cleared", "op"))
     await fetch(runtime, urls[1])  # the same URL works again once the suspension is lifted
     assert len(await manifest(runtime, alice)) == len(urls)
 
@@ -308,7 +313,7 @@ async def test_suspended_and_terminated_accounts_cannot_apply(
     cy = await account(runtime, "cy@example.org")
     await act(runtime, SUSPEND, "cy@example.org", days=2)
     at(runtime, runtime.clock() + timedelta(days=2))
-    assert await service.lift_expired_suspensions(runtime) == 1
+    assert await within(runtime, service.lift_expired_suspensions) == 1
     assert await apply_public(runtime, cy) == "approved"
 
 
@@ -317,16 +322,16 @@ async def test_suspended_and_terminated_accounts_cannot_apply(
 
 async def test_the_ladder_suggests_the_next_step_from_standing_actions(runtime: Runtime) -> None:
     await account(runtime)
-    first = await service.suggest(runtime, BOB)
+    first = await within(runtime, lambda uow: history.suggest(uow, BOB))
     assert (first.step, first.reason) == (WARN, "no standing action: the ladder starts with warn")
     await act(runtime, WARN)
-    assert (await service.suggest(runtime, BOB)).step is SUSPEND
+    assert (await within(runtime, lambda uow: history.suggest(uow, BOB))).step is SUSPEND
     await act(runtime, SUSPEND, days=1)
-    await service.lift(runtime, BOB, "served", "op")
+    await within(runtime, lambda uow: service.lift(uow, BOB, "served", "op"))
     # A lifted suspension still stands on the ladder: the next step is graver.
-    assert (await service.suggest(runtime, BOB)).step is TERMINATE
+    assert (await within(runtime, lambda uow: history.suggest(uow, BOB))).step is TERMINATE
     await act(runtime, TERMINATE)
-    last = await service.suggest(runtime, BOB)
+    last = await within(runtime, lambda uow: history.suggest(uow, BOB))
     assert last.step is None
     assert "already terminated" in last.reason
 
@@ -336,16 +341,20 @@ async def test_a_confirmed_incident_skips_steps_by_its_severity(runtime: Runtime
     cy = await account(runtime, "cy@example.org")
     await add_incident(runtime, bob, "high", "confirmed")
     await add_incident(runtime, bob, "critical", "dismissed")  # not confirmed: no weight
-    high = await service.suggest(runtime, BOB)
+    high = await within(runtime, lambda uow: history.suggest(uow, BOB))
     assert high.step is SUSPEND
     assert "a high incident calls for at least suspend" in high.reason
     critical = await add_incident(runtime, cy, "critical", "confirmed")
-    assert (await service.suggest(runtime, "cy@example.org")).step is TERMINATE
+    assert (
+        await within(runtime, lambda uow: history.suggest(uow, "cy@example.org"))
+    ).step is TERMINATE
     # Named when acting, an incident counts even before it is linked to the account.
     dan = await account(runtime, "dan@example.org")
-    assert (await service.suggest(runtime, "dan@example.org", incident_id=critical)).step is (
-        TERMINATE
-    )
+    assert (
+        await within(
+            runtime, lambda uow: history.suggest(uow, "dan@example.org", incident_id=critical)
+        )
+    ).step is (TERMINATE)
     action = await act(runtime, TERMINATE, "dan@example.org", incident=critical)
     assert action.incident_id == critical
     [recorded] = await evidence_of(runtime, "account.terminated")
@@ -357,9 +366,16 @@ async def test_a_confirmed_incident_skips_steps_by_its_severity(runtime: Runtime
 async def test_an_overturned_action_no_longer_counts(runtime: Runtime) -> None:
     bob = await account(runtime)
     warned = await act(runtime, WARN)
-    filed = await service.appeal(runtime, bob, warned.id, "it was not me", "192.0.2.1")
-    await service.decide_appeal(runtime, filed.id, AppealMove.OVERTURN, "shared lab IP", "op")
-    assert (await service.suggest(runtime, BOB)).step is WARN
+    filed = await within(
+        runtime, lambda uow: appeals.appeal(uow, bob, warned.id, "it was not me", "192.0.2.1")
+    )
+    await within(
+        runtime,
+        lambda uow: appeals.decide_appeal(
+            uow, filed.id, AppealMove.OVERTURN, "shared lab IP", "op"
+        ),
+    )
+    assert (await within(runtime, lambda uow: history.suggest(uow, BOB))).step is WARN
     assert (await load(runtime, Account, bob)).status == "active"
 
 
@@ -371,20 +387,25 @@ async def test_an_action_is_appealed_once_within_its_window(runtime: Runtime) ->
     cy = await account(runtime, "cy@example.org")
     warned = await act(runtime, WARN)
     with pytest.raises(InvalidInput, match="statement is required"):
-        await service.appeal(runtime, bob, warned.id, " ", None)
+        await within(runtime, lambda uow: appeals.appeal(uow, bob, warned.id, " ", None))
     with pytest.raises(NotFound) as not_theirs:
-        await service.appeal(runtime, cy, warned.id, "let me appeal bob's", None)
+        await within(
+            runtime, lambda uow: appeals.appeal(uow, cy, warned.id, "let me appeal bob's", None)
+        )
     assert not_theirs.value.code == "action_not_found"
     # The window is inclusive: the last moment of it still takes an appeal.
     at(runtime, warned.appeal_until)
-    filed = await service.appeal(runtime, bob, warned.id, "  I was travelling  ", "192.0.2.1")
+    filed = await within(
+        runtime,
+        lambda uow: appeals.appeal(uow, bob, warned.id, "  I was travelling  ", "192.0.2.1"),
+    )
     assert (filed.status, filed.statement, filed.action_id) == (
         "pending",
         "I was travelling",
         warned.id,
     )
     with pytest.raises(Conflict, match="already appealed") as twice:
-        await service.appeal(runtime, bob, warned.id, "and again", None)
+        await within(runtime, lambda uow: appeals.appeal(uow, bob, warned.id, "and again", None))
     assert twice.value.code == "already_appealed"
     assert await count(runtime, Appeal) == 1
     [recorded] = await evidence_of(runtime, "appeal.submitted")
@@ -395,7 +416,7 @@ async def test_an_action_is_appealed_once_within_its_window(runtime: Runtime) ->
     suspended = await act(runtime, SUSPEND)
     at(runtime, suspended.appeal_until + timedelta(seconds=1))
     with pytest.raises(Conflict, match="appeal window closed") as late:
-        await service.appeal(runtime, bob, suspended.id, "too late", None)
+        await within(runtime, lambda uow: appeals.appeal(uow, bob, suspended.id, "too late", None))
     assert late.value.code == "appeal_window_closed"
     assert await count(runtime, Appeal) == 1
 
@@ -409,9 +430,11 @@ async def test_the_window_promised_holds_when_the_policy_changes(runtime: Runtim
         runtime.policy, enforcement=replace(runtime.policy.enforcement, appeal_days=1)
     )
     at(runtime, warned.created_at + timedelta(days=20))
-    assert (await service.appeal(runtime, bob, warned.id, "still in time", None)).status == (
-        "pending"
-    )
+    assert (
+        await within(
+            runtime, lambda uow: appeals.appeal(uow, bob, warned.id, "still in time", None)
+        )
+    ).status == ("pending")
 
 
 async def test_overturning_a_running_suspension_lifts_it(runtime: Runtime, tmp_path: Path) -> None:
@@ -419,13 +442,21 @@ async def test_overturning_a_running_suspension_lifts_it(runtime: Runtime, tmp_p
     alice = await grantee(runtime)
     urls = await manifest(runtime, alice)
     suspended = await act(runtime, SUSPEND, alice.email)
-    filed = await service.appeal(runtime, alice.account_id, suspended.id, "wrong account", None)
+    filed = await within(
+        runtime,
+        lambda uow: appeals.appeal(uow, alice.account_id, suspended.id, "wrong account", None),
+    )
     with pytest.raises(InvalidInput, match="reason is required"):
-        await service.decide_appeal(runtime, filed.id, AppealMove.OVERTURN, "", "op")
+        await within(
+            runtime, lambda uow: appeals.decide_appeal(uow, filed.id, AppealMove.OVERTURN, "", "op")
+        )
     decided_at = runtime.clock() + timedelta(minutes=1)
     at(runtime, decided_at)
-    decided = await service.decide_appeal(
-        runtime, filed.id, AppealMove.OVERTURN, "the downloads were a mirror we run", "op2"
+    decided = await within(
+        runtime,
+        lambda uow: appeals.decide_appeal(
+            uow, filed.id, AppealMove.OVERTURN, "the downloads were a mirror we run", "op2"
+        ),
     )
     assert (decided.status, decided.decided_by) == ("overturned", "op2")
     assert decided.decision_reason == "the downloads were a mirror we run"
@@ -442,12 +473,15 @@ async def test_overturning_a_running_suspension_lifts_it(runtime: Runtime, tmp_p
     assert note.subject == "Your appeal was successful"
     assert "active again" in note.body
     with pytest.raises(Conflict, match="decision is final") as again:
-        await service.decide_appeal(runtime, filed.id, AppealMove.UPHOLD, "hmm", "op")
+        await within(
+            runtime,
+            lambda uow: appeals.decide_appeal(uow, filed.id, AppealMove.UPHOLD, "hmm", "op"),
+        )
     assert again.value.code == "illegal_appeal_move"
     # The job has nothing left to do for it when its time would have run out.
     assert suspended.ends_at is not None
     at(runtime, suspended.ends_at + timedelta(days=1))
-    assert await service.lift_expired_suspensions(runtime) == 0
+    assert await within(runtime, service.lift_expired_suspensions) == 0
 
 
 async def test_upholding_leaves_the_action_and_overturning_a_termination_restores(
@@ -455,16 +489,26 @@ async def test_upholding_leaves_the_action_and_overturning_a_termination_restore
 ) -> None:
     bob = await account(runtime)
     terminated = await act(runtime, TERMINATE)
-    filed = await service.appeal(runtime, bob, terminated.id, "please", None)
-    upheld = await service.decide_appeal(runtime, filed.id, AppealMove.UPHOLD, "clear leak", "op")
+    filed = await within(
+        runtime, lambda uow: appeals.appeal(uow, bob, terminated.id, "please", None)
+    )
+    upheld = await within(
+        runtime,
+        lambda uow: appeals.decide_appeal(uow, filed.id, AppealMove.UPHOLD, "clear leak", "op"),
+    )
     assert upheld.status == "upheld"
     assert (await load(runtime, Account, bob)).status == "terminated"
     assert (await inbox(runtime, bob))[-1].subject == "Your appeal was not successful"
 
     cy = await account(runtime, "cy@example.org")
     ended = await act(runtime, TERMINATE, "cy@example.org")
-    filed = await service.appeal(runtime, cy, ended.id, "not me", None)
-    await service.decide_appeal(runtime, filed.id, AppealMove.OVERTURN, "mistaken identity", "op")
+    filed = await within(runtime, lambda uow: appeals.appeal(uow, cy, ended.id, "not me", None))
+    await within(
+        runtime,
+        lambda uow: appeals.decide_appeal(
+            uow, filed.id, AppealMove.OVERTURN, "mistaken identity", "op"
+        ),
+    )
     assert (await load(runtime, Account, cy)).status == "active"
     restored = await evidence_of(runtime, "account.restored")
     assert [e.data["from"] for e in restored] == ["terminated"]
@@ -475,11 +519,18 @@ async def test_overturning_a_suspension_that_already_ended_changes_no_status(
 ) -> None:
     bob = await account(runtime)
     suspended = await act(runtime, SUSPEND, days=1)
-    filed = await service.appeal(runtime, bob, suspended.id, "unfair", None)
+    filed = await within(
+        runtime, lambda uow: appeals.appeal(uow, bob, suspended.id, "unfair", None)
+    )
     at(runtime, runtime.clock() + timedelta(days=1))
-    assert await service.lift_expired_suspensions(runtime) == 1
+    assert await within(runtime, service.lift_expired_suspensions) == 1
     await act(runtime, WARN)  # a later warning must not be undone by the overturn
-    await service.decide_appeal(runtime, filed.id, AppealMove.OVERTURN, "unfair indeed", "op")
+    await within(
+        runtime,
+        lambda uow: appeals.decide_appeal(
+            uow, filed.id, AppealMove.OVERTURN, "unfair indeed", "op"
+        ),
+    )
     assert (await load(runtime, Account, bob)).status == "active"
     [overturned] = await evidence_of(runtime, "appeal.overturned")
     assert overturned.data["account_move"] is None
@@ -491,14 +542,22 @@ async def test_an_operator_cannot_decide_an_appeal_of_their_own_account(
 ) -> None:
     ops = await account(runtime, "ops@example.org", operator=True)
     warned = await act(runtime, WARN, "ops@example.org")
-    filed = await service.appeal(runtime, ops, warned.id, "I am an operator", None)
+    filed = await within(
+        runtime, lambda uow: appeals.appeal(uow, ops, warned.id, "I am an operator", None)
+    )
     with pytest.raises(Conflict, match="your own account") as own:
-        await service.decide_appeal(
-            runtime, filed.id, AppealMove.OVERTURN, "mine", f"account:{ops}"
+        await within(
+            runtime,
+            lambda uow: appeals.decide_appeal(
+                uow, filed.id, AppealMove.OVERTURN, "mine", f"account:{ops}"
+            ),
         )
     assert own.value.code == "own_appeal"
     with pytest.raises(NotFound):
-        await service.decide_appeal(runtime, "no-such-appeal", AppealMove.UPHOLD, "x", "op")
+        await within(
+            runtime,
+            lambda uow: appeals.decide_appeal(uow, "no-such-appeal", AppealMove.UPHOLD, "x", "op"),
+        )
 
 
 async def test_listing_actions_and_pending_appeals(runtime: Runtime) -> None:
@@ -506,11 +565,11 @@ async def test_listing_actions_and_pending_appeals(runtime: Runtime) -> None:
     warned = await act(runtime, WARN)
     at(runtime, runtime.clock() + timedelta(minutes=1))
     suspended = await act(runtime, SUSPEND)
-    await service.appeal(runtime, bob, warned.id, "context", None)
-    async with runtime.sessionmaker() as session:
-        records = await service.list_actions(session, runtime, bob)
-        pending = await service.list_appeals(session)
-        everything = await service.list_appeals(session, None)
+    await within(runtime, lambda uow: appeals.appeal(uow, bob, warned.id, "context", None))
+    async with unit_of_work(runtime) as uow:
+        records = await history.list_actions(uow, bob)
+        pending = await history.list_appeals(uow)
+        everything = await history.list_appeals(uow, None)
     assert [r.action.id for r in records] == [suspended.id, warned.id]
     assert [r.in_force for r in records] == [True, False]
     assert records[0].window.may_appeal
@@ -528,15 +587,16 @@ async def test_expired_suspensions_are_lifted_once(runtime: Runtime) -> None:
     cy = await account(runtime, "cy@example.org")
     short = await act(runtime, SUSPEND, days=3)
     await act(runtime, SUSPEND, "cy@example.org", days=10)
-    assert await service.lift_expired_suspensions(runtime) == 0
+    assert await within(runtime, service.lift_expired_suspensions) == 0
     assert short.ends_at is not None
     at(runtime, short.ends_at)
     # Two runs at once, then a third: the suspension is lifted exactly once.
     runs = await asyncio.gather(
-        service.lift_expired_suspensions(runtime), service.lift_expired_suspensions(runtime)
+        within(runtime, service.lift_expired_suspensions),
+        within(runtime, service.lift_expired_suspensions),
     )
     assert sorted(runs) == [0, 1]
-    assert await service.lift_expired_suspensions(runtime) == 0
+    assert await within(runtime, service.lift_expired_suspensions) == 0
     row = await load(runtime, Account, bob)
     assert (row.status, row.status_reason) == ("active", None)
     assert (await load(runtime, EnforcementAction, short.id)).ended_at == short.ends_at
@@ -552,11 +612,17 @@ async def test_a_termination_supersedes_a_running_suspension(runtime: Runtime) -
     await act(runtime, TERMINATE)
     assert (await load(runtime, EnforcementAction, suspended.id)).ended_at is not None
     at(runtime, runtime.clock() + timedelta(days=3))
-    assert await service.lift_expired_suspensions(runtime) == 0
+    assert await within(runtime, service.lift_expired_suspensions) == 0
     assert (await load(runtime, Account, bob)).status == "terminated"
     # An overturned suspension appeal cannot undo the termination either.
-    filed = await service.appeal(runtime, bob, suspended.id, "the suspension was wrong", None)
-    await service.decide_appeal(runtime, filed.id, AppealMove.OVERTURN, "it was", "op")
+    filed = await within(
+        runtime,
+        lambda uow: appeals.appeal(uow, bob, suspended.id, "the suspension was wrong", None),
+    )
+    await within(
+        runtime,
+        lambda uow: appeals.decide_appeal(uow, filed.id, AppealMove.OVERTURN, "it was", "op"),
+    )
     assert (await load(runtime, Account, bob)).status == "terminated"
 
 
@@ -569,7 +635,7 @@ async def test_a_stale_suspension_row_is_tidied_without_touching_the_account(
     async with runtime.transaction() as session:
         await session.execute(update(Account).where(Account.id == bob).values(status="active"))
     at(runtime, runtime.clock() + timedelta(days=1))
-    assert await service.lift_expired_suspensions(runtime) == 0
+    assert await within(runtime, service.lift_expired_suspensions) == 0
     assert (await load(runtime, EnforcementAction, suspended.id)).ended_at is not None
     assert await evidence_of(runtime, "account.suspension_lifted") == []
 
@@ -577,24 +643,32 @@ async def test_a_stale_suspension_row_is_tidied_without_touching_the_account(
 async def test_an_operator_cannot_lift_or_enforce_on_their_own_account(runtime: Runtime) -> None:
     ops = await create_account(runtime, "self@lab.example", operator=True, actor="t")
     other = await create_account(runtime, "other@lab.example", operator=True, actor="t")
-    await service.enforce(
+    await within(
         runtime,
-        email="self@lab.example",
-        step=EnforcementStep.SUSPEND,
-        reason="test",
-        days=None,
-        incident_id=None,
-        actor=f"account:{other.id}",
-    )
-    with pytest.raises(Conflict, match="their own account"):
-        await service.lift(runtime, "self@lab.example", "mine", f"account:{ops.id}")
-    with pytest.raises(Conflict, match="their own account"):
-        await service.enforce(
-            runtime,
+        lambda uow: service.enforce(
+            uow,
             email="self@lab.example",
-            step=EnforcementStep.WARN,
-            reason="x",
+            step=EnforcementStep.SUSPEND,
+            reason="test",
             days=None,
             incident_id=None,
-            actor=f"account:{ops.id}",
+            actor=f"account:{other.id}",
+        ),
+    )
+    with pytest.raises(Conflict, match="their own account"):
+        await within(
+            runtime, lambda uow: service.lift(uow, "self@lab.example", "mine", f"account:{ops.id}")
+        )
+    with pytest.raises(Conflict, match="their own account"):
+        await within(
+            runtime,
+            lambda uow: service.enforce(
+                uow,
+                email="self@lab.example",
+                step=EnforcementStep.WARN,
+                reason="x",
+                days=None,
+                incident_id=None,
+                actor=f"account:{ops.id}",
+            ),
         )

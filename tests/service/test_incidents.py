@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gateway.accounts.service import create_account
 from sqlalchemy import func, select
 
 from gateway.db.models import (
@@ -23,9 +24,10 @@ from gateway.db.models import (
     Recall,
     Release,
 )
+from gateway.db.uow import unit_of_work
 from gateway.downloads.service import Client, Denied, deliver, issue_manifest_for_account
 from gateway.errors import Conflict, GatewayError, InvalidInput, NotFound
-from gateway.incidents import service
+from gateway.incidents import reporting, service
 from gateway.incidents.triggers import TRIGGER_ACTOR, apply_triggers, recheck_triggers
 from gateway.ratelimits import DatabaseRateLimitStore, RateLimited, RateLimiter, RateLimits
 from gateway.runtime import Runtime
@@ -33,7 +35,6 @@ from policies.schema import Reaction, Trigger, TriggerEvent
 from stages.access import Reason
 from stages.incidents import IncidentMove, IncidentStatus, Severity, legal_incident_moves
 from stages.names import ModelRef
-from tests.accounts import create_account
 from tests.grantees import MODEL, grantee, open_release
 from tests.sample import publish
 from tests.units import within
@@ -62,7 +63,9 @@ async def report(
         "address": "192.0.2.1",
         **changes,
     }
-    return await service.report(rt, model=model, version=version, **fields)
+    return await within(
+        rt, lambda uow: reporting.report(uow, model=model, version=version, **fields)
+    )
 
 
 async def count(rt: Runtime, table: type[object], *where: Any) -> int:
@@ -202,15 +205,15 @@ async def test_reports_are_rate_limited_per_address(runtime: Runtime, tmp_path: 
 
 
 def test_tracking_codes_are_read_the_way_people_type_them() -> None:
-    code = service.new_tracking_code()
+    code = reporting.new_tracking_code()
     assert CODE.fullmatch(code)
-    assert service.normalise_tracking_code(code.lower()) == code
-    assert service.normalise_tracking_code(f"  {code.replace('-', '')} ") == code
-    assert service.normalise_tracking_code("inc-7k3q-9xwd") == "INC-7K3Q-9XWD"
-    assert service.normalise_tracking_code("INC-7K3Q-9XWO") == "INC-7K3Q-9XW0"  # O for 0
-    assert service.normalise_tracking_code("INC-7K3Q-9XW") is None
-    assert service.normalise_tracking_code("INC-7K3Q-9XWU") is None  # no U in the alphabet
-    assert service.normalise_tracking_code("") is None
+    assert reporting.normalise_tracking_code(code.lower()) == code
+    assert reporting.normalise_tracking_code(f"  {code.replace('-', '')} ") == code
+    assert reporting.normalise_tracking_code("inc-7k3q-9xwd") == "INC-7K3Q-9XWD"
+    assert reporting.normalise_tracking_code("INC-7K3Q-9XWO") == "INC-7K3Q-9XW0"  # O for 0
+    assert reporting.normalise_tracking_code("INC-7K3Q-9XW") is None
+    assert reporting.normalise_tracking_code("INC-7K3Q-9XWU") is None  # no U in the alphabet
+    assert reporting.normalise_tracking_code("") is None
 
 
 # --- what the reporter sees --------------------------------------------------------------
@@ -224,20 +227,34 @@ async def test_the_public_status_shows_the_status_and_resolution_but_nothing_int
     suspect = await create_account(runtime, "leaker@corp.example", operator=False, actor="t")
     incident = await report(runtime)
     code = incident.tracking_code
-    await service.triage(
+    await within(
         runtime,
-        code,
-        severity="low",
-        assignee="ops@lab.example",
-        note="INTERNAL triage note",
-        actor=OPERATOR,
+        lambda uow: service.triage(
+            uow,
+            code,
+            severity="low",
+            assignee="ops@lab.example",
+            note="INTERNAL triage note",
+            actor=OPERATOR,
+        ),
     )
-    await service.link_account(runtime, incident.id, suspect.email, actor=OPERATOR)
-    await service.add_note(runtime, incident.id, note="INTERNAL second note", actor=OPERATOR)
-    await service.confirm(runtime, incident.id, severity=None, note="INTERNAL", actor=OPERATOR)
+    await within(
+        runtime, lambda uow: service.link_account(uow, incident.id, suspect.email, actor=OPERATOR)
+    )
+    await within(
+        runtime,
+        lambda uow: service.add_note(uow, incident.id, note="INTERNAL second note", actor=OPERATOR),
+    )
+    await within(
+        runtime,
+        lambda uow: service.confirm(
+            uow, incident.id, severity=None, note="INTERNAL", actor=OPERATOR
+        ),
+    )
 
-    async with runtime.sessionmaker() as session:
-        public = await service.get_by_code(session, code.lower().replace("-", ""))
+    public = await within(
+        runtime, lambda uow: reporting.get_by_code(uow, code.lower().replace("-", ""))
+    )
     assert public.tracking_code == code
     assert public.status == "confirmed"
     assert public.subject == "acme/sample:1.0"
@@ -257,16 +274,26 @@ async def test_the_public_status_shows_the_status_and_resolution_but_nothing_int
         "resolution",
     }
 
-    await service.resolve(runtime, code, note="The host took the files down.", actor=OPERATOR)
+    await within(
+        runtime,
+        lambda uow: service.resolve(
+            uow, code, note="The host took the files down.", actor=OPERATOR
+        ),
+    )
     dismissed = await report(runtime)
-    await service.dismiss(runtime, dismissed.id, reason="The files were not ours.", actor=OPERATOR)
-    async with runtime.sessionmaker() as session:
-        resolved = await service.get_by_code(session, code)
-        closed = await service.get_by_code(session, dismissed.tracking_code)
+    await within(
+        runtime,
+        lambda uow: service.dismiss(
+            uow, dismissed.id, reason="The files were not ours.", actor=OPERATOR
+        ),
+    )
+    async with unit_of_work(runtime) as uow:
+        resolved = await reporting.get_by_code(uow, code)
+        closed = await reporting.get_by_code(uow, dismissed.tracking_code)
         with pytest.raises(NotFound):
-            await service.get_by_code(session, "INC-0000-0000")
+            await reporting.get_by_code(uow, "INC-0000-0000")
         with pytest.raises(NotFound):
-            await service.get_by_code(session, incident.id)  # ids are not codes
+            await reporting.get_by_code(uow, incident.id)  # ids are not codes
     assert (resolved.status, resolved.resolution) == ("resolved", "The host took the files down.")
     assert (closed.status, closed.resolution) == ("dismissed", "The files were not ours.")
     assert "INTERNAL" not in repr(dataclasses.asdict(resolved))
@@ -279,25 +306,42 @@ async def _in_status(rt: Runtime, status: IncidentStatus) -> Incident:
     """A new incident about no release (so no trigger fires), brought to `status`."""
     incident = await report(rt, model=None, version=None)
     if status is IncidentStatus.TRIAGED:
-        await service.triage(rt, incident.id, severity="low", assignee=None, note=None, actor="t")
+        await within(
+            rt,
+            lambda uow: service.triage(
+                uow, incident.id, severity="low", assignee=None, note=None, actor="t"
+            ),
+        )
     if status in (IncidentStatus.CONFIRMED, IncidentStatus.RESOLVED):
-        await service.confirm(rt, incident.id, severity="low", note=None, actor="t")
+        await within(
+            rt, lambda uow: service.confirm(uow, incident.id, severity="low", note=None, actor="t")
+        )
     if status is IncidentStatus.RESOLVED:
-        await service.resolve(rt, incident.id, note="done", actor="t")
+        await within(rt, lambda uow: service.resolve(uow, incident.id, note="done", actor="t"))
     if status is IncidentStatus.DISMISSED:
-        await service.dismiss(rt, incident.id, reason="not ours", actor="t")
+        await within(
+            rt, lambda uow: service.dismiss(uow, incident.id, reason="not ours", actor="t")
+        )
     return await incident_row(rt, incident.id)
 
 
 async def _move(rt: Runtime, incident_id: str, move: IncidentMove) -> None:
     if move is IncidentMove.TRIAGE:
-        await service.triage(rt, incident_id, severity="medium", assignee=None, note="n", actor="t")
+        await within(
+            rt,
+            lambda uow: service.triage(
+                uow, incident_id, severity="medium", assignee=None, note="n", actor="t"
+            ),
+        )
     elif move is IncidentMove.CONFIRM:
-        await service.confirm(rt, incident_id, severity="medium", note="n", actor="t")
+        await within(
+            rt,
+            lambda uow: service.confirm(uow, incident_id, severity="medium", note="n", actor="t"),
+        )
     elif move is IncidentMove.DISMISS:
-        await service.dismiss(rt, incident_id, reason="why", actor="t")
+        await within(rt, lambda uow: service.dismiss(uow, incident_id, reason="why", actor="t"))
     else:
-        await service.resolve(rt, incident_id, note="how", actor="t")
+        await within(rt, lambda uow: service.resolve(uow, incident_id, note="how", actor="t"))
 
 
 _LEADS_TO = {
@@ -341,24 +385,39 @@ async def test_each_step_is_a_timeline_line_and_evidence(runtime: Runtime, tmp_p
     ops = await create_account(runtime, "ops@lab.example", operator=True, actor="t")
     suspect = await create_account(runtime, "suspect@corp.example", operator=False, actor="t")
     incident = await report(runtime)
-    await service.triage(
+    await within(
         runtime,
-        incident.tracking_code,
-        severity="medium",
-        assignee="OPS@LAB.EXAMPLE",
-        note="looks real",
-        actor=OPERATOR,
+        lambda uow: service.triage(
+            uow,
+            incident.tracking_code,
+            severity="medium",
+            assignee="OPS@LAB.EXAMPLE",
+            note="looks real",
+            actor=OPERATOR,
+        ),
     )
-    await service.link_account(runtime, incident.id, "suspect@corp.example", actor=OPERATOR)
-    await service.add_note(runtime, incident.id, note="asked the host", actor=OPERATOR)
-    confirmed = await service.confirm(
-        runtime, incident.id, severity="low", note="it is ours", actor=OPERATOR
+    await within(
+        runtime,
+        lambda uow: service.link_account(uow, incident.id, "suspect@corp.example", actor=OPERATOR),
+    )
+    await within(
+        runtime,
+        lambda uow: service.add_note(uow, incident.id, note="asked the host", actor=OPERATOR),
+    )
+    confirmed = await within(
+        runtime,
+        lambda uow: service.confirm(
+            uow, incident.id, severity="low", note="it is ours", actor=OPERATOR
+        ),
     )
     assert confirmed.triggers == []  # low fires no trigger of the default policy
-    await service.resolve(runtime, incident.id, note="taken down", actor=OPERATOR)
+    await within(
+        runtime, lambda uow: service.resolve(uow, incident.id, note="taken down", actor=OPERATOR)
+    )
 
-    async with runtime.sessionmaker() as session:
-        detail = await service.get_incident(session, incident.tracking_code)
+    async with unit_of_work(runtime) as uow:
+        session = uow.session
+        detail = await service.get_incident(uow, incident.tracking_code)
         proofs = (
             await session.scalars(
                 select(Evidence).where(Evidence.kind.like("incident.%")).order_by(Evidence.id)
@@ -395,6 +454,44 @@ async def test_each_step_is_a_timeline_line_and_evidence(runtime: Runtime, tmp_p
     assert proofs[2].account_id == suspect.id
 
 
+async def test_a_refusal_caught_in_its_unit_leaves_nothing_for_the_unit_to_commit(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    # The console shows a refused step in the same unit of work, which then commits: every
+    # check of a step comes before its first change, so nothing of the step is written.
+    await publish(runtime, tmp_path)
+    await create_account(runtime, "user@corp.example", operator=False, actor="t")
+    incident = await report(runtime)
+    triaged = await report(runtime)
+    await within(
+        runtime,
+        lambda uow: service.triage(
+            uow, triaged.id, severity="low", assignee=None, note=None, actor="t"
+        ),
+    )
+    events = await count(runtime, IncidentEvent)
+    async with unit_of_work(runtime) as uow:
+        with pytest.raises(InvalidInput) as not_operator:
+            await service.triage(
+                uow,
+                incident.id,
+                severity="high",
+                assignee="user@corp.example",
+                note=None,
+                actor="t",
+            )
+        assert not_operator.value.code == "not_an_operator"
+        with pytest.raises(InvalidInput) as no_severity:
+            await service.confirm(uow, incident.id, severity=None, note=None, actor="t")
+        assert no_severity.value.code == "severity_required"
+        detail = await service.get_incident(uow, incident.id)
+        assert detail.incident.status == "reported"
+    assert (await incident_row(runtime, incident.id)).status == "reported"
+    assert (await incident_row(runtime, incident.id)).severity is None
+    assert (await incident_row(runtime, triaged.id)).status == "triaged"
+    assert await count(runtime, IncidentEvent) == events
+
+
 async def test_refusals_of_operator_steps(runtime: Runtime, tmp_path: Path) -> None:
     await publish(runtime, tmp_path)
     await create_account(runtime, "user@corp.example", operator=False, actor="t")
@@ -408,39 +505,73 @@ async def test_refusals_of_operator_steps(runtime: Runtime, tmp_path: Path) -> N
 
     await refused(
         "unknown_severity",
-        service.triage(runtime, ref, severity="dire", assignee=None, note=None, actor="t"),
-    )
-    await refused(
-        "not_an_operator",
-        service.triage(
-            runtime, ref, severity="low", assignee="user@corp.example", note=None, actor="t"
+        within(
+            runtime,
+            lambda uow: service.triage(
+                uow, ref, severity="dire", assignee=None, note=None, actor="t"
+            ),
         ),
     )
     await refused(
-        "severity_required", service.confirm(runtime, ref, severity=None, note=None, actor="t")
+        "not_an_operator",
+        within(
+            runtime,
+            lambda uow: service.triage(
+                uow, ref, severity="low", assignee="user@corp.example", note=None, actor="t"
+            ),
+        ),
     )
-    await refused("reason_required", service.dismiss(runtime, ref, reason="  ", actor="t"))
-    await refused("text_required", service.add_note(runtime, ref, note=" ", actor="t"))
     await refused(
-        "account_not_found", service.link_account(runtime, ref, "nobody@corp.example", actor="t")
+        "severity_required",
+        within(runtime, lambda uow: service.confirm(uow, ref, severity=None, note=None, actor="t")),
     )
-    await refused("invalid_email", service.link_account(runtime, ref, "not an email", actor="t"))
     await refused(
-        "incident_not_found", service.dismiss(runtime, "INC-0000-0000", reason="x", actor="t")
+        "reason_required",
+        within(runtime, lambda uow: service.dismiss(uow, ref, reason="  ", actor="t")),
+    )
+    await refused(
+        "text_required",
+        within(runtime, lambda uow: service.add_note(uow, ref, note=" ", actor="t")),
+    )
+    await refused(
+        "account_not_found",
+        within(
+            runtime, lambda uow: service.link_account(uow, ref, "nobody@corp.example", actor="t")
+        ),
+    )
+    await refused(
+        "invalid_email",
+        within(runtime, lambda uow: service.link_account(uow, ref, "not an email", actor="t")),
+    )
+    await refused(
+        "incident_not_found",
+        within(runtime, lambda uow: service.dismiss(uow, "INC-0000-0000", reason="x", actor="t")),
     )
     assert (await incident_row(runtime, ref)).status == "reported"
     assert await count(runtime, IncidentEvent, IncidentEvent.incident_id == ref) == 1
 
-    await service.link_account(runtime, ref, "user@corp.example", actor="t")
-    await refused("linked", service.link_account(runtime, ref, "user@corp.example", actor="t"))
-    await service.confirm(runtime, ref, severity="low", note=None, actor="t")
-    await refused("note_required", service.resolve(runtime, ref, note=" ", actor="t"))
-    await service.resolve(runtime, ref, note="done", actor="t")
+    await within(
+        runtime, lambda uow: service.link_account(uow, ref, "user@corp.example", actor="t")
+    )
     await refused(
-        "incident_closed", service.link_account(runtime, ref, "user@corp.example", actor="t")
+        "linked",
+        within(runtime, lambda uow: service.link_account(uow, ref, "user@corp.example", actor="t")),
+    )
+    await within(
+        runtime, lambda uow: service.confirm(uow, ref, severity="low", note=None, actor="t")
+    )
+    await refused(
+        "note_required", within(runtime, lambda uow: service.resolve(uow, ref, note=" ", actor="t"))
+    )
+    await within(runtime, lambda uow: service.resolve(uow, ref, note="done", actor="t"))
+    await refused(
+        "incident_closed",
+        within(runtime, lambda uow: service.link_account(uow, ref, "user@corp.example", actor="t")),
     )
     # Notes may still be added to a closed incident, e.g. after a post-mortem.
-    await service.add_note(runtime, ref, note="post-mortem filed", actor="t")
+    await within(
+        runtime, lambda uow: service.add_note(uow, ref, note="post-mortem filed", actor="t")
+    )
 
 
 async def test_listing_filters_and_pages(runtime: Runtime, tmp_path: Path) -> None:
@@ -449,8 +580,13 @@ async def test_listing_filters_and_pages(runtime: Runtime, tmp_path: Path) -> No
     first = await report(runtime)
     second = await report(runtime, model=ModelRef("acme", "other"))
     third = await report(runtime, version=None)
-    await service.triage(runtime, second.id, severity="high", assignee=None, note=None, actor="t")
-    await service.dismiss(runtime, third.id, reason="spam", actor="t")
+    await within(
+        runtime,
+        lambda uow: service.triage(
+            uow, second.id, severity="high", assignee=None, note=None, actor="t"
+        ),
+    )
+    await within(runtime, lambda uow: service.dismiss(uow, third.id, reason="spam", actor="t"))
 
     async def ids(**filters: str | None) -> tuple[list[str], int]:
         where = service.incident_filter(
@@ -460,8 +596,9 @@ async def test_listing_filters_and_pages(runtime: Runtime, tmp_path: Path) -> No
         )
         limit = int(filters.get("limit") or 50)
         offset = int(filters.get("offset") or 0)
-        async with runtime.sessionmaker() as session:
-            rows, total = await service.list_incidents(session, where, limit=limit, offset=offset)
+        rows, total = await within(
+            runtime, lambda uow: service.list_incidents(uow, where, limit=limit, offset=offset)
+        )
         return [row.incident.id for row in rows], total
 
     assert await ids() == ([second.id, first.id], 2)  # open ones, newest first
@@ -488,10 +625,16 @@ async def test_a_confirmed_critical_incident_recalls_the_release_and_stops_urls_
     alice = await grantee(runtime)
     token = await url_for(runtime, alice.account_id)
     incident = await report(runtime)
-    await service.triage(runtime, incident.id, severity="high", assignee=None, note=None, actor="t")
+    await within(
+        runtime,
+        lambda uow: service.triage(
+            uow, incident.id, severity="high", assignee=None, note=None, actor="t"
+        ),
+    )
 
-    confirmed = await service.confirm(
-        runtime, incident.id, severity="critical", note=None, actor="t"
+    confirmed = await within(
+        runtime,
+        lambda uow: service.confirm(uow, incident.id, severity="critical", note=None, actor="t"),
     )
 
     assert confirmed.trigger_error is None
@@ -533,7 +676,10 @@ async def test_a_high_incident_on_a_public_release_recalls_only_the_public_tier(
     public_url = await url_for(runtime, member.account_id)
     incident = await report(runtime, category="safety")
 
-    confirmed = await service.confirm(runtime, incident.id, severity="high", note=None, actor="t")
+    confirmed = await within(
+        runtime,
+        lambda uow: service.confirm(uow, incident.id, severity="high", note=None, actor="t"),
+    )
 
     assert len(confirmed.triggers) == 1
     assert "withdraws the release from the public tier" in confirmed.triggers[0]
@@ -553,11 +699,17 @@ async def test_below_the_trigger_severity_or_without_a_release_nothing_fires(
     medium = await report(runtime)
     critical_about_model = await report(runtime, version=None)
     assert (
-        await service.confirm(runtime, medium.id, severity="medium", note=None, actor="t")
+        await within(
+            runtime,
+            lambda uow: service.confirm(uow, medium.id, severity="medium", note=None, actor="t"),
+        )
     ).triggers == []
     assert (
-        await service.confirm(
-            runtime, critical_about_model.id, severity="critical", note=None, actor="t"
+        await within(
+            runtime,
+            lambda uow: service.confirm(
+                uow, critical_about_model.id, severity="critical", note=None, actor="t"
+            ),
         )
     ).triggers == []
     assert (await release_row(runtime)).status == "active"
@@ -569,8 +721,13 @@ async def test_recheck_fires_nothing_twice(runtime: Runtime, tmp_path: Path) -> 
     await open_release(runtime, tmp_path, to="public")
     critical = await report(runtime)
     high = await report(runtime)
-    await service.confirm(runtime, high.id, severity="high", note=None, actor="t")
-    await service.confirm(runtime, critical.id, severity="critical", note=None, actor="t")
+    await within(
+        runtime, lambda uow: service.confirm(uow, high.id, severity="high", note=None, actor="t")
+    )
+    await within(
+        runtime,
+        lambda uow: service.confirm(uow, critical.id, severity="critical", note=None, actor="t"),
+    )
     recalls, fired = await count(runtime, Recall), await evidence_kinds(runtime)
     events = await count(runtime, IncidentEvent)
 
@@ -593,8 +750,9 @@ async def test_recheck_takes_what_a_failed_confirmation_left_undone(
         raise RuntimeError("storage was down")
 
     monkeypatch.setattr(service, "apply_triggers", broken)
-    confirmed = await service.confirm(
-        runtime, incident.id, severity="critical", note=None, actor="t"
+    confirmed = await within(
+        runtime,
+        lambda uow: service.confirm(uow, incident.id, severity="critical", note=None, actor="t"),
     )
     monkeypatch.undo()
 
@@ -615,11 +773,12 @@ async def test_a_recall_lifted_by_operators_is_not_fired_again(
 
     await open_release(runtime, tmp_path, to="public")
     incident = await report(runtime)
-    await service.confirm(runtime, incident.id, severity="critical", note=None, actor="t")
-    await within(runtime, lambda uow: reinstate(uow, MODEL, "1.0", actor="account:one"))
-    assert (
-        await within(runtime, lambda uow: reinstate(uow, MODEL, "1.0", actor="account:two"))
-    ).lifted
+    await within(
+        runtime,
+        lambda uow: service.confirm(uow, incident.id, severity="critical", note=None, actor="t"),
+    )
+    await reinstate(runtime, MODEL, "1.0", actor="account:one")
+    assert (await reinstate(runtime, MODEL, "1.0", actor="account:two")).lifted
     assert (await release_row(runtime)).status == "active"
     assert await recheck_triggers(runtime) == 0
     assert (await release_row(runtime)).status == "active"
@@ -639,7 +798,10 @@ async def test_a_tier_recall_withdraws_every_wider_tier_too(
     urls = [await url_for(runtime, who.account_id) for who in (partner, researcher, member)]
     incident = await report(runtime)
 
-    confirmed = await service.confirm(runtime, incident.id, severity="high", note=None, actor="t")
+    confirmed = await within(
+        runtime,
+        lambda uow: service.confirm(uow, incident.id, severity="high", note=None, actor="t"),
+    )
 
     assert len(confirmed.triggers) == 2
     async with runtime.sessionmaker() as session:
@@ -668,9 +830,14 @@ async def test_suspension_triggers_suspend_linked_accounts_once(
     bob = await create_account(runtime, "bob@corp.example", operator=False, actor="t")
     carol = await create_account(runtime, "carol@corp.example", operator=False, actor="t")
     incident = await report(runtime)
-    await service.link_account(runtime, incident.id, alice.email, actor="t")
+    await within(
+        runtime, lambda uow: service.link_account(uow, incident.id, alice.email, actor="t")
+    )
 
-    confirmed = await service.confirm(runtime, incident.id, severity="high", note=None, actor="t")
+    confirmed = await within(
+        runtime,
+        lambda uow: service.confirm(uow, incident.id, severity="high", note=None, actor="t"),
+    )
 
     assert len(confirmed.triggers) == 1
     assert "suspended alice@example.org" in confirmed.triggers[0]
@@ -688,25 +855,32 @@ async def test_suspension_triggers_suspend_linked_accounts_once(
     from gateway.enforcement.service import enforce
     from stages.enforcement import EnforcementStep
 
-    await enforce(
+    await within(
         runtime,
-        email=carol.email,
-        step=EnforcementStep.SUSPEND,
-        reason="earlier",
-        days=None,
-        incident_id=None,
-        actor="t",
+        lambda uow: enforce(
+            uow,
+            email=carol.email,
+            step=EnforcementStep.SUSPEND,
+            reason="earlier",
+            days=None,
+            incident_id=None,
+            actor="t",
+        ),
     )
-    linked = await service.link_account(runtime, incident.id, bob.email, actor="t")
+    linked = await within(
+        runtime, lambda uow: service.link_account(uow, incident.id, bob.email, actor="t")
+    )
     assert [t.split(": ")[-1] for t in linked.triggers] == ["suspended bob@corp.example"]
-    linked = await service.link_account(runtime, incident.id, carol.email, actor="t")
+    linked = await within(
+        runtime, lambda uow: service.link_account(uow, incident.id, carol.email, actor="t")
+    )
     assert [t.split(": ")[-1] for t in linked.triggers] == [
         "carol@corp.example was already suspended"
     ]
     assert await count(runtime, EnforcementAction) == 3
 
     # Lifted by an operator: the re-check leaves the decision alone.
-    await lift(runtime, alice.email, "appeal upheld by phone", "t")
+    await within(runtime, lambda uow: lift(uow, alice.email, "appeal upheld by phone", "t"))
     assert await recheck_triggers(runtime) == 0
     assert await count(runtime, EnforcementAction) == 3
     async with runtime.sessionmaker() as session:
@@ -729,11 +903,14 @@ async def test_suspensions_for_an_incident_about_no_release_are_taken_once(
     await publish(runtime, tmp_path)
     dave = await create_account(runtime, "dave@corp.example", operator=False, actor="t")
     incident = await report(runtime, model=None, version=None, category="misuse")
-    await service.link_account(runtime, incident.id, dave.email, actor="t")
+    await within(runtime, lambda uow: service.link_account(uow, incident.id, dave.email, actor="t"))
 
-    confirmed = await service.confirm(runtime, incident.id, severity="medium", note=None, actor="t")
+    confirmed = await within(
+        runtime,
+        lambda uow: service.confirm(uow, incident.id, severity="medium", note=None, actor="t"),
+    )
 
     assert [t.split(": ")[-1] for t in confirmed.triggers] == ["suspended dave@corp.example"]
-    await lift(runtime, dave.email, "resolved with the lab", "t")
+    await within(runtime, lambda uow: lift(uow, dave.email, "resolved with the lab", "t"))
     assert await recheck_triggers(runtime) == 0
     assert await count(runtime, EnforcementAction) == 1

@@ -22,11 +22,14 @@ from sqlalchemy import select
 
 from gateway.applications import service as applications
 from gateway.db.models import Base, Grant
+from gateway.decommission import announce as announcing
 from gateway.decommission import service as decommission
+from gateway.enforcement import appeals
 from gateway.enforcement import service as enforcement
 from gateway.errors import Conflict
 from gateway.grants.lifecycle import expire_grants
 from gateway.grants.service import change_grant, create_grant
+from gateway.incidents import reporting
 from gateway.incidents import service as incidents
 from gateway.runtime import Runtime
 from gateway.staging.recalls import recall, reinstate
@@ -394,76 +397,120 @@ async def test_release_incident_and_enforcement_paths_move_by_the_tables(
 
     for ending in (IncidentMove.RESOLVE, IncidentMove.DISMISS):
         async with walk.step("report"):
-            incident = await incidents.report(
+            incident = await within(
                 runtime,
-                model=MODEL,
-                version="1.0",
-                category="leak",
-                description="The full weights are posted on a public file host.",
-                links=[],
-                contact=None,
-                reporter_account_id=None,
-                address="192.0.2.1",
+                lambda uow: reporting.report(
+                    uow,
+                    model=MODEL,
+                    version="1.0",
+                    category="leak",
+                    description="The full weights are posted on a public file host.",
+                    links=[],
+                    contact=None,
+                    reporter_account_id=None,
+                    address="192.0.2.1",
+                ),
             )
         async with walk.step("triage"):
-            await incidents.triage(
-                runtime, incident.id, severity="low", assignee=None, note=None, actor="op"
+            await within(
+                runtime,
+                lambda uow, incident=incident: incidents.triage(
+                    uow, incident.id, severity="low", assignee=None, note=None, actor="op"
+                ),
             )
         if ending is IncidentMove.RESOLVE:
             async with walk.step("confirm"):
-                await incidents.confirm(runtime, incident.id, severity="low", note=None, actor="o")
+                await within(
+                    runtime,
+                    lambda uow, incident=incident: incidents.confirm(
+                        uow, incident.id, severity="low", note=None, actor="o"
+                    ),
+                )
             async with walk.step("resolve"):
-                await incidents.resolve(runtime, incident.id, note="taken down", actor="op")
+                await within(
+                    runtime,
+                    lambda uow, incident=incident: incidents.resolve(
+                        uow, incident.id, note="taken down", actor="op"
+                    ),
+                )
         else:
             async with walk.step("dismiss"):
-                await incidents.dismiss(runtime, incident.id, reason="not ours", actor="op")
+                await within(
+                    runtime,
+                    lambda uow, incident=incident: incidents.dismiss(
+                        uow, incident.id, reason="not ours", actor="op"
+                    ),
+                )
 
     steps = [EnforcementStep.WARN, EnforcementStep.SUSPEND]
     actions = []
     for step in steps:
         async with walk.step(f"enforce {step}"):
             actions.append(
-                await enforcement.enforce(
+                await within(
                     runtime,
-                    email=bob.email,
-                    step=step,
-                    reason="misuse",
-                    days=None,
-                    incident_id=None,
-                    actor="op",
+                    lambda uow, step=step: enforcement.enforce(
+                        uow,
+                        email=bob.email,
+                        step=step,
+                        reason="misuse",
+                        days=None,
+                        incident_id=None,
+                        actor="op",
+                    ),
                 )
             )
     async with walk.step("lift"):
-        await enforcement.lift(runtime, bob.email, "served", "op")
+        await within(runtime, lambda uow: enforcement.lift(uow, bob.email, "served", "op"))
     async with walk.step("terminate"):
-        terminated = await enforcement.enforce(
+        terminated = await within(
             runtime,
-            email=bob.email,
-            step=EnforcementStep.TERMINATE,
-            reason="repeat",
-            days=None,
-            incident_id=None,
-            actor="op",
+            lambda uow: enforcement.enforce(
+                uow,
+                email=bob.email,
+                step=EnforcementStep.TERMINATE,
+                reason="repeat",
+                days=None,
+                incident_id=None,
+                actor="op",
+            ),
         )
     async with walk.step("appeal"):
-        warned_appeal = await enforcement.appeal(runtime, bob.id, actions[0].id, "not me", None)
-        filed = await enforcement.appeal(runtime, bob.id, terminated.id, "it was not me", None)
+        warned_appeal = await within(
+            runtime, lambda uow: appeals.appeal(uow, bob.id, actions[0].id, "not me", None)
+        )
+        filed = await within(
+            runtime, lambda uow: appeals.appeal(uow, bob.id, terminated.id, "it was not me", None)
+        )
     async with walk.step("uphold"):
-        await enforcement.decide_appeal(runtime, warned_appeal.id, AppealMove.UPHOLD, "fair", "op")
+        await within(
+            runtime,
+            lambda uow: appeals.decide_appeal(
+                uow, warned_appeal.id, AppealMove.UPHOLD, "fair", "op"
+            ),
+        )
     async with walk.step("overturn"):
-        await enforcement.decide_appeal(runtime, filed.id, AppealMove.OVERTURN, "shared IP", "op")
+        await within(
+            runtime,
+            lambda uow: appeals.decide_appeal(
+                uow, filed.id, AppealMove.OVERTURN, "shared IP", "op"
+            ),
+        )
 
     now = runtime.clock()
     async with walk.step("announce"):
-        await decommission.announce(
+        await within(
             runtime,
-            MODEL,
-            "1.0",
-            at=now + timedelta(days=40),
-            reason="superseded",
-            successor=None,
-            license_text=None,
-            actor="op",
+            lambda uow: announcing.announce(
+                uow,
+                MODEL,
+                "1.0",
+                at=now + timedelta(days=40),
+                reason="superseded",
+                successor=None,
+                license_text=None,
+                actor="op",
+            ),
         )
     at(runtime, now + timedelta(days=41))
     async with walk.step("decommission"):

@@ -9,9 +9,8 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from gateway.cli.support import err, out, run
+from gateway.cli.support import UnitOfWork, err, in_unit, out, run
 from gateway.incidents import service
-from gateway.runtime import Runtime
 from gateway.staging.cli import actor_for, as_operator
 from gateway.web.filters import when
 from stages.incidents import Severity
@@ -42,14 +41,11 @@ def incidents_list(
 ) -> None:
     """List incidents, newest first."""
 
-    async def call(rt: Runtime) -> tuple[list[service.IncidentRow], int]:
+    async def call(uow: UnitOfWork) -> tuple[list[service.IncidentRow], int]:
         where = service.incident_filter(status=status, severity=severity, release=release)
-        async with rt.sessionmaker() as session:
-            return await service.list_incidents(
-                session, where, limit=limit, offset=(page - 1) * limit
-            )
+        return await service.list_incidents(uow, where, limit=limit, offset=(page - 1) * limit)
 
-    rows, total = run(call)
+    rows, total = run(in_unit(call))
     if not rows:
         out.print("No incidents." if total == 0 else f"No incidents on page {page}.")
         return
@@ -78,11 +74,7 @@ def incidents_list(
 def incidents_show(ref: str) -> None:
     """Everything about one incident: the report, linked accounts and the timeline."""
 
-    async def call(rt: Runtime) -> service.IncidentDetail:
-        async with rt.sessionmaker() as session:
-            return await service.get_incident(session, ref)
-
-    detail = run(call)
+    detail = run(in_unit(lambda uow: service.get_incident(uow, ref)))
     incident = detail.incident
     out.print(f"{incident.tracking_code} ({incident.id})")
     out.print(f"  status:    {incident.status}")
@@ -136,18 +128,18 @@ def incidents_triage(
 ) -> None:
     """Take a reported incident in: its severity and who looks after it."""
 
-    async def call(rt: Runtime) -> str:
+    async def call(uow: UnitOfWork) -> str:
         incident = await service.triage(
-            rt,
+            uow,
             ref,
             severity=severity,
             assignee=assignee,
             note=note,
-            actor=await actor_for(rt, operator),
+            actor=await actor_for(uow.rt, operator),
         )
         return incident.tracking_code
 
-    code = run(call)
+    code = run(in_unit(call))
     out.print(f"{code} is triaged at {severity} severity.")
 
 
@@ -161,12 +153,12 @@ def incidents_confirm(
 ) -> None:
     """Confirm an incident; prints what the policy's triggers did."""
 
-    async def call(rt: Runtime) -> service.Triggered:
+    async def call(uow: UnitOfWork) -> service.Triggered:
         return await service.confirm(
-            rt, ref, severity=severity, note=note, actor=await actor_for(rt, operator)
+            uow, ref, severity=severity, note=note, actor=await actor_for(uow.rt, operator)
         )
 
-    triggered = run(call)
+    triggered = run(in_unit(call))
     incident = triggered.incident
     out.print(f"{incident.tracking_code} is confirmed at {incident.severity} severity.")
     _print_triggered(triggered)
@@ -181,13 +173,13 @@ def incidents_confirm(
 def incidents_dismiss(ref: str, reason: str, operator: str | None) -> None:
     """Close a report without action; the reporter sees the reason."""
 
-    async def call(rt: Runtime) -> str:
+    async def call(uow: UnitOfWork) -> str:
         incident = await service.dismiss(
-            rt, ref, reason=reason, actor=await actor_for(rt, operator)
+            uow, ref, reason=reason, actor=await actor_for(uow.rt, operator)
         )
         return incident.tracking_code
 
-    out.print(f"{run(call)} is dismissed.")
+    out.print(f"{run(in_unit(call))} is dismissed.")
 
 
 @incidents.command("resolve")
@@ -197,11 +189,13 @@ def incidents_dismiss(ref: str, reason: str, operator: str | None) -> None:
 def incidents_resolve(ref: str, note: str, operator: str | None) -> None:
     """Close a confirmed incident; the reporter sees the resolution."""
 
-    async def call(rt: Runtime) -> str:
-        incident = await service.resolve(rt, ref, note=note, actor=await actor_for(rt, operator))
+    async def call(uow: UnitOfWork) -> str:
+        incident = await service.resolve(
+            uow, ref, note=note, actor=await actor_for(uow.rt, operator)
+        )
         return incident.tracking_code
 
-    out.print(f"{run(call)} is resolved.")
+    out.print(f"{run(in_unit(call))} is resolved.")
 
 
 @incidents.command("note")
@@ -211,11 +205,13 @@ def incidents_resolve(ref: str, note: str, operator: str | None) -> None:
 def incidents_note(ref: str, note: str, operator: str | None) -> None:
     """Add an internal note to the incident's timeline."""
 
-    async def call(rt: Runtime) -> str:
-        incident = await service.add_note(rt, ref, note=note, actor=await actor_for(rt, operator))
+    async def call(uow: UnitOfWork) -> str:
+        incident = await service.add_note(
+            uow, ref, note=note, actor=await actor_for(uow.rt, operator)
+        )
         return incident.tracking_code
 
-    out.print(f"Note added to {run(call)}.")
+    out.print(f"Note added to {run(in_unit(call))}.")
 
 
 @incidents.command("link")
@@ -225,9 +221,9 @@ def incidents_note(ref: str, note: str, operator: str | None) -> None:
 def incidents_link(ref: str, email: str, operator: str | None) -> None:
     """Link an account to an incident; on a confirmed one the triggers apply to it at once."""
 
-    async def call(rt: Runtime) -> service.Triggered:
-        return await service.link_account(rt, ref, email, actor=await actor_for(rt, operator))
+    async def call(uow: UnitOfWork) -> service.Triggered:
+        return await service.link_account(uow, ref, email, actor=await actor_for(uow.rt, operator))
 
-    triggered = run(call)
+    triggered = run(in_unit(call))
     out.print(f"{email} is linked to {triggered.incident.tracking_code}.")
     _print_triggered(triggered)

@@ -3,13 +3,13 @@ console (/ops/incidents).
 
 The report form needs no sign-in (a signed-in reporter is linked to the report) and is
 rate-limited per client address, together with the JSON API. Handlers stay thin: parse,
-call the incidents service (the same functions the API and the CLI call), render. Bad
-input is shown on the page with its 4xx, and nothing is written.
+call the incidents service in the request's unit of work (the same functions the API and
+the CLI call), render. Bad input is shown on the page with its 4xx, and nothing is written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 from urllib.parse import urlencode
@@ -18,20 +18,16 @@ from litestar import Controller, Request, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import QueryParameter, URLEncodedBody
 from litestar.response import Redirect, Template
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.catalog.repository import models_page
-from gateway.db.models import Account
+from gateway.catalog.service import list_models
 from gateway.errors import FieldChecks, GatewayError
-from gateway.incidents import service
+from gateway.incidents import reporting, service
 from gateway.portal.ops_pages import page_numbers
-from gateway.runtime import Runtime
-from gateway.web import Db, Limiter, Page, PathStr, Rt
+from gateway.web import Limiter, Page, PathStr, Rt, Uow
 from gateway.web.forms import field, form_page
 from gateway.web.guards import Operator, back_to, requires_operator
 from gateway.web.session import Viewer
-from stages.actors import TRIGGER, Actor, ActorKind
+from stages.actors import Actor
 from stages.incidents import Category, IncidentMove, IncidentStatus, Severity, is_open_incident
 
 Form = URLEncodedBody[dict[str, Any]]
@@ -70,6 +66,7 @@ EVENT_LABELS: Final[Mapping[str, str]] = {
     "assign": "assigned",
     "link_account": "account linked",
     "trigger": "policy trigger",
+    "trigger_failed": "policy trigger failed",
 }
 
 Code = Annotated[str, QueryParameter(description="The tracking code, e.g. INC-7K3Q-9XWD")]
@@ -88,13 +85,13 @@ def _links(data: Mapping[str, Any]) -> list[str]:
 
 
 async def _report_page(
-    db: AsyncSession,
-    viewer: Account | None,
+    uow: Uow,
+    viewer: Viewer,
     *,
     values: Mapping[str, Any] | None = None,
     error: GatewayError | None = None,
 ) -> Template:
-    models, _ = await models_page(db, limit=CATALOG_LIMIT, offset=0)
+    models, _ = await list_models(uow, limit=CATALOG_LIMIT)
     return form_page(
         "incidents/report.html",
         values=values,
@@ -102,9 +99,9 @@ async def _report_page(
         models=models,
         categories=[(c.value, label) for c, label in CATEGORY_LABELS.items()],
         viewer=viewer,
-        min_description=service.MIN_DESCRIPTION,
-        max_description=service.MAX_DESCRIPTION,
-        max_links=service.MAX_LINKS,
+        min_description=reporting.MIN_DESCRIPTION,
+        max_description=reporting.MAX_DESCRIPTION,
+        max_links=reporting.MAX_LINKS,
     )
 
 
@@ -129,20 +126,8 @@ class ConsoleQuery:
         return "/ops/incidents" + (f"?{urlencode(params)}" if params else "")
 
 
-async def _actor_names(session: AsyncSession, actors: Sequence[str]) -> dict[str, str]:
-    """Who each actor of a timeline is, as people read it: accounts by their email."""
-    names = {actor: actor for actor in actors}
-    names[service.PUBLIC_ACTOR] = "the reporter (not signed in)"
-    names[TRIGGER] = "the gateway (policy trigger)"
-    ids = {who.id for who in map(Actor.parse, actors) if who.kind is ActorKind.ACCOUNT}
-    if ids:
-        rows = await session.execute(select(Account.id, Account.email).where(Account.id.in_(ids)))
-        names.update({Actor.account(account_id): email for account_id, email in rows.all()})
-    return names
-
-
 async def _incident_page(
-    db: AsyncSession,
+    uow: Uow,
     incident_ref: str,
     *,
     done: str = "",
@@ -151,7 +136,7 @@ async def _incident_page(
     values: Mapping[str, Any] | None = None,
     triggered: service.Triggered | None = None,
 ) -> Template:
-    detail = await service.get_incident(db, incident_ref)
+    detail = await service.get_incident(uow, incident_ref)
     moves = [(move.value, MOVE_LABELS[move]) for move in detail.moves]
     is_open = is_open_incident(IncidentStatus(detail.incident.status))
     forms = {move for move, _ in moves} | {"note"} | ({"link"} if is_open else set())
@@ -163,7 +148,7 @@ async def _incident_page(
             "moves": moves,
             "open": is_open,
             "severities": [s.value for s in Severity],
-            "actors": await _actor_names(db, [e.actor for e in detail.events]),
+            "actors": await service.actor_names(uow, [e.actor for e in detail.events]),
             "event_labels": EVENT_LABELS,
             "done": DONE_LABELS.get(done),
             "error": error.message if error else None,
@@ -176,13 +161,13 @@ async def _incident_page(
     )
 
 
-# One posted form per step: (rt, incident, form, operator actor) -> what it did.
-_Step = Callable[[Runtime, str, Mapping[str, Any], str], Awaitable[service.Triggered | None]]
+# One posted form per step: (unit, incident, form, operator actor) -> what it did.
+_Step = Callable[[Uow, str, Mapping[str, Any], str], Awaitable[service.Triggered | None]]
 
 
-async def _triage(rt: Runtime, ref: str, data: Mapping[str, Any], actor: str) -> None:
+async def _triage(uow: Uow, ref: str, data: Mapping[str, Any], actor: str) -> None:
     await service.triage(
-        rt,
+        uow,
         ref,
         severity=field(data, "severity"),
         assignee=field(data, "assignee") or None,
@@ -191,26 +176,26 @@ async def _triage(rt: Runtime, ref: str, data: Mapping[str, Any], actor: str) ->
     )
 
 
-async def _confirm(rt: Runtime, ref: str, data: Mapping[str, Any], actor: str) -> service.Triggered:
+async def _confirm(uow: Uow, ref: str, data: Mapping[str, Any], actor: str) -> service.Triggered:
     return await service.confirm(
-        rt, ref, severity=field(data, "severity") or None, note=field(data, "note"), actor=actor
+        uow, ref, severity=field(data, "severity") or None, note=field(data, "note"), actor=actor
     )
 
 
-async def _dismiss(rt: Runtime, ref: str, data: Mapping[str, Any], actor: str) -> None:
-    await service.dismiss(rt, ref, reason=field(data, "reason"), actor=actor)
+async def _dismiss(uow: Uow, ref: str, data: Mapping[str, Any], actor: str) -> None:
+    await service.dismiss(uow, ref, reason=field(data, "reason"), actor=actor)
 
 
-async def _resolve(rt: Runtime, ref: str, data: Mapping[str, Any], actor: str) -> None:
-    await service.resolve(rt, ref, note=field(data, "note"), actor=actor)
+async def _resolve(uow: Uow, ref: str, data: Mapping[str, Any], actor: str) -> None:
+    await service.resolve(uow, ref, note=field(data, "note"), actor=actor)
 
 
-async def _note(rt: Runtime, ref: str, data: Mapping[str, Any], actor: str) -> None:
-    await service.add_note(rt, ref, note=field(data, "note"), actor=actor)
+async def _note(uow: Uow, ref: str, data: Mapping[str, Any], actor: str) -> None:
+    await service.add_note(uow, ref, note=field(data, "note"), actor=actor)
 
 
-async def _link(rt: Runtime, ref: str, data: Mapping[str, Any], actor: str) -> service.Triggered:
-    return await service.link_account(rt, ref, field(data, "email"), actor=actor)
+async def _link(uow: Uow, ref: str, data: Mapping[str, Any], actor: str) -> service.Triggered:
+    return await service.link_account(uow, ref, field(data, "email"), actor=actor)
 
 
 STEPS: Final[Mapping[str, _Step]] = {
@@ -229,25 +214,24 @@ class IncidentPages(Controller):
     # --- public ------------------------------------------------------------------------
 
     @get("/report")
-    async def report_form(self, db: Db, viewer: Viewer, release: ReleaseQuery = "") -> Template:
-        return await _report_page(db, viewer, values={"release": release.strip()})
+    async def report_form(self, uow: Uow, viewer: Viewer, release: ReleaseQuery = "") -> Template:
+        return await _report_page(uow, viewer, values={"release": release.strip()})
 
     @post("/report")
     async def report(
         self,
         request: Request[Any, Any, Any],
-        db: Db,
-        runtime: Rt,
+        uow: Uow,
         limiter: Limiter,
         viewer: Viewer,
         data: Form,
     ) -> Template | Redirect:
         checks = FieldChecks()
-        subject = checks.check("release", lambda: service.parse_subject(field(data, "release")))
+        subject = checks.check("release", lambda: reporting.parse_subject(field(data, "release")))
         model, version = subject or (None, None)
         try:
-            incident = await service.report(
-                runtime,
+            incident = await reporting.report(
+                uow,
                 model=model,
                 version=version,
                 category=field(data, "category"),
@@ -260,26 +244,26 @@ class IncidentPages(Controller):
                 checks=checks,
             )
         except GatewayError as exc:
-            return await _report_page(db, viewer, values=data, error=exc)
+            return await _report_page(uow, viewer, values=data, error=exc)
         # See-other: a reload of the thank-you page must not send the report again.
         return Redirect(f"/report/thanks?code={incident.tracking_code}", status_code=303)
 
     @get("/report/thanks")
     async def thanks(self, runtime: Rt, code: Code) -> Template | Redirect:
-        normal = service.normalise_tracking_code(code)
+        normal = reporting.normalise_tracking_code(code)
         if normal is None:
             return Redirect("/report/status")
         return Template(
             "incidents/thanks.html",
-            context={"code": normal, "status_url": service.status_url(runtime, normal)},
+            context={"code": normal, "status_url": reporting.status_url(runtime, normal)},
         )
 
     @get("/report/status")
-    async def status(self, db: Db, code: Code = "") -> Template:
+    async def status(self, uow: Uow, code: Code = "") -> Template:
         if not code.strip():
             return form_page("incidents/status.html", public=None)
         try:
-            public = await service.get_by_code(db, code)
+            public = await reporting.get_by_code(uow, code)
         except GatewayError as exc:
             return form_page("incidents/status.html", values={"code": code}, error=exc, public=None)
         return form_page("incidents/status.html", values={"code": code}, public=public)
@@ -289,7 +273,7 @@ class IncidentPages(Controller):
     @get("/ops/incidents", guards=[requires_operator])
     async def console(
         self,
-        db: Db,
+        uow: Uow,
         status: StatusQuery = "open",
         severity: SeverityQuery = "",
         release: ReleaseQuery = "",
@@ -307,7 +291,7 @@ class IncidentPages(Controller):
             error = exc
         else:
             rows, total = await service.list_incidents(
-                db, where, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
+                uow, where, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
             )
         pages = max(1, -(-total // PAGE_SIZE))
         return Template(
@@ -327,8 +311,8 @@ class IncidentPages(Controller):
         )
 
     @get("/ops/incidents/{incident_id:str}", guards=[requires_operator])
-    async def incident(self, db: Db, incident_id: PathStr, done: Done = "") -> Template:
-        return await _incident_page(db, incident_id, done=done)
+    async def incident(self, uow: Uow, incident_id: PathStr, done: Done = "") -> Template:
+        return await _incident_page(uow, incident_id, done=done)
 
     @post(
         "/ops/incidents/{incident_id:str}/{step:str}",
@@ -337,8 +321,7 @@ class IncidentPages(Controller):
     )
     async def act(
         self,
-        db: Db,
-        runtime: Rt,
+        uow: Uow,
         operator: Operator,
         incident_id: PathStr,
         step: PathStr,
@@ -348,12 +331,11 @@ class IncidentPages(Controller):
         if take is None:
             raise NotFoundException(f"no step {step!r}")
         try:
-            triggered = await take(runtime, incident_id, data, Actor.account(operator.id))
+            await take(uow, incident_id, data, Actor.account(operator.id))
         except GatewayError as exc:
             if exc.code == "incident_not_found":
                 raise
-            return await _incident_page(db, incident_id, error=exc, step=step, values=data)
-        if triggered is not None and triggered.trigger_error:
-            # Shown at once rather than after a redirect: the operator must see it.
-            return await _incident_page(db, incident_id, done=step, triggered=triggered)
+            return await _incident_page(uow, incident_id, error=exc, step=step, values=data)
+        # The triggers a step sets off run once its unit has committed, before this answer
+        # is sent: the page the redirect leads to shows what they did, on the timeline.
         return Redirect(f"/ops/incidents/{incident_id}?done={step}", status_code=303)

@@ -10,20 +10,18 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from gateway.cli.support import out, run
-from gateway.db.models import Appeal, EnforcementAction
-from gateway.enforcement.service import (
+from gateway.cli.support import UnitOfWork, in_unit, out, run
+from gateway.enforcement.appeals import decide_appeal
+from gateway.enforcement.history import (
+    ActionRecord,
     AppealRecord,
-    Standing,
-    decide_appeal,
     describe_step,
-    enforce,
-    lift,
     list_appeals,
     standing,
     suggest,
 )
-from gateway.runtime import Runtime, cli_actor
+from gateway.enforcement.service import enforce, lift
+from gateway.runtime import cli_actor
 from gateway.web.filters import when
 from policies.enforcement import Suggestion
 from stages.enforcement import AppealMove, AppealStatus, EnforcementStep
@@ -67,18 +65,18 @@ def enforce_command(
     if what == LIFT:
         if days is not None or incident_id is not None:
             raise click.UsageError("--days and --incident are for warn, suspend and terminate")
-        account = run(lambda rt: lift(rt, email, reason, cli_actor()))
+        account = run(in_unit(lambda uow: lift(uow, email, reason, cli_actor())))
         out.print(f"The suspension of {account.email} is lifted; the account is {account.status}.")
         return
     step = EnforcementStep(what)
 
-    async def call(rt: Runtime) -> EnforcementAction:
-        suggestion = await suggest(rt, email, incident_id=incident_id)
+    async def call(uow: UnitOfWork) -> str:
+        suggestion = await suggest(uow, email, incident_id=incident_id)
         out.print(_suggestion_line(suggestion))
         if suggestion.step is not None and suggestion.step is not step:
             out.print(f"Note: you chose {step}, not the suggested {suggestion.step}.")
-        return await enforce(
-            rt,
+        action = await enforce(
+            uow,
             email=email,
             step=step,
             reason=reason,
@@ -86,24 +84,20 @@ def enforce_command(
             incident_id=incident_id,
             actor=cli_actor(),
         )
+        if step is EnforcementStep.SUSPEND:
+            assert action.ends_at is not None
+            done = f"{email} is suspended until {when(action.ends_at)}"
+        elif step is EnforcementStep.TERMINATE:
+            done = f"{email} is terminated"
+        else:
+            done = f"{email} is warned"
+        return f"{done} (action {action.id}); it may appeal until {when(action.appeal_until)}."
 
-    action = run(call)
-    if step is EnforcementStep.SUSPEND:
-        assert action.ends_at is not None
-        done = f"{email} is suspended until {when(action.ends_at)}"
-    elif step is EnforcementStep.TERMINATE:
-        done = f"{email} is terminated"
-    else:
-        done = f"{email} is warned"
-    out.print(f"{done} (action {action.id}); it may appeal until {when(action.appeal_until)}.")
+    out.print(run(in_unit(call)))
 
 
 def _show(email: str) -> None:
-    async def call(rt: Runtime) -> Standing:
-        async with rt.sessionmaker() as session:
-            return await standing(session, rt, email)
-
-    shown = run(call)
+    shown = run(in_unit(lambda uow: standing(uow, email)))
     account, records = shown.account, shown.actions
     status = account.status + (f" ({account.status_reason})" if account.status_reason else "")
     out.print(f"{'account:':<10} {account.email}")
@@ -121,14 +115,15 @@ def _show(email: str) -> None:
             action.id,
             describe_step(action.action) + (" (in force)" if record.in_force else ""),
             f"{when(action.created_at)} by {action.created_by}",
-            _until(action),
+            _until(record),
             action.reason,
             record.appeal.status if record.appeal else "-",
         )
     out.print(table)
 
 
-def _until(action: EnforcementAction) -> str:
+def _until(record: ActionRecord) -> str:
+    action = record.action
     if action.ended_at is not None:
         return f"ended {when(action.ended_at)}"
     if action.ends_at is not None:
@@ -152,11 +147,7 @@ def appeals_list(status: str) -> None:
     """List appeals, oldest first."""
     wanted = None if status == "all" else AppealStatus(status)
 
-    async def call(rt: Runtime) -> list[AppealRecord]:
-        async with rt.sessionmaker() as session:
-            return await list_appeals(session, wanted)
-
-    records = run(call)
+    records: list[AppealRecord] = run(in_unit(lambda uow: list_appeals(uow, wanted)))
     if not records:
         out.print("No appeals." if wanted is None else f"No {wanted} appeals.")
         return
@@ -176,19 +167,20 @@ def appeals_list(status: str) -> None:
             when(record.appeal.submitted_at),
         ]
         if wanted is not AppealStatus.PENDING:
-            row.append(_decision(record.appeal))
+            row.append(_decision(record))
         table.add_row(*row)
     out.print(table)
 
 
-def _decision(appeal: Appeal) -> str:
+def _decision(record: AppealRecord) -> str:
+    appeal = record.appeal
     if appeal.status == AppealStatus.PENDING.value:
         return "pending"
     return f"{appeal.status} by {appeal.decided_by}: {appeal.decision_reason}"
 
 
 def _decide(move: AppealMove, appeal_id: str, reason: str) -> None:
-    decided = run(lambda rt: decide_appeal(rt, appeal_id, move, reason, cli_actor()))
+    decided = run(in_unit(lambda uow: decide_appeal(uow, appeal_id, move, reason, cli_actor())))
     out.print(f"Appeal {decided.id} decided: the action is {decided.status}.")
 
 

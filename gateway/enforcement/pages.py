@@ -1,29 +1,26 @@
 """Enforcement in the portal: an account sees every action against it and may appeal each
 once; operators decide appeals and act on accounts, with the policy's suggested step.
 
-Handlers stay thin: read the form, call the enforcement service (the same functions the
-CLI calls), render. A refused form is shown again with what was typed and why, with the
-status code of the refusal; another account's action is a 404, never a 403.
+Handlers stay thin: read the form, call the enforcement service in the request's unit of
+work (the same functions the CLI calls), render. A refused form is shown again with what
+was typed and why, with the status code of the refusal; another account's action is a
+404, never a 403.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Annotated, Any, TypeAlias
 from urllib.parse import quote, urlencode
 
 from litestar import Controller, Request, get, post
 from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.db.models import Account
-from gateway.enforcement import service
+from gateway.enforcement import appeals, history, service
 from gateway.errors import FieldChecks, FieldsInvalid, GatewayError, InvalidInput, NotFound
-from gateway.identity.repository import search_accounts
 from gateway.portal.ops_pages import page_numbers
-from gateway.runtime import Runtime
-from gateway.web import Db, Page, PathStr, Rt
+from gateway.web import Page, PathStr, Uow
 from gateway.web.forms import Form, field, whole_number
 from gateway.web.guards import (
     BACK,
@@ -90,7 +87,7 @@ def _address(request: Request[Any, Any, Any]) -> str | None:
     return request.client.host if request.client else None
 
 
-def _actor(operator: Account) -> Actor:
+def _actor(operator: Operator) -> Actor:
     return Actor.account(operator.id)
 
 
@@ -123,28 +120,26 @@ class EnforcementPages(Controller):
     # The account's own standing ----------------------------------------------------------
 
     @get(STANDING, guards=[requires_sign_in])
-    async def standing(self, db: Db, runtime: Rt, account: SignedIn, done: Done = None) -> Template:
-        return await _standing_page(db, runtime, account, done=done)
+    async def standing(self, uow: Uow, account: SignedIn, done: Done = None) -> Template:
+        return await _standing_page(uow, account, done=done)
 
     @post(STANDING + "/{action_id:str}/appeal", guards=[requires_sign_in], opt=back_to(STANDING))
     async def appeal(
         self,
         request: Request[Any, Any, Any],
-        db: Db,
-        runtime: Rt,
+        uow: Uow,
         account: SignedIn,
         action_id: PathStr,
         data: Form,
     ) -> Template | Redirect:
         statement = field(data, "statement")
         try:
-            await service.appeal(runtime, account.id, action_id, statement, _address(request))
+            await appeals.appeal(uow, account.id, action_id, statement, _address(request))
         except NotFound:
             raise
         except GatewayError as exc:
             return await _standing_page(
-                db,
-                runtime,
+                uow,
                 account,
                 errors={action_id: exc.message},
                 statements={action_id: statement},
@@ -155,22 +150,22 @@ class EnforcementPages(Controller):
     # Operators: appeals ------------------------------------------------------------------
 
     @get(APPEALS, guards=[requires_operator])
-    async def appeals(self, db: Db, done: Done = None) -> Template:
-        return await _appeals_page(db, done=done)
+    async def appeals(self, uow: Uow, done: Done = None) -> Template:
+        return await _appeals_page(uow, done=done)
 
     @post(APPEALS + "/{appeal_id:str}/decide", guards=[requires_operator], opt=back_to(APPEALS))
     async def decide(
-        self, db: Db, runtime: Rt, operator: Operator, appeal_id: PathStr, data: Form
+        self, uow: Uow, operator: Operator, appeal_id: PathStr, data: Form
     ) -> Template | Redirect:
         reason = field(data, "reason")
         try:
             move = _appeal_move(field(data, "move"))
-            await service.decide_appeal(runtime, appeal_id, move, reason, _actor(operator))
+            await appeals.decide_appeal(uow, appeal_id, move, reason, _actor(operator))
         except NotFound:
             raise
         except GatewayError as exc:
             return await _appeals_page(
-                db,
+                uow,
                 errors={appeal_id: exc.message},
                 values={appeal_id: {"move": field(data, "move"), "reason": reason}},
                 status=exc.status,
@@ -182,7 +177,7 @@ class EnforcementPages(Controller):
     @get(ACCOUNTS, guards=[requires_operator])
     async def accounts(
         self,
-        db: Db,
+        uow: Uow,
         email: EmailQuery = "",
         q: SearchQuery = "",
         standing: StandingQuery = "",
@@ -190,15 +185,15 @@ class EnforcementPages(Controller):
     ) -> Template | Redirect:
         if email.strip():
             return Redirect(account_link(email.strip()))
-        return await _accounts_page(db, q.strip(), standing.strip(), page)
+        return await _accounts_page(uow, q.strip(), standing.strip(), page)
 
     @get(ACCOUNTS + "/{email:str}", guards=[requires_operator], opt=_BACK_TO_ACCOUNT)
-    async def account(self, db: Db, runtime: Rt, email: PathStr, done: Done = None) -> Template:
-        return await _account_page(db, runtime, email, done=done)
+    async def account(self, uow: Uow, email: PathStr, done: Done = None) -> Template:
+        return await _account_page(uow, email, done=done)
 
     @post(ACCOUNTS + "/{email:str}/enforce", guards=[requires_operator], opt=_BACK_TO_ACCOUNT)
     async def enforce(
-        self, db: Db, runtime: Rt, operator: Operator, email: PathStr, data: Form
+        self, uow: Uow, operator: Operator, email: PathStr, data: Form
     ) -> Template | Redirect:
         try:
             checks = FieldChecks()
@@ -209,7 +204,7 @@ class EnforcementPages(Controller):
             assert chosen is not None  # done() raised otherwise
             step = chosen
             await service.enforce(
-                runtime,
+                uow,
                 email=email,
                 step=step,
                 reason=field(data, "reason"),
@@ -220,39 +215,37 @@ class EnforcementPages(Controller):
         except GatewayError as exc:
             if exc.code == "account_not_found":
                 raise
-            return await _account_page(db, runtime, email, error=exc, values=data)
+            return await _account_page(uow, email, error=exc, values=data)
         return Redirect(f"{account_link(email)}?done={step.value}")
 
     @post(ACCOUNTS + "/{email:str}/lift", guards=[requires_operator], opt=_BACK_TO_ACCOUNT)
     async def lift(
-        self, db: Db, runtime: Rt, operator: Operator, email: PathStr, data: Form
+        self, uow: Uow, operator: Operator, email: PathStr, data: Form
     ) -> Template | Redirect:
         try:
-            await service.lift(runtime, email, field(data, "reason"), _actor(operator))
+            await service.lift(uow, email, field(data, "reason"), _actor(operator))
         except GatewayError as exc:
             if exc.code == "account_not_found":
                 raise
             values = {"lift_reason": field(data, "reason")}
-            return await _account_page(db, runtime, email, lift_error=exc, values=values)
+            return await _account_page(uow, email, lift_error=exc, values=values)
         return Redirect(f"{account_link(email)}?done=lift")
 
 
-async def _accounts_page(db: AsyncSession, text: str, standing: str, page: int) -> Template:
+async def _accounts_page(uow: Uow, text: str, standing: str, page: int) -> Template:
     """Every account, or those matching the search, a page at a time."""
     error = None
-    rows: Sequence[Account] = ()
-    total = 0
-    if standing and standing not in set(AccountStatus):
-        known = ", ".join(AccountStatus)
-        error = f"unknown standing {standing!r}; expected one of {known}"
-    else:
-        rows, total = await search_accounts(
-            db,
+    try:
+        rows, total = await history.find_accounts(
+            uow,
             text=text,
-            status=standing or None,
+            standing=standing,
             limit=ACCOUNTS_PAGE,
             offset=(page - 1) * ACCOUNTS_PAGE,
         )
+    except InvalidInput as exc:
+        error = exc.message
+        rows, total = [], 0
     pages = max(1, -(-total // ACCOUNTS_PAGE))
     params = {name: value for name, value in (("q", text), ("standing", standing)) if value}
 
@@ -280,9 +273,8 @@ async def _accounts_page(db: AsyncSession, text: str, standing: str, page: int) 
 
 
 async def _standing_page(
-    db: AsyncSession,
-    rt: Runtime,
-    account: Account,
+    uow: Uow,
+    account: SignedIn,
     *,
     done: str | None = None,
     errors: Mapping[str, str] | None = None,
@@ -293,25 +285,25 @@ async def _standing_page(
         "enforcement/standing.html",
         context={
             "account": account,
-            "records": await service.list_actions(db, rt, account.id),
+            "records": await history.list_actions(uow, account.id),
             "notice": ACCOUNT_NOTICES.get(done or ""),
             "errors": errors or {},
             "statements": statements or {},
-            "describe": service.describe_step,
+            "describe": history.describe_step,
         },
         status_code=status,
     )
 
 
 async def _appeals_page(
-    db: AsyncSession,
+    uow: Uow,
     *,
     done: str | None = None,
     errors: Mapping[str, str] | None = None,
     values: Mapping[str, Mapping[str, str]] | None = None,
     status: int = 200,
 ) -> Template:
-    records = await service.list_appeals(db)
+    records = await history.list_appeals(uow)
     listed = {record.appeal.id for record in records}
     errors = errors or {}
     return Template(
@@ -323,7 +315,7 @@ async def _appeals_page(
             # A refusal about an appeal no longer pending (decided meanwhile) goes on top.
             "other_errors": [message for key, message in errors.items() if key not in listed],
             "values": values or {},
-            "describe": service.describe_step,
+            "describe": history.describe_step,
             "account_link": account_link,
         },
         status_code=status,
@@ -331,8 +323,7 @@ async def _appeals_page(
 
 
 async def _account_page(
-    db: AsyncSession,
-    rt: Runtime,
+    uow: Uow,
     email: str,
     *,
     done: str | None = None,
@@ -340,7 +331,7 @@ async def _account_page(
     lift_error: GatewayError | None = None,
     values: Mapping[str, Any] | None = None,
 ) -> Template:
-    shown = await service.standing(db, rt, email)
+    shown = await history.standing(uow, email)
     failed = error or lift_error
     kept = {name: field(values, name) for name in values} if values else {}
     chosen = kept.get("step") or (shown.suggestion.step.value if shown.suggestion.step else "")
@@ -356,14 +347,14 @@ async def _account_page(
                 if AccountMove(step) in legal_account_moves(AccountStatus(shown.account.status))
             },
             "chosen": chosen,
-            "suspend_days": rt.policy.enforcement.suspend_days,
+            "suspend_days": uow.rt.policy.enforcement.suspend_days,
             "max_days": service.MAX_SUSPEND_DAYS,
             "notice": OPS_NOTICES.get(done or ""),
             "error": error.message if error else None,
             "problems": error.by_field if isinstance(error, FieldsInvalid) else {},
             "lift_error": lift_error.message if lift_error else None,
             "values": kept,
-            "describe": service.describe_step,
+            "describe": history.describe_step,
             "self_link": account_link(shown.account.email),
         },
         status_code=failed.status if failed else 200,

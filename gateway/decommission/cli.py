@@ -9,10 +9,11 @@ from pathlib import Path
 
 import click
 
-from gateway.cli.support import fail, out, parse_or_fail, reported_errors, run
-from gateway.decommission import service
+from gateway.cli.support import UnitOfWork, fail, in_unit, out, parse_or_fail, reported_errors, run
+from gateway.decommission import announce
+from gateway.decommission import purge as purging
 from gateway.input_files import read_input_text
-from gateway.runtime import Runtime, cli_actor
+from gateway.runtime import cli_actor
 from gateway.web.filters import human_size, when
 from stages.names import parse_release_ref
 
@@ -68,9 +69,9 @@ def decommission(
         with reported_errors():
             license_text = _read_license(license_file)
 
-    async def call(rt: Runtime) -> service.DecommissionStatus:
-        await service.announce(
-            rt,
+    async def call(uow: UnitOfWork) -> announce.DecommissionStatus:
+        await announce.announce(
+            uow,
             model,
             version,
             at=at,
@@ -79,14 +80,14 @@ def decommission(
             license_text=license_text,
             actor=cli_actor(),
         )
-        async with rt.sessionmaker() as session:
-            shown = await service.status(
-                session, model, version, rules=rt.policy.decommission, now=rt.clock()
-            )
+        rt = uow.rt
+        shown = await announce.status(
+            uow, model, version, rules=rt.policy.decommission, now=rt.clock()
+        )
         assert shown is not None
         return shown
 
-    shown = run(call)
+    shown = run(in_unit(call))
     out.print(f"{shown.ref}: hosting ends {when(shown.effective_at)}")
     out.print(f"  grantees notified: {shown.grantees_notified}")
     if shown.reminders:
@@ -108,7 +109,7 @@ def purge(ref: str, yes: bool) -> None:
     """
     model, version = parse_or_fail(parse_release_ref, ref)
     assert version is not None
-    plan = run(lambda rt: service.plan_purge(rt, model, version))
+    plan = run(in_unit(lambda uow: purging.plan_purge(uow, model, version)))
     out.print(
         f"{plan.ref}: {len(plan.delete)} stored file(s), {human_size(plan.delete_bytes)}, "
         f"will be deleted for good; {plan.kept} shared with other releases will be kept."
@@ -117,7 +118,7 @@ def purge(ref: str, yes: bool) -> None:
         if not sys.stdin.isatty():
             fail("purging cannot be undone; run it again with --yes to confirm", 2)
         click.confirm("Delete them?", abort=True)
-    purged = run(lambda rt: service.purge(rt, model, version, actor=cli_actor()))
+    purged = run(in_unit(lambda uow: purging.purge(uow, model, version, actor=cli_actor())))
     out.print(
         f"{purged.ref}: purged; {purged.deleted} file(s) deleted "
         f"({human_size(purged.deleted_bytes)}), {purged.kept} kept"
