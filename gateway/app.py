@@ -31,23 +31,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway import __version__
 from gateway.api_reference import openapi_config
 from gateway.applications.api import ApplicationsController
+from gateway.applications.pages import ApplicationPages
+from gateway.applications.review_pages import OpsPages
 from gateway.catalog.api import CatalogController
 from gateway.config import Settings, load_settings
 from gateway.downloads.api import DownloadsController
+from gateway.downloads.pages import DownloadPages
 from gateway.errors import DatabaseUnavailable, GatewayError, StorageUnavailable, Unavailable
+from gateway.grants.pages import GrantPages
 from gateway.health import healthz, readyz, release_signing_key
 from gateway.identity.sessions import SessionStore
 from gateway.incidents.api import IncidentsController
 from gateway.keys.api import KeysController
 from gateway.keys.auth import provide_caller
+from gateway.keys.pages import KeyPages
+from gateway.notify.pages import InboxPages
 from gateway.portal.account_pages import AccountPages
-from gateway.portal.applicant_pages import ApplicantPages
 from gateway.portal.auth_pages import AuthPages
 from gateway.portal.catalog_pages import CatalogPages
 from gateway.portal.enforcement_pages import EnforcementPages
 from gateway.portal.incident_pages import IncidentPages
 from gateway.portal.oidc_pages import OidcPages
-from gateway.portal.ops_pages import OpsPages
 from gateway.portal.release_ops_pages import ReleaseOpsPages
 from gateway.portal.webhook_pages import WebhookPages
 from gateway.ratelimits import DatabaseRateLimitStore, RateLimiter
@@ -251,7 +255,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             AuthPages,
             OidcPages,
             AccountPages,
-            ApplicantPages,
+            ApplicationPages,
+            GrantPages,
+            KeyPages,
+            DownloadPages,
+            InboxPages,
             OpsPages,
             ReleaseOpsPages,
             WebhookPages,

@@ -22,7 +22,6 @@ from gateway.db.models import Account
 from gateway.enforcement import service
 from gateway.errors import FieldChecks, FieldsInvalid, GatewayError, InvalidInput, NotFound
 from gateway.portal.auth_pages import Form
-from gateway.portal.ops_pages import page_numbers
 from gateway.runtime import Runtime
 from gateway.web import Db, Page, PathStr, Rt
 from gateway.web.forms import field, whole_number
@@ -35,6 +34,7 @@ from gateway.web.guards import (
     requires_operator,
     requires_sign_in,
 )
+from gateway.web.pages import page_numbers
 from stages.actors import Actor
 from stages.enforcement import (
     AccountMove,

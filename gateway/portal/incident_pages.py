@@ -25,11 +25,11 @@ from gateway.catalog.service import list_models
 from gateway.db.models import Account
 from gateway.errors import FieldChecks, GatewayError
 from gateway.incidents import service
-from gateway.portal.ops_pages import page_numbers
 from gateway.runtime import Runtime
 from gateway.web import Db, Limiter, Page, PathStr, Rt
 from gateway.web.forms import field, form_page
 from gateway.web.guards import Operator, back_to, requires_operator
+from gateway.web.pages import page_numbers
 from gateway.web.session import Viewer
 from stages.actors import TRIGGER, Actor, ActorKind
 from stages.incidents import Category, IncidentMove, IncidentStatus, Severity, is_open_incident

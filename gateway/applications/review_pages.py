@@ -30,6 +30,7 @@ from gateway.runtime import Runtime
 from gateway.web import Db, Page, PathStr, Rt
 from gateway.web.forms import field, whole_number
 from gateway.web.guards import Operator, back_to, requires_operator
+from gateway.web.pages import page_numbers
 from policies.applications import review_clock
 from stages import actors
 from stages.applications import (
@@ -120,17 +121,6 @@ class QueueQuery:
         if page > 1:
             params["page"] = str(page)
         return "/ops" + (f"?{urlencode(params)}" if params else "")
-
-
-def page_numbers(page: int, pages: int) -> list[int | None]:
-    """The page links to show: the first, the last and two either side; None is a gap."""
-    shown = sorted({1, pages, *range(max(1, page - 2), min(pages, page + 2) + 1)})
-    numbers: list[int | None] = []
-    for number in shown:
-        if numbers and number - (numbers[-1] or 0) > 1:
-            numbers.append(None)
-        numbers.append(number)
-    return numbers
 
 
 def _all(data: Mapping[str, Any], name: str) -> list[str]:
