@@ -18,7 +18,6 @@ from urllib.parse import quote
 from litestar import Controller, Request, get, post
 from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.applications.answer_forms import (
     COUNTRIES,
@@ -29,24 +28,25 @@ from gateway.applications.answer_forms import (
     rules_or_none,
     shown_answer,
 )
+from gateway.applications.deciding import act_as_applicant
 from gateway.applications.service import (
     ApplicationForm,
     QueueFilter,
-    act_as_applicant,
     application_form,
     get_application,
     list_applications,
-    submit,
 )
+from gateway.applications.submitting import submit
 from gateway.catalog.api import model_ref, open_tiers
 from gateway.catalog.service import get_model
 from gateway.db.models import Account, Application
+from gateway.db.uow import UnitOfWork
 from gateway.errors import GatewayError, NotFound
 from gateway.grants.service import GrantFilter, list_grants
 from gateway.portal.auth_pages import Form
 from gateway.ratelimits import RateLimit
 from gateway.runtime import Runtime
-from gateway.web import Db, Limiter, Name, Org, Page, PathStr, Rt
+from gateway.web import Limiter, Name, Org, Page, PathStr, Rt, Uow
 from gateway.web.forms import field as form_field
 from gateway.web.guards import BACK, WITH_QUERY, SignedIn, back_to, requires_sign_in
 from gateway.web.pages import (
@@ -199,7 +199,7 @@ class ApplicationPages(Controller):
     @get("/models/{org:str}/{name:str}/apply", opt=WITH_QUERY)
     async def apply_form(
         self,
-        db: Db,
+        uow: Uow,
         runtime: Rt,
         account: SignedIn,
         org: Org,
@@ -208,15 +208,15 @@ class ApplicationPages(Controller):
     ) -> Template:
         ref = model_ref(org, name)
         if not tier:
-            return await _tier_picker(db, runtime, account, ref)
-        form = await application_form(db, runtime, ref, tier)
+            return await _tier_picker(uow, runtime, account, ref)
+        form = await application_form(uow, ref, tier)
         return _apply_page(account, form, values={}, refusal=Refusal(), accepted=False)
 
     @post("/models/{org:str}/{name:str}/apply", opt={BACK: _apply_back})
     async def apply(
         self,
         request: Request[Any, Any, Any],
-        db: Db,
+        uow: Uow,
         runtime: Rt,
         limiter: Limiter,
         account: SignedIn,
@@ -227,9 +227,10 @@ class ApplicationPages(Controller):
     ) -> Template | Redirect:
         chosen = form_field(data, "tier") or tier or ""
         # Counted before anything is read, while this request holds no connection.
+        await uow.end_read()
         await limiter.take(RateLimit.APPLICATIONS_PER_ACCOUNT, account.id)
         ref = model_ref(org, name)
-        form = await application_form(db, runtime, ref, chosen)
+        form = await application_form(uow, ref, chosen)
         fields = form.rules.fields
         answers = answers_from(data, fields)
         sha256 = form_field(data, "license_sha256")
@@ -242,7 +243,7 @@ class ApplicationPages(Controller):
             return _apply_page(account, form, values=answers, refusal=refusal, accepted=False)
         try:
             application = await submit(
-                runtime,
+                uow,
                 account_id=account.id,
                 model=ref,
                 tier=form.tier,
@@ -262,19 +263,17 @@ class ApplicationPages(Controller):
 
     @get("/applications")
     async def applications(
-        self, db: Db, runtime: Rt, account: SignedIn, page: Page = 1
+        self, uow: Uow, runtime: Rt, account: SignedIn, page: Page = 1
     ) -> Template:
         mine = QueueFilter(account_id=account.id)
         # The service lists oldest first (the review queue's order); newest first is
         # that order read from the end.
-        _, total = await list_applications(db, runtime, mine, limit=0)
+        _, total = await list_applications(uow, mine, limit=0)
         end = total - (page - 1) * PAGE_SIZE
         start = max(0, end - PAGE_SIZE)
         items: list[ApplicationRow] = []
         if end > 0:
-            found, total = await list_applications(
-                db, runtime, mine, limit=end - start, offset=start
-            )
+            found, total = await list_applications(uow, mine, limit=end - start, offset=start)
             items = [_application_row(runtime, item.application) for item in reversed(found)]
         return Template(
             "applicant/applications.html",
@@ -284,19 +283,19 @@ class ApplicationPages(Controller):
     @get("/applications/{application_id:str}")
     async def application(
         self,
-        db: Db,
+        uow: Uow,
         runtime: Rt,
         account: SignedIn,
         application_id: PathStr,
         done: Done = None,
     ) -> Template:
-        return await _application_page(db, runtime, account, application_id, done=done)
+        return await _application_page(uow, runtime, account, application_id, done=done)
 
     @get("/applications/{application_id:str}/withdraw")
     async def withdraw_form(
-        self, db: Db, runtime: Rt, account: SignedIn, application_id: PathStr
+        self, uow: Uow, runtime: Rt, account: SignedIn, application_id: PathStr
     ) -> Template:
-        application = await get_application(db, application_id, owner=account.id)
+        application = await get_application(uow, application_id, owner=account.id)
         return Template(
             "applicant/withdraw.html",
             context={
@@ -310,12 +309,12 @@ class ApplicationPages(Controller):
         opt=back_to("/applications/{application_id}"),
     )
     async def withdraw(
-        self, db: Db, runtime: Rt, account: SignedIn, application_id: PathStr, data: Form
+        self, uow: Uow, runtime: Rt, account: SignedIn, application_id: PathStr, data: Form
     ) -> Template | Redirect:
         try:
             reason = plain_text(form_field(data, "reason"), "The reason", lines=True).strip()
             await act_as_applicant(
-                runtime,
+                uow,
                 account.id,
                 application_id,
                 ApplicationMove.WITHDRAW,
@@ -325,7 +324,7 @@ class ApplicationPages(Controller):
             raise
         except GatewayError as exc:
             return await _application_page(
-                db, runtime, account, application_id, refusal=Refusal.of(exc)
+                uow, runtime, account, application_id, refusal=Refusal.of(exc)
             )
         return Redirect(f"/applications/{application_id}?done=withdrawn")
 
@@ -334,21 +333,21 @@ class ApplicationPages(Controller):
         opt=back_to("/applications/{application_id}"),
     )
     async def resubmit(
-        self, db: Db, runtime: Rt, account: SignedIn, application_id: PathStr, data: Form
+        self, uow: Uow, runtime: Rt, account: SignedIn, application_id: PathStr, data: Form
     ) -> Template | Redirect:
-        application = await get_application(db, application_id, owner=account.id)
+        application = await get_application(uow, application_id, owner=account.id)
         rules = rules_or_none(runtime, application.tier)
         fields = rules.fields if rules else ()
         answers = answers_from(data, fields)
         try:
             await act_as_applicant(
-                runtime, account.id, application_id, ApplicationMove.RESUBMIT, answers=answers
+                uow, account.id, application_id, ApplicationMove.RESUBMIT, answers=answers
             )
         except NotFound:
             raise
         except GatewayError as exc:
             return await _application_page(
-                db,
+                uow,
                 runtime,
                 account,
                 application_id,
@@ -358,8 +357,8 @@ class ApplicationPages(Controller):
         return Redirect(f"/applications/{application_id}?done=resubmitted")
 
 
-async def _tier_picker(db: AsyncSession, rt: Runtime, account: Account, ref: ModelRef) -> Template:
-    model = await get_model(db, ref)
+async def _tier_picker(uow: UnitOfWork, rt: Runtime, account: Account, ref: ModelRef) -> Template:
+    model = await get_model(uow.session, ref)
     if not model.releases:
         raise NotFound(f"{ref} has no release to apply for yet", code="release_not_found")
     newest = model.releases[-1]
@@ -371,11 +370,11 @@ async def _tier_picker(db: AsyncSession, rt: Runtime, account: Account, ref: Mod
             open_version[tier] = release.version
     yours: dict[str, str] = {}
     now = rt.clock()
-    for grant in await list_grants(db, GrantFilter(account_id=account.id, model=ref)):
+    for grant in await list_grants(uow, GrantFilter(account_id=account.id, model=ref)):
         if grant.status == "active" and grant.expires_at > now:
             yours[grant.tier] = f"You have access until {grant.expires_at:%Y-%m-%d}."
     pending, _ = await list_applications(
-        db, rt, QueueFilter(account_id=account.id, model=ref), limit=500
+        uow, QueueFilter(account_id=account.id, model=ref), limit=500
     )
     for item in pending:
         application = item.application
@@ -429,7 +428,7 @@ def _apply_page(
 
 
 async def _application_page(
-    db: AsyncSession,
+    uow: UnitOfWork,
     rt: Runtime,
     account: Account,
     application_id: str,
@@ -438,7 +437,7 @@ async def _application_page(
     values: Mapping[str, object] | None = None,
     refusal: Refusal | None = None,
 ) -> Template:
-    application = await get_application(db, application_id, owner=account.id)
+    application = await get_application(uow, application_id, owner=account.id)
     rules = rules_or_none(rt, application.tier)
     status = ApplicationStatus(application.status)
     changes = next((e for e in reversed(application.events) if e.move == "request_changes"), None)

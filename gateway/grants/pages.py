@@ -9,8 +9,6 @@ from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.response import Redirect, Template
-from sqlalchemy import or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.applications.answer_forms import (
     COUNTRIES,
@@ -20,19 +18,18 @@ from gateway.applications.answer_forms import (
     rules_or_none,
     time_left,
 )
-from gateway.applications.service import (
-    application_form,
-    submit,
-)
+from gateway.applications.service import application_form, linked_applications
+from gateway.applications.submitting import submit
 from gateway.catalog.api import open_tiers
 from gateway.catalog.service import get_model
 from gateway.db.models import Account, Application, Closeout, Grant
+from gateway.db.uow import UnitOfWork
 from gateway.errors import GatewayError, NotFound
 from gateway.grants.lifecycle import attest_closeout
-from gateway.grants.service import GrantFilter, list_grants
+from gateway.grants.service import GrantFilter, closeouts_of, list_grants, own_grant
 from gateway.portal.auth_pages import Form
 from gateway.runtime import Runtime
-from gateway.web import Db, PathStr, Rt
+from gateway.web import PathStr, Rt, Uow
 from gateway.web.forms import field as form_field
 from gateway.web.guards import SignedIn, back_to, requires_sign_in
 from gateway.web.pages import (
@@ -73,32 +70,8 @@ class GrantRow:
     closeout_overdue: bool
 
 
-async def _linked_applications(
-    db: AsyncSession, account_id: str, grant_ids: Sequence[str]
-) -> list[Application]:
-    """The account's applications that made or renewed these grants, newest first."""
-    if not grant_ids:
-        return []
-    rows = await db.scalars(
-        select(Application)
-        .where(
-            Application.account_id == account_id,
-            or_(Application.grant_id.in_(grant_ids), Application.renewal_of.in_(grant_ids)),
-        )
-        .order_by(Application.submitted_at.desc())
-    )
-    return list(rows.all())
-
-
-async def _own_grant(db: AsyncSession, account: Account, grant_id: str) -> Grant:
-    for grant in await list_grants(db, GrantFilter(account_id=account.id)):
-        if grant.id == grant_id:
-            return grant
-    raise NotFound(f"no grant {grant_id}", code="grant_not_found")
-
-
-async def _newest_open_version(db: AsyncSession, rt: Runtime, grant: Grant) -> str | None:
-    model = await get_model(db, ModelRef(grant.model.org, grant.model.name))
+async def _newest_open_version(uow: UnitOfWork, rt: Runtime, grant: Grant) -> str | None:
+    model = await get_model(uow.session, ModelRef(grant.model.org, grant.model.name))
     for release in reversed(model.releases):
         if grant.tier in open_tiers(rt, release.stage, release.status):
             return release.version
@@ -117,37 +90,37 @@ class GrantPages(Controller):
     guards = [requires_sign_in]
 
     @get("/grants")
-    async def grants(self, db: Db, runtime: Rt, account: SignedIn, done: Done = None) -> Template:
-        return await _grants_page(db, runtime, account, done=done)
+    async def grants(self, uow: Uow, runtime: Rt, account: SignedIn, done: Done = None) -> Template:
+        return await _grants_page(uow, runtime, account, done=done)
 
     @get("/grants/{grant_id:str}/renew")
     async def renew_form(
-        self, db: Db, runtime: Rt, account: SignedIn, grant_id: PathStr
+        self, uow: Uow, runtime: Rt, account: SignedIn, grant_id: PathStr
     ) -> Template:
-        grant = await _own_grant(db, account, grant_id)
-        linked = await _linked_applications(db, account.id, [grant.id])
+        grant = await own_grant(uow, account.id, grant_id)
+        linked = await linked_applications(uow, account.id, [grant.id])
         return await _renew_page(
-            db, runtime, grant, values=_prior_answers(linked, grant.id), refusal=Refusal()
+            uow, runtime, grant, values=_prior_answers(linked, grant.id), refusal=Refusal()
         )
 
     @post("/grants/{grant_id:str}/renew", opt=back_to("/grants"))
     async def renew(
         self,
         request: Request[Any, Any, Any],
-        db: Db,
+        uow: Uow,
         runtime: Rt,
         account: SignedIn,
         grant_id: PathStr,
         data: Form,
     ) -> Template | Redirect:
-        grant = await _own_grant(db, account, grant_id)
+        grant = await own_grant(uow, account.id, grant_id)
         rules = rules_or_none(runtime, grant.tier)
         fields = rules.fields if rules else ()
         if form_field(data, "with_answers"):
             answers = answers_from(data, fields)
         else:
             # The short form on the grants page: the answers given last time stand.
-            linked = await _linked_applications(db, account.id, [grant.id])
+            linked = await linked_applications(uow, account.id, [grant.id])
             answers = _prior_answers(linked, grant.id)
         report = form_field(data, "usage_report").strip()
         window = renewal_open(runtime.policy.lifecycle, grant.expires_at, runtime.clock())
@@ -171,7 +144,7 @@ class GrantPages(Controller):
         if not refusal:
             try:
                 application = await submit(
-                    runtime,
+                    uow,
                     account_id=account.id,
                     model=ModelRef(grant.model.org, grant.model.name),
                     tier=grant.tier,
@@ -186,14 +159,14 @@ class GrantPages(Controller):
             else:
                 return Redirect(f"/applications/{application.id}?done=renewal")
         return await _renew_page(
-            db, runtime, grant, values=answers, refusal=refusal, usage_report=report
+            uow, runtime, grant, values=answers, refusal=refusal, usage_report=report
         )
 
     @post("/closeouts/{closeout_id:str}/attest", opt=back_to("/grants"))
     async def attest(
         self,
         request: Request[Any, Any, Any],
-        db: Db,
+        uow: Uow,
         runtime: Rt,
         account: SignedIn,
         closeout_id: PathStr,
@@ -203,7 +176,7 @@ class GrantPages(Controller):
         if form_field(data, "deleted") != TICKED:
             error = 'Tick "I have deleted all copies of the weights" to confirm it'
             return await _grants_page(
-                db,
+                uow,
                 runtime,
                 account,
                 closeout_errors={closeout_id: error},
@@ -212,14 +185,12 @@ class GrantPages(Controller):
             )
         try:
             plain_text(statement, "The statement", lines=True)
-            await attest_closeout(
-                runtime, account.id, closeout_id, statement, client_address(request)
-            )
+            await attest_closeout(uow, account.id, closeout_id, statement, client_address(request))
         except NotFound:
             raise
         except GatewayError as exc:
             return await _grants_page(
-                db,
+                uow,
                 runtime,
                 account,
                 closeout_errors={closeout_id: exc.message},
@@ -230,7 +201,7 @@ class GrantPages(Controller):
 
 
 async def _grants_page(
-    db: AsyncSession,
+    uow: UnitOfWork,
     rt: Runtime,
     account: Account,
     *,
@@ -240,12 +211,9 @@ async def _grants_page(
     status: int = 200,
 ) -> Template:
     now = rt.clock()
-    grants = await list_grants(db, GrantFilter(account_id=account.id))
-    linked = await _linked_applications(db, account.id, [g.id for g in grants])
-    closeouts = {
-        c.grant_id: c
-        for c in (await db.scalars(select(Closeout).where(Closeout.account_id == account.id)))
-    }
+    grants = await list_grants(uow, GrantFilter(account_id=account.id))
+    linked = await linked_applications(uow, account.id, [g.id for g in grants])
+    closeouts = await closeouts_of(uow, account.id)
     rows = []
     for grant in grants:
         window = renewal_open(rt.policy.lifecycle, grant.expires_at, now)
@@ -262,7 +230,7 @@ async def _grants_page(
         if renewable:
             try:
                 form = await application_form(
-                    db, rt, ModelRef(grant.model.org, grant.model.name), grant.tier
+                    uow, ModelRef(grant.model.org, grant.model.name), grant.tier
                 )
             except GatewayError:
                 renewable = False  # the tier left the policy, or the release is gone
@@ -281,7 +249,7 @@ async def _grants_page(
                 status_words=GRANT_STATUS_WORDS.get(grant.status, grant.status),
                 time_left=time_left(grant.expires_at, now),
                 download_version=(
-                    await _newest_open_version(db, rt, grant) if grant.status == "active" else None
+                    await _newest_open_version(uow, rt, grant) if grant.status == "active" else None
                 ),
                 renewal_open=renewable,
                 renewal_opens_at=(
@@ -308,7 +276,7 @@ async def _grants_page(
 
 
 async def _renew_page(
-    db: AsyncSession,
+    uow: UnitOfWork,
     rt: Runtime,
     grant: Grant,
     *,
@@ -316,7 +284,7 @@ async def _renew_page(
     refusal: Refusal,
     usage_report: str = "",
 ) -> Template:
-    form = await application_form(db, rt, ModelRef(grant.model.org, grant.model.name), grant.tier)
+    form = await application_form(uow, ModelRef(grant.model.org, grant.model.name), grant.tier)
     window = renewal_open(rt.policy.lifecycle, grant.expires_at, rt.clock())
     return Template(
         "applicant/renew.html",

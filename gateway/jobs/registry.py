@@ -42,9 +42,10 @@ async def _closeouts(rt: Runtime) -> str:
 
 
 async def _stale_applications(rt: Runtime) -> str:
-    from gateway.applications.service import expire_stale_applications
+    from gateway.applications.deciding import expire_stale_applications
+    from gateway.db.uow import run_unit
 
-    return f"{await expire_stale_applications(rt)} applications expired"
+    return f"{await run_unit(rt, expire_stale_applications)} applications expired"
 
 
 async def _email(rt: Runtime) -> str:

@@ -51,6 +51,7 @@ from gateway.staging.service import move_release
 from stages.names import parse_model_ref
 from stages.release import Move
 from tests.sample import make_folder, make_license, publish
+from tests.units import within
 
 pytestmark = pytest.mark.anyio
 Client: TypeAlias = AsyncTestClient[Litestar]
@@ -90,8 +91,11 @@ async def key_holder(
     account = await create_account(runtime, email, operator=False, actor="test")
     grant_id = None
     if tier is not None:
-        grant = await create_grant(
-            runtime, email=email, model=SAMPLE, tier=tier, days=None, actor="test"
+        grant = await within(
+            runtime,
+            lambda uow: create_grant(
+                uow, email=email, model=SAMPLE, tier=tier, days=None, actor="test"
+            ),
         )
         grant_id = grant.id
     created = await create_key(
