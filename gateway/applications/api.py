@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
@@ -13,8 +13,6 @@ from litestar.params import JSONBody, PathParameter
 from gateway.api_reference import BEARER, COMMON, answers
 from gateway.applications import deciding, service, submitting
 from gateway.catalog.api import model_ref
-from gateway.db.models import Application
-from gateway.db.uow import UnitOfWork
 from gateway.errors import Denied, InvalidInput
 from gateway.keys.auth import CallerDep
 from gateway.keys.service import Caller, key_facts_of
@@ -24,6 +22,10 @@ from stages.access import Deny, check_key
 from stages.actors import Actor
 from stages.applications import ApplicationMove
 from stages.names import InvalidName, parse_model_ref
+
+if TYPE_CHECKING:
+    from gateway.db.models import Application
+    from gateway.db.uow import UnitOfWork
 
 ApplicationId = Annotated[str, PathParameter(description="The application's id")]
 

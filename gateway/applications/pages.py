@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 from urllib.parse import quote
 
 from litestar import Controller, Request, get, post
@@ -39,8 +39,6 @@ from gateway.applications.service import (
 from gateway.applications.submitting import submit
 from gateway.catalog.api import model_ref, open_tiers
 from gateway.catalog.service import get_model
-from gateway.db.models import Account, Application
-from gateway.db.uow import UnitOfWork
 from gateway.errors import GatewayError, NotFound
 from gateway.grants.service import GrantFilter, list_grants
 from gateway.portal.auth_pages import Form
@@ -64,6 +62,11 @@ from policies.schema import ApplicationRules
 from stages.actors import Actor
 from stages.applications import ApplicationMove, ApplicationStatus, is_open
 from stages.names import ModelRef
+
+if TYPE_CHECKING:
+    from gateway.db.models import Account, Application
+    from gateway.db.uow import UnitOfWork
+
 
 TierQuery: TypeAlias = Annotated[
     str | None, QueryParameter(description="The tier to apply for; none shows the choice")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
 
 from litestar import Controller, get, post
@@ -20,8 +20,6 @@ from litestar.response import Redirect, Template
 from gateway.applications import deciding, service
 from gateway.applications.reviewing import answer_rows, form_fields, queue_filter
 from gateway.applications.service import QueueFilter, QueueItem
-from gateway.db.models import Account
-from gateway.db.uow import UnitOfWork
 from gateway.errors import GatewayError, InvalidInput
 from gateway.grants.service import GrantFilter, list_grants
 from gateway.runtime import Runtime
@@ -40,6 +38,11 @@ from stages.applications import (
     reason_required,
 )
 from stages.tiers import UnknownTier
+
+if TYPE_CHECKING:
+    from gateway.db.models import Account
+    from gateway.db.uow import UnitOfWork
+
 
 Form = URLEncodedBody[dict[str, Any]]
 PAGE_SIZE = 50

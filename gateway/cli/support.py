@@ -14,11 +14,16 @@ from rich.console import Console
 from rich.text import Text
 
 from gateway.config import ConfigError, Settings, load_settings
+from gateway.db import uow
 from gateway.db.migrate import pending_revisions
 from gateway.errors import GatewayError
 from gateway.runtime import Runtime, build_runtime
 from gateway.storage import SourceUnreadable, StorageError
 from stages.names import InvalidName
+
+# Commands open their units of work through these, not through gateway.db themselves.
+in_unit = uow.in_unit
+run_unit = uow.run_unit
 
 T = TypeVar("T")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar import Controller, Request, get, post
 from litestar.response import Redirect, Template
@@ -22,8 +22,6 @@ from gateway.applications.service import application_form, linked_applications
 from gateway.applications.submitting import submit
 from gateway.catalog.api import open_tiers
 from gateway.catalog.service import get_model
-from gateway.db.models import Account, Application, Closeout, Grant
-from gateway.db.uow import UnitOfWork
 from gateway.errors import GatewayError, NotFound
 from gateway.grants.lifecycle import attest_closeout
 from gateway.grants.service import GrantFilter, closeouts_of, list_grants, own_grant
@@ -42,6 +40,11 @@ from gateway.web.pages import (
 from policies.lifecycle import renewal_open
 from stages.applications import ApplicationStatus, is_open
 from stages.names import ModelRef
+
+if TYPE_CHECKING:
+    from gateway.db.models import Account, Application, Closeout, Grant
+    from gateway.db.uow import UnitOfWork
+
 
 GRANT_STATUS_WORDS: Mapping[str, str] = {
     "active": "active",

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from gateway import evidence
-from gateway.accounts.service import ensure_active
+from gateway.accounts.service import ensure_active, find_account, normalise_email
 from gateway.credentials.api_key_format import (
     display_prefix,
     is_well_formed,
@@ -240,3 +240,11 @@ async def record_key_use(rt: Runtime, key: ApiKey, now: datetime) -> None:
         return
     # Shown as written, without marking anything dirty.
     set_committed_value(key, "last_used_at", now)
+
+
+async def key_owner(uow: UnitOfWork, email: str) -> Account:
+    """The account of this email whose keys a command lists, makes or revokes."""
+    account = await find_account(uow.session, normalise_email(email))
+    if account is None:
+        raise NotFound(f"no account {email}", code="account_not_found")
+    return account

@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from gateway.accounts.service import create_account
 from gateway.applications import service, submitting
+from gateway.applications.cli import applications
 from gateway.cli import main
-from gateway.cli.applications import applications
 from gateway.config import Settings
 from gateway.db.models import Application, Notification
 from gateway.runtime import build_runtime, utcnow

@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from gateway.cli.support import out, parse_or_fail, run
-from gateway.db.uow import in_unit
+from gateway.cli.support import in_unit, out, parse_or_fail, run
 from gateway.grants.service import GrantFilter, change_grant, create_grant, list_grants
 from gateway.runtime import cli_actor
 from gateway.web.filters import when

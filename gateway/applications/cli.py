@@ -7,6 +7,7 @@ the queue's order, its overdue flags and the moves an operator may make.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
@@ -14,12 +15,14 @@ from rich.table import Table
 from gateway.applications.deciding import decide, decide_many
 from gateway.applications.reviewing import answer_rows, form_fields, queue_filter
 from gateway.applications.service import QueueItem, get_application, list_applications
-from gateway.cli.support import fail, out, run
-from gateway.db.models import Application
-from gateway.db.uow import UnitOfWork, in_unit
+from gateway.cli.support import fail, in_unit, out, run
 from gateway.runtime import cli_actor
 from gateway.web.filters import when
 from stages.applications import ApplicationMove, ApplicationStatus
+
+if TYPE_CHECKING:
+    from gateway.db.models import Application
+    from gateway.db.uow import UnitOfWork
 
 MAX_LIMIT = 500
 
