@@ -4,20 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar import Controller, get, post
 from litestar.response import Redirect, Template
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.db.models import Account, ApiKey
 from gateway.errors import FieldsInvalid, GatewayError
 from gateway.keys.key_form import read_key_form
 from gateway.keys.service import SCOPES, create_key, list_keys, revoke_key
 from gateway.portal.auth_pages import Form
 from gateway.ratelimits import RateLimit
-from gateway.runtime import Runtime
-from gateway.web import Db, Limiter, PathStr, Rt
+from gateway.web import Limiter, PathStr, Uow
 from gateway.web.guards import SignedIn, back_to, requires_sign_in
 from gateway.web.pages import (
     Done,
@@ -26,6 +23,10 @@ from gateway.web.pages import (
 )
 from gateway.web.secret_pages import SECRET_PAGE
 from stages.actors import Actor
+
+if TYPE_CHECKING:
+    from gateway.db.models import Account, ApiKey
+    from gateway.db.uow import UnitOfWork
 
 DONE_NOTICES: Mapping[str, str] = {
     "revoked": "The key was revoked. Requests made with it are refused from now on.",
@@ -44,14 +45,15 @@ class KeyPages(Controller):
     guards = [requires_sign_in]
 
     @get("/keys")
-    async def keys(self, db: Db, runtime: Rt, account: SignedIn, done: Done = None) -> Template:
-        return await _keys_page(db, runtime, account, done=done)
+    async def keys(self, uow: Uow, account: SignedIn, done: Done = None) -> Template:
+        return await _keys_page(uow, account, done=done)
 
     # The new key is shown on the answer.
     @post("/keys", opt=SECRET_PAGE)
-    async def add_key(
-        self, db: Db, runtime: Rt, limiter: Limiter, account: SignedIn, data: Form
-    ) -> Template:
+    async def add_key(self, uow: Uow, limiter: Limiter, account: SignedIn, data: Form) -> Template:
+        runtime = uow.rt
+        # The limiter counts in a connection of its own: ours goes back to the pool first.
+        await uow.end_read()
         await limiter.take(RateLimit.KEYS_PER_ACCOUNT, account.id)
         try:
             form = read_key_form(
@@ -61,7 +63,7 @@ class KeyPages(Controller):
                 plain_name=lambda text: plain_text(text, "The name", lines=False),
             )
             created = await create_key(
-                runtime,
+                uow,
                 account_id=account.id,
                 scopes=form.scopes,
                 days=form.days,
@@ -71,8 +73,7 @@ class KeyPages(Controller):
         except GatewayError as exc:
             problems = exc.by_field if isinstance(exc, FieldsInvalid) else {}
             return await _keys_page(
-                db,
-                runtime,
+                uow,
                 account,
                 values=data,
                 error=exc.message,
@@ -90,16 +91,13 @@ class KeyPages(Controller):
         )
 
     @post("/keys/{key_id:str}/revoke", opt=back_to("/keys"))
-    async def revoke(self, runtime: Rt, account: SignedIn, key_id: PathStr) -> Redirect:
-        await revoke_key(
-            runtime, account_id=account.id, key_id=key_id, actor=Actor.account(account.id)
-        )
+    async def revoke(self, uow: Uow, account: SignedIn, key_id: PathStr) -> Redirect:
+        await revoke_key(uow, account_id=account.id, key_id=key_id, actor=Actor.account(account.id))
         return Redirect("/keys?done=revoked")
 
 
 async def _keys_page(
-    db: AsyncSession,
-    rt: Runtime,
+    uow: UnitOfWork,
     account: Account,
     *,
     done: str | None = None,
@@ -108,6 +106,7 @@ async def _keys_page(
     problems: Mapping[str, str] | None = None,
     status: int = 200,
 ) -> Template:
+    rt = uow.rt
     now = rt.clock()
     rows = [
         KeyRow(
@@ -121,7 +120,7 @@ async def _keys_page(
             ),
             scopes=key.scopes.split(),
         )
-        for key in reversed(await list_keys(db, account))
+        for key in reversed(await list_keys(uow, account))
     ]
     offered = [s for s in SCOPES if s != "admin" or account.is_operator]
     chosen = (values or {}).get("scopes", ["download"])
