@@ -12,7 +12,7 @@ from gateway.catalog.api import model_ref
 from gateway.downloads.api import client_of
 from gateway.downloads.service import issue_manifest_for_account
 from gateway.errors import Denied
-from gateway.web import Name, Org, Rt, Version
+from gateway.web import Name, Org, Uow, Version
 from gateway.web.guards import WITH_QUERY, SignedIn, requires_sign_in
 from gateway.web.pages import (
     public_base,
@@ -33,12 +33,13 @@ class DownloadPages(Controller):
     async def download(
         self,
         request: Request[Any, Any, Any],
-        runtime: Rt,
+        uow: Uow,
         account: SignedIn,
         org: Org,
         name: Name,
         version: Version,
     ) -> Template:
+        runtime = uow.rt
         ref = model_ref(org, name)
         context: dict[str, Any] = {
             "model": str(ref),
@@ -50,7 +51,7 @@ class DownloadPages(Controller):
         }
         try:
             manifest = await issue_manifest_for_account(
-                runtime, account, ref, version, client=client_of(request)
+                uow, account, ref, version, client=client_of(request)
             )
         except Denied as exc:
             context["refusal"] = exc
