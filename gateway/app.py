@@ -31,12 +31,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway import __version__
 from gateway.api_reference import openapi_config
 from gateway.applications.api import ApplicationsController
+from gateway.applications.pages import ApplicationPages
+from gateway.applications.review_pages import OpsPages
 from gateway.catalog.api import CatalogController
 from gateway.catalog.pages import CatalogPages
 from gateway.config import Settings, load_settings
 from gateway.downloads.api import DownloadsController
+from gateway.downloads.pages import DownloadPages
 from gateway.enforcement.pages import EnforcementPages
 from gateway.errors import DatabaseUnavailable, GatewayError, StorageUnavailable, Unavailable
+from gateway.grants.pages import GrantPages
 from gateway.health import healthz, readyz, release_signing_key
 from gateway.identity.oidc_pages import OidcPages
 from gateway.identity.pages import AccountPages, AuthPages
@@ -45,9 +49,9 @@ from gateway.incidents.api import IncidentsController
 from gateway.incidents.pages import IncidentPages
 from gateway.keys.api import KeysController
 from gateway.keys.auth import provide_caller
+from gateway.keys.pages import KeyPages
+from gateway.notify.pages import InboxPages
 from gateway.notify.webhook_pages import WebhookPages
-from gateway.portal.applicant_pages import ApplicantPages
-from gateway.portal.ops_pages import OpsPages
 from gateway.ratelimits import DatabaseRateLimitStore, RateLimiter
 from gateway.runtime import Runtime, build_runtime
 from gateway.staging.pages import ReleaseOpsPages
@@ -250,7 +254,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             AuthPages,
             OidcPages,
             AccountPages,
-            ApplicantPages,
+            ApplicationPages,
+            GrantPages,
+            KeyPages,
+            DownloadPages,
+            InboxPages,
             OpsPages,
             ReleaseOpsPages,
             WebhookPages,

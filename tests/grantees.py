@@ -52,7 +52,10 @@ async def grantee(
     scopes: tuple[str, ...] = ("download", "keys"),
 ) -> Grantee:
     account = await create_account(rt, email, operator=False, actor="test")
-    grant = await create_grant(rt, email=email, model=MODEL, tier=tier, days=None, actor="test")
+    grant = await within(
+        rt,
+        lambda uow: create_grant(uow, email=email, model=MODEL, tier=tier, days=None, actor="test"),
+    )
     created = await create_key(
         rt, account_id=account.id, scopes=scopes, days=None, name="test", actor="test"
     )

@@ -4,26 +4,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.params import JSONBody, PathParameter
 
 from gateway.api_reference import BEARER, COMMON, answers
-from gateway.applications import service
+from gateway.applications import deciding, service, submitting
 from gateway.catalog.api import model_ref
-from gateway.db.models import Application
 from gateway.errors import Denied, InvalidInput
 from gateway.keys.auth import CallerDep
 from gateway.keys.service import Caller, key_facts_of
 from gateway.ratelimits import RateLimit
-from gateway.runtime import Runtime
-from gateway.web import Db, Limit, Limiter, Name, Offset, Org, Rt
+from gateway.web import Limit, Limiter, Name, Offset, Org, Uow
 from stages.access import Deny, check_key
 from stages.actors import Actor
 from stages.applications import ApplicationMove
 from stages.names import InvalidName, parse_model_ref
+
+if TYPE_CHECKING:
+    from gateway.db.models import Application
+    from gateway.db.uow import UnitOfWork
 
 ApplicationId = Annotated[str, PathParameter(description="The application's id")]
 
@@ -133,11 +135,9 @@ def _require_apply(caller: Caller, now: datetime) -> None:
         raise Denied(decision.reason, decision.message)
 
 
-async def _reload(rt: Runtime, application_id: str, account_id: str) -> ApplicationOut:
-    # A fresh session: the request's own began its snapshot before the change committed.
-    async with rt.sessionmaker() as session:
-        application = await service.get_application(session, application_id, owner=account_id)
-        return ApplicationOut.of(application, with_events=True)
+async def _reload(uow: UnitOfWork, application_id: str, account_id: str) -> ApplicationOut:
+    application = await service.get_application(uow, application_id, owner=account_id)
+    return ApplicationOut.of(application, with_events=True)
 
 
 class ApplicationsController(Controller):
@@ -149,9 +149,9 @@ class ApplicationsController(Controller):
         responses=answers(*COMMON, 404),
     )
     async def form(
-        self, db: Db, runtime: Rt, org: Org, name: Name, tier: Annotated[str, PathParameter()]
+        self, uow: Uow, org: Org, name: Name, tier: Annotated[str, PathParameter()]
     ) -> FormOut:
-        form = await service.application_form(db, runtime, model_ref(org, name), tier)
+        form = await service.application_form(uow, model_ref(org, name), tier)
         return FormOut(
             model=form.model,
             tier=form.tier,
@@ -182,20 +182,21 @@ class ApplicationsController(Controller):
     async def apply(
         self,
         request: Request[Any, Any, State],
-        db: Db,
-        runtime: Rt,
+        uow: Uow,
         limiter: Limiter,
         caller: CallerDep,
         data: JSONBody[ApplyIn],
     ) -> ApplicationOut:
-        _require_apply(caller, runtime.clock())
+        _require_apply(caller, uow.rt.clock())
+        # The limiter counts in a connection of its own: ours goes back to the pool first.
+        await uow.end_read()
         await limiter.take(RateLimit.APPLICATIONS_PER_ACCOUNT, caller.account.id)
         try:
             model = parse_model_ref(data.model)
         except InvalidName as exc:
             raise InvalidInput(str(exc), code="invalid_name") from exc
-        application = await service.submit(
-            runtime,
+        application = await submitting.submit(
+            uow,
             account_id=caller.account.id,
             model=model,
             tier=data.tier,
@@ -203,7 +204,7 @@ class ApplicationsController(Controller):
             license_sha256=data.license_sha256,
             address=request.client.host if request.client else None,
         )
-        return await _reload(runtime, application.id, caller.account.id)
+        return await _reload(uow, application.id, caller.account.id)
 
     @get(
         "/api/v1/applications",
@@ -212,12 +213,11 @@ class ApplicationsController(Controller):
         responses=answers(*COMMON, 401, 403),
     )
     async def list(
-        self, db: Db, runtime: Rt, caller: CallerDep, limit: Limit = 50, offset: Offset = 0
+        self, uow: Uow, caller: CallerDep, limit: Limit = 50, offset: Offset = 0
     ) -> ApplicationPage:
-        _require_apply(caller, runtime.clock())
+        _require_apply(caller, uow.rt.clock())
         items, total = await service.list_applications(
-            db,
-            runtime,
+            uow,
             service.QueueFilter(account_id=caller.account.id),
             limit=limit,
             offset=offset,
@@ -236,10 +236,10 @@ class ApplicationsController(Controller):
         responses=answers(*COMMON, 401, 403, 404),
     )
     async def show(
-        self, db: Db, runtime: Rt, caller: CallerDep, application_id: ApplicationId
+        self, uow: Uow, caller: CallerDep, application_id: ApplicationId
     ) -> ApplicationOut:
-        _require_apply(caller, runtime.clock())
-        return await _reload(runtime, application_id, caller.account.id)
+        _require_apply(caller, uow.rt.clock())
+        return await _reload(uow, application_id, caller.account.id)
 
     @post(
         "/api/v1/applications/{application_id:str}/withdraw",
@@ -249,10 +249,10 @@ class ApplicationsController(Controller):
         responses=answers(*COMMON, 401, 403, 404, 409),
     )
     async def withdraw(
-        self, db: Db, runtime: Rt, caller: CallerDep, application_id: ApplicationId
+        self, uow: Uow, caller: CallerDep, application_id: ApplicationId
     ) -> ApplicationOut:
-        _require_apply(caller, runtime.clock())
-        await service.act_as_applicant(
-            runtime, caller.account.id, application_id, ApplicationMove.WITHDRAW
+        _require_apply(caller, uow.rt.clock())
+        await deciding.act_as_applicant(
+            uow, caller.account.id, application_id, ApplicationMove.WITHDRAW
         )
-        return await _reload(runtime, application_id, caller.account.id)
+        return await _reload(uow, application_id, caller.account.id)

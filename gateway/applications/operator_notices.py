@@ -21,9 +21,10 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.applications import repository
 from gateway.db.models import Account, Application, Model, Notification
+from gateway.db.uow import UnitOfWork
 from gateway.notify.service import DIGESTED, HELD_FOR_DIGEST, notify, queue_mail
 from gateway.runtime import Runtime
 
@@ -33,23 +34,16 @@ DIGEST_EVERY = timedelta(days=1)
 
 
 async def tell_operators(
-    rt: Runtime,
-    session: AsyncSession,
+    uow: UnitOfWork,
     application: Application,
     applicant: Account,
     model: Model,
     due_at: datetime,
 ) -> int:
     """Queue the notice of a new application for every active operator; how many."""
-    operators = (
-        await session.scalars(
-            select(Account).where(
-                Account.is_operator.is_(True),
-                Account.status == "active",
-                Account.id != applicant.id,
-            )
-        )
-    ).all()
+    rt = uow.rt
+    session = await uow.write()
+    operators = await repository.active_operators(session, besides=applicant.id)
     who = applicant.email
     if applicant.display_name:
         who = f"{applicant.display_name} ({applicant.email})"

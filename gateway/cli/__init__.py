@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Appeals against enforcement actions, and the operators' decisions.",
     ),
     "applications": (
-        "gateway.cli.applications:applications",
+        "gateway.applications.cli:applications",
         "Access applications: the review queue and the operators' decisions.",
     ),
     "config": ("gateway.maintenance.cli:config", "Inspect the effective configuration."),
@@ -47,7 +47,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Evidence attached to releases for promotion gates.",
     ),
     "grants": (
-        "gateway.cli.grants:grants",
+        "gateway.grants.cli:grants",
         "Access grants: who may download which model at which tier.",
     ),
     "incidents": (
@@ -58,7 +58,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "gateway.jobs.cli:jobs",
         "Scheduled jobs: grant expiry, warnings, close-outs, mail and webhooks.",
     ),
-    "keys": ("gateway.cli.keys:keys", "API keys, and the key that signs download URLs."),
+    "keys": ("gateway.keys.cli:keys", "API keys, and the key that signs download URLs."),
     "models": ("gateway.catalog.cli:models", "Models in the catalog."),
     "policy": ("gateway.maintenance.cli:policy", "Policy files."),
     "purge": (

@@ -19,6 +19,7 @@ from gateway.db.migrate import pending_revisions
 # Re-exported: commands open their unit of work through here, importing no gateway.db.
 from gateway.db.uow import UnitOfWork as UnitOfWork  # noqa: PLC0414
 from gateway.db.uow import in_unit as in_unit  # noqa: PLC0414
+from gateway.db.uow import run_unit as run_unit  # noqa: PLC0414
 from gateway.errors import GatewayError
 from gateway.runtime import Runtime, build_runtime
 from gateway.storage import SourceUnreadable, StorageError

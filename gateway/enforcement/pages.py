@@ -19,7 +19,6 @@ from litestar.response import Redirect, Template
 
 from gateway.enforcement import appeals, history, service
 from gateway.errors import FieldChecks, FieldsInvalid, GatewayError, InvalidInput, NotFound
-from gateway.portal.ops_pages import page_numbers
 from gateway.web import Page, PathStr, Uow
 from gateway.web.forms import Form, field, whole_number
 from gateway.web.guards import (
@@ -31,6 +30,7 @@ from gateway.web.guards import (
     requires_operator,
     requires_sign_in,
 )
+from gateway.web.pages import page_numbers
 from stages.actors import Actor
 from stages.enforcement import (
     AccountMove,

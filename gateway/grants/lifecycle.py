@@ -19,7 +19,9 @@ from sqlalchemy.orm import selectinload
 
 from gateway import evidence
 from gateway.db.models import Closeout, Grant, GrantNotice
+from gateway.db.uow import UnitOfWork
 from gateway.errors import Conflict, InvalidInput, NotFound
+from gateway.grants import repository
 from gateway.notify.service import notify
 from gateway.runtime import Runtime
 from gateway.text import clean_text
@@ -198,36 +200,30 @@ async def request_closeouts(rt: Runtime) -> LifecycleReport:
 
 
 async def attest_closeout(
-    rt: Runtime, account_id: str, closeout_id: str, statement: str, address: str | None
+    uow: UnitOfWork, account_id: str, closeout_id: str, statement: str, address: str | None
 ) -> Closeout:
     """The grantee attests that the weights were deleted. Once; another's close-out is 404."""
     cleaned = clean_text(statement, field="the statement", max_length=5000)
     if cleaned is None:
         raise InvalidInput("say briefly how the copies were deleted", code="statement_required")
     statement = cleaned
-    now = rt.clock()
-    async with rt.transaction() as session:
-        closeout = await session.scalar(
-            select(Closeout)
-            .where(Closeout.id == closeout_id, Closeout.account_id == account_id)
-            .with_for_update()
-        )
-        if closeout is None:
-            raise NotFound(f"no close-out {closeout_id}", code="closeout_not_found")
-        if closeout.attested_at is not None:
-            raise Conflict("this close-out was already attested", code="closeout_done")
-        closeout.attested_at = now
-        closeout.statement = statement
-        closeout.attested_from = address
-        grant = await session.get(Grant, closeout.grant_id)
-        evidence.record(
-            session,
-            ev.CloseoutAttested(
-                grant=closeout.grant_id, closeout=closeout.id, client_address=address
-            ),
-            actor=ev.Actor.account(account_id),
-            at=now,
-            model_id=grant.model_id if grant else None,
-            account_id=account_id,
-        )
+    now = uow.rt.clock()
+    session = await uow.write()
+    closeout = await repository.closeout_for_update(session, closeout_id, account_id)
+    if closeout is None:
+        raise NotFound(f"no close-out {closeout_id}", code="closeout_not_found")
+    if closeout.attested_at is not None:
+        raise Conflict("this close-out was already attested", code="closeout_done")
+    closeout.attested_at = now
+    closeout.statement = statement
+    closeout.attested_from = address
+    grant = await session.get(Grant, closeout.grant_id)
+    evidence.record(
+        session,
+        ev.CloseoutAttested(grant=closeout.grant_id, closeout=closeout.id, client_address=address),
+        actor=ev.Actor.account(account_id),
+        at=now,
+        model_id=grant.model_id if grant else None,
+        account_id=account_id,
+    )
     return closeout

@@ -1,4 +1,4 @@
-"""Create, list and change grants. Every change writes its evidence in the same transaction."""
+"""Create, list and change grants. Every change writes its evidence in the same unit of work."""
 
 from __future__ import annotations
 
@@ -7,16 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
-
 from gateway import evidence
-from gateway.db.models import Account, Grant, Model
+from gateway.db.models import Account, Closeout, Grant, Model
+from gateway.db.uow import UnitOfWork
 from gateway.errors import Conflict, InvalidInput, NotFound
+from gateway.grants import repository
 from gateway.identity.accounts import normalise_email
 from gateway.identity.repository import find_account
-from gateway.runtime import Runtime
 from gateway.text import clean_text
 from stages import evidence as ev
 from stages.grants import GrantMove, GrantStatus, IllegalGrantMove, apply_grant_move
@@ -25,29 +22,26 @@ from stages.tiers import UnknownTier
 
 
 async def create_grant(
-    rt: Runtime, *, email: str, model: ModelRef, tier: str, days: int | None, actor: str
+    uow: UnitOfWork, *, email: str, model: ModelRef, tier: str, days: int | None, actor: str
 ) -> Grant:
     """A new active grant from now, for the tier's grant length unless `days` is given."""
-    async with rt.transaction() as session:
-        account = await find_account(session, normalise_email(email))
-        if account is None:
-            raise NotFound(f"no account {email}", code="account_not_found")
-        model_row = await session.scalar(
-            select(Model).where(Model.org == model.org, Model.name == model.name)
-        )
-        if model_row is None:
-            raise NotFound(f"no model {model}", code="model_not_found")
-        grant = await add_grant(
-            rt, session, account=account, model=model_row, tier=tier, days=days, actor=actor
-        )
+    session = await uow.write()
+    account = await find_account(session, normalise_email(email))
+    if account is None:
+        raise NotFound(f"no account {email}", code="account_not_found")
+    model_row = await repository.model_by_ref(session, model)
+    if model_row is None:
+        raise NotFound(f"no model {model}", code="model_not_found")
+    grant = await add_grant(
+        uow, account=account, model=model_row, tier=tier, days=days, actor=actor
+    )
     grant.account = account
     grant.model = model_row
     return grant
 
 
 async def add_grant(
-    rt: Runtime,
-    session: AsyncSession,
+    uow: UnitOfWork,
     *,
     account: Account,
     model: Model,
@@ -56,13 +50,15 @@ async def add_grant(
     actor: str,
     application_id: str | None = None,
 ) -> Grant:
-    """Add a grant to the caller's transaction (operators, and approved applications)."""
+    """Add a grant in the caller's unit of work (operators, and approved applications)."""
+    rt = uow.rt
     try:
         terms = rt.policy.ladder.get(tier)
     except UnknownTier as exc:
         raise InvalidInput(str(exc), code="unknown_tier") from exc
     if days is not None and not 1 <= days <= 3650:
         raise InvalidInput("--days must be between 1 and 3650", code="invalid_days")
+    session = await uow.write()
     now = rt.clock()
     grant = Grant(
         id=str(uuid.uuid4()),
@@ -100,52 +96,53 @@ class GrantFilter:
     account_id: str | None = None
 
 
-async def list_grants(session: AsyncSession, where: GrantFilter) -> Sequence[Grant]:
-    query = (
-        select(Grant)
-        .join(Account, Grant.account_id == Account.id)
-        .join(Model, Grant.model_id == Model.id)
-        .options(selectinload(Grant.account), selectinload(Grant.model))
-        .order_by(Grant.created_at.desc())
+async def list_grants(uow: UnitOfWork, where: GrantFilter) -> Sequence[Grant]:
+    """Grants newest first, with their account and model."""
+    return await repository.search(
+        uow.session,
+        email=None if where.email is None else normalise_email(where.email),
+        account_id=where.account_id,
+        model=where.model,
     )
-    if where.email is not None:
-        query = query.where(Account.email == normalise_email(where.email))
-    if where.account_id is not None:
-        query = query.where(Grant.account_id == where.account_id)
-    if where.model is not None:
-        query = query.where(Model.org == where.model.org, Model.name == where.model.name)
-    return (await session.scalars(query)).all()
+
+
+async def own_grant(uow: UnitOfWork, account_id: str, grant_id: str) -> Grant:
+    """The account's own grant; another's is "not found"."""
+    for grant in await list_grants(uow, GrantFilter(account_id=account_id)):
+        if grant.id == grant_id:
+            return grant
+    raise NotFound(f"no grant {grant_id}", code="grant_not_found")
+
+
+async def closeouts_of(uow: UnitOfWork, account_id: str) -> dict[str, Closeout]:
+    """The account's close-outs, by grant."""
+    return await repository.closeouts_of(uow.session, account_id)
 
 
 async def change_grant(
-    rt: Runtime, grant_id: str, move: GrantMove, *, reason: str, actor: str
+    uow: UnitOfWork, grant_id: str, move: GrantMove, *, reason: str, actor: str
 ) -> Grant:
     """Suspend, reinstate or revoke a grant; takes effect on the next request of any URL."""
     reason = clean_text(reason, field="the reason (--reason)", max_length=5000, required=True) or ""
-    now = rt.clock()
-    async with rt.transaction() as session:
-        grant = await session.scalar(
-            select(Grant)
-            .options(selectinload(Grant.account), selectinload(Grant.model))
-            .where(Grant.id == grant_id)
-            .with_for_update()
-        )
-        if grant is None:
-            raise NotFound(f"no grant {grant_id}", code="grant_not_found")
-        try:
-            after = apply_grant_move(GrantStatus(grant.status), move)
-        except IllegalGrantMove as exc:
-            raise Conflict(str(exc), code="illegal_grant_move") from exc
-        before = grant.status
-        grant.status = after
-        grant.status_reason = reason
-        grant.status_changed_at = now
-        evidence.record(
-            session,
-            ev.grant_moved(move, grant=grant.id, from_=before, to=after.value, reason=reason),
-            actor=ev.Actor.parse(actor),
-            at=now,
-            model_id=grant.model_id,
-            account_id=grant.account_id,
-        )
+    now = uow.rt.clock()
+    session = await uow.write()
+    grant = await repository.for_update(session, grant_id)
+    if grant is None:
+        raise NotFound(f"no grant {grant_id}", code="grant_not_found")
+    try:
+        after = apply_grant_move(GrantStatus(grant.status), move)
+    except IllegalGrantMove as exc:
+        raise Conflict(str(exc), code="illegal_grant_move") from exc
+    before = grant.status
+    grant.status = after
+    grant.status_reason = reason
+    grant.status_changed_at = now
+    evidence.record(
+        session,
+        ev.grant_moved(move, grant=grant.id, from_=before, to=after.value, reason=reason),
+        actor=ev.Actor.parse(actor),
+        at=now,
+        model_id=grant.model_id,
+        account_id=grant.account_id,
+    )
     return grant

@@ -22,10 +22,10 @@ from litestar.response import Redirect, Template
 from gateway.catalog.service import list_models
 from gateway.errors import FieldChecks, GatewayError
 from gateway.incidents import reporting, service
-from gateway.portal.ops_pages import page_numbers
 from gateway.web import Limiter, Page, PathStr, Rt, Uow
 from gateway.web.forms import field, form_page
 from gateway.web.guards import Operator, back_to, requires_operator
+from gateway.web.pages import page_numbers
 from gateway.web.session import Viewer
 from stages.actors import Actor
 from stages.incidents import Category, IncidentMove, IncidentStatus, Severity, is_open_incident

@@ -44,9 +44,9 @@ async def _closeouts(uow: UnitOfWork) -> str:
 
 
 async def _stale_applications(uow: UnitOfWork) -> str:
-    from gateway.applications.service import expire_stale_applications
+    from gateway.applications.deciding import expire_stale_applications
 
-    return f"{await expire_stale_applications(uow.rt)} applications expired"
+    return f"{await expire_stale_applications(uow)} applications expired"
 
 
 async def _email(uow: UnitOfWork) -> str:

@@ -23,7 +23,8 @@ from gateway.credentials.api_key_format import (
 from gateway.db.models import Account, ApiKey
 from gateway.db.uow import UnitOfWork, joined
 from gateway.errors import DatabaseUnavailable, GatewayError, InvalidInput, NotFound
-from gateway.identity.accounts import ensure_active
+from gateway.identity.accounts import ensure_active, normalise_email
+from gateway.identity.repository import find_account
 from gateway.runtime import Runtime
 from gateway.text import clean_text
 from stages import evidence as ev
@@ -240,3 +241,11 @@ async def record_key_use(rt: Runtime, key: ApiKey, now: datetime) -> None:
         return
     # Shown as written, without marking anything dirty.
     set_committed_value(key, "last_used_at", now)
+
+
+async def key_owner(uow: UnitOfWork, email: str) -> Account:
+    """The account of this email whose keys a command lists, makes or revokes."""
+    account = await find_account(uow.session, normalise_email(email))
+    if account is None:
+        raise NotFound(f"no account {email}", code="account_not_found")
+    return account

@@ -11,15 +11,16 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 from sqlalchemy import select
 
-from gateway.applications import service
+from gateway.applications import service, submitting
+from gateway.applications.cli import applications
 from gateway.cli import main
-from gateway.cli.applications import applications
 from gateway.config import Settings
 from gateway.db.models import Application, Notification
 from gateway.runtime import build_runtime, utcnow
 from stages.names import parse_model_ref
 from tests.accounts import create_account
 from tests.sample import make_folder, make_license
+from tests.units import within
 
 MODEL = parse_model_ref("acme/sample")
 ANSWERS = {"organisation": "Lab", "intended_use": "evaluation"}
@@ -54,20 +55,24 @@ def apply(settings: Settings, who: Sequence[tuple[str, datetime]]) -> list[str]:
     async def go() -> list[str]:
         rt = build_runtime(settings)
         try:
-            async with rt.sessionmaker() as session:
-                form = await service.application_form(session, rt, MODEL, "trusted_partner")
+            form = await within(
+                rt, lambda uow: service.application_form(uow, MODEL, "trusted_partner")
+            )
             made = []
             for email, at in who:
                 account = await create_account(rt, email, operator=False, actor="t")
                 rt.clock = lambda at=at: at
-                application = await service.submit(
+                application = await within(
                     rt,
-                    account_id=account.id,
-                    model=MODEL,
-                    tier="trusted_partner",
-                    answers=ANSWERS,
-                    license_sha256=form.license_sha256,
-                    address="198.51.100.4",
+                    lambda uow, account_id=account.id: submitting.submit(
+                        uow,
+                        account_id=account_id,
+                        model=MODEL,
+                        tier="trusted_partner",
+                        answers=ANSWERS,
+                        license_sha256=form.license_sha256,
+                        address="198.51.100.4",
+                    ),
                 )
                 made.append(application.id)
             return made

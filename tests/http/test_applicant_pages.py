@@ -14,7 +14,8 @@ import httpx2
 import pytest
 from sqlalchemy import select
 
-from gateway.applications.service import act_as_applicant, decide, submit
+from gateway.applications.deciding import act_as_applicant, decide
+from gateway.applications.submitting import submit
 from gateway.credentials.api_key_format import key_digest
 from gateway.db.models import Account, ApiKey, Application, Closeout, Grant, Notification
 from gateway.grants.lifecycle import request_closeouts
@@ -418,12 +419,15 @@ async def test_changes_requested_are_answered_on_the_page_and_a_denial_shows_its
 ) -> None:
     await sign_up(client)
     application_id = await applied(client, "researcher", RESEARCHER)
-    await decide(
+    await within(
         runtime,
-        application_id,
-        ApplicationMove.REQUEST_CHANGES,
-        operator="operator:op@acme.example",
-        reason="Say which lab you work in",
+        lambda uow: decide(
+            uow,
+            application_id,
+            ApplicationMove.REQUEST_CHANGES,
+            operator="operator:op@acme.example",
+            reason="Say which lab you work in",
+        ),
     )
     page = f"/applications/{application_id}"
     detail = await client.get(page, headers=HTML)
@@ -446,12 +450,15 @@ async def test_changes_requested_are_answered_on_the_page_and_a_denial_shows_its
     assert "You sent changed answers" in words
     assert "Affiliation Lab 7" in words
     assert "Status submitted, waiting for review" in words
-    await decide(
+    await within(
         runtime,
-        application_id,
-        ApplicationMove.DENY,
-        operator="operator:op@acme.example",
-        reason="Not a research use",
+        lambda uow: decide(
+            uow,
+            application_id,
+            ApplicationMove.DENY,
+            operator="operator:op@acme.example",
+            reason="Not a research use",
+        ),
     )
     words = text_of(main((await client.get(page, headers=HTML)).text))
     assert "An operator denied it" in words
@@ -522,8 +529,11 @@ async def test_the_renewal_page_asks_the_questions_when_there_are_no_earlier_ans
 ) -> None:
     await sign_up(client)
     # An operator's grant has no application behind it.
-    grant = await create_grant(
-        runtime, email="ada@example.org", model=MODEL, tier="public", days=10, actor="op"
+    grant = await within(
+        runtime,
+        lambda uow: create_grant(
+            uow, email="ada@example.org", model=MODEL, tier="public", days=10, actor="op"
+        ),
     )
     form = await client.get(f"/grants/{grant.id}/renew", headers=HTML)
     assert form.status_code == 200
@@ -559,7 +569,10 @@ async def test_an_ended_grant_asks_for_a_deletion_statement(
     await sign_up(client)
     await applied(client, "public", PUBLIC)
     grant = await only_grant(runtime, "ada@example.org")
-    await change_grant(runtime, grant.id, GrantMove.REVOKE, reason="misuse", actor="op")
+    await within(
+        runtime,
+        lambda uow: change_grant(uow, grant.id, GrantMove.REVOKE, reason="misuse", actor="op"),
+    )
     await request_closeouts(runtime)
     page = await client.get("/grants", headers=HTML)
     words = text_of(main(page.text))
@@ -821,18 +834,26 @@ async def test_my_applications_are_listed_newest_first_a_page_at_a_time(
     ids = []
     for n in range(23):
         moment[0] = start + timedelta(minutes=n)
-        application = await submit(
+        application = await within(
             runtime,
-            account_id=owner,
-            model=MODEL,
-            tier="researcher",
-            answers={**answers, "agree_no_redistribution": True},
-            license_sha256=sha.group(1),
-            address=None,
+            lambda uow: submit(
+                uow,
+                account_id=owner,
+                model=MODEL,
+                tier="researcher",
+                answers={**answers, "agree_no_redistribution": True},
+                license_sha256=sha.group(1),
+                address=None,
+            ),
         )
         ids.append(application.id)
         if n < 22:  # one open application per tier at a time
-            await act_as_applicant(runtime, owner, application.id, ApplicationMove.WITHDRAW)
+            await within(
+                runtime,
+                lambda uow, made=application.id: act_as_applicant(
+                    uow, owner, made, ApplicationMove.WITHDRAW
+                ),
+            )
     newest_first = list(reversed(ids))
     first = await client.get("/applications", headers=HTML)
     assert "Page 1 of 2" in first.text

@@ -91,8 +91,11 @@ async def key_holder(
     account = await create_account(runtime, email, operator=False, actor="test")
     grant_id = None
     if tier is not None:
-        grant = await create_grant(
-            runtime, email=email, model=SAMPLE, tier=tier, days=None, actor="test"
+        grant = await within(
+            runtime,
+            lambda uow: create_grant(
+                uow, email=email, model=SAMPLE, tier=tier, days=None, actor="test"
+            ),
         )
         grant_id = grant.id
     created = await create_key(

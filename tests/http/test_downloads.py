@@ -152,7 +152,10 @@ async def test_revoking_or_suspending_a_grant_kills_urls_already_handed_out(
     alice = await grantee(runtime)
     url = entry(await manifest(client, alice), "README.md")["url"]
     assert (await fetch(client, url)).status_code == 200
-    await change_grant(runtime, alice.grant_id, move, reason="test", actor="operator")
+    await within(
+        runtime,
+        lambda uow: change_grant(uow, alice.grant_id, move, reason="test", actor="operator"),
+    )
     refused = await client.get(local(url))
     assert refused.status_code == 403
     assert refused.json()["error"] == reason
@@ -160,7 +163,12 @@ async def test_revoking_or_suspending_a_grant_kills_urls_already_handed_out(
     again = await client.post(MANIFEST, headers=alice.auth)
     assert again.json()["error"] == reason
     if move is GrantMove.SUSPEND:
-        await change_grant(runtime, alice.grant_id, GrantMove.REINSTATE, reason="ok", actor="op")
+        await within(
+            runtime,
+            lambda uow: change_grant(
+                uow, alice.grant_id, GrantMove.REINSTATE, reason="ok", actor="op"
+            ),
+        )
         assert (await fetch(client, url)).status_code == 200
 
 
@@ -329,7 +337,10 @@ async def test_issuance_and_requests_are_evidence(
     alice = await grantee(runtime)
     url = entry(await manifest(client, alice, paths=["README.md"]), "README.md")["url"]
     await client.get(local(url), headers={"user-agent": "evidence-test/1", "range": "bytes=0-9"})
-    await change_grant(runtime, alice.grant_id, GrantMove.REVOKE, reason="done", actor="op")
+    await within(
+        runtime,
+        lambda uow: change_grant(uow, alice.grant_id, GrantMove.REVOKE, reason="done", actor="op"),
+    )
     await client.get(local(url), headers={"user-agent": "evidence-test/1"})
     async with runtime.sessionmaker() as session:
         rows = (await session.scalars(select(Evidence).order_by(Evidence.id))).all()

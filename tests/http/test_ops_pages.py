@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from gateway.applications import service
+from gateway.applications import deciding, service, submitting
 from gateway.db.models import Account, Application, ApplicationEvent, Grant, Notification
 from gateway.identity.passwords import hash_password
 from gateway.runtime import Runtime
@@ -19,6 +19,7 @@ from stages.names import parse_model_ref
 from tests.accounts import create_account
 from tests.http.portal import HTML, Http, csrf_token, submit
 from tests.sample import publish
+from tests.units import within
 
 pytestmark = pytest.mark.anyio
 PASSWORD = "correct horse battery"
@@ -54,8 +55,7 @@ async def sign_in_operator(client: Http, rt: Runtime) -> str:
 
 
 async def license_of(rt: Runtime, tier: str = "trusted_partner") -> str:
-    async with rt.sessionmaker() as session:
-        form = await service.application_form(session, rt, MODEL, tier)
+    form = await within(rt, lambda uow: service.application_form(uow, MODEL, tier))
     return form.license_sha256
 
 
@@ -73,17 +73,19 @@ async def apply(
         existing = await session.scalar(select(Account.id).where(Account.email == email))
     account_id = existing or await make_account(rt, email)
     ref = parse_model_ref(model)
-    async with rt.sessionmaker() as session:
-        form = await service.application_form(session, rt, ref, tier)
+    form = await within(rt, lambda uow: service.application_form(uow, ref, tier))
     rt.clock = lambda: at
-    application = await service.submit(
+    application = await within(
         rt,
-        account_id=account_id,
-        model=ref,
-        tier=tier,
-        answers=answers or PARTNER_ANSWERS,
-        license_sha256=form.license_sha256,
-        address="203.0.113.7",
+        lambda uow: submitting.submit(
+            uow,
+            account_id=account_id,
+            model=ref,
+            tier=tier,
+            answers=answers or PARTNER_ANSWERS,
+            license_sha256=form.license_sha256,
+            address="203.0.113.7",
+        ),
     )
     return application.id
 
@@ -112,7 +114,10 @@ async def test_the_queue_lists_applications_awaiting_review_oldest_first_with_ov
     oldest = await apply(runtime, "old@corp.example", T0)
     middle = await apply(runtime, "mid@corp.example", T0 + timedelta(days=1))
     decided = await apply(runtime, "done@corp.example", T0 - timedelta(days=1))
-    await service.decide(runtime, decided, ApplicationMove.DENY, operator="t", reason="no")
+    await within(
+        runtime,
+        lambda uow: deciding.decide(uow, decided, ApplicationMove.DENY, operator="t", reason="no"),
+    )
     await sign_in_operator(client, runtime)
 
     set_clock(client, T0 + timedelta(days=11))
@@ -158,8 +163,11 @@ async def test_the_queue_filters_by_status_model_tier_and_overdue(
         },
     )
     denied = await apply(runtime, "denied@corp.example", T0 + timedelta(days=2))
-    await service.decide(
-        runtime, denied, ApplicationMove.DENY, operator="t", reason="not a partner"
+    await within(
+        runtime,
+        lambda uow: deciding.decide(
+            uow, denied, ApplicationMove.DENY, operator="t", reason="not a partner"
+        ),
     )
     await sign_in_operator(client, runtime)
     set_clock(client, T0 + timedelta(days=12))
@@ -231,7 +239,12 @@ async def test_bulk_deny_gives_every_selected_applicant_the_one_reason(
     second = await apply(runtime, "b@corp.example", T0 + timedelta(hours=1))
     kept = await apply(runtime, "c@corp.example", T0 + timedelta(hours=2))
     closed = await apply(runtime, "d@corp.example", T0 + timedelta(hours=3))
-    await service.decide(runtime, closed, ApplicationMove.APPROVE, operator="t", reason=None)
+    await within(
+        runtime,
+        lambda uow: deciding.decide(
+            uow, closed, ApplicationMove.APPROVE, operator="t", reason=None
+        ),
+    )
     await sign_in_operator(client, runtime)
 
     no_reason = await submit(
@@ -320,8 +333,11 @@ async def test_the_application_page_shows_the_applicant_the_answers_and_the_hist
     await publish(runtime, tmp_path)
     await publish(runtime, tmp_path, model="acme/other")
     earlier = await apply(runtime, "eve@corp.example", T0, model="acme/other")
-    await service.decide(
-        runtime, earlier, ApplicationMove.DENY, operator="t", reason="unknown partner"
+    await within(
+        runtime,
+        lambda uow: deciding.decide(
+            uow, earlier, ApplicationMove.DENY, operator="t", reason="unknown partner"
+        ),
     )
     current = await apply(
         runtime,
@@ -399,12 +415,16 @@ async def test_decisions_on_the_application_page(
     assert too_late.status_code == 409
     assert "cannot approve an application that is waiting for changes" in too_late.text
 
-    await service.act_as_applicant(
+    fay = await make_account_id(runtime, "fay@corp.example")
+    await within(
         runtime,
-        (await make_account_id(runtime, "fay@corp.example")),
-        application_id,
-        ApplicationMove.RESUBMIT,
-        answers={"organisation": "Fay Org", "intended_use": "evaluation"},
+        lambda uow: deciding.act_as_applicant(
+            uow,
+            fay,
+            application_id,
+            ApplicationMove.RESUBMIT,
+            answers={"organisation": "Fay Org", "intended_use": "evaluation"},
+        ),
     )
     approved = await submit(client, page, action, {"move": "approve", "reason": "Welcome."})
     assert approved.status_code == 302

@@ -18,6 +18,7 @@ from litestar.testing import AsyncTestClient
 
 from gateway.app import create_app
 from gateway.applications import service as applications
+from gateway.applications import submitting
 from gateway.config import Settings
 from gateway.db.models import Account
 from gateway.grants.service import create_grant
@@ -114,19 +115,26 @@ async def test_every_html_page_sends_the_browser_security_headers(
     await open_release(runtime, tmp_path)
     await account_with_password(runtime, "ops@lab.example", operator=True)
     applicant = await account_with_password(runtime, "rita@uni.example")
-    grant = await create_grant(
-        runtime, email="rita@uni.example", model=MODEL, tier="researcher", days=None, actor="t"
-    )
-    async with runtime.sessionmaker() as session:
-        form = await applications.application_form(session, runtime, MODEL, "trusted_partner")
-    await applications.submit(
+    grant = await within(
         runtime,
-        account_id=applicant,
-        model=MODEL,
-        tier="trusted_partner",
-        answers={"organisation": "Lab", "intended_use": "red-team evaluation"},
-        license_sha256=form.license_sha256,
-        address="203.0.113.7",
+        lambda uow: create_grant(
+            uow, email="rita@uni.example", model=MODEL, tier="researcher", days=None, actor="t"
+        ),
+    )
+    form = await within(
+        runtime, lambda uow: applications.application_form(uow, MODEL, "trusted_partner")
+    )
+    await within(
+        runtime,
+        lambda uow: submitting.submit(
+            uow,
+            account_id=applicant,
+            model=MODEL,
+            tier="trusted_partner",
+            answers={"organisation": "Lab", "intended_use": "red-team evaluation"},
+            license_sha256=form.license_sha256,
+            address="203.0.113.7",
+        ),
     )
     incident = await within(
         runtime,

@@ -11,7 +11,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select, update
 
-from gateway.applications import service
+from gateway.applications import deciding, service, submitting
 from gateway.db.models import Account, Application, Closeout, Evidence, Grant, Notification
 from gateway.errors import Conflict, NotFound
 from gateway.grants.lifecycle import attest_closeout, expire_grants, send_expiry_warnings
@@ -20,6 +20,7 @@ from gateway.runtime import Runtime
 from stages.applications import ApplicationMove
 from tests.accounts import create_account
 from tests.grantees import MODEL, open_release
+from tests.units import within
 
 pytestmark = pytest.mark.anyio
 
@@ -44,20 +45,23 @@ async def account(rt: Runtime, email: str, *, verified: bool = True) -> str:
 
 
 async def license_of(rt: Runtime, tier: str = "public") -> str:
-    async with rt.sessionmaker() as session:
-        form = await service.application_form(session, rt, MODEL, tier)
+    form = await within(rt, lambda uow: service.application_form(uow, MODEL, tier))
     return form.license_sha256
 
 
 async def apply(rt: Runtime, account_id: str, tier: str, answers: dict[str, Any]) -> Application:
-    return await service.submit(
+    sha256 = await license_of(rt, tier)
+    return await within(
         rt,
-        account_id=account_id,
-        model=MODEL,
-        tier=tier,
-        answers=answers,
-        license_sha256=await license_of(rt, tier),
-        address="192.0.2.1",
+        lambda uow: submitting.submit(
+            uow,
+            account_id=account_id,
+            model=MODEL,
+            tier=tier,
+            answers=answers,
+            license_sha256=sha256,
+            address="192.0.2.1",
+        ),
     )
 
 
@@ -111,14 +115,17 @@ async def test_refusals(runtime: Runtime, tmp_path: Path) -> None:
         await apply(runtime, who, "researcher", {"affiliation": "Uni"})
     assert {p.field for p in missing.value.problems} >= {"country", "research_purpose"}
     with pytest.raises(Conflict, match="license you accepted is not the current one"):
-        await service.submit(
+        await within(
             runtime,
-            account_id=who,
-            model=MODEL,
-            tier="researcher",
-            answers=RESEARCHER,
-            license_sha256="0" * 64,
-            address=None,
+            lambda uow: submitting.submit(
+                uow,
+                account_id=who,
+                model=MODEL,
+                tier="researcher",
+                answers=RESEARCHER,
+                license_sha256="0" * 64,
+                address=None,
+            ),
         )
     await apply(runtime, who, "researcher", RESEARCHER)
     with pytest.raises(Conflict, match="already have an open application"):
@@ -131,15 +138,22 @@ async def test_a_denial_has_a_reason_and_a_cooldown(runtime: Runtime, tmp_path: 
     who = await account(runtime, "cy@company.example")
     application = await apply(runtime, who, "researcher", RESEARCHER)
     with pytest.raises(Conflict, match="reason"):
-        await service.decide(
-            runtime, application.id, ApplicationMove.DENY, operator="op", reason=" "
+        await within(
+            runtime,
+            lambda uow: deciding.decide(
+                uow, application.id, ApplicationMove.DENY, operator="op", reason=" "
+            ),
         )
-    denied = await service.decide(
-        runtime, application.id, ApplicationMove.DENY, operator="op", reason="not a research use"
+    denied = await within(
+        runtime,
+        lambda uow: deciding.decide(
+            uow, application.id, ApplicationMove.DENY, operator="op", reason="not a research use"
+        ),
     )
     assert denied.status == "denied"
-    async with runtime.sessionmaker() as session:
-        shown = await service.get_application(session, application.id, owner=who)
+    shown = await within(
+        runtime, lambda uow: service.get_application(uow, application.id, owner=who)
+    )
     assert shown.decision_reason == "not a research use"
     assert [e.move for e in shown.events] == ["submit", "deny"]
     with pytest.raises(Conflict, match="you may apply again from"):
@@ -147,8 +161,11 @@ async def test_a_denial_has_a_reason_and_a_cooldown(runtime: Runtime, tmp_path: 
     later = runtime.clock() + timedelta(days=31)
     runtime.clock = lambda: later
     again = await apply(runtime, who, "researcher", RESEARCHER)
-    approved = await service.decide(
-        runtime, again.id, ApplicationMove.APPROVE, operator="op", reason=None
+    approved = await within(
+        runtime,
+        lambda uow: deciding.decide(
+            uow, again.id, ApplicationMove.APPROVE, operator="op", reason=None
+        ),
     )
     assert approved.grant_id is not None
 
@@ -158,13 +175,18 @@ async def test_another_accounts_application_is_not_found(runtime: Runtime, tmp_p
     owner = await account(runtime, "cy@company.example")
     other = await account(runtime, "eve@company.example")
     application = await apply(runtime, owner, "researcher", RESEARCHER)
-    async with runtime.sessionmaker() as session:
-        with pytest.raises(NotFound):
-            await service.get_application(session, application.id, owner=other)
     with pytest.raises(NotFound):
-        await service.act_as_applicant(runtime, other, application.id, ApplicationMove.WITHDRAW)
-    withdrawn = await service.act_as_applicant(
-        runtime, owner, application.id, ApplicationMove.WITHDRAW
+        await within(runtime, lambda uow: service.get_application(uow, application.id, owner=other))
+    with pytest.raises(NotFound):
+        await within(
+            runtime,
+            lambda uow: deciding.act_as_applicant(
+                uow, other, application.id, ApplicationMove.WITHDRAW
+            ),
+        )
+    withdrawn = await within(
+        runtime,
+        lambda uow: deciding.act_as_applicant(uow, owner, application.id, ApplicationMove.WITHDRAW),
     )
     assert withdrawn.status == "withdrawn"
 
@@ -173,16 +195,22 @@ async def test_changes_requested_then_resubmitted(runtime: Runtime, tmp_path: Pa
     await open_release(runtime, tmp_path)
     who = await account(runtime, "cy@company.example")
     application = await apply(runtime, who, "researcher", RESEARCHER)
-    await service.decide(
+    await within(
         runtime,
-        application.id,
-        ApplicationMove.REQUEST_CHANGES,
-        operator="op",
-        reason="say which benchmarks",
+        lambda uow: deciding.decide(
+            uow,
+            application.id,
+            ApplicationMove.REQUEST_CHANGES,
+            operator="op",
+            reason="say which benchmarks",
+        ),
     )
     changed = {**RESEARCHER, "research_purpose": "MMLU and HELM evaluation"}
-    again = await service.act_as_applicant(
-        runtime, who, application.id, ApplicationMove.RESUBMIT, answers=changed
+    again = await within(
+        runtime,
+        lambda uow: deciding.act_as_applicant(
+            uow, who, application.id, ApplicationMove.RESUBMIT, answers=changed
+        ),
     )
     assert again.status == "submitted"
     assert again.answers["research_purpose"] == "MMLU and HELM evaluation"
@@ -200,16 +228,20 @@ async def test_the_queue_is_oldest_first_with_overdue_flags_and_no_cap(
         await apply(runtime, who, "researcher", RESEARCHER)
     now = start + timedelta(days=20)
     runtime.clock = lambda: now
-    async with runtime.sessionmaker() as session:
-        page, total = await service.list_applications(
-            session, runtime, service.QueueFilter(), limit=3, offset=0
-        )
-        rest, _ = await service.list_applications(
-            session, runtime, service.QueueFilter(), limit=3, offset=6
-        )
-        overdue, overdue_total = await service.list_applications(
-            session, runtime, service.QueueFilter(overdue_only=True), limit=50
-        )
+    page, total = await within(
+        runtime,
+        lambda uow: service.list_applications(uow, service.QueueFilter(), limit=3, offset=0),
+    )
+    rest, _ = await within(
+        runtime,
+        lambda uow: service.list_applications(uow, service.QueueFilter(), limit=3, offset=6),
+    )
+    overdue, overdue_total = await within(
+        runtime,
+        lambda uow: service.list_applications(
+            uow, service.QueueFilter(overdue_only=True), limit=50
+        ),
+    )
     assert total == 7
     assert [i.application.account.email for i in page] == [
         "user0@company.example",
@@ -252,11 +284,14 @@ async def test_grant_lifecycle_warns_expires_and_asks_for_a_closeout(
     assert closeout is not None
     other = await account(runtime, "eve@example.com")
     with pytest.raises(NotFound):
-        await attest_closeout(runtime, other, closeout.id, "deleted", None)
-    done = await attest_closeout(runtime, who, closeout.id, "deleted from all disks", "192.0.2.1")
+        await within(runtime, lambda uow: attest_closeout(uow, other, closeout.id, "deleted", None))
+    done = await within(
+        runtime,
+        lambda uow: attest_closeout(uow, who, closeout.id, "deleted from all disks", "192.0.2.1"),
+    )
     assert done.attested_at is not None
     with pytest.raises(Conflict):
-        await attest_closeout(runtime, who, closeout.id, "again", None)
+        await within(runtime, lambda uow: attest_closeout(uow, who, closeout.id, "again", None))
     subjects = await count(runtime, Notification, Notification.account_id == who)
     assert subjects == 4  # approved, 30-day warning, 7-day warning, ended
 
@@ -321,7 +356,12 @@ async def test_applying_again_does_not_undo_a_revocation(runtime: Runtime, tmp_p
     who = await account(runtime, "pat@example.com")
     application = await apply(runtime, who, "public", PUBLIC)
     assert application.grant_id is not None
-    await change_grant(runtime, application.grant_id, GrantMove.REVOKE, reason="abuse", actor="op")
+    await within(
+        runtime,
+        lambda uow: change_grant(
+            uow, application.grant_id, GrantMove.REVOKE, reason="abuse", actor="op"
+        ),
+    )
     with pytest.raises(Conflict, match="was revoked; contact the operators"):
         await apply(runtime, who, "public", PUBLIC)
     assert await count(runtime, Grant) == 1

@@ -142,11 +142,17 @@ async def test_the_announcement_reaches_each_grantee_once(runtime: Runtime, tmp_
     bob = await grantee(runtime, "bob@example.org")
     # Carol holds two grants of the model (two tiers): she hears once.
     carol = await grantee(runtime, "carol@example.org", tier="trusted_partner")
-    await create_grant(
-        runtime, email=carol.email, model=MODEL, tier="researcher", days=None, actor="t"
+    await within(
+        runtime,
+        lambda uow: create_grant(
+            uow, email=carol.email, model=MODEL, tier="researcher", days=None, actor="t"
+        ),
     )
     dave = await grantee(runtime, "dave@example.org")
-    await change_grant(runtime, dave.grant_id, GrantMove.SUSPEND, reason="check", actor="op")
+    await within(
+        runtime,
+        lambda uow: change_grant(uow, dave.grant_id, GrantMove.SUSPEND, reason="check", actor="op"),
+    )
     now = runtime.clock()
 
     row = await announce(runtime, now + timedelta(days=40), successor=None)
@@ -328,7 +334,10 @@ async def test_at_the_date_downloads_stop_grants_end_and_closeouts_are_asked(
     await open_release(runtime, tmp_path)
     alice = await grantee(runtime, "alice@example.org")
     bob = await grantee(runtime, "bob@example.org")
-    await change_grant(runtime, bob.grant_id, GrantMove.SUSPEND, reason="check", actor="op")
+    await within(
+        runtime,
+        lambda uow: change_grant(uow, bob.grant_id, GrantMove.SUSPEND, reason="check", actor="op"),
+    )
     effective = runtime.clock() + timedelta(days=40)
     await announce(runtime, effective)
 

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from gateway.applications import service as applications
+from gateway.applications import submitting
 from gateway.db.models import (
     Account,
     ApiKey,
@@ -281,16 +282,18 @@ async def test_a_termination_stops_urls_already_handed_out(
 
 
 async def apply_public(rt: Runtime, account_id: str) -> str:
-    async with rt.sessionmaker() as session:
-        form = await applications.application_form(session, rt, MODEL, "public")
-    application = await applications.submit(
+    form = await within(rt, lambda uow: applications.application_form(uow, MODEL, "public"))
+    application = await within(
         rt,
-        account_id=account_id,
-        model=MODEL,
-        tier="public",
-        answers=PUBLIC,
-        license_sha256=form.license_sha256,
-        address="192.0.2.1",
+        lambda uow: submitting.submit(
+            uow,
+            account_id=account_id,
+            model=MODEL,
+            tier="public",
+            answers=PUBLIC,
+            license_sha256=form.license_sha256,
+            address="192.0.2.1",
+        ),
     )
     return application.status
 

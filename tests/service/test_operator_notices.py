@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from gateway.applications import service
+from gateway.applications import service, submitting
 from gateway.applications.operator_notices import send_operator_digests
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.db.models import Account, Notification
@@ -22,6 +22,7 @@ from stages.names import parse_model_ref
 from tests.accounts import create_account
 from tests.fixtures.smtp import SmtpTestServer
 from tests.sample import publish
+from tests.units import within
 
 pytestmark = pytest.mark.anyio
 MODEL = parse_model_ref("acme/sample")
@@ -39,16 +40,18 @@ async def account(rt: Runtime, email: str, *, operator: bool = False, name: str 
 
 
 async def apply(rt: Runtime, account_id: str, tier: str = "trusted_partner") -> str:
-    async with rt.sessionmaker() as session:
-        form = await service.application_form(session, rt, MODEL, tier)
-    application = await service.submit(
+    form = await within(rt, lambda uow: service.application_form(uow, MODEL, tier))
+    application = await within(
         rt,
-        account_id=account_id,
-        model=MODEL,
-        tier=tier,
-        answers=PARTNER if tier == "trusted_partner" else PUBLIC,
-        license_sha256=form.license_sha256,
-        address="192.0.2.1",
+        lambda uow: submitting.submit(
+            uow,
+            account_id=account_id,
+            model=MODEL,
+            tier=tier,
+            answers=PARTNER if tier == "trusted_partner" else PUBLIC,
+            license_sha256=form.license_sha256,
+            address="192.0.2.1",
+        ),
     )
     return application.id
 
@@ -133,14 +136,17 @@ async def test_no_notice_for_an_approval_on_the_spot_an_own_application_or_a_ref
     # Refused before it is written: no notice either (one transaction).
     bea = await account(rt, "bea@lab.example")
     with pytest.raises(Conflict):
-        await service.submit(
+        await within(
             rt,
-            account_id=bea,
-            model=MODEL,
-            tier="trusted_partner",
-            answers=PARTNER,
-            license_sha256="0" * 64,
-            address=None,
+            lambda uow: submitting.submit(
+                uow,
+                account_id=bea,
+                model=MODEL,
+                tier="trusted_partner",
+                answers=PARTNER,
+                license_sha256="0" * 64,
+                address=None,
+            ),
         )
     assert len(await notices(rt, "oscar@ops.example")) == 1
 

@@ -43,7 +43,9 @@ async def download_as(rt: Runtime, email: str, tier: str, *, confirmed: bool = T
         async with rt.transaction() as session:
             row = await session.get_one(Account, account.id)
             row.email_verified_at = rt.clock()
-    await create_grant(rt, email=email, model=MODEL, tier=tier, days=None, actor="t")
+    await within(
+        rt, lambda uow: create_grant(uow, email=email, model=MODEL, tier=tier, days=None, actor="t")
+    )
     manifest = await issue_manifest_for_account(
         rt, account, MODEL, "1.0", paths=["README.md"], client=CLIENT
     )
@@ -211,8 +213,11 @@ async def test_a_rollback_cuts_off_urls_of_the_wider_tier(runtime: Runtime, tmp_
             ),
         )
     researcher = await create_account(runtime, "r@uni.edu", operator=False, actor="t")
-    await create_grant(
-        runtime, email="r@uni.edu", model=MODEL, tier="researcher", days=None, actor="t"
+    await within(
+        runtime,
+        lambda uow: create_grant(
+            uow, email="r@uni.edu", model=MODEL, tier="researcher", days=None, actor="t"
+        ),
     )
     manifest = await issue_manifest_for_account(runtime, researcher, MODEL, "1.0", client=CLIENT)
     token = manifest.artifacts[0].url.rsplit("/d/", 1)[1]
@@ -247,7 +252,12 @@ async def test_recall_of_a_tier_and_of_the_release_then_reinstatement_by_two_ope
     tokens = {}
     for email, tier in (("p@x.example", "public"), ("r@uni.edu", "researcher")):
         account = await create_account(runtime, email, operator=False, actor="t")
-        await create_grant(runtime, email=email, model=MODEL, tier=tier, days=None, actor="t")
+        await within(
+            runtime,
+            lambda uow, email=email, tier=tier: create_grant(
+                uow, email=email, model=MODEL, tier=tier, days=None, actor="t"
+            ),
+        )
         manifest = await issue_manifest_for_account(
             runtime, account, MODEL, "1.0", paths=["README.md"], client=CLIENT
         )
@@ -307,7 +317,12 @@ async def test_a_tier_recall_withdraws_every_wider_tier_too(
     tokens = {}
     for email, tier in (("p@x.example", "public"), ("t@lab.example", "trusted_partner")):
         account = await create_account(runtime, email, operator=False, actor="t")
-        await create_grant(runtime, email=email, model=MODEL, tier=tier, days=None, actor="t")
+        await within(
+            runtime,
+            lambda uow, email=email, tier=tier: create_grant(
+                uow, email=email, model=MODEL, tier=tier, days=None, actor="t"
+            ),
+        )
         manifest = await issue_manifest_for_account(
             runtime, account, MODEL, "1.0", paths=["README.md"], client=CLIENT
         )
@@ -385,11 +400,17 @@ async def test_the_manifest_uses_the_grant_that_sees_the_most(
             ),
         )
     account = await create_account(runtime, "both@lab.example", operator=False, actor="t")
-    await create_grant(
-        runtime, email="both@lab.example", model=MODEL, tier="public", days=None, actor="t"
+    await within(
+        runtime,
+        lambda uow: create_grant(
+            uow, email="both@lab.example", model=MODEL, tier="public", days=None, actor="t"
+        ),
     )
-    await create_grant(
-        runtime, email="both@lab.example", model=MODEL, tier="trusted_partner", days=None, actor="t"
+    await within(
+        runtime,
+        lambda uow: create_grant(
+            uow, email="both@lab.example", model=MODEL, tier="trusted_partner", days=None, actor="t"
+        ),
     )
     manifest = await issue_manifest_for_account(runtime, account, MODEL, "1.0", client=CLIENT)
     assert manifest.tier == "trusted_partner"

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from gateway.applications import deciding, submitting
 from gateway.applications import service as applications
 from gateway.db.models import Base, Grant
 from gateway.decommission import announce as announcing
@@ -224,18 +225,20 @@ def at(rt: Runtime, moment: datetime) -> None:
 async def _apply(
     rt: Runtime, who: str, tier: str, answers: dict[str, Any], renewal_of: str | None = None
 ) -> Any:
-    async with rt.sessionmaker() as session:
-        form = await applications.application_form(session, rt, MODEL, tier)
-    return await applications.submit(
+    form = await within(rt, lambda uow: applications.application_form(uow, MODEL, tier))
+    return await within(
         rt,
-        account_id=who,
-        model=MODEL,
-        tier=tier,
-        answers=answers,
-        license_sha256=form.license_sha256,
-        address="192.0.2.1",
-        renewal_of=renewal_of,
-        usage_report="evaluation runs" if renewal_of else None,
+        lambda uow: submitting.submit(
+            uow,
+            account_id=who,
+            model=MODEL,
+            tier=tier,
+            answers=answers,
+            license_sha256=form.license_sha256,
+            address="192.0.2.1",
+            renewal_of=renewal_of,
+            usage_report="evaluation runs" if renewal_of else None,
+        ),
     )
 
 
@@ -284,41 +287,78 @@ async def test_application_and_grant_paths_move_by_the_tables(
         (ApplicationMove.REQUEST_CHANGES, "say which lab"),
     ]:
         async with walk.step(move):
-            await applications.decide(runtime, reviewed.id, move, operator="op", reason=reason)
+            await within(
+                runtime,
+                lambda uow, move=move, reason=reason: deciding.decide(
+                    uow, reviewed.id, move, operator="op", reason=reason
+                ),
+            )
     async with walk.step("resubmit"):
-        await applications.act_as_applicant(
-            runtime, ids["bob"], reviewed.id, ApplicationMove.RESUBMIT, answers=RESEARCHER
+        await within(
+            runtime,
+            lambda uow: deciding.act_as_applicant(
+                uow, ids["bob"], reviewed.id, ApplicationMove.RESUBMIT, answers=RESEARCHER
+            ),
         )
     async with walk.step("approve"):
-        approved = await applications.decide(
-            runtime, reviewed.id, ApplicationMove.APPROVE, operator="op", reason=None
+        approved = await within(
+            runtime,
+            lambda uow: deciding.decide(
+                uow, reviewed.id, ApplicationMove.APPROVE, operator="op", reason=None
+            ),
         )
     for name, move in [("cy", ApplicationMove.WITHDRAW), ("dee", ApplicationMove.DENY)]:
         async with walk.step(f"apply ({name})"):
             other = await _apply(runtime, ids[name], "researcher", RESEARCHER)
         async with walk.step(move):
             if move is ApplicationMove.WITHDRAW:
-                await applications.act_as_applicant(runtime, ids[name], other.id, move)
+                await within(
+                    runtime,
+                    lambda uow, who=ids[name], other=other, move=move: deciding.act_as_applicant(
+                        uow, who, other.id, move
+                    ),
+                )
             else:
-                await applications.decide(runtime, other.id, move, operator="op", reason="no")
+                await within(
+                    runtime,
+                    lambda uow, other=other, move=move: deciding.decide(
+                        uow, other.id, move, operator="op", reason="no"
+                    ),
+                )
     async with walk.step("apply (eve)"):
         stale = await _apply(runtime, ids["eve"], "researcher", RESEARCHER)
     async with walk.step("request changes (eve)"):
-        await applications.decide(
-            runtime, stale.id, ApplicationMove.REQUEST_CHANGES, operator="op", reason="more"
+        await within(
+            runtime,
+            lambda uow: deciding.decide(
+                uow, stale.id, ApplicationMove.REQUEST_CHANGES, operator="op", reason="more"
+            ),
         )
 
     grant_id = public.grant_id
     assert grant_id is not None
     for move in (GrantMove.SUSPEND, GrantMove.REINSTATE):
         async with walk.step(f"grant {move}"):
-            await change_grant(runtime, grant_id, move, reason="checking", actor="op")
+            await within(
+                runtime,
+                lambda uow, move=move: change_grant(
+                    uow, grant_id, move, reason="checking", actor="op"
+                ),
+            )
     async with walk.step("operator grant"):
-        revoked = await create_grant(
-            runtime, email="fay@example.com", model=MODEL, tier="public", days=None, actor="op"
+        revoked = await within(
+            runtime,
+            lambda uow: create_grant(
+                uow, email="fay@example.com", model=MODEL, tier="public", days=None, actor="op"
+            ),
         )
     async with walk.step("grant revoke"):
-        await change_grant(runtime, revoked.id, GrantMove.REVOKE, reason="misuse", actor="op")
+        await within(
+            runtime,
+            lambda uow: change_grant(
+                uow, revoked.id, GrantMove.REVOKE, reason="misuse", actor="op"
+            ),
+        )
 
     # An active grant inside its renewal window is renewed in place: RENEW, still active.
     start = runtime.clock()
@@ -328,8 +368,11 @@ async def test_application_and_grant_paths_move_by_the_tables(
         renewing = await _apply(
             runtime, ids["bob"], "researcher", RESEARCHER, renewal_of=bob_grant.id
         )
-        await applications.decide(
-            runtime, renewing.id, ApplicationMove.APPROVE, operator="op", reason=None
+        await within(
+            runtime,
+            lambda uow: deciding.decide(
+                uow, renewing.id, ApplicationMove.APPROVE, operator="op", reason=None
+            ),
         )
     extended = await _grant(runtime, bob_grant.id)
     assert extended.status is GrantStatus.ACTIVE
@@ -340,7 +383,7 @@ async def test_application_and_grant_paths_move_by_the_tables(
         report = await expire_grants(runtime)
     assert report.expired == 2  # ada's, and bob's even renewed; fay's was revoked
     async with walk.step("expire stale applications"):
-        assert await applications.expire_stale_applications(runtime) >= 1
+        assert await within(runtime, deciding.expire_stale_applications) >= 1
 
     # An expired grant stays expired; its renewal is a new grant.
     async with walk.step("renew an expired grant"):
@@ -384,8 +427,11 @@ async def test_release_incident_and_enforcement_paths_move_by_the_tables(
         )
     async with walk.step("sign up"):
         bob = await create_account(runtime, "bob@example.com", operator=False, actor="t")
-        await create_grant(
-            runtime, email="bob@example.com", model=MODEL, tier="researcher", days=None, actor="t"
+        await within(
+            runtime,
+            lambda uow: create_grant(
+                uow, email="bob@example.com", model=MODEL, tier="researcher", days=None, actor="t"
+            ),
         )
     async with walk.step("recall"):
         await within(runtime, lambda uow: recall(uow, MODEL, "1.0", reason="leak", actor="op:ann"))

@@ -10,26 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
 
 from litestar import Controller, get, post
 from litestar.params import QueryParameter, URLEncodedBody
 from litestar.response import Redirect, Template
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
-from gateway.applications import service
+from gateway.applications import deciding, service
 from gateway.applications.reviewing import answer_rows, form_fields, queue_filter
 from gateway.applications.service import QueueFilter, QueueItem
-from gateway.db.models import Account, Application
 from gateway.errors import GatewayError, InvalidInput
 from gateway.grants.service import GrantFilter, list_grants
 from gateway.runtime import Runtime
-from gateway.web import Db, Page, PathStr, Rt
+from gateway.web import Page, PathStr, Rt, Uow
 from gateway.web.forms import field, whole_number
 from gateway.web.guards import Operator, back_to, requires_operator
+from gateway.web.pages import page_numbers
 from policies.applications import review_clock
 from stages import actors
 from stages.applications import (
@@ -42,10 +39,15 @@ from stages.applications import (
 )
 from stages.tiers import UnknownTier
 
+if TYPE_CHECKING:
+    from gateway.db.models import Account
+    from gateway.db.uow import UnitOfWork
+
+
 Form = URLEncodedBody[dict[str, Any]]
 PAGE_SIZE = 50
 HISTORY_LIMIT = 100
-# A bulk decision runs one transaction per application; a page holds PAGE_SIZE of them.
+# A bulk decision is one unit of work; a page holds PAGE_SIZE applications.
 BULK_LIMIT = 500
 
 STATUS_LABELS: Mapping[str, str] = {
@@ -122,17 +124,6 @@ class QueueQuery:
         return "/ops" + (f"?{urlencode(params)}" if params else "")
 
 
-def page_numbers(page: int, pages: int) -> list[int | None]:
-    """The page links to show: the first, the last and two either side; None is a gap."""
-    shown = sorted({1, pages, *range(max(1, page - 2), min(pages, page + 2) + 1)})
-    numbers: list[int | None] = []
-    for number in shown:
-        if numbers and number - (numbers[-1] or 0) > 1:
-            numbers.append(None)
-        numbers.append(number)
-    return numbers
-
-
 def _all(data: Mapping[str, Any], name: str) -> list[str]:
     """Every value of a repeated form field (checkboxes), once each, in order."""
     value = data.get(name, [])
@@ -152,15 +143,14 @@ def _operator_actor(operator: Account) -> actors.Actor:
     return actors.Actor.account(operator.id)
 
 
-async def _actor_names(session: AsyncSession, actor_texts: Sequence[str | None]) -> dict[str, str]:
+async def _actor_names(uow: UnitOfWork, actor_texts: Sequence[str | None]) -> dict[str, str]:
     """Who each actor of a timeline is, as people read it: accounts by their email."""
     stored = [actors.Actor.parse(actor) for actor in actor_texts if actor]
     ids = {who.id for who in stored if who.kind is actors.ActorKind.ACCOUNT}
     names = {actor: actor for actor in actor_texts if actor}
     names[actors.GATEWAY] = "the gateway (automatic)"
-    if ids:
-        rows = await session.execute(select(Account.id, Account.email).where(Account.id.in_(ids)))
-        names.update({actors.Actor.account(account_id): email for account_id, email in rows.all()})
+    emails = await service.account_emails(uow, sorted(ids))
+    names.update({actors.Actor.account(account_id): email for account_id, email in emails.items()})
     return names
 
 
@@ -171,7 +161,7 @@ class OpsPages(Controller):
     @get("/ops")
     async def queue(
         self,
-        db: Db,
+        uow: Uow,
         runtime: Rt,
         status: Status = "",
         model: ModelQuery = "",
@@ -181,10 +171,10 @@ class OpsPages(Controller):
         applicant: Applicant = "",
     ) -> Template:
         query = QueueQuery(status.strip(), model.strip(), tier.strip(), overdue, applicant.strip())
-        return await _queue_page(db, runtime, query, page)
+        return await _queue_page(uow, runtime, query, page)
 
     @post("/ops/applications/bulk", opt=back_to("/ops"))
-    async def bulk(self, db: Db, runtime: Rt, operator: Operator, data: Form) -> Template:
+    async def bulk(self, uow: Uow, runtime: Rt, operator: Operator, data: Form) -> Template:
         query = QueueQuery.of(data)
         try:
             page = whole_number(field(data, "page"), what="page", code="invalid_page") or 1
@@ -209,7 +199,7 @@ class OpsPages(Controller):
                 )
         except GatewayError as exc:
             return await _queue_page(
-                db,
+                uow,
                 runtime,
                 query,
                 page,
@@ -217,18 +207,11 @@ class OpsPages(Controller):
                 selected=ids,
                 values={"move": field(data, "move"), "reason": reason},
             )
-        results = await service.decide_many(
-            runtime, ids, move, operator=_operator_actor(operator), reason=reason or None
+        results = await deciding.decide_many(
+            uow, ids, move, operator=_operator_actor(operator), reason=reason or None
         )
-        # A session of its own: the request's session may hold a snapshot from before
-        # the decisions (SQLite keeps one per read transaction).
-        async with runtime.sessionmaker() as session:
-            rows = await session.scalars(
-                select(Application)
-                .options(selectinload(Application.account), selectinload(Application.model))
-                .where(Application.id.in_(ids))
-            )
-            by_id = {application.id: application for application in rows.all()}
+        # The same unit: it reads the decisions it made.
+        by_id = await service.applications_by_id(uow, ids)
         failed = sum(1 for _, error in results if error)
         return Template(
             "ops/bulk_result.html",
@@ -245,29 +228,29 @@ class OpsPages(Controller):
 
     @get("/ops/applications/{application_id:str}")
     async def application(
-        self, db: Db, runtime: Rt, application_id: PathStr, moved: Moved = ""
+        self, uow: Uow, runtime: Rt, application_id: PathStr, moved: Moved = ""
     ) -> Template:
-        return await _application_page(db, runtime, application_id, moved=moved)
+        return await _application_page(uow, runtime, application_id, moved=moved)
 
     @post(
         "/ops/applications/{application_id:str}/decide",
         opt=back_to("/ops/applications/{application_id}"),
     )
     async def decide(
-        self, db: Db, runtime: Rt, operator: Operator, application_id: PathStr, data: Form
+        self, uow: Uow, runtime: Rt, operator: Operator, application_id: PathStr, data: Form
     ) -> Template | Redirect:
         reason = field(data, "reason")
         try:
             move = _move(field(data, "move"), tuple(MOVE_LABELS))
-            await service.decide(
-                runtime, application_id, move, operator=_operator_actor(operator), reason=reason
+            await deciding.decide(
+                uow, application_id, move, operator=_operator_actor(operator), reason=reason
             )
         except GatewayError as exc:
             # NotFound stays a 404 page; a refused move redraws the page with why.
             if exc.status == 404:
                 raise
             return await _application_page(
-                db,
+                uow,
                 runtime,
                 application_id,
                 error=exc,
@@ -277,7 +260,7 @@ class OpsPages(Controller):
 
 
 async def _queue_page(
-    db: AsyncSession,
+    uow: UnitOfWork,
     rt: Runtime,
     query: QueueQuery,
     page: int,
@@ -294,7 +277,7 @@ async def _queue_page(
         error = error or exc
     else:
         items, total = await service.list_applications(
-            db, rt, where, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
+            uow, where, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
         )
     pages = max(1, -(-total // PAGE_SIZE))
     return Template(
@@ -321,7 +304,7 @@ async def _queue_page(
 
 
 async def _application_page(
-    db: AsyncSession,
+    uow: UnitOfWork,
     rt: Runtime,
     application_id: str,
     *,
@@ -329,13 +312,13 @@ async def _application_page(
     error: GatewayError | None = None,
     values: Mapping[str, str] | None = None,
 ) -> Template:
-    application = await service.get_application(db, application_id, owner=None)
+    application = await service.get_application(uow, application_id, owner=None)
     account = application.account
     status = ApplicationStatus(application.status)
     history, history_total = await service.list_applications(
-        db, rt, QueueFilter(account_id=account.id), limit=HISTORY_LIMIT
+        uow, QueueFilter(account_id=account.id), limit=HISTORY_LIMIT
     )
-    grants = await list_grants(db, GrantFilter(account_id=account.id))
+    grants = await list_grants(uow, GrantFilter(account_id=account.id))
     clock = None
     if awaits_review(status):
         try:
@@ -364,7 +347,7 @@ async def _application_page(
             "history": [item for item in history if item.application.id != application.id],
             "history_total": history_total - 1,
             "grants": grants,
-            "actors": await _actor_names(db, actors),
+            "actors": await _actor_names(uow, actors),
             "moves": moves,
             "moved": STATUS_LABELS.get(application.status) if moved else None,
             "error": error.message if error else None,

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import click
 from rich.table import Table
 
-from gateway.cli.support import out, parse_or_fail, run
-from gateway.db.models import Grant
+from gateway.cli.support import in_unit, out, parse_or_fail, run
 from gateway.grants.service import GrantFilter, change_grant, create_grant, list_grants
-from gateway.runtime import Runtime, cli_actor
+from gateway.runtime import cli_actor
 from gateway.web.filters import when
 from stages.grants import GrantMove
 from stages.names import parse_model_ref
@@ -30,7 +27,11 @@ def grants_create(email: str, model: str, tier: str, days: int | None) -> None:
     """Grant an account access to a model at a tier; prints the grant id."""
     ref = parse_or_fail(parse_model_ref, model)
     grant = run(
-        lambda rt: create_grant(rt, email=email, model=ref, tier=tier, days=days, actor=cli_actor())
+        in_unit(
+            lambda uow: create_grant(
+                uow, email=email, model=ref, tier=tier, days=days, actor=cli_actor()
+            )
+        )
     )
     out.print(grant.id)
 
@@ -42,11 +43,7 @@ def grants_list(email: str | None, model: str | None) -> None:
     """List grants, newest first."""
     ref = parse_or_fail(parse_model_ref, model) if model else None
 
-    async def call(rt: Runtime) -> Sequence[Grant]:
-        async with rt.sessionmaker() as session:
-            return await list_grants(session, GrantFilter(email=email, model=ref))
-
-    rows = run(call)
+    rows = run(in_unit(lambda uow: list_grants(uow, GrantFilter(email=email, model=ref))))
     if not rows:
         out.print("No grants.")
         return
@@ -66,7 +63,9 @@ def grants_list(email: str | None, model: str | None) -> None:
 
 
 def _change(move: GrantMove, grant_id: str, reason: str) -> None:
-    grant = run(lambda rt: change_grant(rt, grant_id, move, reason=reason, actor=cli_actor()))
+    grant = run(
+        in_unit(lambda uow: change_grant(uow, grant_id, move, reason=reason, actor=cli_actor()))
+    )
     out.print(f"Grant {grant.id} is now {grant.status}.")
 
 

@@ -7,23 +7,22 @@ the queue's order, its overdue flags and the moves an operator may make.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
 
+from gateway.applications.deciding import decide, decide_many
 from gateway.applications.reviewing import answer_rows, form_fields, queue_filter
-from gateway.applications.service import (
-    QueueItem,
-    decide,
-    decide_many,
-    get_application,
-    list_applications,
-)
-from gateway.cli.support import fail, out, run
-from gateway.db.models import Application
-from gateway.runtime import Runtime, cli_actor
+from gateway.applications.service import QueueItem, get_application, list_applications
+from gateway.cli.support import fail, in_unit, out, run
+from gateway.runtime import cli_actor
 from gateway.web.filters import when
 from stages.applications import ApplicationMove, ApplicationStatus
+
+if TYPE_CHECKING:
+    from gateway.db.models import Application
+    from gateway.db.uow import UnitOfWork
 
 MAX_LIMIT = 500
 
@@ -49,14 +48,11 @@ def applications_list(
 ) -> None:
     """List applications, oldest first, with their review clocks."""
 
-    async def call(rt: Runtime) -> tuple[list[QueueItem], int]:
-        where = queue_filter(rt, status=status, model=model, tier=tier, overdue=overdue)
-        async with rt.sessionmaker() as session:
-            return await list_applications(
-                session, rt, where, limit=limit, offset=(page - 1) * limit
-            )
+    async def call(uow: UnitOfWork) -> tuple[list[QueueItem], int]:
+        where = queue_filter(uow.rt, status=status, model=model, tier=tier, overdue=overdue)
+        return await list_applications(uow, where, limit=limit, offset=(page - 1) * limit)
 
-    items, total = run(call)
+    items, total = run(in_unit(call))
     pages = max(1, -(-total // limit))
     summary = f"{total} application{'' if total == 1 else 's'}, page {page} of {pages}."
     if not items:
@@ -88,13 +84,12 @@ def applications_list(
 def applications_show(application_id: str) -> None:
     """Show an application: applicant, answers, license acceptance and timeline."""
 
-    async def call(rt: Runtime) -> tuple[Application, list[tuple[str, str]]]:
-        async with rt.sessionmaker() as session:
-            application = await get_application(session, application_id, owner=None)
-        fields = form_fields(rt, application.tier)
+    async def call(uow: UnitOfWork) -> tuple[Application, list[tuple[str, str]]]:
+        application = await get_application(uow, application_id, owner=None)
+        fields = form_fields(uow.rt, application.tier)
         return application, answer_rows(fields, application.answers)
 
-    application, answers = run(call)
+    application, answers = run(in_unit(call))
     account = application.account
     verified = "verified" if account.email_verified_at else "not verified"
     facts = [
@@ -135,10 +130,12 @@ def _decide(move: ApplicationMove, ids: Sequence[str], reason: str | None) -> No
     actor = cli_actor()
     if len(ids) == 1:
         # One application: its error keeps its own exit code (3 not found, 4 refused).
-        application = run(lambda rt: decide(rt, ids[0], move, operator=actor, reason=reason))
+        application = run(
+            in_unit(lambda uow: decide(uow, ids[0], move, operator=actor, reason=reason))
+        )
         out.print(f"Application {application.id} is now {application.status}.")
         return
-    results = run(lambda rt: decide_many(rt, ids, move, operator=actor, reason=reason))
+    results = run(in_unit(lambda uow: decide_many(uow, ids, move, operator=actor, reason=reason)))
     for application_id, error in results:
         out.print(f"{application_id}: {f'refused: {error}' if error else 'done'}")
     failed = sum(1 for _, error in results if error)

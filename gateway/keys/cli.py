@@ -5,25 +5,32 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
 
-from gateway.cli.support import out, run
+from gateway.cli.support import in_unit, out, run, run_unit
 from gateway.credentials.key_encryption import (
     ROTATE_THE_SETTING,
     KeyEncryptionError,
     LocalKeyEncryptor,
 )
-from gateway.db.models import Account, ApiKey
-from gateway.db.uow import UnitOfWork, in_unit, run_unit
-from gateway.errors import NotFound
-from gateway.identity.accounts import normalise_email
-from gateway.identity.repository import find_account
-from gateway.keys.service import SCOPES, create_key, list_keys, revoke_key, state_of
+from gateway.keys.service import (
+    SCOPES,
+    create_key,
+    key_owner,
+    list_keys,
+    revoke_key,
+    state_of,
+)
 from gateway.keys.url_signing import Rotation, reseal_url_signing_keys, rotate_url_signing
 from gateway.runtime import Runtime, cli_actor
 from gateway.web.filters import when
+
+if TYPE_CHECKING:
+    from gateway.db.models import ApiKey
+    from gateway.db.uow import UnitOfWork
 
 
 @click.group()
@@ -38,13 +45,6 @@ def _days(text: str | None) -> int | None:
     if not match:
         raise click.BadParameter(f"expected a number of days like 90d, got {text!r}")
     return int(match.group(1))
-
-
-async def _account(uow: UnitOfWork, email: str) -> Account:
-    account = await find_account(uow.session, normalise_email(email))
-    if account is None:
-        raise NotFound(f"no account {email}", code="account_not_found")
-    return account
 
 
 @keys.command("create")
@@ -64,7 +64,7 @@ def keys_create(email: str, scopes: tuple[str, ...], expires: str | None, name: 
     days = _days(expires)
 
     async def call(uow: UnitOfWork) -> str:
-        account = await _account(uow, email)
+        account = await key_owner(uow, email)
         created = await create_key(
             uow, account_id=account.id, scopes=scopes, days=days, name=name, actor=cli_actor()
         )
@@ -79,7 +79,7 @@ def keys_list(email: str) -> None:
     """An account's keys (prefixes only; secrets are never stored)."""
 
     async def call(uow: UnitOfWork) -> tuple[Sequence[ApiKey], datetime]:
-        account = await _account(uow, email)
+        account = await key_owner(uow, email)
         return await list_keys(uow, account), uow.rt.clock()
 
     rows, now = run(in_unit(call))
@@ -111,7 +111,7 @@ def keys_revoke(email: str, key_id: str) -> None:
     """Revoke an account's key at once."""
 
     async def call(uow: UnitOfWork) -> ApiKey:
-        account = await _account(uow, email)
+        account = await key_owner(uow, email)
         return await revoke_key(uow, account_id=account.id, key_id=key_id, actor=cli_actor())
 
     key = run(in_unit(call))
