@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TypeVar
 
 from click.testing import CliRunner, Result
-from gateway.accounts.service import create_account
 from sqlalchemy import select
 
 from gateway.config import Settings
@@ -18,6 +17,7 @@ from gateway.db.uow import run_unit
 from gateway.incidents import reporting
 from gateway.incidents.cli import incidents
 from gateway.runtime import Runtime, build_runtime
+from tests.accounts import create_account
 from tests.grantees import MODEL, open_release
 
 T = TypeVar("T")

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gateway.accounts.service import create_account
 from sqlalchemy import func, select
 
 from gateway.db.models import (
@@ -35,6 +34,7 @@ from policies.schema import Reaction, Trigger, TriggerEvent
 from stages.access import Reason
 from stages.incidents import IncidentMove, IncidentStatus, Severity, legal_incident_moves
 from stages.names import ModelRef
+from tests.accounts import create_account
 from tests.grantees import MODEL, grantee, open_release
 from tests.sample import publish
 from tests.units import within
