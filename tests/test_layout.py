@@ -1,4 +1,6 @@
-"""The shell's layout: no import cycle among gateway modules, and commands never import pages.
+"""The shell's layout: no import cycle among gateway modules, commands never import pages,
+and the edges of each feature (its pages, JSON API and commands) reach the database only
+through the feature's service: they import no SQLAlchemy and nothing of `gateway.db`.
 
 An AST walk, so nothing is imported to check it. For cycles only module-level imports
 count (an import inside a function runs after both modules are loaded); `if TYPE_CHECKING`
@@ -138,6 +140,51 @@ def upward_imports(root: Path, package: str, lower: str, upper: str) -> list[str
     ]
 
 
+EDGE_NAMES = ("pages.py", "api.py", "cli.py")
+# Persistence, which only services and repositories may import.
+PERSISTENCE = ("sqlalchemy", "gateway.db")
+
+
+def _runtime_imports(body: list[ast.stmt]) -> Iterator[ast.Import | ast.ImportFrom]:
+    """Every import that can run: anywhere in the module, in functions too, except under
+    `if TYPE_CHECKING` (type hints only)."""
+    for node in body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield node
+        elif isinstance(node, ast.If) and _is_type_checking(node):
+            yield from _runtime_imports(node.orelse)
+        else:
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                inner = getattr(node, field, None)
+                if isinstance(inner, list):
+                    yield from _runtime_imports([n for n in inner if isinstance(n, ast.AST)])
+
+
+def is_edge(path: Path) -> bool:
+    """A feature's pages (`pages.py`, `*_pages.py`), JSON API or commands."""
+    return path.name in EDGE_NAMES or path.name.endswith("_pages.py")
+
+
+def persistence_imports(root: Path, package: str) -> list[str]:
+    """Every edge module's import of SQLAlchemy or gateway.db that can run."""
+    found = []
+    for module, path in modules_of(root, package).items():
+        if not is_edge(path):
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        for node in _runtime_imports(tree.body):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+            )
+            for name in names:
+                top = name.replace(f"{package}.", "gateway.", 1) if package != "gateway" else name
+                if any(top == p or top.startswith(f"{p}.") for p in PERSISTENCE):
+                    found.append(f"{module} imports {name} (line {node.lineno})")
+    return found
+
+
 # --- the gateway itself ------------------------------------------------------------------
 
 
@@ -159,6 +206,13 @@ def test_no_import_cycle_among_gateway_modules() -> None:
 
 def test_commands_do_not_import_the_portal() -> None:
     assert upward_imports(ROOT, "gateway", "gateway.cli", "gateway.portal") == []
+
+
+def test_pages_apis_and_commands_import_no_persistence() -> None:
+    edges = [m for m, path in modules_of(ROOT, "gateway").items() if is_edge(path)]
+    # A wrong ROOT or name rule would make the check pass on nothing.
+    assert {"gateway.keys.api", "gateway.applications.pages", "gateway.identity.cli"} <= set(edges)
+    assert persistence_imports(ROOT, "gateway") == []
 
 
 # --- each rule fails on a planted violation ------------------------------------------------
@@ -235,4 +289,27 @@ def test_a_command_importing_a_page_is_found(tmp_path: Path) -> None:
     assert upward_imports(root, "pkg", "pkg.cli", "pkg.portal") == [
         "pkg.cli.applications imports pkg.portal.ops_pages (line 1)",
         "pkg.cli.serve imports pkg.portal (line 2)",
+    ]
+
+
+def test_an_edge_importing_persistence_is_found(tmp_path: Path) -> None:
+    root = _package(
+        tmp_path,
+        {
+            "pkg/keys/__init__.py": "",
+            "pkg/keys/api.py": "from sqlalchemy import select\n",
+            "pkg/keys/pages.py": "def page():\n    from pkg.db.models import ApiKey\n",
+            "pkg/keys/review_pages.py": "import sqlalchemy.orm\n",
+            "pkg/keys/cli.py": (
+                "from typing import TYPE_CHECKING\n"
+                "if TYPE_CHECKING:\n    from pkg.db.models import ApiKey\n"
+            ),
+            "pkg/keys/service.py": "from sqlalchemy import select\n",
+            "pkg/keys/repository.py": "from pkg.db.models import ApiKey\n",
+        },
+    )
+    assert sorted(persistence_imports(root, "pkg")) == [
+        "pkg.keys.api imports sqlalchemy (line 1)",
+        "pkg.keys.pages imports pkg.db.models (line 2)",
+        "pkg.keys.review_pages imports sqlalchemy.orm (line 1)",
     ]

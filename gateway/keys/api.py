@@ -5,13 +5,12 @@ from __future__ import annotations
 import builtins
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from litestar import Controller, delete, get, post
 from litestar.params import JSONBody, PathParameter
 
 from gateway.api_reference import BEARER, COMMON, answers
-from gateway.db.models import ApiKey
 from gateway.errors import Denied, InvalidInput
 from gateway.keys.auth import CallerDep
 from gateway.keys.service import Caller, create_key, key_facts_of, list_keys, revoke_key
@@ -19,6 +18,9 @@ from gateway.ratelimits import RateLimit
 from gateway.web import Limiter, Uow
 from stages.access import Deny, Reason, check_key
 from stages.actors import Actor
+
+if TYPE_CHECKING:
+    from gateway.db.models import ApiKey
 
 
 @dataclass(frozen=True)
