@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,6 @@ from litestar.stores.base import Store
 from litestar.template.config import TemplateConfig
 from litestar.types import Scope
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import __version__
 from gateway.api_reference import openapi_config
@@ -56,7 +54,6 @@ from gateway.ratelimits import DatabaseRateLimitStore, RateLimiter
 from gateway.runtime import Runtime, build_runtime
 from gateway.staging.pages import ReleaseOpsPages
 from gateway.storage import StorageError
-from gateway.web import Rt
 from gateway.web.csrf import SessionCsrfMiddleware
 from gateway.web.filters import register_filters
 from gateway.web.guards import provide_account, provide_operator
@@ -79,12 +76,6 @@ async def _provide_runtime(state: State) -> Runtime:
 async def _provide_limiter(state: State) -> RateLimiter:
     limiter: RateLimiter = state.limiter
     return limiter
-
-
-async def _provide_db(runtime: Rt) -> AsyncIterator[AsyncSession]:
-    # Pages not yet on the request's unit of work (`uow`) read through this session.
-    async with runtime.reading() as session:
-        yield session
 
 
 def _wants_html(request: Request[Any, Any, Any]) -> bool:
@@ -274,7 +265,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         ],
         dependencies={
             "runtime": Provide(_provide_runtime),
-            "db": Provide(_provide_db),
             "uow": Provide(provide_unit),
             "caller": Provide(provide_caller),
             "viewer": Provide(provide_viewer),

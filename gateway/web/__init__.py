@@ -6,13 +6,11 @@ from typing import Annotated, TypeAlias
 
 from litestar.di import NamedDependency
 from litestar.params import FromPath, PathParameter, QueryParameter
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.uow import UnitOfWork
 from gateway.ratelimits import RateLimiter
 from gateway.runtime import Runtime
 
-Db: TypeAlias = NamedDependency[AsyncSession]
 Rt: TypeAlias = NamedDependency[Runtime]
 # The request's unit of work (gateway/web/unit.py): one session, committed at the end.
 Uow: TypeAlias = NamedDependency[UnitOfWork]
