@@ -777,8 +777,9 @@ async def test_a_recall_lifted_by_operators_is_not_fired_again(
         runtime,
         lambda uow: service.confirm(uow, incident.id, severity="critical", note=None, actor="t"),
     )
-    await reinstate(runtime, MODEL, "1.0", actor="account:one")
-    assert (await reinstate(runtime, MODEL, "1.0", actor="account:two")).lifted
+    await within(runtime, lambda uow: reinstate(uow, MODEL, "1.0", actor="account:one"))
+    lifting = await within(runtime, lambda uow: reinstate(uow, MODEL, "1.0", actor="account:two"))
+    assert lifting.lifted
     assert (await release_row(runtime)).status == "active"
     assert await recheck_triggers(runtime) == 0
     assert (await release_row(runtime)).status == "active"
