@@ -53,9 +53,14 @@ async def sign_in_with(
     try:
         return await _in_savepoint(session, provider, identity, now, address)
     except IntegrityError:
-        # Another request linked the same identity or created the same email just now;
-        # the second attempt finds what it made.
-        return await _in_savepoint(session, provider, identity, now, address)
+        pass
+    except Conflict as exc:
+        if exc.code != "account_exists":
+            raise
+    # Another request linked the same identity or created the same email just now (the
+    # account's creation refuses a taken address as account_exists); the second attempt
+    # finds what it made.
+    return await _in_savepoint(session, provider, identity, now, address)
 
 
 async def _in_savepoint(
