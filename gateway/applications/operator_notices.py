@@ -11,22 +11,21 @@ Rules of this module:
   of the next one came after this one), and no entry waits much longer than a day.
 - A notice says who applied, for what, and where to review it: never the answers, and
   nothing secret.
-- The digest job claims the entries it summarises with one conditional UPDATE, so two
-  runs never mail the same entry twice.
+- The digest job runs in one unit of work and claims the entries it summarises with one
+  guarded UPDATE per operator (the GATHER move), so two runs never mail an entry twice.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, cast
-
-from sqlalchemy import CursorResult, select, update
 
 from gateway.applications import repository
-from gateway.db.models import Account, Application, Model, Notification
+from gateway.db.models import Account, Application, Model
 from gateway.db.uow import UnitOfWork
-from gateway.notify.service import DIGESTED, HELD_FOR_DIGEST, notify, queue_mail
-from gateway.runtime import Runtime
+from gateway.identity import repository as identity_repository
+from gateway.notify import repository as notify_repository
+from gateway.notify.service import notify, queue_mail
+from stages.enforcement import AccountStatus
 
 KIND = "ops.application_submitted"
 DIGEST_KIND = "ops.application_digest"
@@ -66,67 +65,24 @@ async def tell_operators(
     return len(operators)
 
 
-async def send_operator_digests(rt: Runtime) -> int:
+async def send_operator_digests(uow: UnitOfWork) -> int:
     """Mail a summary to each operator whose oldest held notice is a day old; how many."""
-    async with rt.reading() as session:
-        held = (
-            await session.execute(
-                select(Notification.account_id, Notification.id, Notification.created_at)
-                .where(Notification.email_status == HELD_FOR_DIGEST)
-                .order_by(Notification.account_id, Notification.created_at, Notification.id)
-            )
-        ).all()
-    by_account: dict[str, list[int]] = {}
-    oldest: dict[str, datetime] = {}
-    for account_id, note_id, created_at in held:
-        by_account.setdefault(account_id, []).append(note_id)
-        oldest.setdefault(account_id, created_at)
-    due = rt.clock() - DIGEST_EVERY
-    by_account = {a: ids for a, ids in by_account.items() if oldest[a] <= due}
-    mailed = 0
-    for account_id, ids in by_account.items():
-        if await _digest_for(rt, account_id, ids):
-            mailed += 1
-    return mailed
-
-
-class _Taken(Exception):
-    """Another run claimed some of the entries first: this run's claim is undone."""
-
-
-async def _digest_for(rt: Runtime, account_id: str, ids: list[int]) -> bool:
-    try:
-        return await _claim_and_mail(rt, account_id, ids)
-    except _Taken:
-        return False
-
-
-async def _claim_and_mail(rt: Runtime, account_id: str, ids: list[int]) -> bool:
+    rt = uow.rt
     now = rt.clock()
-    async with rt.transaction() as session:
-        operator = await session.get(Account, account_id)
-        notes = (
-            await session.scalars(
-                select(Notification)
-                .where(Notification.id.in_(ids), Notification.email_status == HELD_FOR_DIGEST)
-                .order_by(Notification.created_at, Notification.id)
-            )
-        ).all()
-        if not notes:
-            return False
-        claimed = await session.execute(
-            update(Notification)
-            .where(
-                Notification.id.in_([note.id for note in notes]),
-                Notification.email_status == HELD_FOR_DIGEST,
-            )
-            .values(email_status=DIGESTED)
-            .execution_options(synchronize_session=False)
-        )
-        if cast("CursorResult[Any]", claimed).rowcount != len(notes):
-            raise _Taken
-        if operator is None or not operator.is_operator or operator.status != "active":
-            return False  # no longer one to mail: the entries stay in the inbox, unmailed
+    session = await uow.write()
+    mailed = 0
+    for account_id, oldest in await notify_repository.held_for_digest(session):
+        if oldest > now - DIGEST_EVERY:
+            continue
+        notes = await notify_repository.gather_for_digest(session, account_id)
+        operator = await identity_repository.get_account(session, account_id)
+        if (
+            not notes
+            or operator is None
+            or not operator.is_operator
+            or operator.status != AccountStatus.ACTIVE
+        ):
+            continue  # no longer one to mail: the entries stay in the inbox, unmailed
         count = len(notes)
         lines = [f"- {note.subject}\n  {note.body}\n  {note.link or ''}".rstrip() for note in notes]
         queue_mail(
@@ -143,4 +99,5 @@ async def _claim_and_mail(rt: Runtime, account_id: str, ids: list[int]) -> bool:
             now=now,
             email=operator.email,
         )
-    return True
+        mailed += 1
+    return mailed

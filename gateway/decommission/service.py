@@ -120,7 +120,7 @@ async def execute_due(rt: Runtime) -> int:
             done += 1
             grants_ended += outcome
     if grants_ended:
-        await request_closeouts(rt)
+        await run_unit(rt, request_closeouts)
     return done
 
 

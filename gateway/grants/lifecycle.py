@@ -1,29 +1,22 @@
 """The end of a grant: expiry warnings, expiry, and the close-out attestation.
 
-Each function is an ordinary, idempotent service call that a scheduler job runs. Work is
-claimed row by row with a guarded UPDATE or an INSERT of a unique notice, so two
-processes running the same job never act twice on one grant.
+Each function is an ordinary, idempotent service call that a scheduler job runs in its
+unit of work. Work is claimed row by row with a guarded UPDATE or an INSERT of a unique
+notice, so two processes running the same job never act twice on one grant.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from datetime import timedelta
 
 from gateway import evidence
-from gateway.db.models import Closeout, Grant, GrantNotice
+from gateway.db.models import Closeout, Grant
 from gateway.db.uow import UnitOfWork
 from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.grants import repository
 from gateway.notify.service import notify
-from gateway.runtime import Runtime
 from gateway.text import clean_text
 from policies.lifecycle import expiry_warnings_due
 from stages import evidence as ev
@@ -39,163 +32,114 @@ class LifecycleReport:
     closeouts: int = 0
 
 
-async def _claim_notice(session: AsyncSession, grant_id: str, notice: str, now: datetime) -> bool:
-    dialect = (await session.connection()).dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    result = await session.execute(
-        insert(GrantNotice)
-        .values(grant_id=grant_id, notice=notice, sent_at=now)
-        .on_conflict_do_nothing()
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def send_expiry_warnings(rt: Runtime) -> LifecycleReport:
+async def send_expiry_warnings(uow: UnitOfWork) -> LifecycleReport:
     """Warn grantees a policy-set number of days before their grant ends; each warning once."""
+    rt = uow.rt
     rules = rt.policy.lifecycle
     now = rt.clock()
     horizon = now + timedelta(days=max(rules.expiry_warning_days, default=0))
+    session = await uow.write()
     warned = 0
-    async with rt.transaction() as session:
-        grants = (
-            await session.scalars(
-                select(Grant)
-                .options(selectinload(Grant.account), selectinload(Grant.model))
-                .where(
-                    Grant.status == "active", Grant.expires_at > now, Grant.expires_at <= horizon
-                )
-            )
-        ).all()
-        for grant in grants:
-            sent = (
-                await session.scalars(
-                    select(GrantNotice.notice).where(GrantNotice.grant_id == grant.id)
-                )
-            ).all()
-            already = frozenset(int(n.split(":")[1]) for n in sent if n.startswith("expiry:"))
-            due = expiry_warnings_due(rules, grant.expires_at, now, already)
-            if not due:
-                continue
-            claimed = [
-                days
-                for days in due
-                if await _claim_notice(session, grant.id, f"expiry:{days}", now)
-            ]
-            if not claimed:
-                continue
-            left = max(0, (grant.expires_at - now).days)
-            notify(
-                session,
-                rt.settings,
-                account_id=grant.account_id,
-                kind="grant.expiring",
-                subject=f"Your access to {grant.model.ref} ends in {left} day(s)",
-                body=(
-                    f"Your {grant.tier} access to {grant.model.ref} ends on "
-                    f"{grant.expires_at:%Y-%m-%d}. You can ask to renew it from your grants page."
-                ),
-                link=f"{rt.settings.public_url}/grants",
-                now=now,
-                email=grant.account.email,
-                data={"grant": grant.id, "expires_at": grant.expires_at.isoformat()},
-            )
-            warned += 1
+    for grant in await repository.active_ending_between(session, now, horizon):
+        sent = await repository.notices_of(session, grant.id)
+        already = frozenset(int(n.split(":")[1]) for n in sent if n.startswith("expiry:"))
+        due = expiry_warnings_due(rules, grant.expires_at, now, already)
+        claimed = [
+            days
+            for days in due
+            if await repository.claim_notice(session, grant.id, f"expiry:{days}", now)
+        ]
+        if not claimed:
+            continue
+        left = max(0, (grant.expires_at - now).days)
+        notify(
+            session,
+            rt.settings,
+            account_id=grant.account_id,
+            kind="grant.expiring",
+            subject=f"Your access to {grant.model.ref} ends in {left} day(s)",
+            body=(
+                f"Your {grant.tier} access to {grant.model.ref} ends on "
+                f"{grant.expires_at:%Y-%m-%d}. You can ask to renew it from your grants page."
+            ),
+            link=f"{rt.settings.public_url}/grants",
+            now=now,
+            email=grant.account.email,
+            data={"grant": grant.id, "expires_at": grant.expires_at.isoformat()},
+        )
+        warned += 1
     return LifecycleReport(warned=warned)
 
 
-async def expire_grants(rt: Runtime) -> LifecycleReport:
+async def expire_grants(uow: UnitOfWork) -> LifecycleReport:
     """End grants whose window has passed, tell the grantee, and ask for a close-out."""
-    now = rt.clock()
-    expired = 0
+    now = uow.rt.clock()
     # The statuses an expiry starts from and the one it leads to, from the grant table.
     sources, leads_to = bulk_grant_move(GrantMove.EXPIRE)
-    async with rt.transaction() as session:
-        due = (
-            await session.scalars(
-                select(Grant.id).where(Grant.status.in_(sources), Grant.expires_at <= now)
-            )
-        ).all()
-        for grant_id in due:
-            claimed = await session.execute(
-                update(Grant)
-                .where(Grant.id == grant_id, Grant.status.in_(sources))
-                .values(
-                    status=leads_to,
-                    status_reason="the grant's window ended",
-                    status_changed_at=now,
-                )
-            )
-            if not claimed.rowcount:  # type: ignore[attr-defined]
-                continue
-            grant = await session.scalar(
-                select(Grant)
-                .options(selectinload(Grant.account), selectinload(Grant.model))
-                .where(Grant.id == grant_id)
-            )
-            assert grant is not None
-            evidence.record(
-                session,
-                ev.GrantExpired(grant=grant.id),
-                actor=SYSTEM,
-                at=now,
-                model_id=grant.model_id,
-                account_id=grant.account_id,
-            )
-            expired += 1
-    report = await request_closeouts(rt)
+    session = await uow.write()
+    expired = 0
+    for grant_id in await repository.ids_ended_by(session, sources, now):
+        grant = await repository.move_if_in(
+            session, grant_id, sources, leads_to, reason="the grant's window ended", now=now
+        )
+        if grant is None:
+            continue  # moved by someone else since it was read
+        evidence.record(
+            session,
+            ev.GrantExpired(grant=grant.id),
+            actor=SYSTEM,
+            at=now,
+            model_id=grant.model_id,
+            account_id=grant.account_id,
+        )
+        expired += 1
+    report = await request_closeouts(uow)
     return LifecycleReport(expired=expired, closeouts=report.closeouts)
 
 
-async def request_closeouts(rt: Runtime) -> LifecycleReport:
+async def request_closeouts(uow: UnitOfWork) -> LifecycleReport:
     """For every ended (expired or revoked) grant without one, ask for a close-out."""
+    rt = uow.rt
     rules = rt.policy.lifecycle
     now = rt.clock()
+    session = await uow.write()
     asked = 0
-    async with rt.transaction() as session:
-        ended = (
-            await session.scalars(
-                select(Grant)
-                .options(selectinload(Grant.account), selectinload(Grant.model))
-                .outerjoin(Closeout, Closeout.grant_id == Grant.id)
-                .where(Grant.status.in_(sorted(ENDED_GRANT_STATUSES)), Closeout.id.is_(None))
-            )
-        ).all()
-        for grant in ended:
-            if not await _claim_notice(session, grant.id, "ended", now):
-                continue
-            closeout = Closeout(
-                id=str(uuid.uuid4()),
-                grant_id=grant.id,
-                account_id=grant.account_id,
-                requested_at=now,
-                due_at=now + timedelta(days=rules.closeout_days),
-            )
-            session.add(closeout)
-            notify(
-                session,
-                rt.settings,
-                account_id=grant.account_id,
-                kind="grant.ended",
-                subject=f"Your access to {grant.model.ref} has ended",
-                body=(
-                    f"Your {grant.tier} access to {grant.model.ref} has {grant.status}. Please "
-                    f"delete every copy of the weights and confirm it on your grants page by "
-                    f"{closeout.due_at:%Y-%m-%d}."
-                ),
-                link=f"{rt.settings.public_url}/grants",
-                now=now,
-                email=grant.account.email,
-                data={"grant": grant.id, "closeout": closeout.id},
-            )
-            evidence.record(
-                session,
-                ev.CloseoutRequested(grant=grant.id, closeout=closeout.id),
-                actor=SYSTEM,
-                at=now,
-                model_id=grant.model_id,
-                account_id=grant.account_id,
-            )
-            asked += 1
+    for grant in await repository.ended_without_closeout(session, sorted(ENDED_GRANT_STATUSES)):
+        if not await repository.claim_notice(session, grant.id, "ended", now):
+            continue
+        closeout = Closeout(
+            id=str(uuid.uuid4()),
+            grant_id=grant.id,
+            account_id=grant.account_id,
+            requested_at=now,
+            due_at=now + timedelta(days=rules.closeout_days),
+        )
+        session.add(closeout)
+        notify(
+            session,
+            rt.settings,
+            account_id=grant.account_id,
+            kind="grant.ended",
+            subject=f"Your access to {grant.model.ref} has ended",
+            body=(
+                f"Your {grant.tier} access to {grant.model.ref} has {grant.status}. Please "
+                f"delete every copy of the weights and confirm it on your grants page by "
+                f"{closeout.due_at:%Y-%m-%d}."
+            ),
+            link=f"{rt.settings.public_url}/grants",
+            now=now,
+            email=grant.account.email,
+            data={"grant": grant.id, "closeout": closeout.id},
+        )
+        evidence.record(
+            session,
+            ev.CloseoutRequested(grant=grant.id, closeout=closeout.id),
+            actor=SYSTEM,
+            at=now,
+            model_id=grant.model_id,
+            account_id=grant.account_id,
+        )
+        asked += 1
     return LifecycleReport(closeouts=asked)
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from gateway.db.models import Account, Closeout, Grant, Model
+from gateway.db.models import Account, Closeout, Grant, GrantNotice, Model
+from stages.grants import GrantStatus
 from stages.names import ModelRef
 
 
@@ -67,3 +72,93 @@ async def closeouts_of(session: AsyncSession, account_id: str) -> dict[str, Clos
     """The account's close-outs, by grant."""
     rows = await session.scalars(select(Closeout).where(Closeout.account_id == account_id))
     return {closeout.grant_id: closeout for closeout in rows}
+
+
+# --- the end of a grant (gateway.grants.lifecycle) -----------------------------------
+
+
+async def claim_notice(session: AsyncSession, grant_id: str, notice: str, now: datetime) -> bool:
+    """Record that `notice` was sent about the grant; False if it already was (by this
+    run or a concurrent one), so each notice goes out once."""
+    dialect = (await session.connection()).dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    result = await session.execute(
+        insert(GrantNotice)
+        .values(grant_id=grant_id, notice=notice, sent_at=now)
+        .on_conflict_do_nothing()
+    )
+    return bool(cast("CursorResult[Any]", result).rowcount)
+
+
+async def notices_of(session: AsyncSession, grant_id: str) -> Sequence[str]:
+    return (
+        await session.scalars(select(GrantNotice.notice).where(GrantNotice.grant_id == grant_id))
+    ).all()
+
+
+async def active_ending_between(
+    session: AsyncSession, after: datetime, until: datetime
+) -> Sequence[Grant]:
+    """Active grants that end in (after, until], with their account and model."""
+    return (
+        await session.scalars(
+            select(Grant)
+            .options(selectinload(Grant.account), selectinload(Grant.model))
+            .where(
+                Grant.status == GrantStatus.ACTIVE,
+                Grant.expires_at > after,
+                Grant.expires_at <= until,
+            )
+        )
+    ).all()
+
+
+async def ids_ended_by(
+    session: AsyncSession, statuses: Collection[GrantStatus], now: datetime
+) -> Sequence[str]:
+    """Grants in one of `statuses` whose window closed at or before `now`."""
+    return (
+        await session.scalars(
+            select(Grant.id).where(Grant.status.in_(statuses), Grant.expires_at <= now)
+        )
+    ).all()
+
+
+async def move_if_in(
+    session: AsyncSession,
+    grant_id: str,
+    sources: Collection[GrantStatus],
+    to: GrantStatus,
+    *,
+    reason: str,
+    now: datetime,
+) -> Grant | None:
+    """Move the grant to `to` if it is still in one of `sources` (a guarded UPDATE, so a
+    concurrent move wins once); the moved grant with its account and model, else None."""
+    claimed = await session.execute(
+        update(Grant)
+        .where(Grant.id == grant_id, Grant.status.in_(sources))
+        .values(status=to, status_reason=reason, status_changed_at=now)
+    )
+    if not cast("CursorResult[Any]", claimed).rowcount:
+        return None
+    return await session.scalar(
+        select(Grant)
+        .options(selectinload(Grant.account), selectinload(Grant.model))
+        .where(Grant.id == grant_id)
+        .execution_options(populate_existing=True)
+    )
+
+
+async def ended_without_closeout(
+    session: AsyncSession, statuses: Collection[GrantStatus]
+) -> Sequence[Grant]:
+    """Ended grants no close-out has been asked for yet, with their account and model."""
+    return (
+        await session.scalars(
+            select(Grant)
+            .options(selectinload(Grant.account), selectinload(Grant.model))
+            .outerjoin(Closeout, Closeout.grant_id == Grant.id)
+            .where(Grant.status.in_(statuses), Closeout.id.is_(None))
+        )
+    ).all()

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway import evidence
 from gateway.db.models import Account
 from gateway.db.uow import UnitOfWork
-from gateway.errors import Conflict, InvalidInput
+from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.identity import repository
 from stages import evidence as ev
 from stages.enforcement import AccountStatus
@@ -123,3 +123,14 @@ def ensure_active(account: Account, doing: str) -> None:
         raise Conflict(
             f"your account is suspended and may not {doing}{standing}", code="account_suspended"
         )
+
+
+async def operator_actor(uow: UnitOfWork, email: str) -> ev.Actor:
+    """The operator account named by `email`, as the actor a command records; an unknown
+    address or an account that is not an operator is refused."""
+    account = await repository.find_account(uow.session, normalise_email(email))
+    if account is None:
+        raise NotFound(f"no account {email}", code="account_not_found")
+    if not account.is_operator:
+        raise InvalidInput(f"{email} is not an operator", code="not_an_operator")
+    return ev.Actor.account(account.id)

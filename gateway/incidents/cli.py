@@ -135,7 +135,7 @@ def incidents_triage(
             severity=severity,
             assignee=assignee,
             note=note,
-            actor=await actor_for(uow.rt, operator),
+            actor=await actor_for(uow, operator),
         )
         return incident.tracking_code
 
@@ -155,7 +155,7 @@ def incidents_confirm(
 
     async def call(uow: UnitOfWork) -> service.Triggered:
         return await service.confirm(
-            uow, ref, severity=severity, note=note, actor=await actor_for(uow.rt, operator)
+            uow, ref, severity=severity, note=note, actor=await actor_for(uow, operator)
         )
 
     triggered = run(in_unit(call))
@@ -175,7 +175,7 @@ def incidents_dismiss(ref: str, reason: str, operator: str | None) -> None:
 
     async def call(uow: UnitOfWork) -> str:
         incident = await service.dismiss(
-            uow, ref, reason=reason, actor=await actor_for(uow.rt, operator)
+            uow, ref, reason=reason, actor=await actor_for(uow, operator)
         )
         return incident.tracking_code
 
@@ -190,9 +190,7 @@ def incidents_resolve(ref: str, note: str, operator: str | None) -> None:
     """Close a confirmed incident; the reporter sees the resolution."""
 
     async def call(uow: UnitOfWork) -> str:
-        incident = await service.resolve(
-            uow, ref, note=note, actor=await actor_for(uow.rt, operator)
-        )
+        incident = await service.resolve(uow, ref, note=note, actor=await actor_for(uow, operator))
         return incident.tracking_code
 
     out.print(f"{run(in_unit(call))} is resolved.")
@@ -206,9 +204,7 @@ def incidents_note(ref: str, note: str, operator: str | None) -> None:
     """Add an internal note to the incident's timeline."""
 
     async def call(uow: UnitOfWork) -> str:
-        incident = await service.add_note(
-            uow, ref, note=note, actor=await actor_for(uow.rt, operator)
-        )
+        incident = await service.add_note(uow, ref, note=note, actor=await actor_for(uow, operator))
         return incident.tracking_code
 
     out.print(f"Note added to {run(in_unit(call))}.")
@@ -222,7 +218,7 @@ def incidents_link(ref: str, email: str, operator: str | None) -> None:
     """Link an account to an incident; on a confirmed one the triggers apply to it at once."""
 
     async def call(uow: UnitOfWork) -> service.Triggered:
-        return await service.link_account(uow, ref, email, actor=await actor_for(uow.rt, operator))
+        return await service.link_account(uow, ref, email, actor=await actor_for(uow, operator))
 
     triggered = run(in_unit(call))
     out.print(f"{email} is linked to {triggered.incident.tracking_code}.")

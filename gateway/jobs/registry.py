@@ -27,20 +27,20 @@ logger = logging.getLogger("gateway.jobs")
 async def _expire_grants(uow: UnitOfWork) -> str:
     from gateway.grants.lifecycle import expire_grants
 
-    report = await expire_grants(uow.rt)
+    report = await expire_grants(uow)
     return f"{report.expired} expired, {report.closeouts} close-outs requested"
 
 
 async def _warn_grants(uow: UnitOfWork) -> str:
     from gateway.grants.lifecycle import send_expiry_warnings
 
-    return f"{(await send_expiry_warnings(uow.rt)).warned} warned"
+    return f"{(await send_expiry_warnings(uow)).warned} warned"
 
 
 async def _closeouts(uow: UnitOfWork) -> str:
     from gateway.grants.lifecycle import request_closeouts
 
-    return f"{(await request_closeouts(uow.rt)).closeouts} close-outs requested"
+    return f"{(await request_closeouts(uow)).closeouts} close-outs requested"
 
 
 async def _stale_applications(uow: UnitOfWork) -> str:
@@ -64,7 +64,7 @@ async def _webhooks(uow: UnitOfWork) -> str:
 async def _operator_digest(uow: UnitOfWork) -> str:
     from gateway.applications.operator_notices import send_operator_digests
 
-    return f"{await send_operator_digests(uow.rt)} operator digest(s) mailed"
+    return f"{await send_operator_digests(uow)} operator digest(s) mailed"
 
 
 async def _decommission_reminders(uow: UnitOfWork) -> str:

@@ -241,3 +241,39 @@ async def locked_endpoint(session: AsyncSession, url: str) -> WebhookEndpoint:
         insert(WebhookEndpoint).values(url=url, consecutive_failures=0).on_conflict_do_nothing()
     )
     return await session.get_one(WebhookEndpoint, url, with_for_update=True)
+
+
+async def held_for_digest(session: AsyncSession) -> Sequence[tuple[str, datetime]]:
+    """Each account with inbox entries held for a digest, and when its oldest was made."""
+    held, _ = _move(EMAIL, DeliveryMove.GATHER)
+    rows = await session.execute(
+        select(Notification.account_id, func.min(Notification.created_at))
+        .where(Notification.email_status.in_(held))
+        .group_by(Notification.account_id)
+        .order_by(Notification.account_id)
+    )
+    return [(account_id, oldest) for account_id, oldest in rows]
+
+
+async def gather_for_digest(session: AsyncSession, account_id: str) -> Sequence[Notification]:
+    """Claim the account's held entries for one digest (the GATHER move, one guarded
+    UPDATE), oldest first: what a concurrent run claimed first is not among them."""
+    held, gathered = _move(EMAIL, DeliveryMove.GATHER)
+    ids = (
+        await session.scalars(
+            update(Notification)
+            .where(Notification.account_id == account_id, Notification.email_status.in_(held))
+            .values(email_status=gathered)
+            .returning(Notification.id)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    if not ids:
+        return []
+    return (
+        await session.scalars(
+            select(Notification)
+            .where(Notification.id.in_(ids))
+            .order_by(Notification.created_at, Notification.id)
+        )
+    ).all()

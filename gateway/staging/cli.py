@@ -9,10 +9,8 @@ from typing import TYPE_CHECKING
 import click
 
 from gateway.cli.support import in_unit, out, parse_or_fail, reported_errors, run
-from gateway.errors import InvalidInput, NotFound
-from gateway.identity.accounts import normalise_email
-from gateway.identity.repository import find_account
-from gateway.runtime import Runtime, cli_actor
+from gateway.identity.accounts import operator_actor
+from gateway.runtime import cli_actor
 from gateway.staging.evidence_files import EVIDENCE_FILE_LIMIT_TEXT, read_evidence_file
 from gateway.staging.promotion import (
     PromotionOutcome,
@@ -41,21 +39,12 @@ as_operator = click.option(
 )
 
 
-async def actor_for(work: UnitOfWork | Runtime, operator: str | None) -> Actor:
-    """`account:<id>` of the named operator, or the local user's name.
-
-    Read in the command's unit of work; given the runtime (a command that has no unit
-    yet), in a unit of its own."""
+async def actor_for(uow: UnitOfWork, operator: str | None) -> Actor:
+    """`account:<id>` of the named operator, read in the command's unit of work, or the
+    local user's name."""
     if operator is None:
         return cli_actor()
-    if isinstance(work, Runtime):
-        return await in_unit(lambda uow: actor_for(uow, operator))(work)
-    account = await find_account(work.session, normalise_email(operator))
-    if account is None:
-        raise NotFound(f"no account {operator}", code="account_not_found")
-    if not account.is_operator:
-        raise InvalidInput(f"{operator} is not an operator", code="not_an_operator")
-    return Actor.account(account.id)
+    return await operator_actor(uow, operator)
 
 
 def _release(ref: str) -> tuple[ModelRef, str]:

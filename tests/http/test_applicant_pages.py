@@ -573,7 +573,7 @@ async def test_an_ended_grant_asks_for_a_deletion_statement(
         runtime,
         lambda uow: change_grant(uow, grant.id, GrantMove.REVOKE, reason="misuse", actor="op"),
     )
-    await request_closeouts(runtime)
+    await within(runtime, request_closeouts)
     page = await client.get("/grants", headers=HTML)
     words = text_of(main(page.text))
     assert "Status revoked (misuse)" in words
