@@ -19,6 +19,7 @@ import pytest
 from gateway.config import Settings
 from gateway.db.migrate import upgrade
 from gateway.runtime import Runtime, build_runtime
+from tests.backends import BACKENDS
 
 pytest_plugins = [
     "tests.fixtures.faulty_proxy",
@@ -29,10 +30,6 @@ pytest_plugins = [
     "tests.fixtures.webhook_receiver",
 ]
 
-ALL_BACKENDS = ("sqlite+file", "postgres+file", "postgres+s3")
-BACKENDS = tuple(
-    b for b in os.environ.get("GATEWAY_TEST_BACKENDS", ",".join(ALL_BACKENDS)).split(",") if b
-)
 POSTGRES_ADMIN_URL = os.environ.get(
     "GATEWAY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )

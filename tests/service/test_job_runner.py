@@ -16,6 +16,7 @@ from gateway.db.uow import UnitOfWork, unit_of_work
 from gateway.jobs import repository
 from gateway.jobs.registry import Job, run_job
 from gateway.runtime import Runtime
+from tests.backends import on_backends
 
 pytestmark = pytest.mark.anyio
 
@@ -87,9 +88,9 @@ async def test_a_run_within_its_interval_is_skipped_when_only_due(runtime: Runti
     assert row.runs == 2
 
 
+# The advisory lock is PostgreSQL's; SQLite has one writer anyway.
+@on_backends("postgres")
 async def test_a_job_whose_lock_another_unit_holds_does_not_run(runtime: Runtime) -> None:
-    if runtime.settings.is_sqlite:
-        pytest.skip("the advisory lock is PostgreSQL's; SQLite has one writer anyway")
     runs: list[int] = []
 
     async def work(uow: UnitOfWork) -> str:

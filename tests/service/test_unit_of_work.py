@@ -22,6 +22,7 @@ from gateway.errors import DatabaseUnavailable, Denied
 from gateway.runtime import Runtime, build_runtime
 from stages.access import Reason
 from tests.accounts import create_account
+from tests.backends import on_backends
 
 pytestmark = pytest.mark.anyio
 KIND = "test.unit_of_work"
@@ -201,14 +202,13 @@ async def test_one_connection_for_the_whole_unit(settings: Settings) -> None:
         assert await count(rt) == 1
 
 
+@on_backends("sqlite")
 async def test_sqlite_a_reader_that_writes_later_waits_its_turn(
     settings: Settings, runtime: Runtime
 ) -> None:
     """The refused twin first: a plain WAL read transaction that writes after another
     writer committed fails at once ('database is locked'); the unit's write phase ends the
     snapshot and takes the lock instead, and succeeds."""
-    if not settings.is_sqlite:
-        pytest.skip("SQLite's single writer and snapshots")
     async with runtime.sessionmaker() as plain:
         await plain.scalar(select(func.count()).select_from(Evidence))
         async with runtime.transaction() as other:
