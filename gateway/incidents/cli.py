@@ -6,6 +6,9 @@ disagree. Incidents are named by id or by tracking code (INC-XXXX-XXXX).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 import click
 from rich.table import Table
 
@@ -13,7 +16,10 @@ from gateway.cli.support import UnitOfWork, err, in_unit, out, run
 from gateway.incidents import service
 from gateway.staging.cli import actor_for, as_operator
 from gateway.web.filters import when
+from stages.actors import Actor
 from stages.incidents import Severity
+
+T = TypeVar("T")
 
 MAX_LIMIT = 500
 SEVERITIES = click.Choice([s.value for s in Severity])
@@ -107,6 +113,15 @@ def incidents_show(ref: str) -> None:
         out.print(f"  next: {', '.join(move.value for move in detail.moves)}")
 
 
+def _step(operator: str | None, step: Callable[[UnitOfWork, Actor], Awaitable[T]]) -> T:
+    """One step on an incident, as the named operator, in the command's unit of work."""
+
+    async def call(uow: UnitOfWork) -> T:
+        return await step(uow, await actor_for(uow, operator))
+
+    return run(in_unit(call))
+
+
 def _print_triggered(triggered: service.Triggered) -> None:
     for taken in triggered.triggers:
         out.print(f"  trigger fired: {taken}")
@@ -128,19 +143,13 @@ def incidents_triage(
 ) -> None:
     """Take a reported incident in: its severity and who looks after it."""
 
-    async def call(uow: UnitOfWork) -> str:
-        incident = await service.triage(
-            uow,
-            ref,
-            severity=severity,
-            assignee=assignee,
-            note=note,
-            actor=await actor_for(uow, operator),
-        )
-        return incident.tracking_code
-
-    code = run(in_unit(call))
-    out.print(f"{code} is triaged at {severity} severity.")
+    incident = _step(
+        operator,
+        lambda uow, actor: service.triage(
+            uow, ref, severity=severity, assignee=assignee, note=note, actor=actor
+        ),
+    )
+    out.print(f"{incident.tracking_code} is triaged at {severity} severity.")
 
 
 @incidents.command("confirm")
@@ -153,12 +162,10 @@ def incidents_confirm(
 ) -> None:
     """Confirm an incident; prints what the policy's triggers did."""
 
-    async def call(uow: UnitOfWork) -> service.Triggered:
-        return await service.confirm(
-            uow, ref, severity=severity, note=note, actor=await actor_for(uow, operator)
-        )
-
-    triggered = run(in_unit(call))
+    triggered = _step(
+        operator,
+        lambda uow, actor: service.confirm(uow, ref, severity=severity, note=note, actor=actor),
+    )
     incident = triggered.incident
     out.print(f"{incident.tracking_code} is confirmed at {incident.severity} severity.")
     _print_triggered(triggered)
@@ -173,13 +180,10 @@ def incidents_confirm(
 def incidents_dismiss(ref: str, reason: str, operator: str | None) -> None:
     """Close a report without action; the reporter sees the reason."""
 
-    async def call(uow: UnitOfWork) -> str:
-        incident = await service.dismiss(
-            uow, ref, reason=reason, actor=await actor_for(uow, operator)
-        )
-        return incident.tracking_code
-
-    out.print(f"{run(in_unit(call))} is dismissed.")
+    incident = _step(
+        operator, lambda uow, actor: service.dismiss(uow, ref, reason=reason, actor=actor)
+    )
+    out.print(f"{incident.tracking_code} is dismissed.")
 
 
 @incidents.command("resolve")
@@ -189,11 +193,8 @@ def incidents_dismiss(ref: str, reason: str, operator: str | None) -> None:
 def incidents_resolve(ref: str, note: str, operator: str | None) -> None:
     """Close a confirmed incident; the reporter sees the resolution."""
 
-    async def call(uow: UnitOfWork) -> str:
-        incident = await service.resolve(uow, ref, note=note, actor=await actor_for(uow, operator))
-        return incident.tracking_code
-
-    out.print(f"{run(in_unit(call))} is resolved.")
+    incident = _step(operator, lambda uow, actor: service.resolve(uow, ref, note=note, actor=actor))
+    out.print(f"{incident.tracking_code} is resolved.")
 
 
 @incidents.command("note")
@@ -203,11 +204,10 @@ def incidents_resolve(ref: str, note: str, operator: str | None) -> None:
 def incidents_note(ref: str, note: str, operator: str | None) -> None:
     """Add an internal note to the incident's timeline."""
 
-    async def call(uow: UnitOfWork) -> str:
-        incident = await service.add_note(uow, ref, note=note, actor=await actor_for(uow, operator))
-        return incident.tracking_code
-
-    out.print(f"Note added to {run(in_unit(call))}.")
+    incident = _step(
+        operator, lambda uow, actor: service.add_note(uow, ref, note=note, actor=actor)
+    )
+    out.print(f"Note added to {incident.tracking_code}.")
 
 
 @incidents.command("link")
@@ -217,9 +217,8 @@ def incidents_note(ref: str, note: str, operator: str | None) -> None:
 def incidents_link(ref: str, email: str, operator: str | None) -> None:
     """Link an account to an incident; on a confirmed one the triggers apply to it at once."""
 
-    async def call(uow: UnitOfWork) -> service.Triggered:
-        return await service.link_account(uow, ref, email, actor=await actor_for(uow, operator))
-
-    triggered = run(in_unit(call))
+    triggered = _step(
+        operator, lambda uow, actor: service.link_account(uow, ref, email, actor=actor)
+    )
     out.print(f"{email} is linked to {triggered.incident.tracking_code}.")
     _print_triggered(triggered)
