@@ -188,6 +188,11 @@ async def inbox_page(uow: UnitOfWork, account_id: str, *, page: int, size: int) 
     )
 
 
+async def unread(uow: UnitOfWork, account_id: str) -> int:
+    """How many of the account's inbox entries are unread (the header's count)."""
+    return await unread_count(uow.session, account_id)
+
+
 async def mark_read(uow: UnitOfWork, account_id: str, ids: Collection[int] | None = None) -> int:
     """Mark the account's unread inbox entries read: those of `ids`, or all of them when
     `ids` is None; how many. Ids of entries not in the account's inbox change nothing."""

@@ -31,7 +31,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 
 from gateway.db.models import Account
-from gateway.db.uow import unit_of_work
+from gateway.identity.service import signed_in_account
 from gateway.runtime import Runtime
 from gateway.web.session import SESSION_ACCOUNT
 
@@ -86,8 +86,8 @@ async def _viewer(connection: Connection) -> Account | None:
         runtime: Runtime = connection.app.state.runtime
         # Closed before the handler runs: one connection at a time, and on SQLite no
         # snapshot left open to hide what the handler then writes.
-        async with unit_of_work(runtime) as uow:
-            account = await uow.session.get(Account, account_id)
+        async with runtime.unit() as uow:
+            account = await signed_in_account(uow, account_id)
         if account is None:
             connection.clear_session()
     scope[_VIEWER] = account

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from gateway.db.uow import UnitOfWork, unit_of_work
-from gateway.web import Rt
+from gateway.web import Rt, Uow
 
 
-async def provide_unit(runtime: Rt) -> AsyncIterator[UnitOfWork]:
-    async with unit_of_work(runtime) as uow:
+async def provide_unit(runtime: Rt) -> AsyncIterator[Uow]:
+    async with runtime.unit() as uow:
         yield uow

@@ -11,8 +11,7 @@ from typing import Any
 
 from litestar import Request
 
-from gateway.db.uow import unit_of_work
-from gateway.notify.service import unread_count
+from gateway.notify.service import unread
 from gateway.runtime import Runtime
 from gateway.web.session import SESSION_ACCOUNT
 
@@ -24,5 +23,5 @@ async def count_unread(request: Request[Any, Any, Any]) -> None:
     if not isinstance(account_id, str) or "text/html" not in request.headers.get("accept", ""):
         return
     rt: Runtime = request.app.state.runtime
-    async with unit_of_work(rt) as uow:
-        request.state.unread = await unread_count(uow.session, account_id)
+    async with rt.unit() as uow:
+        request.state.unread = await unread(uow, account_id)
