@@ -116,13 +116,21 @@ async def prepare_release_and_keys(env: dict[str, str], work: Path, count: int) 
     license_file.write_text("Benchmark licence.\n")
     rt = build_runtime(load_settings(env))
     try:
-        await publish_release(
+        await run_unit(
             rt,
-            PublishRequest(model=ref, version="1.0", folder=folder, license_file=license_file),
-            actor="bench",
+            lambda uow: publish_release(
+                uow,
+                PublishRequest(model=ref, version="1.0", folder=folder, license_file=license_file),
+                actor="bench",
+            ),
         )
         for stage in ("trusted_partner", "researcher"):
-            await move_release(rt, ref, "1.0", Move.PROMOTE, target=stage, actor="bench")
+            await run_unit(
+                rt,
+                lambda uow, stage=stage: move_release(
+                    uow, ref, "1.0", Move.PROMOTE, target=stage, actor="bench"
+                ),
+            )
         secrets = []
         for n in range(count):
             email = f"burst{n}@example.org"
@@ -132,11 +140,22 @@ async def prepare_release_and_keys(env: dict[str, str], work: Path, count: int) 
                     uow, email, operator=False, actor=Actor.parse("bench")
                 ),
             )
-            await create_grant(
-                rt, email=email, model=ref, tier="researcher", days=None, actor="bench"
+            await run_unit(
+                rt,
+                lambda uow, email=email: create_grant(
+                    uow, email=email, model=ref, tier="researcher", days=None, actor="bench"
+                ),
             )
-            created = await create_key(
-                rt, account_id=account.id, scopes=["download"], days=None, name="", actor="bench"
+            created = await run_unit(
+                rt,
+                lambda uow, account_id=account.id: create_key(
+                    uow,
+                    account_id=account_id,
+                    scopes=["download"],
+                    days=None,
+                    name="",
+                    actor="bench",
+                ),
             )
             secrets.append(created.secret)
         return secrets

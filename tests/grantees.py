@@ -56,7 +56,10 @@ async def grantee(
         rt,
         lambda uow: create_grant(uow, email=email, model=MODEL, tier=tier, days=None, actor="test"),
     )
-    created = await create_key(
-        rt, account_id=account.id, scopes=scopes, days=None, name="test", actor="test"
+    created = await within(
+        rt,
+        lambda uow: create_key(
+            uow, account_id=account.id, scopes=scopes, days=None, name="test", actor="test"
+        ),
     )
     return Grantee(account.id, email, grant.id, created.secret)

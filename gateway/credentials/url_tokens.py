@@ -19,9 +19,10 @@ import hashlib
 import json
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -32,10 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.credentials.key_encryption import KeyEncryptionError, KeyEncryptor, is_sealed
 from gateway.db.models import UrlSigningKey
-from gateway.db.uow import UnitOfWork, joined
-
-if TYPE_CHECKING:
-    from gateway.runtime import Runtime
+from gateway.db.uow import UnitOfWork
 
 ALGORITHM = "EdDSA"
 AUDIENCE = "release-gateway:download"
@@ -351,23 +349,43 @@ class KeyCache:
         self._verifying: tuple[datetime, dict[str, dict[str, Any]]] | None = None
         self._refreshing = asyncio.Lock()
 
-    async def signing(self, work: UnitOfWork | Runtime, now: datetime) -> SigningKeyPair:
+    async def signing(self, uow: UnitOfWork, now: datetime) -> SigningKeyPair:
         """The key to sign with, read (when stale) in the caller's unit of work, which
-        enters its write phase only if no key exists yet."""
-        if self._fresh_signing(now) is None:
-            # One refresh per process at a time; the others wait for it, not for the pool.
-            async with self._refreshing, joined(work) as uow:
-                if self._fresh_signing(now) is None:
-                    encryptor = uow.rt.key_encryptor
-                    found = await active_key(uow.session, encryptor)
-                    if found is None:
-                        session = await uow.write()
-                        await prepare_keys(session, encryptor, now)
-                        found = await active_key(session, encryptor)
-                    assert found is not None
-                    self._signing = (now, found)
-        assert self._signing is not None
-        return self._signing[1]
+        enters its write phase only if no key exists yet.
+
+        Call it before the unit's other reads: a request waiting here for another's
+        refresh then holds no connection. A key read by a unit that has written is cached
+        only once that unit has committed, so this process never signs with a key that a
+        rollback takes away (one no other process could verify).
+        """
+        cached = self._fresh_signing(now)
+        if cached is not None:
+            return cached
+        # One refresh per process at a time; the others wait for it, not for the pool.
+        async with self._refreshing:
+            cached = self._fresh_signing(now)
+            if cached is not None:
+                return cached
+            encryptor = uow.rt.key_encryptor
+            found = await active_key(uow.session, encryptor)
+            if found is None:
+                session = await uow.write()
+                await prepare_keys(session, encryptor, now)
+                found = await active_key(session, encryptor)
+                assert found is not None
+            if uow.writing:
+                uow.after_commit(self._remember_signing(now, found))
+            else:
+                self._signing = (now, found)
+            return found
+
+    def _remember_signing(
+        self, now: datetime, key: SigningKeyPair
+    ) -> Callable[[], Awaitable[None]]:
+        async def remember() -> None:
+            self._signing = (now, key)
+
+        return remember
 
     def _fresh_signing(self, now: datetime) -> SigningKeyPair | None:
         if self._signing is None or (now - self._signing[0]).total_seconds() > KEY_CACHE_SECONDS:
@@ -375,9 +393,9 @@ class KeyCache:
         return self._signing[1]
 
     async def verifying(
-        self, session: AsyncSession, now: datetime, kid: str | None
+        self, uow: UnitOfWork, now: datetime, kid: str | None
     ) -> dict[str, dict[str, Any]]:
-        """Public keys by kid, read in the caller's session when stale."""
+        """Public keys by kid, read in the caller's unit of work when stale."""
         age = None if self._verifying is None else (now - self._verifying[0]).total_seconds()
         stale = (
             self._verifying is None
@@ -388,7 +406,7 @@ class KeyCache:
             or (kid is not None and kid not in self._verifying[1] and age >= UNKNOWN_KID_RECHECK)
         )
         if stale:
-            self._verifying = (now, await verifying_keys(session, now))
+            self._verifying = (now, await verifying_keys(uow.session, now))
         assert self._verifying is not None
         return self._verifying[1]
 

@@ -200,15 +200,3 @@ def in_unit(work: Callable[[UnitOfWork], Awaitable[T]]) -> Callable[[Runtime], A
         return await run_unit(rt, work)
 
     return call
-
-
-@asynccontextmanager
-async def joined(work: UnitOfWork | Runtime) -> AsyncIterator[UnitOfWork]:
-    """The caller's unit of work; or, from a caller that has none (given the runtime), a
-    unit of its own that ends with the block. Services take `UnitOfWork | Runtime` this
-    way while their callers move to opening units at the boundary."""
-    if isinstance(work, UnitOfWork):
-        yield work
-        return
-    async with unit_of_work(work) as uow:
-        yield uow

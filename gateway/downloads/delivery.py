@@ -34,12 +34,11 @@ from gateway.db.models import (
     QuotaUsage,
     Release,
 )
-from gateway.db.uow import UnitOfWork, joined
+from gateway.db.uow import UnitOfWork
 from gateway.downloads.access import Client, access_facts, recalled_tiers
 from gateway.downloads.ranges import ByteRange, RangeNotSatisfiable, parse_range
 from gateway.errors import Denied, GatewayError
 from gateway.keys.service import key_facts_of
-from gateway.runtime import Runtime
 from stages import evidence as ev
 from stages.access import Deny, Reason, decide
 from stages.actors import Actor
@@ -59,7 +58,7 @@ class Delivery:
 
 
 async def deliver(
-    work: UnitOfWork | Runtime,
+    uow: UnitOfWork,
     token: str,
     *,
     range_header: str | None,
@@ -67,18 +66,11 @@ async def deliver(
     client: Client,
 ) -> Delivery:
     """Check a download token and the live state; record the request; say what to send."""
-    async with joined(work) as uow:
-        return await _deliver(uow, token, range_header=range_header, method=method, client=client)
-
-
-async def _deliver(
-    uow: UnitOfWork, token: str, *, range_header: str | None, method: str, client: Client
-) -> Delivery:
     rt = uow.rt
     now = rt.clock()
     refusal: Denied | None = None
     session = uow.session
-    keys = await rt.url_keys.verifying(session, now, url_tokens.unverified_kid(token))
+    keys = await rt.url_keys.verifying(uow, now, url_tokens.unverified_kid(token))
     try:
         claims = url_tokens.verify(token, issuer=rt.settings.public_url, keys=keys, now=now)
     except url_tokens.TokenExpired as exc:

@@ -24,7 +24,7 @@ from gateway import evidence
 from gateway.catalog.service import get_release
 from gateway.credentials import url_tokens
 from gateway.db.models import Account, Artifact, Download, Grant, QuotaUsage, Release
-from gateway.db.uow import UnitOfWork, joined
+from gateway.db.uow import UnitOfWork
 from gateway.downloads.access import (
     Client,
     PortalCaller,
@@ -93,7 +93,7 @@ class DownloadManifest:
 
 
 async def issue_manifest(
-    work: UnitOfWork | Runtime,
+    uow: UnitOfWork,
     caller: Requester,
     model: ModelRef,
     version: str,
@@ -103,67 +103,66 @@ async def issue_manifest(
     client: Client,
 ) -> DownloadManifest:
     """Signed URLs for every artifact the caller's grant may fetch now, and why not the rest."""
-    async with joined(work) as uow:
-        rt = uow.rt
-        now = rt.clock()
-        # The reads first (the signing key comes from the cache, or is read in this unit),
-        # then the evidence in the unit's one short write phase: the database's write lock
-        # is held for the inserts alone.
-        signing_key = await rt.url_keys.signing(uow, now)
-        pending: list[ev.Payload] = []
-        session = uow.session
-        release = await get_release(uow, model, version)
-        grants = (
-            await session.scalars(
-                select(Grant).where(
-                    Grant.account_id == caller.account.id, Grant.model_id == release.model_id
-                )
+    rt = uow.rt
+    now = rt.clock()
+    # The reads first (the signing key comes from the cache, or is read in this unit),
+    # then the evidence in the unit's one short write phase: the database's write lock
+    # is held for the inserts alone.
+    signing_key = await rt.url_keys.signing(uow, now)
+    pending: list[ev.Payload] = []
+    session = uow.session
+    release = await get_release(uow, model, version)
+    grants = (
+        await session.scalars(
+            select(Grant).where(
+                Grant.account_id == caller.account.id, Grant.model_id == release.model_id
             )
-        ).all()
-        recalled = await recalled_tiers(session, release.id, rt)
-        grant, decision = _best_grant(rt, now, caller, release, grants, recalled)
-        manifest = None
-        if grant is None or isinstance(decision, Deny):
-            assert isinstance(decision, Deny)
-            pending.append(
-                ev.DownloadManifestRefused(
-                    reason=decision.reason.value,
-                    key=key_id(caller),
-                    client_address=client.address,
-                    user_agent=client.user_agent,
-                )
+        )
+    ).all()
+    recalled = await recalled_tiers(session, release.id, rt)
+    grant, decision = _best_grant(rt, now, caller, release, grants, recalled)
+    manifest = None
+    if grant is None or isinstance(decision, Deny):
+        assert isinstance(decision, Deny)
+        pending.append(
+            ev.DownloadManifestRefused(
+                reason=decision.reason.value,
+                key=key_id(caller),
+                client_address=client.address,
+                user_agent=client.user_agent,
             )
-        else:
-            manifest = await _issue(
-                rt,
-                session,
-                signing_key,
-                now,
-                caller,
-                release,
-                grant,
-                paths,
-                continue_ids,
-                client,
-                pending,
-                recalled,
-            )
-        session = await uow.write()
-        for payload in pending:
-            evidence.record(
-                session,
-                payload,
-                actor=Actor.account(caller.account.id),
-                at=now,
-                model_id=release.model_id,
-                release_id=release.id,
-                account_id=caller.account.id,
-            )
-        if isinstance(decision, Deny):
-            # The refusal is evidence too: the unit commits it, then refuses.
-            raise uow.kept(Denied(decision.reason, decision.message))
-        assert manifest is not None
-        return manifest
+        )
+    else:
+        manifest = await _issue(
+            rt,
+            session,
+            signing_key,
+            now,
+            caller,
+            release,
+            grant,
+            paths,
+            continue_ids,
+            client,
+            pending,
+            recalled,
+        )
+    session = await uow.write()
+    for payload in pending:
+        evidence.record(
+            session,
+            payload,
+            actor=Actor.account(caller.account.id),
+            at=now,
+            model_id=release.model_id,
+            release_id=release.id,
+            account_id=caller.account.id,
+        )
+    if isinstance(decision, Deny):
+        # The refusal is evidence too: the unit commits it, then refuses.
+        raise uow.kept(Denied(decision.reason, decision.message))
+    assert manifest is not None
+    return manifest
 
 
 def _best_grant(
@@ -348,7 +347,7 @@ async def _continuable(
 
 
 async def issue_manifest_for_account(
-    work: UnitOfWork | Runtime,
+    uow: UnitOfWork,
     account: Account,
     model: ModelRef,
     version: str,
@@ -359,7 +358,7 @@ async def issue_manifest_for_account(
 ) -> DownloadManifest:
     """The manifest for a signed-in portal account (same decision, no API key)."""
     return await issue_manifest(
-        work,
+        uow,
         PortalCaller(account),
         model,
         version,

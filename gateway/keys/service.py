@@ -21,7 +21,7 @@ from gateway.credentials.api_key_format import (
     new_api_key,
 )
 from gateway.db.models import Account, ApiKey
-from gateway.db.uow import UnitOfWork, joined
+from gateway.db.uow import UnitOfWork
 from gateway.errors import DatabaseUnavailable, GatewayError, InvalidInput, NotFound
 from gateway.identity.accounts import ensure_active, normalise_email
 from gateway.identity.repository import find_account
@@ -61,7 +61,7 @@ def parse_scopes(scopes: Sequence[str]) -> str:
 
 
 async def create_key(
-    work: UnitOfWork | Runtime,
+    uow: UnitOfWork,
     *,
     account_id: str,
     scopes: Sequence[str],
@@ -70,81 +70,76 @@ async def create_key(
     actor: str,
 ) -> CreatedKey:
     """A new key for the account, expiring after `days` (the policy's default if None)."""
-    async with joined(work) as uow:
-        rt = uow.rt
-        rules = rt.policy.api_keys
-        lifetime = rules.default_days if days is None else days
-        if not 1 <= lifetime <= rules.max_days:
-            raise InvalidInput(
-                f"a key may live 1 to {rules.max_days} days (the policy's limit), not {lifetime}",
-                code="invalid_expiry",
-            )
-        name = clean_text(name, field="the key's name", max_length=200, multiline=False) or ""
-        chosen = parse_scopes(scopes)
-        secret = new_api_key()
-        now = rt.clock()
-        owner = await uow.session.get(Account, account_id)
-        if owner is None:
-            raise NotFound("no such account", code="account_not_found")
-        ensure_active(owner, "create API keys")
-        if "admin" in chosen.split() and not owner.is_operator:
-            raise InvalidInput(
-                "only operators may hold keys with the 'admin' scope", code="invalid_scope"
-            )
-        session = await uow.write()
-        key = ApiKey(
-            id=str(uuid.uuid4()),
-            account_id=account_id,
-            name=name,
-            display_prefix=display_prefix(secret),
-            secret_sha256=key_digest(secret),
-            scopes=chosen,
-            created_at=now,
-            expires_at=now + timedelta(days=lifetime),
+    rt = uow.rt
+    rules = rt.policy.api_keys
+    lifetime = rules.default_days if days is None else days
+    if not 1 <= lifetime <= rules.max_days:
+        raise InvalidInput(
+            f"a key may live 1 to {rules.max_days} days (the policy's limit), not {lifetime}",
+            code="invalid_expiry",
         )
-        session.add(key)
-        evidence.record(
-            session,
-            ev.KeyCreated(key=key.id, scopes=tuple(chosen), expires_at=key.expires_at),
-            actor=Actor.parse(actor),
-            at=now,
-            account_id=account_id,
+    name = clean_text(name, field="the key's name", max_length=200, multiline=False) or ""
+    chosen = parse_scopes(scopes)
+    secret = new_api_key()
+    now = rt.clock()
+    owner = await uow.session.get(Account, account_id)
+    if owner is None:
+        raise NotFound("no such account", code="account_not_found")
+    ensure_active(owner, "create API keys")
+    if "admin" in chosen.split() and not owner.is_operator:
+        raise InvalidInput(
+            "only operators may hold keys with the 'admin' scope", code="invalid_scope"
         )
+    session = await uow.write()
+    key = ApiKey(
+        id=str(uuid.uuid4()),
+        account_id=account_id,
+        name=name,
+        display_prefix=display_prefix(secret),
+        secret_sha256=key_digest(secret),
+        scopes=chosen,
+        created_at=now,
+        expires_at=now + timedelta(days=lifetime),
+    )
+    session.add(key)
+    evidence.record(
+        session,
+        ev.KeyCreated(key=key.id, scopes=tuple(chosen), expires_at=key.expires_at),
+        actor=Actor.parse(actor),
+        at=now,
+        account_id=account_id,
+    )
     return CreatedKey(key=key, secret=secret)
 
 
-async def list_keys(work: UnitOfWork | AsyncSession, account: Account) -> Sequence[ApiKey]:
+async def list_keys(uow: UnitOfWork, account: Account) -> Sequence[ApiKey]:
     """The account's keys, oldest first; refused while the account is suspended."""
     ensure_active(account, "list or use API keys")
-    session = work.session if isinstance(work, UnitOfWork) else work
     return (
-        await session.scalars(
+        await uow.session.scalars(
             select(ApiKey).where(ApiKey.account_id == account.id).order_by(ApiKey.created_at)
         )
     ).all()
 
 
-async def revoke_key(
-    work: UnitOfWork | Runtime, *, account_id: str, key_id: str, actor: str
-) -> ApiKey:
+async def revoke_key(uow: UnitOfWork, *, account_id: str, key_id: str, actor: str) -> ApiKey:
     """Revoke one of the account's keys at once. Another account's key is 'not found'."""
-    async with joined(work) as uow:
-        now = uow.rt.clock()
-        key = await uow.session.scalar(
-            select(ApiKey).where(ApiKey.id == key_id, ApiKey.account_id == account_id)
+    now = uow.rt.clock()
+    key = await uow.session.scalar(
+        select(ApiKey).where(ApiKey.id == key_id, ApiKey.account_id == account_id)
+    )
+    if key is None:
+        raise NotFound(f"no key {key_id}", code="key_not_found")
+    if key.revoked_at is None:
+        session = await uow.write()
+        key.revoked_at = now
+        evidence.record(
+            session,
+            ev.KeyRevoked(key=key.id),
+            actor=Actor.parse(actor),
+            at=now,
+            account_id=account_id,
         )
-        if key is None:
-            raise NotFound(f"no key {key_id}", code="key_not_found")
-        if key.revoked_at is None:
-            session = await uow.write()
-            key.revoked_at = now
-            evidence.record(
-                session,
-                ev.KeyRevoked(key=key.id),
-                actor=Actor.parse(actor),
-                at=now,
-                account_id=account_id,
-            )
     return key
 
 

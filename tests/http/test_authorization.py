@@ -98,8 +98,11 @@ async def key_holder(
             ),
         )
         grant_id = grant.id
-    created = await create_key(
-        runtime, account_id=account.id, scopes=list(scopes), days=None, name="", actor="test"
+    created = await within(
+        runtime,
+        lambda uow: create_key(
+            uow, account_id=account.id, scopes=list(scopes), days=None, name="", actor="test"
+        ),
     )
     return KeyHolder(account.id, created.key.id, created.secret, grant_id)
 
@@ -287,8 +290,11 @@ async def test_listing_shows_only_the_callers_own_keys(
     client: Client, runtime: Runtime, bob: KeyHolder
 ) -> None:
     carol = await key_holder(runtime, "carol@example.org")
-    await create_key(
-        runtime, account_id=carol.account_id, scopes=["download"], days=None, name="", actor="t"
+    await within(
+        runtime,
+        lambda uow: create_key(
+            uow, account_id=carol.account_id, scopes=["download"], days=None, name="", actor="t"
+        ),
     )
     response = await client.get(KEYS, headers=bob.auth)
     assert response.status_code == 200
@@ -298,8 +304,11 @@ async def test_listing_shows_only_the_callers_own_keys(
 async def test_listing_never_contains_a_secret(
     client: Client, runtime: Runtime, bob: KeyHolder
 ) -> None:
-    other = await create_key(
-        runtime, account_id=bob.account_id, scopes=["download"], days=None, name="ci", actor="t"
+    other = await within(
+        runtime,
+        lambda uow: create_key(
+            uow, account_id=bob.account_id, scopes=["download"], days=None, name="ci", actor="t"
+        ),
     )
     response = await client.get(KEYS, headers=bob.auth)
     assert response.status_code == 200
@@ -328,8 +337,11 @@ async def test_revoking_another_accounts_key_is_not_found_and_changes_nothing(
 async def test_key_revoked_over_http_gets_no_manifest(
     client: Client, runtime: Runtime, alice: KeyHolder
 ) -> None:
-    spare = await create_key(
-        runtime, account_id=alice.account_id, scopes=["download"], days=None, name="", actor="t"
+    spare = await within(
+        runtime,
+        lambda uow: create_key(
+            uow, account_id=alice.account_id, scopes=["download"], days=None, name="", actor="t"
+        ),
     )
     assert (await client.post(MANIFEST, headers=bearer(spare.secret))).status_code == 200
     response = await client.delete(f"{KEYS}/{spare.key.id}", headers=alice.auth)
@@ -375,8 +387,11 @@ async def test_key_in_the_query_string_is_not_accepted(client: Client, bob: KeyH
 async def test_key_without_keys_scope_cannot_manage_keys(
     client: Client, runtime: Runtime, bob: KeyHolder
 ) -> None:
-    downloader = await create_key(
-        runtime, account_id=bob.account_id, scopes=["download"], days=None, name="", actor="t"
+    downloader = await within(
+        runtime,
+        lambda uow: create_key(
+            uow, account_id=bob.account_id, scopes=["download"], days=None, name="", actor="t"
+        ),
     )
     auth = bearer(downloader.secret)
     keys_before = await count(runtime, ApiKey)
@@ -396,7 +411,10 @@ async def test_key_without_keys_scope_cannot_manage_keys(
 async def test_revoked_key_cannot_manage_keys(
     client: Client, runtime: Runtime, bob: KeyHolder
 ) -> None:
-    await revoke_key(runtime, account_id=bob.account_id, key_id=bob.key_id, actor="t")
+    await within(
+        runtime,
+        lambda uow: revoke_key(uow, account_id=bob.account_id, key_id=bob.key_id, actor="t"),
+    )
     keys_before = await count(runtime, ApiKey)
     assert_refused(await client.get(KEYS, headers=bob.auth), 403, "key_revoked")
     created = await client.post(KEYS, headers=bob.auth, json={"scopes": ["download"]})
@@ -425,7 +443,10 @@ async def test_expired_key_cannot_manage_keys(
 async def test_revoked_key_gets_no_manifest(
     client: Client, runtime: Runtime, alice: KeyHolder
 ) -> None:
-    await revoke_key(runtime, account_id=alice.account_id, key_id=alice.key_id, actor="t")
+    await within(
+        runtime,
+        lambda uow: revoke_key(uow, account_id=alice.account_id, key_id=alice.key_id, actor="t"),
+    )
     assert_refused(await client.post(MANIFEST, headers=alice.auth), 403, "key_revoked")
     assert await count(runtime, Evidence, Evidence.kind == "url.issued") == 0
 
@@ -441,8 +462,11 @@ async def test_expired_key_gets_no_manifest(
 async def test_key_without_download_scope_gets_no_manifest(
     client: Client, runtime: Runtime, alice: KeyHolder
 ) -> None:
-    manager = await create_key(
-        runtime, account_id=alice.account_id, scopes=["keys"], days=None, name="", actor="t"
+    manager = await within(
+        runtime,
+        lambda uow: create_key(
+            uow, account_id=alice.account_id, scopes=["keys"], days=None, name="", actor="t"
+        ),
     )
     response = await client.post(MANIFEST, headers=bearer(manager.secret))
     assert_refused(response, 403, "key_scope_missing")
@@ -687,15 +711,21 @@ async def test_revoking_a_key_stops_the_urls_issued_under_it(
 ) -> None:
     tokens = await issued_tokens(client, alice)
     assert {t.claims["key"] for t in tokens.values()} == {alice.key_id}
-    spare = await create_key(
-        runtime, account_id=alice.account_id, scopes=["download"], days=None, name="", actor="t"
+    spare = await within(
+        runtime,
+        lambda uow: create_key(
+            uow, account_id=alice.account_id, scopes=["download"], days=None, name="", actor="t"
+        ),
     )
     kept = await issued_tokens(
         client, KeyHolder(alice.account_id, spare.key.id, spare.secret, None)
     )
     assert (await fetch(client, tokens["README.md"].raw)).status_code in {200, 302}
 
-    await revoke_key(runtime, account_id=alice.account_id, key_id=alice.key_id, actor="t")
+    await within(
+        runtime,
+        lambda uow: revoke_key(uow, account_id=alice.account_id, key_id=alice.key_id, actor="t"),
+    )
     # Both a URL already used and one never used die with the key, at their next request.
     for path in ("README.md", "config.json"):
         assert_refused(await fetch(client, tokens[path].raw), 403, "key_revoked")
@@ -709,7 +739,10 @@ async def test_a_url_names_its_key_in_the_download_evidence(
     client: Client, runtime: Runtime, alice: KeyHolder
 ) -> None:
     token = (await issued_tokens(client, alice))["config.json"]
-    await revoke_key(runtime, account_id=alice.account_id, key_id=alice.key_id, actor="t")
+    await within(
+        runtime,
+        lambda uow: revoke_key(uow, account_id=alice.account_id, key_id=alice.key_id, actor="t"),
+    )
     await fetch(client, token.raw)
     async with runtime.sessionmaker() as session:
         requested = (
@@ -726,12 +759,18 @@ async def test_a_portal_sessions_urls_answer_to_the_account_not_to_a_key(
     async with runtime.sessionmaker() as session:
         account = await session.get(Account, alice.account_id)
     assert account is not None
-    manifest = await issue_manifest_for_account(
-        runtime, account, SAMPLE, "1.0", client=DownloadClient("127.0.0.1", "test")
+    manifest = await within(
+        runtime,
+        lambda uow: issue_manifest_for_account(
+            uow, account, SAMPLE, "1.0", client=DownloadClient("127.0.0.1", "test")
+        ),
     )
     token = token_of(manifest.artifacts[0].url)
     assert "key" not in token.claims
-    await revoke_key(runtime, account_id=alice.account_id, key_id=alice.key_id, actor="t")
+    await within(
+        runtime,
+        lambda uow: revoke_key(uow, account_id=alice.account_id, key_id=alice.key_id, actor="t"),
+    )
     assert (await fetch(client, token.raw)).status_code in {200, 302}
 
 

@@ -30,6 +30,7 @@ from gateway.keys.service import LAST_USED_LOCK_WAIT_SECONDS, create_key
 from gateway.runtime import Runtime, build_runtime
 from tests.accounts import create_account
 from tests.grantees import Grantee, grantee, open_release
+from tests.units import within
 
 pytestmark = pytest.mark.anyio
 MANIFEST = "/api/v1/models/acme/sample/releases/1.0/downloads"
@@ -162,7 +163,10 @@ async def test_a_key_use_that_cannot_be_recorded_neither_fails_nor_stalls_the_re
 
 async def grantee_without_grant(runtime: Runtime) -> Grantee:
     account = await create_account(runtime, "bob@example.org", operator=False, actor="test")
-    created = await create_key(
-        runtime, account_id=account.id, scopes=["keys"], days=None, name="", actor="test"
+    created = await within(
+        runtime,
+        lambda uow: create_key(
+            uow, account_id=account.id, scopes=["keys"], days=None, name="", actor="test"
+        ),
     )
     return Grantee(account.id, "bob@example.org", "", created.secret)

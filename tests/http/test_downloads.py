@@ -298,25 +298,31 @@ async def test_quota_counting_is_exact_under_concurrency(runtime: Runtime, tmp_p
         caller = await authenticate(uow.session, alice.key)
     urls = []
     for _ in range(requests):
-        issued = await issue_manifest(
+        issued = await within(
             runtime,
-            caller,
-            MODEL,
-            "1.0",
-            paths=["README.md"],
-            continue_ids=None,
-            client=Client("127.0.0.1", "test"),
+            lambda uow: issue_manifest(
+                uow,
+                caller,
+                MODEL,
+                "1.0",
+                paths=["README.md"],
+                continue_ids=None,
+                client=Client("127.0.0.1", "test"),
+            ),
         )
         urls.append(issued.artifacts[0].url)
 
     async def one(url: str) -> str:
         try:
-            await deliver(
+            await within(
                 runtime,
-                url.rsplit("/d/", 1)[1],
-                range_header=None,
-                method="GET",
-                client=Client("127.0.0.1", "test"),
+                lambda uow: deliver(
+                    uow,
+                    url.rsplit("/d/", 1)[1],
+                    range_header=None,
+                    method="GET",
+                    client=Client("127.0.0.1", "test"),
+                ),
             )
         except Denied as exc:
             return exc.reason.value

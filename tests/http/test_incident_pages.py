@@ -323,8 +323,11 @@ async def test_an_api_key_links_the_reporter_and_a_bad_one_is_refused(
 ) -> None:
     await publish(runtime, tmp_path)
     account = await create_account(runtime, "dev@lab.example", operator=False, actor="t")
-    key = await create_key(
-        runtime, account_id=account.id, scopes=("download",), days=None, name="t", actor="t"
+    key = await within(
+        runtime,
+        lambda uow: create_key(
+            uow, account_id=account.id, scopes=("download",), days=None, name="t", actor="t"
+        ),
     )
     linked = await client.post(
         "/api/v1/incidents", json=REPORT, headers={"authorization": f"Bearer {key.secret}"}

@@ -29,6 +29,7 @@ from gateway.runtime import Runtime
 from tests.accounts import create_account
 from tests.grantees import grantee, open_release
 from tests.http.live import HTML, client_from, form_token, post_form, served
+from tests.units import within
 
 pytestmark = pytest.mark.anyio
 
@@ -331,8 +332,11 @@ async def test_applications_per_account_hold_under_concurrency(
         await open_release(gw.runtime, tmp_path, to="public")
         account = await account_with_password(gw.runtime, "pat@example.com")
         secret = (
-            await create_key(
-                gw.runtime, account_id=account, scopes=["apply"], days=None, name="", actor="t"
+            await within(
+                gw.runtime,
+                lambda uow: create_key(
+                    uow, account_id=account, scopes=["apply"], days=None, name="", actor="t"
+                ),
             )
         ).secret
         auth = {"authorization": f"Bearer {secret}"}
@@ -393,13 +397,16 @@ async def test_manifests_per_key_hold_under_concurrency(settings: Settings, tmp_
                 window=600,
             )
             # The count is per key: another key of the same account has its own.
-            other = await create_key(
+            other = await within(
                 gw.runtime,
-                account_id=alice.account_id,
-                scopes=["download"],
-                days=None,
-                name="second",
-                actor="test",
+                lambda uow: create_key(
+                    uow,
+                    account_id=alice.account_id,
+                    scopes=["download"],
+                    days=None,
+                    name="second",
+                    actor="test",
+                ),
             )
             fresh = {"authorization": f"Bearer {other.secret}"}
             assert (await client.post(url, headers=fresh)).status_code == 200

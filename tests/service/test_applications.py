@@ -304,7 +304,12 @@ async def test_apply_from_code_with_an_api_key(
     await open_release(runtime, tmp_path, to="public")
     who = await account(runtime, "pat@example.com")
     key = (
-        await create_key(runtime, account_id=who, scopes=["apply"], days=None, name="", actor="t")
+        await within(
+            runtime,
+            lambda uow: create_key(
+                uow, account_id=who, scopes=["apply"], days=None, name="", actor="t"
+            ),
+        )
     ).secret
     auth = {"authorization": f"Bearer {key}"}
     async with AsyncTestClient(app=create_app(settings=settings)) as client:

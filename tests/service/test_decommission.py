@@ -115,15 +115,20 @@ async def url_for(rt: Runtime, who: Grantee, version: str = "1.0") -> str:
     async with rt.sessionmaker() as session:
         account = await session.get(Account, who.account_id)
     assert account is not None
-    issued = await issue_manifest_for_account(
-        rt, account, MODEL, version, paths=["README.md"], client=CLIENT
+    issued = await within(
+        rt,
+        lambda uow: issue_manifest_for_account(
+            uow, account, MODEL, version, paths=["README.md"], client=CLIENT
+        ),
     )
     return issued.artifacts[0].url.rsplit("/d/", 1)[1]
 
 
 async def fetch(rt: Runtime, token: str) -> str:
     try:
-        await deliver(rt, token, range_header=None, method="GET", client=CLIENT)
+        await within(
+            rt, lambda uow: deliver(uow, token, range_header=None, method="GET", client=CLIENT)
+        )
     except Denied as exc:
         return exc.reason.value
     return "allowed"

@@ -236,12 +236,19 @@ async def test_keys_are_kept_and_denied_by_the_status(runtime: Runtime, tmp_path
 
 async def manifest(rt: Runtime, who: Grantee) -> list[str]:
     account_row = await load(rt, Account, who.account_id)
-    issued = await issue_manifest_for_account(rt, account_row, MODEL, "1.0", client=CLIENT)
+    issued = await within(
+        rt, lambda uow: issue_manifest_for_account(uow, account_row, MODEL, "1.0", client=CLIENT)
+    )
     return [artifact.url for artifact in issued.artifacts]
 
 
 async def fetch(rt: Runtime, url: str) -> None:
-    await deliver(rt, url.rsplit("/d/", 1)[1], range_header=None, method="GET", client=CLIENT)
+    await within(
+        rt,
+        lambda uow: deliver(
+            uow, url.rsplit("/d/", 1)[1], range_header=None, method="GET", client=CLIENT
+        ),
+    )
 
 
 async def test_a_suspension_stops_manifests_and_urls_already_handed_out(

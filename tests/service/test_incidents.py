@@ -97,15 +97,20 @@ async def url_for(rt: Runtime, account_id: str, path: str = "README.md") -> str:
     async with rt.sessionmaker() as session:
         account = await session.get(Account, account_id)
     assert account is not None
-    manifest = await issue_manifest_for_account(
-        rt, account, MODEL, "1.0", paths=[path], client=CLIENT
+    manifest = await within(
+        rt,
+        lambda uow: issue_manifest_for_account(
+            uow, account, MODEL, "1.0", paths=[path], client=CLIENT
+        ),
     )
     return manifest.artifacts[0].url.rsplit("/d/", 1)[1]
 
 
 async def fetch(rt: Runtime, token: str) -> str:
     try:
-        await deliver(rt, token, range_header=None, method="GET", client=CLIENT)
+        await within(
+            rt, lambda uow: deliver(uow, token, range_header=None, method="GET", client=CLIENT)
+        )
     except Denied as exc:
         return exc.reason.value
     return "allowed"

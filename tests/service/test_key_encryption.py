@@ -47,6 +47,7 @@ from gateway.runtime import Runtime, build_runtime
 from gateway.signing.release import KEY_FILE, ensure_signing_key
 from tests.conftest import BACKENDS, PostgresServer
 from tests.served import clean_env, free_port
+from tests.units import within
 
 pytestmark = pytest.mark.anyio
 PEM_MARK = "PRIVATE KEY"
@@ -95,7 +96,7 @@ async def test_a_database_dump_alone_cannot_mint_a_url(live: Runtime) -> None:
     with pytest.raises(KeyEncryptionError):
         stranger.open(row.sealed_private_key, kid=row.kid)
     # The twin: with the gateway's own key-encryption key it signs a token that verifies.
-    key = await live.url_keys.signing(live, live.clock())
+    key = await within(live, lambda uow: live.url_keys.signing(uow, live.clock()))
     assert key.kid == row.kid
     now = datetime.now(UTC)
     token, _ = url_tokens.issue(
@@ -204,7 +205,7 @@ async def test_plaintext_rows_are_sealed_at_start_once(runtime: Runtime) -> None
     opened = runtime.key_encryptor.open(row.sealed_private_key, kid=row.kid)
     assert opened.decode() == values["pem"]
     # The same key still signs: URLs already issued under it keep verifying.
-    key = await runtime.url_keys.signing(runtime, runtime.clock())
+    key = await within(runtime, lambda uow: runtime.url_keys.signing(uow, runtime.clock()))
     assert key.kid == values["kid"]
     assert key.private_key.private_bytes_raw() == private.private_bytes_raw()
     # Once: a second start finds nothing to seal and changes nothing.

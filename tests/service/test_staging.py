@@ -46,11 +46,16 @@ async def download_as(rt: Runtime, email: str, tier: str, *, confirmed: bool = T
     await within(
         rt, lambda uow: create_grant(uow, email=email, model=MODEL, tier=tier, days=None, actor="t")
     )
-    manifest = await issue_manifest_for_account(
-        rt, account, MODEL, "1.0", paths=["README.md"], client=CLIENT
+    manifest = await within(
+        rt,
+        lambda uow: issue_manifest_for_account(
+            uow, account, MODEL, "1.0", paths=["README.md"], client=CLIENT
+        ),
     )
     token = manifest.artifacts[0].url.rsplit("/d/", 1)[1]
-    await deliver(rt, token, range_header=None, method="GET", client=CLIENT)
+    await within(
+        rt, lambda uow: deliver(uow, token, range_header=None, method="GET", client=CLIENT)
+    )
 
 
 async def test_promotion_to_trusted_partners_needs_the_internal_safety_evaluation(
@@ -219,7 +224,10 @@ async def test_a_rollback_cuts_off_urls_of_the_wider_tier(runtime: Runtime, tmp_
             uow, email="r@uni.edu", model=MODEL, tier="researcher", days=None, actor="t"
         ),
     )
-    manifest = await issue_manifest_for_account(runtime, researcher, MODEL, "1.0", client=CLIENT)
+    manifest = await within(
+        runtime,
+        lambda uow: issue_manifest_for_account(uow, researcher, MODEL, "1.0", client=CLIENT),
+    )
     token = manifest.artifacts[0].url.rsplit("/d/", 1)[1]
     await within(
         runtime,
@@ -234,7 +242,9 @@ async def test_a_rollback_cuts_off_urls_of_the_wider_tier(runtime: Runtime, tmp_
         ),
     )
     with pytest.raises(Denied) as refused:
-        await deliver(runtime, token, range_header=None, method="GET", client=CLIENT)
+        await within(
+            runtime, lambda uow: deliver(uow, token, range_header=None, method="GET", client=CLIENT)
+        )
     assert refused.value.reason is Reason.TIER_NOT_OPEN
 
 
@@ -258,8 +268,11 @@ async def test_recall_of_a_tier_and_of_the_release_then_reinstatement_by_two_ope
                 uow, email=email, model=MODEL, tier=tier, days=None, actor="t"
             ),
         )
-        manifest = await issue_manifest_for_account(
-            runtime, account, MODEL, "1.0", paths=["README.md"], client=CLIENT
+        manifest = await within(
+            runtime,
+            lambda uow, account=account: issue_manifest_for_account(
+                uow, account, MODEL, "1.0", paths=["README.md"], client=CLIENT
+            ),
         )
         tokens[tier] = manifest.artifacts[0].url.rsplit("/d/", 1)[1]
 
@@ -272,9 +285,19 @@ async def test_recall_of_a_tier_and_of_the_release_then_reinstatement_by_two_ope
     assert tier_recall.releases == ["acme/sample:1.0"]
     assert tier_recall.grantees_notified == 1
     with pytest.raises(Denied) as refused:
-        await deliver(runtime, tokens["public"], range_header=None, method="GET", client=CLIENT)
+        await within(
+            runtime,
+            lambda uow: deliver(
+                uow, tokens["public"], range_header=None, method="GET", client=CLIENT
+            ),
+        )
     assert refused.value.reason is Reason.RELEASE_RECALLED
-    await deliver(runtime, tokens["researcher"], range_header=None, method="GET", client=CLIENT)
+    await within(
+        runtime,
+        lambda uow: deliver(
+            uow, tokens["researcher"], range_header=None, method="GET", client=CLIENT
+        ),
+    )
     again = await within(
         runtime,
         lambda uow: recall(uow, MODEL, "1.0", reason="twice", tier="public", actor="op:ann"),
@@ -287,7 +310,12 @@ async def test_recall_of_a_tier_and_of_the_release_then_reinstatement_by_two_ope
     assert everything.releases == ["acme/sample:1.0"]
     assert (await release_row(runtime)).status == "recalled"
     with pytest.raises(Denied) as both:
-        await deliver(runtime, tokens["researcher"], range_header=None, method="GET", client=CLIENT)
+        await within(
+            runtime,
+            lambda uow: deliver(
+                uow, tokens["researcher"], range_header=None, method="GET", client=CLIENT
+            ),
+        )
     assert both.value.reason is Reason.RELEASE_RECALLED
 
     first = await within(runtime, lambda uow: reinstate(uow, MODEL, "1.0", actor="op:ann"))
@@ -298,7 +326,12 @@ async def test_recall_of_a_tier_and_of_the_release_then_reinstatement_by_two_ope
     lifted = await within(runtime, lambda uow: reinstate(uow, MODEL, "1.0", actor="op:bob"))
     assert lifted.lifted
     assert (await release_row(runtime)).status == "active"
-    await deliver(runtime, tokens["researcher"], range_header=None, method="GET", client=CLIENT)
+    await within(
+        runtime,
+        lambda uow: deliver(
+            uow, tokens["researcher"], range_header=None, method="GET", client=CLIENT
+        ),
+    )
     with pytest.raises(Conflict, match="no recall"):
         await within(runtime, lambda uow: reinstate(uow, MODEL, "1.0", actor="op:ann"))
 
@@ -323,8 +356,11 @@ async def test_a_tier_recall_withdraws_every_wider_tier_too(
                 uow, email=email, model=MODEL, tier=tier, days=None, actor="t"
             ),
         )
-        manifest = await issue_manifest_for_account(
-            runtime, account, MODEL, "1.0", paths=["README.md"], client=CLIENT
+        manifest = await within(
+            runtime,
+            lambda uow, account=account: issue_manifest_for_account(
+                uow, account, MODEL, "1.0", paths=["README.md"], client=CLIENT
+            ),
         )
         tokens[tier] = manifest.artifacts[0].url.rsplit("/d/", 1)[1]
     await within(
@@ -334,10 +370,18 @@ async def test_a_tier_recall_withdraws_every_wider_tier_too(
         ),
     )
     with pytest.raises(Denied) as refused:
-        await deliver(runtime, tokens["public"], range_header=None, method="GET", client=CLIENT)
+        await within(
+            runtime,
+            lambda uow: deliver(
+                uow, tokens["public"], range_header=None, method="GET", client=CLIENT
+            ),
+        )
     assert refused.value.reason is Reason.RELEASE_RECALLED
-    await deliver(
-        runtime, tokens["trusted_partner"], range_header=None, method="GET", client=CLIENT
+    await within(
+        runtime,
+        lambda uow: deliver(
+            uow, tokens["trusted_partner"], range_header=None, method="GET", client=CLIENT
+        ),
     )
 
 
@@ -412,7 +456,9 @@ async def test_the_manifest_uses_the_grant_that_sees_the_most(
             uow, email="both@lab.example", model=MODEL, tier="trusted_partner", days=None, actor="t"
         ),
     )
-    manifest = await issue_manifest_for_account(runtime, account, MODEL, "1.0", client=CLIENT)
+    manifest = await within(
+        runtime, lambda uow: issue_manifest_for_account(uow, account, MODEL, "1.0", client=CLIENT)
+    )
     assert manifest.tier == "trusted_partner"
     assert sorted(a.path for a in manifest.artifacts) == ["eval/run.py", "model.safetensors"]
     assert manifest.withheld == []

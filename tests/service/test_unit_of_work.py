@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from gateway.config import Settings
 from gateway.db.engine import make_engine, make_sessionmaker
 from gateway.db.models import Account, Evidence
-from gateway.db.uow import UnitOfWork, UnitOfWorkError, in_unit, joined, run_unit, unit_of_work
+from gateway.db.uow import UnitOfWork, UnitOfWorkError, in_unit, run_unit, unit_of_work
 from gateway.errors import DatabaseUnavailable, Denied
 from gateway.runtime import Runtime, build_runtime
 from stages.access import Reason
@@ -170,14 +170,6 @@ async def test_the_command_helpers_run_one_unit(runtime: Runtime) -> None:
     assert await run_unit(runtime, work) == "done"
     assert await in_unit(work)(runtime) == "done"
     assert await count(runtime) == 2
-    # A service given the caller's unit joins it, and does not end it.
-    async with runtime.unit() as outer:
-        async with joined(outer) as inner:
-            assert inner is outer
-        assert outer.session is not None
-        await outer.write()
-        note(outer, "joined")
-    assert await count(runtime) == 3
 
 
 async def test_one_connection_for_the_whole_unit(settings: Settings) -> None:
