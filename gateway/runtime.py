@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import getpass
 import socket
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -80,28 +80,6 @@ class Runtime:
         """One unit of work (gateway/db/uow.py): commits at the end of the block, rolls
         back on an error."""
         return unit_of_work(self)
-
-    @asynccontextmanager
-    async def transaction(
-        self, *, lock_wait_seconds: float | None = None
-    ) -> AsyncIterator[AsyncSession]:
-        """A unit of work in its write phase from the start, as a session: its work
-        commits on success and rolls back on any error.
-
-        `lock_wait_seconds` bounds how long it waits for a lock (the SQLite write lock, a
-        PostgreSQL row lock) before failing, for writes that may rather not happen.
-        """
-        async with unit_of_work(self) as uow:
-            yield await uow.write(lock_wait_seconds=lock_wait_seconds)
-
-    @asynccontextmanager
-    async def reading(self) -> AsyncIterator[AsyncSession]:
-        """A read-only session; its connection goes back to the pool when the block ends."""
-        uow = UnitOfWork(self)
-        try:
-            yield uow.session
-        finally:
-            await uow.rollback()
 
     async def prepare(self) -> int:
         """What `gateway serve` checks before it starts its workers: the key-encryption key

@@ -10,6 +10,7 @@ from click.testing import CliRunner, Result
 from gateway.cli import main
 from gateway.config import Settings
 from tests.sample import make_folder, make_license
+from tests.units import writing
 
 
 def gateway(*args: str) -> Result:
@@ -166,7 +167,7 @@ def _rows(settings: Settings, statement: str) -> list[tuple[object, ...]]:
     async def go() -> list[tuple[object, ...]]:
         rt = build_runtime(settings)
         try:
-            async with rt.transaction() as session:
+            async with writing(rt) as session:
                 result = await session.execute(text(statement))
                 return [tuple(row) for row in result.all()] if result.returns_rows else []
         finally:

@@ -18,6 +18,7 @@ from gateway.decommission.cli import parse_when
 from gateway.decommission.service import execute_due
 from gateway.runtime import build_runtime
 from tests.sample import make_folder, make_license
+from tests.units import writing
 
 
 def gateway(*args: str) -> Result:
@@ -160,7 +161,7 @@ def test_purge_waits_and_asks(settings_env: Settings, tmp_path: Path) -> None:
         rt = build_runtime(settings_env)
         now = rt.clock()
         try:
-            async with rt.transaction() as session:
+            async with writing(rt) as session:
                 await session.execute(
                     update(Decommission).values(
                         announced_at=now - timedelta(days=200),

@@ -31,7 +31,7 @@ from tests.grantees import MODEL, open_release
 from tests.http.portal import HTML, Http, csrf_token
 from tests.http.portal import submit as submit_form
 from tests.sample import LICENSE_TEXT, publish
-from tests.units import within
+from tests.units import within, writing
 
 pytestmark = pytest.mark.anyio
 PASSWORD = "correct horse battery"
@@ -795,7 +795,7 @@ async def test_the_inbox_lists_notifications_newest_first_and_marks_them_read(
     assert "0 unread" in words
     assert "Every notification is marked as read." in words
     owner = await account_id(runtime, "ada@example.org")
-    async with runtime.transaction() as session:
+    async with writing(runtime) as session:
         for n in range(25):
             notify(
                 session,

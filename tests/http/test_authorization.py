@@ -51,7 +51,7 @@ from stages.names import parse_model_ref
 from stages.release import Move
 from tests.accounts import create_account
 from tests.sample import make_folder, make_license, publish
-from tests.units import within
+from tests.units import within, writing
 
 pytestmark = pytest.mark.anyio
 Client: TypeAlias = AsyncTestClient[Litestar]
@@ -423,7 +423,7 @@ async def test_revoked_key_cannot_manage_keys(
 
 
 async def expire(runtime: Runtime, key_id: str) -> None:
-    async with runtime.transaction() as session:
+    async with writing(runtime) as session:
         key = await session.get(ApiKey, key_id)
         assert key is not None
         key.expires_at = datetime.now(UTC) - timedelta(minutes=1)

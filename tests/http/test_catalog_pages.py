@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 
 from gateway.runtime import Runtime
 from tests.sample import publish
-from tests.units import within
+from tests.units import within, writing
 
 pytestmark = pytest.mark.anyio
 Client = AsyncTestClient  # type: ignore[type-arg]
@@ -275,7 +275,7 @@ async def test_request_access_leads_to_the_apply_page_through_sign_in(
     form = await client.get(asked.headers["location"], headers=HTML)
     assert 'name="next" value="/models/acme/sample/apply"' in form.text
     account = await create_account(runtime, "new@example.org", operator=False, actor="test")
-    async with runtime.transaction() as session:
+    async with writing(runtime) as session:
         row = await session.get_one(Account, account.id)
         row.password_hash = hash_password("correct horse battery")
     signed = await submit(

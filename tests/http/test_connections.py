@@ -30,7 +30,7 @@ from gateway.keys.service import LAST_USED_LOCK_WAIT_SECONDS, create_key
 from gateway.runtime import Runtime, build_runtime
 from tests.accounts import create_account
 from tests.grantees import Grantee, grantee, open_release
-from tests.units import within
+from tests.units import within, writing
 
 pytestmark = pytest.mark.anyio
 MANIFEST = "/api/v1/models/acme/sample/releases/1.0/downloads"
@@ -142,7 +142,7 @@ async def test_a_key_use_that_cannot_be_recorded_neither_fails_nor_stalls_the_re
     async with app_on_a_pool(settings, 4) as client:
         # Another transaction holds the lock the write needs: on SQLite the database's
         # write lock, on PostgreSQL the key's row.
-        async with runtime.transaction() as blocker:
+        async with writing(runtime) as blocker:
             if not settings.is_sqlite:
                 await blocker.execute(
                     text("SELECT 1 FROM api_keys WHERE account_id = :a FOR UPDATE"),

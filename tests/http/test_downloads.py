@@ -24,7 +24,7 @@ from stages.access import Reason
 from stages.grants import GrantMove
 from stages.release import Move
 from tests.grantees import MODEL, Grantee, grantee, open_release
-from tests.units import within
+from tests.units import reading, within, writing
 
 pytestmark = pytest.mark.anyio
 Http = AsyncTestClient  # type: ignore[type-arg]
@@ -178,12 +178,12 @@ async def test_live_state_is_checked_on_every_request(
     await open_release(runtime, tmp_path)
     alice = await grantee(runtime)
     url = local(entry(await manifest(client, alice), "README.md")["url"])
-    async with runtime.transaction() as session:
+    async with writing(runtime) as session:
         await session.execute(
             update(Account).where(Account.id == alice.account_id).values(status="suspended")
         )
     assert (await client.get(url)).json()["error"] == "account_suspended"
-    async with runtime.transaction() as session:
+    async with writing(runtime) as session:
         await session.execute(
             update(Account).where(Account.id == alice.account_id).values(status="active")
         )
@@ -377,7 +377,7 @@ async def used(rt: Runtime, grant_id: str) -> int:
 
 
 async def set_quota(rt: Runtime, grant_id: str, units: int) -> None:
-    async with rt.transaction() as session:
+    async with writing(rt) as session:
         await session.execute(
             update(Grant).where(Grant.id == grant_id).values(download_quota=units)
         )
@@ -422,7 +422,7 @@ async def test_a_malformed_manifest_body_is_refused_naming_the_field(
     assert answer["error"] == "invalid_request"
     assert named in answer["message"], answer
     # Refused before any work: no URL was issued, nothing was counted.
-    async with runtime.reading() as session:
+    async with reading(runtime) as session:
         issued = await session.scalar(
             select(func.count()).select_from(Evidence).where(Evidence.kind == "url.issued")
         )

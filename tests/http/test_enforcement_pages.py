@@ -23,7 +23,7 @@ from gateway.runtime import Runtime
 from stages.enforcement import AppealMove, EnforcementStep
 from tests.accounts import create_account
 from tests.http.portal import HTML, Http, csrf_token, submit
-from tests.units import within
+from tests.units import within, writing
 
 pytestmark = pytest.mark.anyio
 PASSWORD = "correct horse battery"
@@ -46,7 +46,7 @@ async def client(settings: Settings) -> AsyncIterator[Http]:
 
 async def make_account(rt: Runtime, email: str, *, operator: bool = False) -> str:
     account = await create_account(rt, email, operator=operator, actor="t")
-    async with rt.transaction() as session:
+    async with writing(rt) as session:
         row = await session.get(Account, account.id)
         assert row is not None
         row.password_hash = hash_password(PASSWORD)
@@ -376,7 +376,7 @@ async def test_the_console_lists_and_searches_every_account(client: Http, runtim
         await make_account(runtime, f"user{number:02d}@uni.example")
     await make_account(runtime, "ada_lovelace@math.example")
     await make_account(runtime, "adaXlovelace@math.example")
-    async with runtime.transaction() as session:
+    async with writing(runtime) as session:
         row = await session.scalar(select(Account).where(Account.email == "user07@uni.example"))
         assert row is not None
         row.display_name = "Grace Hopper"

@@ -12,6 +12,7 @@ from gateway.identity.passwords import hash_password
 from gateway.runtime import Runtime
 from tests.accounts import create_account
 from tests.http.portal import HTML, Http, csrf_token, submit
+from tests.units import writing
 
 pytestmark = pytest.mark.anyio
 PASSWORD = "correct horse battery"
@@ -19,7 +20,7 @@ PASSWORD = "correct horse battery"
 
 async def make_account(rt: Runtime, email: str, *, operator: bool = False) -> str:
     account = await create_account(rt, email, operator=operator, actor="t")
-    async with rt.transaction() as session:
+    async with writing(rt) as session:
         row = await session.get(Account, account.id)
         assert row is not None
         row.password_hash = hash_password(PASSWORD)
@@ -111,7 +112,7 @@ async def test_operator_pages_refuse_others_and_open_for_operators(
 async def test_a_suspended_operator_is_refused(client: Http, runtime: Runtime) -> None:
     operator_id = await make_account(runtime, "ops@lab.example", operator=True)
     await sign_in(client, "ops@lab.example")
-    async with runtime.transaction() as session:
+    async with writing(runtime) as session:
         row = await session.get(Account, operator_id)
         assert row is not None
         row.status = "suspended"

@@ -16,6 +16,7 @@ from gateway.runtime import Runtime
 from tests.http.portal import HTML, Http, submit
 from tests.http.test_ops_pages import apply, make_account, sign_in
 from tests.sample import publish
+from tests.units import writing
 
 pytestmark = pytest.mark.anyio
 _COUNT = re.compile(
@@ -33,7 +34,7 @@ def header_count(page: str) -> int | None:
 
 
 async def tell(rt: Runtime, email: str, subject: str, *, mail_only: bool = False) -> None:
-    async with rt.transaction() as session:
+    async with writing(rt) as session:
         account = await session.scalar(select(Account).where(Account.email == email))
         assert account is not None
         if mail_only:

@@ -19,7 +19,7 @@ from stages.names import parse_model_ref
 from tests.accounts import create_account
 from tests.http.portal import HTML, Http, csrf_token, submit
 from tests.sample import publish
-from tests.units import within
+from tests.units import within, writing
 
 pytestmark = pytest.mark.anyio
 PASSWORD = "correct horse battery"
@@ -33,7 +33,7 @@ ROW = re.compile(r'name="ids" value="([0-9a-f-]{36})"')
 
 async def make_account(rt: Runtime, email: str, *, operator: bool = False) -> str:
     account = await create_account(rt, email, operator=operator, actor="t")
-    async with rt.transaction() as session:
+    async with writing(rt) as session:
         row = await session.get(Account, account.id)
         assert row is not None
         row.password_hash = hash_password(PASSWORD)
@@ -510,7 +510,7 @@ async def test_the_queue_searches_by_the_applicants_email_or_name(
     ada = await apply(runtime, "ada@corp.example", T0)
     grace = await apply(runtime, "grace_h@navy.example", T0 + timedelta(days=1))
     other = await apply(runtime, "graceXh@navy.example", T0 + timedelta(days=2))
-    async with runtime.transaction() as session:
+    async with writing(runtime) as session:
         row = await session.scalar(select(Account).where(Account.email == "ada@corp.example"))
         assert row is not None
         row.display_name = "Augusta Ada King"

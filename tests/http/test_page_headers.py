@@ -29,7 +29,7 @@ from gateway.web.headers import CONTENT_SECURITY_POLICY, security_headers
 from tests.accounts import create_account
 from tests.grantees import MODEL, open_release
 from tests.http.portal import HTML, Http, submit
-from tests.units import within
+from tests.units import within, writing
 
 pytestmark = pytest.mark.anyio
 PASSWORD = "correct horse battery"
@@ -51,7 +51,7 @@ def check_page_headers(path: str, headers: dict[str, str]) -> None:
 
 async def account_with_password(rt: Runtime, email: str, *, operator: bool = False) -> str:
     account = await create_account(rt, email, operator=operator, actor="test")
-    async with rt.transaction() as session:
+    async with writing(rt) as session:
         row = await session.get_one(Account, account.id)
         row.password_hash = hash_password(PASSWORD)
         row.affiliation = "Test Institute"

@@ -29,7 +29,7 @@ from gateway.runtime import Runtime
 from tests.accounts import create_account
 from tests.grantees import grantee, open_release
 from tests.http.live import HTML, client_from, form_token, post_form, served
-from tests.units import within
+from tests.units import within, writing
 
 pytestmark = pytest.mark.anyio
 
@@ -108,7 +108,7 @@ def assert_refusals(
 
 async def account_with_password(rt: Runtime, email: str) -> str:
     account = await create_account(rt, email, operator=False, actor="test")
-    async with rt.transaction() as session:
+    async with writing(rt) as session:
         await session.execute(
             update(Account)
             .where(Account.id == account.id)

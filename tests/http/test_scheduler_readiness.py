@@ -17,14 +17,14 @@ from gateway.config import Settings
 from gateway.db.models import JobRun
 from gateway.jobs.registry import JOBS, stale_jobs
 from gateway.runtime import Runtime
-from tests.units import within
+from tests.units import within, writing
 
 pytestmark = pytest.mark.anyio
 LONG_AGO = timedelta(hours=4)  # beyond three intervals of every job
 
 
 async def record_runs(runtime: Runtime, at: datetime) -> None:
-    async with runtime.transaction() as session:
+    async with writing(runtime) as session:
         for job in JOBS:
             session.add(JobRun(name=job.name, runs=1, last_started_at=at, last_finished_at=at))
 

@@ -26,7 +26,7 @@ from gateway.runtime import Runtime
 from stages.enforcement import EnforcementStep
 from tests.accounts import create_account
 from tests.http.portal import HTML, Http, Mailbox, confirm_email, csrf_token, limiter_of, submit
-from tests.units import within
+from tests.units import within, writing
 
 pytestmark = pytest.mark.anyio
 PASSWORD = "correct horse battery"
@@ -57,7 +57,7 @@ async def browser(settings: Settings) -> AsyncIterator[Browser]:
 
 async def local_account(rt: Runtime, email: str = ADA) -> str:
     account = await create_account(rt, email, operator=False, actor="test")
-    async with rt.transaction() as session:
+    async with writing(rt) as session:
         row = await session.get(Account, account.id)
         assert row is not None
         row.password_hash = hash_password(PASSWORD)

@@ -22,7 +22,7 @@ from gateway.runtime import Runtime, build_runtime, utcnow
 from stages.enforcement import EnforcementStep
 from tests.grantees import Grantee, grantee, open_release
 from tests.http.portal import HTML, Http, submit
-from tests.units import within
+from tests.units import within, writing
 
 PASSWORD = "correct horse battery"
 STOPS = [EnforcementStep.SUSPEND, EnforcementStep.TERMINATE]
@@ -39,7 +39,7 @@ _APPEAL = re.compile(r'action="(/account/standing/[0-9a-f-]{36}/appeal)"')
 async def stopped_grantee(rt: Runtime, tmp_path: Path, step: EnforcementStep) -> Grantee:
     await open_release(rt, tmp_path, to="public")
     who = await grantee(rt, scopes=("download", "keys", "apply"))
-    async with rt.transaction() as session:
+    async with writing(rt) as session:
         account = await session.get_one(Account, who.account_id)
         account.password_hash = hash_password(PASSWORD)
     await within(

@@ -20,7 +20,7 @@ from gateway.runtime import Runtime
 from stages.applications import ApplicationMove
 from tests.accounts import create_account
 from tests.grantees import MODEL, open_release
-from tests.units import within
+from tests.units import within, writing
 
 pytestmark = pytest.mark.anyio
 
@@ -35,7 +35,7 @@ PUBLIC = {"intended_use": "research", "agree_acceptable_use": True}
 
 async def account(rt: Runtime, email: str, *, verified: bool = True) -> str:
     created = await create_account(rt, email, operator=False, actor="t")
-    async with rt.transaction() as session:
+    async with writing(rt) as session:
         await session.execute(
             update(Account)
             .where(Account.id == created.id)

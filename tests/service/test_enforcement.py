@@ -35,7 +35,7 @@ from stages.enforcement import AppealMove, EnforcementStep
 from stages.evidence import ENFORCEMENT_STEPS
 from tests.accounts import create_account
 from tests.grantees import MODEL, Grantee, grantee, open_release
-from tests.units import within
+from tests.units import within, writing
 
 pytestmark = pytest.mark.anyio
 
@@ -98,7 +98,7 @@ async def add_incident(rt: Runtime, account_id: str, severity: str, status: str)
     """An incident linked to the account (the incidents service is not needed for this)."""
     now = rt.clock()
     incident_id = str(uuid.uuid4())
-    async with rt.transaction() as session:
+    async with writing(rt) as session:
         session.add(
             Incident(
                 id=incident_id,
@@ -642,7 +642,7 @@ async def test_a_stale_suspension_row_is_tidied_without_touching_the_account(
     bob = await account(runtime)
     suspended = await act(runtime, SUSPEND, days=1)
     # An account made active behind the service's back (e.g. by hand in the database).
-    async with runtime.transaction() as session:
+    async with writing(runtime) as session:
         await session.execute(update(Account).where(Account.id == bob).values(status="active"))
     at(runtime, runtime.clock() + timedelta(days=1))
     assert await within(runtime, service.lift_expired_suspensions) == 0

@@ -13,6 +13,7 @@ from gateway import evidence
 from gateway.db.models import Evidence
 from gateway.runtime import Runtime, cli_actor
 from stages import evidence as ev
+from tests.units import writing
 
 pytestmark = pytest.mark.anyio
 AT = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
@@ -25,7 +26,7 @@ async def rows(rt: Runtime, *where: object) -> list[Evidence]:
 
 
 async def test_a_payload_writes_its_kind_its_data_and_its_actor(runtime: Runtime) -> None:
-    async with runtime.transaction() as session:
+    async with writing(runtime) as session:
         evidence.record(
             session,
             ev.GrantRenewed(grant="g1", expires_at=AT, application="a1"),
@@ -56,7 +57,7 @@ async def test_rows_under_older_names_are_found_and_read_as_todays_kinds(
                 ),
                 {"at": AT, "kind": kind, "actor": actor},
             )
-    async with runtime.transaction() as session:
+    async with writing(runtime) as session:
         evidence.record(session, ev.GrantExpired(grant="g2"), actor=ev.SCHEDULER, at=AT)
     expired = await rows(runtime, evidence.of_kind(ev.EvidenceKind.GRANT_EXPIRED))
     assert [row.kind for row in expired] == ["grant.expire", "grant.expired"]

@@ -47,7 +47,7 @@ from gateway.runtime import Runtime, build_runtime
 from gateway.signing.release import KEY_FILE, ensure_signing_key
 from tests.conftest import BACKENDS, PostgresServer
 from tests.served import clean_env, free_port
-from tests.units import within
+from tests.units import within, writing
 
 pytestmark = pytest.mark.anyio
 PEM_MARK = "PRIVATE KEY"
@@ -190,7 +190,7 @@ def test_a_malformed_secret_key_is_refused_when_settings_load(tmp_path: Path) ->
 
 async def test_plaintext_rows_are_sealed_at_start_once(runtime: Runtime) -> None:
     values, private = legacy_row()
-    async with runtime.transaction() as session:
+    async with writing(runtime) as session:
         await session.execute(
             insert(UrlSigningKey).values(
                 kid=values["kid"],
@@ -278,7 +278,7 @@ async def test_rotating_the_signing_key_seals_every_key_with_the_current_kek(
     # The new key first, the old one after it: the rotation re-encrypts every row.
     both = build_runtime(replace(settings, secret_key=f"{new},{old}"))
     try:
-        async with both.transaction() as session:
+        async with writing(both) as session:
             kid, retired = await url_tokens.rotate(session, both.key_encryptor, both.clock(), 60)
         assert len(retired) == 1
     finally:

@@ -32,6 +32,7 @@ from gateway.notify.service import notify
 from gateway.notify.webhooks import WEBHOOK_RETRY_DELAYS, sign, verify_signature
 from gateway.runtime import Runtime
 from tests.accounts import create_account
+from tests.units import writing
 
 if TYPE_CHECKING:
     from tests.fixtures.smtp import SmtpTestServer, TestCertificate
@@ -86,7 +87,7 @@ async def queue(
     data: dict[str, Any] | None = None,
 ) -> int:
     """notify() inside a transaction, as a service does; the notification's id."""
-    async with rt.transaction() as session:
+    async with writing(rt) as session:
         note = notify(
             session,
             rt.settings,
@@ -269,7 +270,7 @@ async def test_a_claim_left_by_a_crashed_run_is_taken_over_after_its_lease(
     account = await new_account(runtime)
     note_id = await queue(runtime, account)
     # What a run that died between claiming and sending leaves behind.
-    async with runtime.transaction() as session:
+    async with writing(runtime) as session:
         await session.execute(
             update(Notification)
             .where(Notification.id == note_id)
@@ -294,7 +295,7 @@ async def test_an_interrupted_last_attempt_is_not_tried_again(
     account = await new_account(runtime)
     note_id = await queue(runtime, account)
     last = len(EMAIL_RETRY_DELAYS) + 1
-    async with runtime.transaction() as session:
+    async with writing(runtime) as session:
         await session.execute(
             update(Notification)
             .where(Notification.id == note_id)

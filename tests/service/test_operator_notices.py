@@ -22,7 +22,7 @@ from stages.names import parse_model_ref
 from tests.accounts import create_account
 from tests.fixtures.smtp import SmtpTestServer
 from tests.sample import publish
-from tests.units import within
+from tests.units import within, writing
 
 pytestmark = pytest.mark.anyio
 MODEL = parse_model_ref("acme/sample")
@@ -32,7 +32,7 @@ PUBLIC = {"intended_use": "research", "agree_acceptable_use": True}
 
 async def account(rt: Runtime, email: str, *, operator: bool = False, name: str = "") -> str:
     created = await create_account(rt, email, operator=operator, actor="t", display_name=name)
-    async with rt.transaction() as session:
+    async with writing(rt) as session:
         await session.execute(
             update(Account).where(Account.id == created.id).values(email_verified_at=rt.clock())
         )
@@ -97,7 +97,7 @@ async def test_every_active_operator_is_told_and_mailed_of_an_application_to_rev
     await account(rt, "olga@ops.example", operator=True)
     await account(rt, "oscar@ops.example", operator=True)
     held = await account(rt, "sam@ops.example", operator=True)
-    async with rt.transaction() as session:
+    async with writing(rt) as session:
         await session.execute(update(Account).where(Account.id == held).values(status="suspended"))
     ada = await account(rt, "ada@lab.example", name="Ada Lovelace")
     application_id = await apply(rt, ada)

@@ -23,7 +23,7 @@ from stages.release import Move
 from tests.accounts import create_account
 from tests.grantees import MODEL
 from tests.sample import publish
-from tests.units import within
+from tests.units import within, writing
 
 pytestmark = pytest.mark.anyio
 CLIENT = Client("192.0.2.7", "test")
@@ -40,7 +40,7 @@ async def download_as(rt: Runtime, email: str, tier: str, *, confirmed: bool = T
     """A grantee at `tier` fetches one file: the kind of use gates count."""
     account = await create_account(rt, email, operator=False, actor="t")
     if confirmed:
-        async with rt.transaction() as session:
+        async with writing(rt) as session:
             row = await session.get_one(Account, account.id)
             row.email_verified_at = rt.clock()
     await within(

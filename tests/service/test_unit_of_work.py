@@ -23,13 +23,14 @@ from gateway.runtime import Runtime, build_runtime
 from stages.access import Reason
 from tests.accounts import create_account
 from tests.backends import on_backends
+from tests.units import reading, writing
 
 pytestmark = pytest.mark.anyio
 KIND = "test.unit_of_work"
 
 
 async def count(rt: Runtime, kind: str = KIND) -> int:
-    async with rt.reading() as session:
+    async with reading(rt) as session:
         found = await session.scalar(
             select(func.count()).select_from(Evidence).where(Evidence.kind == kind)
         )
@@ -94,7 +95,7 @@ async def test_nothing_is_half_written_when_a_later_write_fails(runtime: Runtime
     with pytest.raises(IntegrityError):
         await run_unit(runtime, work)
     assert await count(runtime) == 0
-    async with runtime.reading() as session:
+    async with reading(runtime) as session:
         assert await session.scalar(select(Account.email).where(Account.id == account.id)) == (
             "twice@example.org"
         )
@@ -203,7 +204,7 @@ async def test_sqlite_a_reader_that_writes_later_waits_its_turn(
     snapshot and takes the lock instead, and succeeds."""
     async with runtime.sessionmaker() as plain:
         await plain.scalar(select(func.count()).select_from(Evidence))
-        async with runtime.transaction() as other:
+        async with writing(runtime) as other:
             other.add(Evidence(kind=KIND, actor="test", at=runtime.clock(), data={}))
         plain.add(Evidence(kind=KIND, actor="test", at=runtime.clock(), data={}))
         # The driver's error, as the gateway's failure watch reports it.
@@ -213,7 +214,7 @@ async def test_sqlite_a_reader_that_writes_later_waits_its_turn(
 
     async with runtime.unit() as uow:
         await uow.session.scalar(select(func.count()).select_from(Evidence))
-        async with runtime.transaction() as other:
+        async with writing(runtime) as other:
             other.add(Evidence(kind=KIND, actor="test", at=runtime.clock(), data={}))
         await uow.write()
         note(uow, "after the other writer")

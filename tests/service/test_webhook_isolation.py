@@ -24,7 +24,7 @@ from gateway.notify.delivery import DeliveryReport, deliver_due_webhooks
 from gateway.notify.service import notify
 from gateway.runtime import Runtime
 from tests.accounts import create_account
-from tests.units import within
+from tests.units import within, writing
 
 if TYPE_CHECKING:
     from tests.fixtures.webhook_receiver import WebhookReceiver
@@ -46,7 +46,7 @@ class Clock:
 async def queue_events(rt: Runtime, count: int) -> None:
     account = await create_account(rt, "alice@uni.example", operator=False, actor="t")
     for n in range(count):
-        async with rt.transaction() as session:
+        async with writing(rt) as session:
             notify(
                 session,
                 rt.settings,
@@ -285,7 +285,7 @@ async def test_the_console_lists_each_endpoint_with_its_state(
         await deliver_due_webhooks(runtime)
         clock.now += timedelta(hours=7)
     operator = await create_account(runtime, "ops@lab.example", operator=True, actor="t")
-    async with runtime.transaction() as session:
+    async with writing(runtime) as session:
         from gateway.db.models import Account
 
         row = await session.get_one(Account, operator.id)
