@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.models import Grant
 from gateway.decommission import repository
+from gateway.grants import repository as grant_repository
 from gateway.notify.service import notify
 from gateway.runtime import Runtime
 
@@ -70,7 +71,7 @@ async def claim(session: AsyncSession, grants: Sequence[Grant], notice: str, now
     """Record `notice` on every grant; True if at least one of them did not have it yet."""
     landed = False
     for grant in grants:  # every grant, not just the first: later runs look at all of them
-        landed = await repository.record_notice(session, grant.id, notice, now) or landed
+        landed = await grant_repository.claim_notice(session, grant.id, notice, now) or landed
     return landed
 
 

@@ -8,8 +8,6 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Row, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -238,15 +236,3 @@ async def notices_of_grants(session: AsyncSession, grant_ids: Sequence[str]) -> 
             )
         ).all()
     )
-
-
-async def record_notice(session: AsyncSession, grant_id: str, notice: str, now: datetime) -> bool:
-    """Record `notice` on the grant; whether it did not have it yet."""
-    dialect = (await session.connection()).dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    result = await session.execute(
-        insert(GrantNotice)
-        .values(grant_id=grant_id, notice=notice, sent_at=now)
-        .on_conflict_do_nothing()
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
