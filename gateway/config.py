@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Literal
@@ -112,6 +113,12 @@ class Settings:
     # How operators are mailed about applications awaiting review: one mail each
     # ("immediate"), or one summary a day ("daily"); the inbox hears of each at once.
     operator_notices: str = "immediate"
+    # How long a presigned S3 URL that /d/ redirects to stays valid: a transfer already
+    # redirected can start (or resume) within this long after a recall.
+    s3_redirect_seconds: int = 30
+    # nginx's internal location for local storage (e.g. "/_objects/"): /d/ decides, then
+    # answers X-Accel-Redirect and nginx sends the file. None: the gateway sends it.
+    accel_redirect: str | None = None
 
     @property
     def secure_cookies(self) -> bool:
@@ -160,10 +167,12 @@ _ENV = {
     "secret_key": "GATEWAY_SECRET_KEY",
     "storage_timeout_seconds": "GATEWAY_STORAGE_TIMEOUT",
     "operator_notices": "GATEWAY_OPERATOR_NOTICES",
+    "s3_redirect_seconds": "GATEWAY_S3_REDIRECT_SECONDS",
+    "accel_redirect": "GATEWAY_ACCEL_REDIRECT",
 }
 OPERATOR_NOTICES = ("immediate", "daily")
 _TABLES = ("oidc", "webhooks", "rate_limits")
-_NUMBERS = frozenset({"storage_timeout_seconds"})
+_NUMBERS = frozenset({"storage_timeout_seconds", "s3_redirect_seconds"})
 # A storage call that may wait longer than an hour is not bounded in any useful sense.
 _MAX_TIMEOUT_SECONDS = 3600
 
@@ -244,6 +253,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     operator_notices, where = pick("operator_notices")
     if operator_notices not in (None, *OPERATOR_NOTICES):
         raise ConfigError(f"{where}: expected immediate or daily, got {operator_notices!r}")
+    s3_redirect_seconds, accel_redirect = _read_delivery(pick)
     return Settings(
         home=home,
         database_url=database_url,
@@ -261,6 +271,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         secret_key=secret_key,
         storage_timeout_seconds=storage_timeout,
         operator_notices=operator_notices or "immediate",
+        s3_redirect_seconds=s3_redirect_seconds,
+        accel_redirect=accel_redirect,
     )
 
 
@@ -393,6 +405,32 @@ def _check_seconds(text: str, where: str) -> float:
             f"{_MAX_TIMEOUT_SECONDS}, got {text!r}"
         )
     return seconds
+
+
+# Segments of letters, digits and ._~- (never . or .. alone), each ending in /.
+_ACCEL_LOCATION = re.compile(r"/(?:(?!\.+/)[A-Za-z0-9._~-]+/)+")
+
+
+def _read_delivery(pick: Callable[[str], tuple[str | None, str]]) -> tuple[int, str | None]:
+    """How /d/ hands bytes over: the S3 redirect's lifetime and nginx's location."""
+    seconds, where = pick("s3_redirect_seconds")
+    redirect_seconds = 30 if seconds is None else _check_whole_seconds(seconds, where)
+    accel_redirect, where = pick("accel_redirect")
+    if accel_redirect is not None and not _ACCEL_LOCATION.fullmatch(accel_redirect):
+        raise ConfigError(
+            f"{where}: expected nginx's internal location as a path that starts and ends "
+            f"with / (like /_objects/), got {accel_redirect!r}"
+        )
+    return redirect_seconds, accel_redirect
+
+
+def _check_whole_seconds(text: str, where: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= _MAX_TIMEOUT_SECONDS:
+        raise ConfigError(
+            f"{where}: expected a whole number of seconds from 1 to {_MAX_TIMEOUT_SECONDS}, "
+            f"got {text!r}"
+        )
+    return int(text)
 
 
 def _check_http_url(url: str, where: str) -> None:

@@ -18,7 +18,7 @@ from gateway.api_reference import (
 )
 from gateway.catalog.api import model_ref
 from gateway.credentials.url_tokens import verifying_keys
-from gateway.downloads.file_response import StoredFileResponse
+from gateway.downloads.file_response import AccelRedirectResponse, StoredFileResponse
 from gateway.downloads.service import Client, DownloadManifest, deliver, issue_manifest
 from gateway.keys.auth import CallerDep
 from gateway.ratelimits import RateLimit
@@ -93,6 +93,10 @@ class DownloadsController(Controller):
         if delivery.redirect_url is not None:
             return ASGIRedirectResponse(
                 path=delivery.redirect_url, status_code=302, headers={"cache-control": "no-store"}
+            )
+        if delivery.accel_path is not None:
+            return AccelRedirectResponse(
+                location=delivery.accel_path, sha256=delivery.sha256, filename=delivery.filename
             )
         return StoredFileResponse(
             path=delivery.local_path,

@@ -39,6 +39,7 @@ from gateway.downloads.access import Client, access_facts, recalled_tiers
 from gateway.downloads.ranges import ByteRange, RangeNotSatisfiable, parse_range
 from gateway.errors import Denied, GatewayError
 from gateway.keys.service import key_facts_of
+from gateway.runtime import Runtime
 from stages import evidence as ev
 from stages.access import Deny, Reason, decide
 from stages.actors import Actor
@@ -47,7 +48,8 @@ from stages.grants import quota_period
 
 @dataclass(frozen=True)
 class Delivery:
-    """What /d/ sends: a local file (whole or a range) or a redirect to storage."""
+    """What /d/ sends: a local file (whole or a range), a redirect to storage, or the
+    location nginx sends a local file from (`accel_path`, for X-Accel-Redirect)."""
 
     sha256: str
     size: int
@@ -55,6 +57,7 @@ class Delivery:
     byte_range: ByteRange | None
     redirect_url: str | None
     local_path: Any
+    accel_path: str | None = None
 
 
 async def deliver(
@@ -176,13 +179,21 @@ async def deliver(
     )
     if refusal is not None:
         raise uow.kept(refusal)
+    return await _handing_over(rt, artifact, byte_range)
+
+
+async def _handing_over(rt: Runtime, artifact: Artifact, byte_range: ByteRange | None) -> Delivery:
+    """How the bytes go out: a redirect to S3, nginx's internal location, or the file."""
     filename = artifact.path.rsplit("/", 1)[-1]
-    redirect = None
+    redirect = accel = None
     local = await asyncio.to_thread(rt.storage.local_path, artifact.sha256)
     if local is None:
         redirect = rt.storage.presigned_get_url(
-            artifact.sha256, expires_seconds=60, filename=filename
+            artifact.sha256, expires_seconds=rt.settings.s3_redirect_seconds, filename=filename
         )
+    elif rt.settings.accel_redirect is not None:
+        inside = rt.storage.internal_path(artifact.sha256)
+        accel = None if inside is None else rt.settings.accel_redirect + inside
     return Delivery(
         sha256=artifact.sha256,
         size=artifact.size,
@@ -190,6 +201,7 @@ async def deliver(
         byte_range=byte_range,
         redirect_url=redirect,
         local_path=local,
+        accel_path=accel,
     )
 
 

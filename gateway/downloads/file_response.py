@@ -1,4 +1,5 @@
-"""Send a stored file, whole or one range, without loading it into memory.
+"""Send a stored file, whole or one range, without loading it into memory; or, behind
+nginx, let nginx send it (X-Accel-Redirect).
 
 A whole file goes out through the ASGI `pathsend` extension where the server offers it
 (granian does), which lets the server use sendfile: zero-copy. Otherwise, and for ranges,
@@ -20,6 +21,29 @@ from gateway.storage import attachment_disposition
 CHUNK = 1 << 20
 
 
+def file_headers(sha256: str, filename: str) -> dict[str, str]:
+    """The headers of every answer that hands over a stored file."""
+    return {
+        "accept-ranges": "bytes",
+        "etag": f'"{sha256}"',
+        "content-disposition": attachment_disposition(filename),
+        "cache-control": "private, no-store",
+    }
+
+
+class AccelRedirectResponse(ASGIResponse):
+    """The gateway has decided; nginx sends the file from its internal `location` (with
+    sendfile, and the client's Range applied by nginx). Empty body, the file's headers."""
+
+    def __init__(self, *, location: str, sha256: str, filename: str) -> None:
+        super().__init__(
+            status_code=200,
+            media_type="application/octet-stream",
+            headers={**file_headers(sha256, filename), "x-accel-redirect": location},
+            content_length=0,
+        )
+
+
 class StoredFileResponse(ASGIResponse):
     def __init__(
         self,
@@ -33,13 +57,7 @@ class StoredFileResponse(ASGIResponse):
         headers: dict[str, str],
     ) -> None:
         length = byte_range.length if byte_range else size
-        all_headers = {
-            "accept-ranges": "bytes",
-            "etag": f'"{sha256}"',
-            "content-disposition": attachment_disposition(filename),
-            "cache-control": "private, no-store",
-            **headers,
-        }
+        all_headers = {**file_headers(sha256, filename), **headers}
         if byte_range is not None:
             all_headers["content-range"] = byte_range.content_range(size)
         if is_head:

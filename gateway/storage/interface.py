@@ -87,6 +87,12 @@ class Storage(Protocol):
         """
         ...
 
+    def internal_path(self, sha256: str) -> str | None:
+        """The object's path below the store's `objects/` folder ("ab/cd/<sha256>"), for a
+        front server that sends local files itself (X-Accel-Redirect); None if not a local
+        store."""
+        ...
+
     def presigned_get_url(self, sha256: str, *, expires_seconds: int, filename: str) -> str | None:
         """A URL that downloads the object directly as `filename`; None if the store has none.
 

@@ -112,6 +112,10 @@ class LocalStorage:
             raise self._not_found(sha256)
         return path
 
+    def internal_path(self, sha256: str) -> str:
+        """ "ab/cd/<sha256>": the object's file below `<root>/objects/`."""
+        return self._object_path(sha256).relative_to(self._objects).as_posix()
+
     def presigned_get_url(self, sha256: str, *, expires_seconds: int, filename: str) -> None:
         """None: the gateway serves local objects itself."""
         validate_sha256(sha256)

@@ -221,6 +221,10 @@ class S3Storage:
         """None: S3 objects are not files on this machine."""
         validate_sha256(sha256)
 
+    def internal_path(self, sha256: str) -> None:
+        """None: S3 objects are not files a front server can send."""
+        validate_sha256(sha256)
+
     def presigned_get_url(self, sha256: str, *, expires_seconds: int, filename: str) -> str:
         """A presigned GET that saves the object as filename; any Range header is allowed."""
         key = self._key(sha256)
