@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.stores.base import Store
 from litestar.template.config import TemplateConfig
-from litestar.types import Scope
+from litestar.types import ASGIApp, Scope
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from gateway import __version__
@@ -193,6 +194,20 @@ def _cookieless(scope: Scope) -> bool:
     return bool(_COOKIELESS_PATH.match(scope["path"]))
 
 
+def _proxy_headers(trusted: tuple[str, ...]) -> list[Callable[[ASGIApp], ASGIApp]]:
+    """Behind trusted proxies, the client's address (and scheme) from X-Forwarded-*, for
+    every per-address rule; none trusted, the headers are ignored."""
+    if not trusted:
+        return []
+    from granian.utils.proxies import wrap_asgi_with_proxy_headers
+
+    def middleware(app: ASGIApp) -> ASGIApp:
+        wrapped: ASGIApp = wrap_asgi_with_proxy_headers(app, list(trusted))
+        return wrapped
+
+    return [middleware]
+
+
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Litestar:
     """Build the gateway app. Tests pass a runtime; `gateway serve` lets it read settings."""
     if runtime is None:
@@ -277,6 +292,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         # The guard first: a malformed request must not reach the session store either.
         # The session next: the CSRF token lives in it.
         middleware=[
+            *_proxy_headers(rt.settings.trusted_proxies),
             RequestGuard(),
             SessionMiddleware(session_store, secure=secure, skip=_cookieless),
             SessionCsrfMiddleware(skip=_cookieless),

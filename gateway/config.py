@@ -7,6 +7,7 @@ serves anything, with a message naming the setting and what was expected.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -119,6 +120,10 @@ class Settings:
     # nginx's internal location for local storage (e.g. "/_objects/"): /d/ decides, then
     # answers X-Accel-Redirect and nginx sends the file. None: the gateway sends it.
     accel_redirect: str | None = None
+    # The proxies (addresses or networks) in front of the gateway: from these, the client
+    # is the right-most address of X-Forwarded-For that is not one of them. Empty: the
+    # connection's own address, whatever the headers say.
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def secure_cookies(self) -> bool:
@@ -169,6 +174,7 @@ _ENV = {
     "operator_notices": "GATEWAY_OPERATOR_NOTICES",
     "s3_redirect_seconds": "GATEWAY_S3_REDIRECT_SECONDS",
     "accel_redirect": "GATEWAY_ACCEL_REDIRECT",
+    "trusted_proxies": "GATEWAY_TRUSTED_PROXIES",
 }
 OPERATOR_NOTICES = ("immediate", "daily")
 _TABLES = ("oidc", "webhooks", "rate_limits")
@@ -254,6 +260,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if operator_notices not in (None, *OPERATOR_NOTICES):
         raise ConfigError(f"{where}: expected immediate or daily, got {operator_notices!r}")
     s3_redirect_seconds, accel_redirect = _read_delivery(pick)
+    trusted_proxies = _check_proxies(*pick("trusted_proxies"))
     return Settings(
         home=home,
         database_url=database_url,
@@ -273,6 +280,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         operator_notices=operator_notices or "immediate",
         s3_redirect_seconds=s3_redirect_seconds,
         accel_redirect=accel_redirect,
+        trusted_proxies=trusted_proxies,
     )
 
 
@@ -422,6 +430,21 @@ def _read_delivery(pick: Callable[[str], tuple[str | None, str]]) -> tuple[int, 
             f"with / (like /_objects/), got {accel_redirect!r}"
         )
     return redirect_seconds, accel_redirect
+
+
+def _check_proxies(text: str | None, where: str) -> tuple[str, ...]:
+    if text is None:
+        return ()
+    proxies = tuple(item.strip() for item in text.split(",") if item.strip())
+    for item in proxies:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"{where}: expected addresses or networks separated by commas "
+                f"(like 127.0.0.1, 10.0.0.0/8), got {item!r}"
+            ) from None
+    return proxies
 
 
 def _check_whole_seconds(text: str, where: str) -> int:

@@ -18,7 +18,9 @@ from tests.served import behind_nginx, clean_env, free_port, serving
 
 
 @pytest.fixture(scope="module")
-def fronted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str], Path]]:
+def fronted(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[str, dict[str, str], Path, str]]:
     work = tmp_path_factory.mktemp("nginx")
     port, upstream = free_port(), free_port()
     home = work / "home"
@@ -27,6 +29,7 @@ def fronted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dic
         GATEWAY_PUBLIC_URL=f"http://127.0.0.1:{port}",
         GATEWAY_ACCEL_REDIRECT="/_objects/",
         GATEWAY_SCHEDULER="off",
+        GATEWAY_TRUSTED_PROXIES="127.0.0.1",
     )
     folder = work / "model"
     folder.mkdir()
@@ -57,18 +60,18 @@ def fronted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dic
     )
     gateway(env, "stage", "promote", "acme/llm:1.0", "--to", "trusted_partner")
     with (
-        serving(env, work / "serve.log", port=upstream),
+        serving(env, work / "serve.log", port=upstream) as direct,
         behind_nginx(
             work / "nginx", port=port, upstream=upstream, objects=home / "objects" / "objects"
         ) as base,
     ):
-        yield base, env, folder
+        yield base, env, folder, direct
 
 
 def test_nginx_sends_what_the_gateway_allowed_and_nothing_else(
-    fronted: tuple[str, dict[str, str], Path], tmp_path: Path
+    fronted: tuple[str, dict[str, str], Path, str], tmp_path: Path
 ) -> None:
-    base, env, folder = fronted
+    base, env, folder, _ = fronted
     gateway(env, "accounts", "create", "dana@example.org")
     grant_id = gateway(
         env,
@@ -127,3 +130,32 @@ def test_nginx_sends_what_the_gateway_allowed_and_nothing_else(
     refused = curl("-o", "-", "-w", "%{http_code}", weights["url"])
     assert refused.stdout.endswith("403")
     assert json.loads(refused.stdout[:-3])["error"] == "grant_revoked"
+
+
+def reporter_address(env: dict[str, str], base: str, *curl_args: str) -> str:
+    """Report an incident with curl (and `curl_args`); the address the gateway kept."""
+    sent = curl(
+        "-f",
+        *curl_args,
+        "-H",
+        "content-type: application/json",
+        "-d",
+        json.dumps({"category": "other", "description": "Weights are posted on a file host."}),
+        f"{base}/api/v1/incidents",
+    )
+    assert sent.returncode == 0, sent.stderr
+    shown = gateway(env, "incidents", "show", json.loads(sent.stdout)["tracking_code"])
+    reporter = next(line for line in shown.splitlines() if "reporter:" in line)
+    return reporter.rsplit(" from ", 1)[-1]
+
+
+def test_behind_a_trusted_proxy_the_client_is_the_address_it_saw(
+    fronted: tuple[str, dict[str, str], Path, str],
+) -> None:
+    base, env, _, direct = fronted
+    spoof = ("-H", "X-Forwarded-For: 203.0.113.9")
+    # Through nginx (trusted), the client's own address, whatever the client claims.
+    assert reporter_address(env, base, "--interface", "127.0.0.2") == "127.0.0.2"
+    assert reporter_address(env, base, "--interface", "127.0.0.2", *spoof) == "127.0.0.2"
+    # Straight to the gateway from an address it does not trust: the header is ignored.
+    assert reporter_address(env, direct, "--interface", "127.0.0.3", *spoof) == "127.0.0.3"
