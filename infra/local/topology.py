@@ -412,6 +412,8 @@ def gateway_toml(plan: Plan, secret_key: str) -> str:
         f's3_region = "{REGION}"',
         f'public_url = "{plan.url}"',
         f'secret_key = "{secret_key}"',
+        "# nginx, on this machine, is the way in: the client's address is its X-Forwarded-For.",
+        'trusted_proxies = "127.0.0.1"',
         "",
     ]
     if plan.extra_config is not None:

@@ -359,12 +359,6 @@ def test_sign_in_failures_are_counted_across_replicas(topology: Topology) -> Non
             assert refused.headers["retry-after"].isdigit()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the gateway takes the client's address from the connection, which behind "
-    "nginx is nginx's: X-Forwarded-For is sent but not read, so every client through the "
-    "proxy shares one address's limits",
-)
 def test_through_nginx_each_client_is_counted_on_its_own_address(topology: Topology) -> None:
     with browser("127.0.0.8") as stranger:
         token = token_of(stranger.get(f"{topology.url}/sign-in"))
