@@ -133,15 +133,7 @@ class LocalKeyEncryptor:
         if self._path is None or self._path.exists():
             return
         self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        written = _write_private(self._path, new_kek_text() + "\n")
-        try:
-            # A hard link appears whole or not at all, and fails if the name exists: of two
-            # processes starting at once, one key wins and both read it.
-            os.link(written, self._path)
-        except FileExistsError:
-            pass
-        finally:
-            written.unlink()
+        create_private_file(self._path, (new_kek_text() + "\n").encode())
         self._keys = None
 
     def add_key(self) -> str:
@@ -215,12 +207,26 @@ class LocalKeyEncryptor:
         )
 
 
-def _write_private(beside: Path, text: str) -> Path:
+def create_private_file(path: Path, content: bytes) -> None:
+    """Create `path` (mode 0600) holding `content`, unless it exists. Written and synced
+    beside it first, then hard-linked into place: the name appears whole or not at all,
+    and of two processes starting at once one file wins and both read it."""
+    written = _write_private(path, content)
+    try:
+        os.link(written, path)
+    except FileExistsError:
+        pass
+    finally:
+        written.unlink()
+
+
+def _write_private(beside: Path, content: bytes | str) -> Path:
     """A new file next to `beside`, mode 0600 from its creation, written and synced."""
+    data = content.encode() if isinstance(content, str) else content
     path = beside.with_name(f".{beside.name}.{secrets.token_hex(8)}")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
         out.flush()
         os.fsync(out.fileno())
     return path

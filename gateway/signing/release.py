@@ -8,7 +8,6 @@ would write for the folder, so anyone can check it with `model_signing verify ke
 from __future__ import annotations
 
 import hashlib
-import os
 import pathlib
 import tempfile
 from collections.abc import Iterable
@@ -18,7 +17,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway.credentials.key_encryption import owner_only
+from gateway.credentials.key_encryption import create_private_file, owner_only
 
 KEY_FILE = "release-signing-key.pem"
 # model_signing skips these when it hashes a folder; publishing skips them too.
@@ -47,16 +46,9 @@ def ensure_signing_key(keys_dir: Path) -> SigningKey:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        try:
-            # O_EXCL: two processes starting at once must not each write a different key.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "wb") as out:
-                out.write(pem)
-                out.flush()
-                os.fsync(out.fileno())
+        # Two processes starting at once never write different keys, and neither reads a
+        # half-written one.
+        create_private_file(path, pem)
     # A key readable by others could sign a release in the provider's name.
     owner_only(path)
     loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)

@@ -348,6 +348,30 @@ def test_the_release_signing_key_file_is_made_owner_only(tmp_path: Path) -> None
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+def test_processes_starting_at_once_share_one_whole_release_signing_key(tmp_path: Path) -> None:
+    """Replicas on one shared home: every one of them reads the same complete key, never
+    a half-written file or a second key."""
+    keys = tmp_path / "keys"
+    code = (
+        "import sys, pathlib\n"
+        "from gateway.signing.release import ensure_signing_key\n"
+        "print(ensure_signing_key(pathlib.Path(sys.argv[1])).key_id)\n"
+    )
+    starting = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(keys)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(12)
+    ]
+    answers = [process.communicate(timeout=60) for process in starting]
+    assert all(process.returncode == 0 for process in starting), [e for _, e in answers]
+    assert len({out.strip() for out, _ in answers}) == 1
+    assert [p.name for p in keys.iterdir()] == [KEY_FILE]  # no temporary file left behind
+
+
 @pytest.mark.parametrize("fault", ["wrong-secret-key", "missing-key-file"])
 def test_serve_stops_at_start_naming_the_key_encryption_key(
     settings_env: Settings, tmp_path: Path, fault: str
