@@ -19,6 +19,7 @@ from gateway.config import ConfigError, Settings
 from gateway.credentials.key_encryption import KeyEncryptor, LocalKeyEncryptor
 from gateway.credentials.url_tokens import KeyCache, prepare_keys
 from gateway.db.engine import make_engine, make_sessionmaker
+from gateway.db.group_commit import GroupCommit
 from gateway.db.uow import UnitOfWork, unit_of_work
 from gateway.errors import InvalidInput
 from gateway.input_files import read_input_text
@@ -69,8 +70,13 @@ class Runtime:
     key_encryptor: KeyEncryptor
     clock: Callable[[], datetime] = field(default=utcnow)
     url_keys: KeyCache = field(default_factory=KeyCache)
+    # Evidence that stands alone, written by group commit (gateway/db/group_commit.py).
+    group_commit: GroupCommit = field(init=False)
     # When this process's scheduler started: a job is not overdue before it could have run.
     scheduler_started_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        self.group_commit = GroupCommit(self)
 
     @property
     def stage_machine(self) -> StageMachine:
@@ -89,6 +95,7 @@ class Runtime:
             return await prepare_keys(await uow.write(), self.key_encryptor, self.clock())
 
     async def close(self) -> None:
+        await self.group_commit.drain()
         await self.engine.dispose()
 
 

@@ -1,9 +1,11 @@
 """The /d/ endpoint's decision, quota and evidence, in one unit of work.
 
 The token and the live state (grant, account, release, recalls, the issuing key, the
-quota) are read in the unit's read phase; taking a quota unit and writing the
-`download.requested` evidence is its one short write phase, so the database's write lock
-is held for those alone. A refusal keeps its evidence (the unit commits, then refuses).
+quota) are read in the unit's read phase. A new download's quota unit and its
+`download.requested` evidence are the unit's one short write phase, so the database's
+write lock is held for those alone; every other request (a further range of a download
+already started, a HEAD, a refusal) writes only its evidence, by group commit with
+other requests'. A refusal keeps its evidence (the unit commits, then refuses).
 The counting rule is in gateway/downloads/service.py.
 """
 
@@ -144,33 +146,35 @@ async def deliver(
     )
     if isinstance(decision, Deny):
         refusal = Denied(decision.reason, decision.message)
-    session = await uow.write()
-    if (
-        refusal is None
-        and started is None
-        and method != "HEAD"
-        and not await _start_download(session, grant, artifact.id, claims.download_id, period, now)
-    ):
-        refusal = Denied(
-            Reason.QUOTA_EXHAUSTED,
-            "the download quota for this file is used up for this period",
-        )
-    evidence.record(
-        session,
-        ev.DownloadRequested(
-            grant=grant.id,
-            artifact=artifact.id,
-            path=artifact.path,
-            tier=grant.tier,
-            download=claims.download_id,
-            key=claims.key_id or "portal-session",
-            method=method,
-            range=range_header,
-            outcome=refusal.code if refusal else "allowed",
-            new_download=started is None and refusal is None and method != "HEAD",
-            client_address=client.address,
-            user_agent=client.user_agent,
-        ),
+    # A new download takes a quota unit: that, and its evidence, in the unit's write
+    # phase. Anything else (a range of a download already started, a HEAD, a refusal)
+    # writes only its evidence, by group commit.
+    new_download = refusal is None and started is None and method != "HEAD"
+    if new_download:
+        session = await uow.write()
+        if not await _start_download(session, grant, artifact.id, claims.download_id, period, now):
+            new_download = False
+            refusal = Denied(
+                Reason.QUOTA_EXHAUSTED,
+                "the download quota for this file is used up for this period",
+            )
+    requested = ev.DownloadRequested(
+        grant=grant.id,
+        artifact=artifact.id,
+        path=artifact.path,
+        tier=grant.tier,
+        download=claims.download_id,
+        key=claims.key_id or "portal-session",
+        method=method,
+        range=range_header,
+        outcome=refusal.code if refusal else "allowed",
+        new_download=new_download,
+        client_address=client.address,
+        user_agent=client.user_agent,
+    )
+    await evidence.append(
+        uow,
+        [requested],
         actor=Actor.account(account.id),
         at=now,
         model_id=release.model_id,

@@ -106,8 +106,7 @@ async def issue_manifest(
     rt = uow.rt
     now = rt.clock()
     # The reads first (the signing key comes from the cache, or is read in this unit),
-    # then the evidence in the unit's one short write phase: the database's write lock
-    # is held for the inserts alone.
+    # then the evidence, by group commit with other requests'.
     signing_key = await rt.url_keys.signing(uow, now)
     pending: list[ev.Payload] = []
     session = uow.session
@@ -147,19 +146,19 @@ async def issue_manifest(
             pending,
             recalled,
         )
-    session = await uow.write()
-    for payload in pending:
-        evidence.record(
-            session,
-            payload,
-            actor=Actor.account(caller.account.id),
-            at=now,
-            model_id=release.model_id,
-            release_id=release.id,
-            account_id=caller.account.id,
-        )
+    # The manifest writes nothing but its evidence: by group commit, on disk before the
+    # answer (a refusal's too).
+    await evidence.append(
+        uow,
+        pending,
+        actor=Actor.account(caller.account.id),
+        at=now,
+        model_id=release.model_id,
+        release_id=release.id,
+        account_id=caller.account.id,
+    )
     if isinstance(decision, Deny):
-        # The refusal is evidence too: the unit commits it, then refuses.
+        # Kept: a unit that wrote (a first signing key) commits its evidence, then refuses.
         raise uow.kept(Denied(decision.reason, decision.message))
     assert manifest is not None
     return manifest
