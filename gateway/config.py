@@ -148,6 +148,8 @@ class Settings:
                 text = ", ".join(w.url for w in self.webhooks) or "(none)"
             elif field.name == "rate_limits":
                 text = self.rate_limits.describe()
+            elif field.name == "trusted_proxies":
+                text = ", ".join(self.trusted_proxies) or "(none: X-Forwarded-For is ignored)"
             elif field.name == "secret_key":
                 text = "***" if value else f"(a file under {self.keys_dir})"
             else:
