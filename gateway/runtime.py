@@ -77,10 +77,16 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.group_commit = GroupCommit(self)
+        self._machine: tuple[object, StageMachine] | None = None
 
     @property
     def stage_machine(self) -> StageMachine:
-        return StageMachine(self.policy.ladder.names)
+        """The policy's stage machine, built once per ladder (every access decision asks
+        for it, once per artifact of a manifest)."""
+        ladder = self.policy.ladder
+        if self._machine is None or self._machine[0] is not ladder:
+            self._machine = (ladder, StageMachine(ladder.names))
+        return self._machine[1]
 
     def unit(self) -> AbstractAsyncContextManager[UnitOfWork]:
         """One unit of work (gateway/db/uow.py): commits at the end of the block, rolls
