@@ -32,17 +32,19 @@ on its first /d/ request, so each /d/ figure reuses one URL. Manifests are limit
 key (`manifests_per_key`); each gateway home raises that limit to its most in gateway.toml.
 The scheduler is off (GATEWAY_SCHEDULER=off): its jobs are not a hot path.
 
-Profile (unless --no-profile or py-spy is missing), on each backend's local-storage
-server and its workers (`py-spy record --subprocesses`), while wrk requests manifests:
+Profile (unless --no-profile or py-spy is missing), on each backend's servers and their
+workers (`py-spy record --subprocesses`), under wrk, one path at a time:
 
-  - the 4-artifact manifest under -c64: `--gil` (the samples that hold the GIL, i.e. the
-    workers' Python CPU time), with the CPU time of every process on the machine over the
-    same seconds (from /proc: the workers' event loops and other threads, postgres, wrk,
-    everything else, idle); then `--native --idle --threads` (every thread, waits
-    included), summarised as the seconds each kind of thread spends in each state (an
-    event loop running or idle in epoll; an aiosqlite thread running a statement, idle,
-    or sleeping in SQLite's busy handler for the write lock);
-  - the 200-artifact manifest under -c2: `--gil`, where the cost per artifact shows.
+  - the 4-artifact manifest, release JSON and /d/ (local, then on the S3 server), each
+    under -c64: `--gil` (the samples that hold the GIL, i.e. the workers' Python CPU
+    time), with the CPU time of every process on the machine over the same seconds (from
+    /proc: the workers' event loops and other threads, postgres, wrk, everything else,
+    idle); then `--native --idle --threads` (every thread, waits included), summarised as
+    the seconds each kind of thread spends in each state (an event loop running or idle
+    in epoll; an aiosqlite thread running a statement, idle, or sleeping in SQLite's busy
+    handler for the write lock);
+  - the 200-artifact manifest under -c2: `--gil` alone, where the cost per artifact
+    shows.
 
 Each `--gil` record is summarised as the top 15 frames by own and by total samples, and
 each group's share (SQLAlchemy ORM and core, asyncpg, aiosqlite, Litestar/msgspec, JWT
@@ -459,7 +461,7 @@ def run_all(
                 rows,
                 profiles,
             )
-        except (RuntimeError, OSError, subprocess.SubprocessError, ValueError, KeyError) as exc:
+        except Exception as exc:  # noqa: BLE001 - reported in its row; the next backend runs
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             print(f"   {backend}: FAILED: {exc}", flush=True)
             rows.append(Row(backend, "", "healthz", None, None, f"failed: {first[:120]}"))
@@ -525,32 +527,70 @@ def measure_backend(
         print(f"\n== {title}: local-storage gateway", flush=True)
         with serving(tools, procs, {**local_env, **extra}, workers, run_dir) as (base, server):
             add = _adder(rows, backend, mode)
-            measure_local(cfg, tools, lua, base, local_key, add)
+            d_local = measure_local(cfg, tools, lua, base, local_key, add)
             if cfg.profile and not mode and tools.py_spy:
-                # Under the load of the rate figure; then the wide manifest on two
-                # connections, where the cost per artifact shows.
-                for version, count, conns, wall in (
-                    (VERSION, ARTIFACTS, cfg.connections, True),
-                    (WIDE_VERSION, WIDE_ARTIFACTS, 2, False),
-                ):
-                    label = f"{backend} --workers {workers}, {count} artifacts, -c{conns}"
-                    out = cfg.work / f"manifest-{backend}-{count}.speedscope.json"
-                    summary = guarded_profile(
-                        cfg,
-                        tools,
-                        lua,
-                        procs,
-                        base,
-                        local_key,
-                        server,
-                        out,
-                        Probe(label, version, conns, wall),
-                    )
-                    if summary is not None:
-                        profiles[label] = summary
+                auth = f"Bearer {local_key}"
+                release = f"{base}/api/v1/models/{MODEL}/releases/{VERSION}"
+                probes = [
+                    # Under the load of the rate figure, waits included; then the wide
+                    # manifest on two connections, where the cost per artifact shows.
+                    Probe(
+                        f"manifest-{backend}-{ARTIFACTS}",
+                        LABELS["manifest"],
+                        manifest_url(base, VERSION),
+                        cfg.connections,
+                        wall=True,
+                        method="POST",
+                        auth=auth,
+                    ),
+                    Probe(
+                        f"manifest-{backend}-{WIDE_ARTIFACTS}",
+                        f"manifest ({WIDE_ARTIFACTS} artifacts)",
+                        manifest_url(base, WIDE_VERSION),
+                        2,
+                        method="POST",
+                        auth=auth,
+                    ),
+                    Probe(
+                        f"release-{backend}",
+                        LABELS["release"],
+                        release,
+                        cfg.connections,
+                        wall=True,
+                    ),
+                    Probe(
+                        f"d-local-{backend}",
+                        LABELS["d_local"],
+                        d_local,
+                        cfg.connections,
+                        wall=True,
+                        byte_range="bytes=0-0",
+                    ),
+                ]
+                profile_all(cfg, tools, lua, procs, server, probes, backend, profiles)
         print(f"\n== {title}: S3-storage gateway", flush=True)
-        with serving(tools, procs, {**s3_env, **extra}, workers, run_dir) as (base, _):
-            measure_s3(cfg, tools, lua, base, s3_key, _adder(rows, backend, mode))
+        with serving(tools, procs, {**s3_env, **extra}, workers, run_dir) as (base, server):
+            d_s3 = measure_s3(cfg, tools, lua, base, s3_key, _adder(rows, backend, mode))
+            if cfg.profile and not mode and tools.py_spy:
+                probe = Probe(f"d-s3-{backend}", LABELS["d_s3"], d_s3, cfg.connections, wall=True)
+                profile_all(cfg, tools, lua, procs, server, [probe], backend, profiles)
+
+
+def profile_all(
+    cfg: Settings,
+    tools: Tools,
+    lua: Path,
+    procs: Procs,
+    server: subprocess.Popen[bytes],
+    probes: list[Probe],
+    backend: str,
+    profiles: dict[str, ProfileSummary],
+) -> None:
+    for probe in probes:
+        title = f"{probe.what}, {backend} --workers {WORKERS[backend]}, -c{probe.connections}"
+        summary = guarded_profile(cfg, tools, lua, procs, server, probe, title)
+        if summary is not None:
+            profiles[title] = summary
 
 
 def _adder(rows: list[Row], backend: str, mode: str) -> Any:
@@ -789,8 +829,9 @@ def errors_note(result: WrkResult) -> str:
     return f"errors {errs}" if errs else ""
 
 
-def measure_local(cfg: Settings, tools: Tools, lua: Path, base: str, key: str, add: Any) -> None:
-    """/healthz, the catalog, the release, the manifest, /d/ local, p99 and per artifact."""
+def measure_local(cfg: Settings, tools: Tools, lua: Path, base: str, key: str, add: Any) -> str:
+    """/healthz, the catalog, the release, the manifest, /d/ local, p99 and per artifact;
+    returns the /d/ URL it used."""
     auth = f"Bearer {key}"
     release = f"{base}/api/v1/models/{MODEL}/releases/{VERSION}"
     expect(f"{base}/api/v1/models", 200)
@@ -836,10 +877,12 @@ def measure_local(cfg: Settings, tools: Tools, lua: Path, base: str, key: str, a
         f"-c1 mean {one_small.mean_ms:.1f} ms (x{ARTIFACTS}) vs {one_wide.mean_ms:.1f} ms "
         f"(x{WIDE_ARTIFACTS}); x{ARTIFACTS} -c1 p99 {one_small.p99_ms:.1f} ms",
     )
+    return str(one)
 
 
-def measure_s3(cfg: Settings, tools: Tools, lua: Path, base: str, key: str, add: Any) -> None:
-    url = mint(base, key, VERSION, ARTIFACTS)[0]["url"]
+def measure_s3(cfg: Settings, tools: Tools, lua: Path, base: str, key: str, add: Any) -> str:
+    """/d/ on S3 storage against /healthz; returns the /d/ URL it used."""
+    url: str = mint(base, key, VERSION, ARTIFACTS)[0]["url"]
     headers, _ = expect(url, 302)  # takes the download's quota unit
     location = headers.get("location", headers.get("Location", ""))
     if not location.startswith("http://127.0.0.1:"):
@@ -847,6 +890,7 @@ def measure_s3(cfg: Settings, tools: Tools, lua: Path, base: str, key: str, add:
     wrk(cfg, tools, lua, f"{base}/healthz", seconds=cfg.warm_seconds)
     baseline, measured = paired(cfg, tools, lua, base, url, "/d/ S3 302")
     add("d_s3", measured.good_per_second, baseline.good_per_second, errors_note(measured))
+    return url
 
 
 # --- the profile ------------------------------------------------------------------------
@@ -898,8 +942,10 @@ SQLITE_STATES: tuple[tuple[str, tuple[str, ...]], ...] = (
 # "total" counts the request's own work rather than the server's start-up chain.
 RUNNERS = frozenset({"Handle._run", "Thread.run"})
 # The chain every HTTP request passes through on its way to the route handler (granian's
-# task, Litestar's app, router and middleware, the gateway's two middlewares): its share
-# is printed once, and its frames are left out of the top frames by total.
+# task, Litestar's app, router and middleware, the gateway's two middlewares): its frames
+# are left out of the top frames by total. SQLAlchemy runs each statement in a greenlet
+# whose stack starts at greenlet_spawn, so a frame above a query (a route handler, a
+# service) counts only the samples outside the query.
 CHAIN = re.compile(
     r"/granian/|/litestar/(app|_asgi/|middleware/|routes/)|/gateway/web/(request_guard|secret_pages)"
 )
@@ -919,18 +965,21 @@ class ProfileSummary:
     path: Path
     states: dict[str, dict[str, float]] = field(default_factory=dict)  # pid -> state -> s
     cpu: dict[str, float] = field(default_factory=dict)  # who -> % of one core
-    chain: int = 0  # samples inside the HTTP request chain (CHAIN)
 
 
 @dataclass(frozen=True)
 class Probe:
-    """What to profile: the manifest of `version` under `connections`; `wall`: also the
-    state of every thread (waits included)."""
+    """What to profile: one request under `connections`; `wall`: also the state of every
+    thread (waits included). `name` names the files kept in the work folder."""
 
-    title: str
-    version: str
+    name: str
+    what: str
+    url: str
     connections: int
-    wall: bool
+    wall: bool = False
+    method: str = "GET"
+    auth: str = ""
+    byte_range: str = ""
 
 
 def guarded_profile(
@@ -938,51 +987,48 @@ def guarded_profile(
     tools: Tools,
     lua: Path,
     procs: Procs,
-    base: str,
-    key: str,
     server: subprocess.Popen[bytes],
-    out: Path,
     probe: Probe,
+    title: str,
 ) -> ProfileSummary | None:
     try:
-        return profile_manifest(cfg, tools, lua, procs, base, key, server, out, probe)
+        return profile_path(cfg, tools, lua, procs, server, probe, title)
     except (RuntimeError, OSError, subprocess.SubprocessError, ValueError, KeyError) as exc:
         print(f"   profile: FAILED: {exc}", flush=True)
         return None
 
 
-def profile_manifest(
+def profile_path(
     cfg: Settings,
     tools: Tools,
     lua: Path,
     procs: Procs,
-    base: str,
-    key: str,
     server: subprocess.Popen[bytes],
-    out: Path,
     probe: Probe,
+    title: str,
 ) -> ProfileSummary:
-    """py-spy on the server and its workers while wrk asks for manifests: first the
-    samples that hold the GIL (Python's CPU time, by frame) with the CPU time of every
+    """py-spy on the server and its workers while wrk sends the probe's request: first
+    the samples that hold the GIL (Python's CPU time, by frame) with the CPU time of every
     process on the machine, then (probe.wall) every thread's state, waits included."""
     assert tools.py_spy is not None
     seconds = cfg.profile_seconds
     then = ", then --native --idle --threads" if probe.wall else ""
-    print(f"   profile {probe.title}: py-spy record --gil{then}, {seconds} s each", flush=True)
-    wrk_out = out.with_suffix(".wrk.txt")
+    print(f"   profile {title}: py-spy record --gil{then}, {seconds} s each", flush=True)
+    out = cfg.work / f"{probe.name}.speedscope.json"
+    wrk_out = cfg.work / f"{probe.name}.wrk.txt"
     wrk_out.unlink(missing_ok=True)
     env = {
         **base_env(),
-        "BENCH_METHOD": "POST",
-        "BENCH_BODY": "{}",
-        "BENCH_AUTH": f"Bearer {key}",
-        "BENCH_RANGE": "",
+        "BENCH_METHOD": probe.method,
+        "BENCH_BODY": "{}" if probe.method == "POST" else "",
+        "BENCH_AUTH": probe.auth,
+        "BENCH_RANGE": probe.byte_range,
     }
     cmd = [
         tools.wrk,
         *("-t", str(min(cfg.threads, probe.connections)), "-c", str(probe.connections)),
         *("-d", f"{(2 if probe.wall else 1) * seconds + 5}s", "--timeout", "10s"),
-        *("-s", str(lua), manifest_url(base, probe.version)),
+        *("-s", str(lua), probe.url),
     ]
     # py-spy stops the process for each sample (and unwinds every thread's native stack
     # for the wall view): a low rate there disturbs less.
@@ -993,7 +1039,7 @@ def profile_manifest(
         before = cpu_times(server.pid, load.pid)
         py_spy(tools, server, seconds, ["--gil", "--rate", str(rate)], "speedscope", out)
         cpu = cpu_share(before, cpu_times(server.pid, load.pid))
-        wall = out.with_name(out.name.replace(".speedscope.json", ".wall.txt"))
+        wall = cfg.work / f"{probe.name}.wall.txt"
         if probe.wall:
             py_spy(
                 tools,
@@ -1052,7 +1098,6 @@ def summarise(
     real = [bool(f.get("file")) for f in frames]
     runner = [f["name"] in RUNNERS for f in frames]
     chain = [bool(CHAIN.search(f.get("file") or "")) for f in frames]
-    in_chain = 0
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
     groups_own: Counter[str] = Counter()
@@ -1076,7 +1121,6 @@ def summarise(
             work = code[inner + 1 :] or code[-1:]
             for name in {keys[i] for i in work if not chain[i]}:
                 total[name] += 1
-            in_chain += any(chain[i] for i in work)
             for name in {groups[i] for i in work}:
                 groups_total[name] += 1
             for i in code:
@@ -1092,7 +1136,6 @@ def summarise(
         groups_total=groups_total,
         wrk_line=wrk_line,
         path=path,
-        chain=in_chain,
     )
 
 
@@ -1119,29 +1162,35 @@ def thread_states(path: Path, rate: int) -> dict[str, dict[str, float]]:
     return {key: {k: n / rate for k, n in c.items()} for key, c in sorted(states.items())}
 
 
-def cpu_times(server_pid: int, wrk_pid: int) -> tuple[float, dict[str, float]]:
-    """Now, and the CPU seconds so far of every process, summed by who it is."""
+# One reading of the CPU time used so far: per (process, who) the seconds, and the idle
+# seconds of the whole machine.
+CpuReading = tuple[float, dict[tuple[int, str], float]]
+
+
+def cpu_times(server_pid: int, wrk_pid: int) -> CpuReading:
+    """Now, and the CPU seconds so far of every process, each labelled with who it is
+    (a worker's event loop, its main thread whose id is the pid, apart from its other
+    threads)."""
     tick = os.sysconf("SC_CLK_TCK")
-    by_who: dict[str, float] = {}
+    used: dict[tuple[int, str], float] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
+        pid = int(entry.name)
         try:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
         comm = stat[stat.index("(") + 1 : stat.rindex(")")]
         rest = stat[stat.rindex(")") + 2 :].split()
-        pgrp, utime, stime = int(rest[2]), int(rest[11]), int(rest[12])
-        if pgrp == server_pid and int(entry.name) != server_pid:
-            # A worker: its event loop (the main thread, whose id is the pid), then the rest.
+        pgrp, ticks = int(rest[2]), int(rest[11]) + int(rest[12])
+        if pgrp == server_pid and pid != server_pid:
             with contextlib.suppress(OSError, ValueError, IndexError):
                 loop = (entry / "task" / entry.name / "stat").read_text()
                 fields_ = loop[loop.rindex(")") + 2 :].split()
-                spent = (int(fields_[11]) + int(fields_[12])) / tick
-                who = "gateway workers' event loops"
-                by_who[who] = by_who.get(who, 0.0) + spent
-                utime, stime = utime - int(fields_[11]), stime - int(fields_[12])
+                loop_ticks = int(fields_[11]) + int(fields_[12])
+                used[(pid, "gateway workers' event loops")] = loop_ticks / tick
+                ticks -= loop_ticks
             who = "gateway workers' other threads"
         elif pgrp == server_pid:
             who = "gateway main process"
@@ -1153,23 +1202,23 @@ def cpu_times(server_pid: int, wrk_pid: int) -> tuple[float, dict[str, float]]:
             who = "py-spy"
         else:
             who = "everything else"
-        by_who[who] = by_who.get(who, 0.0) + (utime + stime) / tick
+        used[(pid, who)] = ticks / tick
     fields_ = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    by_who["idle"] = (int(fields_[3]) + int(fields_[4])) / tick
-    return time.monotonic(), by_who
+    used[(0, "idle")] = (int(fields_[3]) + int(fields_[4])) / tick
+    return time.monotonic(), used
 
 
-def cpu_share(
-    before: tuple[float, dict[str, float]], after: tuple[float, dict[str, float]]
-) -> dict[str, float]:
+def cpu_share(before: CpuReading, after: CpuReading) -> dict[str, float]:
     """Per who, the CPU used between the two readings as % of one core (2 cores: 200%).
-    Processes that ended in between are missed; ones that started count from zero."""
+    A process that started in between counts from zero; one that ended is not seen, and
+    its share is in "not accounted"."""
     seconds = after[0] - before[0]
-    shares = {
-        who: 100 * (used - before[1].get(who, 0.0)) / seconds
-        for who, used in sorted(after[1].items(), key=lambda kv: -kv[1] + before[1].get(kv[0], 0))
-    }
-    shares["not accounted (processes that ended, such as py-spy)"] = max(
+    shares: dict[str, float] = {}
+    for (pid, who), spent in after[1].items():
+        delta = spent - before[1].get((pid, who), 0.0)
+        shares[who] = shares.get(who, 0.0) + 100 * delta / seconds
+    shares = dict(sorted(shares.items(), key=lambda kv: -kv[1]))
+    shares["not accounted (ended processes such as py-spy, interrupts, steal)"] = max(
         0.0, 100 * (os.cpu_count() or 1) - sum(shares.values())
     )
     return shares
@@ -1255,7 +1304,7 @@ def print_profile(title: str, s: ProfileSummary) -> None:
         f"pid {pid} {100 * n / (s.seconds * s.rate):.0f}%" for pid, n in sorted(s.processes.items())
     )
     print(
-        f"Profile of the manifest, {title}: {s.samples} samples "
+        f"Profile of {title}: {s.samples} samples "
         f"holding the GIL in {s.seconds:g} s at {s.rate}/s (GIL held: {busy})"
     )
     print(f"  load: {s.wrk_line.removeprefix('WRKJSON ')}")
@@ -1275,18 +1324,14 @@ def print_profile(title: str, s: ProfileSummary) -> None:
         )
         print(f"    pid {pid} {kind}: {parts}")
     print("  groups          own    incl.")
-    for name, _ in GROUPS:
+    for name in [*(g for g, _ in GROUPS), "other"]:
         if s.groups_total[name]:
             print(
                 f"  {name:<20} {pct(s.groups_own[name], s.samples):>6} "
                 f"{pct(s.groups_total[name], s.samples):>6}"
             )
-    print(
-        f"  inside an HTTP request (granian -> Litestar -> middleware -> route handler): "
-        f"{pct(s.chain, s.samples)}; the rest is the event loop, the database driver's "
-        "callbacks and threads"
-    )
-    for by, frames in (("own samples", s.own), ("total samples, that chain left out", s.total)):
+    chain = "granian, Litestar's app, router and middleware, the gateway's middlewares"
+    for by, frames in (("own samples", s.own), (f"total samples ({chain} left out)", s.total)):
         print(f"  top {len(frames)} frames by {by}:")
         for name, group, count in frames:
             print(f"    {pct(count, s.samples):>6}  {name[:96]:<96}  [{group}]")
