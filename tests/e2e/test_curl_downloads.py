@@ -29,11 +29,9 @@ def gateway(env: dict[str, str], *args: str) -> str:
     return result.stdout.strip()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str], Path]]:
-    work = tmp_path_factory.mktemp("curl")
-    port = free_port()
-    env = clean_env(GATEWAY_HOME=str(work / "home"), GATEWAY_PUBLIC_URL=f"http://127.0.0.1:{port}")
+def published(env: dict[str, str], work: Path) -> Path:
+    """acme/llm 1.0 (a 3 MB file and a README) migrated, published, evaluated and open to
+    trusted partners; the folder it came from."""
     folder = work / "model"
     folder.mkdir()
     (folder / "model.safetensors").write_bytes(os.urandom(3_000_000))
@@ -62,6 +60,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
         "pass",
     )
     gateway(env, "stage", "promote", "acme/llm:1.0", "--to", "trusted_partner")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str], Path]]:
+    work = tmp_path_factory.mktemp("curl")
+    port = free_port()
+    env = clean_env(GATEWAY_HOME=str(work / "home"), GATEWAY_PUBLIC_URL=f"http://127.0.0.1:{port}")
+    folder = published(env, work)
     with serving(env, work / "serve.log", port=port) as base:
         yield base, env, folder
 

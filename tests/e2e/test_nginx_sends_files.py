@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_curl_downloads import curl, gateway
-from tests.sample import make_license
+from tests.e2e.test_curl_downloads import curl, gateway, published
 from tests.served import behind_nginx, clean_env, free_port, serving
 
 
@@ -31,34 +29,7 @@ def fronted(
         GATEWAY_SCHEDULER="off",
         GATEWAY_TRUSTED_PROXIES="127.0.0.1",
     )
-    folder = work / "model"
-    folder.mkdir()
-    (folder / "model.safetensors").write_bytes(os.urandom(3_000_000))
-    (folder / "README.md").write_text("# model\n")
-    gateway(env, "db", "upgrade")
-    gateway(
-        env,
-        "release",
-        "publish",
-        "acme/llm",
-        "1.0",
-        str(folder),
-        "--license",
-        str(make_license(work)),
-    )
-    gateway(
-        env,
-        "evidence",
-        "attach",
-        "acme/llm:1.0",
-        "--kind",
-        "evaluation",
-        "--name",
-        "internal-safety",
-        "--result",
-        "pass",
-    )
-    gateway(env, "stage", "promote", "acme/llm:1.0", "--to", "trusted_partner")
+    folder = published(env, work)
     with (
         serving(env, work / "serve.log", port=upstream) as direct,
         behind_nginx(
