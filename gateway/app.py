@@ -47,7 +47,7 @@ from gateway.identity.sessions import SessionStore
 from gateway.incidents.api import IncidentsController
 from gateway.incidents.pages import IncidentPages
 from gateway.keys.api import KeysController
-from gateway.keys.auth import provide_caller
+from gateway.keys.auth import provide_caller, provide_grantee
 from gateway.keys.pages import KeyPages
 from gateway.notify.pages import InboxPages
 from gateway.notify.webhook_pages import WebhookPages
@@ -242,6 +242,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
             scheduler.append(start_scheduler(rt))
 
+    async def listen_for_changes() -> None:
+        # PostgreSQL: hear other replicas' changes; the caches stay off until it hears.
+        rt.changes.listen()
+
     async def close_runtime() -> None:
         for running in scheduler:
             running.shutdown(wait=False)
@@ -282,6 +286,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             "runtime": Provide(_provide_runtime),
             "uow": Provide(provide_unit),
             "caller": Provide(provide_caller),
+            "grantee": Provide(provide_grantee),
             "viewer": Provide(provide_viewer),
             "account": Provide(provide_account),
             "operator": Provide(provide_operator),
@@ -300,7 +305,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         ],
         before_request=count_unread,
         before_send=[security_headers(https=rt.settings.public_url.startswith("https://"))],
-        on_startup=[remove_stale_uploads, start_jobs],
+        on_startup=[remove_stale_uploads, start_jobs, listen_for_changes],
         on_shutdown=[close_runtime],
         template_config=TemplateConfig(
             directory=HERE / "templates",

@@ -124,6 +124,9 @@ class Settings:
     # is the right-most address of X-Forwarded-For that is not one of them. Empty: the
     # connection's own address, whatever the headers say.
     trusted_proxies: tuple[str, ...] = ()
+    # How long a process may answer the hot paths from its caches (gateway/db/changes.py)
+    # without reading the database: at most one second; 0 turns the caches off.
+    cache_seconds: float = 1.0
 
     @property
     def secure_cookies(self) -> bool:
@@ -177,10 +180,13 @@ _ENV = {
     "s3_redirect_seconds": "GATEWAY_S3_REDIRECT_SECONDS",
     "accel_redirect": "GATEWAY_ACCEL_REDIRECT",
     "trusted_proxies": "GATEWAY_TRUSTED_PROXIES",
+    "cache_seconds": "GATEWAY_CACHE_SECONDS",
 }
 OPERATOR_NOTICES = ("immediate", "daily")
 _TABLES = ("oidc", "webhooks", "rate_limits")
-_NUMBERS = frozenset({"storage_timeout_seconds", "s3_redirect_seconds"})
+_NUMBERS = frozenset({"storage_timeout_seconds", "s3_redirect_seconds", "cache_seconds"})
+# No cached entry may be older than this, whatever the setting (the recall bound).
+MAX_CACHE_SECONDS = 1.0
 # A storage call that may wait longer than an hour is not bounded in any useful sense.
 _MAX_TIMEOUT_SECONDS = 3600
 
@@ -263,6 +269,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"{where}: expected immediate or daily, got {operator_notices!r}")
     s3_redirect_seconds, accel_redirect = _read_delivery(pick)
     trusted_proxies = _check_proxies(*pick("trusted_proxies"))
+    cache_seconds = _check_cache_seconds(*pick("cache_seconds"))
     return Settings(
         home=home,
         database_url=database_url,
@@ -283,6 +290,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         s3_redirect_seconds=s3_redirect_seconds,
         accel_redirect=accel_redirect,
         trusted_proxies=trusted_proxies,
+        cache_seconds=cache_seconds,
     )
 
 
@@ -413,6 +421,21 @@ def _check_seconds(text: str, where: str) -> float:
         raise ConfigError(
             f"{where}: expected a number of seconds above 0 and at most "
             f"{_MAX_TIMEOUT_SECONDS}, got {text!r}"
+        )
+    return seconds
+
+
+def _check_cache_seconds(text: str | None, where: str) -> float:
+    if text is None:
+        return MAX_CACHE_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 <= seconds <= MAX_CACHE_SECONDS:
+        raise ConfigError(
+            f"{where}: expected a number of seconds from 0 (no caching) to "
+            f"{MAX_CACHE_SECONDS:g}, got {text!r}"
         )
     return seconds
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from gateway.config import ConfigError, Settings
 from gateway.credentials.key_encryption import KeyEncryptor, LocalKeyEncryptor
 from gateway.credentials.url_tokens import KeyCache, prepare_keys
+from gateway.db.changes import Changes
 from gateway.db.engine import make_engine, make_sessionmaker
 from gateway.db.group_commit import GroupCommit
 from gateway.db.uow import UnitOfWork, unit_of_work
@@ -72,11 +73,14 @@ class Runtime:
     url_keys: KeyCache = field(default_factory=KeyCache)
     # Evidence that stands alone, written by group commit (gateway/db/group_commit.py).
     group_commit: GroupCommit = field(init=False)
+    # The hot paths' caches and what keeps them true (gateway/db/changes.py).
+    changes: Changes = field(init=False)
     # When this process's scheduler started: a job is not overdue before it could have run.
     scheduler_started_at: datetime | None = None
 
     def __post_init__(self) -> None:
         self.group_commit = GroupCommit(self)
+        self.changes = Changes(self.settings.database_url, self.settings.cache_seconds)
         self._machine: tuple[object, StageMachine] | None = None
 
     @property
@@ -101,6 +105,7 @@ class Runtime:
             return await prepare_keys(await uow.write(), self.key_encryptor, self.clock())
 
     async def close(self) -> None:
+        await self.changes.stop()
         await self.group_commit.drain()
         await self.engine.dispose()
 

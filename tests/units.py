@@ -40,3 +40,13 @@ async def reading(rt: Runtime) -> AsyncIterator[AsyncSession]:
         yield uow.session
     finally:
         await uow.rollback()
+
+
+class ManualClock:
+    """A monotonic clock moved by hand (`clock.now += seconds`)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now

@@ -57,7 +57,7 @@ class CatalogController(Controller):
         responses=answers(*COMMON, 404),
     )
     async def get_release(self, uow: Uow, org: Org, name: Name, version: Version) -> ReleaseDetail:
-        release = await service.get_release(uow, model_ref(org, name), version)
+        release = await service.published_release(uow, model_ref(org, name), version)
         return ReleaseDetail.of(
             release, uow.rt.policy, open_tiers(uow.rt, release.stage, release.status)
         )

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from gateway.catalog import repository
 from gateway.catalog.model_card import ModelCard, card_artifact, load_model_card
 from gateway.catalog.schemas import ReleaseDetail
+from gateway.db.changes import detached
 from gateway.db.models import Model, Release, StageChange
 from gateway.db.uow import UnitOfWork
 from gateway.errors import NotFound
@@ -37,6 +38,33 @@ async def get_release(uow: UnitOfWork, ref: ModelRef, version: str) -> Release:
         # Says "no model" when that is the problem.
         await repository.model_by_ref(uow.session, ref, with_releases=False)
         raise
+
+
+# What a published release is made of: a cache of the hot paths holds it whole.
+_RELEASE_TABLES = ("models", "releases", "components", "artifacts")
+
+
+async def published_release(uow: UnitOfWork, ref: ModelRef, version: str) -> Release:
+    """get_release for the hot paths, from this process's cache (gateway/db/changes.py):
+    a release's files never change once published, its stage and status invalidate it.
+    The rows are shared with other requests: read them, never change them."""
+    cache = uow.rt.changes.cache("published release", _RELEASE_TABLES)
+
+    async def load() -> Release:
+        release = await get_release(uow, ref, version)
+        detached(
+            uow.session,
+            release,
+            release.model,
+            release.license,
+            *release.components,
+            *release.artifacts,
+        )
+        return release
+
+    found: Release | None = await cache.get((ref, version), load)
+    assert found is not None
+    return found
 
 
 def open_tiers(rt: Runtime, stage: str, status: str) -> set[str]:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from gateway.db.changes import watch_writes
 from gateway.db.failures import CONNECT_TIMEOUT_SECONDS, watch_failures
 
 POOL_SIZE = 10
@@ -39,6 +40,7 @@ def make_engine(
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         watch_failures(engine)
+        watch_writes(engine, database_url)
         return engine
     engine = create_async_engine(
         database_url,
@@ -47,6 +49,7 @@ def make_engine(
         **pool,
     )
     watch_failures(engine)
+    watch_writes(engine, database_url)
     return engine
 
 

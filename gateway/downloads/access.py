@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.db.changes import detached
 from gateway.db.models import Account, Grant, Recall, Release
+from gateway.db.uow import UnitOfWork
 from gateway.keys.service import Caller, key_facts_of
 from gateway.runtime import Runtime
 from stages.access import AccessFacts, GrantFacts, KeyFacts
@@ -80,15 +81,41 @@ def access_facts(
     )
 
 
-async def recalled_tiers(session: AsyncSession, release_id: int, rt: Runtime) -> frozenset[str]:
+async def recalled_tiers(uow: UnitOfWork, release_id: int) -> frozenset[str]:
     """Tiers of the release under a recall in force (a whole-release recall is its status).
 
     Recalling a tier withdraws the release from every wider tier too: the public never
-    keeps what researchers lost.
+    keeps what researchers lost. Read through this process's cache (gateway/db/changes.py).
     """
-    rows = await session.scalars(
-        select(Recall.tier).where(
-            Recall.release_id == release_id, Recall.lifted_at.is_(None), Recall.tier.is_not(None)
+    cache = uow.rt.changes.cache("recalled tiers", ("recalls",))
+
+    async def load() -> frozenset[str]:
+        rows = await uow.session.scalars(
+            select(Recall.tier).where(
+                Recall.release_id == release_id,
+                Recall.lifted_at.is_(None),
+                Recall.tier.is_not(None),
+            )
         )
-    )
-    return rt.policy.ladder.recall_reach(tier for tier in rows.all() if tier is not None)
+        return frozenset(tier for tier in rows.all() if tier is not None)
+
+    recalled: frozenset[str] = await cache.get(release_id, load) or frozenset()
+    return uow.rt.policy.ladder.recall_reach(recalled)
+
+
+async def grants_of(uow: UnitOfWork, account_id: str, model_id: int) -> tuple[Grant, ...]:
+    """The account's grants on the model, through this process's cache. The rows are shared
+    with other requests: read them, never change them."""
+    cache = uow.rt.changes.cache("grants of", ("grants",))
+
+    async def load() -> tuple[Grant, ...]:
+        rows = (
+            await uow.session.scalars(
+                select(Grant).where(Grant.account_id == account_id, Grant.model_id == model_id)
+            )
+        ).all()
+        detached(uow.session, *rows)
+        return tuple(rows)
+
+    found: tuple[Grant, ...] = await cache.get((account_id, model_id), load) or ()
+    return found

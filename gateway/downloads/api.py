@@ -20,7 +20,7 @@ from gateway.catalog.api import model_ref
 from gateway.credentials.url_tokens import verifying_keys
 from gateway.downloads.file_response import AccelRedirectResponse, StoredFileResponse
 from gateway.downloads.service import Client, DownloadManifest, deliver, issue_manifest
-from gateway.keys.auth import CallerDep
+from gateway.keys.auth import GranteeDep
 from gateway.ratelimits import RateLimit
 from gateway.web import Limiter, Name, Org, PathStr, Uow, Version
 
@@ -54,7 +54,7 @@ class DownloadsController(Controller):
         request: Request[object, object, State],
         uow: Uow,
         limiter: Limiter,
-        caller: CallerDep,
+        grantee: GranteeDep,
         org: Org,
         name: Name,
         version: Version,
@@ -63,10 +63,10 @@ class DownloadsController(Controller):
         body = data or ManifestRequest()
         # The limiter counts in a connection of its own: ours goes back to the pool first.
         await uow.end_read()
-        await limiter.take(RateLimit.MANIFESTS_PER_KEY, caller.key.id)
+        await limiter.take(RateLimit.MANIFESTS_PER_KEY, grantee.key.id)
         return await issue_manifest(
             uow,
-            caller,
+            grantee,
             model_ref(org, name),
             version,
             paths=body.paths,

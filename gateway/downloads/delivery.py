@@ -25,6 +25,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from gateway import evidence
 from gateway.credentials import url_tokens
+from gateway.db.changes import detached
 from gateway.db.models import (
     Account,
     ApiKey,
@@ -40,7 +41,7 @@ from gateway.db.uow import UnitOfWork
 from gateway.downloads.access import Client, access_facts, recalled_tiers
 from gateway.downloads.ranges import ByteRange, RangeNotSatisfiable, parse_range
 from gateway.errors import Denied, GatewayError
-from gateway.keys.service import key_facts_of
+from gateway.keys.service import key_by_id, key_facts_of
 from gateway.runtime import Runtime
 from stages import evidence as ev
 from stages.access import Deny, Reason, decide
@@ -89,28 +90,16 @@ async def deliver(
         ) from exc
     except url_tokens.TokenInvalid as exc:
         raise Denied(Reason.URL_INVALID, str(exc)) from exc
-    row = (
-        await session.execute(
-            select(Grant, Account, Artifact, Component, Release, Model)
-            .join(Account, Grant.account_id == Account.id)
-            .join(Artifact, Artifact.id == claims.artifact_id)
-            .join(Component, Component.id == Artifact.component_id)
-            .join(Release, Release.id == Artifact.release_id)
-            .join(Model, Model.id == Release.model_id)
-            .where(Grant.id == claims.grant_id)
-        )
-    ).first()
+    row = await _granted_file(uow, claims.grant_id, claims.artifact_id)
     if row is None:
         raise Denied(Reason.URL_INVALID, "this download link does not match any grant")
-    grant, account, artifact, component, release, model = row
+    grant, account, artifact, component, release = row
     if account.id != claims.account_id or release.model_id != grant.model_id:
         raise Denied(Reason.URL_INVALID, "this download link does not match its grant")
     # A URL issued under an API key lives only as long as the key: revoking a leaked
     # key stops its links too. Portal URLs carry no key and answer to the account.
-    key = await _issuing_key(session, claims)
-    # Loaded, not changed: the unit has nothing to write for it.
-    set_committed_value(release, "model", model)
-    recalled = await recalled_tiers(session, release.id, rt)
+    key = await _issuing_key(uow, claims)
+    recalled = await recalled_tiers(uow, release.id)
     try:
         byte_range = parse_range(range_header, artifact.size)
     except RangeNotSatisfiable:
@@ -209,11 +198,47 @@ async def _handing_over(rt: Runtime, artifact: Artifact, byte_range: ByteRange |
     )
 
 
-async def _issuing_key(session: AsyncSession, claims: url_tokens.DownloadClaims) -> ApiKey | None:
+GrantedFile = tuple[Grant, Account, Artifact, Component, Release]
+# What a token's grant and file are read from, for this process's cache.
+_FILE_TABLES = ("grants", "accounts", "artifacts", "components", "releases", "models")
+
+
+async def _granted_file(uow: UnitOfWork, grant_id: str, artifact_id: int) -> GrantedFile | None:
+    """The grant, its account and the artifact a token names, with the artifact's
+    component and release (and the release's model), through this process's cache
+    (gateway/db/changes.py). The rows are shared with other requests: read them only."""
+    cache = uow.rt.changes.cache("granted file", _FILE_TABLES)
+
+    async def load() -> GrantedFile | None:
+        session = uow.session
+        found = (
+            await session.execute(
+                select(Grant, Account, Artifact, Component, Release, Model)
+                .join(Account, Grant.account_id == Account.id)
+                .join(Artifact, Artifact.id == artifact_id)
+                .join(Component, Component.id == Artifact.component_id)
+                .join(Release, Release.id == Artifact.release_id)
+                .join(Model, Model.id == Release.model_id)
+                .where(Grant.id == grant_id)
+            )
+        ).first()
+        if found is None:
+            return None
+        grant, account, artifact, component, release, model = found
+        # Loaded, not changed: nothing to write for it.
+        set_committed_value(release, "model", model)
+        detached(session, grant, account, artifact, component, release, model)
+        return grant, account, artifact, component, release
+
+    found: GrantedFile | None = await cache.get((grant_id, artifact_id), load)
+    return found
+
+
+async def _issuing_key(uow: UnitOfWork, claims: url_tokens.DownloadClaims) -> ApiKey | None:
     """The API key a URL was issued under, or None for a portal session's URL."""
     if claims.key_id is None:
         return None
-    key = await session.get(ApiKey, claims.key_id)
+    key = await key_by_id(uow, claims.key_id)
     if key is None or key.account_id != claims.account_id:
         raise Denied(Reason.URL_INVALID, "this download link does not match its API key")
     return key

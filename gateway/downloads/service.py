@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import evidence
-from gateway.catalog.service import get_release
+from gateway.catalog.service import published_release
 from gateway.credentials import url_tokens
 from gateway.db.models import Account, Artifact, Download, Grant, QuotaUsage, Release
 from gateway.db.uow import UnitOfWork
@@ -30,6 +30,7 @@ from gateway.downloads.access import (
     PortalCaller,
     Requester,
     access_facts,
+    grants_of,
     key_facts,
     key_id,
     recalled_tiers,
@@ -110,15 +111,9 @@ async def issue_manifest(
     signing_key = await rt.url_keys.signing(uow, now)
     pending: list[ev.Payload] = []
     session = uow.session
-    release = await get_release(uow, model, version)
-    grants = (
-        await session.scalars(
-            select(Grant).where(
-                Grant.account_id == caller.account.id, Grant.model_id == release.model_id
-            )
-        )
-    ).all()
-    recalled = await recalled_tiers(session, release.id, rt)
+    release = await published_release(uow, model, version)
+    grants = await grants_of(uow, caller.account.id, release.model_id)
+    recalled = await recalled_tiers(uow, release.id)
     grant, decision = _best_grant(rt, now, caller, release, grants, recalled)
     manifest = None
     if grant is None or isinstance(decision, Deny):

@@ -11,7 +11,13 @@ from litestar.di import NamedDependency
 
 from gateway.db.uow import UnitOfWork
 from gateway.errors import Denied
-from gateway.keys.service import Caller, Unauthenticated, authenticate, note_key_use
+from gateway.keys.service import (
+    Caller,
+    Unauthenticated,
+    authenticate,
+    authenticate_cached,
+    note_key_use,
+)
 from gateway.web import Uow
 from stages.access import Deny, check_account
 
@@ -32,19 +38,35 @@ def bearer_secret(request: Request[object, object, State], *, optional: bool = F
     return secret.strip()
 
 
-async def caller_of(uow: UnitOfWork, secret: str) -> Caller:
-    """The account and key behind `secret`, read in the request's unit; its use is noted
-    after the unit commits."""
+async def caller_of(uow: UnitOfWork, secret: str, *, cached: bool = False) -> Caller:
+    """The account and key behind `secret`, read in the request's unit (or, `cached`,
+    through this process's cache: rows to read, never to change); its use is noted after
+    the unit commits."""
     now = uow.rt.clock()
-    caller = await authenticate(uow.session, secret)
+    caller = await (
+        authenticate_cached(uow, secret) if cached else authenticate(uow.session, secret)
+    )
     note_key_use(uow, caller.key, now)
     return caller
 
 
 async def provide_caller(request: Request[object, object, State], uow: Uow) -> Caller:
+    """The caller of a route that may change its account or key: rows of the unit."""
+    return await _standing_caller(request, uow, cached=False)
+
+
+async def provide_grantee(request: Request[object, object, State], uow: Uow) -> Caller:
+    """The caller of a hot path that only reads its account and key (the download
+    manifest): through this process's cache."""
+    return await _standing_caller(request, uow, cached=True)
+
+
+async def _standing_caller(
+    request: Request[object, object, State], uow: UnitOfWork, *, cached: bool
+) -> Caller:
     secret = bearer_secret(request)
     assert secret is not None
-    caller = await caller_of(uow, secret)
+    caller = await caller_of(uow, secret, cached=cached)
     # Every use of a key, whatever the route: a suspended account's keys open nothing.
     decision = check_account(caller.account.status)
     if isinstance(decision, Deny):
@@ -58,3 +80,5 @@ async def provide_caller(request: Request[object, object, State], uow: Uow) -> C
 
 
 CallerDep: TypeAlias = NamedDependency[Caller]
+# Named `grantee` in a handler: the read-only, cached caller (provide_grantee).
+GranteeDep: TypeAlias = NamedDependency[Caller]

@@ -20,6 +20,7 @@ from gateway.credentials.api_key_format import (
     key_digest,
     new_api_key,
 )
+from gateway.db.changes import WRITES_NOTHING_CACHED, detached
 from gateway.db.models import Account, ApiKey
 from gateway.db.uow import UnitOfWork
 from gateway.errors import DatabaseUnavailable, GatewayError, InvalidInput, NotFound
@@ -187,6 +188,42 @@ async def authenticate(session: AsyncSession, secret: str) -> Caller:
     return Caller(account=account, key=key)
 
 
+# What a key and its account are read from, for this process's caches.
+_KEY_TABLES = ("api_keys", "accounts")
+
+
+async def authenticate_cached(uow: UnitOfWork, secret: str) -> Caller:
+    """authenticate for the hot paths, through this process's cache (gateway/db/changes.py):
+    a revocation, a suspension or any change to the key or its account invalidates it.
+    The rows are shared with other requests: read them, never change or add them."""
+    if not is_well_formed(secret):
+        return await authenticate(uow.session, secret)  # refused, with its reason
+    cache = uow.rt.changes.cache("caller by key", _KEY_TABLES)
+
+    async def load() -> Caller:
+        caller = await authenticate(uow.session, secret)
+        detached(uow.session, caller.key, caller.account)
+        return caller
+
+    found: Caller | None = await cache.get(key_digest(secret), load)
+    assert found is not None
+    return found
+
+
+async def key_by_id(uow: UnitOfWork, key_id: str) -> ApiKey | None:
+    """An API key by id, through this process's cache (shared: read it only)."""
+    cache = uow.rt.changes.cache("key by id", _KEY_TABLES)
+
+    async def load() -> ApiKey | None:
+        key = await uow.session.get(ApiKey, key_id)
+        if key is not None:
+            detached(uow.session, key)
+        return key
+
+    found: ApiKey | None = await cache.get(key_id, load)
+    return found
+
+
 def note_key_use(uow: UnitOfWork, key: ApiKey, now: datetime) -> None:
     """Record, once the unit has committed, when the key was last used (at most every
     LAST_USED_RESOLUTION): best effort, after the work, so it never holds the unit's
@@ -229,7 +266,7 @@ async def record_key_use(rt: Runtime, key: ApiKey, now: datetime) -> None:
                     ),
                 )
                 .values(last_used_at=now)
-                .execution_options(synchronize_session=False)
+                .execution_options(synchronize_session=False, **WRITES_NOTHING_CACHED)
             )
     except (SQLAlchemyError, OSError, DatabaseUnavailable):
         logger.warning("could not record the last use of key %s", key.id, exc_info=True)
