@@ -81,6 +81,7 @@ class Runtime:
     def __post_init__(self) -> None:
         self.group_commit = GroupCommit(self)
         self.changes = Changes(self.settings.database_url, self.settings.cache_seconds)
+        self.changes.on_change(("url_signing_keys",), self.url_keys.forget)
         self._machine: tuple[object, StageMachine] | None = None
 
     @property

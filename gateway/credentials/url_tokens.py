@@ -43,9 +43,10 @@ LEEWAY_SECONDS = 5
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat", "jti", "grant", "art", "dl")
 # `key`: the API key the URL was issued under (absent for a portal session's URLs).
 CLAIMS = frozenset({*REQUIRED_CLAIMS, "key"})
-# How long a process keeps using the key it loaded; rotation waits this long plus the
-# longest URL lifetime before the old key stops verifying.
-KEY_CACHE_SECONDS = 60
+# How long a process keeps using the keys it loaded (the bound of every cache of the hot
+# paths, gateway/db/changes.py, which also forgets them when the keys table changes);
+# rotation waits this long plus the longest URL lifetime before the old key stops verifying.
+KEY_CACHE_SECONDS = 1
 UNKNOWN_KID_RECHECK = 1.0
 # Our tokens are about 500 characters; a longer one is not ours and is not parsed.
 MAX_TOKEN_LENGTH = 2048

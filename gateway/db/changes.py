@@ -120,6 +120,7 @@ class Changes:
         self.monotonic = monotonic
         self._postgres = not database_url.startswith("sqlite")
         self._caches: dict[str, Cache[Any, Any]] = {}
+        self._hooks: list[tuple[frozenset[str], Callable[[], None]]] = []
         self._hearing = False
         self._listener: asyncio.Task[None] | None = None
         self._stopping = False
@@ -146,6 +147,11 @@ class Changes:
             found = self._caches[name] = Cache(self, watched)
         return found
 
+    def on_change(self, tables: Iterable[str], forget: Callable[[], None]) -> None:
+        """Call `forget` whenever `tables` change, for a cache kept elsewhere (the URL
+        signing keys')."""
+        self._hooks.append((frozenset(tables), forget))
+
     def changed(self, tables: Iterable[str]) -> None:
         """Forget what was read from `tables` (EVERYTHING: from any table)."""
         names = set(tables)
@@ -153,10 +159,15 @@ class Changes:
         for cache in self._caches.values():
             if everything or not cache.tables.isdisjoint(names):
                 cache.clear()
+        for watched, forget in self._hooks:
+            if everything or not watched.isdisjoint(names):
+                forget()
 
     def clear(self) -> None:
         for cache in self._caches.values():
             cache.clear()
+        for _watched, forget in self._hooks:
+            forget()
 
     # The listener (PostgreSQL).
 
