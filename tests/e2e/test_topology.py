@@ -7,8 +7,9 @@ A release is published, applied for, approved, downloaded and recalled through n
 portal session, a CSRF token and a one-time link made on one replica work on another,
 and sign-in failures are counted across all three. A test that must reach a chosen
 replica talks to its port directly, from a loopback address of its own (127.0.0.N), so
-per-address limits of one test never touch another's. Through nginx every client has
-nginx's address for now; the test that says otherwise is expected to fail.
+per-address limits of one test never touch another's. Through nginx each client keeps
+its own address: nginx sends it in X-Forwarded-For, and the replicas trust that header
+from nginx alone (GATEWAY_TRUSTED_PROXIES).
 """
 
 from __future__ import annotations
