@@ -16,7 +16,7 @@ account holds 5%), the three releases (the benchmarked one takes half) and a yea
 timestamps in id order; a few rows of every other kind, trigger.fired included.
 
 Both servers run `gateway serve --workers 2`. Each figure is measured on one, then the
-other, in alternating order over --rounds rounds (3) (`wrk -t2 -c64`, --duration seconds
+other, in alternating order over --rounds rounds (5) (`wrk -t2 -c64`, --duration seconds
 after a 2 s warm-up): release JSON, the manifest of 4 artifacts, `/d/` with
 `Range: bytes=0-0` (one URL: the quota takes a unit on its first request only) and the
 catalog list. `gateway stage status` is timed as a whole process (--status-runs each,
@@ -176,12 +176,17 @@ class Figure:
         return statistics.median(self.values[side])
 
     @property
-    def ratio(self) -> float:
-        """10M over empty for a rate, empty over 10M for a time: 1.0 is as fast."""
-        empty, full = self.median("empty"), self.median("10M")
+    def ratios(self) -> list[float]:
+        """10M over empty for a rate, empty over 10M for a time (1.0: as fast), of each
+        pair of runs made back to back: the machine's load drifts less within a pair."""
+        pairs = zip(self.values["empty"], self.values["10M"], strict=True)
         if self.unit == "req/s":
-            return full / empty if empty else 0.0
-        return empty / full if full else 0.0
+            return [full / empty if empty else 0.0 for empty, full in pairs]
+        return [empty / full if full else 0.0 for empty, full in pairs]
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.ratios)
 
 
 @dataclass(frozen=True)
@@ -221,7 +226,7 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000, help="evidence rows to seed")
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (10)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (3)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (5)")
     parser.add_argument("--status-runs", type=int, default=7, help="CLI runs per side (7)")
     parser.add_argument("--postgres", default=hp.DEFAULT_POSTGRES, help="an admin URL")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help=f"({DEFAULT_WORK})")
@@ -507,7 +512,7 @@ def report(
         print(f"   {note}")
     print(f"   load average at the start {hp.fmt_load(loads[0])}, at the end "
           f"{hp.fmt_load(loads[-1])}")  # fmt: skip
-    print(f"\n| figure | empty table | {cfg.rows:,} rows | ratio | target | result |")
+    print(f"\n| figure | empty table | {cfg.rows:,} rows | ratio (of pairs) | target | result |")
     print("|---|---:|---:|---:|---|---|")
     for f in figures:
         if not all(f.values[s] for s in SIDES):
@@ -518,12 +523,14 @@ def report(
             f"| {f.label} | {f.median('empty'):,.1f} {f.unit} | {f.median('10M'):,.1f} {f.unit} "
             f"| {f.ratio:.2f} | >= {TARGET} | {verdict} |"
         )
-    print("\nEach run (empty; 10M), or for the service call its range:")
+    print("\nEach run (empty; 10M) and the ratio of each pair, or for the service call ranges:")
     for f in figures:
         if len(f.values["empty"]) > cfg.status_runs:
             runs = "; ".join(f"{min(f.values[s]):.1f} - {max(f.values[s]):.1f}" for s in SIDES)
+            runs += f"; ratios {min(f.ratios):.2f} - {max(f.ratios):.2f}"
         else:
             runs = "; ".join(", ".join(f"{v:,.1f}" for v in f.values[s]) for s in SIDES)
+            runs += "; ratios " + ", ".join(f"{r:.2f}" for r in f.ratios)
         print(f"   {f.label:<34} {runs}")
 
 
