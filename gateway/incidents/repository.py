@@ -265,17 +265,27 @@ async def account_status(session: AsyncSession, account_id: str) -> str | None:
     return await session.scalar(select(Account.status).where(Account.id == account_id))
 
 
+def fired_evidence_query(
+    release_id: int | None, accounts: Collection[str]
+) -> Select[dict[str, Any]] | None:
+    """The query of `fired_evidence` (None: nothing to look in). Each branch is an index's
+    prefix: (release_id, kind), or (account_id, kind), so an account's millions of
+    download rows are never read to find its few trigger.fired ones."""
+    query = select(Evidence.data).where(evidence.of_kind(ev.EvidenceKind.TRIGGER_FIRED))
+    if release_id is not None:
+        return query.where(Evidence.release_id == release_id)
+    if accounts:
+        return query.where(Evidence.account_id.in_(sorted(accounts)))
+    return None
+
+
 async def fired_evidence(
     session: AsyncSession, release_id: int | None, accounts: Mapping[str, object]
 ) -> list[dict[str, Any]]:
     """The data of the trigger.fired evidence that may be this incident's: through the
     indexed columns (a release's evidence, or the linked accounts'); the caller picks the
     incident out of the rows' data."""
-    query = select(Evidence.data).where(evidence.of_kind(ev.EvidenceKind.TRIGGER_FIRED))
-    if release_id is not None:
-        query = query.where(Evidence.release_id == release_id)
-    elif accounts:
-        query = query.where(Evidence.account_id.in_(list(accounts)))
-    else:
+    query = fired_evidence_query(release_id, list(accounts))
+    if query is None:
         return []
     return list((await session.scalars(query)).all())

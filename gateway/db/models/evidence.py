@@ -15,8 +15,14 @@ from gateway.db.models.base import NAME, Base
 
 
 class Evidence(Base):
+    """One event. Every read goes through an index's prefix: (release_id, kind) or
+    (account_id, kind); `at` for time ranges. The table grows by millions of rows."""
+
     __tablename__ = "evidence"
-    __table_args__ = (Index("ix_evidence_release_kind", "release_id", "kind"),)
+    __table_args__ = (
+        Index("ix_evidence_release_kind", "release_id", "kind"),
+        Index("ix_evidence_account_kind", "account_id", "kind"),
+    )
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
@@ -26,9 +32,7 @@ class Evidence(Base):
     actor: Mapped[str] = mapped_column(String(320))
     model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id", ondelete="RESTRICT"))
     release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id", ondelete="RESTRICT"))
-    account_id: Mapped[str | None] = mapped_column(
-        ForeignKey("accounts.id", ondelete="RESTRICT"), index=True
-    )
+    account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="RESTRICT"))
     data: Mapped[dict[str, Any]]
 
 
