@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from pathlib import Path
 
 import httpx2
@@ -18,7 +19,7 @@ from gateway.client.api import GatewayApi
 from gateway.client.download import DownloadRequest, DownloadSummary, download_release
 from gateway.client.errors import DownloadFailed
 from gateway.client.parts import split
-from gateway.client.progress import Silent
+from gateway.client.progress import FileBar, Silent, TransferProgress
 from gateway.client.selection import Selection
 from stages.names import parse_model_ref
 from tests.client.fake_gateway import BASE, KEY, SAMPLE_FILES, FakeGateway
@@ -39,7 +40,48 @@ def fake(tmp_path: Path) -> FakeGateway:
     return FakeGateway(tmp_path / "server", FILES)
 
 
-def run(fake: FakeGateway, folder: Path, parts: int = 3) -> DownloadSummary:
+class Counted:
+    """A progress display that adds up what it is told, per file, from any thread."""
+
+    def __init__(self) -> None:
+        self.on_disk_at_start = 0
+        self.done: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Counted:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def start(self, files: int, total_bytes: int, on_disk: int) -> None:
+        self.on_disk_at_start = on_disk
+
+    def file(self, path: str, size: int, on_disk: int) -> FileBar:
+        self.done[path] = on_disk
+        counted = self
+
+        class Bar:
+            def advance(self, nbytes: int) -> None:
+                with counted._lock:
+                    counted.done[path] += nbytes
+
+            def reset(self, on_disk: int) -> None:
+                with counted._lock:
+                    counted.done[path] = on_disk
+
+            def note(self, text: str) -> None:
+                pass
+
+            def close(self) -> None:
+                pass
+
+        return Bar()
+
+
+def run(
+    fake: FakeGateway, folder: Path, parts: int = 3, progress: TransferProgress | None = None
+) -> DownloadSummary:
     with httpx2.Client(transport=fake.transport(), follow_redirects=True) as client:
         return download_release(
             GatewayApi(client, BASE, KEY),
@@ -52,7 +94,7 @@ def run(fake: FakeGateway, folder: Path, parts: int = 3) -> DownloadSummary:
                 parts=parts,
                 parts_from=1 << 20,
             ),
-            Silent(),
+            progress or Silent(),
             warn=lambda _: None,
         )
 
@@ -71,7 +113,9 @@ def expected_ranges(parts: int) -> list[str]:
 
 def test_three_parts_give_the_exact_file(fake: FakeGateway, tmp_path: Path) -> None:
     folder = tmp_path / "d"
-    summary = run(fake, folder)
+    progress = Counted()
+    summary = run(fake, folder, progress=progress)
+    assert progress.done == {BIG: SIZE}  # the parts' bytes, each counted once
     assert (folder / BIG).read_bytes() == FILES[BIG]
     assert summary.fetched_bytes == SIZE
     assert ranges(fake) == expected_ranges(3)
@@ -91,7 +135,9 @@ def test_a_part_cut_midway_is_asked_again_from_where_it_stopped(
     fake: FakeGateway, tmp_path: Path
 ) -> None:
     fake.behaviour.drop_after = 300_000  # the first answer (the first part) breaks off
-    run(fake, tmp_path / "d")
+    progress = Counted()
+    run(fake, tmp_path / "d", progress=progress)
+    assert progress.done == {BIG: SIZE}  # the broken-off tail was not counted twice
     assert (tmp_path / "d" / BIG).read_bytes() == FILES[BIG]
     first, *rest = expected_ranges(3)
     # Whole 256 KiB chunks are written: the part goes on from the last one that arrived.
@@ -149,7 +195,10 @@ def test_saved_parts_resume_only_their_missing_bytes(fake: FakeGateway, tmp_path
             }
         )
     )
-    summary = run(fake, folder, parts=4)  # the saved plan wins over --parts
+    progress = Counted()
+    summary = run(fake, folder, parts=4, progress=progress)  # the saved plan wins over --parts
+    assert progress.on_disk_at_start == sum(done)  # not the preallocated size
+    assert progress.done == {BIG: SIZE}
     assert (folder / BIG).read_bytes() == FILES[BIG]
     assert ranges(fake) == [
         f"bytes={spans[0].start + 100_000}-{spans[0].end - 1}",
