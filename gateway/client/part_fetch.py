@@ -29,7 +29,7 @@ from gateway.client.errors import unexpected
 from gateway.client.parts import Span, missing
 from gateway.client.prefix_hash import HashingStopped, PrefixHasher
 from gateway.client.progress import FileBar
-from gateway.client.resume import CHUNK, parse_content_range
+from gateway.client.resume import parse_content_range
 from gateway.client.transfer import (
     DOWNLOAD_HEADERS,
     Attempt,
@@ -190,7 +190,10 @@ class PartedFile:
         """Write the body's bytes that fall in `todo`'s missing stretches; skip the rest."""
         position = start  # of the body's next byte in the file
         end = todo[-1].end
-        for chunk in response.iter_bytes(CHUNK):
+        # The pieces as the socket gives them: re-cutting them to CHUNK would copy every
+        # byte once more in Python, and pwrite takes any size (less system time measured
+        # with four parts than 256 KiB pieces).
+        for chunk in response.iter_bytes():
             after = position + len(chunk)
             if after > self.job.size:
                 raise TooLong
