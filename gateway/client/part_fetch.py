@@ -81,14 +81,17 @@ class PartedFile:
                 workers.append(self._start(fd, hasher, 0))
                 while not self._answered.wait(0.25) and not self._stopped():
                     pass
-                if self._ranges:
+                if self._ranges and not self._stopped():
                     wanted = min(self.fetcher.parts, len(self._queue) + 1)
                     workers += [self._start(fd, hasher, n) for n in range(1, wanted)]
             try:
                 digest = hasher.run(self._stopped)
             except HashingStopped:
+                # Every worker must be out before the descriptor is closed: a late pwrite
+                # could land in whatever file gets its number next. They stop at their
+                # next piece, or when a stalled read times out.
                 for worker in workers:
-                    worker.exception()  # wait for each to stop
+                    worker.exception()
                 raise _first_failure(workers) from None
             for worker in workers:
                 worker.result()
