@@ -161,9 +161,15 @@ def run_all(cfg: Config, tools: Tools, source: Path, run_dir: Path, procs: Procs
         "GATEWAY_ACCEL_REDIRECT": "/_objects/",
         "GATEWAY_TRUSTED_PROXIES": "127.0.0.1",
     }
-    start_gateway(tools, procs, accel_env, accel_port, cfg.workers, run_dir / "accel.log")
-    start_gateway(tools, procs, env, direct_port, cfg.workers, run_dir / "direct.log")
-    start_nginx(tools, procs, run_dir / "nginx", nginx_port, accel_port, stored)
+    groups = {
+        "gateway behind nginx": start_gateway(
+            tools, procs, accel_env, accel_port, cfg.workers, run_dir / "accel.log"
+        ),
+        "embedded server": start_gateway(
+            tools, procs, env, direct_port, cfg.workers, run_dir / "direct.log"
+        ),
+        "nginx": start_nginx(tools, procs, run_dir / "nginx", nginx_port, accel_port, stored),
+    }
     big = artifact(mint(edge, key), BIG_NAME)
     size = int(big["size"])
     through_nginx = big["url"]
@@ -171,37 +177,57 @@ def run_all(cfg: Config, tools: Tools, source: Path, run_dir: Path, procs: Procs
     static = f"{edge}/static/{BIG_NAME}"
     for url in (through_nginx, straight, static):  # untimed: the quota unit, a warm cache
         concurrent_curls(url, size, 1)
-    figures = [
-        paired(
-            "1",
-            cfg.repeat,
-            CONCURRENT * size,
-            lambda: concurrent_curls(through_nginx, size, CONCURRENT),
-            lambda: concurrent_curls(static, size, CONCURRENT),
-        ),
-        paired(
-            "2",
-            cfg.repeat,
-            CONCURRENT * size,
-            lambda: concurrent_curls(straight, size, CONCURRENT),
-            lambda: concurrent_curls(static, size, CONCURRENT),
-        ),
-    ]
+    figures = []
+    for figure_key, url in (("1", through_nginx), ("2", straight)):
+        before = group_cpu(groups)
+        figures.append(
+            paired(
+                figure_key,
+                cfg.repeat,
+                CONCURRENT * size,
+                lambda url=url: concurrent_curls(url, size, CONCURRENT),
+                lambda: concurrent_curls(static, size, CONCURRENT),
+            )
+        )
+        # Both sides of every pair: nginx's share covers the baseline runs as well.
+        print(f"      CPU used in all its runs: {cpu_note(before, group_cpu(groups))}")
     figures += measure_client(cfg, tools, edge, key, through_nginx, size, run_dir)
     return figures
 
 
 def start_gateway(
     tools: Tools, procs: Procs, env: dict[str, str], port: int, workers: int, log: Path
-) -> None:
+) -> int:
+    """Start `gateway serve`; returns its process group (the granian workers' too)."""
     cmd = [str(tools.gateway), "serve", "--port", str(port), "--workers", str(workers)]
     proc = procs.start("gateway", cmd, env, log)
     wait_http(f"http://127.0.0.1:{port}/healthz", proc, log)
+    return int(proc.pid)
+
+
+def group_cpu(groups: dict[str, int]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each named process group's live members."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = dict.fromkeys(groups, 0.0)
+    by_group = {pgid: name for name, pgid in groups.items()}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended meanwhile
+        name = by_group.get(int(fields[2]))  # fields after "pid (comm)": state, ppid, pgrp...
+        if name is not None:
+            used[name] += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return used
+
+
+def cpu_note(before: dict[str, float], after: dict[str, float]) -> str:
+    return ", ".join(f"{name} {after[name] - before[name]:.1f} s" for name in before)
 
 
 def start_nginx(
     tools: Tools, procs: Procs, prefix: Path, port: int, upstream: int, stored: Path
-) -> None:
+) -> int:
     """nginx with the gateway's locations (infra/nginx/gateway-locations.conf) and, as
     the baseline, the stored object under /static/. Same process, same settings."""
     (prefix / "logs").mkdir(parents=True)
@@ -254,6 +280,7 @@ http {{
     log = prefix / "logs" / "stdout.log"
     proc = procs.start("nginx", [tools.nginx, "-c", str(conf), "-p", str(prefix)], base_env(), log)
     wait_http(f"http://127.0.0.1:{port}/healthz", proc, prefix / "logs" / "error.log")
+    return int(proc.pid)
 
 
 def concurrent_curls(url: str, size: int, count: int) -> float:
