@@ -87,12 +87,12 @@ class PartedFile:
             try:
                 digest = hasher.run(self._stopped)
             except HashingStopped:
-                # Every worker must be out before the descriptor is closed: a late pwrite
-                # could land in whatever file gets its number next. They stop at their
-                # next piece, or when a stalled read times out.
-                for worker in workers:
-                    worker.exception()
+                _wait_for(workers)
                 raise _first_failure(workers) from None
+            except BaseException:  # the file could not be read back: stop the parts
+                self._failed.set()
+                _wait_for(workers)
+                raise
             for worker in workers:
                 worker.result()
             self._save()
@@ -249,6 +249,14 @@ def _write(fd: int, data: memoryview, offset: int) -> None:
     while data:
         written = os.pwrite(fd, data, offset)
         data, offset = data[written:], offset + written
+
+
+def _wait_for(workers: list[Future[None]]) -> None:
+    """Every worker must be out before the descriptor is closed: a late pwrite could land
+    in whatever file gets its number next. They stop at their next piece, or when a
+    stalled read times out."""
+    for worker in workers:
+        worker.exception()
 
 
 def _first_failure(workers: list[Future[None]]) -> BaseException:

@@ -205,3 +205,20 @@ def test_saved_parts_resume_only_their_missing_bytes(fake: FakeGateway, tmp_path
         f"bytes={spans[1].start}-{spans[1].end - 1}",
     ]
     assert summary.fetched_bytes == SIZE - sum(done)
+
+
+def test_a_file_that_cannot_be_read_back_stops_every_part_and_keeps_them(
+    fake: FakeGateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreadable(fd: int, buffers: list[memoryview], offset: int) -> int:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr("gateway.client.prefix_hash.os.preadv", unreadable)
+    with pytest.raises(OSError, match="Input/output error"):
+        run(fake, tmp_path / "d")
+    part = tmp_path / "d" / f"{BIG}.part"
+    assert part.stat().st_size == SIZE
+    assert not (tmp_path / "d" / BIG).exists()
+    # What was written is in the state: the next run carries on from there.
+    saved = json.loads((tmp_path / "d.download.json").read_text())["parts"][BIG]["spans"]
+    assert [(start, end) for start, end, _ in saved] == [(s.start, s.end) for s in split(SIZE, 3)]
