@@ -16,6 +16,7 @@ from gateway.client import exit_codes
 from gateway.client.api import GatewayApi
 from gateway.client.download import DownloadRequest, DownloadSummary, download_release
 from gateway.client.errors import DownloadFailed
+from gateway.client.parts import DEFAULT_PARTS, MAX_PARTS, PARTS_FROM
 from gateway.client.progress import Bars, Silent, TransferProgress
 from gateway.client.selection import Selection
 from stages.names import InvalidName, parse_release_ref
@@ -95,6 +96,14 @@ def _summary(summary: DownloadSummary) -> str:
     type=click.IntRange(1, 64),
     help="Files fetched at once.",
 )
+@click.option(
+    "--parts",
+    default=DEFAULT_PARTS,
+    show_default=True,
+    type=click.IntRange(1, MAX_PARTS),
+    help=f"Range requests at once for each file of {PARTS_FROM >> 20} MiB or more "
+    "(1: one stream per file).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def download(
     ref: str,
@@ -104,14 +113,16 @@ def download(
     components: tuple[str, ...],
     include: tuple[str, ...],
     parallel: int,
+    parts: int,
     quiet: bool,
 ) -> None:
     """Download a release you have a grant for, resuming and verifying it.
 
-    Files are fetched in parallel into FOLDER/<path>.part and renamed once their SHA-256
-    matches; the release signature is checked against the gateway's public key. Run the
-    same command again after an interruption to resume where it stopped. The signature
-    and key are saved beside the folder as FOLDER.sig and FOLDER.pub.pem.
+    Files are fetched in parallel into FOLDER/<path>.part, a large file as several
+    ranges at once, and renamed once their SHA-256 matches; the release signature is
+    checked against the gateway's public key. Run the same command again after an
+    interruption to resume where it stopped. The signature and key are saved beside the
+    folder as FOLDER.sig and FOLDER.pub.pem.
     """
     try:
         model, version = parse_release_ref(ref, version_required=False)
@@ -127,9 +138,10 @@ def download(
         folder=folder,
         selection=Selection.parse(components, include),
         parallel=parallel,
+        parts=parts,
     )
     progress: TransferProgress = Silent() if quiet else Bars(_err)
-    with _http_client(parallel) as client:
+    with _http_client(parallel * parts + 1) as client:
         api = GatewayApi(client, server, key)
         try:
             with progress:
@@ -154,10 +166,11 @@ def _warn(message: str) -> None:
     _err.print(Text("warning: ", style="bold yellow") + Text(message))
 
 
-def _http_client(parallel: int) -> httpx2.Client:
+def _http_client(connections: int) -> httpx2.Client:
     return httpx2.Client(
-        # One connection per worker, plus one for API calls (URL refreshes).
-        limits=httpx2.Limits(max_connections=parallel + 1, max_keepalive_connections=parallel + 1),
+        # One connection per file or part being fetched, plus one for API calls (URL
+        # refreshes).
+        limits=httpx2.Limits(max_connections=connections, max_keepalive_connections=connections),
         # Connect fast or retry; a read may wait on a busy server or slow storage.
         timeout=httpx2.Timeout(30.0, connect=10.0),
         follow_redirects=True,  # /d/ may redirect to presigned object storage

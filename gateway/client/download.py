@@ -19,6 +19,7 @@ from pathlib import Path
 from gateway.client import exit_codes
 from gateway.client.api import GatewayApi
 from gateway.client.errors import DownloadFailed, unexpected
+from gateway.client.parts import DEFAULT_PARTS, PARTS_FROM
 from gateway.client.paths import check_unique, target_path
 from gateway.client.progress import TransferProgress
 from gateway.client.refresh import UrlBook
@@ -44,7 +45,9 @@ class DownloadRequest:
     version: str | None
     folder: Path | None  # None: ./NAME-VERSION
     selection: Selection = field(default_factory=Selection)
-    parallel: int = 4
+    parallel: int = 4  # files at once
+    parts: int = DEFAULT_PARTS  # range requests at once for each file of `parts_from` bytes up
+    parts_from: int = PARTS_FROM
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,8 @@ def download_release(
         UrlBook(api, request.model, version, artifacts, state),
         state,
         threading.Event(),
+        parts=request.parts,
+        parts_from=request.parts_from,
     )
     results = _fetch_all(fetcher, jobs, progress, request.parallel)
     return DownloadSummary(
@@ -182,7 +187,7 @@ def _fetch_all(
     fetcher: FileFetcher, jobs: list[FileJob], progress: TransferProgress, parallel: int
 ) -> list[FileResult]:
     """Fetch in parallel; the first failure stops the others, leaving their parts."""
-    on_disk = {job.path: bytes_on_disk(job) for job in jobs}
+    on_disk = {job.path: bytes_on_disk(job, fetcher.state) for job in jobs}
     progress.start(len(jobs), sum(j.size for j in jobs), sum(on_disk.values()))
 
     def fetch(job: FileJob) -> FileResult:

@@ -7,6 +7,7 @@ advanced, so a resumed download does not show a burst of imaginary speed.
 
 from __future__ import annotations
 
+import threading
 from types import TracebackType
 from typing import Protocol
 
@@ -89,20 +90,26 @@ class Silent:
 
 
 class _RichBar:
+    """One file's bar; the range parts of a file advance it from several threads."""
+
     def __init__(self, owner: Bars, task: TaskID, path: str, on_disk: int) -> None:
         self._owner = owner
         self._task = task
         self._path = path
         self._done = on_disk
+        self._lock = threading.Lock()
 
     def advance(self, nbytes: int) -> None:
-        self._done += nbytes
+        with self._lock:
+            self._done += nbytes
         self._owner.progress.advance(self._task, nbytes)
         self._owner.advance_total(nbytes)
 
     def reset(self, on_disk: int) -> None:
-        if on_disk != self._done:
-            self.advance(on_disk - self._done)
+        with self._lock:
+            change = on_disk - self._done
+        if change:
+            self.advance(change)
 
     def note(self, text: str) -> None:
         label = f"{self._path} ({text})" if text else self._path

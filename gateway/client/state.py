@@ -5,6 +5,11 @@
 - Files already verified, with the size, times and inode they had then: a second run
   skips them without hashing gigabytes again. The inode change time (ctime) cannot be
   set back by a user, so any write to a file after it was verified is noticed.
+- The range parts of a large file still being fetched (gateway.client.parts), with the
+  bytes of each already written: a preallocated `.part` has the file's size from the
+  start, so only this says what is in it. It is saved before the file is preallocated
+  and as the parts progress; it may lag behind the file (those bytes are fetched
+  again), never run ahead of it.
 
 The file lives outside the folder so that the folder holds exactly the release and the
 standard `model_signing verify` sees nothing else. Losing it only costs time (files are
@@ -19,6 +24,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from gateway.client import parts
+from gateway.client.parts import Span
 
 FORMAT = 1
 
@@ -51,6 +59,7 @@ class DownloadState:
         self._lock = threading.Lock()
         self._ids: dict[str, str] = {}
         self._verified: dict[str, tuple[str, FileStamp]] = {}
+        self._parts: dict[str, tuple[str, int, list[list[int]]]] = {}  # sha256, size, spans
 
     @classmethod
     def load(cls, path: Path, release: str) -> DownloadState:
@@ -64,6 +73,10 @@ class DownloadState:
             state._verified = {
                 str(k): (str(v["sha256"]), FileStamp(**v["stamp"]))
                 for k, v in data.get("verified", {}).items()
+            }
+            state._parts = {
+                str(k): (str(v["sha256"]), int(v["size"]), list(v["spans"]))
+                for k, v in data.get("parts", {}).items()
             }
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             # A damaged state file is not worth failing a download for.
@@ -88,7 +101,26 @@ class DownloadState:
     def remember_verified(self, path: str, sha256: str, stamp: FileStamp) -> None:
         with self._lock:
             self._verified[path] = (sha256, stamp)
+            self._parts.pop(path, None)
             self._save()
+
+    def spans(self, path: str, sha256: str, size: int) -> list[Span] | None:
+        """The saved parts of a file of this digest and size, or None."""
+        with self._lock:
+            saved = self._parts.get(path)
+        if saved is None or saved[:2] != (sha256, size):
+            return None
+        return parts.from_json(saved[2], size)
+
+    def remember_spans(self, path: str, sha256: str, size: int, spans: list[Span]) -> None:
+        with self._lock:
+            self._parts[path] = (sha256, size, parts.to_json(spans))
+            self._save()
+
+    def forget_spans(self, path: str) -> None:
+        with self._lock:
+            if self._parts.pop(path, None) is not None:
+                self._save()
 
     def _save(self) -> None:
         data: dict[str, Any] = {
@@ -98,6 +130,10 @@ class DownloadState:
             "verified": {
                 path: {"sha256": sha, "stamp": stamp.__dict__}
                 for path, (sha, stamp) in sorted(self._verified.items())
+            },
+            "parts": {
+                path: {"sha256": sha, "size": size, "spans": spans}
+                for path, (sha, size, spans) in sorted(self._parts.items())
             },
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)

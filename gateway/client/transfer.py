@@ -3,6 +3,8 @@
 Every byte is hashed exactly once: the part already on disk before the request, then
 each chunk as it arrives. The final name only ever holds a file whose SHA-256 matched;
 a mismatch deletes the part, since appending to it again would fail the same way.
+A large file goes as several range parts at once (gateway.client.part_fetch); the
+retries, URL refreshes and the final check are the same for its parts as here.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -18,7 +21,8 @@ import httpx2
 
 from gateway.client import retry
 from gateway.client.api import refusal
-from gateway.client.errors import hash_mismatch, network_failure, unexpected
+from gateway.client.errors import DownloadFailed, hash_mismatch, network_failure, unexpected
+from gateway.client.parts import PARTS_FROM, Span, split, written_bytes
 from gateway.client.paths import part_path
 from gateway.client.progress import FileBar
 from gateway.client.refresh import UrlBook
@@ -29,18 +33,22 @@ from stages.access import Reason
 # Ask for the stored bytes as they are: ranges count those bytes, and decoding a
 # compressed body would only cost CPU. (Should a proxy compress anyway, iter_bytes
 # decodes it, so a whole-file answer still hashes right.)
-_DOWNLOAD_HEADERS = {"Accept-Encoding": "identity"}
+DOWNLOAD_HEADERS = {"Accept-Encoding": "identity"}
 
 
 class Interrupted(Exception):
     """The run is stopping (Ctrl-C, or another file failed); the part stays for a resume."""
 
 
-class _Transient(Exception):
+class Transient(Exception):
     """A failure worth retrying from what is on disk."""
 
 
-_RETRYABLE: tuple[type[Exception], ...] = (*retry.TRANSIENT_ERRORS, _Transient)
+class TooLong(Exception):
+    """The server sent more bytes than the file has."""
+
+
+_RETRYABLE: tuple[type[Exception], ...] = (*retry.TRANSIENT_ERRORS, Transient)
 
 
 @dataclass(frozen=True)
@@ -59,7 +67,7 @@ class FileResult:
     skipped: bool  # it was already complete and verified
 
 
-def bytes_on_disk(job: FileJob) -> int:
+def bytes_on_disk(job: FileJob, state: DownloadState) -> int:
     """What the run can likely reuse, for the progress total (a guess: nothing is read)."""
     try:
         if job.target.stat().st_size == job.size:
@@ -67,9 +75,13 @@ def bytes_on_disk(job: FileJob) -> int:
     except OSError:
         pass
     try:
-        return resume_offset(part_path(job.target).stat().st_size, job.size)
+        on_disk = part_path(job.target).stat().st_size
     except OSError:
         return 0
+    spans = state.spans(job.path, job.sha256, job.size)
+    if spans is not None and on_disk == job.size:
+        return written_bytes(spans)  # preallocated: its size says nothing
+    return resume_offset(on_disk, job.size)
 
 
 def sha256_of(path: Path, stop: threading.Event, hasher: hashlib._Hash | None = None) -> str:
@@ -96,12 +108,17 @@ class FileFetcher:
         state: DownloadState,
         stop: threading.Event,
         delays: tuple[float, ...] | None = None,
+        *,
+        parts: int = 1,
+        parts_from: int = PARTS_FROM,
     ) -> None:
         self.client = client
         self.urls = urls
         self.state = state
         self.stop = stop
         self.delays = retry.DELAYS if delays is None else delays
+        self.parts = parts  # range requests at once for a file of `parts_from` bytes or more
+        self.parts_from = parts_from
 
     def fetch(self, job: FileJob, bar: FileBar) -> FileResult:
         try:
@@ -133,11 +150,24 @@ class FileFetcher:
     def _download(self, job: FileJob, bar: FileBar) -> FileResult:
         path = part_path(job.target)
         path.parent.mkdir(parents=True, exist_ok=True)
-        hasher = hashlib.sha256()
         try:
             existing: int | None = path.stat().st_size
         except FileNotFoundError:
             existing = None
+        spans = self._spans(job, existing)
+        if spans is not None:
+            from gateway.client.part_fetch import PartedFile
+
+            parted = PartedFile(self, job, bar, path, spans)
+            try:
+                digest = parted.run()
+            except TooLong:
+                path.unlink()
+                self.state.forget_spans(job.path)
+                raise _too_long(job) from None
+            self._finish(job, path, digest)
+            return FileResult(job.path, job.size, fetched=parted.fetched, skipped=False)
+        hasher = hashlib.sha256()
         offset = resume_offset(existing, job.size)
         if existing is not None and offset != existing:
             path.unlink()  # longer than the file: it cannot be a start of it
@@ -154,16 +184,33 @@ class FileFetcher:
                 # a crash must not leave a final name over data still in the page cache.
                 sink.flush()
                 os.fsync(sink.fileno())
-            except _TooLong:
+            except TooLong:
                 sink.close()
                 path.unlink()
-                raise hash_mismatch(
-                    f"the server sent more than the {job.size} bytes of {job.path}; "
-                    "the partial file was deleted"
-                ) from None
-        digest = part.hasher.hexdigest()
+                raise _too_long(job) from None
+        self._finish(job, path, part.hasher.hexdigest())
+        return FileResult(job.path, job.size, fetched=part.fetched, skipped=False)
+
+    def _spans(self, job: FileJob, existing: int | None) -> list[Span] | None:
+        """The range parts to fetch the file in, or None for one stream.
+
+        Parts saved by an earlier run are carried on, whatever `parts` says now; a `.part`
+        from a single stream keeps its bytes as the first, finished span.
+        """
+        saved = self.state.spans(job.path, job.sha256, job.size)
+        if saved is not None and existing == job.size:
+            return saved
+        if saved is not None:
+            self.state.forget_spans(job.path)  # its `.part` is gone or was replaced
+        if self.parts < 2 or job.size < self.parts_from:
+            return None
+        return split(job.size, self.parts, resume_offset(existing, job.size))
+
+    def _finish(self, job: FileJob, path: Path, digest: str) -> None:
+        """Give the part its final name if its digest is the release's; else delete it."""
         if digest != job.sha256:
             path.unlink()
+            self.state.forget_spans(job.path)
             raise hash_mismatch(
                 f"{job.path} does not match its SHA-256 (expected {job.sha256}, got {digest}); "
                 "the partial file was deleted, run again to download it afresh"
@@ -171,20 +218,50 @@ class FileFetcher:
         os.replace(path, job.target)
         self.state.remember_verified(job.path, job.sha256, FileStamp.of(job.target.stat()))
         self.urls.done(job.path)
-        return FileResult(job.path, job.size, fetched=part.fetched, skipped=False)
 
     def _receive(self, job: FileJob, part: _Part) -> None:
         """Append the rest of the file to the part, retrying transient failures."""
-        failures = 0
-        attempt = _Attempt(url=self.urls.url(job.path))
-        while part.offset < job.size:
-            if self.stop.is_set():
-                raise Interrupted
-            before = part.fetched
+        attempt = Attempt(url=self.urls.url(job.path))
+
+        def step() -> None:
             try:
                 self._attempt(job, part, attempt)
+            finally:
+                part.sink.flush()  # a kill while waiting to retry keeps what arrived
+
+        self.keep_trying(
+            job,
+            part.bar,
+            step,
+            fetched=lambda: part.fetched,
+            finished=lambda: part.offset >= job.size,
+            stopped=self.stop.is_set,
+        )
+
+    def keep_trying(
+        self,
+        job: FileJob,
+        bar: FileBar,
+        step: Callable[[], None],
+        *,
+        fetched: Callable[[], int],
+        finished: Callable[[], bool],
+        stopped: Callable[[], bool],
+    ) -> None:
+        """Run `step` until `finished`, retrying transient failures with backoff.
+
+        The count of failures starts over whenever a step brought bytes: only a run of
+        attempts that get nowhere gives up.
+        """
+        failures = 0
+        while not finished():
+            if stopped():
+                raise Interrupted
+            before = fetched()
+            try:
+                step()
             except _RETRYABLE as exc:
-                if part.fetched > before:
+                if fetched() > before:
                     failures = 0  # progress was made: this is a new run of bad luck
                     self.urls.progressed(job.path)
                 failures += 1
@@ -193,18 +270,17 @@ class FileFetcher:
                         f"{job.path}: gave up after {failures} attempts ({retry.describe(exc)}); "
                         "run again to resume"
                     ) from exc
-                part.bar.note(f"retrying: {retry.describe(exc)}")
-                part.sink.flush()
-                if self.stop.wait(self.delays[failures - 1]):
+                bar.note(f"retrying: {retry.describe(exc)}")
+                if self.stop.wait(self.delays[failures - 1]) or stopped():
                     raise Interrupted from exc
-                part.bar.note("")
+                bar.note("")
 
-    def _attempt(self, job: FileJob, part: _Part, attempt: _Attempt) -> None:
+    def _attempt(self, job: FileJob, part: _Part, attempt: Attempt) -> None:
         """One request for the rest of the file; returns early to try again at once."""
-        headers = {**_DOWNLOAD_HEADERS, **range_headers(part.offset)}
+        headers = {**DOWNLOAD_HEADERS, **range_headers(part.offset)}
         with self.client.stream("GET", attempt.url, headers=headers) as response:
             if response.status_code not in (200, 206, 416):
-                attempt.url = self._refused(job, response, attempt.url)
+                attempt.url = self.refused(job, response, attempt.url)
                 return
             action = plan_reply(
                 response.status_code, part.offset, job.size, response.headers.get("content-range")
@@ -219,37 +295,40 @@ class FileFetcher:
                 part.restart()
             for chunk in response.iter_bytes(CHUNK):
                 if part.offset + len(chunk) > job.size:
-                    raise _TooLong
+                    raise TooLong
                 part.append(chunk)
                 if self.stop.is_set():
                     raise Interrupted
             if part.offset < job.size:
-                raise _Transient(f"the body of {job.path} ended early")
+                raise Transient(f"the body of {job.path} ended early")
 
-    def _refused(self, job: FileJob, response: httpx2.Response, url: str) -> str:
+    def refused(self, job: FileJob, response: httpx2.Response, url: str) -> str:
         """The URL to try next after a non-2xx answer, or raise why not to."""
         response.read()
         status = response.status_code
         if response.history and status in (400, 403):
             # Object storage behind a redirect refused its presigned URL (it expired on
             # the way, or the clock is off); the gateway presigns a new one each time.
-            raise _Transient(f"object storage answered HTTP {status}")
+            raise Transient(f"object storage answered HTTP {status}")
         error = refusal(response)
         if error.code == Reason.URL_EXPIRED:
             return self.urls.refresh(job.path, url)
         if retry.is_transient_status(status):
-            raise _Transient(f"HTTP {status}")
+            raise Transient(f"HTTP {status}")
         raise error
 
 
+def _too_long(job: FileJob) -> DownloadFailed:
+    return hash_mismatch(
+        f"the server sent more than the {job.size} bytes of {job.path}; "
+        "the partial file was deleted"
+    )
+
+
 @dataclass
-class _Attempt:
+class Attempt:
     url: str  # the URL to ask next (it changes when the gateway refreshes it)
     discarded: bool = False  # the part was already dropped once on the server's word
-
-
-class _TooLong(Exception):
-    """The server sent more bytes than the file has."""
 
 
 class _Part:

@@ -171,13 +171,15 @@ class FakeGateway:
             data = bytes([data[0] ^ 1]) + data[1:]
         sha = hashlib.sha256(self.files[path]).hexdigest()
         headers = {"etag": f'"{sha}"', "accept-ranges": "bytes"}
-        start = _range_start(request.headers.get("range"))
+        asked = _range(request.headers.get("range"))
         status = 200
-        if start is not None and not b.ignore_range:
+        if asked is not None and not b.ignore_range:
+            start, last = asked
             if start >= len(data):
                 return _error(416, "range_not_satisfiable", "outside the file")
-            headers["content-range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
-            status, data = 206, data[start:]
+            last = len(data) - 1 if last is None else min(last, len(data) - 1)
+            headers["content-range"] = f"bytes {start}-{last}/{len(data)}"
+            status, data = 206, data[start : last + 1]
         headers["content-length"] = str(len(data))
         limit = None
         if b.drop_after is not None and hits == 1 + b.expire_first + b.fail_first:
@@ -213,12 +215,13 @@ def _path_of(request: httpx2.Request) -> str:
     return request.url.path.split("/", 3)[3]
 
 
-def _range_start(header: str | None) -> int | None:
+def _range(header: str | None) -> tuple[int, int | None] | None:
+    """(first, last or None) of `bytes=first-[last]`, the only forms the client sends."""
     if not header:
         return None
-    match = re.fullmatch(r"bytes=(\d+)-", header)
+    match = re.fullmatch(r"bytes=(\d+)-(\d*)", header)
     assert match, f"the client sent an unexpected Range: {header}"
-    return int(match.group(1))
+    return int(match.group(1)), int(match.group(2)) if match.group(2) else None
 
 
 def _error(status: int, code: str, message: str) -> httpx2.Response:

@@ -118,6 +118,32 @@ def test_parallel_must_be_positive(fake: FakeGateway) -> None:
     assert code == 2
 
 
+@pytest.mark.parametrize("parts", ["0", "17", "four", "-1"])
+def test_parts_outside_one_to_sixteen_is_a_usage_error(fake: FakeGateway, parts: str) -> None:
+    code, _, err = invoke("acme/sample:1.0", "--server", BASE, "--key", KEY, "--parts", parts)
+    assert code == 2
+    assert "--parts" in err
+    assert "Traceback" not in err
+    assert not fake.log
+
+
+def test_parts_are_counted_into_the_connection_pool(
+    fake: FakeGateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[int] = []
+    transport = fake.transport()
+
+    def client(connections: int) -> httpx2.Client:
+        asked.append(connections)
+        return httpx2.Client(transport=transport)
+
+    monkeypatch.setattr(command, "_http_client", client)
+    args = ("--to", str(tmp_path / "d"), "--server", BASE, "--key", KEY, "--quiet")
+    code, _, err = invoke("acme/sample:1.0", *args, "--parallel", "3", "--parts", "5")
+    assert code == 0, err
+    assert asked == [3 * 5 + 1]  # every file's every part, and one for API calls
+
+
 # Runs the command as a library caller would (a notebook, a test run): with a thread of
 # the caller's own still alive, a failed download must return to its caller.
 _CALLER = """

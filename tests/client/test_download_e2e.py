@@ -111,9 +111,13 @@ def start_download(gw: Gateway, cwd: Path, *args: str) -> subprocess.Popen[str]:
 
 @contextmanager
 def running_gateway(
-    root: Path, policy: Path | None = None, extra_env: dict[str, str] | None = None
+    root: Path,
+    policy: Path | None = None,
+    extra_env: dict[str, str] | None = None,
+    files: dict[str, bytes] | None = None,
 ) -> Iterator[Gateway]:
-    """A published, promoted acme/llm:1.0 served behind a proxy, and a partner's key."""
+    """A published, promoted acme/llm:1.0 (FILES unless `files`) served behind a proxy,
+    and a partner's key. A database other than the home's SQLite is migrated first."""
     home = root / ".gateway"
     port = free_port()
     proxy = ThrottleProxy(port)
@@ -124,8 +128,10 @@ def running_gateway(
     env |= extra_env or {}
     gw = Gateway(home, proxy, env, key="")
 
+    if "GATEWAY_DATABASE_URL" in env:
+        gw.cli("db", "upgrade")
     source = root / "llm-src"
-    for rel, data in FILES.items():
+    for rel, data in (FILES if files is None else files).items():
         (source / rel).parent.mkdir(parents=True, exist_ok=True)
         (source / rel).write_bytes(data)
     (root / "LICENSE.txt").write_text("Sample license\n")

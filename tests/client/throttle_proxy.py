@@ -1,10 +1,13 @@
 """A TCP proxy for end-to-end tests: it slows the server's answers down to a set rate, so
 a download can be killed halfway, and it keeps what clients sent, so a test can see the
-Range headers the server received."""
+Range headers the server received. It can also cut one connection after so many bytes
+(a transfer that breaks midway), and drop Range headers on their way to the server (a
+server that does not do ranges)."""
 
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 import time
@@ -18,6 +21,9 @@ class ThrottleProxy:
         self.rate: float | None = None  # bytes per second towards clients; None: full speed
         self.sent_by_clients = bytearray()
         self.bytes_to_clients = 0
+        self.cut_after: int | None = None  # cut the first connection to send this many bytes
+        self.cuts = 0  # connections cut so far
+        self.strip_range = False  # the server never sees a Range header
         self._lock = threading.Lock()
         self._closed = False
         threading.Thread(target=self._accept, daemon=True).start()
@@ -26,6 +32,9 @@ class ThrottleProxy:
         with self._lock:
             self.sent_by_clients.clear()
             self.bytes_to_clients = 0
+            self.cut_after = None
+            self.cuts = 0
+            self.strip_range = False
 
     def requests_text(self) -> str:
         with self._lock:
@@ -50,20 +59,35 @@ class ThrottleProxy:
             while data := client.recv(1 << 16):
                 with self._lock:
                     self.sent_by_clients += data
+                if self.strip_range:
+                    data = _RANGE.sub(b"", data)
                 server.sendall(data)
         with contextlib.suppress(OSError):
             server.shutdown(socket.SHUT_WR)
 
     def _pump_down(self, server: socket.socket, client: socket.socket) -> None:
+        sent = 0
         with contextlib.suppress(OSError):
             while data := server.recv(1 << 16):
                 rate = self.rate
                 if rate:
                     time.sleep(len(data) / rate)
+                with self._lock:
+                    cut = self.cut_after is not None and sent + len(data) >= self.cut_after
+                    if cut and self.cut_after is not None:
+                        data = data[: self.cut_after - sent]
+                        self.cut_after = None
+                        self.cuts += 1
                 client.sendall(data)
+                sent += len(data)
                 with self._lock:
                     self.bytes_to_clients += len(data)
+                if cut:
+                    break
         with contextlib.suppress(OSError):
             client.shutdown(socket.SHUT_WR)
         client.close()
         server.close()
+
+
+_RANGE = re.compile(rb"(?im)^range:[^\r\n]*\r\n")
