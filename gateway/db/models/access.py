@@ -116,7 +116,11 @@ class Download(Base):
     however many requests (retries, resumes, refreshed URLs) it takes."""
 
     __tablename__ = "downloads"
-    __table_args__ = (Index("ix_downloads_grant_artifact", "grant_id", "artifact_id"),)
+    __table_args__ = (
+        Index("ix_downloads_grant_artifact", "grant_id", "artifact_id"),
+        # The download gates of `gateway stage status`: an artifact's downloads since.
+        Index("ix_downloads_artifact_started", "artifact_id", "started_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id", ondelete="RESTRICT"))
