@@ -185,10 +185,17 @@ class Changes:
         task, self._listener = self._listener, None
         self._stopping = True
         self._deaf()
-        if task is not None:
+        if task is None:
+            return
+        loop = task.get_loop()
+        if loop is asyncio.get_running_loop():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        elif not loop.is_closed():
+            # Started on another loop (a test client's, or a server's that is ending):
+            # cancelled there, where it runs.
+            loop.call_soon_threadsafe(task.cancel)
 
     async def _listen(self) -> None:
         dsn = make_url(self.database_url).set(drivername="postgresql")
