@@ -60,8 +60,13 @@ EVERYTHING = "*"
 NOTHING_CACHED = "gateway_writes_nothing_cached"
 WRITES_NOTHING_CACHED = {NOTHING_CACHED: True}
 # How often the listener makes sure its connection still answers, and how long it waits.
-HEARTBEAT_SECONDS = 0.25
-HEARTBEAT_TIMEOUT_SECONDS = 0.5
+# A closed connection is noticed at once (asyncpg's termination callback); the heartbeat
+# is for one that went silent. It is patient: a worker busy at full load answers its own
+# event loop late, and a listener that gave up then would empty every cache for nothing
+# (the time to live bounds every entry meanwhile).
+HEARTBEAT_SECONDS = 1.0
+HEARTBEAT_TIMEOUT_SECONDS = 5.0
+RECONNECT_FIRST_SECONDS = 0.25
 RECONNECT_MAX_SECONDS = 5.0
 CONNECT_TIMEOUT_SECONDS = 5.0
 MAX_ENTRIES = 50_000
@@ -199,7 +204,7 @@ class Changes:
 
     async def _listen(self) -> None:
         dsn = make_url(self.database_url).set(drivername="postgresql")
-        wait = HEARTBEAT_SECONDS
+        wait = RECONNECT_FIRST_SECONDS
         warned = False
         while not self._stopping:
             connection = None
@@ -214,7 +219,7 @@ class Changes:
                 if warned:
                     logger.warning("listening for changes again; the caches are back on")
                 warned = False
-                wait = HEARTBEAT_SECONDS
+                wait = RECONNECT_FIRST_SECONDS
                 while not connection.is_closed():
                     await asyncio.sleep(HEARTBEAT_SECONDS)
                     await asyncio.wait_for(
