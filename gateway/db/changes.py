@@ -75,12 +75,19 @@ LISTENER_NAME = "gateway-changes"
 
 
 class Cache(Generic[K, V]):
-    """One kind of cached read, keyed, depending on some watched tables."""
+    """One kind of cached read, keyed, depending on some watched tables.
+
+    One read per key at a time: when an entry is missing or has aged out, the first
+    request reads it and the others asking meanwhile wait for that read (a few
+    milliseconds) instead of all reading the same rows at once. A request that asks
+    after an invalidation never waits for a read begun before it.
+    """
 
     def __init__(self, changes: Changes, tables: frozenset[str]) -> None:
         self._changes = changes
         self.tables = tables
         self._entries: dict[K, tuple[V, float]] = {}
+        self._reading: dict[K, asyncio.Future[tuple[bool, V | None]]] = {}
         self._invalidations = 0
 
     async def get(self, key: K, load: Callable[[], Awaitable[V | None]]) -> V | None:
@@ -93,8 +100,26 @@ class Cache(Generic[K, V]):
         hit = self._entries.get(key)
         if hit is not None and started - hit[1] < changes.ttl:
             return hit[0]
+        loop = asyncio.get_running_loop()
+        reading = self._reading.get(key)
+        if reading is not None and reading.get_loop() is loop:
+            read, value = await asyncio.shield(reading)
+            if read:
+                return value
+            # That read failed: this request reads for itself (and meets the error itself).
+            return await load()
         invalidations = self._invalidations
-        value = await load()
+        mine: asyncio.Future[tuple[bool, V | None]] = loop.create_future()
+        self._reading[key] = mine
+        try:
+            value = await load()
+        except BaseException:
+            mine.set_result((False, None))
+            raise
+        finally:
+            if self._reading.get(key) is mine:
+                del self._reading[key]
+        mine.set_result((True, value))
         if value is not None and invalidations == self._invalidations and changes.enabled:
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()
@@ -105,6 +130,8 @@ class Cache(Generic[K, V]):
     def clear(self) -> None:
         self._invalidations += 1
         self._entries.clear()
+        # Reads begun before the change are not joined by requests that come after it.
+        self._reading.clear()
 
     def __len__(self) -> int:
         return len(self._entries)

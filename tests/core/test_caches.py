@@ -127,3 +127,66 @@ def test_cache_seconds_is_at_most_one_second(tmp_path: Path) -> None:
     for bad in ("1.5", "-1", "soon", "nan"):
         with pytest.raises(ConfigError, match="GATEWAY_CACHE_SECONDS"):
             load_settings({**env, "GATEWAY_CACHE_SECONDS": bad})
+
+
+async def test_requests_that_miss_together_share_one_read() -> None:
+    cache = Changes(SQLITE, 1.0, monotonic=ManualClock()).cache("g", ("grants",))
+    go_on = asyncio.Event()
+    reads = 0
+
+    async def slow() -> str:
+        nonlocal reads
+        reads += 1
+        await go_on.wait()
+        return "row"
+
+    waiting = [asyncio.create_task(cache.get("k", slow)) for _ in range(20)]
+    await asyncio.sleep(0)
+    go_on.set()
+    assert await asyncio.gather(*waiting) == ["row"] * 20
+    assert reads == 1
+
+
+async def test_when_the_shared_read_fails_each_waiter_reads_for_itself() -> None:
+    cache = Changes(SQLITE, 1.0, monotonic=ManualClock()).cache("g", ("grants",))
+    go_on = asyncio.Event()
+    reads = 0
+
+    async def failing_first() -> str:
+        nonlocal reads
+        reads += 1
+        if reads == 1:
+            await go_on.wait()
+            raise OSError("the database went away")
+        return "row"
+
+    first = asyncio.create_task(cache.get("k", failing_first))
+    await asyncio.sleep(0)
+    others = [asyncio.create_task(cache.get("k", failing_first)) for _ in range(3)]
+    await asyncio.sleep(0)
+    go_on.set()
+    with pytest.raises(OSError, match="went away"):
+        await first
+    assert await asyncio.gather(*others) == ["row"] * 3
+    assert reads == 4
+
+
+async def test_a_request_after_an_invalidation_does_not_join_a_read_begun_before_it() -> None:
+    changes = Changes(SQLITE, 1.0, monotonic=ManualClock())
+    cache = changes.cache("g", ("grants",))
+    go_on = asyncio.Event()
+
+    async def before() -> str:
+        await go_on.wait()
+        return "read before the commit"
+
+    async def after() -> str:
+        return "read after the commit"
+
+    early = asyncio.create_task(cache.get("k", before))
+    await asyncio.sleep(0)
+    changes.changed({"grants"})
+    assert await cache.get("k", after) == "read after the commit"
+    go_on.set()
+    assert await early == "read before the commit"
+    assert await cache.get("k", before) == "read after the commit"
