@@ -10,7 +10,6 @@ import dataclasses
 import ipaddress
 import os
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from gateway.ratelimits.rules import RateLimits, RateLimitSettingError, read_rate_limits
+from policies.toml_text import read_toml
 
 _SQLITE_PREFIX = "sqlite+aiosqlite:///"
 _POSTGRES_PREFIX = "postgresql+asyncpg://"
@@ -196,13 +196,10 @@ def _read_config_file(config_file: Path) -> dict[str, object]:
     raw: dict[str, object] = {}
     if config_file.is_file():
         try:
-            raw = tomllib.loads(config_file.read_text(encoding="utf-8"))
-        except (ValueError, RecursionError) as exc:
-            # ValueError: bad TOML, bad UTF-8 or a number too long to read; RecursionError:
-            # nesting deeper than the parser goes.
-            raise ConfigError(
-                f"{config_file}: not valid TOML: {exc or 'nested too deeply'}"
-            ) from exc
+            raw = read_toml(config_file.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            # Bad TOML, nesting too deep, a number too long to read, or bad UTF-8.
+            raise ConfigError(f"{config_file}: not valid TOML: {exc}") from exc
         unknown = sorted(set(raw) - set(_ENV) - set(_TABLES))
         if unknown:
             raise ConfigError(

@@ -11,7 +11,6 @@
 #   policies.gate_loader; triggers, decommission and enforcement in
 #   policies.response_loader.
 
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from types import MappingProxyType
@@ -33,6 +32,7 @@ from policies.reading import (
 )
 from policies.response_loader import read_decommission, read_enforcement, read_triggers
 from policies.schema import ComponentRule, KeyRules, Policy, PublishRules
+from policies.toml_text import TomlRefused, read_toml
 from stages.release import DRAFT
 from stages.tiers import Tier, TierLadder
 
@@ -81,15 +81,9 @@ class PolicyError(ValueError):
 def load_policy(text: str, source: str) -> Policy:
     """The policy in `text`; PolicyError naming `source` if it does not validate."""
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        data = read_toml(text)
+    except TomlRefused as exc:
         raise PolicyError(source, [f"invalid TOML: {exc}"]) from exc
-    except RecursionError:
-        # The parser recurses once per level of nesting; no policy nests more than a few.
-        raise PolicyError(source, ["invalid TOML: arrays or tables nested too deeply"]) from None
-    except ValueError as exc:
-        # An integer of thousands of digits: Python refuses to convert it.
-        raise PolicyError(source, [f"invalid TOML: a number too long to read ({exc})"]) from exc
     check = Check()
     # A file for another schema version would mostly produce noise; stop at the version.
     if check.field(data, "", "schema_version", str(SCHEMA_VERSION), _is_schema_version) is None:

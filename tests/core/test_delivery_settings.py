@@ -65,3 +65,21 @@ def test_a_bad_value_is_refused_with_its_name(
         settings_from(tmp_path, **{variable: value})
     assert str(refused.value).startswith(f"{variable}: ")
     assert says in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"operator_notices = \n", "not valid TOML: Invalid value"),
+        (b"x = " + b"[" * 5000 + b"]" * 5000, "not valid TOML: arrays or tables nested more"),
+        (b'operator_notices = "\xff"\n', "not valid TOML: 'utf-8' codec can't decode"),
+    ],
+    ids=["bad-toml", "deep", "not-utf8"],
+)
+def test_a_gateway_toml_that_does_not_read_is_a_config_error(
+    tmp_path: Path, content: bytes, problem: str
+) -> None:
+    (tmp_path / "gateway.toml").write_bytes(content)
+    with pytest.raises(ConfigError) as refused:
+        load_settings({"GATEWAY_HOME": str(tmp_path)})
+    assert str(refused.value).startswith(f"{tmp_path / 'gateway.toml'}: {problem}")

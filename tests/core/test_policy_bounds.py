@@ -5,6 +5,7 @@ import pytest
 
 from policies import PolicyError, load_policy
 from policies.reading import MAX_DAYS, MAX_INT
+from policies.toml_text import MAX_DEPTH, TomlRefused, nesting_depth_over, read_toml
 from tests.core.policy_text import BASE, edited, problems_of
 
 DAYS = f"of at most {MAX_DAYS} (100 years)"
@@ -147,3 +148,28 @@ def test_toml_nested_within_the_parser_is_reported_by_its_path() -> None:
         "lifecycle.extra: unknown key; allowed keys: "
         "expiry_warning_days, renewal_opens_days, closeout_days"
     ]
+
+
+def test_brackets_in_strings_and_comments_are_not_nesting() -> None:
+    hidden = "[{" * 200
+    text = (
+        f'a = "{hidden}"\nb = \'{hidden}\'\nc = """\n{hidden}\n"""\n'
+        f"d = '''{hidden}'''\n# {hidden}\ne = \"\\\"{hidden}\"\n"
+    )
+    assert not nesting_depth_over(text)
+    assert read_toml(text)["a"] == hidden
+
+
+def test_nesting_is_refused_one_level_past_the_limit() -> None:
+    assert not nesting_depth_over("x = " + "[" * MAX_DEPTH + "]" * MAX_DEPTH)
+    assert nesting_depth_over("x = " + "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1))
+    with pytest.raises(TomlRefused, match=f"more than {MAX_DEPTH} levels deep"):
+        read_toml("x = " + "{ a = " * (MAX_DEPTH + 1) + "1" + " }" * (MAX_DEPTH + 1))
+
+
+def test_an_unterminated_string_keeps_the_scan_linear() -> None:
+    # A quote that never closes must not make the scan re-read the rest from every quote.
+    with pytest.raises(TomlRefused):
+        read_toml('x = "' + '\\"' * 200_000)
+    with pytest.raises(TomlRefused):
+        read_toml("x = '''" + "'" * 200_000)
