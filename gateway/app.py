@@ -39,6 +39,7 @@ from gateway.downloads.api import DownloadsController
 from gateway.downloads.pages import DownloadPages
 from gateway.enforcement.pages import EnforcementPages
 from gateway.errors import DatabaseUnavailable, GatewayError, StorageUnavailable, Unavailable
+from gateway.evidence_log.api import EvidenceLogController
 from gateway.grants.pages import GrantPages
 from gateway.health import healthz, readyz, release_signing_key
 from gateway.identity.oidc_pages import OidcPages
@@ -275,6 +276,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             EnforcementPages,
             IncidentPages,
             IncidentsController,
+            EvidenceLogController,
             DownloadsController,
             KeysController,
             ApplicationsController,

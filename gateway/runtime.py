@@ -101,9 +101,14 @@ class Runtime:
     async def prepare(self) -> int:
         """What `gateway serve` checks before it starts its workers: the key-encryption key
         opens every URL signing key (else ConfigError naming it), keys stored in clear get
-        sealed, and a first key exists. Idempotent; returns how many keys it sealed."""
+        sealed, and a first key exists; the evidence log's key is sealed under the current
+        key-encryption key too. Idempotent; returns how many keys it sealed."""
+        from gateway.evidence_log.service import reseal_log_key
+
         async with self.unit() as uow:
-            return await prepare_keys(await uow.write(), self.key_encryptor, self.clock())
+            session = await uow.write()
+            changed = await prepare_keys(session, self.key_encryptor, self.clock())
+            return changed + await reseal_log_key(session, self.key_encryptor)
 
     async def close(self) -> None:
         await self.changes.stop()

@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "gateway.applications.cli:applications",
         "Access applications: the review queue and the operators' decisions.",
     ),
+    "audit": (
+        "gateway.evidence_log.cli:audit",
+        "The evidence log: export it, verify it, see its signed checkpoint.",
+    ),
     "config": ("gateway.maintenance.cli:config", "Inspect the effective configuration."),
     "db": ("gateway.maintenance.cli:db", "Database migrations."),
     "decommission": (

@@ -105,6 +105,14 @@ async def _purge_sessions(uow: UnitOfWork) -> str:
     return f"{await purge_expired_sessions(uow)} expired sessions removed"
 
 
+async def _seal_evidence(uow: UnitOfWork) -> str:
+    from gateway.evidence_log.service import seal
+
+    done = await seal(uow)
+    signed = f", checkpoint {done.size} signed" if done.signed else ""
+    return f"{done.sealed} rows sealed, log of {done.size}{signed}"
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
@@ -128,6 +136,8 @@ JOBS: tuple[Job, ...] = (
     Job("notify.operator_digest", timedelta(hours=1), _operator_digest),
     Job("ratelimits.sweep", timedelta(minutes=10), _sweep_rate_limits),
     Job("sessions.purge", timedelta(hours=1), _purge_sessions),
+    # New evidence is in a signed checkpoint within a minute (jitter included).
+    Job("evidence.seal", timedelta(seconds=30), _seal_evidence),
 )
 BY_NAME = {job.name: job for job in JOBS}
 

@@ -43,5 +43,9 @@ async def rotate_url_signing(uow: UnitOfWork, *, actor: str) -> Rotation:
 async def reseal_url_signing_keys(uow: UnitOfWork, encryptor: KeyEncryptor) -> tuple[int, int]:
     """Seal every URL signing key with `encryptor`'s current key-encryption key; (rows
     re-sealed, rows in all). Every key is opened first, so a wrong key writes nothing."""
+    from gateway.evidence_log.service import reseal_log_key
+
     session = await uow.write()
-    return await url_tokens.reseal_keys(session, encryptor)
+    changed, total = await url_tokens.reseal_keys(session, encryptor)
+    # The key that signs the evidence log's checkpoints is sealed the same way.
+    return changed + await reseal_log_key(session, encryptor), total

@@ -6,7 +6,8 @@ classes from here.
 - accounts: Account, AccountToken, OidcIdentity, WebSession
 - catalog: Model, License, Release, Component, Artifact, StageChange, Approval, Recall,
   Decommission
-- evidence: Evidence (append-only), EvidenceAttachment
+- evidence: Evidence (append-only), EvidenceAttachment, and the log over it:
+  EvidenceUnsealed, EvidenceLeaf, EvidenceNode, EvidenceCheckpoint, EvidenceLogKey
 - access: Grant, GrantNotice, Closeout, ApiKey, UrlSigningKey, Download, QuotaUsage
 - applications: Application, ApplicationEvent
 - notify: Notification, WebhookDelivery, WebhookEndpoint
@@ -43,7 +44,15 @@ from gateway.db.models.catalog import (
     StageChange,
 )
 from gateway.db.models.enforcement import Appeal, EnforcementAction
-from gateway.db.models.evidence import Evidence, EvidenceAttachment
+from gateway.db.models.evidence import (
+    Evidence,
+    EvidenceAttachment,
+    EvidenceCheckpoint,
+    EvidenceLeaf,
+    EvidenceLogKey,
+    EvidenceNode,
+    EvidenceUnsealed,
+)
 from gateway.db.models.incidents import Incident, IncidentAccount, IncidentEvent
 from gateway.db.models.jobs import JobRun
 from gateway.db.models.notify import Notification, WebhookDelivery, WebhookEndpoint
@@ -66,6 +75,11 @@ __all__ = [
     "EnforcementAction",
     "Evidence",
     "EvidenceAttachment",
+    "EvidenceCheckpoint",
+    "EvidenceLeaf",
+    "EvidenceLogKey",
+    "EvidenceNode",
+    "EvidenceUnsealed",
     "Grant",
     "GrantNotice",
     "Incident",

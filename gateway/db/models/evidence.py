@@ -8,7 +8,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db.models.base import NAME, Base
@@ -54,3 +63,67 @@ class EvidenceAttachment(Base):
     note: Mapped[str | None] = mapped_column(Text)
     attached_by: Mapped[str] = mapped_column(String(320))
     attached_at: Mapped[datetime]
+
+
+class EvidenceUnsealed(Base):
+    """Evidence rows not yet in the log. A database trigger adds each new row here in the
+    row's own transaction, so a row is queued exactly when it becomes visible: one that a
+    slow transaction commits late is sealed late, never skipped."""
+
+    __tablename__ = "evidence_unsealed"
+
+    evidence_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
+
+
+class EvidenceLeaf(Base):
+    """One leaf of the evidence log: the row it seals, at a gap-free position.
+
+    `personal_sha256` is the salted hash of the row's personal fields (addresses, user
+    agents, emails) that the leaf commits to in their place; the fields themselves and
+    `personal_salt` can be erased without changing the leaf."""
+
+    __tablename__ = "evidence_leaves"
+
+    leaf_index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    evidence_id: Mapped[int] = mapped_column(
+        ForeignKey("evidence.id", ondelete="RESTRICT"), unique=True
+    )
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    personal_sha256: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    personal_salt: Mapped[bytes | None] = mapped_column(LargeBinary(16))
+
+
+class EvidenceNode(Base):
+    """The hash of a perfect subtree of the log: 2**level leaves from position * 2**level.
+    Stored once complete, so any proof reads O(log n) rows (level 0 is the leaf itself)."""
+
+    __tablename__ = "evidence_nodes"
+
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    position: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class EvidenceCheckpoint(Base):
+    """A signed checkpoint: the log's size and root at a time, as a C2SP signed note."""
+
+    __tablename__ = "evidence_checkpoints"
+
+    tree_size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    signed_at: Mapped[datetime] = mapped_column(index=True)
+    note: Mapped[str] = mapped_column(Text)
+
+
+class EvidenceLogKey(Base):
+    """The Ed25519 key that signs checkpoints; its private half sealed with the
+    key-encryption key (gateway/credentials/key_encryption.py)."""
+
+    __tablename__ = "evidence_log_keys"
+
+    key_name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    sealed_private_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
