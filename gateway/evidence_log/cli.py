@@ -7,7 +7,9 @@ so what the gateway checks is what an auditor checks without it.
 from __future__ import annotations
 
 import sys
+import tempfile
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import click
@@ -69,18 +71,46 @@ def audit_export(since: str | None) -> None:
     "--checkpoint",
     "checkpoint_files",
     multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A saved checkpoint (repeat for several). Default: the gateway's latest.",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A checkpoint saved earlier (repeat for several). Default: the latest.",
 )
 @click.option(
     "--public-key",
     "key_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The log's verifier key. Default: the one the gateway serves.",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The log's verifier key, saved earlier. Default: the one the gateway holds.",
 )
 def audit_verify(
-    export: str | None, checkpoint_files: tuple[Path, ...], key_file: Path | None
+    export: str | None, checkpoint_files: tuple[str, ...], key_file: str | None
 ) -> None:
-    """Recompute the tree of an export and check it against signed checkpoints; name the
-    first row that does not match. Without EXPORT, export the log from the database."""
-    fail("not yet", 1)
+    """Recompute the tree of an export and check it against signed checkpoints, naming
+    the first row that does not match. Without EXPORT, the log is exported from the
+    database first. Give --checkpoint and --public-key saved earlier to trust nothing the
+    gateway says now; without them, its latest checkpoint and its key are used."""
+    from gateway.evidence_log import reference_verify as reference
+
+    notes = [Path(name).read_bytes() for name in checkpoint_files]
+    key_text = Path(key_file).read_text(encoding="utf-8", errors="replace") if key_file else None
+    if export is not None and not (notes and key_text):
+        fail("an export file is checked against --checkpoint and --public-key files", 2)
+    with tempfile.TemporaryDirectory(prefix="gateway-audit-") as scratch:
+        if export is None:
+            export = str(Path(scratch) / "evidence.jsonl")
+            with open(export, "wb") as stream:
+                exported = run(in_unit(lambda uow: service.write_export(uow, stream, since=None)))
+            out.print(
+                f"Exported {exported.lines} rows up to checkpoint {exported.checkpoint.size}."
+            )
+            notes = notes or [exported.checkpoint.note.encode()]
+            key_text = key_text or exported.public_key
+        try:
+            key = reference.parse_verifier_key(key_text)
+            checkpoints = [reference.parse_checkpoint(note) for note in notes]
+            if export == "-":
+                lines = iter(partial(sys.stdin.buffer.readline, reference.MAX_LINE_BYTES + 1), b"")
+                report = reference.verify_export(lines, checkpoints, key)
+            else:
+                report = reference.verify_export_file(export, checkpoints, key)
+        except reference.VerificationError as exc:
+            fail(str(exc), 1)
+    out.print(report.summary())

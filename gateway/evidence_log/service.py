@@ -291,11 +291,13 @@ async def consistency(uow: UnitOfWork, old: int, new: int | None) -> Consistency
     )
 
 
-async def export(uow: UnitOfWork, *, since: datetime | None = None) -> AsyncIterator[bytes]:
-    """The lines of `gateway audit export`: every leaf up to the latest checkpoint (from
-    the first row of `since` on, after a line with the hashes of the leaves before it),
-    each rebuilt from its row as it is now."""
-    end = (await latest_checkpoint(uow)).size
+async def export(
+    uow: UnitOfWork, checkpoint: Checkpoint, *, since: datetime | None = None
+) -> AsyncIterator[bytes]:
+    """The lines of `gateway audit export`: every leaf up to `checkpoint` (from the first
+    row of `since` on, after a line with the hashes of the leaves before it), each rebuilt
+    from its row as it is now."""
+    end = checkpoint.size
     start = 0
     if since is not None:
         first = await repository.first_leaf_since(uow.session, since)
@@ -303,21 +305,30 @@ async def export(uow: UnitOfWork, *, since: datetime | None = None) -> AsyncIter
     if start:
         prefix = subtrees(0, start)
         nodes = await repository.nodes(uow.session, prefix)
-        yield (
-            canonical({"prefix": {"size": start, "subtrees": [nodes[c].hex() for c in prefix]}})
-            + b"\n"
-        )
+        yield canonical(
+            {"prefix": {"size": start, "subtrees": [nodes[c].hex() for c in prefix]}}
+        ) + b"\n"
     async for row in repository.leaves_from(uow.session, start, end, batch=EXPORT_BATCH):
         yield export_line(_rebuilt(row), bytes(row.leaf_hash))
 
 
-async def write_export(uow: UnitOfWork, stream: BinaryIO, *, since: datetime | None) -> int:
-    """Write `export` to `stream`; how many lines."""
+@dataclass(frozen=True)
+class Exported:
+    lines: int
+    checkpoint: Checkpoint
+    public_key: str
+
+
+async def write_export(uow: UnitOfWork, stream: BinaryIO, *, since: datetime | None) -> Exported:
+    """Write the export up to the latest checkpoint to `stream`; that checkpoint and the
+    key that signed it, for checking the export against."""
+    checkpoint = await latest_checkpoint(uow)
+    key = await public_key(uow)
     lines = 0
-    async for line in export(uow, since=since):
+    async for line in export(uow, checkpoint, since=since):
         stream.write(line)
         lines += 1
-    return lines
+    return Exported(lines=lines, checkpoint=checkpoint, public_key=key)
 
 
 def _rebuilt(row: Any) -> bytes:
