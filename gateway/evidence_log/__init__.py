@@ -1,0 +1,1 @@
+"""The evidence log: a Merkle tree over every evidence row, signed checkpoints, proofs."""
