@@ -21,9 +21,11 @@ from gateway.keys.service import Unauthenticated, state_of
 from gateway.web import Uow
 from stages.keys import KeyState
 
-_TEXT = "text/plain; charset=utf-8"
+_TEXT = "text/plain"  # Litestar adds the charset
 # A checkpoint changes at most once a seal: caches may keep it briefly.
 _SHORT_CACHE = {"cache-control": "public, max-age=10"}
+# Sizes and positions are 64-bit columns; anything larger is refused as a bad query.
+_MAX = 2**62
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,9 @@ class ConsistencyOut:
 
 Size = Annotated[
     int | None,
-    QueryParameter(description="A tree size up to the latest checkpoint's (default: that)", ge=0),
+    QueryParameter(
+        description="A tree size up to the latest checkpoint's (default: that)", ge=0, le=_MAX
+    ),
 ]
 
 
@@ -102,7 +106,8 @@ class EvidenceLogController(Controller):
         self,
         uow: Uow,
         below: Annotated[
-            int | None, QueryParameter(description="Only checkpoints of smaller sizes", ge=0)
+            int | None,
+            QueryParameter(description="Only checkpoints of smaller sizes", ge=0, le=_MAX),
         ] = None,
         limit: Annotated[int, QueryParameter(description="At most this many", ge=1, le=1000)] = 100,
     ) -> list[CheckpointOut]:
@@ -119,7 +124,7 @@ class EvidenceLogController(Controller):
         self,
         uow: Uow,
         caller: CallerDep,
-        index: Annotated[int, PathParameter(description="The row's leaf index", ge=0)],
+        index: Annotated[int, PathParameter(description="The row's leaf index", ge=0, le=_MAX)],
         size: Size = None,
     ) -> InclusionOut:
         if state_of(caller.key, uow.rt.clock()) is not KeyState.ACTIVE:
@@ -144,10 +149,14 @@ class EvidenceLogController(Controller):
     async def consistency(
         self,
         uow: Uow,
-        from_size: Annotated[int, QueryParameter(name="from", description="The older size", ge=0)],
+        from_size: Annotated[
+            int, QueryParameter(name="from", description="The older size", ge=0, le=_MAX)
+        ],
         to_size: Annotated[
             int | None,
-            QueryParameter(name="to", description="The newer size (default: the latest)", ge=0),
+            QueryParameter(
+                name="to", description="The newer size (default: the latest)", ge=0, le=_MAX
+            ),
         ] = None,
     ) -> ConsistencyOut:
         proof = await service.consistency(uow, from_size, to_size)

@@ -91,7 +91,7 @@ def audit_verify(
 
     notes = [Path(name).read_bytes() for name in checkpoint_files]
     key_text = Path(key_file).read_text(encoding="utf-8", errors="replace") if key_file else None
-    if export is not None and not (notes and key_text):
+    if export is not None and (not notes or key_text is None):
         fail("an export file is checked against --checkpoint and --public-key files", 2)
     with tempfile.TemporaryDirectory(prefix="gateway-audit-") as scratch:
         if export is None:
@@ -103,6 +103,7 @@ def audit_verify(
             )
             notes = notes or [exported.checkpoint.note.encode()]
             key_text = key_text or exported.public_key
+        assert key_text is not None
         try:
             key = reference.parse_verifier_key(key_text)
             checkpoints = [reference.parse_checkpoint(note) for note in notes]

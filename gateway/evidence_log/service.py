@@ -305,9 +305,10 @@ async def export(
     if start:
         prefix = subtrees(0, start)
         nodes = await repository.nodes(uow.session, prefix)
-        yield canonical(
-            {"prefix": {"size": start, "subtrees": [nodes[c].hex() for c in prefix]}}
-        ) + b"\n"
+        yield (
+            canonical({"prefix": {"size": start, "subtrees": [nodes[c].hex() for c in prefix]}})
+            + b"\n"
+        )
     async for row in repository.leaves_from(uow.session, start, end, batch=EXPORT_BATCH):
         yield export_line(_rebuilt(row), bytes(row.leaf_hash))
 

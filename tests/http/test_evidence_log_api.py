@@ -151,3 +151,21 @@ async def test_inclusion_proofs_need_a_live_key(client: Client, runtime: Runtime
         "/api/v1/evidence/0/proof", headers={"Authorization": f"Bearer {secret}"}
     )
     assert answer.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/evidence/99999999999999999999999/proof",
+        "/api/v1/evidence/-1/proof",
+        "/api/v1/evidence/0/proof?size=99999999999999999999",
+        "/api/v1/evidence/consistency?from=99999999999999999999",
+        "/api/v1/evidence/checkpoints?below=99999999999999999999",
+        "/api/v1/evidence/checkpoints?limit=0",
+    ],
+)
+async def test_numbers_out_of_range_are_a_400(client: Client, runtime: Runtime, path: str) -> None:
+    _, _, secret = await key_of(runtime, "op@example.org", operator=True)
+    await sealed(runtime)
+    answer = await client.get(path, headers={"Authorization": f"Bearer {secret}"})
+    assert answer.status_code == 400, answer.text

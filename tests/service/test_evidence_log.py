@@ -75,7 +75,7 @@ async def tamper(rt: Runtime, *statements: Executable) -> None:
                 "evidence_leaves_no_update",
                 "evidence_leaves_no_delete",
             ):
-                await connection.execute(text(f"DROP TRIGGER {trigger}"))
+                await connection.execute(text(f"DROP TRIGGER IF EXISTS {trigger}"))
         else:
             await connection.execute(text("ALTER TABLE evidence DISABLE TRIGGER USER"))
             await connection.execute(text("ALTER TABLE evidence_leaves DISABLE TRIGGER USER"))
@@ -281,7 +281,7 @@ async def test_personal_fields_are_hashed_and_can_be_erased_without_breaking_the
         evidence.record(
             session,
             ev.AccountSignUpAttempted(client_address="192.0.2.44"),
-            actor=ev.Actor.anonymous(),
+            actor=ev.Actor.parse("anonymous"),
             at=AT,
         )
     await seal(runtime)
