@@ -31,7 +31,7 @@ from policies.reading import (
     is_text,
 )
 from policies.response_loader import read_decommission, read_enforcement, read_triggers
-from policies.schema import ComponentRule, KeyRules, Policy, PublishRules
+from policies.schema import ComponentRule, EvidenceRules, KeyRules, Policy, PublishRules
 from policies.toml_text import TomlRefused, read_toml
 from stages.release import DRAFT
 from stages.tiers import Tier, TierLadder
@@ -51,6 +51,7 @@ _TOP_KEYS: Final = (
     "triggers",
     "decommission",
     "enforcement",
+    "evidence",
 )
 _KEY_RULE_KEYS: Final = ("default_days", "max_days")
 _TIER_KEYS: Final = (
@@ -99,6 +100,7 @@ def load_policy(text: str, source: str) -> Policy:
     triggers = read_triggers(data, check, ladder)
     decommission = read_decommission(data, check)
     enforcement = read_enforcement(data, check)
+    evidence = _read_evidence(data, check)
     if (
         check.problems
         or ladder is None
@@ -111,6 +113,7 @@ def load_policy(text: str, source: str) -> Policy:
         or triggers is None
         or decommission is None
         or enforcement is None
+        or evidence is None
     ):
         raise PolicyError(source, check.problems)
     return Policy(
@@ -125,7 +128,22 @@ def load_policy(text: str, source: str) -> Policy:
         decommission=decommission,
         triggers=triggers,
         enforcement=enforcement,
+        evidence=evidence,
     )
+
+
+def _read_evidence(data: Mapping[str, object], check: Check) -> EvidenceRules | None:
+    """The `[evidence]` table, optional: how long evidence keeps personal data."""
+    if "evidence" not in data:
+        return EvidenceRules()
+    table = check.field(data, "", "evidence", "a table {personal_data_days}", is_table)
+    if table is None:
+        return None
+    check.keys(table, "evidence", ("personal_data_days",))
+    if "personal_data_days" not in table:
+        return EvidenceRules()
+    days = check.field(table, "evidence", "personal_data_days", POSITIVE_INT, is_days)
+    return None if days is None else EvidenceRules(personal_data_days=days)
 
 
 def _read_ladder(data: Mapping[str, object], check: Check) -> TierLadder | None:

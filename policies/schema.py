@@ -150,6 +150,15 @@ class DecommissionRules:
     retention_days: int
 
 
+@dataclass(frozen=True)
+class EvidenceRules:
+    """How long evidence keeps personal data (client addresses, user agents, emails):
+    after `personal_data_days` it is erased; the evidence log still verifies, its
+    leaves holding only a salted hash of those fields."""
+
+    personal_data_days: int = 365
+
+
 class TriggerEvent(StrEnum):
     """What a trigger listens for."""
 
@@ -209,6 +218,7 @@ class Policy:
     decommission: DecommissionRules
     triggers: tuple[Trigger, ...]
     enforcement: EnforcementRules
+    evidence: EvidenceRules = EvidenceRules()
 
     def application_rules(self, tier: str) -> ApplicationRules:
         """The application rules of `tier`; UnknownTier if it is not on the ladder."""

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select, tuple_
+from sqlalchemy import Row, delete, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.models import (
@@ -78,6 +78,34 @@ async def add_sealed(
         await session.execute(insert(EvidenceNode), completed)
     ids = [leaf["evidence_id"] for leaf in leaves]
     await session.execute(delete(EvidenceUnsealed).where(EvidenceUnsealed.evidence_id.in_(ids)))
+
+
+async def with_personal_before(
+    session: AsyncSession, before: datetime, limit: int
+) -> Sequence[Row[Any]]:
+    """Sealed rows older than `before` whose personal fields are still kept:
+    (leaf index, evidence id, data), oldest leaves first."""
+    query = (
+        select(EvidenceLeaf.leaf_index, Evidence.id, Evidence.data)
+        .join(Evidence, Evidence.id == EvidenceLeaf.evidence_id)
+        .where(EvidenceLeaf.personal_salt.is_not(None), Evidence.at < before)
+        .order_by(EvidenceLeaf.leaf_index)
+        .limit(limit)
+    )
+    return (await session.execute(query)).all()
+
+
+async def erase_personal(
+    session: AsyncSession, erased: Sequence[tuple[int, int, dict[str, Any]]]
+) -> None:
+    """Set the rows' data to their erased form and drop their leaves' salts:
+    (leaf index, evidence id, data without personal values)."""
+    for _, evidence_id, data in erased:
+        await session.execute(update(Evidence).where(Evidence.id == evidence_id).values(data=data))
+    indexes = [index for index, _, _ in erased]
+    await session.execute(
+        update(EvidenceLeaf).where(EvidenceLeaf.leaf_index.in_(indexes)).values(personal_salt=None)
+    )
 
 
 async def log_key(session: AsyncSession) -> EvidenceLogKey | None:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, BinaryIO, Final
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway import evidence
 from gateway.credentials.key_encryption import KeyEncryptor
 from gateway.credentials.url_tokens import prepare_keys
 from gateway.db.models import EvidenceCheckpoint, EvidenceLogKey
@@ -27,6 +28,7 @@ from gateway.errors import InvalidInput, NotFound
 from gateway.evidence_log import checkpoints as notes
 from gateway.evidence_log import repository
 from gateway.evidence_log.entries import (
+    PERSONAL,
     SALT_BYTES,
     canonical,
     entry,
@@ -44,6 +46,7 @@ from gateway.evidence_log.tree import (
     range_hash,
     subtrees,
 )
+from stages import evidence as ev
 
 # Rows read and written per round, and at most per run: a run is one write transaction.
 BATCH: Final = 5_000
@@ -194,6 +197,31 @@ async def reseal_log_key(session: AsyncSession, encryptor: KeyEncryptor) -> int:
     pem = encryptor.open(row.sealed_private_key, kid=row.key_name)
     row.sealed_private_key = encryptor.seal(pem, kid=row.key_name)
     return 1
+
+
+async def erase_personal_data(uow: UnitOfWork, *, limit: int = MAX_PER_RUN) -> int:
+    """Erase the personal fields of sealed evidence older than the policy's period (up to
+    `limit` rows a run), with their leaves' salts; records how many. The log still
+    verifies: its leaves commit to the fields' salted hash, which stays."""
+    rt = uow.rt
+    now = rt.clock()
+    before = now - timedelta(days=rt.policy.evidence.personal_data_days)
+    session = await uow.write()
+    rows = await repository.with_personal_before(session, before, limit)
+    if not rows:
+        return 0
+    erased = [
+        (row.leaf_index, row.id, {k: None if k in PERSONAL else v for k, v in row.data.items()})
+        for row in rows
+    ]
+    await repository.erase_personal(session, erased)
+    evidence.record(
+        session,
+        ev.PersonalDataErased(rows=len(erased), before=before),
+        actor=ev.SCHEDULER,
+        at=now,
+    )
+    return len(erased)
 
 
 def _checkpoint(row: EvidenceCheckpoint) -> Checkpoint:

@@ -113,6 +113,12 @@ async def _seal_evidence(uow: UnitOfWork) -> str:
     return f"{done.sealed} rows sealed, log of {done.size}{signed}"
 
 
+async def _erase_personal_data(uow: UnitOfWork) -> str:
+    from gateway.evidence_log.service import erase_personal_data
+
+    return f"personal fields of {await erase_personal_data(uow)} evidence rows erased"
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
@@ -138,6 +144,8 @@ JOBS: tuple[Job, ...] = (
     Job("sessions.purge", timedelta(hours=1), _purge_sessions),
     # New evidence is in a signed checkpoint within a minute (jitter included).
     Job("evidence.seal", timedelta(seconds=30), _seal_evidence),
+    # After the policy's evidence.personal_data_days.
+    Job("evidence.erase_personal", timedelta(hours=1), _erase_personal_data),
 )
 BY_NAME = {job.name: job for job in JOBS}
 

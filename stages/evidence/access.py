@@ -166,6 +166,16 @@ class KeyRevoked(Payload):
 
 
 @dataclass(frozen=True)
+class PersonalDataErased(Payload):
+    """The personal fields of evidence older than the policy's period were erased; the
+    evidence log still verifies, as its leaves hold only a salted hash of them."""
+
+    KIND = K.PERSONAL_DATA_ERASED
+    rows: int
+    before: datetime
+
+
+@dataclass(frozen=True)
 class SigningKeyRotated(Payload):
     """Download URLs are signed by a new key from now on; the retired ones still verify."""
 

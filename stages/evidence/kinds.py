@@ -52,6 +52,7 @@ class EvidenceKind(StrEnum):
     KEY_CREATED = "key.created"
     KEY_REVOKED = "key.revoked"
     SIGNING_KEY_ROTATED = "signing_key.rotated"
+    PERSONAL_DATA_ERASED = "personal_data.erased"
     URL_ISSUED = "url.issued"
     DOWNLOAD_MANIFEST_REFUSED = "download.manifest_refused"
     DOWNLOAD_REQUESTED = "download.requested"

@@ -14,6 +14,7 @@ from policies import (
     PolicyError,
     load_policy,
 )
+from policies.schema import EvidenceRules
 from stages.tiers import Tier
 from tests.core.policy_text import BASE, edited, problems_of
 
@@ -329,7 +330,7 @@ def test_publish_table_is_required() -> None:
             "schema_version = 1\n",
             "schema_version = 1\ntier_order = 1\n",
             "tier_order: unknown key; allowed keys: schema_version, tiers, publish, api_keys, "
-            "lifecycle, gates, reinstate, triggers, decommission, enforcement",
+            "lifecycle, gates, reinstate, triggers, decommission, enforcement, evidence",
         ),
         (
             "grant_days = 90",
@@ -394,3 +395,21 @@ def test_toml_syntax_errors_become_policy_errors_with_the_line(text: str, where:
     assert problem.startswith("invalid TOML: ")
     # The column is tomllib's business; the line is what a reader needs.
     assert where in problem
+
+
+def test_the_evidence_table_is_optional_and_its_days_are_checked() -> None:
+    assert load_policy(BASE, "site.toml").evidence.personal_data_days == 365
+    shipped = load_policy(shipped_bytes().decode(), "default.toml")
+    assert shipped.evidence.personal_data_days == 365
+    assert load_policy(BASE + "\n[evidence]\npersonal_data_days = 30\n", "site.toml").evidence == (
+        EvidenceRules(personal_data_days=30)
+    )
+    assert problems_of(BASE + "\n[evidence]\npersonal_data_days = 0\n") == [
+        "evidence.personal_data_days: expected a positive integer, got 0"
+    ]
+    assert problems_of(BASE + "\n[evidence]\nkeep = 1\n") == [
+        "evidence.keep: unknown key; allowed keys: personal_data_days"
+    ]
+    assert problems_of(edited("schema_version = 1\n", 'schema_version = 1\nevidence = "x"\n')) == [
+        'evidence: expected a table {personal_data_days}, got "x"'
+    ]

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Executable, delete, select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from gateway import evidence
 from gateway.db.models import Evidence, EvidenceLeaf
@@ -274,7 +275,7 @@ async def test_the_verifier_names_rows_swapped_in_the_database(
     assert str(refused.value).startswith("leaf 1 (evidence ")
 
 
-async def test_personal_fields_are_hashed_and_can_be_erased_without_breaking_the_log(
+async def test_personal_fields_are_in_the_log_only_as_a_salted_hash(
     runtime: Runtime, tmp_path: Path
 ) -> None:
     async with writing(runtime) as session:
@@ -302,11 +303,75 @@ async def test_personal_fields_are_hashed_and_can_be_erased_without_breaking_the
     )
     with pytest.raises(reference.EvidenceMismatch):
         await verify(runtime, tmp_path)
-    # Erased, with its salt, the log still verifies.
-    await tamper(
-        runtime,
-        update(Evidence).where(Evidence.id == row_id).values(data={"client_address": None}),
-        update(EvidenceLeaf).values(personal_salt=None),
-    )
+
+
+async def test_personal_fields_past_the_policys_period_are_erased_and_the_log_verifies(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    now = runtime.clock()
+    old, recent = now - timedelta(days=366), now - timedelta(days=364)
+    async with writing(runtime) as session:
+        for at, address in ((old, "192.0.2.1"), (recent, "192.0.2.2")):
+            evidence.record(
+                session,
+                ev.AccountSignUpAttempted(client_address=address),
+                actor=ev.Actor.parse("anonymous"),
+                at=at,
+            )
+    await seal(runtime)
+    async with unit_of_work(runtime) as uow:
+        assert await service.erase_personal_data(uow) == 1
+    async with unit_of_work(runtime) as uow:
+        assert await service.erase_personal_data(uow) == 0
+    async with runtime.sessionmaker() as session:
+        rows = (
+            await session.execute(
+                select(Evidence.at, Evidence.kind, Evidence.data).order_by(Evidence.id)
+            )
+        ).all()
+        salts = (
+            await session.scalars(
+                select(EvidenceLeaf.personal_salt).order_by(EvidenceLeaf.leaf_index)
+            )
+        ).all()
+    assert [(kind, data) for _, kind, data in rows] == [
+        ("account.sign_up_attempted", {"client_address": None}),
+        ("account.sign_up_attempted", {"client_address": "192.0.2.2"}),
+        (
+            "personal_data.erased",
+            {"rows": 1, "before": (rows[2].at - timedelta(days=365)).isoformat()},
+        ),
+    ]
+    assert [salt is None for salt in salts] == [True, False]
+    await seal(runtime)
     report = await verify(runtime, tmp_path)
-    assert report.end == 1
+    assert report.end == 3
+
+
+async def test_the_database_lets_personal_fields_be_erased_and_nothing_else_changed(
+    runtime: Runtime,
+) -> None:
+    async with writing(runtime) as session:
+        evidence.record(
+            session,
+            ev.AccountSignedUp(email="a@example.org", client_address="192.0.2.1"),
+            actor=ev.Actor.parse("anonymous"),
+            at=AT,
+        )
+    refused = [
+        {"email": "b@example.org", "client_address": None, "method": "password"},
+        {"email": None, "client_address": None, "method": "oidc"},
+        {"email": None, "client_address": None},
+    ]
+    for data in refused:
+        with pytest.raises(DBAPIError, match="append-only"):
+            async with runtime.engine.begin() as connection:
+                await connection.execute(update(Evidence).values(data=data))
+    with pytest.raises(DBAPIError, match="append-only"):
+        async with runtime.engine.begin() as connection:
+            await connection.execute(update(Evidence).values(actor="system"))
+    erased = {"email": None, "client_address": None, "method": "password"}
+    async with runtime.engine.begin() as connection:
+        await connection.execute(update(Evidence).values(data=erased))
+    async with runtime.sessionmaker() as session:
+        assert (await session.scalars(select(Evidence.data))).all() == [erased]

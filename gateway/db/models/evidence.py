@@ -17,6 +17,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -85,6 +86,15 @@ class EvidenceLeaf(Base):
     `personal_salt` can be erased without changing the leaf."""
 
     __tablename__ = "evidence_leaves"
+    __table_args__ = (
+        # The leaves whose personal fields are still kept, for erasing them.
+        Index(
+            "ix_evidence_leaves_personal",
+            "leaf_index",
+            sqlite_where=text("personal_salt IS NOT NULL"),
+            postgresql_where=text("personal_salt IS NOT NULL"),
+        ),
+    )
 
     leaf_index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     evidence_id: Mapped[int] = mapped_column(
