@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Final, cast
 
-from sqlalchemy import Row, delete, func, insert, select, tuple_, update
+from sqlalchemy import Row, Table, delete, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.models import (
@@ -19,6 +19,8 @@ from gateway.db.models import (
 )
 from gateway.evidence_log.tree import Coordinates
 
+_LEAVES: Final = cast(Table, EvidenceLeaf.__table__)
+_NODES: Final = cast(Table, EvidenceNode.__table__)
 _ROW = (
     Evidence.id,
     Evidence.at,
@@ -73,9 +75,10 @@ async def add_sealed(
     completed: Sequence[dict[str, Any]],
 ) -> None:
     """Store new leaves and the subtrees they complete, and take their rows off the queue."""
-    await session.execute(insert(EvidenceLeaf), leaves)
+    # Core inserts of the tables: the ORM's bulk path costs four times as much a row.
+    await session.execute(insert(_LEAVES), leaves)
     if completed:
-        await session.execute(insert(EvidenceNode), completed)
+        await session.execute(insert(_NODES), completed)
     ids = [leaf["evidence_id"] for leaf in leaves]
     await session.execute(delete(EvidenceUnsealed).where(EvidenceUnsealed.evidence_id.in_(ids)))
 

@@ -49,8 +49,12 @@ from gateway.evidence_log.tree import (
 from stages import evidence as ev
 
 # Rows read and written per round, and at most per run: a run is one write transaction.
+# On SQLite that transaction holds the one write lock, so a run there stays short (about
+# a second); PostgreSQL's writers never wait for it, so a run there can take a backlog
+# (rows from before the log, a burst) at the rate sealing goes (BENCHMARKS.md).
 BATCH: Final = 5_000
-MAX_PER_RUN: Final = 50_000
+MAX_PER_RUN: Final = 200_000
+MAX_PER_RUN_SQLITE: Final = 20_000
 EXPORT_BATCH: Final = 2_000
 
 
@@ -135,8 +139,11 @@ async def _signing_key(uow: UnitOfWork) -> tuple[str, Ed25519PrivateKey]:
     return row.key_name, opened
 
 
-async def seal(uow: UnitOfWork, *, limit: int = MAX_PER_RUN) -> Sealed:
-    """Seal up to `limit` queued rows and sign a checkpoint if the tree grew (or has none)."""
+async def seal(uow: UnitOfWork, *, limit: int | None = None) -> Sealed:
+    """Seal up to `limit` queued rows (default: the backend's limit a run) and sign a
+    checkpoint if the tree grew (or has none)."""
+    if limit is None:
+        limit = MAX_PER_RUN_SQLITE if uow.rt.settings.is_sqlite else MAX_PER_RUN
     session = await uow.write()
     size = await repository.tree_size(session)
     appender = Appender.over(size, await repository.nodes(session, subtrees(0, size)))
@@ -199,7 +206,7 @@ async def reseal_log_key(session: AsyncSession, encryptor: KeyEncryptor) -> int:
     return 1
 
 
-async def erase_personal_data(uow: UnitOfWork, *, limit: int = MAX_PER_RUN) -> int:
+async def erase_personal_data(uow: UnitOfWork, *, limit: int = MAX_PER_RUN_SQLITE) -> int:
     """Erase the personal fields of sealed evidence older than the policy's period (up to
     `limit` rows a run), with their leaves' salts; records how many. The log still
     verifies: its leaves commit to the fields' salted hash, which stays."""
