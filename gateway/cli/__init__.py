@@ -78,6 +78,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Approve lifting a recall; lifts it once enough operators agree (policy).",
     ),
     "release": ("gateway.catalog.cli:release", "Releases: list, show and publish."),
+    "usage": (
+        "gateway.usage.cli:usage",
+        "How a release is used: downloads, grantees, bytes and refusals, by day, tier...",
+    ),
     "serve": ("gateway.cli.serve:serve", "Serve the portal, the JSON API and downloads."),
     "stage": (
         "gateway.staging.cli:stage",

@@ -119,6 +119,12 @@ async def _erase_personal_data(uow: UnitOfWork) -> str:
     return f"personal fields of {await erase_personal_data(uow)} evidence rows erased"
 
 
+async def _roll_up_usage(uow: UnitOfWork) -> str:
+    from gateway.usage.service import roll_up
+
+    return f"{await roll_up(uow)} leaves of the evidence log rolled up"
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
@@ -146,6 +152,7 @@ JOBS: tuple[Job, ...] = (
     Job("evidence.seal", timedelta(seconds=30), _seal_evidence),
     # After the policy's evidence.personal_data_days.
     Job("evidence.erase_personal", timedelta(hours=1), _erase_personal_data),
+    Job("usage.rollup", timedelta(minutes=1), _roll_up_usage),
 )
 BY_NAME = {job.name: job for job in JOBS}
 

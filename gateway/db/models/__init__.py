@@ -15,6 +15,7 @@ classes from here.
 - enforcement: EnforcementAction, Appeal
 - ratelimits: RateLimitCounter
 - jobs: JobRun
+- usage: UsageDaily, UsageProgress
 
 A relationship to a class of another module names it in its annotation only; the name is
 resolved once every module here is imported, so the modules never import each other.
@@ -57,6 +58,7 @@ from gateway.db.models.incidents import Incident, IncidentAccount, IncidentEvent
 from gateway.db.models.jobs import JobRun
 from gateway.db.models.notify import Notification, WebhookDelivery, WebhookEndpoint
 from gateway.db.models.ratelimits import RateLimitCounter
+from gateway.db.models.usage import UsageDaily, UsageProgress
 
 __all__ = [
     "Account",
@@ -96,6 +98,8 @@ __all__ = [
     "Release",
     "StageChange",
     "UrlSigningKey",
+    "UsageDaily",
+    "UsageProgress",
     "WebSession",
     "WebhookDelivery",
     "WebhookEndpoint",

@@ -1,0 +1,1 @@
+"""How releases are used: daily rollups of the evidence log, and reports over them."""

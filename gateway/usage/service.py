@@ -1,0 +1,160 @@
+"""Usage of releases: the rollup of the evidence log into daily counts, and reports.
+
+The rollup (job `usage.rollup`) reads sealed leaves in order from where it stopped, so
+each row is counted once, a row sealed late included; a release's stage is the one it
+has when its rows are rolled up (within a minute of them, as sealing is). It counts:
+
+- `download`: a download started (the first request for a file under a new download id;
+  `bytes` is the file's size), by day, stage, tier, organisation, file and account;
+- `request`: every request for a file's bytes, whatever came of it;
+- `refusal`: a request for bytes or a manifest that was refused, with the reason.
+
+Reports sum those over a date range, by one dimension, with distinct grantees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Final
+
+from gateway.db.uow import UnitOfWork
+from gateway.errors import InvalidInput, NotFound
+from gateway.usage import repository
+from stages import evidence as ev
+from stages.names import parse_release_ref
+
+PROGRESS: Final = "usage.rollup"
+# Leaves read per round and at most per run (one write transaction).
+BATCH: Final = 20_000
+MAX_PER_RUN: Final = 200_000
+DIMENSIONS: Final = ("stage", "tier", "organisation", "day", "artifact", "reason")
+_KINDS: Final = (
+    ev.EvidenceKind.DOWNLOAD_REQUESTED.value,
+    ev.EvidenceKind.DOWNLOAD_MANIFEST_REFUSED.value,
+)
+_ALLOWED: Final = "allowed"
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    key: str
+    downloads: int
+    grantees: int
+    bytes: int
+    requests: int
+    refusals: int
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    subject: str
+    by: str
+    start: date | None
+    end: date | None
+    rows: list[UsageRow]
+
+    @property
+    def total(self) -> UsageRow:
+        """The sums of the rows (distinct grantees do not sum: that cell is the largest)."""
+        return UsageRow(
+            key="total",
+            downloads=sum(r.downloads for r in self.rows),
+            grantees=max((r.grantees for r in self.rows), default=0),
+            bytes=sum(r.bytes for r in self.rows),
+            requests=sum(r.requests for r in self.rows),
+            refusals=sum(r.refusals for r in self.rows),
+        )
+
+
+async def roll_up(uow: UnitOfWork, *, limit: int = MAX_PER_RUN) -> int:
+    """Add the sealed leaves not yet read to the daily counts; how many leaves were read."""
+    session = await uow.write()
+    start = await repository.next_leaf(session, PROGRESS)
+    end = min(await repository.sealed_size(session), start + limit)
+    position = start
+    while position < end:
+        stop = min(position + BATCH, end)
+        rows = await repository.evidence_between(session, position, stop, _KINDS)
+        await repository.add_counts(session, await _counts(session, rows))
+        position = stop
+    if end != start:
+        await repository.set_next_leaf(session, PROGRESS, end)
+    return end - start
+
+
+async def _counts(session: Any, rows: Any) -> list[dict[str, Any]]:
+    stages = await repository.stages_of(session, (row.release_id for row in rows))
+    organisations = await repository.organisations_of(
+        session, (row.account_id for row in rows if row.account_id)
+    )
+    sizes = await repository.sizes_of(
+        session,
+        (row.data.get("artifact") for row in rows if isinstance(row.data.get("artifact"), int)),
+    )
+    summed: dict[tuple[Any, ...], list[int]] = {}
+
+    def add(row: Any, measure: str, *, reason: str = "", count_bytes: int = 0) -> None:
+        data = row.data
+        key = (
+            row.release_id,
+            row.at.date(),
+            measure,
+            stages.get(row.release_id, ""),
+            str(data.get("tier") or ""),
+            organisations.get(row.account_id or "", ""),
+            str(data.get("path") or ""),
+            row.account_id or "",
+            reason,
+        )
+        cell = summed.setdefault(key, [0, 0])
+        cell[0] += 1
+        cell[1] += count_bytes
+
+    for row in rows:
+        data = row.data
+        if row.kind == ev.EvidenceKind.DOWNLOAD_MANIFEST_REFUSED.value:
+            add(row, "refusal", reason=str(data.get("reason") or ""))
+            continue
+        add(row, "request")
+        outcome = str(data.get("outcome") or "")
+        if outcome != _ALLOWED:
+            add(row, "refusal", reason=outcome)
+        elif data.get("new_download"):
+            add(row, "download", count_bytes=sizes.get(data.get("artifact"), 0))
+    return [
+        dict(zip(repository.KEY, key, strict=True), count=cell[0], bytes=cell[1])
+        for key, cell in summed.items()
+    ]
+
+
+async def usage_report(
+    uow: UnitOfWork, subject: str, *, by: str, start: date | None, end: date | None
+) -> UsageReport:
+    """Usage of `subject` (ORG/NAME: every release of the model; ORG/NAME:VERSION: one)
+    by `by`, over the days from `start` to `end` (inclusive)."""
+    if by not in DIMENSIONS:
+        raise InvalidInput(f"--by must be one of {', '.join(DIMENSIONS)}, not {by!r}")
+    if start is not None and end is not None and start > end:
+        raise InvalidInput(f"the range ends ({end}) before it starts ({start})")
+    try:
+        model, version = parse_release_ref(subject, version_required=False)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), code="bad_release_ref") from exc
+    releases = await repository.release_ids(uow.session, model.org, model.name, version)
+    if not releases:
+        what = f"{model}:{version}" if version else str(model)
+        raise NotFound(f"no release {what}", code="release_not_found")
+    found = await repository.report(uow.session, releases, by=by, start=start, end=end)
+    rows = [
+        UsageRow(
+            key=str(row.key),
+            downloads=int(row.downloads or 0),
+            grantees=int(row.grantees or 0),
+            bytes=int(row.bytes or 0),
+            requests=int(row.requests or 0),
+            refusals=int(row.refusals or 0),
+        )
+        for row in found
+    ]
+    return UsageReport(subject=subject, by=by, start=start, end=end, rows=rows)
