@@ -56,6 +56,7 @@ from gateway.ratelimits import DatabaseRateLimitStore, RateLimiter
 from gateway.runtime import Runtime, build_runtime
 from gateway.staging.pages import ReleaseOpsPages
 from gateway.storage import StorageError
+from gateway.usage.pages import UsagePages
 from gateway.web.csrf import SessionCsrfMiddleware
 from gateway.web.filters import register_filters
 from gateway.web.guards import provide_account, provide_operator
@@ -272,6 +273,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             InboxPages,
             OpsPages,
             ReleaseOpsPages,
+            UsagePages,
             WebhookPages,
             EnforcementPages,
             IncidentPages,

@@ -15,6 +15,7 @@ from gateway.db.models import (
     Artifact,
     Evidence,
     EvidenceLeaf,
+    Incident,
     Model,
     Release,
     UsageDaily,
@@ -162,3 +163,16 @@ async def report(
         query = query.where(UsageDaily.day <= end)
     found: Sequence[Row[Any]] = (await session.execute(query)).all()
     return found
+
+
+async def incidents_by_day(
+    session: AsyncSession, releases: Sequence[int], start: date, end: date
+) -> dict[date, int]:
+    """Incidents reported about the releases, per day of report, over [start, end]."""
+    query = select(Incident.created_at).where(Incident.release_id.in_(list(releases)))
+    counted: dict[date, int] = {}
+    for (at,) in await session.execute(query):
+        day = at.date()
+        if start <= day <= end:
+            counted[day] = counted.get(day, 0) + 1
+    return counted

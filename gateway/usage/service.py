@@ -15,7 +15,7 @@ Reports sum those over a date range, by one dimension, with distinct grantees.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Final
 
 from gateway.db.uow import UnitOfWork
@@ -126,6 +126,58 @@ async def _counts(session: Any, rows: Any) -> list[dict[str, Any]]:
         dict(zip(repository.KEY, key, strict=True), count=cell[0], bytes=cell[1])
         for key, cell in summed.items()
     ]
+
+
+@dataclass(frozen=True)
+class UsagePage:
+    """What the console shows of a release's use over [start, end]: a row per day (none
+    missing), and the same range by stage and by refusal reason."""
+
+    subject: str
+    start: date
+    end: date
+    days: list[UsageRow]
+    incidents: list[int]
+    by_stage: list[UsageRow]
+    by_reason: list[UsageRow]
+
+
+# The console's default range, and the longest it draws a column a day for.
+PAGE_DAYS: Final = 30
+MAX_PAGE_DAYS: Final = 366
+
+
+async def usage_page(
+    uow: UnitOfWork, subject: str, *, start: date | None, end: date | None
+) -> UsagePage:
+    """The console's usage of `subject` (ORG/NAME:VERSION) over the days from `start` to
+    `end` (default: the last 30 days)."""
+    today = uow.rt.clock().date()
+    end = end or today
+    start = start or end - timedelta(days=PAGE_DAYS - 1)
+    if (end - start).days >= MAX_PAGE_DAYS:
+        raise InvalidInput(f"a range of at most {MAX_PAGE_DAYS} days, please")
+    by_day = await usage_report(uow, subject, by="day", start=start, end=end)
+    counted = {row.key: row for row in by_day.rows}
+    days = []
+    for offset in range((end - start).days + 1):
+        day = (start + timedelta(days=offset)).isoformat()
+        days.append(counted.get(day, UsageRow(day, 0, 0, 0, 0, 0)))
+    model, version = parse_release_ref(subject, version_required=False)
+    releases = await repository.release_ids(uow.session, model.org, model.name, version)
+    reported = await repository.incidents_by_day(uow.session, releases, start, end)
+    incidents = [reported.get(start + timedelta(days=i), 0) for i in range(len(days))]
+    by_stage = await usage_report(uow, subject, by="stage", start=start, end=end)
+    by_reason = await usage_report(uow, subject, by="reason", start=start, end=end)
+    return UsagePage(
+        subject=subject,
+        start=start,
+        end=end,
+        days=days,
+        incidents=incidents,
+        by_stage=by_stage.rows,
+        by_reason=by_reason.rows,
+    )
 
 
 async def usage_report(

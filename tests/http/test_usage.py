@@ -183,3 +183,38 @@ async def test_the_command_prints_a_table_csv_and_json(
     bad = await command("acme/sample:1.0", "--from", "yesterday")
     assert bad.exit_code == 2
     assert "'yesterday' is not a date such as 2026-10-01" in bad.output
+
+
+async def test_the_console_page_draws_the_days_and_escapes_what_it_shows(
+    client: Http, runtime: Runtime, tmp_path: Path
+) -> None:
+    from tests.http.test_ops_pages import sign_in_operator
+
+    await open_release(runtime, tmp_path)
+    alice = await grantee(runtime, "alice@uni.example")
+    files = await download_all(client, alice)
+    await sealed_and_rolled(runtime)
+    await sign_in_operator(client, runtime)
+    today = runtime.clock().date()
+    page = await client.get("/ops/releases/acme/sample/1.0/usage")
+    assert page.status_code == 200, page.text
+    html = page.text
+    assert html.count('<svg class="chart"') == 4
+    assert f"<title>{today.isoformat()}: {len(files)}</title>" in html
+    # One row a day of the default 30, today's with the downloads.
+    assert html.count("<tr><td>20") == 30
+    assert f"<tr><td>{today.isoformat()}</td><td>{len(files)}</td><td>1</td>" in html
+    assert "http://" not in html.split("<svg", 1)[1].replace("http://www.w3.org/2000/svg", "")
+
+    html_only = {"accept": "text/html"}
+    bad = await client.get("/ops/releases/acme/sample/1.0/usage?from=soon", headers=html_only)
+    assert bad.status_code == 400
+    assert "from: &#39;soon&#39; is not a date such as 2026-10-01" in bad.text
+    wide = await client.get(
+        "/ops/releases/acme/sample/1.0/usage?from=2020-01-01&to=2026-01-01", headers=html_only
+    )
+    assert wide.status_code == 400
+    assert "a range of at most 366 days" in wide.text
+    missing = await client.get("/ops/releases/acme/sample/9.9/usage", headers=html_only)
+    assert missing.status_code == 404
+    assert "no release acme/sample:9.9" in missing.text
