@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, BinaryIO, Final
 
 from cryptography.hazmat.primitives import serialization
@@ -220,6 +220,16 @@ async def checkpoint_history(
         raise InvalidInput(f"limit must be from 1 to 1000, not {limit}", code="bad_limit")
     rows = await repository.checkpoints(uow.session, below=below, limit=limit)
     return [_checkpoint(row) for row in rows]
+
+
+async def sealing_lag(uow: UnitOfWork) -> timedelta:
+    """How long the oldest evidence row not yet sealed has waited (zero when none waits):
+    what the `evidence.seal` job has still to catch up on."""
+    oldest = await repository.oldest_unsealed_at(uow.session)
+    if oldest is None:
+        return timedelta(0)
+    # A row stamped by a clock slightly ahead of this one has not waited at all.
+    return max(uow.rt.clock() - oldest, timedelta(0))
 
 
 async def public_key(uow: UnitOfWork) -> str:
