@@ -38,7 +38,13 @@ from gateway.config import Settings, load_settings
 from gateway.downloads.api import DownloadsController
 from gateway.downloads.pages import DownloadPages
 from gateway.enforcement.pages import EnforcementPages
-from gateway.errors import DatabaseUnavailable, GatewayError, StorageUnavailable, Unavailable
+from gateway.errors import (
+    DatabaseUnavailable,
+    Denied,
+    GatewayError,
+    StorageUnavailable,
+    Unavailable,
+)
 from gateway.evidence_log.api import EvidenceLogController
 from gateway.grants.pages import GrantPages
 from gateway.health import healthz, readyz, release_signing_key
@@ -50,6 +56,10 @@ from gateway.incidents.pages import IncidentPages
 from gateway.keys.api import KeysController
 from gateway.keys.auth import provide_caller, provide_grantee
 from gateway.keys.pages import KeyPages
+from gateway.metrics import registry as metrics_registry
+from gateway.metrics.api import metrics
+from gateway.metrics.middleware import RequestMetrics
+from gateway.metrics.processes import mark_stopped
 from gateway.notify.pages import InboxPages
 from gateway.notify.webhook_pages import WebhookPages
 from gateway.ratelimits import DatabaseRateLimitStore, RateLimiter
@@ -82,7 +92,7 @@ async def _provide_limiter(state: State) -> RateLimiter:
 
 
 def _wants_html(request: Request[Any, Any, Any]) -> bool:
-    if request.url.path.startswith(("/api/", "/d/", "/.well-known/", "/schema")):
+    if request.url.path.startswith(("/api/", "/d/", "/.well-known/", "/schema", "/metrics")):
         return False
     return "text/html" in request.headers.get("accept", "")
 
@@ -104,6 +114,9 @@ def _error(request: Request[Any, Any, Any], status: int, code: str, message: str
 def _on_gateway_error(request: Request[Any, Any, Any], exc: GatewayError) -> Response[Any]:
     if isinstance(exc, Unavailable):
         return _on_unavailable(request, exc)
+    if isinstance(exc, Denied):
+        # Every refusal with an access reason reaches this one handler, whoever raised it.
+        metrics_registry.ACCESS_REFUSALS.labels(exc.reason.value).inc()
     response = _error(request, exc.status, exc.code, exc.message)
     hint = getattr(exc, "hint", None)
     if hint and isinstance(response.content, dict):
@@ -183,6 +196,7 @@ _COOKIELESS = [
     "^/d/",
     "^/healthz",
     "^/readyz",
+    "^/metrics",
     "^/\\.well-known/",
     "^/static/",
     "^/schema",
@@ -252,6 +266,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         for running in scheduler:
             running.shutdown(wait=False)
         await rt.close()
+        mark_stopped()
 
     def configure_templates(engine: JinjaTemplateEngine) -> None:
         register_filters(engine.engine)
@@ -260,6 +275,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         route_handlers=[
             healthz,
             readyz,
+            metrics,
             release_signing_key,
             CatalogController,
             CatalogPages,
@@ -298,10 +314,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         },
         state=State({"runtime": runtime, "limiter": limiter}),
         stores=stores,
-        # The guard first: a malformed request must not reach the session store either.
+        # The metrics around everything else, so a request refused by a middleware counts.
+        # The guard next: a malformed request must not reach the session store either.
         # The session next: the CSRF token lives in it.
         middleware=[
             *_proxy_headers(rt.settings.trusted_proxies),
+            RequestMetrics(),
             RequestGuard(),
             SessionMiddleware(session_store, secure=secure, skip=_cookieless),
             SessionCsrfMiddleware(skip=_cookieless),

@@ -127,6 +127,9 @@ class Settings:
     # How long a process may answer the hot paths from its caches (gateway/db/changes.py)
     # without reading the database: at most one second; 0 turns the caches off.
     cache_seconds: float = 1.0
+    # The bearer token that lets a client outside loopback and private networks read
+    # /metrics; None: only those networks may. Never shown in logs or tracebacks.
+    metrics_token: str | None = dataclasses.field(default=None, repr=False)
 
     @property
     def secure_cookies(self) -> bool:
@@ -155,6 +158,8 @@ class Settings:
                 text = ", ".join(self.trusted_proxies) or "(none: X-Forwarded-For is ignored)"
             elif field.name == "secret_key":
                 text = "***" if value else f"(a file under {self.keys_dir})"
+            elif field.name == "metrics_token":
+                text = "***" if value else "(none: loopback and private addresses only)"
             else:
                 text = "(not set)" if value is None else _mask_url(str(value))
             shown[field.name] = text
@@ -181,6 +186,7 @@ _ENV = {
     "accel_redirect": "GATEWAY_ACCEL_REDIRECT",
     "trusted_proxies": "GATEWAY_TRUSTED_PROXIES",
     "cache_seconds": "GATEWAY_CACHE_SECONDS",
+    "metrics_token": "GATEWAY_METRICS_TOKEN",
 }
 OPERATOR_NOTICES = ("immediate", "daily")
 _TABLES = ("oidc", "webhooks", "rate_limits")
@@ -267,6 +273,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     s3_redirect_seconds, accel_redirect = _read_delivery(pick)
     trusted_proxies = _check_proxies(*pick("trusted_proxies"))
     cache_seconds = _check_cache_seconds(*pick("cache_seconds"))
+    metrics_token = _check_metrics_token(*pick("metrics_token"))
     return Settings(
         home=home,
         database_url=database_url,
@@ -288,6 +295,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         accel_redirect=accel_redirect,
         trusted_proxies=trusted_proxies,
         cache_seconds=cache_seconds,
+        metrics_token=metrics_token,
     )
 
 
@@ -467,6 +475,22 @@ def _check_proxies(text: str | None, where: str) -> tuple[str, ...]:
                 f"(like 127.0.0.1, 10.0.0.0/8), got {item!r}"
             ) from None
     return proxies
+
+
+# Long enough that guessing it is hopeless (`openssl rand -hex 16` gives 32).
+_MIN_TOKEN_LENGTH = 24
+_TOKEN = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces: it travels in a header
+
+
+def _check_metrics_token(text: str | None, where: str) -> str | None:
+    if text is None:
+        return None
+    if len(text) < _MIN_TOKEN_LENGTH or not _TOKEN.fullmatch(text):
+        raise ConfigError(
+            f"{where}: expected at least {_MIN_TOKEN_LENGTH} printable ASCII characters "
+            "without spaces (e.g. from `openssl rand -hex 16`)"
+        )
+    return text
 
 
 def _check_whole_seconds(text: str, where: str) -> int:

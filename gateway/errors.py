@@ -43,6 +43,17 @@ class Conflict(GatewayError):
         super().__init__(message, code=code)
 
 
+class Forbidden(GatewayError):
+    """Refused whoever the caller is, for where they ask from or what they lack; the
+    message says how to get in."""
+
+    status = 403
+    exit_code = 6
+
+    def __init__(self, message: str, *, code: str = "forbidden") -> None:
+        super().__init__(message, code=code)
+
+
 class Unavailable(GatewayError):
     """A part the gateway depends on is not answering; the same request may work later.
 

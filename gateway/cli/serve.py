@@ -15,6 +15,7 @@ from gateway.config import DEFAULT_PUBLIC_URL
 from gateway.db import migrate
 from gateway.db.uow import run_unit
 from gateway.identity.service import SetupLink, operator_setup_link
+from gateway.metrics.processes import share_between_workers
 from gateway.runtime import Runtime, build_runtime
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -81,6 +82,8 @@ def serve(
         current = replace(current, public_url=base)
     with reported_errors():
         current.home.mkdir(parents=True, exist_ok=True)
+        # Before anything records a metric: the workers fork from this process.
+        share_between_workers(current.home, workers)
         if apply_migrations:
             migrate.upgrade(current.database_url)
         ensure_schema(current)

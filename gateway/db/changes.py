@@ -83,9 +83,16 @@ class Cache(Generic[K, V]):
     after an invalidation never waits for a read begun before it.
     """
 
-    def __init__(self, changes: Changes, tables: frozenset[str]) -> None:
+    def __init__(self, changes: Changes, tables: frozenset[str], name: str) -> None:
+        # Here, not at the top: `gateway serve`'s own process loads this module before it
+        # says where metrics live (gateway/metrics/registry.py).
+        from gateway.metrics.registry import CACHE_LOOKUPS
+
         self._changes = changes
         self.tables = tables
+        self._hits = CACHE_LOOKUPS.labels(name, "hit")
+        self._misses = CACHE_LOOKUPS.labels(name, "miss")
+        self._bypassed = CACHE_LOOKUPS.labels(name, "bypass")
         self._entries: dict[K, tuple[V, float]] = {}
         self._reading: dict[K, asyncio.Future[tuple[bool, V | None]]] = {}
         self._invalidations = 0
@@ -95,11 +102,15 @@ class Cache(Generic[K, V]):
         nothing changed meanwhile)."""
         changes = self._changes
         if not changes.enabled:
+            self._bypassed.inc()
             return await load()
         started = changes.monotonic()
         hit = self._entries.get(key)
         if hit is not None and started - hit[1] < changes.ttl:
+            self._hits.inc()
             return hit[0]
+        # Joining another request's read counts as a miss too: it waits for the database.
+        self._misses.inc()
         loop = asyncio.get_running_loop()
         reading = self._reading.get(key)
         if reading is not None and reading.get_loop() is loop:
@@ -176,7 +187,7 @@ class Changes:
             unknown = watched - WATCHED
             if unknown:
                 raise ValueError(f"cache {name} reads tables nothing watches: {sorted(unknown)}")
-            found = self._caches[name] = Cache(self, watched)
+            found = self._caches[name] = Cache(self, watched, name)
         return found
 
     def on_change(self, tables: Iterable[str], forget: Callable[[], None]) -> None:

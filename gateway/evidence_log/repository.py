@@ -45,6 +45,15 @@ async def unsealed(session: AsyncSession, limit: int) -> Sequence[Row[Any]]:
     return (await session.execute(query)).all()
 
 
+async def oldest_unsealed_at(session: AsyncSession) -> datetime | None:
+    """When the oldest row still queued for sealing was written; None when none is."""
+    query = select(func.min(Evidence.at)).join_from(
+        EvidenceUnsealed, Evidence, EvidenceUnsealed.evidence_id == Evidence.id
+    )
+    oldest: datetime | None = await session.scalar(query)
+    return oldest
+
+
 async def tree_size(session: AsyncSession) -> int:
     last = await session.scalar(select(func.max(EvidenceLeaf.leaf_index)))
     return 0 if last is None else int(last) + 1

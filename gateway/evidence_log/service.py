@@ -257,6 +257,16 @@ async def checkpoint_history(
     return [_checkpoint(row) for row in rows]
 
 
+async def sealing_lag(uow: UnitOfWork) -> timedelta:
+    """How long the oldest evidence row not yet sealed has waited (zero when none waits):
+    what the `evidence.seal` job has still to catch up on."""
+    oldest = await repository.oldest_unsealed_at(uow.session)
+    if oldest is None:
+        return timedelta(0)
+    # A row stamped by a clock slightly ahead of this one has not waited at all.
+    return max(uow.rt.clock() - oldest, timedelta(0))
+
+
 async def public_key(uow: UnitOfWork) -> str:
     """The verifier key of the log, in the signed-note form."""
     row = await repository.log_key(uow.session)

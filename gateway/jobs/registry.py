@@ -161,6 +161,10 @@ async def run_job(rt: Runtime, job: Job, *, only_if_due: bool = False) -> str | 
     """Run one job now, in a unit of work of its own; None if another process holds its
     lock (or, with `only_if_due`, ran it within its interval: the check is repeated under
     the lock, so of several processes that found it due at once, exactly one runs it)."""
+    # Here, not at the top: `gateway serve`'s own process may load this module before it
+    # says where metrics live (gateway/metrics/registry.py).
+    from gateway.metrics.registry import JOB_FAILURES, JOB_RUNS
+
     started: datetime | None = None
     try:
         async with unit_of_work(rt) as uow:
@@ -173,10 +177,13 @@ async def run_job(rt: Runtime, job: Job, *, only_if_due: bool = False) -> str | 
             started = rt.clock()
             outcome = await job.run(uow)
             await _record(uow, job.name, started=started)
+        JOB_RUNS.labels(job.name).inc()
         return outcome
     except Exception as exc:
         if started is None:
             raise  # the runner's own reads failed: no run to record
+        JOB_RUNS.labels(job.name).inc()
+        JOB_FAILURES.labels(job.name).inc()
         logger.exception("job %s failed", job.name)
         error = f"{type(exc).__name__}: {exc}"
         at = started

@@ -12,8 +12,14 @@ from gateway.runtime import Runtime
 
 
 def start_scheduler(rt: Runtime) -> AsyncIOScheduler:
+    from gateway.metrics.registry import JOB_FAILURES, JOB_RUNS
+
     scheduler = AsyncIOScheduler(timezone="UTC")
     for job in JOBS:
+        # Every job's series exists from the start, at 0: "no run in 15 minutes" can be
+        # told from a job that has not run yet.
+        JOB_RUNS.labels(job.name)
+        JOB_FAILURES.labels(job.name)
         scheduler.add_job(
             _runner(rt, job),
             IntervalTrigger(seconds=job.every.total_seconds(), jitter=5),

@@ -98,7 +98,7 @@ def page_routes(client: Http) -> dict[str, re.Pattern[str]]:
     routes: dict[str, re.Pattern[str]] = {}
     for route in client.app.routes:
         path = route.path
-        if path.startswith(NOT_PAGES) or path in {"/healthz", "/readyz"}:
+        if path.startswith(NOT_PAGES) or path in {"/healthz", "/readyz", "/metrics"}:
             continue
         methods = getattr(route, "methods", set())
         if "GET" not in methods:
