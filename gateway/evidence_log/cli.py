@@ -65,6 +65,21 @@ def audit_export(since: str | None) -> None:
     stream.flush()
 
 
+# A checkpoint or a key is a few lines; anything larger is not one.
+_SMALL_FILE_BYTES = 64 * 1024
+
+
+def _small_file(name: str, what: str) -> bytes:
+    try:
+        with open(name, "rb") as opened:
+            content = opened.read(_SMALL_FILE_BYTES + 1)
+    except OSError as exc:
+        fail(f"{name}: cannot read the {what}: {exc.strerror}", 2)
+    if len(content) > _SMALL_FILE_BYTES:
+        fail(f"{name}: larger than a {what} can be ({_SMALL_FILE_BYTES // 1024} KiB)", 2)
+    return content
+
+
 @audit.command("verify")
 @click.argument("export", required=False, type=click.Path(dir_okay=False, allow_dash=True))
 @click.option(
@@ -89,8 +104,10 @@ def audit_verify(
     gateway says now; without them, its latest checkpoint and its key are used."""
     from gateway.evidence_log import reference_verify as reference
 
-    notes = [Path(name).read_bytes() for name in checkpoint_files]
-    key_text = Path(key_file).read_text(encoding="utf-8", errors="replace") if key_file else None
+    notes = [_small_file(name, "checkpoint") for name in checkpoint_files]
+    key_text = _small_file(key_file, "key").decode("utf-8", "replace") if key_file else None
+    if export not in (None, "-") and not Path(export).is_file():
+        fail(f"{export}: no such export file", 2)
     if export is not None and (not notes or key_text is None):
         fail("an export file is checked against --checkpoint and --public-key files", 2)
     with tempfile.TemporaryDirectory(prefix="gateway-audit-") as scratch:

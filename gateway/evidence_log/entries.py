@@ -26,9 +26,12 @@ SALT_BYTES: Final = 16
 
 
 def canonical(value: object) -> bytes:
+    # A lone surrogate cannot be UTF-8; kept as its three bytes, so that a row holding
+    # one still seals (the same row always gives the same bytes) instead of stopping the
+    # log for good.
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+    ).encode("utf-8", "surrogatepass")
 
 
 def split_personal(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Final, cast
 
-from sqlalchemy import Row, Table, delete, func, insert, select, tuple_, update
+from sqlalchemy import Row, Table, bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.models import (
@@ -19,6 +19,7 @@ from gateway.db.models import (
 )
 from gateway.evidence_log.tree import Coordinates
 
+_EVIDENCE: Final = cast(Table, Evidence.__table__)
 _LEAVES: Final = cast(Table, EvidenceLeaf.__table__)
 _NODES: Final = cast(Table, EvidenceNode.__table__)
 _ROW = (
@@ -112,8 +113,13 @@ async def erase_personal(
 ) -> None:
     """Set the rows' data to their erased form and drop their leaves' salts:
     (leaf index, evidence id, data without personal values)."""
-    for _, evidence_id, data in erased:
-        await session.execute(update(Evidence).where(Evidence.id == evidence_id).values(data=data))
+    # One statement for all the rows: on SQLite the write lock is held while it runs.
+    await session.execute(
+        update(_EVIDENCE)
+        .where(_EVIDENCE.c.id == bindparam("row"))
+        .values(data=bindparam("erased")),
+        [{"row": evidence_id, "erased": data} for _, evidence_id, data in erased],
+    )
     indexes = [index for index, _, _ in erased]
     await session.execute(
         update(EvidenceLeaf).where(EvidenceLeaf.leaf_index.in_(indexes)).values(personal_salt=None)

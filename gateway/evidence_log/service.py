@@ -24,7 +24,7 @@ from gateway.credentials.key_encryption import KeyEncryptor
 from gateway.credentials.url_tokens import prepare_keys
 from gateway.db.models import EvidenceCheckpoint, EvidenceLogKey
 from gateway.db.uow import UnitOfWork
-from gateway.errors import InvalidInput, NotFound
+from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.evidence_log import checkpoints as notes
 from gateway.evidence_log import repository
 from gateway.evidence_log.entries import (
@@ -147,6 +147,15 @@ async def seal(uow: UnitOfWork, *, limit: int | None = None) -> Sealed:
     session = await uow.write()
     size = await repository.tree_size(session)
     appender = Appender.over(size, await repository.nodes(session, subtrees(0, size)))
+    latest = await repository.latest_checkpoint(session)
+    if latest is not None and (latest.tree_size, bytes(latest.root_hash)) != (size, appender.root):
+        # Never sign over a changed tree: every later checkpoint would carry the change.
+        raise Conflict(
+            f"the stored tree of {size} leaves does not match the latest checkpoint "
+            f"({latest.tree_size} leaves): its leaves or nodes were changed; sealing stops "
+            "until they are restored (gateway audit verify names what differs)",
+            code="evidence_log_changed",
+        )
     sealed = 0
     while sealed < limit:
         rows = await repository.unsealed(session, min(BATCH, limit - sealed))
@@ -175,7 +184,6 @@ async def seal(uow: UnitOfWork, *, limit: int | None = None) -> Sealed:
             )
         await repository.add_sealed(session, leaves, completed)
         sealed += len(rows)
-    latest = await repository.latest_checkpoint(session)
     signed = latest is None or latest.tree_size != appender.size
     if signed:
         now = uow.rt.clock()
@@ -295,10 +303,12 @@ async def inclusion(
 ) -> Inclusion:
     """The inclusion proof of leaf `index` in the tree of `size` leaves (the latest
     checkpoint's when None). `account_id` None: an operator, who may see any leaf;
-    otherwise only leaves of that account's own events are found."""
+    otherwise only leaves of what that account did itself are found."""
     size = await _size(uow, size, "size")
     found = await repository.leaf(uow.session, index) if 0 <= index < size else None
-    if found is None or (account_id is not None and _account(found[1]) != account_id):
+    if found is None or (
+        account_id is not None and _actor(found[1]) != ev.Actor.account(account_id)
+    ):
         mine = "" if account_id is None else " among your events"
         raise NotFound(f"no leaf {index}{mine} in a log of {size}", code="no_leaf")
     stored, row = found
@@ -317,8 +327,10 @@ async def inclusion(
     )
 
 
-def _account(row: Any) -> str | None:
-    return None if row is None else row.account_id
+def _actor(row: Any) -> str | None:
+    # An account's own events are the ones it did: rows an operator or the gateway wrote
+    # about it (a warning, a link to an incident) hold what only operators see.
+    return None if row is None else row.actor
 
 
 async def consistency(uow: UnitOfWork, old: int, new: int | None) -> Consistency:

@@ -129,3 +129,30 @@ def test_before_any_seal_the_commands_say_there_is_no_checkpoint(settings_env: S
         result = gateway_audit(command)
         assert result.exit_code == 3, (command, result.output)
         assert "the evidence log has no checkpoint yet" in result.stderr
+
+
+def test_files_that_cannot_be_read_are_usage_errors(settings_env: Settings, tmp_path: Path) -> None:
+    accounts(settings_env, "a@example.org")
+    gateway_audit("seal")
+    checkpoint, key, export = saved(tmp_path)
+    missing = gateway_audit(
+        "verify",
+        str(tmp_path / "none.jsonl"),
+        "--checkpoint",
+        str(checkpoint),
+        "--public-key",
+        str(key),
+    )
+    assert (missing.exit_code, missing.stderr.strip()) == (
+        2,
+        f"error: {tmp_path / 'none.jsonl'}: no such export file",
+    )
+    huge = tmp_path / "huge.txt"
+    huge.write_bytes(b"x" * (64 * 1024 + 1))
+    too_big = gateway_audit(
+        "verify", str(export), "--checkpoint", str(huge), "--public-key", str(key)
+    )
+    assert (too_big.exit_code, too_big.stderr.strip()) == (
+        2,
+        f"error: {huge}: larger than a checkpoint can be (64 KiB)",
+    )

@@ -11,11 +11,13 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from gateway import evidence
 from gateway.db.uow import unit_of_work
 from gateway.evidence_log import reference_verify as reference
 from gateway.evidence_log import service
 from gateway.keys.service import create_key, revoke_key
 from gateway.runtime import Runtime
+from stages import evidence as ev
 from tests.accounts import create_account
 from tests.backends import on_backends
 from tests.units import within
@@ -107,6 +109,16 @@ async def test_inclusion_proofs_of_own_events_for_grantees_and_of_all_for_operat
 ) -> None:
     grantee, _, secret = await key_of(runtime, "g@example.org", operator=False)
     _, _, operator_secret = await key_of(runtime, "op@example.org", operator=True)
+    async with unit_of_work(runtime) as uow:
+        session = await uow.write()
+        for actor in (ev.Actor.account(grantee), ev.Actor.parse("cli:ops@bastion.internal")):
+            evidence.record(
+                session,
+                ev.GrantRenewed(grant="g", expires_at=runtime.clock(), application="a"),
+                actor=actor,
+                at=runtime.clock(),
+                account_id=grantee,
+            )
     done = await sealed(runtime)
     entries = {}
     for index in range(done.size):
@@ -126,8 +138,11 @@ async def test_inclusion_proofs_of_own_events_for_grantees_and_of_all_for_operat
         )
         assert reference.parse_checkpoint(body["checkpoint"]).size == done.size
         entries[index] = body["entry"]
-    own = [index for index, entry in entries.items() if f'"account_id":"{grantee}"' in entry]
-    assert own
+    # What the grantee did is theirs; what an operator wrote about them is not.
+    own = [index for index, entry in entries.items() if f'"actor":"account:{grantee}"' in entry]
+    about = [index for index, entry in entries.items() if f'"account_id":"{grantee}"' in entry]
+    # About them: the account made, its key made (by the test), their renewal, the operator's.
+    assert (len(own), len(about)) == (1, 4)
     for index in range(done.size):
         answer = await client.get(
             f"/api/v1/evidence/{index}/proof", headers={"Authorization": f"Bearer {secret}"}

@@ -15,9 +15,9 @@ from sqlalchemy import Executable, delete, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from gateway import evidence
-from gateway.db.models import Evidence, EvidenceLeaf
+from gateway.db.models import Evidence, EvidenceLeaf, EvidenceNode
 from gateway.db.uow import unit_of_work
-from gateway.errors import InvalidInput, NotFound
+from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.evidence_log import reference_verify as reference
 from gateway.evidence_log import service
 from gateway.runtime import Runtime
@@ -165,14 +165,21 @@ async def test_a_grantee_finds_proofs_of_their_own_events_only(runtime: Runtime)
             at=AT,
             account_id=account.id,
         )
+        # About the account, written by an operator: what only operators see.
+        evidence.record(
+            session,
+            ev.GrantRenewed(grant="g", expires_at=AT, application="b"),
+            actor=ev.Actor.parse("cli:ops@bastion.internal"),
+            at=AT,
+            account_id=account.id,
+        )
     size = (await seal(runtime)).size
     lines, _, _ = await exported(runtime)
-    theirs = [
-        index
-        for index, line in enumerate(lines)
-        if json.loads(line)["entry"]["account_id"] == account.id
-    ]
-    assert len(theirs) == 2  # the account's creation, and the renewal
+    entries = [json.loads(line)["entry"] for line in lines]
+    theirs = [i for i, entry in enumerate(entries) if entry["actor"] == f"account:{account.id}"]
+    about = [i for i, entry in enumerate(entries) if entry["account_id"] == account.id]
+    # Created by the system, renewed by themselves, renewed by an operator: one is theirs.
+    assert (len(theirs), len(about)) == (1, 3)
     async with unit_of_work(runtime) as uow:
         for index in theirs:
             proof = await service.inclusion(uow, index, size=None, account_id=account.id)
@@ -375,3 +382,49 @@ async def test_the_database_lets_personal_fields_be_erased_and_nothing_else_chan
         await connection.execute(update(Evidence).values(data=erased))
     async with runtime.sessionmaker() as session:
         assert (await session.scalars(select(Evidence.data))).all() == [erased]
+
+
+async def test_a_salt_may_be_erased_and_never_rewritten(runtime: Runtime) -> None:
+    async with writing(runtime) as session:
+        evidence.record(
+            session,
+            ev.AccountSignUpAttempted(client_address="192.0.2.9"),
+            actor=ev.Actor.parse("anonymous"),
+            at=AT,
+        )
+    await seal(runtime)
+    with pytest.raises(DBAPIError, match="append-only"):
+        async with runtime.engine.begin() as connection:
+            await connection.execute(update(EvidenceLeaf).values(personal_salt=b"\x00" * 16))
+    async with runtime.engine.begin() as connection:
+        await connection.execute(update(EvidenceLeaf).values(personal_salt=None))
+
+
+async def test_sealing_stops_rather_than_sign_over_a_changed_tree(runtime: Runtime) -> None:
+    await add(runtime, 2)
+    await seal(runtime)
+    async with runtime.engine.begin() as connection:
+        if connection.dialect.name == "sqlite":
+            await connection.execute(text("DROP TRIGGER evidence_nodes_no_update"))
+        else:
+            await connection.execute(text("ALTER TABLE evidence_nodes DISABLE TRIGGER USER"))
+        await connection.execute(update(EvidenceNode).values(hash=b"\x11" * 32))
+    await add(runtime, 1, start=5)
+    with pytest.raises(Conflict, match="the stored tree of 2 leaves does not match the latest"):
+        await seal(runtime)
+    async with unit_of_work(runtime) as uow:
+        assert [c.size for c in await service.checkpoint_history(uow)] == [2]
+
+
+async def test_a_row_that_is_not_valid_unicode_still_seals_and_verifies(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    async with writing(runtime) as session:
+        evidence.record(
+            session,
+            ev.GrantRenewed(grant="g\ud800", expires_at=AT, application="a"),
+            actor=ev.Actor.account("acc1"),
+            at=AT,
+        )
+    assert (await seal(runtime)).size == 1
+    assert (await verify(runtime, tmp_path)).end == 1
