@@ -375,3 +375,11 @@ def test_through_nginx_each_client_is_counted_on_its_own_address(topology: Topol
             data={"email": "other@uni.example", "password": WRONG, "_csrf_token": token},
         )
     assert answer.status_code == 401, answer.status_code
+
+
+def test_metrics_are_served_by_each_replica_and_never_through_nginx(topology: Topology) -> None:
+    assert httpx2.get(f"{topology.url}/metrics", timeout=10).status_code == 404
+    for replica in topology.replicas:
+        scraped = httpx2.get(f"{replica}/metrics", timeout=10)
+        assert scraped.status_code == 200
+        assert "gateway_http_requests_total" in scraped.text
