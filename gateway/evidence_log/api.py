@@ -144,7 +144,7 @@ class EvidenceLogController(Controller):
     @get(
         "/api/v1/evidence/consistency",
         summary="Consistency proof between two sizes of the evidence log",
-        responses=answers(*COMMON),
+        responses=answers(*COMMON, 404),
     )
     async def consistency(
         self,

@@ -72,6 +72,12 @@ async def served(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, R
     """The app on a runtime of its own (another runtime of this process is the tests'),
     listening for changes as `gateway serve` does, once it hears."""
     rt = build_runtime(settings)
+    # Time stands still in here, so that what a test counts does not depend on how fast
+    # a loaded machine runs it: entries would age out between two requests. Tests about
+    # the time to live move the caches' clock themselves.
+    frozen = rt.clock()
+    rt.clock = lambda: frozen
+    rt.changes.monotonic = ManualClock()
     app = create_app(runtime=rt)
     rt.changes.listen()
     await until(lambda: rt.changes.enabled, "the caches to come on")
