@@ -66,6 +66,8 @@ from gateway.ratelimits import DatabaseRateLimitStore, RateLimiter
 from gateway.runtime import Runtime, build_runtime
 from gateway.staging.pages import ReleaseOpsPages
 from gateway.storage import StorageError
+from gateway.transparency.api import TransparencyController
+from gateway.transparency.pages import TransparencyPages
 from gateway.usage.pages import UsagePages
 from gateway.web.csrf import SessionCsrfMiddleware
 from gateway.web.filters import register_filters
@@ -290,6 +292,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             OpsPages,
             ReleaseOpsPages,
             UsagePages,
+            TransparencyPages,
+            TransparencyController,
             WebhookPages,
             EnforcementPages,
             IncidentPages,

@@ -25,13 +25,21 @@ from policies.reading import (
     is_array,
     is_days,
     is_int,
+    is_min_count,
     is_name,
     is_positive_int,
     is_table,
     is_text,
 )
 from policies.response_loader import read_decommission, read_enforcement, read_triggers
-from policies.schema import ComponentRule, EvidenceRules, KeyRules, Policy, PublishRules
+from policies.schema import (
+    ComponentRule,
+    EvidenceRules,
+    KeyRules,
+    Policy,
+    PublishRules,
+    TransparencyRules,
+)
 from policies.toml_text import TomlRefused, read_toml
 from stages.release import DRAFT
 from stages.tiers import Tier, TierLadder
@@ -52,6 +60,7 @@ _TOP_KEYS: Final = (
     "decommission",
     "enforcement",
     "evidence",
+    "transparency",
 )
 _KEY_RULE_KEYS: Final = ("default_days", "max_days")
 _TIER_KEYS: Final = (
@@ -101,6 +110,7 @@ def load_policy(text: str, source: str) -> Policy:
     decommission = read_decommission(data, check)
     enforcement = read_enforcement(data, check)
     evidence = _read_evidence(data, check)
+    transparency = _read_transparency(data, check)
     if (
         check.problems
         or ladder is None
@@ -114,6 +124,7 @@ def load_policy(text: str, source: str) -> Policy:
         or decommission is None
         or enforcement is None
         or evidence is None
+        or transparency is None
     ):
         raise PolicyError(source, check.problems)
     return Policy(
@@ -129,6 +140,7 @@ def load_policy(text: str, source: str) -> Policy:
         triggers=triggers,
         enforcement=enforcement,
         evidence=evidence,
+        transparency=transparency,
     )
 
 
@@ -144,6 +156,20 @@ def _read_evidence(data: Mapping[str, object], check: Check) -> EvidenceRules | 
         return EvidenceRules()
     days = check.field(table, "evidence", "personal_data_days", POSITIVE_INT, is_days)
     return None if days is None else EvidenceRules(personal_data_days=days)
+
+
+def _read_transparency(data: Mapping[str, object], check: Check) -> TransparencyRules | None:
+    """The `[transparency]` table, optional: the smallest count a report publishes."""
+    if "transparency" not in data:
+        return TransparencyRules()
+    table = check.field(data, "", "transparency", "a table {min_count}", is_table)
+    if table is None:
+        return None
+    check.keys(table, "transparency", ("min_count",))
+    if "min_count" not in table:
+        return TransparencyRules()
+    least = check.field(table, "transparency", "min_count", "an integer", is_min_count)
+    return None if least is None else TransparencyRules(min_count=least)
 
 
 def _read_ladder(data: Mapping[str, object], check: Check) -> TierLadder | None:

@@ -145,6 +145,14 @@ def is_non_negative_days(value: object) -> TypeGuard[int]:
     return is_non_negative_int(value) and value <= MAX_DAYS
 
 
+# Suppression needs at least 3 (stages/suppression.py); past 1,000 nothing is published.
+MIN_COUNT_RANGE: Final = (3, 1000)
+
+
+def is_min_count(value: object) -> TypeGuard[int]:
+    return is_int(value) and MIN_COUNT_RANGE[0] <= value <= MIN_COUNT_RANGE[1]
+
+
 # (lowest, highest) of each bounded guard; a lowest of None is already in its words
 # ("a positive integer").
 _BOUNDS: Final[Mapping[Callable[[object], bool], tuple[int | None, int]]] = {
@@ -153,6 +161,7 @@ _BOUNDS: Final[Mapping[Callable[[object], bool], tuple[int | None, int]]] = {
     is_non_negative_int: (None, MAX_INT),
     is_days: (None, MAX_DAYS),
     is_non_negative_days: (None, MAX_DAYS),
+    is_min_count: MIN_COUNT_RANGE,
 }
 
 

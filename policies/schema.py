@@ -159,6 +159,14 @@ class EvidenceRules:
     personal_data_days: int = 365
 
 
+@dataclass(frozen=True)
+class TransparencyRules:
+    """What transparency reports publish: any count under `min_count` shows as
+    "< min_count", with complementary suppression so no sum gives it away."""
+
+    min_count: int = 10
+
+
 class TriggerEvent(StrEnum):
     """What a trigger listens for."""
 
@@ -219,6 +227,7 @@ class Policy:
     triggers: tuple[Trigger, ...]
     enforcement: EnforcementRules
     evidence: EvidenceRules = EvidenceRules()
+    transparency: TransparencyRules = TransparencyRules()
 
     def application_rules(self, tier: str) -> ApplicationRules:
         """The application rules of `tier`; UnknownTier if it is not on the ladder."""

@@ -58,7 +58,9 @@ def suppress(
     while True:
         low, high = bounds(counts, shown, bound, min_count)
         pinned = sorted(
-            name for name in counts if shown[name] is not Shown.PUBLISHED and low[name] == high[name]
+            name
+            for name in counts
+            if shown[name] is not Shown.PUBLISHED and low[name] == high[name]
         )
         if not pinned:
             return shown
@@ -126,9 +128,7 @@ def _protector(
     """The published count to hide next: in a relation of the first pinned count that
     has one, the smallest part (or the total, if every part is hidden)."""
     for name in pinned:
-        for relation in sorted(
-            (r for r in relations if name in r.members), key=lambda r: r.total
-        ):
+        for relation in sorted((r for r in relations if name in r.members), key=lambda r: r.total):
             parts = [p for p in relation.parts if shown[p] is Shown.PUBLISHED]
             if parts:
                 return min(parts, key=lambda p: (counts[p], p))

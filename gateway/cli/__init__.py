@@ -78,6 +78,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Approve lifting a recall; lifts it once enough operators agree (policy).",
     ),
     "release": ("gateway.catalog.cli:release", "Releases: list, show and publish."),
+    "transparency": (
+        "gateway.transparency.cli:transparency",
+        "Transparency reports: applications, grants, downloads, incidents, enforcement.",
+    ),
     "usage": (
         "gateway.usage.cli:usage",
         "How a release is used: downloads, grantees, bytes and refusals, by day, tier...",

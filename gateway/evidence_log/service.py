@@ -110,7 +110,7 @@ def _entry_of(index: int, row: Any, personal: bytes | None) -> bytes:
     )
 
 
-async def _signing_key(uow: UnitOfWork) -> tuple[str, Ed25519PrivateKey]:
+async def signing_key(uow: UnitOfWork) -> tuple[str, Ed25519PrivateKey]:
     session = await uow.write()
     rt = uow.rt
     row = await repository.log_key(session)
@@ -187,7 +187,7 @@ async def seal(uow: UnitOfWork, *, limit: int | None = None) -> Sealed:
     signed = latest is None or latest.tree_size != appender.size
     if signed:
         now = uow.rt.clock()
-        name, private = await _signing_key(uow)
+        name, private = await signing_key(uow)
         text = notes.body(name, appender.size, appender.root, now)
         repository.add_checkpoint(
             session,

@@ -21,6 +21,7 @@ from gateway.db.models import (
     UsageDaily,
     UsageProgress,
 )
+from stages.release import DRAFT
 
 _USAGE: Final = cast(Table, UsageDaily.__table__)
 KEY: Final = (
@@ -37,7 +38,8 @@ KEY: Final = (
 
 
 async def next_leaf(session: AsyncSession, name: str) -> int:
-    found = await session.get(UsageProgress, name)
+    """Where the rollup `name` goes on from, locked: two rollups never read the same rows."""
+    found = await session.get(UsageProgress, name, with_for_update=True)
     return 0 if found is None else found.next_leaf
 
 
@@ -73,9 +75,34 @@ async def evidence_between(
     return found
 
 
-async def stages_of(session: AsyncSession, release_ids: Iterable[int]) -> dict[int, str]:
-    query = select(Release.id, Release.stage).where(Release.id.in_(sorted(set(release_ids))))
-    return {row.id: row.stage for row in await session.execute(query)}
+async def stages_before(
+    session: AsyncSession, release_ids: Iterable[int], leaf: int, kinds: Iterable[str]
+) -> dict[int, str]:
+    """Each release's stage at `leaf`: where its last stage move before it went."""
+    wanted = sorted(set(release_ids))
+    if not wanted:
+        return {}
+    last = (
+        select(Evidence.release_id, func.max(EvidenceLeaf.leaf_index).label("leaf_index"))
+        .join(EvidenceLeaf, EvidenceLeaf.evidence_id == Evidence.id)
+        .where(
+            Evidence.release_id.in_(wanted),
+            Evidence.kind.in_(list(kinds)),
+            EvidenceLeaf.leaf_index < leaf,
+        )
+        .group_by(Evidence.release_id)
+        .subquery()
+    )
+    query = (
+        select(Evidence.release_id, Evidence.data)
+        .join(EvidenceLeaf, EvidenceLeaf.evidence_id == Evidence.id)
+        .join(last, last.c.leaf_index == EvidenceLeaf.leaf_index)
+    )
+    found = {
+        row.release_id: str((row.data or {}).get("to") or "")
+        for row in await session.execute(query)
+    }
+    return {release: found.get(release) or DRAFT for release in wanted}
 
 
 async def organisations_of(session: AsyncSession, account_ids: Iterable[str]) -> dict[str, str]:

@@ -1,8 +1,10 @@
 """Usage of releases: the rollup of the evidence log into daily counts, and reports.
 
 The rollup (job `usage.rollup`) reads sealed leaves in order from where it stopped, so
-each row is counted once, a row sealed late included; a release's stage is the one it
-has when its rows are rolled up (within a minute of them, as sealing is). It counts:
+each row is counted once, a row sealed late included; a row's stage is its release's at
+that leaf: the last stage move before it in the log ("draft" before any), so that
+transparency reports, which fold the log the same way, count what the rollups count.
+It counts:
 
 - `download`: a download started (the first request for a file under a new download id;
   `bytes` is the file's size), by day, stage, tier, organisation, file and account;
@@ -23,6 +25,7 @@ from gateway.errors import InvalidInput, NotFound
 from gateway.usage import repository
 from stages import evidence as ev
 from stages.names import parse_release_ref
+from stages.release import DRAFT
 
 PROGRESS: Final = "usage.rollup"
 # Leaves read per round and at most per run (one write transaction).
@@ -32,6 +35,19 @@ DIMENSIONS: Final = ("stage", "tier", "organisation", "day", "artifact", "reason
 _KINDS: Final = (
     ev.EvidenceKind.DOWNLOAD_REQUESTED.value,
     ev.EvidenceKind.DOWNLOAD_MANIFEST_REFUSED.value,
+)
+_STAGE_KINDS: Final = tuple(
+    sorted(
+        name
+        for kind in (
+            ev.EvidenceKind.STAGE_PROMOTED,
+            ev.EvidenceKind.STAGE_ROLLED_BACK,
+            ev.EvidenceKind.STAGE_RECALLED,
+            ev.EvidenceKind.STAGE_REINSTATED,
+            ev.EvidenceKind.STAGE_DECOMMISSIONED,
+        )
+        for name in ev.stored_names(kind)
+    )
 )
 _ALLOWED: Final = "allowed"
 
@@ -73,18 +89,27 @@ async def roll_up(uow: UnitOfWork, *, limit: int = MAX_PER_RUN) -> int:
     start = await repository.next_leaf(session, PROGRESS)
     end = min(await repository.sealed_size(session), start + limit)
     position = start
+    stages: dict[int, str] = {}
     while position < end:
         stop = min(position + BATCH, end)
-        rows = await repository.evidence_between(session, position, stop, _KINDS)
-        await repository.add_counts(session, await _counts(session, rows))
+        rows = await repository.evidence_between(session, position, stop, _KINDS + _STAGE_KINDS)
+        unseen = {row.release_id for row in rows} - stages.keys()
+        stages.update(await repository.stages_before(session, unseen, position, _STAGE_KINDS))
+        await repository.add_counts(session, await _counts(session, rows, stages))
         position = stop
     if end != start:
         await repository.set_next_leaf(session, PROGRESS, end)
     return end - start
 
 
-async def _counts(session: Any, rows: Any) -> list[dict[str, Any]]:
-    stages = await repository.stages_of(session, (row.release_id for row in rows))
+async def rolled_up_to(uow: UnitOfWork) -> int:
+    """The first leaf the rollup has not read yet."""
+    return await repository.next_leaf(await uow.write(), PROGRESS)
+
+
+async def _counts(session: Any, rows: Any, stages: dict[int, str]) -> list[dict[str, Any]]:
+    """The counts of `rows` (in leaf order); `stages` holds each release's stage before
+    them and is moved along by the stage moves among them."""
     organisations = await repository.organisations_of(
         session, (row.account_id for row in rows if row.account_id)
     )
@@ -100,7 +125,7 @@ async def _counts(session: Any, rows: Any) -> list[dict[str, Any]]:
             row.release_id,
             row.at.date(),
             measure,
-            stages.get(row.release_id, ""),
+            stages.get(row.release_id, DRAFT),
             str(data.get("tier") or ""),
             organisations.get(row.account_id or "", ""),
             str(data.get("path") or ""),
@@ -113,6 +138,9 @@ async def _counts(session: Any, rows: Any) -> list[dict[str, Any]]:
 
     for row in rows:
         data = row.data
+        if row.kind in _STAGE_KINDS:
+            stages[row.release_id] = str(data.get("to") or stages.get(row.release_id, DRAFT))
+            continue
         if row.kind == ev.EvidenceKind.DOWNLOAD_MANIFEST_REFUSED.value:
             add(row, "refusal", reason=str(data.get("reason") or ""))
             continue

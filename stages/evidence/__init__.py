@@ -105,6 +105,7 @@ from stages.evidence.releases import (
     StageRecalled,
     StageReinstated,
     StageRolledBack,
+    TransparencyReportPublished,
     TriggerFired,
     stage_moved,
 )
@@ -202,6 +203,7 @@ __all__ = [
     "StageRecalled",
     "StageReinstated",
     "StageRolledBack",
+    "TransparencyReportPublished",
     "TriggerFired",
     "UrlIssued",
     "grant_moved",

@@ -78,6 +78,7 @@ class EvidenceKind(StrEnum):
     INCIDENT_DISMISSED = "incident.dismissed"
     INCIDENT_RESOLVED = "incident.resolved"
     TRIGGER_FIRED = "trigger.fired"
+    TRANSPARENCY_REPORT_PUBLISHED = "transparency_report.published"
 
 
 K = EvidenceKind

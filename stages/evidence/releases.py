@@ -216,6 +216,19 @@ class TriggerFired(Payload):
     outcome: str
 
 
+@dataclass(frozen=True)
+class TransparencyReportPublished(Payload):
+    """A report was published: its period, scope ("" for the whole gateway), the log's
+    size it was computed from and the SHA-256 of its canonical JSON."""
+
+    KIND = K.TRANSPARENCY_REPORT_PUBLISHED
+    report: str
+    period: str
+    scope: str
+    tree_size: int
+    sha256: str
+
+
 INCIDENT_MOVES: Mapping[IncidentMove, type[IncidentMoved]] = {
     IncidentMove.TRIAGE: IncidentTriaged,
     IncidentMove.CONFIRM: IncidentConfirmed,

@@ -34,7 +34,13 @@ from stages.evidence.kinds import kind_of_stored
 from stages.release import DRAFT
 
 _STAGE_MOVES: Final = frozenset(
-    {K.STAGE_PROMOTED, K.STAGE_ROLLED_BACK, K.STAGE_RECALLED, K.STAGE_REINSTATED, K.STAGE_DECOMMISSIONED}
+    {
+        K.STAGE_PROMOTED,
+        K.STAGE_ROLLED_BACK,
+        K.STAGE_RECALLED,
+        K.STAGE_REINSTATED,
+        K.STAGE_DECOMMISSIONED,
+    }
 )
 _RELEASE_ACTIONS: Final = {
     K.STAGE_ROLLED_BACK: "rolled_back",
@@ -172,9 +178,7 @@ class Figures:
         self.downloads.add(count, stage=stage)
         self.grantees.setdefault(stage, set()).add(account)
 
-    def _stage_moved(
-        self, kind: K, at: datetime, release: int, data: Mapping[str, Any]
-    ) -> None:
+    def _stage_moved(self, kind: K, at: datetime, release: int, data: Mapping[str, Any]) -> None:
         before = self._stage.get(release, DRAFT)
         self._stage[release] = str(data.get("to") or before)
         if kind in _RELEASE_ACTIONS and self.start <= at < self.end:
@@ -201,7 +205,7 @@ class Figures:
                 return
             self._decided.add(application)
             outcome, tier = _DECISIONS[kind], str(data.get("tier") or "")
-            self.decisions.add(outcome=outcome)
+            self.decisions.value += 1
             self.decisions.part("outcome", outcome).add(tier=tier)
             if kind is K.APPLICATION_DENIED:
                 reason = normalised_reason(data.get("reason"))

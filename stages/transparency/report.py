@@ -35,7 +35,7 @@ class Period:
 
 
 def parse_period(text: str) -> Period:
-    """"2026", "2026-Q4" or "2026-11" as [start, end) in UTC; ValueError otherwise."""
+    """ "2026", "2026-Q4" or "2026-11" as [start, end) in UTC; ValueError otherwise."""
     found = _PERIOD.match(text.strip())
     if found is None or not 1970 <= int(found.group(1)) <= 9998:
         raise ValueError(
@@ -124,12 +124,16 @@ def counts_of(figures: Figures, min_count: int) -> dict[str, Count]:
 def published(figures: Figures, min_count: int) -> dict[str, Any]:
     """The report's `figures`: every count laid out and suppressed, and the durations."""
     counts = counts_of(figures, min_count)
-    values = {name: node.value for root, count in counts.items() for name, node in _nodes(root, count)}
+    values = {
+        name: node.value for root, count in counts.items() for name, node in _nodes(root, count)
+    }
     relations = [relation for root, count in counts.items() for relation in _relations(root, count)]
     shown = suppress(values, relations, min_count)
     laid = {name: _laid_out(name, count, shown, min_count) for name, count in counts.items()}
     grantees = {
-        name.split("=", 1)[1]: laid.pop(name) for name in list(laid) if name.startswith("distinct_grantees/")
+        name.split("=", 1)[1]: laid.pop(name)
+        for name in list(laid)
+        if name.startswith("distinct_grantees/")
     }
     return {
         **laid,
@@ -161,6 +165,9 @@ def csv_rows(report_figures: dict[str, Any]) -> Iterator[tuple[str, str, str, st
                 yield from walk(figure, f"stage={stage}", node)
         elif isinstance(value, dict):
             for measure, seconds in value.items():
-                yield figure, measure, "" if seconds is None else str(seconds), (
-                    "suppressed" if seconds is None else str(seconds)
+                yield (
+                    figure,
+                    measure,
+                    "" if seconds is None else str(seconds),
+                    ("suppressed" if seconds is None else str(seconds)),
                 )

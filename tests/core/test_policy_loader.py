@@ -14,7 +14,7 @@ from policies import (
     PolicyError,
     load_policy,
 )
-from policies.schema import EvidenceRules
+from policies.schema import EvidenceRules, TransparencyRules
 from stages.tiers import Tier
 from tests.core.policy_text import BASE, edited, problems_of
 
@@ -330,7 +330,7 @@ def test_publish_table_is_required() -> None:
             "schema_version = 1\n",
             "schema_version = 1\ntier_order = 1\n",
             "tier_order: unknown key; allowed keys: schema_version, tiers, publish, api_keys, "
-            "lifecycle, gates, reinstate, triggers, decommission, enforcement, evidence",
+            "lifecycle, gates, reinstate, triggers, decommission, enforcement, evidence, transparency",
         ),
         (
             "grant_days = 90",
@@ -412,4 +412,18 @@ def test_the_evidence_table_is_optional_and_its_days_are_checked() -> None:
     ]
     assert problems_of(edited("schema_version = 1\n", 'schema_version = 1\nevidence = "x"\n')) == [
         'evidence: expected a table {personal_data_days}, got "x"'
+    ]
+
+
+def test_the_transparency_table_is_optional_and_its_min_count_is_bounded() -> None:
+    assert load_policy(BASE, "site.toml").transparency == TransparencyRules(min_count=10)
+    assert load_policy(shipped_bytes().decode(), "default.toml").transparency.min_count == 10
+    assert load_policy(BASE + "\n[transparency]\nmin_count = 5\n", "site.toml").transparency == (
+        TransparencyRules(min_count=5)
+    )
+    assert problems_of(BASE + "\n[transparency]\nmin_count = 2\n") == [
+        "transparency.min_count: expected an integer of at least 3, got 2"
+    ]
+    assert problems_of(BASE + "\n[transparency]\nthreshold = 5\n") == [
+        "transparency.threshold: unknown key; allowed keys: min_count"
     ]

@@ -16,6 +16,7 @@ classes from here.
 - ratelimits: RateLimitCounter
 - jobs: JobRun
 - usage: UsageDaily, UsageProgress
+- transparency: TransparencyReport
 
 A relationship to a class of another module names it in its annotation only; the name is
 resolved once every module here is imported, so the modules never import each other.
@@ -58,6 +59,7 @@ from gateway.db.models.incidents import Incident, IncidentAccount, IncidentEvent
 from gateway.db.models.jobs import JobRun
 from gateway.db.models.notify import Notification, WebhookDelivery, WebhookEndpoint
 from gateway.db.models.ratelimits import RateLimitCounter
+from gateway.db.models.transparency import TransparencyReport
 from gateway.db.models.usage import UsageDaily, UsageProgress
 
 __all__ = [
@@ -97,6 +99,7 @@ __all__ = [
     "Recall",
     "Release",
     "StageChange",
+    "TransparencyReport",
     "UrlSigningKey",
     "UsageDaily",
     "UsageProgress",
