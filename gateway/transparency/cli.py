@@ -10,8 +10,7 @@ from functools import partial
 
 import click
 
-from gateway.cli.support import fail, in_unit, out, run
-from gateway.db.uow import UnitOfWork
+from gateway.cli.support import UnitOfWork, fail, in_unit, out, run
 from gateway.staging.cli import actor_for
 from gateway.transparency import service
 from gateway.transparency.service import Report

@@ -330,7 +330,8 @@ def test_publish_table_is_required() -> None:
             "schema_version = 1\n",
             "schema_version = 1\ntier_order = 1\n",
             "tier_order: unknown key; allowed keys: schema_version, tiers, publish, api_keys, "
-            "lifecycle, gates, reinstate, triggers, decommission, enforcement, evidence, transparency",
+            "lifecycle, gates, reinstate, triggers, decommission, enforcement, evidence, "
+            "transparency",
         ),
         (
             "grant_days = 90",

@@ -142,7 +142,11 @@ def test_bounds_alone_would_give_a_cell_away() -> None:
 
 def test_a_nested_small_cell_hides_a_cousin_not_the_figure() -> None:
     counts = {"t": 60, "x": 30, "y": 30, "x.a": 26, "x.b": 4, "y.a": 15, "y.b": 15}
-    relations = [Relation("t", ("x", "y")), Relation("x", ("x.a", "x.b")), Relation("y", ("y.a", "y.b"))]
+    relations = [
+        Relation("t", ("x", "y")),
+        Relation("x", ("x.a", "x.b")),
+        Relation("y", ("y.a", "y.b")),
+    ]
     shown = suppress(counts, relations, MIN)
     assert {n for n, how in shown.items() if how is not Shown.PUBLISHED} == {"x.a", "x.b"}
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from click.testing import CliRunner
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -24,6 +25,7 @@ from gateway.evidence_log import service as log
 from gateway.runtime import Runtime
 from gateway.transparency import service
 from gateway.transparency.api import _schema
+from gateway.transparency.cli import transparency
 from gateway.transparency.recompute import RecomputeError, recompute
 from stages import evidence as ev
 from tests.backends import on_backends
@@ -175,6 +177,21 @@ async def test_a_published_report_is_public_signed_and_recomputes_from_an_export
     done = recompute(served.content, lines, key_text=key)
     assert done.leaves == report.body["checkpoint"]["tree_size"]
     assert done.summary().startswith("report of 2026-Q4 for the whole gateway:")
+
+    # The same from the command line, with files.
+    (tmp_path / "report.json").write_bytes(served.content)
+    (tmp_path / "evidence.jsonl").write_bytes(b"".join(lines))
+    (tmp_path / "key.txt").write_text(key)
+    files_given = [str(tmp_path / n) for n in ("report.json", "evidence.jsonl")]
+    checked = CliRunner().invoke(
+        transparency, ["verify", *files_given, "--public-key", str(tmp_path / "key.txt")]
+    )
+    assert checked.exit_code == 0, checked.output
+    assert checked.stdout == done.summary() + "\n"
+    (tmp_path / "evidence.jsonl").write_bytes(b"".join(lines[:3]))
+    refused = CliRunner().invoke(transparency, ["verify", *files_given])
+    assert refused.exit_code == 1
+    assert "the export holds 3 leaves" in refused.output
 
     # A figure changed after signing: the signature no longer names it; without the key,
     # the recomputation names the figure.
