@@ -100,7 +100,7 @@ class TransparencyController(Controller):
     @get(
         "/transparency/{period:str}/report.json",
         summary="A published report of the whole gateway, with its signature",
-        responses=answers(404, 503),
+        responses=answers(*COMMON, 404),
     )
     async def gateway_json(self, uow: Uow, period: PeriodPath) -> Response[dict[str, Any]]:
         report = await service.published_report(uow, period, None)
@@ -110,7 +110,7 @@ class TransparencyController(Controller):
         "/transparency/{period:str}/report.csv",
         summary="A published report of the whole gateway: its counts as CSV",
         media_type=_CSV,
-        responses=answers(404, 503),
+        responses=answers(*COMMON, 404),
     )
     async def gateway_csv(self, uow: Uow, period: PeriodPath) -> Response[str]:
         report = await service.published_report(uow, period, None)
@@ -119,7 +119,7 @@ class TransparencyController(Controller):
     @get(
         "/transparency/{period:str}/{org:str}/{name:str}/report.json",
         summary="A published report of one model, with its signature",
-        responses=answers(404, 503),
+        responses=answers(*COMMON, 404),
     )
     async def model_json(
         self, uow: Uow, period: PeriodPath, org: Org, name: Name
@@ -131,7 +131,7 @@ class TransparencyController(Controller):
         "/transparency/{period:str}/{org:str}/{name:str}/report.csv",
         summary="A published report of one model: its counts as CSV",
         media_type=_CSV,
-        responses=answers(404, 503),
+        responses=answers(*COMMON, 404),
     )
     async def model_csv(self, uow: Uow, period: PeriodPath, org: Org, name: Name) -> Response[str]:
         report = await service.published_report(uow, period, f"{org}/{name}")
