@@ -32,6 +32,8 @@ from gateway.api_reference import openapi_config
 from gateway.applications.api import ApplicationsController
 from gateway.applications.pages import ApplicationPages
 from gateway.applications.review_pages import OpsPages
+from gateway.authorised_uses.api import AuthorisedUsesController
+from gateway.authorised_uses.pages import AuthorisedUsePages
 from gateway.catalog.api import CatalogController
 from gateway.catalog.pages import CatalogPages
 from gateway.config import Settings, load_settings
@@ -293,6 +295,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             ReleaseOpsPages,
             UsagePages,
             TransparencyPages,
+            AuthorisedUsePages,
+            AuthorisedUsesController,
             TransparencyController,
             WebhookPages,
             EnforcementPages,

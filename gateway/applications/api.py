@@ -12,6 +12,7 @@ from litestar.params import JSONBody, PathParameter
 
 from gateway.api_reference import BEARER, COMMON, answers
 from gateway.applications import deciding, service, submitting
+from gateway.authorised_uses.service import checked_listing
 from gateway.catalog.api import model_ref
 from gateway.errors import Denied, InvalidInput
 from gateway.keys.auth import CallerDep
@@ -122,14 +123,25 @@ class ApplicationPage:
 
 
 @dataclass
+class PublicListingIn:
+    """What the public list of authorised uses shows once the application is approved."""
+
+    institution: str
+    project_title: str
+    use_statement: str
+
+
+@dataclass
 class ApplyIn:
     model: str
     tier: str
     license_sha256: str
     answers: dict[str, Any]
+    # Given: the applicant agrees to the use being listed at /authorised-uses.
+    public_listing: PublicListingIn | None = None
 
 
-def _require_apply(caller: Caller, now: datetime) -> None:
+def require_apply(caller: Caller, now: datetime) -> None:
     decision = check_key(key_facts_of(caller.key), now, "apply")
     if isinstance(decision, Deny):
         raise Denied(decision.reason, decision.message)
@@ -187,7 +199,7 @@ class ApplicationsController(Controller):
         caller: CallerDep,
         data: JSONBody[ApplyIn],
     ) -> ApplicationOut:
-        _require_apply(caller, uow.rt.clock())
+        require_apply(caller, uow.rt.clock())
         # The limiter counts in a connection of its own: ours goes back to the pool first.
         await uow.end_read()
         await limiter.take(RateLimit.APPLICATIONS_PER_ACCOUNT, caller.account.id)
@@ -195,6 +207,10 @@ class ApplicationsController(Controller):
             model = parse_model_ref(data.model)
         except InvalidName as exc:
             raise InvalidInput(str(exc), code="invalid_name") from exc
+        given = data.public_listing
+        listing = None
+        if given is not None:
+            listing = checked_listing(given.institution, given.project_title, given.use_statement)
         application = await submitting.submit(
             uow,
             account_id=caller.account.id,
@@ -203,6 +219,7 @@ class ApplicationsController(Controller):
             answers=data.answers,
             license_sha256=data.license_sha256,
             address=request.client.host if request.client else None,
+            listing=listing,
         )
         return await _reload(uow, application.id, caller.account.id)
 
@@ -215,7 +232,7 @@ class ApplicationsController(Controller):
     async def list(
         self, uow: Uow, caller: CallerDep, limit: Limit = 50, offset: Offset = 0
     ) -> ApplicationPage:
-        _require_apply(caller, uow.rt.clock())
+        require_apply(caller, uow.rt.clock())
         items, total = await service.list_applications(
             uow,
             service.QueueFilter(account_id=caller.account.id),
@@ -238,7 +255,7 @@ class ApplicationsController(Controller):
     async def show(
         self, uow: Uow, caller: CallerDep, application_id: ApplicationId
     ) -> ApplicationOut:
-        _require_apply(caller, uow.rt.clock())
+        require_apply(caller, uow.rt.clock())
         return await _reload(uow, application_id, caller.account.id)
 
     @post(
@@ -251,7 +268,7 @@ class ApplicationsController(Controller):
     async def withdraw(
         self, uow: Uow, caller: CallerDep, application_id: ApplicationId
     ) -> ApplicationOut:
-        _require_apply(caller, uow.rt.clock())
+        require_apply(caller, uow.rt.clock())
         await deciding.act_as_applicant(
             uow, caller.account.id, application_id, ApplicationMove.WITHDRAW
         )

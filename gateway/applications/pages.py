@@ -37,6 +37,8 @@ from gateway.applications.service import (
     list_applications,
 )
 from gateway.applications.submitting import submit
+from gateway.authorised_uses.pages import listing_from_form, listing_values
+from gateway.authorised_uses.service import listing_of
 from gateway.catalog.api import model_ref, open_tiers
 from gateway.catalog.service import get_model
 from gateway.errors import GatewayError, NotFound
@@ -95,6 +97,7 @@ DONE_NOTICES: Mapping[str, str] = {
     "renewal": "Thank you: your renewal request was received.",
     "withdrawn": "Your application was withdrawn.",
     "resubmitted": "Your changed answers were sent; the review starts again.",
+    "unlisted": "Your use was taken off the public list of authorised uses.",
 }
 
 
@@ -244,6 +247,7 @@ class ApplicationPages(Controller):
             )
             refusal.add("accept_license", "You must accept the license to apply")
             return _apply_page(account, form, values=answers, refusal=refusal, accepted=False)
+        shown = {**answers, **listing_values(data)}
         try:
             application = await submit(
                 uow,
@@ -253,12 +257,13 @@ class ApplicationPages(Controller):
                 answers=answers,
                 license_sha256=sha256,
                 address=client_address(request),
+                listing=listing_from_form(data),
             )
         except GatewayError as exc:
             # A changed license must be read again: the box is ticked only for the one shown.
             still = sha256 == form.license_sha256
             return _apply_page(
-                account, form, values=answers, refusal=Refusal.of(exc, fields), accepted=still
+                account, form, values=shown, refusal=Refusal.of(exc, fields), accepted=still
             )
         return Redirect(f"/applications/{application.id}?done=applied")
 
@@ -465,6 +470,7 @@ async def _application_page(
             "review_days": rules.review_days if rules else None,
             "notice": DONE_NOTICES.get(done or ""),
             "countries": COUNTRIES,
+            "listing": await listing_of(uow, application.id),
         },
         status_code=refusal.status if refusal else 200,
     )

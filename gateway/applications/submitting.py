@@ -16,6 +16,7 @@ from gateway import evidence
 from gateway.applications import moves, repository
 from gateway.applications.operator_notices import tell_operators
 from gateway.applications.service import AnswersInvalid, model_and_release, rules_for
+from gateway.authorised_uses.service import Listing, consent
 from gateway.db.models import Account, Application, Grant, Model
 from gateway.db.uow import UnitOfWork
 from gateway.errors import Conflict, InvalidInput, NotFound
@@ -43,8 +44,10 @@ async def submit(
     address: str | None,
     renewal_of: str | None = None,
     usage_report: str | None = None,
+    listing: Listing | None = None,
 ) -> Application:
-    """Apply for a tier of a model. Approved at once where the policy says so."""
+    """Apply for a tier of a model. Approved at once where the policy says so. With a
+    `listing`, the applicant agrees to the use being listed publicly once approved."""
     rt = uow.rt
     rules = rules_for(rt, tier)
     usage_report = clean_text(usage_report, field="the usage report", max_length=10000)
@@ -90,6 +93,8 @@ async def submit(
     )
     session.add(application)
     await session.flush()
+    if listing is not None:
+        consent(uow, application, listing, now)
     actor = ev.Actor.account(account.id)
     moves.record_event(
         session, application, now, actor, "submit", None, ApplicationStatus.SUBMITTED, None

@@ -67,6 +67,20 @@ class ApplicationExpired(ApplicationMoved):
 
 
 @dataclass(frozen=True)
+class PublicListingConsented(Payload):
+    """The applicant agreed, when applying, to list the use publicly once approved."""
+
+    KIND = K.PUBLIC_LISTING_CONSENTED
+    application: str
+
+
+@dataclass(frozen=True)
+class PublicListingWithdrawn(Payload):
+    KIND = K.PUBLIC_LISTING_WITHDRAWN
+    application: str
+
+
+@dataclass(frozen=True)
 class LicenseAccepted(Payload):
     KIND = K.LICENSE_ACCEPTED
     license_sha256: str

@@ -39,6 +39,8 @@ class EvidenceKind(StrEnum):
     APPLICATION_DENIED = "application.denied"
     APPLICATION_WITHDRAWN = "application.withdrawn"
     APPLICATION_EXPIRED = "application.expired"
+    PUBLIC_LISTING_CONSENTED = "public_listing.consented"
+    PUBLIC_LISTING_WITHDRAWN = "public_listing.withdrawn"
     LICENSE_ACCEPTED = "license.accepted"
     LICENSE_CHANGED = "license.changed"
     GRANT_ISSUED = "grant.issued"

@@ -9,7 +9,7 @@ classes from here.
 - evidence: Evidence (append-only), EvidenceAttachment, and the log over it:
   EvidenceUnsealed, EvidenceLeaf, EvidenceNode, EvidenceCheckpoint, EvidenceLogKey
 - access: Grant, GrantNotice, Closeout, ApiKey, UrlSigningKey, Download, QuotaUsage
-- applications: Application, ApplicationEvent
+- applications: Application, ApplicationEvent, PublicUse
 - notify: Notification, WebhookDelivery, WebhookEndpoint
 - incidents: Incident, IncidentEvent, IncidentAccount
 - enforcement: EnforcementAction, Appeal
@@ -32,7 +32,7 @@ from gateway.db.models.access import (
     UrlSigningKey,
 )
 from gateway.db.models.accounts import Account, AccountToken, OidcIdentity, WebSession
-from gateway.db.models.applications import Application, ApplicationEvent
+from gateway.db.models.applications import Application, ApplicationEvent, PublicUse
 from gateway.db.models.base import Base
 from gateway.db.models.catalog import (
     Approval,
@@ -94,6 +94,7 @@ __all__ = [
     "Model",
     "Notification",
     "OidcIdentity",
+    "PublicUse",
     "QuotaUsage",
     "RateLimitCounter",
     "Recall",

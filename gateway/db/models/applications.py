@@ -72,3 +72,21 @@ class ApplicationEvent(Base):
     reason: Mapped[str | None] = mapped_column(Text)
 
     application: Mapped[Application] = relationship(back_populates="events", lazy="raise")
+
+
+class PublicUse(Base):
+    """An applicant's consent, given when applying, to list the use publicly once it is
+    approved: the institution, project title and use statement they wrote for that list.
+    `withdrawn_at` ends the consent; the row stays, as the record of both."""
+
+    __tablename__ = "public_uses"
+    __table_args__ = (Index("ix_public_uses_withdrawn", "withdrawn_at"),)
+
+    application_id: Mapped[str] = mapped_column(
+        ForeignKey("applications.id", ondelete="RESTRICT"), primary_key=True
+    )
+    institution: Mapped[str] = mapped_column(String(200))
+    project_title: Mapped[str] = mapped_column(String(200))
+    use_statement: Mapped[str] = mapped_column(Text)
+    consented_at: Mapped[datetime]
+    withdrawn_at: Mapped[datetime | None]
