@@ -91,7 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def run(url: str, root: Path, rows: int) -> None:
+def prepare(url: str, root: Path) -> dict[str, str]:
+    """The benchmark release published and at trusted_partner, by the CLI; its env."""
     gateway = Path(sys.executable).with_name("gateway")
     env = hp.gateway_env(root / "home")
     env["GATEWAY_DATABASE_URL"] = url
@@ -122,6 +123,12 @@ def run(url: str, root: Path, rows: int) -> None:
         ("stage", "promote", REF, "--to", "trusted_partner"),
     ):
         subprocess.run([str(gateway), *args], env=env, check=True, capture_output=True)
+    return env
+
+
+def run(url: str, root: Path, rows: int) -> None:
+    gateway = Path(sys.executable).with_name("gateway")
+    env = prepare(url, root)
     print(f"usage, {rows:,} evidence rows, PostgreSQL")
     seeded = asyncio.run(seed(url, rows))
     print(f"  seed                {rows / seeded:>12,.0f} rows/s  ({seeded:.1f} s, with leaves)")
