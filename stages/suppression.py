@@ -125,13 +125,12 @@ def _protector(
     shown: Mapping[str, Shown],
     relations: tuple[Relation, ...],
 ) -> str | None:
-    """The published count to hide next: in a relation of the first pinned count that
-    has one, the smallest part (or the total, if every part is hidden)."""
+    """The published count to hide next, beside the first pinned count that has one:
+    the smallest part of a relation it is in, or failing any, the smallest total."""
     for name in pinned:
-        for relation in sorted((r for r in relations if name in r.members), key=lambda r: r.total):
-            parts = [p for p in relation.parts if shown[p] is Shown.PUBLISHED]
-            if parts:
-                return min(parts, key=lambda p: (counts[p], p))
-            if shown[relation.total] is Shown.PUBLISHED:
-                return relation.total
+        around = [r for r in relations if name in r.members]
+        parts = [p for r in around for p in r.parts if shown[p] is Shown.PUBLISHED]
+        totals = [r.total for r in around if shown[r.total] is Shown.PUBLISHED]
+        if parts or totals:
+            return min(parts or totals, key=lambda p: (counts[p], p))
     return None
