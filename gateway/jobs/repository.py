@@ -24,6 +24,12 @@ async def try_job_lock(session: AsyncSession, name: str) -> bool:
     return bool(got)
 
 
+async def wait_for_job_lock(session: AsyncSession, name: str) -> None:
+    """Take the job's advisory lock (PostgreSQL), waiting for a run that holds it to end:
+    work that does a job's work itself (a report sealing the log first) runs alone."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id(name)})
+
+
 async def job_run(session: AsyncSession, name: str) -> JobRun | None:
     return await session.get(JobRun, name)
 

@@ -16,7 +16,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from gateway import evidence
@@ -27,6 +27,7 @@ from gateway.evidence_log import checkpoints as notes
 from gateway.evidence_log import repository as log_repository
 from gateway.evidence_log import service as evidence_log
 from gateway.evidence_log.entries import canonical
+from gateway.jobs import repository as job_locks
 from gateway.transparency import repository
 from gateway.usage import service as usage
 from stages import evidence as ev
@@ -36,6 +37,9 @@ from stages.transparency.figures import Figures
 from stages.transparency.report import SCHEMA, SCHEMA_VERSION, Period, parse_period, published
 
 GATEWAY: Final = ""  # the scope of a report of every model
+# A report built this long after its period ended is complete: a transaction still open
+# across the end has committed (or failed) by then, and its rows are sealed.
+SETTLE: Final = timedelta(minutes=10)
 _FOLDED: Final = tuple(
     sorted(
         name
@@ -108,9 +112,13 @@ async def _scope(uow: UnitOfWork, model: str | None) -> tuple[str, int | None]:
 
 
 async def _caught_up(uow: UnitOfWork) -> Any:
-    """The latest checkpoint, with every row sealed and the rollups read up to it."""
-    await evidence_log.seal(uow)
-    session = uow.session
+    """The latest checkpoint, with every row sealed and the rollups read up to it. The
+    sealing job's lock is held meanwhile (on SQLite the write lock is all there is)."""
+    session = await uow.write()
+    if not uow.rt.settings.is_sqlite:
+        await job_locks.wait_for_job_lock(session, "evidence.seal")
+    while (await evidence_log.seal(uow)).sealed:
+        pass
     while True:
         latest = await log_repository.latest_checkpoint(session)
         if latest is None:
@@ -160,7 +168,7 @@ async def build(uow: UnitOfWork, period_text: str, model: str | None, *, actor: 
             "signed_note": latest.note,
         },
         "built_at": now.isoformat(),
-        "complete": now >= period.end,
+        "complete": now >= period.end + SETTLE,
         "releases": {
             str(k): v for k, v in sorted((await repository.release_refs(session, released)).items())
         },
@@ -184,6 +192,9 @@ async def build(uow: UnitOfWork, period_text: str, model: str | None, *, actor: 
 async def publish(uow: UnitOfWork, report_id: str, *, actor: Actor) -> Report:
     """Publish a reviewed draft: sign it and make it public, for good."""
     session = await uow.write()
+    if not uow.rt.settings.is_sqlite:
+        # Two drafts of one period published at once: the second finds the first.
+        await job_locks.wait_for_job_lock(session, "transparency.publish")
     row = await repository.get(session, report_id, lock=True)
     if row is None:
         raise NotFound(f"no transparency report {report_id}", code="report_not_found")
@@ -192,8 +203,9 @@ async def publish(uow: UnitOfWork, report_id: str, *, actor: Actor) -> Report:
     body = json.loads(row.body)
     if not body.get("complete"):
         raise Conflict(
-            f"this draft was built before {row.period} ended ({body['period']['end']}): "
-            "build it again once the period is over, review it, then publish that draft",
+            f"this draft was built before {row.period} was over ({body['period']['end']}, "
+            f"and {SETTLE.seconds // 60} minutes for the last rows to be sealed): build it "
+            "again then, review it, and publish that draft",
             code="period_not_over",
         )
     if await repository.published_one(session, row.period, row.scope) is not None:

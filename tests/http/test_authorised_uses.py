@@ -57,7 +57,7 @@ async def kinds(rt: Runtime) -> dict[str, int]:
             .where(Evidence.kind.like("public_listing.%"))
             .group_by(Evidence.kind)
         )
-        return dict(rows.tuples().all())
+        return {str(kind): int(n) for kind, n in rows.all()}
 
 
 async def test_an_approved_use_is_listed_as_written_until_withdrawn(

@@ -5,6 +5,7 @@ report is never changed."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from datetime import UTC, datetime, timedelta
@@ -238,7 +239,10 @@ async def test_a_report_of_one_model_and_the_refusals(
     assert draft.body["complete"] is False
     assert "enforcement_actions" not in draft.body["figures"]
     async with unit_of_work(runtime) as uow:
-        with pytest.raises(Conflict, match="built before 2026-12 ended"):
+        with pytest.raises(
+            Conflict,
+            match=r"built before 2026-12 was over \(2027-01-01T00:00:00\+00:00, and 10 minutes",
+        ):
             await service.publish(uow, draft.id, actor=OPERATOR)
     async with unit_of_work(runtime) as uow:
         with pytest.raises(InvalidInput, match="is not a period"):
@@ -254,3 +258,24 @@ async def test_a_report_of_one_model_and_the_refusals(
         assert await service.reports(uow, published_only=True) == []
     assert (await client.get("/transparency/2026-12/acme/sample")).status_code == 404
     assert (await client.get("/api/v1/transparency/reports?limit=0")).status_code == 400
+
+
+async def test_a_draft_published_twice_at_once_is_published_once(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    await open_release(runtime, tmp_path)
+    runtime.clock = lambda: AFTER_Q4  # type: ignore[method-assign]
+    draft = await built(runtime)
+
+    async def attempt() -> str:
+        try:
+            await published(runtime, draft.id)
+        except Conflict as exc:
+            return exc.message
+        return "published"
+
+    outcomes = sorted(await asyncio.gather(attempt(), attempt()))
+    assert outcomes == ["published", f"report {draft.id} is already published"]
+    async with unit_of_work(runtime) as uow:
+        [report] = await service.reports(uow, published_only=True)
+    assert report.id == draft.id
