@@ -69,6 +69,7 @@ from gateway.runtime import Runtime, build_runtime
 from gateway.staging.pages import ReleaseOpsPages
 from gateway.storage import StorageError
 from gateway.transparency.api import TransparencyController
+from gateway.transparency.ops_pages import TransparencyOpsPages
 from gateway.transparency.pages import TransparencyPages
 from gateway.usage.pages import UsagePages
 from gateway.web.csrf import SessionCsrfMiddleware
@@ -295,6 +296,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             ReleaseOpsPages,
             UsagePages,
             TransparencyPages,
+            TransparencyOpsPages,
             AuthorisedUsePages,
             AuthorisedUsesController,
             TransparencyController,

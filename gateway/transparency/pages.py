@@ -10,7 +10,7 @@ from gateway.transparency.api import PeriodPath, base_url, listed
 from gateway.web import Name, Org, Uow
 
 
-def _hours(seconds: int | None) -> str:
+def hours(seconds: int | None) -> str:
     if seconds is None:
         return "not published (too few cases)"
     if seconds < 2 * 3600:
@@ -23,7 +23,7 @@ def _hours(seconds: int | None) -> str:
 def _page(report: service.Report) -> Template:
     return Template(
         "transparency/report.html",
-        context={"report": report, "body": report.body, "url": base_url(report), "hours": _hours},
+        context={"report": report, "body": report.body, "url": base_url(report), "hours": hours},
     )
 
 

@@ -31,6 +31,8 @@ from gateway.transparency.recompute import RecomputeError, recompute
 from stages import evidence as ev
 from tests.backends import on_backends
 from tests.grantees import grantee, open_release
+from tests.http.portal import HTML, submit
+from tests.http.test_ops_pages import make_account, sign_in
 from tests.http.test_usage import download_all
 from tests.units import writing
 
@@ -279,3 +281,40 @@ async def test_a_draft_published_twice_at_once_is_published_once(
     async with unit_of_work(runtime) as uow:
         [report] = await service.reports(uow, published_only=True)
     assert report.id == draft.id
+
+
+async def test_an_operator_builds_reviews_and_publishes_in_the_console(
+    client: Http, runtime: Runtime, tmp_path: Path
+) -> None:
+    await open_release(runtime, tmp_path)
+    runtime.key_encryptor.create_if_missing()
+    client.app.state.runtime.clock = lambda: AFTER_Q4
+    await make_account(runtime, "ops@lab.example", operator=True)
+    await make_account(runtime, "ann@uni.example")
+    await sign_in(client, "ann@uni.example")
+    assert (await client.get("/ops/transparency", headers=HTML)).status_code == 403
+    await client.post("/sign-out", headers=HTML)
+    await sign_in(client, "ops@lab.example")
+
+    page = "/ops/transparency"
+    refused = await submit(client, page, page, {"period": "2026-Q9", "model": ""})
+    assert refused.status_code == 400
+    assert "&#39;2026-Q9&#39; is not a period" in refused.text
+    assert "<title>Error: " in refused.text
+    built = await submit(client, page, page, {"period": "2026-Q4", "model": "acme/sample"})
+    assert built.status_code == 303
+    review = built.headers["location"]
+    shown = await client.get(review, headers=HTML)
+    assert "Publish this report" in shown.text
+    assert "Transparency report 2026-Q4: acme/sample" in shown.text
+    # Not public until published.
+    assert (await client.get("/transparency/2026-Q4/acme/sample")).status_code == 404
+    done = await submit(client, review, f"{review}/publish", {})
+    assert done.status_code == 303
+    assert done.headers["location"] == "/transparency/2026-Q4/acme/sample"
+    public = await client.get(done.headers["location"])
+    assert public.status_code == 200
+    assert "SHA-256" in public.text
+    again = await submit(client, review, f"{review}/publish", {})
+    assert again.status_code == 409
+    assert "already published" in again.text
