@@ -7,25 +7,34 @@ serves anything, with a message naming the setting and what was expected.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Literal
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
+# ConfigError and MAX_CACHE_SECONDS are the config's: callers import them from here.
+from gateway.config_checks import MAX_CACHE_SECONDS as MAX_CACHE_SECONDS  # noqa: PLC0414
+from gateway.config_checks import (
+    SQLITE_PREFIX,
+    check_cache_seconds,
+    check_database_url,
+    check_http_url,
+    check_metrics_token,
+    check_proxies,
+    check_seconds,
+    check_secret_key,
+    check_storage_url,
+    check_whole_seconds,
+    mask_url,
+)
+from gateway.config_checks import ConfigError as ConfigError  # noqa: PLC0414
 from gateway.ratelimits.rules import RateLimits, RateLimitSettingError, read_rate_limits
 from policies.toml_text import read_toml
 
-_SQLITE_PREFIX = "sqlite+aiosqlite:///"
-_POSTGRES_PREFIX = "postgresql+asyncpg://"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
-
-
-class ConfigError(Exception):
-    """A setting has a value the gateway cannot use."""
 
 
 @dataclass(frozen=True)
@@ -161,7 +170,7 @@ class Settings:
             elif field.name == "metrics_token":
                 text = "***" if value else "(none: loopback and private addresses only)"
             else:
-                text = "(not set)" if value is None else _mask_url(str(value))
+                text = "(not set)" if value is None else mask_url(str(value))
             shown[field.name] = text
         if self.policy_file is None:
             shown["policy_file"] = "(shipped policies/default.toml)"
@@ -191,10 +200,6 @@ _ENV = {
 OPERATOR_NOTICES = ("immediate", "daily")
 _TABLES = ("oidc", "webhooks", "rate_limits")
 _NUMBERS = frozenset({"storage_timeout_seconds", "s3_redirect_seconds", "cache_seconds"})
-# No cached entry may be older than this, whatever the setting (the recall bound).
-MAX_CACHE_SECONDS = 1.0
-# A storage call that may wait longer than an hour is not bounded in any useful sense.
-_MAX_TIMEOUT_SECONDS = 3600
 
 
 def _read_config_file(config_file: Path) -> dict[str, object]:
@@ -238,14 +243,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         return value, f"{config_file}: {name}"
 
     database_url, where = pick("database_url")
-    database_url = _check_database_url(
-        database_url or f"{_SQLITE_PREFIX}{home / 'gateway.sqlite3'}", where
+    database_url = check_database_url(
+        database_url or f"{SQLITE_PREFIX}{home / 'gateway.sqlite3'}", where
     )
     storage_url, where = pick("storage_url")
-    storage_url = _check_storage_url(storage_url or (home / "objects").as_uri(), where)
+    storage_url = check_storage_url(storage_url or (home / "objects").as_uri(), where)
     endpoint, where = pick("s3_endpoint_url")
     if endpoint is not None:
-        _check_http_url(endpoint, where)
+        check_http_url(endpoint, where)
     region, _ = pick("s3_region")
     policy, where = pick("policy_file")
     policy_file = None
@@ -256,7 +261,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"{where}: expected a policy file, but {policy_file} does not exist")
     public_url, where = pick("public_url")
     public_url = (public_url or DEFAULT_PUBLIC_URL).rstrip("/")
-    _check_http_url(public_url, where)
+    check_http_url(public_url, where)
     smtp_url, where = pick("smtp_url")
     if smtp_url is not None:
         parse_smtp_url(smtp_url)
@@ -264,16 +269,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     scheduler, where = pick("scheduler")
     if scheduler not in (None, "on", "off"):
         raise ConfigError(f"{where}: expected on or off, got {scheduler!r}")
-    secret_key = _check_secret_key(*pick("secret_key"))
+    secret_key = check_secret_key(*pick("secret_key"))
     timeout, where = pick("storage_timeout_seconds")
-    storage_timeout = _check_seconds(timeout, where) if timeout is not None else None
+    storage_timeout = check_seconds(timeout, where) if timeout is not None else None
     operator_notices, where = pick("operator_notices")
     if operator_notices not in (None, *OPERATOR_NOTICES):
         raise ConfigError(f"{where}: expected immediate or daily, got {operator_notices!r}")
     s3_redirect_seconds, accel_redirect = _read_delivery(pick)
-    trusted_proxies = _check_proxies(*pick("trusted_proxies"))
-    cache_seconds = _check_cache_seconds(*pick("cache_seconds"))
-    metrics_token = _check_metrics_token(*pick("metrics_token"))
+    trusted_proxies = check_proxies(*pick("trusted_proxies"))
+    cache_seconds = check_cache_seconds(*pick("cache_seconds"))
+    metrics_token = check_metrics_token(*pick("metrics_token"))
     return Settings(
         home=home,
         database_url=database_url,
@@ -320,7 +325,7 @@ def _read_oidc(value: object, where: str) -> tuple[OidcProvider, ...]:
         for key in ("issuer", "client_id", "client_secret"):
             if not isinstance(body.get(key), str) or not body[key]:
                 raise ConfigError(f"{here}.{key}: expected a non-empty string")
-        _check_http_url(body["issuer"], f"{here}.issuer")
+        check_http_url(body["issuer"], f"{here}.issuer")
         scopes = body.get("scopes", ["openid", "email", "profile"])
         if not isinstance(scopes, list) or "openid" not in scopes:
             raise ConfigError(f"{here}.scopes: expected a list of scopes that includes openid")
@@ -358,7 +363,7 @@ def _read_webhooks(value: object, where: str) -> tuple[Webhook, ...]:
             )
         if not isinstance(body.get("url"), str):
             raise ConfigError(f"{here}.url: expected a URL")
-        _check_http_url(body["url"], f"{here}.url")
+        check_http_url(body["url"], f"{here}.url")
         allow_private = body.get("allow_private", False)
         if not isinstance(allow_private, bool):
             raise ConfigError(f"{here}.allow_private: expected true or false")
@@ -387,64 +392,6 @@ def _read_webhooks(value: object, where: str) -> tuple[Webhook, ...]:
     return tuple(hooks)
 
 
-def _check_secret_key(value: str | None, where: str) -> str | None:
-    if value is not None:
-        from gateway.credentials.key_encryption import parse_keks  # it imports this module
-
-        parse_keks(value, where)
-    return value
-
-
-def _check_database_url(url: str, where: str) -> str:
-    if url.startswith((_SQLITE_PREFIX, _POSTGRES_PREFIX)):
-        return url
-    if url.startswith(("postgresql://", "postgres://")):
-        return _POSTGRES_PREFIX + url.split("://", 1)[1]
-    raise ConfigError(
-        f"{where}: expected sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB, "
-        f"got {_mask_url(url)!r}"
-    )
-
-
-def _check_storage_url(url: str, where: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme == "file" and parts.path.startswith("/"):
-        return url
-    if parts.scheme == "s3" and parts.netloc:
-        return url
-    raise ConfigError(
-        f"{where}: expected file:///absolute/path or s3://bucket[/prefix], got {url!r}"
-    )
-
-
-def _check_seconds(text: str, where: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = float("nan")
-    if not 0 < seconds <= _MAX_TIMEOUT_SECONDS:
-        raise ConfigError(
-            f"{where}: expected a number of seconds above 0 and at most "
-            f"{_MAX_TIMEOUT_SECONDS}, got {text!r}"
-        )
-    return seconds
-
-
-def _check_cache_seconds(text: str | None, where: str) -> float:
-    if text is None:
-        return MAX_CACHE_SECONDS
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = float("nan")
-    if not 0 <= seconds <= MAX_CACHE_SECONDS:
-        raise ConfigError(
-            f"{where}: expected a number of seconds from 0 (no caching) to "
-            f"{MAX_CACHE_SECONDS:g}, got {text!r}"
-        )
-    return seconds
-
-
 # Segments of letters, digits and ._~- (never . or .. alone), each ending in /.
 _ACCEL_LOCATION = re.compile(r"/(?:(?!\.+/)[A-Za-z0-9._~-]+/)+")
 
@@ -452,7 +399,7 @@ _ACCEL_LOCATION = re.compile(r"/(?:(?!\.+/)[A-Za-z0-9._~-]+/)+")
 def _read_delivery(pick: Callable[[str], tuple[str | None, str]]) -> tuple[int, str | None]:
     """How /d/ hands bytes over: the S3 redirect's lifetime and nginx's location."""
     seconds, where = pick("s3_redirect_seconds")
-    redirect_seconds = 30 if seconds is None else _check_whole_seconds(seconds, where)
+    redirect_seconds = 30 if seconds is None else check_whole_seconds(seconds, where)
     accel_redirect, where = pick("accel_redirect")
     if accel_redirect is not None and not _ACCEL_LOCATION.fullmatch(accel_redirect):
         raise ConfigError(
@@ -460,57 +407,3 @@ def _read_delivery(pick: Callable[[str], tuple[str | None, str]]) -> tuple[int, 
             f"with / (like /_objects/), got {accel_redirect!r}"
         )
     return redirect_seconds, accel_redirect
-
-
-def _check_proxies(text: str | None, where: str) -> tuple[str, ...]:
-    if text is None:
-        return ()
-    proxies = tuple(item.strip() for item in text.split(",") if item.strip())
-    for item in proxies:
-        try:
-            ipaddress.ip_network(item, strict=False)
-        except ValueError:
-            raise ConfigError(
-                f"{where}: expected addresses or networks separated by commas "
-                f"(like 127.0.0.1, 10.0.0.0/8), got {item!r}"
-            ) from None
-    return proxies
-
-
-# Long enough that guessing it is hopeless (`openssl rand -hex 16` gives 32).
-_MIN_TOKEN_LENGTH = 24
-_TOKEN = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces: it travels in a header
-
-
-def _check_metrics_token(text: str | None, where: str) -> str | None:
-    if text is None:
-        return None
-    if len(text) < _MIN_TOKEN_LENGTH or not _TOKEN.fullmatch(text):
-        raise ConfigError(
-            f"{where}: expected at least {_MIN_TOKEN_LENGTH} printable ASCII characters "
-            "without spaces (e.g. from `openssl rand -hex 16`)"
-        )
-    return text
-
-
-def _check_whole_seconds(text: str, where: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= _MAX_TIMEOUT_SECONDS:
-        raise ConfigError(
-            f"{where}: expected a whole number of seconds from 1 to {_MAX_TIMEOUT_SECONDS}, "
-            f"got {text!r}"
-        )
-    return int(text)
-
-
-def _check_http_url(url: str, where: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"{where}: expected an http:// or https:// URL, got {url!r}")
-
-
-def _mask_url(text: str) -> str:
-    parts = urlsplit(text)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return text
