@@ -121,13 +121,19 @@ def counts_of(figures: Figures, min_count: int) -> dict[str, Count]:
     return counts
 
 
-def published(figures: Figures, min_count: int) -> dict[str, Any]:
-    """The report's `figures`: every count laid out and suppressed, and the durations."""
-    counts = counts_of(figures, min_count)
+def cells(counts: dict[str, Count]) -> tuple[dict[str, int], list[Relation]]:
+    """Every count of the report by its path, and the sums that bind them."""
     values = {
         name: node.value for root, count in counts.items() for name, node in _nodes(root, count)
     }
     relations = [relation for root, count in counts.items() for relation in _relations(root, count)]
+    return values, relations
+
+
+def published(figures: Figures, min_count: int) -> dict[str, Any]:
+    """The report's `figures`: every count laid out and suppressed, and the durations."""
+    counts = counts_of(figures, min_count)
+    values, relations = cells(counts)
     shown = suppress(values, relations, min_count)
     laid = {name: _laid_out(name, count, shown, min_count) for name, count in counts.items()}
     grantees = {

@@ -14,7 +14,7 @@ from stages.suppression import Relation, Shown, suppress
 MIN = 10
 
 
-def _alternative(
+def alternative(
     name: str,
     counts: Mapping[str, int],
     shown: Mapping[str, Shown],
@@ -112,7 +112,7 @@ def test_no_suppressed_count_can_be_recovered(
             how is Shown.COMPLEMENTARY and counts[name] >= min_count
         )
         if how is not Shown.PUBLISHED:
-            other = _alternative(name, counts, shown, relations, min_count, cap)
+            other = alternative(name, counts, shown, relations, min_count, cap)
             assert other is not None, f"{name} = {counts[name]} is recovered from {shown}"
 
 
