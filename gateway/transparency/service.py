@@ -123,9 +123,17 @@ async def _caught_up(uow: UnitOfWork) -> Any:
         latest = await log_repository.latest_checkpoint(session)
         if latest is None:
             raise Conflict("the evidence log has no checkpoint yet", code="no_checkpoint")
-        read = await usage.roll_up(uow)
-        if read == 0 and await usage.rolled_up_to(uow) == latest.tree_size:
+        if await usage.roll_up(uow):
+            continue
+        read = await usage.rolled_up_to(uow)
+        if read == latest.tree_size:
             return latest
+        raise Conflict(
+            f"the usage rollups have read {read} leaves of the evidence log, but its latest "
+            f"checkpoint has {latest.tree_size}: the log's leaves and checkpoints disagree "
+            "(gateway audit verify says where)",
+            code="evidence_log_changed",
+        )
 
 
 async def figures_at(

@@ -174,6 +174,9 @@ async def test_a_published_report_is_public_signed_and_recomputes_from_an_export
     assert f"downloads,stage=researcher,{downloads},{downloads}" in rows
     assert "applications_received,tier=researcher,,suppressed" in rows
     assert (await client.get("/transparency/2025-Q4/report.json")).status_code == 404
+    schema = await client.get("/transparency/schema/v1.json")
+    assert schema.json() == _schema()
+    assert schema.json()["$id"] == served.json()["report"]["schema"]
 
     # An auditor recomputes it from an export, with the log's key.
     lines, key = await export(runtime), await public_key(runtime)
