@@ -123,6 +123,14 @@ async def published_one(
     return found
 
 
+async def published_scopes(session: AsyncSession) -> Sequence[Any]:
+    """(period, scope) of every published report."""
+    query = select(TransparencyReport.period, TransparencyReport.scope).where(
+        TransparencyReport.published_at.is_not(None)
+    )
+    return (await session.execute(query)).all()
+
+
 async def listed(
     session: AsyncSession, *, published: bool, limit: int, offset: int
 ) -> Sequence[TransparencyReport]:

@@ -34,7 +34,14 @@ from stages import evidence as ev
 from stages.actors import Actor
 from stages.names import parse_model_ref
 from stages.transparency.figures import Figures
-from stages.transparency.report import SCHEMA, SCHEMA_VERSION, Period, parse_period, published
+from stages.transparency.report import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    Period,
+    overlaps,
+    parse_period,
+    published,
+)
 
 GATEWAY: Final = ""  # the scope of a report of every model
 # A report built this long after its period ended is complete: a transaction still open
@@ -222,6 +229,7 @@ async def publish(uow: UnitOfWork, report_id: str, *, actor: Actor) -> Report:
             "published; published reports are never replaced",
             code="already_published",
         )
+    await _check_no_overlap(session, row.period, row.scope)
     now = uow.rt.clock()
     digest = hashlib.sha256(row.body.encode()).hexdigest()
     name, private = await evidence_log.signing_key(uow)
@@ -239,6 +247,21 @@ async def publish(uow: UnitOfWork, report_id: str, *, actor: Actor) -> Report:
         model_id=row.model_id,
     )
     return _report(row)
+
+
+async def _check_no_overlap(session: Any, period: str, scope: str) -> None:
+    mine = (parse_period(period), scope)
+    for other in await repository.published_scopes(session):
+        if overlaps(mine, (parse_period(other.period), other.scope)):
+            what = other.scope or "every model"
+            raise Conflict(
+                f"the report of {other.period} for {what} is published and counts some of "
+                f"the same rows as this one ({period}, {scope or 'every model'}): with both "
+                "public, a reader could subtract one from the other and recover counts "
+                "each suppressed. Publish reports that do not overlap (quarters or years, "
+                "every model or each model)",
+                code="reports_overlap",
+            )
 
 
 async def get(uow: UnitOfWork, report_id: str) -> Report:

@@ -54,6 +54,16 @@ def parse_period(text: str) -> Period:
     return Period(text.strip(), start, end)
 
 
+def overlaps(a: tuple[Period, str], b: tuple[Period, str]) -> bool:
+    """Whether two reports (period, scope: "" for every model) count some of the same
+    rows: their periods overlap and one covers every model or both the same one. Two
+    such reports published would let a reader subtract one from the other (a year from
+    its quarters, every model from one) and recover a count each of them suppressed."""
+    (first, first_scope), (second, second_scope) = a, b
+    same_rows = first_scope == second_scope or "" in (first_scope, second_scope)
+    return same_rows and first.start < second.end and second.start < first.end
+
+
 def _nodes(name: str, count: Count) -> Iterator[tuple[str, Count]]:
     yield name, count
     for breakdown, parts in sorted(count.by.items()):

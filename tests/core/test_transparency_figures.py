@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from stages.suppression import Shown, suppress
 from stages.transparency.figures import Figures, nearest_rank
-from stages.transparency.report import cells, counts_of, parse_period, published
+from stages.transparency.report import cells, counts_of, overlaps, parse_period, published
 from tests.core.test_suppression import alternative
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
@@ -52,6 +52,16 @@ def test_periods_are_years_quarters_and_months_in_utc(
 def test_other_periods_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="is not a period"):
         parse_period(text)
+
+
+def test_reports_overlap_when_they_count_some_of_the_same_rows() -> None:
+    year, q4, q3, november = (parse_period(p) for p in ("2026", "2026-Q4", "2026-Q3", "2026-11"))
+    assert overlaps((year, ""), (q4, ""))
+    assert overlaps((q4, "acme/llm"), (november, ""))
+    assert overlaps((november, "acme/llm"), (q4, "acme/llm"))
+    assert not overlaps((q4, "acme/llm"), (november, "acme/other"))
+    assert not overlaps((q3, ""), (q4, ""))
+    assert not overlaps((q3, ""), (november, "acme/llm"))
 
 
 def test_percentiles_are_nearest_rank() -> None:

@@ -225,6 +225,13 @@ async def test_a_published_report_is_public_signed_and_recomputes_from_an_export
     async with unit_of_work(runtime) as uow:
         with pytest.raises(Conflict, match="never replaced"):
             await service.publish(uow, again.id, actor=OPERATOR)
+    # A report counting some of the same rows would let a reader subtract: refused.
+    month = await built(runtime, "2026-12", "acme/sample")
+    async with unit_of_work(runtime) as uow:
+        with pytest.raises(Conflict, match="the report of 2026-Q4 for every model is published"):
+            await service.publish(uow, month.id, actor=OPERATOR)
+    earlier = await built(runtime, "2026-Q3", "acme/sample")
+    assert (await published(runtime, earlier.id)).signed_note is not None
     for statement in (
         "UPDATE transparency_reports SET body = '{}' WHERE published_at IS NOT NULL",
         "DELETE FROM transparency_reports WHERE published_at IS NOT NULL",
