@@ -5,7 +5,7 @@ answer."""
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -98,18 +98,24 @@ class Refusal:
     status: int = 400
 
     @classmethod
-    def of(cls, error: GatewayError, fields: Sequence[FormField] = ()) -> Refusal:
+    def of(
+        cls, error: GatewayError, fields: Sequence[FormField] = (), also: Collection[str] = ()
+    ) -> Refusal:
+        """`also`: names of the form's own inputs besides the policy's questions."""
         if isinstance(error, AnswersInvalid):
-            return cls.from_problems(error.problems, fields)
+            return cls.from_problems(error.problems, fields, also)
         return cls(
             general=[error.message], next_step=NEXT_STEPS.get(error.code), status=error.status
         )
 
     @classmethod
     def from_problems(
-        cls, problems: Sequence[FieldProblem], fields: Sequence[FormField]
+        cls,
+        problems: Sequence[FieldProblem],
+        fields: Sequence[FormField],
+        also: Collection[str] = (),
     ) -> Refusal:
-        asked = {question.name for question in fields}
+        asked = {question.name for question in fields} | set(also)
         refusal = cls()
         for problem in problems:
             if problem.field in asked:

@@ -37,7 +37,7 @@ from gateway.applications.service import (
     list_applications,
 )
 from gateway.applications.submitting import submit
-from gateway.authorised_uses.pages import listing_from_form, listing_values
+from gateway.authorised_uses.pages import LISTING_FIELDS, listing_from_form, listing_values
 from gateway.authorised_uses.service import listing_of
 from gateway.catalog.api import model_ref, open_tiers
 from gateway.catalog.service import get_model
@@ -263,7 +263,11 @@ class ApplicationPages(Controller):
             # A changed license must be read again: the box is ticked only for the one shown.
             still = sha256 == form.license_sha256
             return _apply_page(
-                account, form, values=shown, refusal=Refusal.of(exc, fields), accepted=still
+                account,
+                form,
+                values=shown,
+                refusal=Refusal.of(exc, fields, also=LISTING_FIELDS),
+                accepted=still,
             )
         return Redirect(f"/applications/{application.id}?done=applied")
 

@@ -18,6 +18,8 @@ from gateway.web.guards import SignedIn, back_to
 from gateway.web.pages import PAGE_SIZE, page_count
 
 _FIELDS = ("institution", "project_title", "use_statement")
+# The apply form's inputs for the listing, as its errors name them.
+LISTING_FIELDS = tuple(f"listing.{name}" for name in _FIELDS)
 ModelQuery = Annotated[str | None, QueryParameter(description="ORG/NAME", max_length=200)]
 
 

@@ -139,8 +139,11 @@ async def test_the_apply_form_opts_in_and_the_application_page_withdraws(
     refused = await submit(client, form_page, form_page, fields)
     assert refused.status_code == 400
     assert "The project title is required for the public list" in refused.text
-    # What was typed is shown again.
+    # What was typed is shown again, and the empty field says what is wrong with it.
     assert f'value="{LISTING["institution"]}"' in refused.text
+    assert 'href="#q-listing.project_title"' in refused.text
+    assert 'id="q-listing.project_title-error"' in refused.text
+    assert 'aria-invalid="true"' in refused.text
 
     fields["listing.project_title"] = LISTING["project_title"]
     sent = await submit(client, form_page, form_page, fields)
