@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -76,6 +77,7 @@ NOT_ASSESSED: Final = "not assessed"
 OTHER_REASONS: Final = "other reasons"
 UNCLASSIFIED: Final = "unclassified"
 _REASON_CHARS: Final = 200
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -110,9 +112,15 @@ def entry_time(value: str) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
+def printable(text: object) -> str:
+    """Stored text as a report may publish it: a lone surrogate (which no UTF-8 holds)
+    becomes U+FFFD, so the report's canonical JSON is always valid UTF-8."""
+    return _SURROGATE.sub("\ufffd", str(text or ""))
+
+
 def normalised_reason(text: object) -> str:
     """A denial reason as it is grouped: trimmed, one space between words, lower case."""
-    words = " ".join(str(text or "").split()).casefold()
+    words = " ".join(printable(text).split()).casefold()
     return words[:_REASON_CHARS] or "no reason given"
 
 
@@ -189,7 +197,7 @@ class Figures:
                     "action": _RELEASE_ACTIONS[kind],
                     "from": str(data.get("from_") or before),
                     "to": self._stage[release],
-                    "reason": str(data.get("reason") or ""),
+                    "reason": printable(data.get("reason")),
                 }
             )
 

@@ -4,6 +4,7 @@ evidence can be recovered from its published counts."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -195,3 +196,16 @@ def test_no_suppressed_count_of_a_report_can_be_recovered(
         # What a reader sees agrees with the suppression.
         node = figures[root]
         assert (node["count"] is None) == (shown[root] is not Shown.PUBLISHED)
+
+
+def test_text_a_report_publishes_is_always_utf8() -> None:
+    fold = Figures(START, END, model_id=None)
+    at = START + timedelta(days=1)
+    for n in range(3):
+        fold.add(entry("application.denied", at, {"application": f"a{n}", "reason": "No\ud800"}))
+    fold.add(entry("stage.rolled_back", at, {"to": "draft", "reason": "bad\udfff"}, release_id=1))
+    figures = published(fold, 3)
+    denied = figures["decisions"]["by"]["outcome"]["denied"]["by"]["reason"]
+    assert list(denied) == ["no\ufffd"]
+    assert figures["release_actions"][0]["reason"] == "bad\ufffd"
+    assert json.dumps(figures, ensure_ascii=False).encode("utf-8")
