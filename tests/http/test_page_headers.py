@@ -25,7 +25,9 @@ from gateway.grants.service import create_grant
 from gateway.identity.passwords import hash_password
 from gateway.incidents import reporting
 from gateway.runtime import Runtime
+from gateway.transparency import service as transparency
 from gateway.web.headers import CONTENT_SECURITY_POLICY, security_headers
+from stages.actors import Actor
 from tests.accounts import create_account
 from tests.grantees import MODEL, open_release
 from tests.http.portal import HTML, Http, submit
@@ -150,6 +152,17 @@ async def test_every_html_page_sends_the_browser_security_headers(
             address="203.0.113.9",
         ),
     )
+    # Two published transparency reports that do not overlap: every model's, one model's.
+    runtime.key_encryptor.create_if_missing()
+    for period, model in (("2026-Q2", "acme/sample"), ("2026-Q3", None)):
+        draft = await within(
+            runtime,
+            lambda uow, p=period, m=model: transparency.build(uow, p, m, actor=Actor.account("t")),
+        )
+        await within(
+            runtime,
+            lambda uow, d=draft.id: transparency.publish(uow, d, actor=Actor.account("t")),
+        )
     # Pages that are reached from a mail or a form, not from a link, and error pages.
     seeds = [
         "/",
