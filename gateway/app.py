@@ -57,6 +57,8 @@ from gateway.incidents.api import IncidentsController
 from gateway.incidents.pages import IncidentPages
 from gateway.keys.api import KeysController
 from gateway.keys.auth import provide_caller, provide_grantee
+from gateway.keys.found_api import FoundKeysController
+from gateway.keys.found_pages import FoundKeyPages
 from gateway.keys.pages import KeyPages
 from gateway.metrics import registry as metrics_registry
 from gateway.metrics.api import metrics
@@ -296,6 +298,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             ReleaseOpsPages,
             UsagePages,
             TransparencyPages,
+            FoundKeyPages,
+            FoundKeysController,
             TransparencyOpsPages,
             AuthorisedUsePages,
             AuthorisedUsesController,

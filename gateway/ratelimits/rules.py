@@ -30,6 +30,7 @@ class RateLimit(StrEnum):
     PASSWORD_RESET_PER_ADDRESS = "password_reset_per_address"  # noqa: S105
     PASSWORD_RESET_PER_EMAIL = "password_reset_per_email"  # noqa: S105
     INCIDENT_REPORTS_PER_ADDRESS = "incident_reports_per_address"
+    FOUND_KEY_REPORTS_PER_ADDRESS = "found_key_reports_per_address"
     APPLICATIONS_PER_ACCOUNT = "applications_per_account"
     KEYS_PER_ACCOUNT = "keys_per_account"
     MANIFESTS_PER_KEY = "manifests_per_key"
@@ -44,6 +45,7 @@ TOO_MANY: Final[Mapping[RateLimit, str]] = {
     RateLimit.PASSWORD_RESET_PER_ADDRESS: "too many password resets asked from this address",
     RateLimit.PASSWORD_RESET_PER_EMAIL: "too many password resets asked for this email address",
     RateLimit.INCIDENT_REPORTS_PER_ADDRESS: "too many reports from this address",
+    RateLimit.FOUND_KEY_REPORTS_PER_ADDRESS: "too many reports of found keys from this address",
     RateLimit.APPLICATIONS_PER_ACCOUNT: "too many applications from this account",
     RateLimit.KEYS_PER_ACCOUNT: "too many API keys created by this account",
     RateLimit.MANIFESTS_PER_KEY: "too many download manifests asked with this API key",
@@ -92,6 +94,8 @@ class RateLimits:
     password_reset_per_address: Window = Window(10, 3600)
     password_reset_per_email: Window = Window(5, 3600)
     incident_reports_per_address: Window = Window(10, 3600)
+    # Each report may name up to 1,000 keys.
+    found_key_reports_per_address: Window = Window(30, 3600)
     applications_per_account: Window = Window(20, 3600)
     keys_per_account: Window = Window(20, 3600)
     manifests_per_key: Window = Window(120, 600)

@@ -175,8 +175,13 @@ class KeyCreated(Payload):
 
 @dataclass(frozen=True)
 class KeyRevoked(Payload):
+    """A key revoked: by its owner or an operator, or (`found`) because someone reported
+    finding it, with where (`found_at`, as they said)."""
+
     KIND = K.KEY_REVOKED
     key: str
+    found: bool = False
+    found_at: str | None = None
 
 
 @dataclass(frozen=True)

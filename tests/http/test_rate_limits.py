@@ -325,6 +325,28 @@ async def test_incident_reports_hold_under_concurrency_across_form_and_api(
         assert await count(gw.runtime, Incident) == 4
 
 
+async def test_found_key_reports_hold_under_concurrency_across_form_and_api(
+    settings: Settings,
+) -> None:
+    async with live(settings, found_key_reports_per_address=Window(limit=4, seconds=3600)) as gw:
+        async with gw.client() as client:
+            token = await form_token(client, "/report-key")
+            found = {"keys": "rgk_000000000000000000000000000000"}
+            answers = await burst(
+                *(
+                    client.post("/api/v1/credentials/revoke", json={"keys": [found["keys"]]})
+                    for _ in range(6)
+                ),
+                *(post_form(client, "/report-key", token, found) for _ in range(6)),
+            )
+        api, form = answers[:6], answers[6:]
+        assert statuses(api)[200] + statuses(form)[303] == 4
+        assert statuses(answers)[429] == 8
+        says = "too many reports of found keys from this address"
+        assert_refusals(api, html=False, says=says, window=3600)
+        assert_refusals(form, html=True, says=says, window=3600)
+
+
 async def test_applications_per_account_hold_under_concurrency(
     settings: Settings, tmp_path: Path
 ) -> None:
