@@ -58,10 +58,3 @@ async def listed(
         .offset(offset)
     )
     return (await session.execute(query)).all(), int(total or 0)
-
-
-async def model_id(session: AsyncSession, org: str, name: str) -> int | None:
-    found: int | None = await session.scalar(
-        select(Model.id).where(Model.org == org, Model.name == name)
-    )
-    return found

@@ -15,6 +15,7 @@ from typing import Final
 from gateway import evidence
 from gateway.applications.service import AnswersInvalid
 from gateway.authorised_uses import repository
+from gateway.catalog.service import get_model
 from gateway.db.models import Application, PublicUse
 from gateway.db.uow import UnitOfWork
 from gateway.errors import InvalidInput, NotFound
@@ -146,9 +147,7 @@ async def authorised_uses(
             ref = parse_model_ref(model)
         except ValueError as exc:
             raise InvalidInput(str(exc), code="bad_model_ref") from exc
-        model_id = await repository.model_id(uow.session, ref.org, ref.name)
-        if model_id is None:
-            raise NotFound(f"no model {ref}", code="model_not_found")
+        model_id = (await get_model(uow, ref)).id
     rows, total = await repository.listed(
         uow.session, model_id=model_id, limit=limit, offset=offset
     )

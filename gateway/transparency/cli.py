@@ -7,10 +7,13 @@ import csv
 import json
 import sys
 from functools import partial
+from pathlib import Path
 
 import click
 
 from gateway.cli.support import UnitOfWork, fail, in_unit, out, run
+from gateway.errors import InvalidInput
+from gateway.input_files import read_input_file
 from gateway.staging.cli import actor_for
 from gateway.transparency import service
 from gateway.transparency.service import Report
@@ -96,13 +99,9 @@ def transparency_show(report_id: str, fmt: str) -> None:
 
 def _read(name: str, what: str, limit: int) -> bytes:
     try:
-        with open(name, "rb") as opened:
-            content = opened.read(limit + 1)
-    except OSError as exc:
-        fail(f"{name}: cannot read the {what}: {exc.strerror}", 2)
-    if len(content) > limit:
-        fail(f"{name}: larger than a {what} can be", 2)
-    return content
+        return read_input_file(Path(name), what=what, max_bytes=limit)
+    except InvalidInput as exc:
+        fail(exc.message, 2)
 
 
 @transparency.command("verify")
@@ -120,7 +119,7 @@ def transparency_verify(report_file: str, export: str, key_file: str | None) -> 
     Names the first figure that differs; needs no database."""
     from gateway.transparency.recompute import RecomputeError, recompute
 
-    report_text = _read(report_file, "transparency report", _MAX_REPORT_BYTES)
+    report_text = _read(report_file, "report", _MAX_REPORT_BYTES)
     key_text = _read(key_file, "key", 64 * 1024).decode("utf-8", "replace") if key_file else None
     try:
         if export == "-":

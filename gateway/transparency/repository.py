@@ -71,13 +71,6 @@ async def downloads(
     return (await session.execute(query)).all()
 
 
-async def model_id(session: AsyncSession, org: str, name: str) -> int | None:
-    found: int | None = await session.scalar(
-        select(Model.id).where(Model.org == org, Model.name == name)
-    )
-    return found
-
-
 async def release_refs(session: AsyncSession, release_ids: Iterable[int]) -> dict[int, str]:
     wanted = sorted(set(release_ids))
     if not wanted:

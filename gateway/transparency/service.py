@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from gateway import evidence
+from gateway.catalog.service import get_model
 from gateway.db.models import TransparencyReport
 from gateway.db.uow import UnitOfWork
 from gateway.errors import Conflict, InvalidInput, NotFound
@@ -112,10 +113,7 @@ async def _scope(uow: UnitOfWork, model: str | None) -> tuple[str, int | None]:
         ref = parse_model_ref(model)
     except ValueError as exc:
         raise InvalidInput(str(exc), code="bad_model_ref") from exc
-    found = await repository.model_id(uow.session, ref.org, ref.name)
-    if found is None:
-        raise NotFound(f"no model {ref}", code="model_not_found")
-    return str(ref), found
+    return str(ref), (await get_model(uow, ref)).id
 
 
 async def _caught_up(uow: UnitOfWork) -> Any:
