@@ -70,6 +70,7 @@ _MEANING = {
     404: "Nothing by that name or id that this caller may see.",
     409: "The request conflicts with the current state (already exists, already decided).",
     410: "The download URL has expired (`url_expired`); ask the manifest for a fresh one.",
+    413: "The request is larger than this operation takes; the message says the limit.",
     416: "The `Range` lies outside the file; `Content-Range: bytes */SIZE` gives its size.",
     429: "Too many requests; wait as long as `Retry-After` says.",
     503: "The database or storage is unreachable (`database_unavailable`, "

@@ -28,6 +28,7 @@ from litestar.types import ASGIApp, Scope
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from gateway import __version__
+from gateway.api_access.api import ApiAccessController
 from gateway.api_reference import openapi_config
 from gateway.applications.api import ApplicationsController
 from gateway.applications.pages import ApplicationPages
@@ -311,6 +312,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             EvidenceLogController,
             DownloadsController,
             KeysController,
+            ApiAccessController,
             ApplicationsController,
             create_static_files_router(
                 path="/static", directories=[HERE / "static"], include_in_schema=False

@@ -45,6 +45,9 @@ _GATE_KEYS: Final = (
     "required_evidence",
     "approvals",
     "no_recall_in_force",
+    "min_api_requests",
+    "min_api_users",
+    "max_flagged_share",
 )
 _EVIDENCE_KEYS: Final = ("kind", "name", "result")
 _SEVERITY_KEYS: Final = tuple(Severity)
@@ -97,6 +100,9 @@ def _read_gate(body: object, path: str, check: Check, *, first_tier: bool) -> Ga
     evidence = _read_evidence(body, path, check)
     approvals = check.optional(body, path, "approvals", POSITIVE_INT, is_positive_int, 1)
     no_recall = check.optional(body, path, "no_recall_in_force", "true or false", is_bool, True)
+    requests = _read_api_count(body, path, "min_api_requests", check, first_tier)
+    users = _read_api_count(body, path, "min_api_users", check, first_tier)
+    share = _read_flagged_share(body, path, check, first_tier)
     if (
         days is None
         or grantees is None
@@ -105,6 +111,9 @@ def _read_gate(body: object, path: str, check: Check, *, first_tier: bool) -> Ga
         or evidence is None
         or approvals is None
         or no_recall is None
+        or requests is None
+        or users is None
+        or share is False
     ):
         return None
     return GateRules(
@@ -115,7 +124,49 @@ def _read_gate(body: object, path: str, check: Check, *, first_tier: bool) -> Ga
         required_evidence=evidence,
         approvals=approvals,
         no_recall_in_force=no_recall,
+        min_api_requests=requests,
+        min_api_users=users,
+        max_flagged_share=share,
     )
+
+
+def _read_api_count(
+    body: Mapping[str, object], path: str, key: str, check: Check, first_tier: bool
+) -> int | None:
+    count = check.optional(body, path, key, NON_NEGATIVE_INT, is_non_negative_int, 0)
+    if first_tier and count:
+        check.add(
+            at(path, key),
+            "expected 0 in the gate of the first tier (no API use is served before the "
+            f"first tier opens), got {count}",
+        )
+        return None
+    return count
+
+
+def is_share(value: object) -> TypeGuard[float]:
+    """A fraction from 0 to 1 (0.02 is 2 %); an integer 0 or 1 will do."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
+
+
+def _read_flagged_share(
+    body: Mapping[str, object], path: str, check: Check, first_tier: bool
+) -> float | bool | None:
+    """The share, None when the gate sets none, or False when it is refused."""
+    key = "max_flagged_share"
+    if key not in body:
+        return None
+    share = check.field(body, path, key, "a fraction from 0 to 1, such as 0.02", is_share)
+    if share is None:
+        return False
+    if first_tier:
+        check.add(
+            at(path, key),
+            "expected no flagged-share limit in the gate of the first tier (no API use is "
+            "served before the first tier opens)",
+        )
+        return False
+    return float(share)
 
 
 def _read_download_count(

@@ -6,13 +6,15 @@
 #   a bare bool. A gate whose rule demands nothing (a zero minimum, a severity with no
 #   limit) is left out, so the report lists only what an operator has to care about;
 #   approvals always appear, as the promotion always needs someone to approve it.
-# - Gates appear in a fixed order: recall, time, downloads, incidents (by severity),
+# - Gates appear in a fixed order: recall, time, downloads, API use, incidents (by severity),
 #   evidence (in policy order), approvals. Which gates appear depends on the rules
 #   alone, never on the facts.
 # - More of a good fact (days, downloads, evidence, approvals) never un-meets a gate and
 #   fewer incidents never do: evidence is met when ANY record matches, so a caller who
 #   wants only the latest result per kind and name passes only that.
 # - Days in the stage are whole days, counted down: 13 days and 23 hours is 13.
+# - A flagged share over no requests at all is not met: a safety filter that saw nothing
+#   says nothing.
 
 from __future__ import annotations
 
@@ -50,6 +52,11 @@ class PromotionFacts:
     evidence: tuple[EvidenceFact, ...]
     approvals: frozenset[str]
     recall_in_force: bool
+    # What inference services reported in this stage: requests served, distinct accounts
+    # served, and requests their safety filter flagged.
+    api_requests: int = 0
+    api_users: int = 0
+    api_flagged: int = 0
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,21 @@ def evaluate_gates(rules: GateRules | None, facts: PromotionFacts, now: datetime
                 rules.min_organisations_downloaded,
             )
         )
+    if rules.min_api_requests:
+        gates.append(
+            _at_least(
+                "min_api_requests",
+                "API requests served",
+                facts.api_requests,
+                rules.min_api_requests,
+            )
+        )
+    if rules.min_api_users:
+        gates.append(
+            _at_least("min_api_users", "API users served", facts.api_users, rules.min_api_users)
+        )
+    if rules.max_flagged_share is not None:
+        gates.append(_flagged_gate(facts.api_flagged, facts.api_requests, rules.max_flagged_share))
     for severity in Severity:
         limit = rules.max_open_incidents.get(severity)
         if limit is not None:
@@ -154,6 +176,26 @@ def _recall_gate(recall_in_force: bool) -> GateResult:
         actual="a recall" if recall_in_force else "none",
         required="none",
         detail="recall in force: yes, must be none" if recall_in_force else "recall in force: none",
+    )
+
+
+def _flagged_gate(flagged: int, requests: int, most: float) -> GateResult:
+    required = f"at most {most:.2%}"
+    if not requests:
+        return GateResult(
+            name="max_flagged_share",
+            met=False,
+            actual="no requests",
+            required=required,
+            detail=f"share of API requests flagged: no requests yet, {required}",
+        )
+    share = flagged / requests
+    return GateResult(
+        name="max_flagged_share",
+        met=share <= most,
+        actual=f"{share:.2%}",
+        required=required,
+        detail=f"share of API requests flagged: {share:.2%} ({flagged} of {requests}), {required}",
     )
 
 

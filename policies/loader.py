@@ -42,7 +42,7 @@ from policies.schema import (
 )
 from policies.toml_text import TomlRefused, read_toml
 from stages.release import DRAFT
-from stages.tiers import Tier, TierLadder
+from stages.tiers import Access, ApiTerms, Tier, TierLadder
 
 SCHEMA_VERSION: Final = 1
 # S3 (SigV4) presigned URLs cannot outlive seven days, so neither may ours.
@@ -71,8 +71,15 @@ _TIER_KEYS: Final = (
     "url_ttl_seconds",
     "download_quota",
     "quota_period_days",
+    "access",
+    "api",
     "application",
 )
+# What only a tier that delivers weights says; an API-only tier leaves them out.
+_WEIGHTS_KEYS: Final = ("components", "url_ttl_seconds", "download_quota", "quota_period_days")
+_API_KEYS: Final = ("requests_per_minute", "credits_per_month")
+MAX_REQUESTS_PER_MINUTE: Final = 1_000_000
+MAX_CREDITS_PER_MONTH: Final = 2_000_000_000
 _PUBLISH_KEYS: Final = ("components", "default_component")
 _RULE_KEYS: Final = ("glob", "component")
 
@@ -214,27 +221,32 @@ def _read_tier(name: str, body: object, check: Check) -> tuple[int, Tier] | None
     check.keys(body, path, _TIER_KEYS)
     order = check.field(body, path, "order", "an integer", is_int)
     title = check.field(body, path, "title", "a non-empty string", is_text)
-    components = _read_components(body, path, check)
     grant_days = check.field(body, path, "grant_days", POSITIVE_INT, is_days)
-    url_ttl = check.field(
-        body,
-        path,
-        "url_ttl_seconds",
-        f"a positive integer of at most {MAX_URL_TTL_SECONDS} (7 days)",
-        _is_url_ttl,
-    )
-    quota = check.field(body, path, "download_quota", POSITIVE_INT, is_positive_int)
-    period = check.field(body, path, "quota_period_days", POSITIVE_INT, is_days)
+    access = _read_access(body, path, check)
+    api = _read_api_terms(body, path, check, required=access is Access.API)
+    if access is Access.API:
+        weights: tuple[frozenset[str], int, int, int] | None = (frozenset(), 0, 0, 0)
+        for key in _WEIGHTS_KEYS:
+            if key in body:
+                check.add(
+                    f"{path}.{key}",
+                    'expected no such key in an API-only tier (access = "api"): its '
+                    "grantees download nothing",
+                )
+                weights = None
+    else:
+        weights = _read_weights_terms(body, path, check)
     if (
         order is None
         or title is None
-        or components is None
         or grant_days is None
-        or url_ttl is None
-        or quota is None
-        or period is None
+        or access is None
+        or weights is None
+        or (access is Access.API and api is None)
+        or ("api" in body and api is None)
     ):
         return None
+    components, url_ttl, quota, period = weights
     tier = Tier(
         name=name,
         rank=0,
@@ -244,8 +256,85 @@ def _read_tier(name: str, body: object, check: Check) -> tuple[int, Tier] | None
         url_ttl_seconds=url_ttl,
         download_quota=quota,
         quota_period_days=period,
+        access=access,
+        api=api,
     )
     return order, tier
+
+
+def _read_access(body: Mapping[str, object], path: str, check: Check) -> Access | None:
+    if "access" not in body:
+        return Access.WEIGHTS
+    expected = '"weights" (grantees download components) or "api" (API only)'
+    value = check.field(body, path, "access", expected, _is_access)
+    return None if value is None else Access(value)
+
+
+def _is_access(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and value in tuple(Access)
+
+
+def _is_requests_per_minute(value: object) -> TypeGuard[int]:
+    return is_positive_int(value) and value <= MAX_REQUESTS_PER_MINUTE
+
+
+def _is_credits_per_month(value: object) -> TypeGuard[int]:
+    return is_positive_int(value) and value <= MAX_CREDITS_PER_MONTH
+
+
+def _read_weights_terms(
+    body: Mapping[str, object], path: str, check: Check
+) -> tuple[frozenset[str], int, int, int] | None:
+    components = _read_components(body, path, check)
+    url_ttl = check.field(
+        body,
+        path,
+        "url_ttl_seconds",
+        f"a positive integer of at most {MAX_URL_TTL_SECONDS} (7 days)",
+        _is_url_ttl,
+    )
+    quota = check.field(body, path, "download_quota", POSITIVE_INT, is_positive_int)
+    period = check.field(body, path, "quota_period_days", POSITIVE_INT, is_days)
+    if components is None or url_ttl is None or quota is None or period is None:
+        return None
+    return components, url_ttl, quota, period
+
+
+def _read_api_terms(
+    body: Mapping[str, object], path: str, check: Check, *, required: bool
+) -> ApiTerms | None:
+    if "api" not in body:
+        if required:
+            check.add(
+                f"{path}.api",
+                "expected a table {requests_per_minute, credits_per_month}: an API-only "
+                "tier needs its API terms",
+            )
+        return None
+    table = check.field(
+        body, path, "api", "a table {requests_per_minute, credits_per_month}", is_table
+    )
+    if table is None:
+        return None
+    where = f"{path}.api"
+    check.keys(table, where, _API_KEYS)
+    rpm = check.field(
+        table,
+        where,
+        "requests_per_minute",
+        f"a positive integer of at most {MAX_REQUESTS_PER_MINUTE:,}",
+        _is_requests_per_minute,
+    )
+    credits = check.field(
+        table,
+        where,
+        "credits_per_month",
+        f"a positive integer of at most {MAX_CREDITS_PER_MONTH:,}",
+        _is_credits_per_month,
+    )
+    if rpm is None or credits is None:
+        return None
+    return ApiTerms(requests_per_minute=rpm, credits_per_month=credits)
 
 
 def _read_components(body: Mapping[str, object], path: str, check: Check) -> frozenset[str] | None:

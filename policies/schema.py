@@ -117,9 +117,11 @@ class EvidenceRequirement:
 class GateRules:
     """What must hold before a release is promoted INTO a tier.
 
-    Zeros, an empty `max_open_incidents` (a severity left out has no limit) and an empty
-    `required_evidence` demand nothing; `approvals` counts distinct operators, the one
-    who runs the promotion included.
+    Zeros, an empty `max_open_incidents` (a severity left out has no limit), an empty
+    `required_evidence` and no `max_flagged_share` demand nothing; `approvals` counts
+    distinct operators, the one who runs the promotion included. The API gates count
+    what inference services reported in the current stage: requests served, distinct
+    accounts served, and the share of requests their safety filter flagged.
     """
 
     min_days_in_stage: int
@@ -130,6 +132,9 @@ class GateRules:
     required_evidence: tuple[EvidenceRequirement, ...]
     approvals: int
     no_recall_in_force: bool
+    min_api_requests: int = 0
+    min_api_users: int = 0
+    max_flagged_share: float | None = None
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,11 @@ class Reason(StrEnum):
     QUOTA_EXHAUSTED = "quota_exhausted"
     URL_EXPIRED = "url_expired"
     URL_INVALID = "url_invalid"
+    # Added later: a reason's place is its exit code (gateway/client/exit_codes.py).
+    TIER_API_ONLY = "tier_api_only"
+    API_NOT_IN_TIER = "api_not_in_tier"
+    RATE_LIMITED = "rate_limited"
+    CREDITS_EXHAUSTED = "credits_exhausted"
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,11 @@ class AccessFacts:
     component: str | None  # None: asking about the release, not one artifact
     tier_components: frozenset[str]
     key: KeyFacts | None = None  # None: not through an API key (a signed URL, the portal)
-    required_scope: str = "download"
+    required_scope: str = "download"  # "": any live key will do
+    # True: the model's API is asked for (a service verifying a grantee's key), not files.
+    api_use: bool = False
+    tier_api_only: bool = False  # the grant's tier gives API access only
+    tier_has_api: bool = False  # the grant's tier has API terms
     quota_left: int | None = None  # None: the quota is not in question for this request
     recalled_tiers: frozenset[str] = frozenset()  # tiers of the release under a tier recall
 
@@ -124,7 +133,7 @@ def _key_denial(facts: AccessFacts, _machine: StageMachine | None) -> Deny | Non
             Reason.KEY_EXPIRED,
             f"this API key expired on {key.expires_at:%Y-%m-%d %H:%M} UTC; create a new one",
         )
-    if facts.required_scope not in key.scopes:
+    if facts.required_scope and facts.required_scope not in key.scopes:
         return Deny(
             Reason.KEY_SCOPE_MISSING,
             f"this API key lacks the {facts.required_scope!r} scope "
@@ -184,6 +193,16 @@ def _release_denial(facts: AccessFacts, machine: StageMachine) -> Deny | None:
 def _artifact_denial(facts: AccessFacts, _machine: StageMachine) -> Deny | None:
     grant = facts.grant
     assert grant is not None
+    if facts.api_use and not facts.tier_has_api:
+        return Deny(
+            Reason.API_NOT_IN_TIER, f"the {grant.tier} tier gives no access to the model's API"
+        )
+    if not facts.api_use and facts.tier_api_only:
+        return Deny(
+            Reason.TIER_API_ONLY,
+            f"the {grant.tier} tier is API-only: its grants download nothing; use the "
+            "model through its API with your API key",
+        )
     if facts.component is not None and facts.component not in facts.tier_components:
         return Deny(
             Reason.COMPONENT_NOT_IN_TIER,

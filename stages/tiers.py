@@ -6,9 +6,27 @@
 #   position on the ladder, so rank 0 is free for the "draft" stage that reaches no one.
 # - Looking up a tier that is not on the ladder raises UnknownTier, never KeyError,
 #   so callers can show the known names.
+# - A tier gives access to weights (its grantees download components) or to an API only
+#   (its grantees see no component; a downstream inference service checks their keys).
+#   Either kind may carry API terms; an API-only tier always does.
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Access(StrEnum):
+    WEIGHTS = "weights"
+    API = "api"
+
+
+@dataclass(frozen=True)
+class ApiTerms:
+    """How much a grant of the tier may use the model's API: requests a minute, per key,
+    and credits a calendar month (UTC), per grant, refilled on the first of the month."""
+
+    requests_per_minute: int
+    credits_per_month: int
 
 
 @dataclass(frozen=True)
@@ -23,6 +41,12 @@ class Tier:
     url_ttl_seconds: int
     download_quota: int
     quota_period_days: int
+    access: Access = Access.WEIGHTS
+    api: ApiTerms | None = None
+
+    @property
+    def api_only(self) -> bool:
+        return self.access is Access.API
 
 
 class UnknownTier(LookupError):

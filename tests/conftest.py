@@ -20,6 +20,7 @@ from gateway.config import Settings
 from gateway.db.migrate import upgrade
 from gateway.runtime import Runtime, build_runtime
 from tests.backends import BACKENDS
+from tests.served import SUITE_POLICY
 
 pytest_plugins = [
     "tests.fixtures.faulty_proxy",
@@ -128,7 +129,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
         storage_url=storage_url,
         s3_endpoint_url=endpoint,
         s3_region="us-east-1" if endpoint else None,
-        policy_file=None,
+        policy_file=SUITE_POLICY,
         public_url="http://testserver",
         # Tests run jobs themselves, at the moments they choose.
         scheduler=False,
@@ -151,5 +152,5 @@ def settings_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Setting
     if settings.s3_endpoint_url:
         monkeypatch.setenv("GATEWAY_S3_ENDPOINT_URL", settings.s3_endpoint_url)
         monkeypatch.setenv("GATEWAY_S3_REGION", settings.s3_region or "us-east-1")
-    monkeypatch.delenv("GATEWAY_POLICY_FILE", raising=False)
+    monkeypatch.setenv("GATEWAY_POLICY_FILE", str(settings.policy_file or SUITE_POLICY))
     return replace(settings)

@@ -57,9 +57,17 @@ def serving(
         process.wait(timeout=20)
 
 
+# The suite's policy: the shipped one's three weights tiers without its API preview stage,
+# so that a test of downloads opens a release with one promotion from draft. Tests of
+# API-only stages load the shipped policy (policies/default.toml) themselves.
+SUITE_POLICY = Path(__file__).parent / "fixtures" / "weights_policy.toml"
+
+
 def clean_env(**values: str) -> dict[str, str]:
-    """This process's environment without GATEWAY_* and AWS_* settings, plus `values`."""
+    """This process's environment without GATEWAY_* and AWS_* settings, on the suite's
+    policy, plus `values`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "AWS_"))}
+    env["GATEWAY_POLICY_FILE"] = str(SUITE_POLICY)
     env.update(values)
     return env
 

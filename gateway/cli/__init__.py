@@ -65,6 +65,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("gateway.keys.cli:keys", "API keys, and the key that signs download URLs."),
     "models": ("gateway.catalog.cli:models", "Models in the catalog."),
     "policy": ("gateway.maintenance.cli:policy", "Policy files."),
+    "services": (
+        "gateway.api_access.cli:services_group",
+        "Service accounts: inference services that verify keys and report API use.",
+    ),
     "purge": (
         "gateway.decommission.cli:purge",
         "Delete the stored files of a decommissioned release, after its retention period.",

@@ -52,6 +52,10 @@ _REASON_MEANING: dict[Reason, str] = {
     Reason.QUOTA_EXHAUSTED: "the download quota is used up",
     Reason.URL_EXPIRED: "download links kept expiring, even after a refresh",
     Reason.URL_INVALID: "a download link was refused as invalid",
+    Reason.TIER_API_ONLY: "the grant's tier is API-only: it downloads nothing",
+    Reason.API_NOT_IN_TIER: "the grant's tier gives no API access",
+    Reason.RATE_LIMITED: "the API key's requests of the minute are used up",
+    Reason.CREDITS_EXHAUSTED: "the grant's API credits of the month are spent",
 }
 
 

@@ -62,10 +62,13 @@ def access_facts(
     key: KeyFacts | None,
     quota_left: int | None = None,
     recalled: frozenset[str] = frozenset(),
+    api_use: bool = False,
 ) -> AccessFacts:
     components: frozenset[str] = frozenset()
+    api_only = has_api = False
     if grant is not None and grant.tier in rt.policy.ladder:
-        components = rt.policy.ladder.visible_components(grant.tier)
+        tier = rt.policy.ladder.get(grant.tier)
+        components, api_only, has_api = tier.components, tier.api_only, tier.api is not None
     return AccessFacts(
         now=now,
         account_status=account.status,
@@ -78,6 +81,10 @@ def access_facts(
         key=key,
         quota_left=quota_left,
         recalled_tiers=recalled,
+        required_scope="" if api_use else "download",
+        api_use=api_use,
+        tier_api_only=api_only,
+        tier_has_api=has_api,
     )
 
 

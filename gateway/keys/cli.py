@@ -38,7 +38,8 @@ def keys() -> None:
     """API keys, and the key that signs download URLs."""
 
 
-def _days(text: str | None) -> int | None:
+def days_option(text: str | None) -> int | None:
+    """The days of an `--expires` option such as 90d (None: the policy's default)."""
     if text is None:
         return None
     match = re.fullmatch(r"(\d+)d?", text.strip())
@@ -61,7 +62,7 @@ def _days(text: str | None) -> int | None:
 @click.option("--name", default="", help="A label to recognise the key by.")
 def keys_create(email: str, scopes: tuple[str, ...], expires: str | None, name: str) -> None:
     """Create an API key; prints the key alone on stdout (it is shown only this once)."""
-    days = _days(expires)
+    days = days_option(expires)
 
     async def call(uow: UnitOfWork) -> str:
         account = await key_owner(uow, email)

@@ -11,7 +11,7 @@ from litestar.response import Redirect, Template
 
 from gateway.errors import FieldsInvalid, GatewayError
 from gateway.keys.key_form import read_key_form
-from gateway.keys.service import SCOPES, create_key, list_keys, revoke_key
+from gateway.keys.service import SCOPES, SERVICE_SCOPE, create_key, list_keys, revoke_key
 from gateway.ratelimits import RateLimit
 from gateway.web import Limiter, PathStr, Uow
 from gateway.web.forms import Form
@@ -122,7 +122,7 @@ async def _keys_page(
         )
         for key in reversed(await list_keys(uow, account))
     ]
-    offered = [s for s in SCOPES if s != "admin" or account.is_operator]
+    offered = [s for s in SCOPES if (s != "admin" or account.is_operator) and s != SERVICE_SCOPE]
     chosen = (values or {}).get("scopes", ["download"])
     return Template(
         "applicant/keys.html",

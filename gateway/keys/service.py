@@ -34,7 +34,9 @@ from stages.actors import Actor
 from stages.keys import KeyState, key_state
 
 logger = logging.getLogger("gateway.keys")
-SCOPES = ("download", "apply", "keys", "admin")
+SCOPES = ("download", "apply", "keys", "admin", "verify")
+# A service account's keys verify grantees' keys and report their use; nothing else.
+SERVICE_SCOPE = "verify"
 # last_used_at is for people ("used 2 hours ago"); writing it on every request would turn
 # every read into a write, so it is refreshed at most this often.
 LAST_USED_RESOLUTION = timedelta(minutes=5)
@@ -90,6 +92,14 @@ async def create_key(
     if "admin" in chosen.split() and not owner.is_operator:
         raise InvalidInput(
             "only operators may hold keys with the 'admin' scope", code="invalid_scope"
+        )
+    if owner.is_service != (chosen == SERVICE_SCOPE):
+        raise InvalidInput(
+            "a service account's keys have the 'verify' scope alone"
+            if owner.is_service
+            else "only service accounts (gateway services create) may hold keys with the "
+            "'verify' scope",
+            code="invalid_scope",
         )
     session = await uow.write()
     key = ApiKey(

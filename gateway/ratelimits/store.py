@@ -47,6 +47,17 @@ class RateLimitStore(Protocol):
         """Uncount one attempt taken earlier (it turned out not to count)."""
         ...
 
+    async def spend(
+        self, counter: Counter, *, amount: int, limit: int, expires_at: int
+    ) -> int | None:
+        """Count `amount` if the total stays within `limit`: the total after, or None
+        (nothing counted) when it would not."""
+        ...
+
+    async def count(self, counter: Counter) -> int:
+        """What is counted now (0 for a window not yet used)."""
+        ...
+
     async def take_paced(
         self, counter: Counter, *, now: int, free: int, delays: Sequence[int], expires_at: int
     ) -> int | None:
@@ -110,6 +121,25 @@ class DatabaseRateLimitStore:
         async with self._write() as connection:
             taken = (await connection.execute(statement)).first()
         return taken is not None
+
+    async def spend(
+        self, counter: Counter, *, amount: int, limit: int, expires_at: int
+    ) -> int | None:
+        if amount > limit:
+            return None
+        statement = self._upsert(
+            {**_values(counter), "hits": amount, "not_before": 0, "expires_at": expires_at},
+            {"hits": RateLimitCounter.hits + amount},
+            RateLimitCounter.hits + amount <= limit,
+        ).returning(RateLimitCounter.hits)
+        async with self._write() as connection:
+            total = (await connection.execute(statement)).scalar()
+        return None if total is None else int(total)
+
+    async def count(self, counter: Counter) -> int:
+        async with self.engine.connect() as connection:
+            hits = await connection.scalar(select(RateLimitCounter.hits).where(*_is(counter)))
+        return int(hits or 0)
 
     async def give_back(self, counter: Counter) -> None:
         async with self._write() as connection:

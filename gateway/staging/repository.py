@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.api_access.repository import api_figures
 from gateway.db.models import (
     Account,
     Approval,
@@ -101,6 +102,7 @@ async def promotion_facts(
 ) -> PromotionFacts:
     """What the gate of promotion into `target` is judged on; `approver` counts as approving."""
     grantees, organisations = await downloaders(session, release)
+    api = await api_figures(session, release.id, release.stage_changed_at)
     approvals = await pending_approvals(session, release.id, "promote", target)
     if approver is not None:
         approvals = approvals | {approver}
@@ -114,6 +116,9 @@ async def promotion_facts(
         ),
         approvals=approvals,
         recall_in_force=bool(await recalls_in_force(session, release.id)),
+        api_requests=api.requests,
+        api_users=api.users,
+        api_flagged=api.flagged,
     )
 
 

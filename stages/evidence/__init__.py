@@ -70,6 +70,7 @@ from stages.evidence.accounts import (
     EnforcementTaken,
     EnforcementUndone,
 )
+from stages.evidence.api import ApiUseReported, ServiceAccountCreated
 from stages.evidence.kinds import (
     LEGACY_KINDS,
     EvidenceKind,
@@ -146,6 +147,7 @@ __all__ = [
     "AccountWarned",
     "Actor",
     "ActorKind",
+    "ApiUseReported",
     "AppealDecided",
     "AppealOverturned",
     "AppealSubmitted",
@@ -200,6 +202,7 @@ __all__ = [
     "ReleaseRecalled",
     "ReleaseReinstated",
     "ReleaseReinstatementApproved",
+    "ServiceAccountCreated",
     "SigningKeyRotated",
     "StageDecommissioned",
     "StageMoved",

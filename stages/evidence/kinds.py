@@ -52,6 +52,8 @@ class EvidenceKind(StrEnum):
     CLOSEOUT_REQUESTED = "closeout.requested"
     CLOSEOUT_ATTESTED = "closeout.attested"
     KEY_CREATED = "key.created"
+    SERVICE_ACCOUNT_CREATED = "service_account.created"
+    API_USE_REPORTED = "api_use.reported"
     KEY_REVOKED = "key.revoked"
     SIGNING_KEY_ROTATED = "signing_key.rotated"
     PERSONAL_DATA_ERASED = "personal_data.erased"

@@ -33,7 +33,7 @@ import pytest
 from playwright import sync_api as playwright_api
 
 from tests.sample import make_folder, make_license
-from tests.served import serving
+from tests.served import SUITE_POLICY, serving
 
 pytestmark = pytest.mark.slow
 
@@ -84,8 +84,8 @@ def gateway(env: dict[str, str], *args: str) -> str:
 
 
 def policy_without_researcher_cooldown(target: Path) -> Path:
-    """The shipped policy, except that a denied researcher may apply again at once."""
-    shipped = (Path(__file__).parents[2] / "policies" / "default.toml").read_text()
+    """The suite's policy, except that a denied researcher may apply again at once."""
+    shipped = SUITE_POLICY.read_text()
     researcher = shipped.index("[tiers.researcher.application]")
     head, tail = shipped[:researcher], shipped[researcher:]
     assert "cooldown_days = 30" in tail.split("[[", 1)[0]

@@ -28,6 +28,7 @@ import pytest
 from gateway.client import exit_codes
 from gateway.client.download import STOP_GRACE_SECONDS
 from tests.client.throttle_proxy import ThrottleProxy
+from tests.served import SUITE_POLICY, clean_env
 
 pytestmark = pytest.mark.slow
 
@@ -121,8 +122,7 @@ def running_gateway(
     home = root / ".gateway"
     port = free_port()
     proxy = ThrottleProxy(port)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "AWS_"))}
-    env |= {"GATEWAY_HOME": str(home), "GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{proxy.port}"}
+    env = clean_env(GATEWAY_HOME=str(home), GATEWAY_PUBLIC_URL=f"http://127.0.0.1:{proxy.port}")
     if policy is not None:
         env["GATEWAY_POLICY_FILE"] = str(policy)
     env |= extra_env or {}
@@ -417,8 +417,7 @@ def test_urls_that_expire_midway_are_refreshed_without_new_quota(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     root = tmp_path_factory.mktemp("short-urls")
-    default = Path(__file__).parents[2] / "policies" / "default.toml"
-    text = default.read_text()
+    text = SUITE_POLICY.read_text()
     assert "url_ttl_seconds = 3600" in text
     policy = root / "policy.toml"
     policy.write_text(text.replace("url_ttl_seconds = 3600", "url_ttl_seconds = 1"))

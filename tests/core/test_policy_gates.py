@@ -32,8 +32,8 @@ def shipped_text() -> str:
 
 def test_shipped_gates() -> None:
     policy = load_policy(shipped_text(), "default.toml")
-    assert list(policy.gates) == ["trusted_partner", "researcher", "public"]
-    assert policy.gates["trusted_partner"] == GateRules(
+    assert list(policy.gates) == ["api_preview", "trusted_partner", "researcher", "public"]
+    assert policy.gates["api_preview"] == GateRules(
         min_days_in_stage=0,
         min_grantees_downloaded=0,
         min_organisations_downloaded=0,
@@ -41,6 +41,19 @@ def test_shipped_gates() -> None:
         required_evidence=(EvidenceRequirement("evaluation", "internal-safety", "pass"),),
         approvals=1,
         no_recall_in_force=True,
+    )
+    # The weights open to partners only after the API preview served real use.
+    assert policy.gates["trusted_partner"] == GateRules(
+        min_days_in_stage=7,
+        min_grantees_downloaded=0,
+        min_organisations_downloaded=0,
+        max_open_incidents={Severity.HIGH: 0, Severity.CRITICAL: 0},
+        required_evidence=(),
+        approvals=1,
+        no_recall_in_force=True,
+        min_api_requests=1000,
+        min_api_users=5,
+        max_flagged_share=0.01,
     )
     assert policy.gates["researcher"] == GateRules(
         min_days_in_stage=14,
@@ -253,7 +266,8 @@ def test_gates_follow_the_ladder_order_not_the_file_order() -> None:
             "no_recall = false",
             "gates.everyone.no_recall: unknown key; allowed keys: min_days_in_stage, "
             "min_grantees_downloaded, min_organisations_downloaded, max_open_incidents, "
-            "required_evidence, approvals, no_recall_in_force",
+            "required_evidence, approvals, no_recall_in_force, "
+            "min_api_requests, min_api_users, max_flagged_share",
         ),
         (
             "[gates.partner]",

@@ -15,7 +15,7 @@ from policies import (
     load_policy,
 )
 from policies.schema import EvidenceRules, TransparencyRules
-from stages.tiers import Tier
+from stages.tiers import Access, ApiTerms, Tier
 from tests.core.policy_text import BASE, edited, problems_of
 
 GOLDEN = Path(__file__).parent / "golden" / "default_policy.toml"
@@ -30,8 +30,20 @@ def test_default_policy_loads_with_the_expected_tiers() -> None:
     assert policy.schema_version == 1
     assert list(policy.ladder) == [
         Tier(
-            name="trusted_partner",
+            name="api_preview",
             rank=1,
+            title="API preview",
+            components=frozenset(),
+            grant_days=90,
+            url_ttl_seconds=0,
+            download_quota=0,
+            quota_period_days=0,
+            access=Access.API,
+            api=ApiTerms(requests_per_minute=60, credits_per_month=100_000),
+        ),
+        Tier(
+            name="trusted_partner",
+            rank=2,
             title="Trusted partners",
             components=frozenset(
                 {"weights", "code", "model_card", "eval_tools", "data_manifest", "config", "other"}
@@ -43,7 +55,7 @@ def test_default_policy_loads_with_the_expected_tiers() -> None:
         ),
         Tier(
             name="researcher",
-            rank=2,
+            rank=3,
             title="Researchers",
             components=frozenset(
                 {"weights", "code", "model_card", "eval_tools", "config", "other"}
@@ -55,7 +67,7 @@ def test_default_policy_loads_with_the_expected_tiers() -> None:
         ),
         Tier(
             name="public",
-            rank=3,
+            rank=4,
             title="Public",
             components=frozenset({"weights", "code", "model_card", "config", "other"}),
             grant_days=365,
@@ -70,10 +82,18 @@ def test_default_policy_loads_with_the_expected_tiers() -> None:
 
 def test_default_policy_has_the_expected_application_rules() -> None:
     policy = load_policy(shipped_bytes().decode(), "default.toml")
-    assert list(policy.applications) == ["trusted_partner", "researcher", "public"]
+    assert list(policy.applications) == ["api_preview", "trusted_partner", "researcher", "public"]
     assert policy.lifecycle == LifecycleRules(
         expiry_warning_days=(30, 7), renewal_opens_days=30, closeout_days=30
     )
+
+    preview = policy.application_rules("api_preview")
+    assert (preview.approval, preview.cooldown_days, preview.review_days) == (
+        Approval.MANUAL,
+        30,
+        7,
+    )
+    assert [f.name for f in preview.fields] == ["organisation", "intended_use"]
 
     partner = policy.application_rules("trusted_partner")
     assert (partner.approval, partner.allowed_domains) == (Approval.MANUAL, ())
@@ -337,7 +357,8 @@ def test_publish_table_is_required() -> None:
             "grant_days = 90",
             "grant_days = 90\ngrant_day = 90",
             "tiers.partner.grant_day: unknown key; allowed keys: order, title, components, "
-            "grant_days, url_ttl_seconds, download_quota, quota_period_days, application",
+            "grant_days, url_ttl_seconds, download_quota, quota_period_days, access, api, "
+            "application",
         ),
         (
             'default_component = "code"',

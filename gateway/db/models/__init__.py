@@ -17,6 +17,7 @@ classes from here.
 - jobs: JobRun
 - usage: UsageDaily, UsageProgress
 - transparency: TransparencyReport
+- api_usage: ApiUsageEvent
 
 A relationship to a class of another module names it in its annotation only; the name is
 resolved once every module here is imported, so the modules never import each other.
@@ -32,6 +33,7 @@ from gateway.db.models.access import (
     UrlSigningKey,
 )
 from gateway.db.models.accounts import Account, AccountToken, OidcIdentity, WebSession
+from gateway.db.models.api_usage import ApiUsageEvent
 from gateway.db.models.applications import Application, ApplicationEvent, PublicUse
 from gateway.db.models.base import Base
 from gateway.db.models.catalog import (
@@ -66,6 +68,7 @@ __all__ = [
     "Account",
     "AccountToken",
     "ApiKey",
+    "ApiUsageEvent",
     "Appeal",
     "Application",
     "ApplicationEvent",

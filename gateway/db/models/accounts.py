@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db.models.base import NAME, Base
@@ -19,6 +19,9 @@ class Account(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     display_name: Mapped[str] = mapped_column(String(200), default="")
     is_operator: Mapped[bool] = mapped_column(default=False)
+    # A service account (an inference service): it holds `verify` keys only, never signs
+    # in, applies or downloads.
+    is_service: Mapped[bool] = mapped_column(default=False, server_default=false())
     status: Mapped[AccountStatus] = mapped_column(
         status_type(AccountStatus, table="accounts", column="status", length=16),
         default=AccountStatus.ACTIVE,

@@ -1,0 +1,189 @@
+"""HTTP for inference services: verify a grantee's key, report the API use served."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from litestar import Controller, Response, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import JSONBody
+
+from gateway.api_access.service import Verification, verify_key
+from gateway.api_access.usage import MAX_EVENTS, UsageReport, report_usage
+from gateway.api_reference import BEARER, COMMON, answers
+from gateway.errors import InvalidInput
+from gateway.keys.auth import GranteeDep
+from gateway.web import Limiter, Uow
+from stages.access import Reason
+from stages.names import InvalidName, parse_release_ref
+
+
+@dataclass
+class VerifyIn:
+    """`key`: the grantee's API key as their client sent it; `model`: `org/name`, or
+    `org/name:version` for one release; `cost`: credits this request spends (default 1)."""
+
+    key: str
+    model: str
+    cost: int = 1
+
+
+@dataclass(frozen=True)
+class RateLimitOut:
+    limit: int
+    remaining: int
+    reset: datetime
+
+
+@dataclass(frozen=True)
+class CreditsOut:
+    limit: int
+    remaining: int
+    reset: datetime
+
+
+@dataclass(frozen=True)
+class VerifyOut:
+    valid: bool
+    reason: str | None
+    message: str | None
+    account: str | None
+    organisation: str | None
+    grant: str | None
+    tier: str | None
+    release: str | None
+    components: list[str]
+    ratelimit: RateLimitOut | None
+    credits: CreditsOut | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass
+class UsageIn:
+    """Up to 1,000 events: `{event_id, key | grant, release, time, units: {requests,
+    tokens}, flags: {safety_filter_triggered}}`."""
+
+    events: list[Any]
+
+
+@dataclass(frozen=True)
+class EventOut:
+    index: int
+    event_id: str | None
+    status: str
+    code: str | None
+    message: str | None
+
+
+@dataclass(frozen=True)
+class UsageOut:
+    accepted: int
+    duplicates: int
+    refused: int
+    events: list[EventOut]
+
+
+# A refused verification keeps the answer's shape: the reason says why.
+_REFUSED_STATUS = {Reason.RATE_LIMITED.value: 429, Reason.CREDITS_EXHAUSTED.value: 429}
+
+
+def _out(found: Verification) -> VerifyOut:
+    allowance = found.allowance
+    return VerifyOut(
+        valid=found.valid,
+        reason=found.reason,
+        message=found.message,
+        account=found.account,
+        organisation=found.organisation,
+        grant=found.grant,
+        tier=found.tier,
+        release=found.release,
+        components=list(found.components),
+        ratelimit=RateLimitOut(allowance.limit, allowance.remaining, allowance.reset)
+        if allowance
+        else None,
+        credits=CreditsOut(
+            allowance.credits_limit, allowance.credits_remaining, allowance.credits_reset
+        )
+        if allowance
+        else None,
+        expires_at=found.expires_at,
+        revoked_at=found.revoked_at,
+    )
+
+
+def _usage_out(report: UsageReport) -> UsageOut:
+    return UsageOut(
+        accepted=report.accepted,
+        duplicates=report.duplicates,
+        refused=report.refused,
+        events=[
+            EventOut(e.index, e.event_id, e.status.value, e.code, e.message) for e in report.events
+        ],
+    )
+
+
+class ApiAccessController(Controller):
+    tags = ["services"]
+
+    @post(
+        "/api/v1/keys/verify",
+        summary="Verify a grantee's API key for a model (a service account's `verify` key)",
+        description="200 with `valid: true` spends one request of the key's minute and "
+        "`cost` credits of the grant's month. A key that may not use the model now is "
+        "answered in the same shape with `valid: false` and the reason as in downloads "
+        "(`key_invalid`, `key_revoked` with `revoked_at`, `key_expired`, `no_grant`, "
+        "`grant_suspended`, `account_suspended`, `tier_not_open`, `api_not_in_tier`, ...): "
+        "403, or 429 for `rate_limited` and `credits_exhausted` (with `Retry-After`).",
+        status_code=200,
+        security=BEARER,
+        responses={
+            **answers(*COMMON, 401, 404),
+            403: ResponseSpec(VerifyOut, description="Not valid now: `reason` says why"),
+            429: ResponseSpec(VerifyOut, description="Over the rate limit or out of credits"),
+        },
+    )
+    async def verify(
+        self, uow: Uow, grantee: GranteeDep, limiter: Limiter, data: JSONBody[VerifyIn]
+    ) -> Response[VerifyOut]:
+        try:
+            model, version = parse_release_ref(data.model, version_required=False)
+        except InvalidName as exc:
+            raise InvalidInput(str(exc), code="invalid_name") from None
+        found = await verify_key(
+            uow,
+            grantee,
+            secret=data.key,
+            model=model,
+            version=version,
+            cost=data.cost,
+            store=limiter.store,
+        )
+        status = 200 if found.valid else _REFUSED_STATUS.get(found.reason or "", 403)
+        headers = {}
+        if status == 429 and found.allowance is not None:
+            reset = (
+                found.allowance.reset
+                if found.reason == Reason.RATE_LIMITED.value
+                else found.allowance.credits_reset
+            )
+            wait = max(1, int((reset - uow.rt.clock()).total_seconds()) + 1)
+            headers["retry-after"] = str(wait)
+        return Response(_out(found), status_code=status, headers=headers)
+
+    @post(
+        "/api/v1/usage",
+        summary=f"Report API use served (a service account's `verify` key): up to "
+        f"{MAX_EVENTS} events a batch, each kept once by its event_id",
+        description="Each event is answered by its index: `accepted`, `duplicate` (kept "
+        "already) or `refused` with a code and a message; the good events of a batch are "
+        "kept whatever the bad ones say.",
+        status_code=200,
+        security=BEARER,
+        responses=answers(*COMMON, 401, 403, 413),
+    )
+    async def usage(self, uow: Uow, grantee: GranteeDep, data: JSONBody[UsageIn]) -> UsageOut:
+        return _usage_out(await report_usage(uow, grantee, data.events))

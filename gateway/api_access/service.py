@@ -1,0 +1,218 @@
+"""Key verification for inference services: may this key use this model's API now, and
+how much of its allowance is left.
+
+A service (an account made by `gateway services create`, its key holding the `verify`
+scope) sends a grantee's key and a model. The answer comes from the one access decision
+(stages/access.py) over the same facts as a download, asked for API use, then from the
+tier's rate limit and credits, spent atomically in the shared store. Every lookup goes
+through this process's caches, which a revocation or suspension invalidates on every
+replica at once, so a revoked key stops verifying within one second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from gateway.api_access import metering
+from gateway.api_access.metering import Allowance
+from gateway.api_access.repository import model_releases
+from gateway.credentials.api_key_format import is_well_formed
+from gateway.db.models import Account, Grant, Release
+from gateway.db.uow import UnitOfWork
+from gateway.downloads.access import access_facts, grants_of, recalled_tiers
+from gateway.errors import Denied, InvalidInput, NotFound
+from gateway.keys.service import (
+    SERVICE_SCOPE,
+    Caller,
+    Unauthenticated,
+    authenticate_cached,
+    key_facts_of,
+)
+from gateway.ratelimits.store import RateLimitStore
+from gateway.runtime import Runtime
+from stages.access import Allow, Deny, Reason, check_key, decide
+from stages.names import ModelRef
+
+MAX_COST = 1_000_000
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What a service learns of a key. `valid` is true exactly when `reason` is None."""
+
+    valid: bool
+    reason: str | None
+    message: str | None
+    account: str | None = None
+    organisation: str | None = None
+    grant: str | None = None
+    tier: str | None = None
+    release: str | None = None
+    components: tuple[str, ...] = ()
+    allowance: Allowance | None = None
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+def require_service(service: Caller, now: datetime) -> None:
+    """A live key of a service account, with the `verify` scope; else 403."""
+    decision = check_key(key_facts_of(service.key), now, SERVICE_SCOPE)
+    if isinstance(decision, Deny):
+        raise Denied(decision.reason, decision.message)
+    if not service.account.is_service:
+        raise Denied(
+            Reason.KEY_SCOPE_MISSING,
+            "only a service account's key may verify keys or report use "
+            "(an operator makes one with `gateway services create`)",
+        )
+
+
+def checked_cost(cost: object) -> int:
+    if isinstance(cost, bool) or not isinstance(cost, int) or not 0 <= cost <= MAX_COST:
+        raise InvalidInput(
+            f"cost must be a whole number of credits from 0 to {MAX_COST:,}, not {cost!r}",
+            code="invalid_cost",
+        )
+    return cost
+
+
+async def verify_key(
+    uow: UnitOfWork,
+    service: Caller,
+    *,
+    secret: str,
+    model: ModelRef,
+    version: str | None,
+    cost: int,
+    store: RateLimitStore,
+) -> Verification:
+    """Whether `secret` may use `model`'s API now; spends one request and `cost` credits
+    when it may. An unknown model is 404; everything about the key is in the answer."""
+    rt = uow.rt
+    now = rt.clock()
+    require_service(service, now)
+    cost = checked_cost(cost)
+    if not isinstance(secret, str) or not is_well_formed(secret.strip()):
+        return _refused(Reason.KEY_INVALID, "that is not an API key of this gateway")
+    try:
+        grantee = await authenticate_cached(uow, secret.strip())
+    except Unauthenticated:
+        return _refused(Reason.KEY_INVALID, "this API key is not known to this gateway")
+    releases = await model_releases(uow, model)
+    if version is not None:
+        releases = tuple(r for r in releases if r.version == version)
+        if not releases:
+            raise _no_release(model, version)
+    grants = await grants_of(uow, grantee.account.id, releases[0].model_id if releases else 0)
+    found = await _best(uow, grantee, releases, grants, now)
+    if isinstance(found, Verification):
+        return found
+    grant, release = found
+    # The counters take connections of their own: none is held while they count.
+    await uow.end_read()
+    tier = rt.policy.ladder.get(grant.tier)
+    assert tier.api is not None  # the decision allowed API use
+    spent = await metering.spend(
+        store, tier.api, key_id=grantee.key.id, grant_id=grant.id, cost=cost, now=now
+    )
+    described = _described(rt, grantee, grant, release, spent.allowance)
+    if spent.refused == "rate_limited":
+        limit = tier.api.requests_per_minute
+        return _with(
+            described, Reason.RATE_LIMITED, f"this key made its {limit} requests of the minute"
+        )
+    if spent.refused == "credits_exhausted":
+        return _with(
+            described,
+            Reason.CREDITS_EXHAUSTED,
+            f"this grant's {tier.api.credits_per_month:,} credits of the month are spent "
+            f"(they refill on {spent.allowance.credits_reset:%Y-%m-%d})",
+        )
+    return described
+
+
+async def _best(
+    uow: UnitOfWork,
+    grantee: Caller,
+    releases: tuple[Release, ...],
+    grants: tuple[Grant, ...],
+    now: datetime,
+) -> tuple[Grant, Release] | Verification:
+    """The grant and release that allow API use now (the newest release, the widest tier),
+    else the refusal that tells most: the key's, the account's, then the first grant's."""
+    rt = uow.rt
+    key = key_facts_of(grantee.key)
+    first: Deny | None = None
+    ladder = rt.policy.ladder
+    ordered = sorted(
+        grants,
+        key=lambda g: (g.tier in ladder and ladder.get(g.tier).api is not None, g.created_at),
+        reverse=True,
+    )
+    for release in sorted(releases, key=lambda r: r.published_at, reverse=True):
+        recalled = await recalled_tiers(uow, release.id)
+        for grant in ordered or (None,):
+            facts = access_facts(
+                rt,
+                now=now,
+                account=grantee.account,
+                grant=grant,
+                release=release,
+                component=None,
+                key=key,
+                recalled=recalled,
+                api_use=True,
+            )
+            decision = decide(facts, rt.stage_machine)
+            if isinstance(decision, Allow):
+                assert grant is not None
+                return grant, release
+            first = first or decision
+    if first is None:  # a model with no release
+        first = Deny(Reason.TIER_NOT_OPEN, "this model has no release yet")
+    revoked = grantee.key.revoked_at if first.reason is Reason.KEY_REVOKED else None
+    return Verification(
+        valid=False,
+        reason=first.reason.value,
+        message=first.message,
+        account=grantee.account.id,
+        organisation=organisation_of(grantee.account),
+        expires_at=grantee.key.expires_at,
+        revoked_at=revoked,
+    )
+
+
+def organisation_of(account: Account) -> str:
+    """An account's organisation as the gateway counts them: its email's domain."""
+    return account.email.rpartition("@")[2].lower()
+
+
+def _described(
+    rt: Runtime, grantee: Caller, grant: Grant, release: Release, allowance: Allowance
+) -> Verification:
+    return Verification(
+        valid=True,
+        reason=None,
+        message=None,
+        account=grantee.account.id,
+        organisation=organisation_of(grantee.account),
+        grant=grant.id,
+        tier=grant.tier,
+        release=f"{release.model.ref}:{release.version}",
+        components=tuple(sorted(rt.policy.ladder.visible_components(grant.tier))),
+        allowance=allowance,
+        expires_at=min(grantee.key.expires_at, grant.expires_at),
+    )
+
+
+def _with(verification: Verification, reason: Reason, message: str) -> Verification:
+    return replace(verification, valid=False, reason=reason.value, message=message)
+
+
+def _refused(reason: Reason, message: str) -> Verification:
+    return Verification(valid=False, reason=reason.value, message=message)
+
+
+def _no_release(model: ModelRef, version: str) -> NotFound:
+    return NotFound(f"no release {model}:{version}", code="release_not_found")
