@@ -1,0 +1,275 @@
+"""Structured access over HTTP: an inference service verifies grantees' keys for an
+API-only stage (the shipped policy's api_preview), spends their rate limits and credits
+exactly, reports the use it served, and the promotion gate reads that use."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from litestar.testing import AsyncTestClient
+from sqlalchemy import func, select
+
+from gateway.api_access.service_accounts import create_service
+from gateway.app import create_app
+from gateway.config import Settings
+from gateway.db.models import ApiKey, ApiUsageEvent, Evidence
+from gateway.errors import InvalidInput
+from gateway.keys.service import create_key, revoke_key
+from gateway.runtime import Runtime, build_runtime
+from gateway.staging.promotion import stage_status
+from tests.backends import on_backends
+from tests.grantees import MODEL, Grantee, grantee, open_release
+from tests.units import reading, within
+
+pytestmark = [pytest.mark.anyio, on_backends("sqlite+file", "postgres+file")]
+VERIFY = "/api/v1/keys/verify"
+USAGE = "/api/v1/usage"
+MANIFEST = "/api/v1/models/acme/sample/releases/1.0/downloads"
+SHIPPED = Path(__file__).parents[2] / "policies" / "default.toml"
+Client = AsyncTestClient  # type: ignore[type-arg]
+
+
+def shipped_with(tmp_path: Path, rpm: int = 60, credits: int = 100_000) -> Path:
+    text = SHIPPED.read_text()
+    assert "requests_per_minute = 60\ncredits_per_month = 100000" in text
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        text.replace(
+            "requests_per_minute = 60\ncredits_per_month = 100000",
+            f"requests_per_minute = {rpm}\ncredits_per_month = {credits}",
+        )
+    )
+    return policy
+
+
+@pytest.fixture
+def terms() -> tuple[int, int]:
+    return (60, 100_000)
+
+
+@pytest.fixture
+def api_settings(settings: Settings, tmp_path: Path, terms: tuple[int, int]) -> Settings:
+    return replace(settings, policy_file=shipped_with(tmp_path, *terms))
+
+
+@pytest.fixture
+async def rt(api_settings: Settings) -> AsyncIterator[Runtime]:
+    runtime = build_runtime(api_settings)
+    yield runtime
+    await runtime.close()
+
+
+@pytest.fixture
+async def http(api_settings: Settings) -> AsyncIterator[Client]:
+    async with AsyncTestClient(app=create_app(settings=api_settings)) as test_client:
+        yield test_client
+
+
+async def service_key(rt: Runtime, name: str = "inference") -> dict[str, str]:
+    _, key = await within(rt, lambda uow: create_service(uow, name, days=None, actor="test"))
+    return {"authorization": f"Bearer {key.secret}"}
+
+
+async def preview(rt: Runtime, tmp_path: Path, email: str = "ada@lab.example") -> Grantee:
+    await open_release(rt, tmp_path, to="api_preview")
+    return await grantee(rt, email, tier="api_preview", scopes=("download",))
+
+
+async def test_a_service_verifies_a_grantees_key(http: Client, rt: Runtime, tmp_path: Path) -> None:
+    ada = await preview(rt, tmp_path)
+    service = await service_key(rt)
+    answer = await http.post(VERIFY, json={"key": ada.key, "model": "acme/sample"}, headers=service)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["valid"] is True
+    assert body["reason"] is None
+    assert (body["account"], body["grant"], body["tier"]) == (
+        ada.account_id,
+        ada.grant_id,
+        "api_preview",
+    )
+    assert (body["organisation"], body["release"], body["components"]) == (
+        "lab.example",
+        "acme/sample:1.0",
+        [],
+    )
+    assert (body["ratelimit"]["limit"], body["ratelimit"]["remaining"]) == (60, 59)
+    assert body["credits"]["remaining"] == 100_000 - 1
+    costly = await http.post(
+        VERIFY, json={"key": ada.key, "model": "acme/sample:1.0", "cost": 500}, headers=service
+    )
+    assert costly.json()["credits"]["remaining"] == 100_000 - 501
+    # An API-only grant downloads nothing.
+    manifest = await http.post(MANIFEST, headers=ada.auth)
+    assert manifest.status_code == 403
+    assert manifest.json()["error"] == "tier_api_only"
+
+
+async def test_refusals_keep_the_answers_shape_and_reason(
+    http: Client, rt: Runtime, tmp_path: Path
+) -> None:
+    ada = await preview(rt, tmp_path)
+    bob = await grantee(rt, "bob@lab.example", tier="researcher")  # not open yet
+    service = await service_key(rt)
+
+    async def verify(key: str, model: str = "acme/sample") -> tuple[int, dict[str, object]]:
+        answer = await http.post(VERIFY, json={"key": key, "model": model}, headers=service)
+        return answer.status_code, answer.json()
+
+    status, body = await verify(bob.key)
+    assert (status, body["valid"], body["reason"]) == (403, False, "tier_not_open")
+    status, body = await verify("rgk_" + "A" * 28)
+    assert (status, body["reason"]) == (403, "key_invalid")
+    status, body = await verify(ada.key, "acme/nothing")
+    assert (status, body["error"]) == (404, "model_not_found")
+    status, body = await verify(ada.key, "not a model")
+    assert status == 400
+    # A revoked key stays recognisable: revoked, and since when; never "invalid".
+    key_id = await only_key(rt, ada.account_id)
+    await within(
+        rt, lambda uow: revoke_key(uow, account_id=ada.account_id, key_id=key_id, actor="test")
+    )
+    status, body = await verify(ada.key)
+    assert (status, body["valid"], body["reason"]) == (403, False, "key_revoked")
+    assert body["revoked_at"] is not None
+    assert body["account"] == ada.account_id
+
+
+async def only_key(rt: Runtime, account_id: str) -> str:
+    async with reading(rt) as session:
+        return (
+            await session.scalars(select(ApiKey.id).where(ApiKey.account_id == account_id))
+        ).one()
+
+
+async def test_only_a_service_accounts_verify_key_may_verify(
+    http: Client, rt: Runtime, tmp_path: Path
+) -> None:
+    ada = await preview(rt, tmp_path)
+    body = {"key": ada.key, "model": "acme/sample"}
+    assert (await http.post(VERIFY, json=body)).status_code == 401
+    refused = await http.post(VERIFY, json=body, headers=ada.auth)
+    assert (refused.status_code, refused.json()["error"]) == (403, "key_scope_missing")
+    # Nobody else may hold a verify key, and a service holds nothing else.
+    with pytest.raises(InvalidInput, match="only service accounts"):
+        await within(
+            rt,
+            lambda uow: create_key(
+                uow, account_id=ada.account_id, scopes=["verify"], days=None, name="", actor="t"
+            ),
+        )
+    service = await service_key(rt)
+    assert (await http.post(VERIFY, json={**body, "cost": -1}, headers=service)).status_code == 400
+
+
+@pytest.mark.parametrize("terms", [(5, 100_000)])
+async def test_the_rate_limit_is_exact_under_concurrency(
+    http: Client, rt: Runtime, tmp_path: Path
+) -> None:
+    ada = await preview(rt, tmp_path)
+    service = await service_key(rt)
+    body = {"key": ada.key, "model": "acme/sample"}
+    answers = await asyncio.gather(
+        *(http.post(VERIFY, json=body, headers=service) for _ in range(12))
+    )
+    assert sorted(a.status_code for a in answers) == [200] * 5 + [429] * 7
+    limited = next(a for a in answers if a.status_code == 429)
+    assert limited.json()["reason"] == "rate_limited"
+    assert int(limited.headers["retry-after"]) >= 1
+
+
+@pytest.mark.parametrize("terms", [(1000, 7)])
+async def test_credits_are_exact_under_concurrency(
+    http: Client, rt: Runtime, tmp_path: Path
+) -> None:
+    ada = await preview(rt, tmp_path)
+    service = await service_key(rt)
+    body = {"key": ada.key, "model": "acme/sample"}
+    answers = await asyncio.gather(
+        *(http.post(VERIFY, json=body, headers=service) for _ in range(15))
+    )
+    assert sorted(a.status_code for a in answers) == [200] * 7 + [429] * 8
+    assert {a.json()["reason"] for a in answers if a.status_code == 429} == {"credits_exhausted"}
+    assert {a.json()["credits"]["remaining"] for a in answers if a.status_code == 429} == {0}
+
+
+def event(number: int, key: str, **changes: object) -> dict[str, object]:
+    return {
+        "event_id": f"ev-{number}",
+        "key": key,
+        "release": "acme/sample:1.0",
+        "time": "2026-12-02T10:00:00+00:00",
+        "units": {"requests": 10, "tokens": 1000},
+        "flags": {"safety_filter_triggered": number == 0},
+        **changes,
+    }
+
+
+async def test_usage_is_kept_once_and_bad_events_are_refused_by_index(
+    http: Client, rt: Runtime, tmp_path: Path
+) -> None:
+    ada = await preview(rt, tmp_path)
+    service = await service_key(rt)
+    now = rt.clock().isoformat()
+    batch = [
+        event(0, ada.key, time=now),
+        event(1, ada.key, time=now),
+        event(2, ada.key, time="yesterday"),
+        event(3, ada.key, time=now, units={"requests": -1}),
+        event(4, "rgk_" + "B" * 28, time=now),
+        event(1, ada.key, time=now),  # the same event again, in the same batch
+    ]
+    answer = await http.post(USAGE, json={"events": batch}, headers=service)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["accepted"], body["duplicates"], body["refused"]) == (2, 1, 3)
+    assert [(e["index"], e["status"], e["code"]) for e in body["events"]] == [
+        (0, "accepted", None),
+        (1, "accepted", None),
+        (2, "refused", "invalid_time"),
+        (3, "refused", "invalid_units"),
+        (4, "refused", "key_invalid"),
+        (5, "duplicate", None),
+    ]
+    again = await http.post(USAGE, json={"events": batch[:2]}, headers=service)
+    assert (again.json()["accepted"], again.json()["duplicates"]) == (0, 2)
+    async with reading(rt) as session:
+        kept = await session.scalar(select(func.count()).select_from(ApiUsageEvent))
+        evidence = await session.scalar(
+            select(func.count()).select_from(Evidence).where(Evidence.kind == "api_use.reported")
+        )
+    assert (kept, evidence) == (2, 2)
+    too_many = await http.post(USAGE, json={"events": [event(9, ada.key)] * 1001}, headers=service)
+    assert (too_many.status_code, too_many.json()["error"]) == (413, "too_many_events")
+    assert (await http.post(USAGE, json={"events": "x"}, headers=service)).status_code == 400
+    assert (await http.post(USAGE, json={"events": batch}, headers=ada.auth)).status_code == 403
+
+
+async def test_the_partner_gate_reads_the_reported_api_use(
+    http: Client, rt: Runtime, tmp_path: Path
+) -> None:
+    users = [await preview(rt, tmp_path)] + [
+        await grantee(rt, f"user{n}@lab{n}.example", tier="api_preview") for n in range(5)
+    ]
+    service = await service_key(rt)
+    now = rt.clock()
+    batch = [
+        event(n, user.key, time=now.isoformat(), units={"requests": 200})
+        for n, user in enumerate(users)
+    ]
+    answer = await http.post(USAGE, json={"events": batch}, headers=service)
+    assert answer.json()["accepted"] == 6
+    status = await within(rt, lambda uow: stage_status(uow, MODEL, "1.0"))
+    assert status.report is not None
+    gates = {gate.name: gate for gate in status.report.gates}
+    assert gates["min_api_requests"].met
+    assert gates["min_api_requests"].actual == "1200"
+    assert gates["min_api_users"].met
+    assert gates["min_api_users"].actual == "6"
+    # Event 0 was flagged: 200 of 1,200 requests is over the 1 % the policy allows.
+    assert not gates["max_flagged_share"].met
+    assert gates["max_flagged_share"].actual == "16.67%"
