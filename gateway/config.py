@@ -21,6 +21,7 @@ from gateway.config_checks import (
     SQLITE_PREFIX,
     check_cache_seconds,
     check_database_url,
+    check_existing_file,
     check_http_url,
     check_metrics_token,
     check_proxies,
@@ -263,13 +264,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if endpoint is not None:
         check_http_url(endpoint, where)
     region, _ = pick("s3_region")
-    policy, where = pick("policy_file")
-    policy_file = None
-    if policy is not None:
-        policy_file = Path(policy).expanduser().absolute()
-        # Only existence here: what kind of file it is, the reader checks (runtime.py).
-        if not policy_file.exists():
-            raise ConfigError(f"{where}: expected a policy file, but {policy_file} does not exist")
+    # Only existence here: what kind of file it is, the reader checks (runtime.py).
+    policy_file = check_existing_file(*pick("policy_file"), what="a policy file")
     public_url, where = pick("public_url")
     public_url = (public_url or DEFAULT_PUBLIC_URL).rstrip("/")
     check_http_url(public_url, where)
@@ -430,11 +426,6 @@ def _read_scanning_keys(
     url, where = pick("secret_scanning_keys_url")
     if url is not None:
         check_http_url(url, where)
-    text, where = pick("secret_scanning_keys_file")
-    path = None
-    if text is not None:
-        path = Path(text).expanduser().absolute()
-        # Only existence here: the key list checks what it reads, at each read.
-        if not path.exists():
-            raise ConfigError(f"{where}: expected a key list file, but {path} does not exist")
+    # Only existence here: the key list checks what it reads, at each read.
+    path = check_existing_file(*pick("secret_scanning_keys_file"), what="a key list file")
     return url or GITHUB_SCANNING_KEYS_URL, path
