@@ -64,7 +64,9 @@ _MEANING = {
     400: "The input is not valid (`invalid_request`, `invalid_name`, ...); the message says "
     "which part and what was expected.",
     401: "No API key, or one the gateway does not know (`key_invalid`); send "
-    "`Authorization: Bearer rgk_...`.",
+    "`Authorization: Bearer rgk_...`. A signed report: no signature (`signature_missing`), "
+    "one by a key not in the signer's list (`signature_key_unknown`), or a wrong one "
+    "(`signature_invalid`).",
     403: "Refused, with the reason as the code: `key_expired`, `key_revoked`, "
     "`key_scope_missing`, `account_suspended`, `no_grant`, `url_invalid`, ...",
     404: "Nothing by that name or id that this caller may see.",
@@ -74,7 +76,8 @@ _MEANING = {
     416: "The `Range` lies outside the file; `Content-Range: bytes */SIZE` gives its size.",
     429: "Too many requests; wait as long as `Retry-After` says.",
     503: "The database or storage is unreachable (`database_unavailable`, "
-    "`storage_unavailable`); try again after `Retry-After`.",
+    "`storage_unavailable`), or for a signed report the signer's key list "
+    "(`secret_scanning_keys_unavailable`); try again after `Retry-After`.",
 }
 
 

@@ -61,6 +61,8 @@ from gateway.keys.auth import provide_caller, provide_grantee
 from gateway.keys.found_api import FoundKeysController
 from gateway.keys.found_pages import FoundKeyPages
 from gateway.keys.pages import KeyPages
+from gateway.keys.secret_scanning import ScanningKeyList
+from gateway.keys.secret_scanning_api import KEY_LIST_STATE, SecretScanningController
 from gateway.metrics import registry as metrics_registry
 from gateway.metrics.api import metrics
 from gateway.metrics.middleware import RequestMetrics
@@ -301,6 +303,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             TransparencyPages,
             FoundKeyPages,
             FoundKeysController,
+            SecretScanningController,
             TransparencyOpsPages,
             AuthorisedUsePages,
             AuthorisedUsesController,
@@ -328,7 +331,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             "operator": Provide(provide_operator),
             "limiter": Provide(_provide_limiter),
         },
-        state=State({"runtime": runtime, "limiter": limiter}),
+        state=State(
+            {
+                "runtime": runtime,
+                "limiter": limiter,
+                # GitHub's secret scanning keys, read on first use and kept per process.
+                KEY_LIST_STATE: ScanningKeyList(rt.settings),
+            }
+        ),
         stores=stores,
         # The metrics around everything else, so a request refused by a middleware counts.
         # The guard next: a malformed request must not reach the session store either.

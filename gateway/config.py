@@ -21,6 +21,7 @@ from gateway.config_checks import (
     SQLITE_PREFIX,
     check_cache_seconds,
     check_database_url,
+    check_existing_file,
     check_http_url,
     check_metrics_token,
     check_proxies,
@@ -35,6 +36,8 @@ from gateway.ratelimits.rules import RateLimits, RateLimitSettingError, read_rat
 from policies.toml_text import read_toml
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+# Where GitHub publishes the keys its secret scanning signs partner reports with.
+GITHUB_SCANNING_KEYS_URL = "https://api.github.com/meta/public_keys/secret_scanning"
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,11 @@ class Settings:
     # The bearer token that lets a client outside loopback and private networks read
     # /metrics; None: only those networks may. Never shown in logs or tracebacks.
     metrics_token: str | None = dataclasses.field(default=None, repr=False)
+    # The public keys that sign GitHub's secret scanning reports (gateway/keys/
+    # secret_scanning.py): the key list's URL, or the same list in a local file, which is
+    # read instead of the URL when set (a gateway that cannot reach GitHub, tests).
+    secret_scanning_keys_url: str = GITHUB_SCANNING_KEYS_URL
+    secret_scanning_keys_file: Path | None = None
 
     @property
     def secure_cookies(self) -> bool:
@@ -169,6 +177,8 @@ class Settings:
                 text = "***" if value else f"(a file under {self.keys_dir})"
             elif field.name == "metrics_token":
                 text = "***" if value else "(none: loopback and private addresses only)"
+            elif field.name == "secret_scanning_keys_file":
+                text = str(value) if value else "(none: the list at secret_scanning_keys_url)"
             else:
                 text = "(not set)" if value is None else mask_url(str(value))
             shown[field.name] = text
@@ -196,6 +206,8 @@ _ENV = {
     "trusted_proxies": "GATEWAY_TRUSTED_PROXIES",
     "cache_seconds": "GATEWAY_CACHE_SECONDS",
     "metrics_token": "GATEWAY_METRICS_TOKEN",
+    "secret_scanning_keys_url": "GATEWAY_SECRET_SCANNING_KEYS_URL",
+    "secret_scanning_keys_file": "GATEWAY_SECRET_SCANNING_KEYS_FILE",
 }
 OPERATOR_NOTICES = ("immediate", "daily")
 _TABLES = ("oidc", "webhooks", "rate_limits")
@@ -252,13 +264,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if endpoint is not None:
         check_http_url(endpoint, where)
     region, _ = pick("s3_region")
-    policy, where = pick("policy_file")
-    policy_file = None
-    if policy is not None:
-        policy_file = Path(policy).expanduser().absolute()
-        # Only existence here: what kind of file it is, the reader checks (runtime.py).
-        if not policy_file.exists():
-            raise ConfigError(f"{where}: expected a policy file, but {policy_file} does not exist")
+    # Only existence here: what kind of file it is, the reader checks (runtime.py).
+    policy_file = check_existing_file(*pick("policy_file"), what="a policy file")
     public_url, where = pick("public_url")
     public_url = (public_url or DEFAULT_PUBLIC_URL).rstrip("/")
     check_http_url(public_url, where)
@@ -279,6 +286,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     trusted_proxies = check_proxies(*pick("trusted_proxies"))
     cache_seconds = check_cache_seconds(*pick("cache_seconds"))
     metrics_token = check_metrics_token(*pick("metrics_token"))
+    scanning_keys_url, scanning_keys_file = _read_scanning_keys(pick)
     return Settings(
         home=home,
         database_url=database_url,
@@ -301,6 +309,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         trusted_proxies=trusted_proxies,
         cache_seconds=cache_seconds,
         metrics_token=metrics_token,
+        secret_scanning_keys_url=scanning_keys_url,
+        secret_scanning_keys_file=scanning_keys_file,
     )
 
 
@@ -407,3 +417,15 @@ def _read_delivery(pick: Callable[[str], tuple[str | None, str]]) -> tuple[int, 
             f"with / (like /_objects/), got {accel_redirect!r}"
         )
     return redirect_seconds, accel_redirect
+
+
+def _read_scanning_keys(
+    pick: Callable[[str], tuple[str | None, str]],
+) -> tuple[str, Path | None]:
+    """Where the keys of GitHub's secret scanning come from: the URL, and the file if any."""
+    url, where = pick("secret_scanning_keys_url")
+    if url is not None:
+        check_http_url(url, where)
+    # Only existence here: the key list checks what it reads, at each read.
+    path = check_existing_file(*pick("secret_scanning_keys_file"), what="a key list file")
+    return url or GITHUB_SCANNING_KEYS_URL, path

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 SQLITE_PREFIX = "sqlite+aiosqlite:///"
@@ -119,6 +120,16 @@ def check_whole_seconds(text: str, where: str) -> int:
             f"got {text!r}"
         )
     return int(text)
+
+
+def check_existing_file(text: str | None, where: str, *, what: str) -> Path | None:
+    """The absolute path `text` names, if it exists (`what` says what it should be)."""
+    if text is None:
+        return None
+    path = Path(text).expanduser().absolute()
+    if not path.exists():
+        raise ConfigError(f"{where}: expected {what}, but {path} does not exist")
+    return path
 
 
 def check_http_url(url: str, where: str) -> None:

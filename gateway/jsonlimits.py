@@ -52,7 +52,8 @@ class JsonLimit:
 
 # A request body: the largest the API takes is an application's answers (a few KiB).
 REQUEST_BODY = JsonLimit("the request body", 1024 * 1024)
-# A provider's discovery document, key set, token or userinfo answer.
+# A provider's discovery document, key set, token or userinfo answer; GitHub's list of
+# secret scanning keys.
 PROVIDER_ANSWER = JsonLimit("the answer", 1024 * 1024)
 # A gateway's answer to the download client: a manifest lists every file of a release.
 GATEWAY_ANSWER = JsonLimit("the answer", 64 * 1024 * 1024)

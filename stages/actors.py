@@ -117,5 +117,7 @@ def _known_kind(text: str) -> ActorKind:
 GATEWAY: Final = Actor(ActorKind.SYSTEM)  # automatic decisions (an auto-approval)
 SCHEDULER: Final = Actor(ActorKind.SYSTEM, "scheduler")  # scheduled jobs
 TRIGGER: Final = Actor(ActorKind.SYSTEM, "trigger")  # policy triggers on incidents
+# Reports signed by a secret scanning partner (GitHub), checked by the gateway's receiver.
+SECRET_SCANNING: Final = Actor(ActorKind.SYSTEM, "secret-scanning")
 PUBLIC: Final = Actor(ActorKind.PUBLIC)
 ANONYMOUS: Final = Actor(ActorKind.ANONYMOUS)

@@ -1,5 +1,7 @@
 """Keys someone found: anyone who comes across an API key (in a repository, a paste, a
 log) reports it, and every active key among those reported is revoked at once.
+`revoke_found` does the revoking, telling and recording, for these reports and for those
+of secret scanners (secret_scanning.py) alike.
 
 No sign-in: holding a key is enough to end it, as 131 random bits cannot be guessed. The
 answer says only how many were revoked, so the report learns nothing of other keys. A
@@ -11,7 +13,7 @@ mail, webhooks), and each revocation is evidence.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -26,10 +28,33 @@ from gateway.notify.service import notify
 from gateway.ratelimits import RateLimit, RateLimiter
 from gateway.text import clean_text
 from stages import evidence as ev
+from stages.actors import Actor
 
 MAX_KEYS: Final = 1000
 MAX_KEY_CHARS: Final = 200
 MAX_URL_CHARS: Final = 2000
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """Where keys were found and who says so, as their owners are told and evidence keeps."""
+
+    found_at: str | None
+    # Who found them, as the owner's notice names them ("Someone", "GitHub's ...").
+    finder: str = "Someone"
+    # In what kind of content (a secret scanner's `source`, e.g. `commit`).
+    source: str | None = None
+    kind: str = "key.found"  # the notification's kind, for the inbox and webhooks
+    actor: Actor = ev.PUBLIC
+
+
+@dataclass(frozen=True)
+class Revoked:
+    """What `revoke_found` did: the digests that are keys of this gateway (active or not),
+    and how many of those were active and are now revoked."""
+
+    known: frozenset[str]
+    revoked: int
 
 
 @dataclass(frozen=True)
@@ -74,46 +99,70 @@ async def report_found_keys(
         # The counter takes a connection of its own: none is held while it waits.
         await uow.end_read()
         await limiter.take(RateLimit.FOUND_KEY_REPORTS_PER_ADDRESS, address or "unknown")
-    digests = sorted({key_digest(key) for key in texts if is_well_formed(key)})
+    digests = {key_digest(key) for key in texts if is_well_formed(key)}
     if not digests:
         return FoundKeys(received=len(keys), revoked=0)
+    done = await revoke_found(uow, dict.fromkeys(digests, Sighting(found_at=where)))
+    return FoundKeys(received=len(keys), revoked=done.revoked)
+
+
+async def revoke_found(uow: UnitOfWork, seen: Mapping[str, Sighting]) -> Revoked:
+    """Revoke at once every active key whose digest is a key of `seen`, tell each owner
+    which of theirs and where they were seen, and record each revocation as evidence."""
     session = await uow.write()
     now = uow.rt.clock()
     rows = (
         await session.execute(
             select(ApiKey, Account.email)
             .join(Account, Account.id == ApiKey.account_id)
-            .where(ApiKey.secret_sha256.in_(digests), ApiKey.revoked_at.is_(None))
+            .where(ApiKey.secret_sha256.in_(sorted(seen)))
             .with_for_update(of=ApiKey)
         )
     ).all()
-    by_owner: dict[tuple[str, str], list[str]] = defaultdict(list)
+    told: dict[tuple[str, str, Sighting], list[str]] = defaultdict(list)
     for key, email in rows:
+        if key.revoked_at is not None:
+            continue  # known, but already ended: nothing to do, no one to tell again
+        where = seen[key.secret_sha256]
         key.revoked_at = now
         evidence.record(
             session,
-            ev.KeyRevoked(key=key.id, found=True, found_at=where),
-            actor=ev.PUBLIC,
+            ev.KeyRevoked(key=key.id, found=True, found_at=where.found_at, source=where.source),
+            actor=where.actor,
             at=now,
             account_id=key.account_id,
         )
-        by_owner[(key.account_id, email)].append(key.display_prefix)
-    for (account_id, email), prefixes in sorted(by_owner.items()):
-        shown = ", ".join(f"{prefix}…" for prefix in sorted(prefixes))
+        told[(key.account_id, email, where)].append(key.display_prefix)
+    for (account_id, email, where), prefixes in sorted(told.items(), key=_by_owner):
         notify(
             session,
             uow.rt.settings,
             account_id=account_id,
-            kind="key.found",
+            kind=where.kind,
             subject="Your API key was reported as found and is revoked",
-            body=(
-                f"Someone reported finding your API key{'s' if len(prefixes) > 1 else ''} "
-                f"{shown}{f' at {where}' if where else ''}. It no longer works. Create "
-                "a new key, and check where the old one was kept."
-            ),
+            body=_notice(where, prefixes),
             link="/keys",
             now=now,
             email=email,
-            data={"keys": sorted(prefixes), "found_at": where},
+            data={"keys": sorted(prefixes), "found_at": where.found_at, "source": where.source},
         )
-    return FoundKeys(received=len(keys), revoked=len(rows))
+    return Revoked(
+        known=frozenset(key.secret_sha256 for key, _ in rows),
+        revoked=sum(len(prefixes) for prefixes in told.values()),
+    )
+
+
+def _by_owner(item: tuple[tuple[str, str, Sighting], list[str]]) -> tuple[str, ...]:
+    (account_id, email, where), _ = item
+    return (account_id, email, where.found_at or "", where.source or "")
+
+
+def _notice(seen: Sighting, prefixes: Sequence[str]) -> str:
+    shown = ", ".join(f"{prefix}…" for prefix in sorted(prefixes))
+    where = f" at {seen.found_at}" if seen.found_at else ""
+    source = f" (in {seen.source})" if seen.source else ""
+    return (
+        f"{seen.finder} reported finding your API key{'s' if len(prefixes) > 1 else ''} "
+        f"{shown}{where}{source}. It no longer works. Create a new key, and check where "
+        "the old one was kept."
+    )

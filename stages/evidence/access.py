@@ -176,12 +176,14 @@ class KeyCreated(Payload):
 @dataclass(frozen=True)
 class KeyRevoked(Payload):
     """A key revoked: by its owner or an operator, or (`found`) because someone reported
-    finding it, with where (`found_at`, as they said)."""
+    finding it, with where (`found_at`, as they said) and, from a secret scanner, in what
+    kind of content (`source`, e.g. `commit`; None in rows written before it existed)."""
 
     KIND = K.KEY_REVOKED
     key: str
     found: bool = False
     found_at: str | None = None
+    source: str | None = None
 
 
 @dataclass(frozen=True)

@@ -240,6 +240,7 @@ ACTORS = [
     ev.Actor(ev.ActorKind.OPERATOR_CLI, "ann@host"),
     ev.SCHEDULER,
     ev.TRIGGER,
+    ev.SECRET_SCANNING,
     ev.GATEWAY,
     ev.PUBLIC,
     ev.ANONYMOUS,
@@ -265,6 +266,7 @@ def test_actors_keep_todays_stored_forms() -> None:
     assert str(ev.Actor(ev.ActorKind.OPERATOR_CLI, "u@h")) == "cli:u@h"
     assert str(ev.SCHEDULER) == "system:scheduler"
     assert str(ev.TRIGGER) == "system:trigger"
+    assert str(ev.SECRET_SCANNING) == "system:secret-scanning"
     assert str(ev.GATEWAY) == "system"
     assert str(ev.PUBLIC) == "public"
     assert str(ev.ANONYMOUS) == "anonymous"
