@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -59,6 +59,29 @@ class VerifyOut:
     credits: CreditsOut | None
     expires_at: datetime | None
     revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class VerifyRefusedOut:
+    """A key that may not use the model now: the error body (`error` is the reason) with
+    what the verification found. A refusal of the caller itself (not a service's key)
+    is the error body alone."""
+
+    error: str
+    message: str
+    status: int
+    valid: bool = False
+    reason: str | None = None
+    account: str | None = None
+    organisation: str | None = None
+    grant: str | None = None
+    tier: str | None = None
+    release: str | None = None
+    components: list[str] | None = None
+    ratelimit: RateLimitOut | None = None
+    credits: CreditsOut | None = None
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
 
 
 @dataclass
@@ -142,13 +165,19 @@ class ApiAccessController(Controller):
         security=BEARER,
         responses={
             **answers(*COMMON, 401, 404),
-            403: ResponseSpec(VerifyOut, description="Not valid now: `reason` says why"),
-            429: ResponseSpec(VerifyOut, description="Over the rate limit or out of credits"),
+            403: ResponseSpec(
+                VerifyRefusedOut,
+                description="Not valid now (`reason` says why), or the caller is not a "
+                "service account's `verify` key",
+            ),
+            429: ResponseSpec(
+                VerifyRefusedOut, description="Over the rate limit or out of the month's credits"
+            ),
         },
     )
     async def verify(
         self, uow: Uow, grantee: GranteeDep, limiter: Limiter, data: JSONBody[VerifyIn]
-    ) -> Response[VerifyOut]:
+    ) -> Response[VerifyOut | VerifyRefusedOut]:
         try:
             model, version = parse_release_ref(data.model, version_required=False)
         except InvalidName as exc:
@@ -172,7 +201,14 @@ class ApiAccessController(Controller):
             )
             wait = max(1, int((reset - uow.rt.clock()).total_seconds()) + 1)
             headers["retry-after"] = str(wait)
-        return Response(_out(found), status_code=status, headers=headers)
+        answer = _out(found)
+        if found.valid:
+            return Response(answer, status_code=status)
+        found_out = {k: v for k, v in asdict(answer).items() if k != "message"}
+        refused = VerifyRefusedOut(
+            error=found.reason or "", message=found.message or "", status=status, **found_out
+        )
+        return Response(refused, status_code=status, headers=headers)
 
     @post(
         "/api/v1/usage",
