@@ -9,6 +9,7 @@ What is left out, and why, is said next to each exclusion below.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.conftest import BACKENDS, PostgresServer
 from tests.sample import make_folder, make_license
@@ -47,7 +50,19 @@ def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, str, Path]]:
     root = tmp_path_factory.mktemp("openapi")
-    env = clean_env(GATEWAY_HOME=str(root / ".gateway"), GATEWAY_SCHEDULER="off")
+    # A secret scanning key list of its own, so no request makes the gateway read GitHub's.
+    pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    keys = root / "secret-scanning-keys.json"
+    keys.write_text(json.dumps({"public_keys": [{"key_identifier": "k1", "key": pem.decode()}]}))
+    env = clean_env(
+        GATEWAY_HOME=str(root / ".gateway"),
+        GATEWAY_SCHEDULER="off",
+        GATEWAY_SECRET_SCANNING_KEYS_FILE=str(keys),
+    )
     if request.param.startswith("postgres"):
         server: PostgresServer = request.getfixturevalue("postgres")
         template: str = request.getfixturevalue("migrated_postgres_template")
