@@ -9,7 +9,9 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from gateway.ratelimits.store import Counter, RateLimitStore
+from gateway.db.models import Grant
+from gateway.ratelimits.store import Counter, DatabaseRateLimitStore, RateLimitStore
+from gateway.runtime import Runtime
 from stages.tiers import ApiTerms
 
 MINUTE_MS = 60_000
@@ -108,3 +110,15 @@ def _allowance(
         credits_remaining=max(0, terms.credits_per_month - credits),
         credits_reset=month.resets_at,
     )
+
+
+async def grant_allowance(rt: Runtime, grant: Grant, now: datetime) -> Allowance | None:
+    """What an active grant has left of its tier's API terms now (None: the tier has
+    none, or the grant is not active), for the grantee's own pages."""
+    if grant.status != "active" or grant.tier not in rt.policy.ladder:
+        return None
+    terms = rt.policy.ladder.get(grant.tier).api
+    if terms is None:
+        return None
+    store = DatabaseRateLimitStore(rt.engine)
+    return await standing(store, terms, key_id=None, grant_id=grant.id, now=now)

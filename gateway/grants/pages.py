@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from litestar import Controller, Request, get, post
 from litestar.response import Redirect, Template
 
+from gateway.api_access.metering import Allowance, grant_allowance
 from gateway.applications.answer_forms import (
     COUNTRIES,
     TICKED,
@@ -71,6 +72,8 @@ class GrantRow:
     license_sha256: str | None
     closeout: Closeout | None
     closeout_overdue: bool
+    api_only: bool = False
+    api: Allowance | None = None  # the month's credits, when the tier has API terms
 
 
 async def _newest_open_version(uow: UnitOfWork, rt: Runtime, grant: Grant) -> str | None:
@@ -240,6 +243,7 @@ async def _grants_page(
             else:
                 license_sha256 = form.license_sha256
         closeout = closeouts.get(grant.id)
+        tier = rt.policy.ladder.get(grant.tier) if grant.tier in rt.policy.ladder else None
         rows.append(
             GrantRow(
                 grant=grant,
@@ -264,6 +268,8 @@ async def _grants_page(
                 closeout_overdue=bool(
                     closeout and closeout.attested_at is None and now > closeout.due_at
                 ),
+                api_only=tier is not None and tier.api_only,
+                api=await grant_allowance(rt, grant, now),
             )
         )
     return Template(

@@ -16,13 +16,15 @@ from sqlalchemy import func, select
 from gateway.api_access.service_accounts import create_service
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.db.models import ApiKey, ApiUsageEvent, Evidence
+from gateway.db.models import Account, ApiKey, ApiUsageEvent, Evidence
 from gateway.errors import InvalidInput
+from gateway.grants.service import create_grant
 from gateway.keys.service import create_key, revoke_key
 from gateway.runtime import Runtime, build_runtime
 from gateway.staging.promotion import stage_status
 from tests.backends import on_backends
 from tests.grantees import MODEL, Grantee, grantee, open_release
+from tests.http.portal import HTML, submit
 from tests.units import reading, within
 
 pytestmark = [pytest.mark.anyio, on_backends("sqlite+file", "postgres+file")]
@@ -273,3 +275,42 @@ async def test_the_partner_gate_reads_the_reported_api_use(
     # Event 0 was flagged: 200 of 1,200 requests is over the 1 % the policy allows.
     assert not gates["max_flagged_share"].met
     assert gates["max_flagged_share"].actual == "16.67%"
+
+
+async def test_the_grantee_sees_the_api_terms_and_what_is_left(
+    http: Client, rt: Runtime, tmp_path: Path
+) -> None:
+    await open_release(rt, tmp_path, to="api_preview")
+    email, password = "ada@lab.example", "correct horse battery"
+    await submit(http, "/sign-up", "/sign-up", {"email": email, "password": password})
+    await submit(http, "/sign-in", "/sign-in", {"email": email, "password": password})
+    await within(
+        rt,
+        lambda uow: create_grant(
+            uow, email=email, model=MODEL, tier="api_preview", days=None, actor="test"
+        ),
+    )
+    ada = await key_of(rt, email)
+    service = await service_key(rt)
+    spent = await http.post(
+        VERIFY, json={"key": ada, "model": "acme/sample", "cost": 250}, headers=service
+    )
+    assert spent.status_code == 200, spent.text
+    page = await http.get("/grants", headers=HTML)
+    assert page.status_code == 200
+    assert "Through the model's API only" in page.text
+    assert "60 a minute for each of your API keys" in page.text
+    assert "99,750 of 100,000 left this month" in page.text
+    assert "/download" not in page.text
+
+
+async def key_of(rt: Runtime, email: str) -> str:
+    async with reading(rt) as session:
+        account = (await session.scalars(select(Account).where(Account.email == email))).one()
+    created = await within(
+        rt,
+        lambda uow: create_key(
+            uow, account_id=account.id, scopes=["download"], days=None, name="", actor="test"
+        ),
+    )
+    return created.secret
