@@ -145,6 +145,10 @@ class Figures:
         self.enforcement = Count()
         self.appeals: dict[str, str] = {}
         self.release_actions: list[dict[str, Any]] = []
+        # API use inference services reported in the period (api_use.reported), by tier.
+        self.api_requests = Count()
+        self.api_flagged = Count()
+        self.api_users: set[str] = set()
         self._stage: dict[int, str] = {}
         self._submitted: dict[str, tuple[datetime, str]] = {}
         self._decided: set[str] = set()
@@ -170,6 +174,8 @@ class Figures:
                 release = entry.get("release_id")
                 stage = self._stage.get(int(release), DRAFT) if release is not None else DRAFT
                 self.add_downloads(stage, str(entry.get("account_id") or ""), 1)
+        elif kind is K.API_USE_REPORTED and during:
+            self._api_use(str(entry.get("account_id") or ""), data)
         elif kind.value.startswith(("application.", "grant.")):
             self._access(kind, at, during, data)
         elif kind.value.startswith("incident."):
@@ -180,6 +186,12 @@ class Figures:
             self.appeals[str(data.get("appeal"))] = "pending"
         elif kind in _APPEAL_OUTCOMES and str(data.get("appeal")) in self.appeals:
             self.appeals[str(data.get("appeal"))] = _APPEAL_OUTCOMES[kind]
+
+    def _api_use(self, account: str, data: Mapping[str, Any]) -> None:
+        tier = str(data.get("tier") or "")
+        self.api_requests.add(int(data.get("requests") or 0), tier=tier)
+        self.api_flagged.add(int(data.get("flagged") or 0), tier=tier)
+        self.api_users.add(account)
 
     def add_downloads(self, stage: str, account: str, count: int) -> None:
         """Downloads started at `stage` by `account` (the rollups' counts, or one row)."""

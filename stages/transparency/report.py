@@ -128,6 +128,10 @@ def counts_of(figures: Figures, min_count: int) -> dict[str, Count]:
         counts["appeals"] = figures.appeals_by_outcome()
     for stage, accounts in sorted(figures.grantees.items()):
         counts[f"distinct_grantees/stage={stage}"] = Count(len(accounts))
+    if figures.api_users:
+        counts["api_use/requests"] = figures.api_requests
+        counts["api_use/flagged_requests"] = figures.api_flagged
+        counts["api_use/distinct_users"] = Count(len(figures.api_users))
     return counts
 
 
@@ -151,13 +155,17 @@ def published(figures: Figures, min_count: int) -> dict[str, Any]:
         for name in list(laid)
         if name.startswith("distinct_grantees/")
     }
+    # Null for a period in which no service reported API use.
+    api_use = {
+        name.split("/", 1)[1]: laid.pop(name) for name in list(laid) if name.startswith("api_use/")
+    }
     return {
         **laid,
         "distinct_grantees_by_stage": grantees,
         "review_time": _duration(figures.review_seconds, min_count),
         "time_to_triage": _duration(figures.triage_seconds(), min_count),
         "time_to_resolve": _duration(figures.resolve_seconds(), min_count),
-        "api_use": None,
+        "api_use": api_use or None,
         "release_actions": figures.release_actions,
     }
 
@@ -179,6 +187,9 @@ def csv_rows(report_figures: dict[str, Any]) -> Iterator[tuple[str, str, str, st
         elif figure == "distinct_grantees_by_stage":
             for stage, node in value.items():
                 yield from walk(figure, f"stage={stage}", node)
+        elif figure == "api_use":
+            for measure, node in (value or {}).items():
+                yield from walk(f"api_use.{measure}", "", node)
         elif isinstance(value, dict):
             for measure, seconds in value.items():
                 yield (

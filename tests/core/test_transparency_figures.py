@@ -209,3 +209,27 @@ def test_text_a_report_publishes_is_always_utf8() -> None:
     assert list(denied) == ["no\ufffd"]
     assert figures["release_actions"][0]["reason"] == "bad\ufffd"
     assert json.dumps(figures, ensure_ascii=False).encode("utf-8")
+
+
+def used(account: int, tier: str, requests: int, flagged: int, at: datetime) -> dict[str, Any]:
+    data = {"event": f"e{account}-{at:%s}", "grant": f"g{account}", "tier": tier}
+    data |= {"used_at": at.isoformat(), "requests": requests, "tokens": 0, "flagged": flagged}
+    return entry("api_use.reported", at, data, account_id=f"a{account}", release_id=1)
+
+
+def test_api_use_is_counted_by_tier_and_suppressed_like_every_count() -> None:
+    figures = Figures(START, END, model_id=1)
+    assert published(figures, 3)["api_use"] is None  # no service reported anything
+    inside = START + timedelta(days=3)
+    for account in range(4):
+        figures.add(used(account, "api_preview", 100, 1 if account == 0 else 0, inside))
+    figures.add(used(9, "public", 2, 0, inside))
+    figures.add(used(8, "api_preview", 50, 0, END))  # after the period
+    api = published(figures, 3)["api_use"]
+    assert api["requests"]["count"] == 402
+    # The public tier's 2 requests are below 3, so the API preview's 400 are hidden too:
+    # the total minus them would give the 2 away.
+    assert api["requests"]["by"]["tier"]["public"]["shown"] == "< 3"
+    assert api["requests"]["by"]["tier"]["api_preview"]["shown"] == "suppressed"
+    assert api["distinct_users"]["count"] == 5
+    assert api["flagged_requests"]["shown"] == "< 3"
