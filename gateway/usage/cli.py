@@ -50,8 +50,9 @@ def usage(subject: str, by: str, start: str | None, end: str | None, fmt: str) -
 
     Counts for ORG/NAME:VERSION, or every release of ORG/NAME: downloads started,
     distinct grantees, bytes of the files downloaded, requests for bytes and refusals,
-    by stage, tier, organisation, day, file or refusal reason. They come from the daily
-    rollups of the evidence log (job usage.rollup, every minute)."""
+    and the API requests inference services reported serving (and those their safety
+    filter flagged), by stage, tier, organisation, day, file or refusal reason. They
+    come from the daily rollups of the evidence log (job usage.rollup, every minute)."""
     first, last = _day(start, "--from"), _day(end, "--to")
     report = run(in_unit(lambda uow: usage_report(uow, subject, by=by, start=first, end=last)))
     if fmt == "json":
@@ -65,13 +66,25 @@ def usage(subject: str, by: str, start: str | None, end: str | None, fmt: str) -
         sys.stdout.write(json.dumps(body, indent=2) + "\n")
     elif fmt == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow([by, "downloads", "grantees", "bytes", "requests", "refusals"])
+        writer.writerow([by, *_COLUMNS])
         for row in report.rows:
             writer.writerow(
-                [row.key, row.downloads, row.grantees, row.bytes, row.requests, row.refusals]
+                [
+                    row.key,
+                    row.downloads,
+                    row.grantees,
+                    row.bytes,
+                    row.requests,
+                    row.refusals,
+                    row.api_requests,
+                    row.api_flagged,
+                ]
             )
     else:
         _table(report)
+
+
+_COLUMNS = ("downloads", "grantees", "bytes", "requests", "refusals", "api_requests", "api_flagged")
 
 
 def _table(report: UsageReport) -> None:
@@ -79,7 +92,7 @@ def _table(report: UsageReport) -> None:
         out.print(f"No use of {report.subject} recorded in that range.")
         return
     table = Table(title=f"{report.subject} by {report.by}")
-    for column in (report.by, "downloads", "grantees", "bytes", "requests", "refusals"):
+    for column in (report.by, *_COLUMNS):
         table.add_column(column, justify="left" if column == report.by else "right")
     for row in [*report.rows, report.total]:
         table.add_row(
@@ -89,6 +102,8 @@ def _table(report: UsageReport) -> None:
             _size(row.bytes),
             f"{row.requests:,}",
             f"{row.refusals:,}",
+            f"{row.api_requests:,}",
+            f"{row.api_flagged:,}",
         )
     out.print(table)
 

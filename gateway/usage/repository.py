@@ -161,8 +161,8 @@ async def report(
     start: date | None,
     end: date | None,
 ) -> Sequence[Row[Any]]:
-    """(key, downloads, distinct grantees, bytes, requests, refusals) per value of `by`;
-    by reason, only refusals have one."""
+    """(key, downloads, distinct grantees, bytes, requests, refusals, API requests, API
+    requests flagged) per value of `by`; by reason, only refusals have one."""
     dimension = _DIMENSIONS[by]
     is_download = UsageDaily.measure == "download"
     query = (
@@ -176,6 +176,12 @@ async def report(
             ),
             func.sum(case((UsageDaily.measure == "refusal", UsageDaily.count), else_=0)).label(
                 "refusals"
+            ),
+            func.sum(case((UsageDaily.measure == "api_request", UsageDaily.count), else_=0)).label(
+                "api_requests"
+            ),
+            func.sum(case((UsageDaily.measure == "api_flagged", UsageDaily.count), else_=0)).label(
+                "api_flagged"
             ),
         )
         .where(UsageDaily.release_id.in_(list(releases)) if releases else literal(False))

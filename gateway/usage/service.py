@@ -9,7 +9,9 @@ It counts:
 - `download`: a download started (the first request for a file under a new download id;
   `bytes` is the file's size), by day, stage, tier, organisation, file and account;
 - `request`: every request for a file's bytes, whatever came of it;
-- `refusal`: a request for bytes or a manifest that was refused, with the reason.
+- `refusal`: a request for bytes or a manifest that was refused, with the reason;
+- `api_request` and `api_flagged`: API requests an inference service reported serving
+  (`api_use.reported`), and those its safety filter flagged, by the grant's tier.
 
 Reports sum those over a date range, by one dimension, with distinct grantees.
 """
@@ -35,6 +37,7 @@ DIMENSIONS: Final = ("stage", "tier", "organisation", "day", "artifact", "reason
 _KINDS: Final = (
     ev.EvidenceKind.DOWNLOAD_REQUESTED.value,
     ev.EvidenceKind.DOWNLOAD_MANIFEST_REFUSED.value,
+    ev.EvidenceKind.API_USE_REPORTED.value,
 )
 _STAGE_KINDS: Final = tuple(
     sorted(
@@ -60,6 +63,8 @@ class UsageRow:
     bytes: int
     requests: int
     refusals: int
+    api_requests: int = 0
+    api_flagged: int = 0
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,8 @@ class UsageReport:
             bytes=sum(r.bytes for r in self.rows),
             requests=sum(r.requests for r in self.rows),
             refusals=sum(r.refusals for r in self.rows),
+            api_requests=sum(r.api_requests for r in self.rows),
+            api_flagged=sum(r.api_flagged for r in self.rows),
         )
 
 
@@ -119,7 +126,7 @@ async def _counts(session: Any, rows: Any, stages: dict[int, str]) -> list[dict[
     )
     summed: dict[tuple[Any, ...], list[int]] = {}
 
-    def add(row: Any, measure: str, *, reason: str = "", count_bytes: int = 0) -> None:
+    def add(row: Any, measure: str, *, reason: str = "", count_bytes: int = 0, n: int = 1) -> None:
         data = row.data
         key = (
             row.release_id,
@@ -133,13 +140,17 @@ async def _counts(session: Any, rows: Any, stages: dict[int, str]) -> list[dict[
             reason,
         )
         cell = summed.setdefault(key, [0, 0])
-        cell[0] += 1
+        cell[0] += n
         cell[1] += count_bytes
 
     for row in rows:
         data = row.data
         if row.kind in _STAGE_KINDS:
             stages[row.release_id] = str(data.get("to") or stages.get(row.release_id, DRAFT))
+            continue
+        if row.kind == ev.EvidenceKind.API_USE_REPORTED.value:
+            add(row, "api_request", n=int(data.get("requests") or 0))
+            add(row, "api_flagged", n=int(data.get("flagged") or 0))
             continue
         if row.kind == ev.EvidenceKind.DOWNLOAD_MANIFEST_REFUSED.value:
             add(row, "refusal", reason=str(data.get("reason") or ""))
@@ -234,6 +245,8 @@ async def usage_report(
             bytes=int(row.bytes or 0),
             requests=int(row.requests or 0),
             refusals=int(row.refusals or 0),
+            api_requests=int(row.api_requests or 0),
+            api_flagged=int(row.api_flagged or 0),
         )
         for row in found
     ]

@@ -18,10 +18,12 @@ from gateway.app import create_app
 from gateway.config import Settings
 from gateway.db.models import Account, ApiKey, ApiUsageEvent, Evidence
 from gateway.errors import InvalidInput
+from gateway.evidence_log.service import seal
 from gateway.grants.service import create_grant
 from gateway.keys.service import create_key, revoke_key
 from gateway.runtime import Runtime, build_runtime
 from gateway.staging.promotion import stage_status
+from gateway.usage.service import roll_up, usage_report
 from tests.backends import on_backends
 from tests.grantees import MODEL, Grantee, grantee, open_release
 from tests.http.portal import HTML, submit
@@ -314,3 +316,20 @@ async def key_of(rt: Runtime, email: str) -> str:
         ),
     )
     return created.secret
+
+
+async def test_reported_use_reaches_the_usage_rollups(
+    http: Client, rt: Runtime, tmp_path: Path
+) -> None:
+    ada = await preview(rt, tmp_path)
+    service = await service_key(rt)
+    now = rt.clock().isoformat()
+    batch = [event(n, ada.key, time=now, units={"requests": 5 + n}) for n in range(3)]
+    assert (await http.post(USAGE, json={"events": batch}, headers=service)).status_code == 200
+    await within(rt, seal)
+    await within(rt, roll_up)
+    report = await within(
+        rt, lambda uow: usage_report(uow, "acme/sample:1.0", by="tier", start=None, end=None)
+    )
+    rows = {row.key: (row.api_requests, row.api_flagged) for row in report.rows}
+    assert rows == {"api_preview": (18, 5)}  # 5 + 6 + 7 requests; event 0's 5 flagged

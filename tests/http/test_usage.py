@@ -172,8 +172,8 @@ async def test_the_command_prints_a_table_csv_and_json(
     assert all(row["downloads"] == 1 for row in body["rows"])
     as_csv = await command("acme/sample:1.0", "--by", "tier", "--format", "csv")
     assert as_csv.stdout.splitlines() == [
-        "tier,downloads,grantees,bytes,requests,refusals",
-        f"researcher,{len(files)},1,{sum(f['size'] for f in files)},{len(files)},0",
+        "tier,downloads,grantees,bytes,requests,refusals,api_requests,api_flagged",
+        f"researcher,{len(files)},1,{sum(f['size'] for f in files)},{len(files)},0,0,0",
     ]
     table = await command("acme/sample:1.0", "--by", "tier")
     assert "researcher" in table.stdout
