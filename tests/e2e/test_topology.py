@@ -24,6 +24,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ import pytest
 
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.sample import make_folder, make_license
-from tests.served import clean_env
+from tests.served import SUITE_POLICY, clean_env
 
 pytestmark = pytest.mark.slow
 
@@ -116,7 +117,9 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     database = f"gw_topology_{uuid.uuid4().hex[:10]}"
     pids: list[int] = []
     limits = work / "limits.toml"
+    # The replicas read the suite's policy, as the CLI here does (clean_env).
     limits.write_text(
+        f'policy_file = "{SUITE_POLICY}"\n'
         "[rate_limits]\n"
         f"sign_in_per_address = {{ limit = {SIGN_IN_LIMIT}, window_seconds = 900 }}\n"
     )
@@ -383,3 +386,67 @@ def test_metrics_are_served_by_each_replica_and_never_through_nginx(topology: To
         scraped = httpx2.get(f"{replica}/metrics", timeout=10)
         assert scraped.status_code == 200
         assert "gateway_http_requests_total" in scraped.text
+
+
+def test_credits_are_exact_across_replicas_and_a_revocation_reaches_every_one(
+    topology: Topology, tmp_path: Path
+) -> None:
+    # The suite's policy gives partners 40 API credits a month.
+    run = topology.gateway
+    folder = make_folder(tmp_path / "api")
+    run(
+        "release",
+        "publish",
+        "acme/api",
+        "1.0",
+        str(folder),
+        "--license",
+        str(make_license(tmp_path)),
+    )
+    run(
+        "evidence",
+        "attach",
+        "acme/api:1.0",
+        "--kind",
+        "evaluation",
+        "--name",
+        "internal-safety",
+        "--result",
+        "pass",
+    )
+    run("stage", "promote", "acme/api:1.0", "--to", "trusted_partner")
+    run("accounts", "create", "sam@lab.example")
+    run(
+        "grants",
+        "create",
+        "--account",
+        "sam@lab.example",
+        "--model",
+        "acme/api",
+        "--tier",
+        "trusted_partner",
+    )
+    key = run("keys", "create", "--account", "sam@lab.example", "--scope", "download")
+    service = {"authorization": f"Bearer {run('services', 'create', 'topology-inference')}"}
+    body = {"key": key, "model": "acme/api"}
+
+    def verify(replica: str) -> httpx2.Response:
+        return httpx2.post(f"{replica}/api/v1/keys/verify", json=body, headers=service, timeout=30)
+
+    # 90 verifications at once, spread over the three replicas: exactly 40 get through.
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        answers = list(pool.map(verify, itertools.islice(itertools.cycle(topology.replicas), 90)))
+    assert sorted(a.status_code for a in answers) == [200] * 40 + [429] * 50
+    assert {a.json()["reason"] for a in answers if a.status_code == 429} == {"credits_exhausted"}
+
+    # Revoked through nginx; within a second no replica verifies the key, and each says
+    # it was revoked.
+    revoked = httpx2.post(f"{topology.url}/api/v1/credentials/revoke", json={"keys": [key]})
+    assert revoked.json() == {"received": 1, "revoked": 1}
+    deadline = time.monotonic() + 1
+    for replica in topology.replicas:
+        while (answer := verify(replica)).json()["reason"] != "key_revoked":
+            assert time.monotonic() < deadline, answer.text
+            time.sleep(0.02)
+        assert answer.status_code == 403
+        assert answer.json()["revoked_at"] is not None
