@@ -234,8 +234,10 @@ def _read_tier(name: str, body: object, check: Check) -> tuple[int, Tier] | None
                     "grantees download nothing",
                 )
                 weights = None
-    else:
+    elif access is Access.WEIGHTS:
         weights = _read_weights_terms(body, path, check)
+    else:
+        weights = None  # what the tier should hold depends on the access it has
     if (
         order is None
         or title is None
