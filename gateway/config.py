@@ -25,6 +25,7 @@ from gateway.config_checks import (
     check_http_url,
     check_metrics_token,
     check_proxies,
+    check_redis_url,
     check_seconds,
     check_secret_key,
     check_storage_url,
@@ -147,6 +148,9 @@ class Settings:
     # read instead of the URL when set (a gateway that cannot reach GitHub, tests).
     secret_scanning_keys_url: str = GITHUB_SCANNING_KEYS_URL
     secret_scanning_keys_file: Path | None = None
+    # Where API verification counts requests and credits (redis://...): one atomic script
+    # a verification instead of two database writes. None: the database counts them.
+    redis_url: str | None = dataclasses.field(default=None, repr=False)
 
     @property
     def secure_cookies(self) -> bool:
@@ -208,6 +212,7 @@ _ENV = {
     "metrics_token": "GATEWAY_METRICS_TOKEN",
     "secret_scanning_keys_url": "GATEWAY_SECRET_SCANNING_KEYS_URL",
     "secret_scanning_keys_file": "GATEWAY_SECRET_SCANNING_KEYS_FILE",
+    "redis_url": "GATEWAY_REDIS_URL",
 }
 OPERATOR_NOTICES = ("immediate", "daily")
 _TABLES = ("oidc", "webhooks", "rate_limits")
@@ -287,6 +292,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     cache_seconds = check_cache_seconds(*pick("cache_seconds"))
     metrics_token = check_metrics_token(*pick("metrics_token"))
     scanning_keys_url, scanning_keys_file = _read_scanning_keys(pick)
+    redis_url = check_redis_url(*pick("redis_url"))
     return Settings(
         home=home,
         database_url=database_url,
@@ -311,6 +317,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         metrics_token=metrics_token,
         secret_scanning_keys_url=scanning_keys_url,
         secret_scanning_keys_file=scanning_keys_file,
+        redis_url=redis_url,
     )
 
 

@@ -138,6 +138,16 @@ def check_http_url(url: str, where: str) -> None:
         raise ConfigError(f"{where}: expected an http:// or https:// URL, got {url!r}")
 
 
+def check_redis_url(url: str | None, where: str) -> str | None:
+    """A redis:// or rediss:// URL (with a database number, optionally), or None."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ConfigError(f"{where}: expected a redis:// or rediss:// URL, got {mask_url(url)!r}")
+    return url
+
+
 def mask_url(text: str) -> str:
     parts = urlsplit(text)
     if parts.password:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from gateway.api_access.meters import ApiMeter, meter_for
 from gateway.config import ConfigError, Settings
 from gateway.credentials.key_encryption import KeyEncryptor, LocalKeyEncryptor
 from gateway.credentials.url_tokens import KeyCache, prepare_keys
@@ -24,6 +25,7 @@ from gateway.db.group_commit import GroupCommit
 from gateway.db.uow import UnitOfWork, unit_of_work
 from gateway.errors import InvalidInput
 from gateway.input_files import read_input_text
+from gateway.ratelimits.store import DatabaseRateLimitStore
 from gateway.signing.release import SigningKey, ensure_signing_key
 from gateway.storage import Storage, StorageError, storage_from_url
 from policies.loader import PolicyError, load_policy
@@ -77,9 +79,12 @@ class Runtime:
     changes: Changes = field(init=False)
     # When this process's scheduler started: a job is not overdue before it could have run.
     scheduler_started_at: datetime | None = None
+    # Where API verification counts requests and credits (gateway/api_access/meters.py).
+    meter: ApiMeter = field(init=False)
 
     def __post_init__(self) -> None:
         self.group_commit = GroupCommit(self)
+        self.meter = meter_for(self.settings.redis_url, DatabaseRateLimitStore(self.engine))
         self.changes = Changes(self.settings.database_url, self.settings.cache_seconds)
         self.changes.on_change(("url_signing_keys",), self.url_keys.forget)
         self._machine: tuple[object, StageMachine] | None = None
@@ -111,6 +116,7 @@ class Runtime:
             return changed + await reseal_log_key(session, self.key_encryptor)
 
     async def close(self) -> None:
+        await self.meter.close()
         await self.changes.stop()
         await self.group_commit.drain()
         await self.engine.dispose()

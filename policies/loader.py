@@ -19,6 +19,7 @@ from typing import Final, TypeGuard
 from policies.application_loader import read_applications, read_lifecycle
 from policies.gate_loader import read_gates, read_reinstate
 from policies.reading import (
+    MAX_INT,
     POSITIVE_INT,
     Check,
     describe,
@@ -79,7 +80,7 @@ _TIER_KEYS: Final = (
 _WEIGHTS_KEYS: Final = ("components", "url_ttl_seconds", "download_quota", "quota_period_days")
 _API_KEYS: Final = ("requests_per_minute", "credits_per_month")
 MAX_REQUESTS_PER_MINUTE: Final = 1_000_000
-MAX_CREDITS_PER_MONTH: Final = 2_000_000_000
+MAX_CREDITS_PER_MONTH: Final = MAX_INT
 _PUBLISH_KEYS: Final = ("components", "default_component")
 _RULE_KEYS: Final = ("glob", "component")
 

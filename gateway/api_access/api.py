@@ -15,7 +15,7 @@ from gateway.api_access.usage import MAX_EVENTS, UsageReport, report_usage
 from gateway.api_reference import BEARER, COMMON, answers
 from gateway.errors import InvalidInput
 from gateway.keys.auth import GranteeDep
-from gateway.web import Limiter, Uow
+from gateway.web import Uow
 from stages.access import Reason
 from stages.names import InvalidName, parse_release_ref
 
@@ -176,7 +176,7 @@ class ApiAccessController(Controller):
         },
     )
     async def verify(
-        self, uow: Uow, grantee: GranteeDep, limiter: Limiter, data: JSONBody[VerifyIn]
+        self, uow: Uow, grantee: GranteeDep, data: JSONBody[VerifyIn]
     ) -> Response[VerifyOut | VerifyRefusedOut]:
         try:
             model, version = parse_release_ref(data.model, version_required=False)
@@ -189,7 +189,6 @@ class ApiAccessController(Controller):
             model=model,
             version=version,
             cost=data.cost,
-            store=limiter.store,
         )
         status = 200 if found.valid else _REFUSED_STATUS.get(found.reason or "", 403)
         headers = {}

@@ -8,11 +8,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from gateway.db.models import Grant
-from gateway.ratelimits.store import Counter, DatabaseRateLimitStore, RateLimitStore
-from gateway.runtime import Runtime
+from gateway.ratelimits.store import Counter, RateLimitStore
 from stages.tiers import ApiTerms
+
+if TYPE_CHECKING:
+    from gateway.db.models import Grant
+    from gateway.runtime import Runtime
 
 MINUTE_MS = 60_000
 # Scopes of the counters in the shared store.
@@ -79,15 +82,15 @@ async def spend(
     if requests is None:
         used = await store.count(month.counter)
         return Spent(
-            _allowance(terms, minute, month, terms.requests_per_minute, used), "rate_limited"
+            allowance(terms, minute, month, terms.requests_per_minute, used), "rate_limited"
         )
     credits = await store.spend(
         month.counter, amount=cost, limit=terms.credits_per_month, expires_at=month.ends_ms
     )
     if credits is None:
         used = await store.count(month.counter)
-        return Spent(_allowance(terms, minute, month, requests, used), "credits_exhausted")
-    return Spent(_allowance(terms, minute, month, requests, credits), None)
+        return Spent(allowance(terms, minute, month, requests, used), "credits_exhausted")
+    return Spent(allowance(terms, minute, month, requests, credits), None)
 
 
 async def standing(
@@ -96,10 +99,10 @@ async def standing(
     """Where a grant (and one of its keys, if named) stands now, spending nothing."""
     minute, month = minute_of(key_id or "", now), month_of(grant_id, now)
     requests = await store.count(minute.counter) if key_id is not None else 0
-    return _allowance(terms, minute, month, requests, await store.count(month.counter))
+    return allowance(terms, minute, month, requests, await store.count(month.counter))
 
 
-def _allowance(
+def allowance(
     terms: ApiTerms, minute: Window, month: Window, requests: int, credits: int
 ) -> Allowance:
     return Allowance(
@@ -120,5 +123,4 @@ async def grant_allowance(rt: Runtime, grant: Grant, now: datetime) -> Allowance
     terms = rt.policy.ladder.get(grant.tier).api
     if terms is None:
         return None
-    store = DatabaseRateLimitStore(rt.engine)
-    return await standing(store, terms, key_id=None, grant_id=grant.id, now=now)
+    return await rt.meter.standing(terms, key_id=None, grant_id=grant.id, now=now)

@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from gateway.api_access import metering
 from gateway.api_access.metering import Allowance
 from gateway.api_access.repository import model_releases
 from gateway.credentials.api_key_format import is_well_formed
@@ -29,7 +28,6 @@ from gateway.keys.service import (
     authenticate_cached,
     key_facts_of,
 )
-from gateway.ratelimits.store import RateLimitStore
 from gateway.runtime import Runtime
 from stages.access import Allow, Deny, Reason, check_key, decide
 from stages.names import ModelRef
@@ -85,7 +83,6 @@ async def verify_key(
     model: ModelRef,
     version: str | None,
     cost: int,
-    store: RateLimitStore,
 ) -> Verification:
     """Whether `secret` may use `model`'s API now; spends one request and `cost` credits
     when it may. An unknown model is 404; everything about the key is in the answer."""
@@ -113,8 +110,8 @@ async def verify_key(
     await uow.end_read()
     tier = rt.policy.ladder.get(grant.tier)
     assert tier.api is not None  # the decision allowed API use
-    spent = await metering.spend(
-        store, tier.api, key_id=grantee.key.id, grant_id=grant.id, cost=cost, now=now
+    spent = await rt.meter.spend(
+        tier.api, key_id=grantee.key.id, grant_id=grant.id, cost=cost, now=now
     )
     described = _described(rt, grantee, grant, release, spent.allowance)
     if spent.refused == "rate_limited":

@@ -35,6 +35,8 @@ USAGE = "/api/v1/usage"
 MANIFEST = "/api/v1/models/acme/sample/releases/1.0/downloads"
 SHIPPED = Path(__file__).parents[2] / "policies" / "default.toml"
 Client = AsyncTestClient  # type: ignore[type-arg]
+REDIS = "redis://127.0.0.1:6379/0"
+METERS = pytest.mark.parametrize("meter", ["database", "redis"])
 
 
 def shipped_with(tmp_path: Path, rpm: int = 60, credits: int = 100_000) -> Path:
@@ -56,8 +58,17 @@ def terms() -> tuple[int, int]:
 
 
 @pytest.fixture
-def api_settings(settings: Settings, tmp_path: Path, terms: tuple[int, int]) -> Settings:
-    return replace(settings, policy_file=shipped_with(tmp_path, *terms))
+def meter() -> str:
+    """Where verification counts: the database, or Redis (the machine's, on loopback)."""
+    return "database"
+
+
+@pytest.fixture
+def api_settings(
+    settings: Settings, tmp_path: Path, terms: tuple[int, int], meter: str
+) -> Settings:
+    redis_url = REDIS if meter == "redis" else None
+    return replace(settings, policy_file=shipped_with(tmp_path, *terms), redis_url=redis_url)
 
 
 @pytest.fixture
@@ -170,6 +181,7 @@ async def test_only_a_service_accounts_verify_key_may_verify(
     assert (await http.post(VERIFY, json={**body, "cost": -1}, headers=service)).status_code == 400
 
 
+@METERS
 @pytest.mark.parametrize("terms", [(5, 100_000)])
 async def test_the_rate_limit_is_exact_under_concurrency(
     http: Client, rt: Runtime, tmp_path: Path
@@ -186,6 +198,7 @@ async def test_the_rate_limit_is_exact_under_concurrency(
     assert int(limited.headers["retry-after"]) >= 1
 
 
+@METERS
 @pytest.mark.parametrize("terms", [(1000, 7)])
 async def test_credits_are_exact_under_concurrency(
     http: Client, rt: Runtime, tmp_path: Path
@@ -279,6 +292,7 @@ async def test_the_partner_gate_reads_the_reported_api_use(
     assert gates["max_flagged_share"].actual == "16.67%"
 
 
+@METERS
 async def test_the_grantee_sees_the_api_terms_and_what_is_left(
     http: Client, rt: Runtime, tmp_path: Path
 ) -> None:
@@ -333,3 +347,21 @@ async def test_reported_use_reaches_the_usage_rollups(
     )
     rows = {row.key: (row.api_requests, row.api_flagged) for row in report.rows}
     assert rows == {"api_preview": (18, 5)}  # 5 + 6 + 7 requests; event 0's 5 flagged
+
+
+async def test_an_unreachable_redis_is_a_503_that_names_it(
+    settings: Settings, rt: Runtime, tmp_path: Path
+) -> None:
+    ada = await preview(rt, tmp_path)
+    service = await service_key(rt)
+    nowhere = replace(
+        settings, policy_file=shipped_with(tmp_path), redis_url="redis://127.0.0.1:1/0"
+    )
+    async with AsyncTestClient(app=create_app(settings=nowhere)) as http:
+        answer = await http.post(
+            VERIFY, json={"key": ada.key, "model": "acme/sample"}, headers=service
+        )
+    assert answer.status_code == 503
+    assert answer.json()["error"] == "redis_unavailable"
+    assert "Redis" in answer.json()["message"]
+    assert "retry-after" in answer.headers
