@@ -36,6 +36,12 @@ async def readyz(runtime: Rt, uow: Uow) -> Response[dict[str, str]]:
         checks["storage"] = "ok"
     except Exception as exc:  # noqa: BLE001 - as above
         checks["storage"] = f"unreachable: {failure_text(exc)}"
+    if runtime.settings.redis_url:
+        try:
+            await asyncio.wait_for(runtime.meter.check(), timeout=READY_TIMEOUT_SECONDS)
+            checks["redis"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - as above
+            checks["redis"] = f"unreachable: {failure_text(exc)}"
     if runtime.settings.scheduler and checks["database"] == "ok":
         from gateway.jobs.registry import stale_jobs
 

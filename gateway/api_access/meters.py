@@ -40,6 +40,10 @@ class ApiMeter(Protocol):
         """Where a grant (and one of its keys) stands, spending nothing."""
         ...
 
+    async def check(self) -> None:
+        """Raise if the counts cannot be reached (for /readyz)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -58,6 +62,9 @@ class DatabaseMeter:
         self, terms: ApiTerms, *, key_id: str | None, grant_id: str, now: datetime
     ) -> Allowance:
         return await metering.standing(self.store, terms, key_id=key_id, grant_id=grant_id, now=now)
+
+    async def check(self) -> None:
+        return None  # the database is checked on its own
 
     async def close(self) -> None:
         return None
@@ -122,6 +129,12 @@ class RedisMeter:
             raise RedisUnavailable(str(exc)) from exc
         counted = int(requests or 0) if key_id is not None else 0
         return metering.allowance(terms, minute, month, counted, int(credits or 0))
+
+    async def check(self) -> None:
+        try:
+            await self.client.ping()
+        except (RedisError, OSError) as exc:
+            raise RedisUnavailable(str(exc)) from exc
 
     async def close(self) -> None:
         await self.client.aclose()

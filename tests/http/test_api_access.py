@@ -361,6 +361,9 @@ async def test_an_unreachable_redis_is_a_503_that_names_it(
         answer = await http.post(
             VERIFY, json={"key": ada.key, "model": "acme/sample"}, headers=service
         )
+        ready = await http.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["redis"].startswith("unreachable: ")
     assert answer.status_code == 503
     assert answer.json()["error"] == "redis_unavailable"
     assert "Redis" in answer.json()["message"]
