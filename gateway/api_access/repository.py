@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.catalog.repository import model_by_ref
 from gateway.db.changes import detached
-from gateway.db.models import ApiUsageEvent, Release
+from gateway.db.models import Account, ApiUsageEvent, Release
 from gateway.db.uow import UnitOfWork
 from stages.names import ModelRef
 
@@ -83,3 +83,15 @@ async def api_figures(session: AsyncSession, release_id: int, since: datetime) -
         )
     ).one()
     return ApiFigures(requests=int(row[0]), users=int(row[1]), flagged=int(row[2]))
+
+
+async def service_by_email(session: AsyncSession, email: str) -> Account | None:
+    found: Account | None = await session.scalar(
+        select(Account).where(Account.email == email, Account.is_service)
+    )
+    return found
+
+
+async def service_accounts(session: AsyncSession) -> Sequence[Account]:
+    rows = await session.scalars(select(Account).where(Account.is_service).order_by(Account.email))
+    return rows.all()

@@ -9,8 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import select
-
+from gateway.api_access import repository
 from gateway.db.models import Account
 from gateway.db.uow import UnitOfWork
 from gateway.errors import InvalidInput, NotFound
@@ -78,16 +77,12 @@ async def new_service_key(
 
 
 async def service_account(uow: UnitOfWork, name: str) -> Account:
-    account = await uow.session.scalar(
-        select(Account).where(Account.email == f"{_checked(name)}@{DOMAIN}", Account.is_service)
-    )
+    account = await repository.service_by_email(uow.session, f"{_checked(name)}@{DOMAIN}")
     if account is None:
         raise NotFound(f"no service account {name}", code="account_not_found")
     return account
 
 
 async def services(uow: UnitOfWork) -> Sequence[ServiceAccount]:
-    rows = await uow.session.scalars(
-        select(Account).where(Account.is_service).order_by(Account.email)
-    )
-    return [ServiceAccount(name_of(account), account) for account in rows.all()]
+    found = await repository.service_accounts(uow.session)
+    return [ServiceAccount(name_of(account), account) for account in found]
