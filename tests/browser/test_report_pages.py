@@ -34,7 +34,7 @@ from stages import evidence as ev
 from tests.browser.test_walk import Camera, gateway, visit
 from tests.http.test_ops_pages import PASSWORD, make_account
 from tests.sample import make_folder, make_license
-from tests.served import serving
+from tests.served import clean_env, serving
 from tests.units import writing
 
 pytestmark = pytest.mark.slow
@@ -117,8 +117,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("reports")
     home = root / ".gateway"
     home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "AWS_"))}
-    env["GATEWAY_HOME"] = str(home)
+    env = clean_env(GATEWAY_HOME=str(home))
     folder = make_folder(root / "llm-1.0")
     gateway(
         env, "release", "publish", MODEL, "1.0", str(folder), "--license", str(make_license(root))

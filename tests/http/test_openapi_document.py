@@ -36,13 +36,19 @@ async def test_the_error_body_is_the_one_the_gateway_sends(client: Http) -> None
     assert missing.status_code == 404
     assert set(missing.json()) <= set(body["properties"])
     assert set(body["required"]) <= set(missing.json())
-    # Every error status of every operation is described with that body.
+    # Every error status of every operation is described with that body; a refused key
+    # verification with that body and what the verification found besides.
+    refused = doc["components"]["schemas"]["VerifyRefusedOut"]
+    assert set(refused["required"]) == set(body["required"])
+    assert set(body["properties"]) - {"hint", "problems"} <= set(refused["properties"])
     for path, item in doc["paths"].items():
         for method, op in item.items():
             for status, answer in op["responses"].items():
                 if int(status) >= 400 and path != "/readyz":
                     schema = answer["content"]["application/json"]["schema"]
-                    assert schema == {"$ref": ERROR_REF}, (method, path, status)
+                    extended = path == "/api/v1/keys/verify" and status in ("403", "429")
+                    ref = "#/components/schemas/VerifyRefusedOut" if extended else ERROR_REF
+                    assert schema == {"$ref": ref}, (method, path, status)
 
 
 @pytest.mark.parametrize(
