@@ -19,7 +19,7 @@ from gateway.api_access.repository import model_releases
 from gateway.credentials.api_key_format import is_well_formed
 from gateway.db.models import Account, Grant, Release
 from gateway.db.uow import UnitOfWork
-from gateway.downloads.access import access_facts, grants_of, recalled_tiers
+from gateway.downloads.access import best_grant, grants_of, recalled_tiers
 from gateway.errors import Denied, InvalidInput, NotFound
 from gateway.keys.service import (
     SERVICE_SCOPE,
@@ -29,7 +29,7 @@ from gateway.keys.service import (
     key_facts_of,
 )
 from gateway.runtime import Runtime
-from stages.access import Allow, Deny, Reason, check_key, decide
+from stages.access import Deny, Reason, check_key
 from stages.names import ModelRef
 
 MAX_COST = 1_000_000
@@ -139,33 +139,14 @@ async def _best(
     """The grant and release that allow API use now (the newest release, the widest tier),
     else the refusal that tells most: the key's, the account's, then the first grant's."""
     rt = uow.rt
-    key = key_facts_of(grantee.key)
     first: Deny | None = None
-    ladder = rt.policy.ladder
-    ordered = sorted(
-        grants,
-        key=lambda g: (g.tier in ladder and ladder.get(g.tier).api is not None, g.created_at),
-        reverse=True,
-    )
     for release in sorted(releases, key=lambda r: r.published_at, reverse=True):
         recalled = await recalled_tiers(uow, release.id)
-        for grant in ordered or (None,):
-            facts = access_facts(
-                rt,
-                now=now,
-                account=grantee.account,
-                grant=grant,
-                release=release,
-                component=None,
-                key=key,
-                recalled=recalled,
-                api_use=True,
-            )
-            decision = decide(facts, rt.stage_machine)
-            if isinstance(decision, Allow):
-                assert grant is not None
-                return grant, release
-            first = first or decision
+        grant, decision = best_grant(rt, now, grantee, release, grants, recalled, api_use=True)
+        if grant is not None:
+            return grant, release
+        assert isinstance(decision, Deny)
+        first = first or decision
     if first is None:  # a model with no release
         first = Deny(Reason.TIER_NOT_OPEN, "this model has no release yet")
     revoked = grantee.key.revoked_at if first.reason is Reason.KEY_REVOKED else None

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,7 +14,7 @@ from gateway.db.models import Account, Grant, Recall, Release
 from gateway.db.uow import UnitOfWork
 from gateway.keys.service import Caller, key_facts_of
 from gateway.runtime import Runtime
-from stages.access import AccessFacts, GrantFacts, KeyFacts
+from stages.access import AccessFacts, Allow, Deny, GrantFacts, KeyFacts, decide
 
 
 @dataclass(frozen=True)
@@ -126,3 +127,54 @@ async def grants_of(uow: UnitOfWork, account_id: str, model_id: int) -> tuple[Gr
 
     found: tuple[Grant, ...] = await cache.get((account_id, model_id), load) or ()
     return found
+
+
+def best_grant(
+    rt: Runtime,
+    now: datetime,
+    caller: Requester,
+    release: Release,
+    grants: Iterable[Grant],
+    recalled: frozenset[str],
+    *,
+    api_use: bool = False,
+) -> tuple[Grant | None, Allow | Deny]:
+    """The grant that allows access now, the one that sees most first (for files: the
+    most components, as the narrow partner tier usually sees more than the public one;
+    for API use: a tier with API terms); else the most telling refusal."""
+    key = key_facts(caller)
+    ladder = rt.policy.ladder
+
+    def preference(grant: Grant) -> tuple[int, int, datetime]:
+        if grant.tier not in ladder:
+            return (-1, 0, grant.created_at)
+        tier = ladder.get(grant.tier)
+        sees = int(tier.api is not None) if api_use else len(tier.components)
+        return (sees, tier.rank, grant.created_at)
+
+    def judge(grant: Grant | None) -> Allow | Deny:
+        facts = access_facts(
+            rt,
+            now=now,
+            account=caller.account,
+            grant=grant,
+            release=release,
+            component=None,
+            key=key,
+            recalled=recalled,
+            api_use=api_use,
+        )
+        return decide(facts, rt.stage_machine)
+
+    first_denial: Deny | None = None
+    for grant in sorted(grants, key=preference, reverse=True):
+        decision = judge(grant)
+        if isinstance(decision, Allow):
+            return grant, decision
+        first_denial = first_denial or decision
+    if first_denial is None:
+        # No grant at all: the decision says so (or names a problem with the key first).
+        no_grant = judge(None)
+        assert isinstance(no_grant, Deny)
+        first_denial = no_grant
+    return None, first_denial

@@ -15,7 +15,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,6 +29,7 @@ from gateway.downloads.access import (
     PortalCaller,
     Requester,
     access_facts,
+    best_grant,
     grants_of,
     key_facts,
     key_id,
@@ -39,7 +39,7 @@ from gateway.downloads.delivery import Delivery, deliver
 from gateway.errors import Denied
 from gateway.runtime import Runtime
 from stages import evidence as ev
-from stages.access import Allow, Deny, decide
+from stages.access import Deny, decide
 from stages.actors import Actor
 from stages.grants import quota_period
 from stages.names import ModelRef
@@ -114,7 +114,7 @@ async def issue_manifest(
     release = await published_release(uow, model, version)
     grants = await grants_of(uow, caller.account.id, release.model_id)
     recalled = await recalled_tiers(uow, release.id)
-    grant, decision = _best_grant(rt, now, caller, release, grants, recalled)
+    grant, decision = best_grant(rt, now, caller, release, grants, recalled)
     manifest = None
     if grant is None or isinstance(decision, Deny):
         assert isinstance(decision, Deny)
@@ -157,55 +157,6 @@ async def issue_manifest(
         raise uow.kept(Denied(decision.reason, decision.message))
     assert manifest is not None
     return manifest
-
-
-def _best_grant(
-    rt: Runtime,
-    now: datetime,
-    caller: Requester,
-    release: Release,
-    grants: Any,
-    recalled: frozenset[str],
-) -> tuple[Grant | None, Allow | Deny]:
-    """The grant that allows access now and sees the most of the release (the narrow
-    partner tier usually sees more than the public one); else the most telling refusal."""
-    key = key_facts(caller)
-    ladder = rt.policy.ladder
-
-    def preference(grant: Grant) -> tuple[int, int, datetime]:
-        if grant.tier not in ladder:
-            return (-1, 0, grant.created_at)
-        return (
-            len(ladder.visible_components(grant.tier)),
-            ladder.rank(grant.tier),
-            grant.created_at,
-        )
-
-    def judge(grant: Grant | None) -> Allow | Deny:
-        facts = access_facts(
-            rt,
-            now=now,
-            account=caller.account,
-            grant=grant,
-            release=release,
-            component=None,
-            key=key,
-            recalled=recalled,
-        )
-        return decide(facts, rt.stage_machine)
-
-    first_denial: Deny | None = None
-    for grant in sorted(grants, key=preference, reverse=True):
-        decision = judge(grant)
-        if isinstance(decision, Allow):
-            return grant, decision
-        first_denial = first_denial or decision
-    if first_denial is None:
-        # No grant at all: the decision says so (or names a problem with the key first).
-        no_grant = judge(None)
-        assert isinstance(no_grant, Deny)
-        first_denial = no_grant
-    return None, first_denial
 
 
 async def _issue(
