@@ -102,11 +102,10 @@ async def seed_demo(rt: Runtime) -> list[str]:
     root.mkdir(parents=True, exist_ok=True)
     license_file.write_text(LICENSE)
     guidance_file.write_text(GUIDANCE)
-    # 1.0 is public; 1.1 is with trusted partners only: two stages to look at.
-    for version, stages in (
-        ("1.0", ("trusted_partner", "researcher", "public")),
-        ("1.1", ("trusted_partner",)),
-    ):
+    # 1.0 is open to every tier of the policy; 1.1 to its first only (behind the API,
+    # in the shipped policy): two stages to look at.
+    tiers = rt.policy.ladder.names
+    for version, stages in (("1.0", tiers), ("1.1", tiers[:1])):
         folder = root / f"tiny-lm-{version}"
         write_demo_folder(folder, version)
         request = PublishRequest(

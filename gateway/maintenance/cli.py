@@ -74,15 +74,17 @@ def policy_check(file: Path) -> None:
         err.print(str(exc))
         raise SystemExit(1) from None
     table = Table(title=f"{file}: valid")
-    for column in ("tier", "rank", "components", "grant days", "URL TTL", "quota"):
+    for column in ("tier", "rank", "components", "grant days", "URL TTL", "quota", "API"):
         table.add_column(column)
     for tier in loaded.ladder:
+        api = tier.api
         table.add_row(
             tier.name,
             str(tier.rank),
-            ", ".join(sorted(tier.components)),
+            "(API only)" if tier.api_only else ", ".join(sorted(tier.components)),
             str(tier.grant_days),
-            f"{tier.url_ttl_seconds}s",
-            f"{tier.download_quota} per {tier.quota_period_days}d",
+            "—" if tier.api_only else f"{tier.url_ttl_seconds}s",
+            "—" if tier.api_only else f"{tier.download_quota} per {tier.quota_period_days}d",
+            f"{api.requests_per_minute}/min, {api.credits_per_month} credits/mo" if api else "—",
         )
     out.print(table)

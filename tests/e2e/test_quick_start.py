@@ -21,7 +21,9 @@ MODEL_SIGNING = Path(sys.executable).with_name("model_signing")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     home = tmp_path_factory.mktemp("quick-start") / ".gateway"
     log = home.parent / "serve.log"
-    with serving(clean_env(GATEWAY_HOME=str(home)), log, extra=["--demo"]) as base:
+    # The shipped policy, as the README's command has: no policy file set.
+    env = {k: v for k, v in clean_env(GATEWAY_HOME=str(home)).items() if k != "GATEWAY_POLICY_FILE"}
+    with serving(env, log, extra=["--demo"]) as base:
         yield base, home
     output = log.read_text()
     assert "portal    http://127.0.0.1:" in output
@@ -35,7 +37,7 @@ def test_the_demo_catalog_is_served(served: tuple[str, Path]) -> None:
     models = httpx2.get(f"{base}/api/v1/models").json()
     assert [m["id"] for m in models["items"]] == ["demo/tiny-lm"]
     stages = {r["version"]: r["stage"] for r in models["items"][0]["releases"]}
-    assert stages == {"1.0": "public", "1.1": "trusted_partner"}
+    assert stages == {"1.0": "public", "1.1": "api_preview"}
     page = httpx2.get(f"{base}/", headers={"accept": "text/html"})
     assert "demo/tiny-lm" in page.text
 
