@@ -16,7 +16,9 @@ from litestar.di import Provide
 
 from gateway.api_reference import BEARER
 from gateway.applications.ops_api import OpsApplicationsController
+from gateway.decommission.api import OpsDecommissionController
 from gateway.keys.auth import provide_admin
+from gateway.staging.api import OpsStagesController
 
 OPS_PATH = "/api/v1/ops"
 
@@ -25,7 +27,11 @@ def operator_api() -> Router:
     """The router of every operator route, with the `admin` dependency."""
     return Router(
         path=OPS_PATH,
-        route_handlers=[OpsApplicationsController],
+        route_handlers=[
+            OpsApplicationsController,
+            OpsStagesController,
+            OpsDecommissionController,
+        ],
         dependencies={"admin": Provide(provide_admin)},
         security=BEARER,
     )
