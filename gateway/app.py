@@ -69,6 +69,7 @@ from gateway.metrics.middleware import RequestMetrics
 from gateway.metrics.processes import mark_stopped
 from gateway.notify.pages import InboxPages
 from gateway.notify.webhook_pages import WebhookPages
+from gateway.operator_api import operator_api
 from gateway.ratelimits import DatabaseRateLimitStore, RateLimiter
 from gateway.runtime import Runtime, build_runtime
 from gateway.staging.pages import ReleaseOpsPages
@@ -317,6 +318,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             KeysController,
             ApiAccessController,
             ApplicationsController,
+            operator_api(),
             create_static_files_router(
                 path="/static", directories=[HERE / "static"], include_in_schema=False
             ),

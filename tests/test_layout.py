@@ -215,6 +215,7 @@ def test_pages_apis_and_commands_import_no_persistence() -> None:
     assert {
         "gateway.keys.api",
         "gateway.keys.secret_scanning_api",
+        "gateway.applications.ops_api",
         "gateway.applications.pages",
         "gateway.identity.cli",
     } <= set(edges)

@@ -137,7 +137,7 @@ def _decide(move: ApplicationMove, ids: Sequence[str], reason: str | None) -> No
         return
     results = run(in_unit(lambda uow: decide_many(uow, ids, move, operator=actor, reason=reason)))
     for application_id, error in results:
-        out.print(f"{application_id}: {f'refused: {error}' if error else 'done'}")
+        out.print(f"{application_id}: {f'refused: {error.message}' if error else 'done'}")
     failed = sum(1 for _, error in results if error)
     if failed:
         fail(f"{failed} of {len(results)} applications were not decided", 1)

@@ -9,13 +9,13 @@ from gateway.applications import moves, repository
 from gateway.applications.service import AnswersInvalid, rules_for
 from gateway.db.models import Account, Application, Model
 from gateway.db.uow import UnitOfWork
-from gateway.errors import GatewayError, NotFound
+from gateway.errors import GatewayError, InvalidInput, NotFound, Unavailable
 from gateway.text import clean_text
 from policies.answers import clean_answers, validate_answers
 from policies.applications import response_clock
 from policies.countries import ISO_COUNTRIES
 from stages import evidence as ev
-from stages.applications import Actor, ApplicationMove, ApplicationStatus
+from stages.applications import Actor, ApplicationMove, ApplicationStatus, reason_required
 
 
 async def decide(
@@ -41,6 +41,52 @@ async def decide(
     return application
 
 
+# The moves an operator makes, one application at a time and in bulk.
+OPERATOR_MOVES = (
+    ApplicationMove.START_REVIEW,
+    ApplicationMove.REQUEST_CHANGES,
+    ApplicationMove.APPROVE,
+    ApplicationMove.DENY,
+)
+BULK_MOVES = (ApplicationMove.APPROVE, ApplicationMove.DENY, ApplicationMove.REQUEST_CHANGES)
+# A bulk decision is one unit of work; the console's page holds 50 applications.
+BULK_LIMIT = 500
+
+
+def operator_move(
+    text: str, allowed: Sequence[ApplicationMove] = OPERATOR_MOVES
+) -> ApplicationMove:
+    """The move an operator named (`approve`, `deny`, ...); 400 unknown_move otherwise."""
+    for move in allowed:
+        if move.value == text:
+            return move
+    known = ", ".join(move.value for move in allowed)
+    raise InvalidInput(f"unknown decision {text!r}; expected one of {known}", code="unknown_move")
+
+
+def _bulk_ids(
+    application_ids: Sequence[str], move: ApplicationMove, reason: str | None
+) -> list[str]:
+    """The ids of a bulk decision, each once, in order; refused before any is decided."""
+    ids = list(dict.fromkeys(i.strip() for i in application_ids if i.strip()))
+    if move not in BULK_MOVES:
+        operator_move(move.value, BULK_MOVES)
+    if not ids:
+        raise InvalidInput("select at least one application", code="nothing_selected")
+    if len(ids) > BULK_LIMIT:
+        raise InvalidInput(
+            f"select at most {BULK_LIMIT} applications at once", code="too_many_selected"
+        )
+    if reason_required(move) and not (reason or "").strip():
+        # One reason serves them all, so a missing one refuses the whole batch.
+        raise InvalidInput(
+            f"a reason is required to {move.value.replace('_', ' ')}; it is shown to "
+            "each applicant",
+            code="reason_required",
+        )
+    return ids
+
+
 async def decide_many(
     uow: UnitOfWork,
     application_ids: Sequence[str],
@@ -48,18 +94,22 @@ async def decide_many(
     *,
     operator: str,
     reason: str | None,
-) -> list[tuple[str, str | None]]:
+) -> list[tuple[str, GatewayError | None]]:
     """The same decision for several applications; each one succeeds or fails on its own
-    (a refused move changes nothing, see moves.py).
+    (a refused move changes nothing, see moves.py). A batch that is wrong as a whole (no
+    ids, too many, a move that is not a bulk one, no reason where one is needed) raises
+    InvalidInput before any application is decided.
 
-    Returns (id, error message or None) per application, in the order given.
+    Returns (id, the refusal or None) per application, in the order given, each id once.
     """
-    results: list[tuple[str, str | None]] = []
-    for application_id in application_ids:
+    results: list[tuple[str, GatewayError | None]] = []
+    for application_id in _bulk_ids(application_ids, move, reason):
         try:
             await decide(uow, application_id, move, operator=operator, reason=reason)
+        except Unavailable:
+            raise  # the database, not this application: the whole batch fails, and rolls back
         except GatewayError as exc:
-            results.append((application_id, exc.message))
+            results.append((application_id, exc))
         else:
             results.append((application_id, None))
     return results

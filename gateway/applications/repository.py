@@ -9,7 +9,9 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from gateway.db.keyset import keyset_page
 from gateway.db.models import Account, Application, Grant, Model, Release
+from gateway.pagination import Keyset
 from stages.applications import ApplicationStatus
 from stages.names import ModelRef
 
@@ -132,8 +134,7 @@ async def by_ids(session: AsyncSession, ids: Sequence[str]) -> dict[str, Applica
     return {application.id: application for application in rows.all()}
 
 
-async def search(
-    session: AsyncSession,
+def _matching(
     *,
     status: str | None,
     model: ModelRef | None,
@@ -141,12 +142,10 @@ async def search(
     account_id: str | None,
     applicant: str | None,
     overdue_before: Mapping[str, datetime] | None,
-    limit: int,
-    offset: int,
-) -> tuple[Sequence[Application], int]:
-    """Applications oldest first, and how many match. No status and no account: those
-    awaiting review. `overdue_before`: only those awaiting review submitted before their
-    tier's deadline start."""
+) -> Select[Application]:
+    """Applications that match, with their account and model. No status and no account:
+    those awaiting review. `overdue_before`: only those awaiting review submitted before
+    their tier's deadline start."""
     query = (
         select(Application)
         .join(Model, Application.model_id == Model.id)
@@ -175,6 +174,30 @@ async def search(
             for name, before in overdue_before.items()
         ]
         query = query.where(or_(*clauses), Application.status.in_(AWAITING_REVIEW))
+    return query
+
+
+async def search(
+    session: AsyncSession,
+    *,
+    status: str | None,
+    model: ModelRef | None,
+    tier: str | None,
+    account_id: str | None,
+    applicant: str | None,
+    overdue_before: Mapping[str, datetime] | None,
+    limit: int,
+    offset: int,
+) -> tuple[Sequence[Application], int]:
+    """Applications oldest first (see `_matching`), and how many match."""
+    query = _matching(
+        status=status,
+        model=model,
+        tier=tier,
+        account_id=account_id,
+        applicant=applicant,
+        overdue_before=overdue_before,
+    )
     total = (
         await session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     )
@@ -184,6 +207,31 @@ async def search(
         )
     ).all()
     return rows, total
+
+
+async def search_after(
+    session: AsyncSession,
+    *,
+    status: str | None,
+    model: ModelRef | None,
+    tier: str | None,
+    applicant: str | None,
+    overdue_before: Mapping[str, datetime] | None,
+    after: Keyset | None,
+    limit: int,
+) -> Sequence[Application]:
+    """Up to `limit` + 1 applications that match (see `_matching`), oldest first, from
+    just after `after` in that order."""
+    query = _matching(
+        status=status,
+        model=model,
+        tier=tier,
+        account_id=None,
+        applicant=applicant,
+        overdue_before=overdue_before,
+    )
+    page = keyset_page(query, Application.submitted_at, Application.id, after, limit)
+    return (await session.scalars(page)).all()
 
 
 def deadline_starts(review_days: Mapping[str, int], now: datetime) -> dict[str, datetime]:

@@ -47,8 +47,6 @@ if TYPE_CHECKING:
 Form = URLEncodedBody[dict[str, Any]]
 PAGE_SIZE = 50
 HISTORY_LIMIT = 100
-# A bulk decision is one unit of work; a page holds PAGE_SIZE applications.
-BULK_LIMIT = 500
 
 STATUS_LABELS: Mapping[str, str] = {
     status.value: status.value.replace("_", " ") for status in ApplicationStatus
@@ -61,7 +59,6 @@ MOVE_LABELS: Mapping[ApplicationMove, str] = {
     ApplicationMove.APPROVE: "Approve",
     ApplicationMove.DENY: "Deny",
 }
-BULK_MOVES = (ApplicationMove.APPROVE, ApplicationMove.DENY, ApplicationMove.REQUEST_CHANGES)
 
 Status = Annotated[str, QueryParameter(description="An application status; empty: awaiting review")]
 ModelQuery = Annotated[str, QueryParameter(description="ORG/NAME")]
@@ -131,14 +128,6 @@ def _all(data: Mapping[str, Any], name: str) -> list[str]:
     return list(dict.fromkeys(str(v).strip() for v in values if str(v).strip()))
 
 
-def _move(text: str, allowed: Sequence[ApplicationMove]) -> ApplicationMove:
-    for move in allowed:
-        if move.value == text:
-            return move
-    known = ", ".join(move.value for move in allowed)
-    raise InvalidInput(f"unknown decision {text!r}; expected one of {known}", code="unknown_move")
-
-
 def _operator_actor(operator: Account) -> actors.Actor:
     return actors.Actor.account(operator.id)
 
@@ -183,21 +172,12 @@ class OpsPages(Controller):
         ids = _all(data, "ids")
         reason = field(data, "reason").strip()
         try:
-            move = _move(field(data, "move"), BULK_MOVES)
-            if not ids:
-                raise InvalidInput("select at least one application", code="nothing_selected")
-            if len(ids) > BULK_LIMIT:
-                raise InvalidInput(
-                    f"select at most {BULK_LIMIT} applications at once", code="too_many_selected"
-                )
-            if reason_required(move) and not reason:
-                # Refused before any is decided: one reason serves them all.
-                raise InvalidInput(
-                    f"a reason is required to {MOVE_LABELS[move].lower()}; it is shown to "
-                    "each applicant",
-                    code="reason_required",
-                )
-        except GatewayError as exc:
+            move = deciding.operator_move(field(data, "move"), deciding.BULK_MOVES)
+            results = await deciding.decide_many(
+                uow, ids, move, operator=_operator_actor(operator), reason=reason or None
+            )
+        except InvalidInput as exc:
+            # Refused as a whole, before any application was decided.
             return await _queue_page(
                 uow,
                 runtime,
@@ -207,9 +187,6 @@ class OpsPages(Controller):
                 selected=ids,
                 values={"move": field(data, "move"), "reason": reason},
             )
-        results = await deciding.decide_many(
-            uow, ids, move, operator=_operator_actor(operator), reason=reason or None
-        )
         # The same unit: it reads the decisions it made.
         by_id = await service.applications_by_id(uow, ids)
         failed = sum(1 for _, error in results if error)
@@ -219,7 +196,9 @@ class OpsPages(Controller):
                 "move": move.value,
                 "move_label": MOVE_LABELS[move],
                 "reason": reason,
-                "results": [(i, by_id.get(i), error) for i, error in results],
+                "results": [
+                    (i, by_id.get(i), error.message if error else None) for i, error in results
+                ],
                 "failed": failed,
                 "done": len(results) - failed,
                 "back": query.link(page),
@@ -241,7 +220,7 @@ class OpsPages(Controller):
     ) -> Template | Redirect:
         reason = field(data, "reason")
         try:
-            move = _move(field(data, "move"), tuple(MOVE_LABELS))
+            move = deciding.operator_move(field(data, "move"))
             await deciding.decide(
                 uow, application_id, move, operator=_operator_actor(operator), reason=reason
             )
@@ -292,7 +271,8 @@ async def _queue_page(
             "statuses": STATUS_LABELS,
             "tiers": rt.policy.ladder.names,
             "bulk_moves": [
-                (move.value, MOVE_LABELS[move], reason_required(move)) for move in BULK_MOVES
+                (move.value, MOVE_LABELS[move], reason_required(move))
+                for move in deciding.BULK_MOVES
             ],
             "error": error.message if error else None,
             "selected": set(selected),

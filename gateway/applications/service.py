@@ -12,6 +12,7 @@ from gateway.applications import repository
 from gateway.db.models import Application, Model, Release
 from gateway.db.uow import UnitOfWork
 from gateway.errors import InvalidInput, NotFound
+from gateway.pagination import Keyset, Page, decode_cursor, page_of
 from gateway.runtime import Runtime
 from policies.answers import FieldProblem
 from policies.applications import review_clock
@@ -133,28 +134,16 @@ class QueueItem:
     days_waiting: int
 
 
-async def list_applications(
-    uow: UnitOfWork, where: QueueFilter, *, limit: int = 50, offset: int = 0
-) -> tuple[list[QueueItem], int]:
-    """Applications oldest first (the queue's order), with their review clocks, and the total."""
-    rt = uow.rt
-    now = rt.clock()
-    overdue_before = None
-    if where.overdue_only:
-        overdue_before = repository.deadline_starts(
-            {tier: rules.review_days for tier, rules in rt.policy.applications.items()}, now
-        )
-    rows, total = await repository.search(
-        uow.session,
-        status=where.status,
-        model=where.model,
-        tier=where.tier,
-        account_id=where.account_id,
-        applicant=where.applicant,
-        overdue_before=overdue_before,
-        limit=limit,
-        offset=offset,
+def _overdue_before(rt: Runtime, where: QueueFilter) -> dict[str, datetime] | None:
+    if not where.overdue_only:
+        return None
+    return repository.deadline_starts(
+        {tier: rules.review_days for tier, rules in rt.policy.applications.items()}, rt.clock()
     )
+
+
+def _with_clocks(rt: Runtime, rows: Sequence[Application]) -> list[QueueItem]:
+    now = rt.clock()
     items = []
     for application in rows:
         clock = review_clock(rules_for(rt, application.tier), application.submitted_at, now)
@@ -162,4 +151,46 @@ async def list_applications(
         items.append(
             QueueItem(application, clock.due_at, clock.overdue and waiting, clock.days_waiting)
         )
-    return items, total
+    return items
+
+
+async def list_applications(
+    uow: UnitOfWork, where: QueueFilter, *, limit: int = 50, offset: int = 0
+) -> tuple[list[QueueItem], int]:
+    """Applications oldest first (the queue's order), with their review clocks, and the total."""
+    rows, total = await repository.search(
+        uow.session,
+        status=where.status,
+        model=where.model,
+        tier=where.tier,
+        account_id=where.account_id,
+        applicant=where.applicant,
+        overdue_before=_overdue_before(uow.rt, where),
+        limit=limit,
+        offset=offset,
+    )
+    return _with_clocks(uow.rt, rows), total
+
+
+QUEUE_LISTING = "applications"
+
+
+def _queue_keyset(item: QueueItem) -> Keyset:
+    return Keyset(item.application.submitted_at, item.application.id)
+
+
+async def review_queue_page(
+    uow: UnitOfWork, where: QueueFilter, *, cursor: str | None, limit: int
+) -> Page[QueueItem]:
+    """A page of the review queue (the order of `list_applications`), from `cursor` on."""
+    rows = await repository.search_after(
+        uow.session,
+        status=where.status,
+        model=where.model,
+        tier=where.tier,
+        applicant=where.applicant,
+        overdue_before=_overdue_before(uow.rt, where),
+        after=decode_cursor(QUEUE_LISTING, cursor),
+        limit=limit,
+    )
+    return page_of(QUEUE_LISTING, _with_clocks(uow.rt, rows), limit, _queue_keyset)

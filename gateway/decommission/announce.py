@@ -32,6 +32,21 @@ from stages.release import Status
 SYSTEM = ev.SCHEDULER
 
 
+def parse_when(text: str) -> datetime:
+    """YYYY-MM-DD (midnight UTC) or an ISO date and time (UTC unless it carries an offset):
+    the decommission date as `gateway decommission --at` and the operator API take it."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"invalid date {text!r}: expected YYYY-MM-DD or an ISO date and time "
+            "such as 2030-06-30T12:00 (UTC unless it has an offset)"
+        ) from None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
 def at_text(moment: datetime) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC"
 
@@ -149,6 +164,40 @@ async def announce(
             code="decommission_announced",
         ) from exc
     return row
+
+
+async def announce_with_status(
+    uow: UnitOfWork,
+    model: ModelRef,
+    version: str,
+    *,
+    at: datetime | str,
+    reason: str,
+    successor: str | None,
+    license_text: str | None,
+    actor: str,
+) -> DecommissionStatus:
+    """Announce (as `announce`; `at` may be the text `parse_when` reads, 400 invalid_date
+    if it does not) and return the announcement as operators see it."""
+    if isinstance(at, str):
+        try:
+            at = parse_when(at)
+        except ValueError as exc:
+            raise InvalidInput(str(exc), code="invalid_date") from exc
+    await announce(
+        uow,
+        model,
+        version,
+        at=at,
+        reason=reason,
+        successor=successor,
+        license_text=license_text,
+        actor=actor,
+    )
+    rt = uow.rt
+    shown = await status(uow, model, version, rules=rt.policy.decommission, now=rt.clock())
+    assert shown is not None  # just announced, in this unit
+    return shown
 
 
 def _check_license_text(text: str) -> None:

@@ -4,32 +4,18 @@ delete its stored files once the retention period is over."""
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from gateway.cli.support import UnitOfWork, fail, in_unit, out, parse_or_fail, reported_errors, run
+from gateway.cli.support import fail, in_unit, out, parse_or_fail, reported_errors, run
 from gateway.decommission import announce
 from gateway.decommission import purge as purging
+from gateway.decommission.announce import parse_when
 from gateway.input_files import read_input_text
 from gateway.runtime import cli_actor
 from gateway.web.filters import human_size, when
 from stages.names import parse_release_ref
-
-
-def parse_when(text: str) -> datetime:
-    """YYYY-MM-DD (midnight UTC) or an ISO date and time (UTC unless it carries an offset)."""
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(
-            f"invalid date {text!r}: expected YYYY-MM-DD or an ISO date and time "
-            "such as 2030-06-30T12:00 (UTC unless it has an offset)"
-        ) from None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 def _read_license(path: Path) -> str:
@@ -69,25 +55,20 @@ def decommission(
         with reported_errors():
             license_text = _read_license(license_file)
 
-    async def call(uow: UnitOfWork) -> announce.DecommissionStatus:
-        await announce.announce(
-            uow,
-            model,
-            version,
-            at=at,
-            reason=reason,
-            successor=successor,
-            license_text=license_text,
-            actor=cli_actor(),
+    shown = run(
+        in_unit(
+            lambda uow: announce.announce_with_status(
+                uow,
+                model,
+                version,
+                at=at,
+                reason=reason,
+                successor=successor,
+                license_text=license_text,
+                actor=cli_actor(),
+            )
         )
-        rt = uow.rt
-        shown = await announce.status(
-            uow, model, version, rules=rt.policy.decommission, now=rt.clock()
-        )
-        assert shown is not None
-        return shown
-
-    shown = run(in_unit(call))
+    )
     out.print(f"{shown.ref}: hosting ends {when(shown.effective_at)}")
     out.print(f"  grantees notified: {shown.grantees_notified}")
     if shown.reminders:

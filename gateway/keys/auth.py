@@ -10,16 +10,17 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 
 from gateway.db.uow import UnitOfWork
-from gateway.errors import Denied
+from gateway.errors import Denied, Forbidden
 from gateway.keys.service import (
     Caller,
     Unauthenticated,
     authenticate,
     authenticate_cached,
+    key_facts_of,
     note_key_use,
 )
 from gateway.web import Uow
-from stages.access import Deny, check_account
+from stages.access import Deny, check_account, check_key
 
 STANDING = "/account/standing"
 _HOW = "send your API key as `Authorization: Bearer rgk_...`"
@@ -80,5 +81,23 @@ async def _standing_caller(
 
 
 CallerDep: TypeAlias = NamedDependency[Caller]
+# Named `admin` in a handler: an operator's key with the `admin` scope (provide_admin).
+AdminDep: TypeAlias = NamedDependency[Caller]
 # Named `grantee` in a handler: the read-only, cached caller (provide_grantee).
 GranteeDep: TypeAlias = NamedDependency[Caller]
+
+
+async def provide_admin(caller: CallerDep, uow: Uow) -> Caller:
+    """The caller of an operator route (`/api/v1/ops/...`): a live key with the `admin`
+    scope, held by an active operator. A key is refused when its account is no longer an
+    operator, though it kept the scope: the role is read at every call. An account that
+    is suspended was refused already, by the caller's standing check."""
+    decision = check_key(key_facts_of(caller.key), uow.rt.clock(), "admin")
+    if isinstance(decision, Deny):
+        raise Denied(decision.reason, decision.message)
+    if not caller.account.is_operator:
+        raise Forbidden(
+            "this key's account is not an operator; operator routes are for operators only",
+            code="not_operator",
+        )
+    return caller

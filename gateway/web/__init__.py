@@ -32,3 +32,14 @@ Version: TypeAlias = Annotated[
 Limit: TypeAlias = Annotated[int, QueryParameter(ge=1, le=500, description="Page size")]
 Offset: TypeAlias = Annotated[int, QueryParameter(ge=0, le=10_000_000, description="Items to skip")]
 Page: TypeAlias = Annotated[int, QueryParameter(ge=1, le=100_000, description="Page number")]
+# The operator API's lists (gateway/pagination.py): a cursor from the previous page.
+Cursor: TypeAlias = Annotated[
+    str | None,
+    QueryParameter(
+        description="`next_cursor` of the previous page, unchanged; none for the first page",
+        max_length=512,
+    ),
+]
+PageLimit: TypeAlias = Annotated[
+    int, QueryParameter(ge=1, le=200, description="Page size (at most 200)")
+]

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from gateway.cli import main
 from gateway.config import Settings
 from gateway.db.models import Decommission, Notification
-from gateway.decommission.cli import parse_when
+from gateway.decommission.announce import parse_when
 from gateway.decommission.service import execute_due
 from gateway.runtime import build_runtime
 from tests.sample import make_folder, make_license
