@@ -3,8 +3,6 @@ and report their use."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import click
 from rich.table import Table
 
@@ -14,12 +12,9 @@ from gateway.api_access.service_accounts import (
     new_service_key,
     services,
 )
-from gateway.cli.support import in_unit, out, run
+from gateway.cli.support import UnitOfWork, in_unit, out, run
 from gateway.keys.cli import days_option
 from gateway.runtime import cli_actor
-
-if TYPE_CHECKING:
-    from gateway.db.uow import UnitOfWork
 
 
 @click.group()
