@@ -11,6 +11,7 @@ from sqlalchemy import Row, Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import evidence
+from gateway.db.keyset import keyset_page
 from gateway.db.models import (
     Account,
     Evidence,
@@ -20,6 +21,7 @@ from gateway.db.models import (
     Model,
     Release,
 )
+from gateway.pagination import Keyset
 from stages import evidence as ev
 from stages.incidents import IncidentStatus
 from stages.names import ModelRef
@@ -146,6 +148,26 @@ async def status_moves(
     ).all()
 
 
+def _matching(
+    *,
+    statuses: Collection[str] | None,
+    severity: str | None,
+    model: ModelRef | None,
+    version: str | None,
+) -> Select[Incident, str | None, str | None, str | None]:
+    """Incidents with their subjects that pass the filters, in no order yet."""
+    query = _with_subject(select(Incident))
+    if statuses is not None:
+        query = query.where(Incident.status.in_(list(statuses)))
+    if severity is not None:
+        query = query.where(Incident.severity == severity)
+    if model is not None:
+        query = query.where(Model.org == model.org, Model.name == model.name)
+    if version is not None:
+        query = query.where(Release.version == version)
+    return query
+
+
 async def page_of_incidents(
     session: AsyncSession,
     *,
@@ -156,21 +178,31 @@ async def page_of_incidents(
     limit: int,
     offset: int,
 ) -> tuple[list[SubjectRow], int]:
-    """Incidents newest first, one page, and how many match in all."""
-    query = _with_subject(select(Incident))
-    if statuses is not None:
-        query = query.where(Incident.status.in_(list(statuses)))
-    if severity is not None:
-        query = query.where(Incident.severity == severity)
-    if model is not None:
-        query = query.where(Model.org == model.org, Model.name == model.name)
-    if version is not None:
-        query = query.where(Release.version == version)
+    """Incidents newest first (ties: the greater id first, as `incidents_after`), one
+    page, and how many match in all."""
+    query = _matching(statuses=statuses, severity=severity, model=model, version=version)
     total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = await session.execute(
-        query.order_by(Incident.created_at.desc(), Incident.id).limit(limit).offset(offset)
+        query.order_by(Incident.created_at.desc(), Incident.id.desc()).limit(limit).offset(offset)
     )
     return list(rows.all()), total
+
+
+async def incidents_after(
+    session: AsyncSession,
+    *,
+    statuses: Collection[str] | None,
+    severity: str | None,
+    model: ModelRef | None,
+    version: str | None,
+    after: Keyset | None,
+    limit: int,
+) -> list[SubjectRow]:
+    """Up to `limit` + 1 incidents that match, newest first (ties: the greater id first),
+    from just after `after` in that order."""
+    query = _matching(statuses=statuses, severity=severity, model=model, version=version)
+    page = keyset_page(query, Incident.created_at, Incident.id, after, limit, descending=True)
+    return list((await session.execute(page)).all())
 
 
 async def timeline(session: AsyncSession, incident_id: str) -> list[IncidentEvent]:

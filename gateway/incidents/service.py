@@ -40,6 +40,7 @@ from gateway.incidents.reporting import (
 )
 from gateway.incidents.triggers import apply_triggers
 from gateway.notify.service import notify
+from gateway.pagination import Keyset, Page, decode_cursor, page_of
 from gateway.text import clean_text
 from stages import evidence as ev
 from stages.actors import TRIGGER, Actor, ActorKind
@@ -92,18 +93,22 @@ class IncidentRow:
     subject: str | None
 
 
+def _statuses(where: IncidentFilter) -> list[str] | None:
+    """The statuses the filter lets through; None: every one."""
+    if where.status == "open":
+        return [s.value for s in IncidentStatus if is_open_incident(s)]
+    if where.status == "all":
+        return None
+    return [where.status]
+
+
 async def list_incidents(
     uow: UnitOfWork, where: IncidentFilter, *, limit: int = 50, offset: int = 0
 ) -> tuple[list[IncidentRow], int]:
     """Incidents newest first, one page at a time, and how many match in all."""
-    statuses: list[str] | None = None
-    if where.status == "open":
-        statuses = [s.value for s in IncidentStatus if is_open_incident(s)]
-    elif where.status != "all":
-        statuses = [where.status]
     rows, total = await repository.page_of_incidents(
         uow.session,
-        statuses=statuses,
+        statuses=_statuses(where),
         severity=where.severity.value if where.severity is not None else None,
         model=where.model,
         version=where.version,
@@ -111,6 +116,30 @@ async def list_incidents(
         offset=offset,
     )
     return [IncidentRow(row[0], repository.subject_of(row)) for row in rows], total
+
+
+INCIDENTS_LISTING: Final = "incidents"
+
+
+def _incident_keyset(row: IncidentRow) -> Keyset:
+    return Keyset(row.incident.created_at, row.incident.id)
+
+
+async def incidents_page(
+    uow: UnitOfWork, where: IncidentFilter, *, cursor: str | None, limit: int
+) -> Page[IncidentRow]:
+    """A page of incidents (the order of `list_incidents`), from `cursor` on."""
+    rows = await repository.incidents_after(
+        uow.session,
+        statuses=_statuses(where),
+        severity=where.severity.value if where.severity is not None else None,
+        model=where.model,
+        version=where.version,
+        after=decode_cursor(INCIDENTS_LISTING, cursor),
+        limit=limit,
+    )
+    items = [IncidentRow(row[0], repository.subject_of(row)) for row in rows]
+    return page_of(INCIDENTS_LISTING, items, limit, _incident_keyset)
 
 
 @dataclass(frozen=True)
