@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -108,3 +109,17 @@ async def applies(
         ),
     )
     return application.id
+
+
+# What every cursor list of the operator API refuses, whatever its own filters.
+PAGING_REFUSALS: list[tuple[dict[str, str], str]] = [
+    ({"cursor": "not-a-cursor"}, "invalid_cursor"),
+    ({"limit": "201"}, "invalid_request"),
+    ({"limit": "0"}, "invalid_request"),
+]
+
+
+def forged_cursor(listing: str) -> str:
+    """A well-formed cursor of `listing`, which every other list refuses."""
+    text = f'["{listing}","2030-01-01T00:00:00+00:00","x"]'
+    return base64.urlsafe_b64encode(text.encode()).decode()
