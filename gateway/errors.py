@@ -27,6 +27,12 @@ class InvalidInput(GatewayError):
     exit_code = 2
 
 
+class TooLarge(InvalidInput):
+    """Input over its size limit (an uploaded file, say); the message says the limit."""
+
+    status = 413
+
+
 class NotFound(GatewayError):
     status = 404
     exit_code = 3

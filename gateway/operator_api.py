@@ -20,6 +20,7 @@ from gateway.decommission.api import OpsDecommissionController
 from gateway.incidents.ops_api import OpsIncidentsController
 from gateway.keys.auth import provide_admin
 from gateway.staging.api import OpsStagesController
+from gateway.staging.ops_api import OpsEvidenceController
 
 OPS_PATH = "/api/v1/ops"
 
@@ -33,6 +34,7 @@ def operator_api() -> Router:
             OpsStagesController,
             OpsDecommissionController,
             OpsIncidentsController,
+            OpsEvidenceController,
         ],
         dependencies={"admin": Provide(provide_admin)},
         security=BEARER,

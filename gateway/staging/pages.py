@@ -9,16 +9,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, get, post
-from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, PathParameter, URLEncodedBody
 from litestar.response import Template
 
 from gateway.errors import GatewayError, NotFound, Unavailable
 from gateway.staging.evidence_files import (
+    EVIDENCE_BODY_MAX_BYTES,
     EVIDENCE_FILE_LIMIT_TEXT,
-    EVIDENCE_FILE_MAX_BYTES,
-    EvidenceFile,
+    read_upload,
 )
 from gateway.staging.promotion import attach_evidence, promote, stage_status
 from gateway.staging.recalls import recall, reinstate
@@ -33,7 +32,6 @@ from stages.release import Move
 Form = URLEncodedBody[dict[str, Any]]
 # The evidence form sends a file; the rest of the form is a few short fields.
 EvidenceForm = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)]
-_EVIDENCE_BODY_MAX_BYTES = EVIDENCE_FILE_MAX_BYTES + 64 * 1024
 
 
 # Signing in from a release's forms comes back to the release's page.
@@ -90,7 +88,7 @@ class ReleaseOpsPages(Controller):
 
     @post(
         "/ops/releases/{org:str}/{name:str}/{version:str}/evidence",
-        request_max_body_size=_EVIDENCE_BODY_MAX_BYTES,
+        request_max_body_size=EVIDENCE_BODY_MAX_BYTES,
         opt=back_to(_RELEASE_PAGE),
     )
     async def evidence(
@@ -110,7 +108,7 @@ class ReleaseOpsPages(Controller):
                 kind=field(data, "kind"),
                 name=field(data, "name"),
                 result=field(data, "result"),
-                file=await _uploaded(data.get("file")),
+                file=await read_upload(data.get("file")),
                 note=field(data, "note") or None,
                 actor=Actor.account(operator.id),
             )
@@ -140,19 +138,6 @@ class ReleaseOpsPages(Controller):
         except GatewayError as exc:
             return await _page(uow, org, name, version, error=exc)
         return await _page(uow, org, name, version, notice=notice)
-
-
-async def _uploaded(value: object) -> EvidenceFile | None:
-    """The file of the form, None when none was chosen (browsers send an empty part)."""
-    if isinstance(value, list):
-        value = value[0] if value else None
-    if not isinstance(value, UploadFile) or not value.filename:
-        return None
-    try:
-        content = await value.read()
-    finally:
-        await value.close()
-    return EvidenceFile.named(value.filename, content)
 
 
 async def _perform(

@@ -281,6 +281,8 @@ async def attach_evidence(
             )
     note = clean_text(note, field="the note", max_length=5000)
     rt = uow.rt
+    # Read first, so that an unknown release stores no file either.
+    release = await release_by_ref(uow.session, model, version)
     stored = None
     if file is not None:
         file.check()
@@ -290,7 +292,6 @@ async def attach_evidence(
             raise StorageUnavailable(f"storing {file.name}: {exc}") from exc
     now = rt.clock()
     session = await uow.write()
-    release = await release_by_ref(session, model, version)
     row = EvidenceAttachment(
         id=str(uuid.uuid4()),
         release_id=release.id,

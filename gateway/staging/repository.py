@@ -76,6 +76,17 @@ async def attachments(session: AsyncSession, release_id: int) -> list[EvidenceAt
     return list(rows.all())
 
 
+async def attachment_of(
+    session: AsyncSession, release_id: int, attachment_id: str
+) -> EvidenceAttachment | None:
+    """One attachment, only if it is the release's."""
+    return await session.scalar(
+        select(EvidenceAttachment).where(
+            EvidenceAttachment.id == attachment_id, EvidenceAttachment.release_id == release_id
+        )
+    )
+
+
 async def downloaders(session: AsyncSession, release: Release) -> tuple[int, int]:
     """Distinct grantees, and distinct email domains among them, who downloaded the
     release since it entered its current stage. Only a confirmed address counts as an

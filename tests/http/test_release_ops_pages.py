@@ -126,7 +126,7 @@ async def test_an_evidence_file_over_the_limit_is_refused_and_nothing_is_kept(
     await publish(runtime, tmp_path)
     await sign_in_operator(client, runtime)
     just_over = await attach(client, EVIDENCE, ("big.pdf", b"x" * (EVIDENCE_FILE_MAX_BYTES + 1)))
-    assert just_over.status_code == 400
+    assert just_over.status_code == 413
     assert "larger than the limit of 20 MiB" in just_over.text
     far_over = await attach(client, EVIDENCE, ("huge.pdf", b"x" * (EVIDENCE_FILE_MAX_BYTES * 2)))
     assert far_over.status_code == 413
