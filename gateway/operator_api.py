@@ -17,6 +17,7 @@ from litestar.di import Provide
 from gateway.api_reference import BEARER
 from gateway.applications.ops_api import OpsApplicationsController
 from gateway.decommission.api import OpsDecommissionController
+from gateway.exports.api import OpsExportsController
 from gateway.incidents.ops_api import OpsIncidentsController
 from gateway.keys.auth import provide_admin
 from gateway.staging.api import OpsStagesController
@@ -35,6 +36,7 @@ def operator_api() -> Router:
             OpsDecommissionController,
             OpsIncidentsController,
             OpsEvidenceController,
+            OpsExportsController,
         ],
         dependencies={"admin": Provide(provide_admin)},
         security=BEARER,

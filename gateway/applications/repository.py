@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Row, Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from gateway.db.batches import Window, in_batches, in_window, of_model, where_given
 from gateway.db.keyset import keyset_page
-from gateway.db.models import Account, Application, Grant, Model, Release
+from gateway.db.models import Account, Application, ApplicationEvent, Grant, Model, Release
 from gateway.pagination import Keyset
 from stages.applications import ApplicationStatus
 from stages.names import ModelRef
@@ -232,6 +234,56 @@ async def search_after(
     )
     page = keyset_page(query, Application.submitted_at, Application.id, after, limit)
     return (await session.scalars(page)).all()
+
+
+def export_rows(
+    session: AsyncSession,
+    status: ApplicationStatus | None,
+    model: ModelRef | None,
+    tier: str | None,
+    window: Window,
+    *,
+    batch: int,
+) -> AsyncIterator[Row[Any]]:
+    """Every application that matches, of any status, oldest submission first, with its
+    applicant's email, its model and when its review started (the first start of review
+    since it was last submitted), `batch` rows a fetch."""
+    review_started = (
+        select(func.min(ApplicationEvent.at))
+        .where(
+            ApplicationEvent.application_id == Application.id,
+            ApplicationEvent.to_status == ApplicationStatus.UNDER_REVIEW,
+            ApplicationEvent.at >= Application.submitted_at,
+        )
+        .correlate(Application)
+        .scalar_subquery()
+    )
+    query = (
+        select(
+            Application.id,
+            Account.email,
+            Model.org,
+            Model.name,
+            Application.tier,
+            Application.status,
+            Application.submitted_at,
+            review_started.label("review_started_at"),
+            Application.decided_at,
+            Application.decided_by,
+            Application.decision_reason,
+        )
+        .join(Account, Application.account_id == Account.id)
+        .join(Model, Application.model_id == Model.id)
+        .where(*in_window(Application.submitted_at, window))
+        .order_by(Application.submitted_at, Application.id)
+    )
+    query = where_given(
+        query,
+        (Application.status, status),
+        (Application.tier, tier),
+        *of_model(model),
+    )
+    return in_batches(session, query, batch=batch)
 
 
 def deadline_starts(review_days: Mapping[str, int], now: datetime) -> dict[str, datetime]:

@@ -12,7 +12,7 @@ from gateway.runtime import Runtime
 from policies.countries import COUNTRY_NAMES
 from policies.schema import FieldKind, FormField
 from stages.applications import ApplicationStatus
-from stages.names import InvalidName, parse_model_ref
+from stages.names import InvalidName, ModelRef, parse_model_ref
 from stages.tiers import UnknownTier
 
 _STATUSES = tuple(status.value for status in ApplicationStatus)
@@ -37,13 +37,8 @@ def queue_filter(
         raise InvalidInput(
             f"unknown status {status!r}; expected one of {known}", code="unknown_status"
         )
-    if tier and tier not in rt.policy.ladder:
-        known = ", ".join(rt.policy.ladder.names)
-        raise InvalidInput(f"unknown tier {tier!r}; expected one of {known}", code="unknown_tier")
-    try:
-        ref = parse_model_ref(model) if model else None
-    except InvalidName as exc:
-        raise InvalidInput(str(exc), code="invalid_model") from exc
+    checked_tier(rt, tier)
+    ref = checked_model(model)
     if applicant and len(applicant) > MAX_SEARCH:
         raise InvalidInput(
             f"the applicant search is at most {MAX_SEARCH} characters", code="search_too_long"
@@ -55,6 +50,22 @@ def queue_filter(
         overdue_only=overdue,
         applicant=applicant or None,
     )
+
+
+def checked_tier(rt: Runtime, tier: str | None) -> str | None:
+    """A tier of the policy's ladder, or None for no tier; 400 unknown_tier otherwise."""
+    if tier and tier not in rt.policy.ladder:
+        known = ", ".join(rt.policy.ladder.names)
+        raise InvalidInput(f"unknown tier {tier!r}; expected one of {known}", code="unknown_tier")
+    return tier or None
+
+
+def checked_model(model: str | None) -> ModelRef | None:
+    """ORG/NAME as a model reference, or None for no model; 400 invalid_model otherwise."""
+    try:
+        return parse_model_ref(model) if model else None
+    except InvalidName as exc:
+        raise InvalidInput(str(exc), code="invalid_model") from exc
 
 
 def answer_rows(fields: Sequence[FormField], answers: Mapping[str, Any]) -> list[tuple[str, str]]:

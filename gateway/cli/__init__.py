@@ -50,6 +50,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "gateway.staging.cli:evidence",
         "Evidence attached to releases for promotion gates.",
     ),
+    "export": (
+        "gateway.exports.cli:export",
+        "Export applications, grants or enforcement actions as CSV or JSON Lines.",
+    ),
     "grants": (
         "gateway.grants.cli:grants",
         "Access grants: who may download which model at which tier.",

@@ -4,13 +4,14 @@ Plain reads, locks and adds; the services decide when a unit enters its write ph
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Row, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.db.batches import Window, in_batches, in_window, where_given
 from gateway.db.models import Account, Appeal, EnforcementAction, Incident, IncidentAccount
 from stages.enforcement import AppealStatus, EnforcementStep
 from stages.incidents import IncidentStatus
@@ -75,6 +76,33 @@ async def actions_with_appeals(
         .order_by(EnforcementAction.created_at.desc(), EnforcementAction.id)
     )
     return [(action, appeal) for action, appeal in rows.all()]
+
+
+def export_rows(
+    session: AsyncSession, action: EnforcementStep | None, window: Window, *, batch: int
+) -> AsyncIterator[Row[Any]]:
+    """Every action that matches, oldest first, with its account's email and its appeal's
+    status (none: not appealed), `batch` rows a fetch."""
+    query = (
+        select(
+            EnforcementAction.id,
+            Account.email,
+            EnforcementAction.action,
+            EnforcementAction.reason,
+            EnforcementAction.created_by,
+            EnforcementAction.created_at,
+            EnforcementAction.ends_at,
+            EnforcementAction.ended_at,
+            EnforcementAction.appeal_until,
+            Appeal.status.label("appeal_status"),
+        )
+        .join(Account, EnforcementAction.account_id == Account.id)
+        .outerjoin(Appeal, Appeal.action_id == EnforcementAction.id)
+        .where(*in_window(EnforcementAction.created_at, window))
+        .order_by(EnforcementAction.created_at, EnforcementAction.id)
+    )
+    query = where_given(query, (EnforcementAction.action, action and action.value))
+    return in_batches(session, query, batch=batch)
 
 
 async def appeals(

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, Row, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from gateway.db.batches import Window, in_batches, in_window, of_model, where_given
 from gateway.db.models import Account, Closeout, Grant, GrantNotice, Model
 from stages.grants import GrantStatus
 from stages.names import ModelRef
@@ -43,6 +44,41 @@ async def search(
     if model is not None:
         query = query.where(Model.org == model.org, Model.name == model.name)
     return (await session.scalars(query)).all()
+
+
+def export_rows(
+    session: AsyncSession,
+    status: GrantStatus | None,
+    model: ModelRef | None,
+    tier: str | None,
+    window: Window,
+    *,
+    batch: int,
+) -> AsyncIterator[Row[Any]]:
+    """Every grant that matches, oldest first, with its account's email and affiliation
+    and its model, `batch` rows a fetch."""
+    query = (
+        select(
+            Grant.id,
+            Account.email,
+            Account.affiliation,
+            Model.org,
+            Model.name,
+            Grant.tier,
+            Grant.status,
+            Grant.created_at,
+            Grant.starts_at,
+            Grant.expires_at,
+            Grant.status_changed_at,
+            Grant.status_reason,
+        )
+        .join(Account, Grant.account_id == Account.id)
+        .join(Model, Grant.model_id == Model.id)
+        .where(*in_window(Grant.created_at, window))
+        .order_by(Grant.created_at, Grant.id)
+    )
+    query = where_given(query, (Grant.status, status), (Grant.tier, tier), *of_model(model))
+    return in_batches(session, query, batch=batch)
 
 
 async def for_update(session: AsyncSession, grant_id: str) -> Grant | None:
