@@ -13,15 +13,17 @@ import click
 from rich.table import Table
 
 from gateway.applications.deciding import decide, decide_many
-from gateway.applications.reviewing import answer_rows, form_fields, queue_filter
+from gateway.applications.ops_api import BulkDecisionOut, OpsApplicationOut, QueuePage
+from gateway.applications.reviewing import queue_filter
 from gateway.applications.service import QueueItem, get_application, list_applications
+from gateway.cli.remote import Remote, remote
 from gateway.cli.support import fail, in_unit, out, run
+from gateway.pagination import MAX_LIMIT as API_MAX_LIMIT
 from gateway.runtime import cli_actor
 from gateway.web.filters import when
 from stages.applications import ApplicationMove, ApplicationStatus
 
 if TYPE_CHECKING:
-    from gateway.db.models import Application
     from gateway.db.uow import UnitOfWork
 
 MAX_LIMIT = 500
@@ -47,62 +49,96 @@ def applications_list(
     status: str | None, model: str | None, tier: str | None, overdue: bool, limit: int, page: int
 ) -> None:
     """List applications, oldest first, with their review clocks."""
+    api = remote()
+    if api is not None:
+        items, summary = _remote_page(api, status, model, tier, overdue, limit, page)
+    else:
 
-    async def call(uow: UnitOfWork) -> tuple[list[QueueItem], int]:
-        where = queue_filter(uow.rt, status=status, model=model, tier=tier, overdue=overdue)
-        return await list_applications(uow, where, limit=limit, offset=(page - 1) * limit)
+        async def call(uow: UnitOfWork) -> tuple[list[QueueItem], int]:
+            where = queue_filter(uow.rt, status=status, model=model, tier=tier, overdue=overdue)
+            return await list_applications(uow, where, limit=limit, offset=(page - 1) * limit)
 
-    items, total = run(in_unit(call))
-    pages = max(1, -(-total // limit))
-    summary = f"{total} application{'' if total == 1 else 's'}, page {page} of {pages}."
+        queued, total = run(in_unit(call))
+        items = [OpsApplicationOut.queued(item) for item in queued]
+        pages = max(1, -(-total // limit))
+        summary = f"{total} application{'' if total == 1 else 's'}, page {page} of {pages}."
+        if not items and total == 0:
+            summary = ""
     if not items:
-        out.print("No applications." if total == 0 else f"No applications on this page. {summary}")
+        out.print(f"No applications on this page. {summary}" if summary else "No applications.")
         return
     table = Table()
     for column in ("id", "applicant", "model", "tier", "status", "submitted", "waiting", "due"):
         table.add_column(column, overflow="fold")
-    for item in items:
-        application = item.application
-        waiting = application.status in ("submitted", "under_review")
-        due = ("OVERDUE since " if item.overdue else "") + when(item.due_at)
+    for application in items:
+        review = application.review
+        waiting = review is not None and application.status in ("submitted", "under_review")
+        due = ("OVERDUE since " if review and review.overdue else "") + (
+            when(review.due_at) if review else "-"
+        )
         table.add_row(
             application.id,
-            application.account.email,
-            application.model.ref,
+            application.applicant,
+            application.model,
             application.tier,
             application.status,
             when(application.submitted_at),
-            f"{item.days_waiting}d" if waiting else "-",
+            f"{review.days_waiting}d" if review and waiting else "-",
             due if waiting else "-",
         )
     out.print(table)
     out.print(summary)
 
 
+def _remote_page(
+    api: Remote,
+    status: str | None,
+    model: str | None,
+    tier: str | None,
+    overdue: bool,
+    limit: int,
+    page: int,
+) -> tuple[list[OpsApplicationOut], str]:
+    """Page `page` of the queue through the API, whose pages follow cursors."""
+    params: dict[str, str | int | bool] = {"status": status or "", "model": model or ""}
+    params |= {"tier": tier or "", "overdue": overdue, "limit": min(limit, API_MAX_LIMIT)}
+    cursor = ""
+    for number in range(1, page + 1):
+        answer = api.fetch(QueuePage, "GET", "/applications", params={**params, "cursor": cursor})
+        if number == page or answer.next_cursor is None:
+            more = "; more follow" if answer.next_cursor else ""
+            return (answer.items if number == page else []), f"Page {page}{more}."
+        cursor = answer.next_cursor
+    raise AssertionError("unreachable: page is at least 1")
+
+
 @applications.command("show")
 @click.argument("application_id")
 def applications_show(application_id: str) -> None:
     """Show an application: applicant, answers, license acceptance and timeline."""
+    api = remote()
+    if api is not None:
+        application = api.fetch(OpsApplicationOut, "GET", f"/applications/{application_id}")
+    else:
 
-    async def call(uow: UnitOfWork) -> tuple[Application, list[tuple[str, str]]]:
-        application = await get_application(uow, application_id, owner=None)
-        fields = form_fields(uow.rt, application.tier)
-        return application, answer_rows(fields, application.answers)
+        async def call(uow: UnitOfWork) -> OpsApplicationOut:
+            found = await get_application(uow, application_id, owner=None)
+            return OpsApplicationOut.full(uow.rt, found)
 
-    application, answers = run(in_unit(call))
-    account = application.account
-    verified = "verified" if account.email_verified_at else "not verified"
+        application = run(in_unit(call))
+    verified = "verified" if application.applicant_verified else "not verified"
+    accepted = when(application.accepted_at) if application.accepted_at else "-"
     facts = [
         ("application", application.id),
         ("status", application.status),
-        ("model", application.model.ref),
+        ("model", application.model),
         ("tier", application.tier),
         ("submitted", when(application.submitted_at)),
-        ("applicant", f"{account.email} ({verified})"),
-        ("affiliation", account.affiliation or "-"),
-        ("account status", account.status),
+        ("applicant", f"{application.applicant} ({verified})"),
+        ("affiliation", application.affiliation or "-"),
+        ("account status", application.account_status),
         ("license sha256", application.license_sha256),
-        ("accepted", f"{when(application.accepted_at)} from {application.accepted_from or '?'}"),
+        ("accepted", f"{accepted} from {application.accepted_from or '?'}"),
     ]
     if application.decided_at:
         facts.append(("decided", f"{when(application.decided_at)} by {application.decided_by}"))
@@ -114,11 +150,11 @@ def applications_show(application_id: str) -> None:
         out.print(f"{name + ':':<16} {value}")
     out.print("")
     out.print("Answers")
-    for question, answer in answers:
-        out.print(f"  {question}: {answer}")
+    for answered in application.answered or []:
+        out.print(f"  {answered.question}: {answered.answer}")
     out.print("")
     out.print("Timeline")
-    for event in application.events:
+    for event in application.events or []:
         moved = (
             f"{event.from_status} -> {event.to_status}" if event.from_status else event.to_status
         )
@@ -127,6 +163,10 @@ def applications_show(application_id: str) -> None:
 
 
 def _decide(move: ApplicationMove, ids: Sequence[str], reason: str | None) -> None:
+    api = remote()
+    if api is not None:
+        _decide_remotely(api, move, ids, reason)
+        return
     actor = cli_actor()
     if len(ids) == 1:
         # One application: its error keeps its own exit code (3 not found, 4 refused).
@@ -136,9 +176,27 @@ def _decide(move: ApplicationMove, ids: Sequence[str], reason: str | None) -> No
         out.print(f"Application {application.id} is now {application.status}.")
         return
     results = run(in_unit(lambda uow: decide_many(uow, ids, move, operator=actor, reason=reason)))
-    for application_id, error in results:
-        out.print(f"{application_id}: {f'refused: {error.message}' if error else 'done'}")
-    failed = sum(1 for _, error in results if error)
+    _print_decided([(i, error.message if error else None) for i, error in results])
+
+
+def _decide_remotely(
+    api: Remote, move: ApplicationMove, ids: Sequence[str], reason: str | None
+) -> None:
+    body = {"decision": move.value, "reason": reason}
+    if len(ids) == 1:
+        path = f"/applications/{ids[0]}/decision"
+        application = api.fetch(OpsApplicationOut, "POST", path, body=body)
+        out.print(f"Application {application.id} is now {application.status}.")
+        return
+    answer = api.fetch(BulkDecisionOut, "POST", "/applications/decisions", body=body | {"ids": ids})
+    _print_decided([(item.id, item.message) for item in answer.results])
+
+
+def _print_decided(results: Sequence[tuple[str, str | None]]) -> None:
+    """Each application's outcome; exit 1 when any was refused (with its message)."""
+    for application_id, refusal in results:
+        out.print(f"{application_id}: {f'refused: {refusal}' if refusal else 'done'}")
+    failed = sum(1 for _, refusal in results if refusal)
     if failed:
         fail(f"{failed} of {len(results)} applications were not decided", 1)
 

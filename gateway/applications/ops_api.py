@@ -20,7 +20,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from gateway.api_reference import COMMON, answers
 from gateway.applications import deciding, service
-from gateway.applications.reviewing import queue_filter
+from gateway.applications.reviewing import answer_rows, form_fields, queue_filter
 from gateway.keys.auth import AdminDep
 from gateway.pagination import DEFAULT_LIMIT
 from gateway.web import Cursor, PageLimit, Uow
@@ -28,6 +28,7 @@ from stages.actors import Actor
 
 if TYPE_CHECKING:
     from gateway.db.models import Application
+    from gateway.runtime import Runtime
 
 ApplicationId = Annotated[str, PathParameter(description="The application's id")]
 
@@ -50,10 +51,19 @@ class ReviewClockOut:
 
 
 @dataclass(frozen=True)
+class AnswerOut:
+    question: str  # the form's label for the field
+    answer: str  # as the applicant gave it, lists joined
+
+
+@dataclass(frozen=True)
 class OpsApplicationOut:
     id: str
     account_id: str
     applicant: str
+    applicant_verified: bool
+    affiliation: str | None
+    account_status: str
     model: str
     tier: str
     status: str
@@ -64,6 +74,7 @@ class OpsApplicationOut:
     grant_id: str | None
     review: ReviewClockOut | None = None
     answers: dict[str, Any] | None = None
+    answered: list[AnswerOut] | None = None  # the answers in the form's order, labelled
     license_sha256: str | None = None
     accepted_at: datetime | None = None
     accepted_from: str | None = None
@@ -77,6 +88,9 @@ class OpsApplicationOut:
             id=application.id,
             account_id=application.account_id,
             applicant=application.account.email,
+            applicant_verified=application.account.email_verified_at is not None,
+            affiliation=application.account.affiliation,
+            account_status=application.account.status,
             model=application.model.ref,
             tier=application.tier,
             status=application.status,
@@ -89,12 +103,20 @@ class OpsApplicationOut:
         )
 
     @classmethod
-    def full(cls, application: Application) -> OpsApplicationOut:
+    def queued(cls, item: service.QueueItem) -> OpsApplicationOut:
+        """An application of the queue, with its review clock."""
+        review = ReviewClockOut(item.due_at, item.overdue, item.days_waiting)
+        return cls.of(item.application, review=review)
+
+    @classmethod
+    def full(cls, rt: Runtime, application: Application) -> OpsApplicationOut:
         listed = cls.of(application)
+        labelled = answer_rows(form_fields(rt, application.tier), application.answers)
         return cls(
             **{
                 **listed.__dict__,
                 "answers": dict(application.answers),
+                "answered": [AnswerOut(question, answer) for question, answer in labelled],
                 "license_sha256": application.license_sha256,
                 "accepted_at": application.accepted_at,
                 "accepted_from": application.accepted_from,
@@ -178,16 +200,7 @@ class OpsApplicationsController(Controller):
             uow.rt, status=status, model=model, tier=tier, overdue=overdue, applicant=applicant
         )
         page = await service.review_queue_page(uow, where, cursor=cursor, limit=limit)
-        return QueuePage(
-            items=[
-                OpsApplicationOut.of(
-                    item.application,
-                    review=ReviewClockOut(item.due_at, item.overdue, item.days_waiting),
-                )
-                for item in page.items
-            ],
-            next_cursor=page.next_cursor,
-        )
+        return QueuePage([OpsApplicationOut.queued(item) for item in page.items], page.next_cursor)
 
     @get(
         "/{application_id:str}",
@@ -198,7 +211,7 @@ class OpsApplicationsController(Controller):
         self, uow: Uow, admin: AdminDep, application_id: ApplicationId
     ) -> OpsApplicationOut:
         application = await service.get_application(uow, application_id, owner=None)
-        return OpsApplicationOut.full(application)
+        return OpsApplicationOut.full(uow.rt, application)
 
     @post(
         "/{application_id:str}/decision",
@@ -212,7 +225,7 @@ class OpsApplicationsController(Controller):
         move = deciding.operator_move(data.decision)
         await deciding.decide(uow, application_id, move, operator=_actor(admin), reason=data.reason)
         application = await service.get_application(uow, application_id, owner=None)
-        return OpsApplicationOut.full(application)
+        return OpsApplicationOut.full(uow.rt, application)
 
     @post(
         "/decisions",

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from gateway import __version__
+from gateway.cli.server_choice import server_option
 
 # name -> ("module:attribute", the one line `gateway --help` shows for it). The line is
 # kept here so that listing the commands imports none of them; a test holds it to the
@@ -145,9 +146,12 @@ class LazyGroup(click.Group):
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(__version__, prog_name="gateway")
+@server_option
 def main() -> None:
     """Release Gateway: staged release of open model weights.
 
     Settings come from GATEWAY_HOME/gateway.toml and GATEWAY_* environment variables;
-    `gateway config show` prints them.
+    `gateway config show` prints them. With --server URL, operator commands (stage,
+    recall, reinstate, evidence, applications, grants, incidents...) act through that
+    gateway's operator API with the admin key in $GATEWAY_ADMIN_KEY.
     """

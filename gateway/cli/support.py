@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 from rich.text import Text
 
+from gateway.cli.server_choice import chosen_server
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.db.migrate import pending_revisions
 
@@ -65,8 +66,21 @@ def settings() -> Settings:
         return load_settings()
 
 
+def refuse_local() -> None:
+    """End a command that would act on the local database although --server was given."""
+    if chosen_server() is None:
+        return
+    fail(
+        f"`{click.get_current_context().command_path}` does not work with --server; run it "
+        "where the gateway's database is, or without --server",
+        2,
+    )
+
+
 def run(call: Callable[[Runtime], Awaitable[T]], *, check_migrations: bool = True) -> T:
-    """Build the runtime, run one async service call in it, and close it."""
+    """Build the runtime, run one async service call in it, and close it. Under
+    `gateway --server`, a command that reached here has no remote form: it stops."""
+    refuse_local()
     with reported_errors():
         config = load_settings()
         if check_migrations:

@@ -23,9 +23,9 @@ from gateway.api_reference import COMMON, answers
 from gateway.catalog.api import model_ref
 from gateway.errors import Conflict
 from gateway.keys.auth import AdminDep
-from gateway.staging.promotion import PromotionOutcome, promote, stage_status
-from gateway.staging.recalls import recall, reinstate
-from gateway.staging.service import move_release
+from gateway.staging.promotion import PromotionOutcome, StageStatus, promote, stage_status
+from gateway.staging.recalls import RecallOutcome, ReinstateOutcome, recall, reinstate
+from gateway.staging.service import StageMoved, move_release
 from gateway.web import Name, Org, Uow, Version
 from stages.actors import Actor
 from stages.names import ModelRef
@@ -99,6 +99,28 @@ class StageStatusOut:
     evidence: list[AttachmentOut]
     recalls: list[RecallInForceOut]
 
+    @classmethod
+    def of(cls, status: StageStatus) -> StageStatusOut:
+        return cls(
+            release=status.ref,
+            stage=status.stage,
+            status=status.status,
+            since=status.since,
+            days_in_stage=status.days_in_stage,
+            next_stage=status.next_stage,
+            gates=GateReportOut.of(status.report) if status.report else None,
+            approvals=sorted(status.approvals),
+            rollback_to=list(status.rollback_to),
+            grantees_downloaded=status.grantees_downloaded,
+            organisations_downloaded=status.organisations_downloaded,
+            open_incidents=status.open_incidents,
+            evidence=[
+                AttachmentOut(kind, label, result, at, *(file or (None, None)))
+                for kind, label, result, at, file in status.evidence
+            ],
+            recalls=[RecallInForceOut(*recalled) for recalled in status.recalls],
+        )
+
 
 @dataclass(frozen=True)
 class PromotionOut:
@@ -153,6 +175,10 @@ class StageMovedOut:
     to_stage: str
     status: str
 
+    @classmethod
+    def of(cls, moved: StageMoved) -> StageMovedOut:
+        return cls(moved.ref, moved.move, moved.from_stage, moved.to_stage, moved.status)
+
 
 @dataclass
 class RecallIn:
@@ -165,6 +191,10 @@ class RecallOut:
     recalled: list[str]
     already_recalled: list[str]
     grantees_notified: int
+
+    @classmethod
+    def of(cls, outcome: RecallOutcome) -> RecallOut:
+        return cls(outcome.releases, outcome.already, outcome.grantees_notified)
 
 
 @dataclass
@@ -179,6 +209,17 @@ class ReinstateOut:
     approvals_needed: int
     approvals_have: int
     unmet: list[str]
+
+    @classmethod
+    def of(cls, outcome: ReinstateOutcome) -> ReinstateOut:
+        report = outcome.report
+        return cls(
+            outcome.ref,
+            outcome.lifted,
+            report.approvals_needed,
+            report.approvals_have,
+            outcome.unmet,
+        )
 
 
 _WAITS = {202: ResponseSpec(None, description="Not done yet: this operator's approval is recorded")}
@@ -204,26 +245,7 @@ class OpsStagesController(Controller):
     async def status(
         self, uow: Uow, admin: AdminDep, org: Org, name: Name, version: Version
     ) -> StageStatusOut:
-        status = await stage_status(uow, model_ref(org, name), version)
-        return StageStatusOut(
-            release=status.ref,
-            stage=status.stage,
-            status=status.status,
-            since=status.since,
-            days_in_stage=status.days_in_stage,
-            next_stage=status.next_stage,
-            gates=GateReportOut.of(status.report) if status.report else None,
-            approvals=sorted(status.approvals),
-            rollback_to=list(status.rollback_to),
-            grantees_downloaded=status.grantees_downloaded,
-            organisations_downloaded=status.organisations_downloaded,
-            open_incidents=status.open_incidents,
-            evidence=[
-                AttachmentOut(kind, label, result, at, *(file or (None, None)))
-                for kind, label, result, at, file in status.evidence
-            ],
-            recalls=[RecallInForceOut(*recalled) for recalled in status.recalls],
-        )
+        return StageStatusOut.of(await stage_status(uow, model_ref(org, name), version))
 
     @post(
         RELEASE + "/stage/promote",
@@ -286,7 +308,7 @@ class OpsStagesController(Controller):
             actor=Actor.account(admin.account.id),
             reason=data.reason,
         )
-        return StageMovedOut(moved.ref, moved.move, moved.from_stage, moved.to_stage, moved.status)
+        return StageMovedOut.of(moved)
 
     @post(
         RELEASE + "/recall",
@@ -337,15 +359,7 @@ class OpsStagesController(Controller):
             tier=data.tier if data else None,
             actor=Actor.account(admin.account.id),
         )
-        report = outcome.report
-        out = ReinstateOut(
-            outcome.ref,
-            outcome.lifted,
-            report.approvals_needed,
-            report.approvals_have,
-            outcome.unmet,
-        )
-        return Response(out, status_code=200 if outcome.lifted else 202)
+        return Response(ReinstateOut.of(outcome), status_code=200 if outcome.lifted else 202)
 
 
 async def _recall(
@@ -359,4 +373,4 @@ async def _recall(
         tier=data.tier,
         actor=Actor.account(admin.account.id),
     )
-    return RecallOut(outcome.releases, outcome.already, outcome.grantees_notified)
+    return RecallOut.of(outcome)

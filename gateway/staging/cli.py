@@ -8,13 +8,21 @@ from typing import TYPE_CHECKING
 
 import click
 
+from gateway.cli.remote import remote
 from gateway.cli.support import in_unit, out, parse_or_fail, reported_errors, run
 from gateway.identity.accounts import operator_actor
 from gateway.runtime import cli_actor
+from gateway.staging.api import (
+    GateReportOut,
+    PromotionOut,
+    RecallOut,
+    ReinstateOut,
+    StageMovedOut,
+    StageStatusOut,
+)
 from gateway.staging.evidence_files import EVIDENCE_FILE_LIMIT_TEXT, read_evidence_file
 from gateway.staging.promotion import (
     PromotionOutcome,
-    StageStatus,
     attach_evidence,
     promote,
     stage_status,
@@ -58,8 +66,13 @@ def stage() -> None:
     """Stage of a release: status, promote, approve, roll back."""
 
 
-def _print_report(outcome_or_status: PromotionOutcome | StageStatus) -> None:
-    report = outcome_or_status.report
+def _release_path(ref: str) -> str:
+    """The operator API's path of the release `ref` names."""
+    model, version = _release(ref)
+    return f"/releases/{model.org}/{model.name}/{version}"
+
+
+def _print_report(report: GateReportOut | None) -> None:
     if report is None:
         return
     if not report.gates:
@@ -74,10 +87,14 @@ def _print_report(outcome_or_status: PromotionOutcome | StageStatus) -> None:
 def stage_status_command(ref: str) -> None:
     """The stage, time in stage, the evidence and every gate of the next stage."""
     model, version = _release(ref)
-    status = run(in_unit(lambda uow: stage_status(uow, model, version)))
+    api = remote()
+    if api is not None:
+        status = api.fetch(StageStatusOut, "GET", _release_path(ref) + "/stage")
+    else:
+        status = StageStatusOut.of(run(in_unit(lambda uow: stage_status(uow, model, version))))
     out.print(
-        f"{status.ref}: {status.stage} ({status.status}) for {status.days_in_stage} day(s), "
-        f"since {when(status.since)}"
+        f"{status.release}: {status.stage} ({status.status}) for {status.days_in_stage} "
+        f"day(s), since {when(status.since)}"
     )
     out.print(
         f"  downloads in this stage: {status.grantees_downloaded} grantee(s) from "
@@ -85,48 +102,62 @@ def stage_status_command(ref: str) -> None:
     )
     incidents = ", ".join(f"{n} {s}" for s, n in status.open_incidents.items()) or "none"
     out.print(f"  open incidents: {incidents}")
-    for tier, reason, since in status.recalls:
-        out.print(f"  RECALLED ({tier}) since {when(since)}: {reason}")
-    for kind, name, result, at, file in status.evidence:
-        attached = f", {file[0]} ({human_size(file[1])})" if file else ""
-        out.print(f"  evidence {kind}/{name} = {result} ({when(at)}{attached})")
+    for recalled in status.recalls:
+        out.print(f"  RECALLED ({recalled.tier}) since {when(recalled.since)}: {recalled.reason}")
+    for item in status.evidence:
+        attached = (
+            f", {item.file_name} ({human_size(item.file_size or 0)})" if item.file_name else ""
+        )
+        out.print(
+            f"  evidence {item.kind}/{item.name} = {item.result} "
+            f"({when(item.attached_at)}{attached})"
+        )
     if status.next_stage is None:
         out.print("  at the widest stage")
         return
-    approvals = len(status.approvals)
-    out.print(f"  gates to {status.next_stage} (approvals so far: {approvals}):")
-    _print_report(status)
+    out.print(f"  gates to {status.next_stage} (approvals so far: {len(status.approvals)}):")
+    _print_report(status.gates)
 
 
 def _promotion(ref: str, target: str | None, operator: str | None, override: str | None) -> None:
     model, version = _release(ref)
+    api = remote(operator=operator)
+    if api is not None:
+        if target is None:
+            outcome = api.fetch(PromotionOut, "POST", _release_path(ref) + "/stage/approve")
+        else:
+            body = {"to": target, "override_reason": override}
+            outcome = api.fetch(
+                PromotionOut, "POST", _release_path(ref) + "/stage/promote", body=body
+            )
+    else:
 
-    async def call(uow: UnitOfWork) -> PromotionOutcome:
-        return await promote(
-            uow,
-            model,
-            version,
-            target=target,
-            actor=await actor_for(uow, operator),
-            override_reason=override,
-        )
+        async def call(uow: UnitOfWork) -> PromotionOutcome:
+            return await promote(
+                uow,
+                model,
+                version,
+                target=target,
+                actor=await actor_for(uow, operator),
+                override_reason=override,
+            )
 
-    outcome = run(in_unit(call))
+        outcome = PromotionOut.of(run(in_unit(call)))
     if outcome.moved:
         how = " (gates overridden)" if outcome.overridden else ""
-        out.print(f"{outcome.ref}: {outcome.from_stage} → {outcome.target}{how}")
-        _print_report(outcome)
+        out.print(f"{outcome.release}: {outcome.from_stage} → {outcome.target}{how}")
+        _print_report(outcome.gates)
         return
-    report = outcome.report
+    report = outcome.gates
     if outcome.approval_recorded and all(g.met for g in report.gates if g.name != "approvals"):
         out.print(
-            f"{outcome.ref}: approval recorded ({report.approvals_have} of "
+            f"{outcome.release}: approval recorded ({report.approvals_have} of "
             f"{report.approvals_needed}); another operator completes it with "
-            f"`gateway stage approve {outcome.ref}`"
+            f"`gateway stage approve {outcome.release}`"
         )
     else:
-        out.print(f"{outcome.ref}: {outcome.refusal()}")
-    _print_report(outcome)
+        out.print(f"{outcome.release}: {outcome.message}")
+    _print_report(report)
     raise SystemExit(4)
 
 
@@ -161,20 +192,25 @@ def stage_approve(ref: str, operator: str | None) -> None:
 def stage_rollback(ref: str, target: str, reason: str, operator: str | None) -> None:
     """Narrow a release back to an earlier stage; wider tiers lose access at once."""
     model, version = _release(ref)
+    api = remote(operator=operator)
+    if api is not None:
+        body = {"to": target, "reason": reason}
+        moved = api.fetch(StageMovedOut, "POST", _release_path(ref) + "/stage/rollback", body=body)
+    else:
 
-    async def call(uow: UnitOfWork) -> StageMoved:
-        return await move_release(
-            uow,
-            model,
-            version,
-            Move.ROLLBACK,
-            target=target,
-            actor=await actor_for(uow, operator),
-            reason=reason,
-        )
+        async def call(uow: UnitOfWork) -> StageMoved:
+            return await move_release(
+                uow,
+                model,
+                version,
+                Move.ROLLBACK,
+                target=target,
+                actor=await actor_for(uow, operator),
+                reason=reason,
+            )
 
-    moved = run(in_unit(call))
-    out.print(f"{moved.ref}: {moved.from_stage} → {moved.to_stage} (rolled back)")
+        moved = StageMovedOut.of(run(in_unit(call)))
+    out.print(f"{moved.release}: {moved.from_stage} → {moved.to_stage} (rolled back)")
 
 
 @click.group()
@@ -210,6 +246,14 @@ def evidence_attach(
     if file is not None:
         with reported_errors():
             attached = read_evidence_file(file)
+    api = remote(operator=operator)
+    if api is not None:
+        fields = {"kind": kind, "name": name, "result": result, "note": note or ""}
+        files = {"file": (attached.name, attached.content)} if attached else None
+        api.call("POST", _release_path(ref) + "/evidence", form=fields, files=files)
+        stored = f" with {file.name}" if file else ""
+        out.print(f"Attached {kind}/{name} = {result} to {ref}{stored}.")
+        return
 
     async def call(uow: UnitOfWork) -> object:
         return await attach_evidence(
@@ -237,16 +281,22 @@ def evidence_attach(
 def recall_command(ref: str, reason: str, tier: str | None, operator: str | None) -> None:
     """Stop every download in scope at once, including URLs already handed out."""
     model, version = parse_or_fail(lambda t: parse_release_ref(t, version_required=False), ref)
+    api = remote(operator=operator)
+    if api is not None:
+        path = f"/models/{model.org}/{model.name}" if version is None else _release_path(ref)
+        body = {"reason": reason, "tier": tier}
+        outcome = api.fetch(RecallOut, "POST", path + "/recall", body=body)
+    else:
 
-    async def call(uow: UnitOfWork) -> RecallOutcome:
-        return await recall(
-            uow, model, version, reason=reason, tier=tier, actor=await actor_for(uow, operator)
-        )
+        async def call(uow: UnitOfWork) -> RecallOutcome:
+            return await recall(
+                uow, model, version, reason=reason, tier=tier, actor=await actor_for(uow, operator)
+            )
 
-    outcome = run(in_unit(call))
-    for done in outcome.releases:
+        outcome = RecallOut.of(run(in_unit(call)))
+    for done in outcome.recalled:
         out.print(f"Recalled {done}" + (f" for the {tier} tier" if tier else ""))
-    for same in outcome.already:
+    for same in outcome.already_recalled:
         out.print(f"{same}: already recalled")
     out.print(f"{outcome.grantees_notified} grantee(s) notified.")
 
@@ -258,17 +308,23 @@ def recall_command(ref: str, reason: str, tier: str | None, operator: str | None
 def reinstate_command(ref: str, tier: str | None, operator: str | None) -> None:
     """Approve lifting a recall; lifts it once enough operators agree (policy)."""
     model, version = _release(ref)
+    api = remote(operator=operator)
+    if api is not None:
+        path = _release_path(ref) + "/reinstate"
+        outcome = api.fetch(ReinstateOut, "POST", path, body={"tier": tier})
+    else:
 
-    async def call(uow: UnitOfWork) -> ReinstateOutcome:
-        return await reinstate(uow, model, version, tier=tier, actor=await actor_for(uow, operator))
+        async def call(uow: UnitOfWork) -> ReinstateOutcome:
+            return await reinstate(
+                uow, model, version, tier=tier, actor=await actor_for(uow, operator)
+            )
 
-    outcome = run(in_unit(call))
+        outcome = ReinstateOut.of(run(in_unit(call)))
     if outcome.lifted:
         out.print(f"{ref}: recall lifted.")
         return
-    report = outcome.report
     out.print(
-        f"{ref}: approval recorded ({report.approvals_have} of {report.approvals_needed}); "
+        f"{ref}: approval recorded ({outcome.approvals_have} of {outcome.approvals_needed}); "
         "another operator completes it with the same command."
     )
     raise SystemExit(4)
