@@ -1,0 +1,203 @@
+"""`gateway --server URL`: operator commands run through a real gateway's operator API
+with the admin key from $GATEWAY_ADMIN_KEY; the server records the key's account as the
+actor, and the commands refuse what has no meaning (or no remote form) there."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import select
+
+from gateway.applications import service, submitting
+from gateway.cli import main
+from gateway.config import Settings
+from gateway.db.models import Application, Evidence, Release
+from gateway.runtime import build_runtime
+from tests.accounts import create_account
+from tests.backends import on_backends
+from tests.grantees import MODEL
+from tests.http.operators import key_holder
+from tests.sample import publish
+from tests.served import clean_env, serving
+from tests.units import within
+
+ANSWERS = {"organisation": "Lab", "intended_use": "evaluation"}
+
+
+class Prepared:
+    def __init__(self, admin_key: str, admin_id: str, applications: list[str]) -> None:
+        self.admin_key = admin_key
+        self.admin_id = admin_id
+        self.applications = applications
+
+
+def prepare(settings: Settings, tmp_path: Path) -> Prepared:
+    """acme/sample:1.0 opened to trusted partners, two applications for it, and an admin key."""
+
+    async def go() -> Prepared:
+        rt = build_runtime(settings)
+        try:
+            await publish(rt, tmp_path)
+            form = await within(
+                rt, lambda uow: service.application_form(uow, MODEL, "trusted_partner")
+            )
+            made = []
+            for email in ("first@corp.example", "second@corp.example"):
+                account = await create_account(rt, email, operator=False, actor="t")
+                application = await within(
+                    rt,
+                    lambda uow, account_id=account.id: submitting.submit(
+                        uow,
+                        account_id=account_id,
+                        model=MODEL,
+                        tier="trusted_partner",
+                        answers=ANSWERS,
+                        license_sha256=form.license_sha256,
+                        address="198.51.100.4",
+                    ),
+                )
+                made.append(application.id)
+            holder = await key_holder(rt)
+            return Prepared(holder.key, holder.account_id, made)
+        finally:
+            await rt.close()
+
+    return asyncio.run(go())
+
+
+def read(settings: Settings) -> tuple[dict[str, str], list[Evidence], str]:
+    """Application statuses, every evidence row, and the release's stage."""
+
+    async def go() -> tuple[dict[str, str], list[Evidence], str]:
+        rt = build_runtime(settings)
+        try:
+            async with rt.sessionmaker() as session:
+                apps = {a.id: a.status for a in await session.scalars(select(Application))}
+                rows = list(await session.scalars(select(Evidence).order_by(Evidence.id)))
+                release = await session.scalar(select(Release))
+                assert release is not None
+                return apps, rows, release.stage
+        finally:
+            await rt.close()
+
+    return asyncio.run(go())
+
+
+@pytest.fixture
+def server(settings_env: Settings, tmp_path: Path) -> Iterator[tuple[str, Settings]]:
+    env = clean_env(
+        GATEWAY_HOME=str(settings_env.home),
+        GATEWAY_DATABASE_URL=settings_env.database_url,
+        GATEWAY_STORAGE_URL=settings_env.storage_url,
+        GATEWAY_SCHEDULER="off",
+    )
+    with serving(env, tmp_path / "serve.log") as base:
+        yield base, settings_env
+
+
+def gateway(*args: str, env: dict[str, str | None]) -> Result:
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+@on_backends("sqlite")
+def test_the_review_queue_and_stages_through_the_server(
+    server: tuple[str, Settings], tmp_path: Path
+) -> None:
+    base, settings = server
+    prepared = prepare(settings, tmp_path)
+    first, second = prepared.applications
+    # The local database is not where the commands act: point it at nothing usable.
+    env: dict[str, str | None] = {
+        "GATEWAY_OPS_SERVER": base,
+        "GATEWAY_ADMIN_KEY": prepared.admin_key,
+        "GATEWAY_DATABASE_URL": "postgresql+asyncpg://nobody@127.0.0.1:1/none",
+    }
+
+    listing = gateway("applications", "list", env=env)
+    assert listing.exit_code == 0, listing.output
+    assert first in listing.output
+    assert second in listing.output
+    assert "first@corp.example" in listing.output
+
+    shown = gateway("applications", "show", first, env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "evaluation" in shown.output
+
+    approved = gateway("applications", "approve", first, "--reason", "known lab", env=env)
+    assert approved.exit_code == 0, approved.output
+    missing = gateway("applications", "deny", "app_missing", "--reason", "x", env=env)
+    assert missing.exit_code == 3, missing.output
+    assert "app_missing" in missing.output
+
+    status = gateway("stage", "status", "acme/sample:1.0", env=env)
+    assert status.exit_code == 0, status.output
+    assert "trusted_partner" in status.output
+
+    promoted = gateway(
+        "stage", "promote", "acme/sample:1.0", "--to", "trusted_partner", "--override",
+        "--reason", "evaluated offline", env=env,
+    )  # fmt: skip
+    assert promoted.exit_code == 0, promoted.output
+
+    apps, evidence, stage = read(settings)
+    assert apps[first] == "approved"
+    assert apps[second] == "submitted"
+    assert stage == "trusted_partner"
+    actor = f"account:{prepared.admin_id}"
+    kinds = {row.kind for row in evidence if row.actor == actor}
+    assert "stage.promoted" in kinds
+    assert any(kind.startswith("application.") for kind in kinds), kinds
+
+
+@on_backends("sqlite")
+def test_what_the_server_refuses_and_what_cannot_run_remotely(
+    server: tuple[str, Settings], tmp_path: Path
+) -> None:
+    base, settings = server
+    prepared = prepare(settings, tmp_path)
+    first = prepared.applications[0]
+    with_key: dict[str, str | None] = {
+        "GATEWAY_OPS_SERVER": base,
+        "GATEWAY_ADMIN_KEY": prepared.admin_key,
+    }
+
+    no_key = gateway("applications", "list", env={**with_key, "GATEWAY_ADMIN_KEY": None})
+    assert no_key.exit_code == 2
+    assert "GATEWAY_ADMIN_KEY" in no_key.output
+
+    wrong_key = gateway("applications", "list", env={**with_key, "GATEWAY_ADMIN_KEY": "gw_nope"})
+    assert wrong_key.exit_code == 6, wrong_key.output
+
+    acting_as = gateway(
+        "stage", "promote", "acme/sample:1.0", "--to", "trusted_partner", "--override",
+        "--reason", "r", "--as", "ops@lab.example", env=with_key,
+    )  # fmt: skip
+    assert acting_as.exit_code == 2
+    assert "--as has no effect with --server" in acting_as.output
+
+    licence = tmp_path / "LICENSE"
+    licence.write_text("terms")
+    local_only = gateway(
+        "release", "publish", "acme/other", "1.0", str(tmp_path), "--license", str(licence),
+        env=with_key,
+    )  # fmt: skip
+    assert local_only.exit_code == 2
+    assert "--server" in local_only.output
+
+    bad_url = gateway("--server", "ftp://x", "applications", "list", env=with_key)
+    assert bad_url.exit_code == 2
+    assert "http(s) URL" in bad_url.output
+
+    unreachable = gateway(
+        "applications", "list", env={**with_key, "GATEWAY_OPS_SERVER": "http://127.0.0.1:1"}
+    )
+    assert unreachable.exit_code == 5
+    assert "cannot reach" in unreachable.output
+
+    apps, evidence, _ = read(settings)
+    assert apps[first] == "submitted"
+    assert not any(row.actor == f"account:{prepared.admin_id}" for row in evidence)
