@@ -1,8 +1,8 @@
 """Shared fixtures: real databases built by the migrations, real storage, a runtime.
 
-Service and HTTP tests run on every backend in BACKENDS: SQLite and PostgreSQL with local
-storage, and S3 storage on a loopback moto_server. GATEWAY_TEST_BACKENDS narrows the list
-(e.g. `sqlite+file` for a quick local run); CI runs them all.
+Service and HTTP tests run on every backend in BACKENDS (tests/backends.py): SQLite with
+local storage, and PostgreSQL with S3 storage on a loopback moto_server.
+GATEWAY_TEST_BACKENDS changes the list (`all`, or `sqlite+file` for a quick local run).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class PostgresServer:
         self.admin_url = admin_url
         self.created: list[str] = []
 
-    def _execute(self, statement: str) -> None:
+    def _execute(self, *statements: str) -> None:
         import asyncio
 
         import asyncpg
@@ -56,7 +56,8 @@ class PostgresServer:
         async def go() -> None:
             connection = await asyncpg.connect(self.admin_url)
             try:
-                await connection.execute(statement)
+                for statement in statements:
+                    await connection.execute(statement)
             finally:
                 await connection.close()
 
@@ -68,7 +69,13 @@ class PostgresServer:
 
     def create(self, name: str, template: str | None = None) -> str:
         suffix = f" TEMPLATE {template}" if template else ""
-        self._execute(f'CREATE DATABASE "{name}"{suffix}')
+        # A test's commits need not wait for the disk: a crash of the PostgreSQL server
+        # itself is not what any test is about, and every other behaviour (visibility,
+        # locks, isolation) is the same.
+        self._execute(
+            f'CREATE DATABASE "{name}"{suffix}',
+            f'ALTER DATABASE "{name}" SET synchronous_commit = off',
+        )
         self.created.append(name)
         return self.url(name)
 

@@ -20,11 +20,12 @@ from __future__ import annotations
 import io
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from functools import partial
+from functools import cache, partial
 from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -102,6 +103,17 @@ _REASONS = {
 }
 
 
+# One boto3 session for the process, as boto3.client() keeps one: it loads the S3 service
+# model once, so each runtime's client costs milliseconds, not a tenth of a second.
+# Sessions are not thread-safe, so clients are made under a lock.
+_SESSION_LOCK = threading.Lock()
+
+
+@cache
+def _shared_session() -> boto3.session.Session:
+    return boto3.session.Session()
+
+
 class S3Storage:
     """A Storage in an S3 bucket, under an optional key prefix.
 
@@ -109,7 +121,8 @@ class S3Storage:
     5 MiB for every part but the last (tests use smaller parts against moto).
     timeout_seconds bounds each call, retries and back-off included (see attempt_plan).
     client_config is merged over the defaults (s3v4, standard retries, timeouts). The
-    client comes from session, or a new boto3 session with the standard credential chain.
+    client comes from session, or the process's boto3 session with the standard
+    credential chain.
 
     A HEAD answers a missing bucket and a missing object alike (a bare 404), so exists()
     and size() cannot tell them apart; check() can, and writes report NoSuchBucket.
@@ -148,11 +161,10 @@ class S3Storage:
         if client_config is not None:
             config = config.merge(client_config)
         try:
-            if session is None:
-                session = boto3.session.Session()
-            self._client = session.client(
-                "s3", endpoint_url=endpoint_url, region_name=region, config=config
-            )
+            with _SESSION_LOCK:
+                self._client = (session or _shared_session()).client(
+                    "s3", endpoint_url=endpoint_url, region_name=region, config=config
+                )
         except (BotoCoreError, ValueError) as exc:
             raise StorageError(f"S3 bucket {bucket!r}: cannot create a client: {exc}") from exc
         self._endpoint = _without_userinfo(str(self._client.meta.endpoint_url))

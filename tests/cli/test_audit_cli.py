@@ -18,9 +18,9 @@ from gateway.evidence_log import reference_verify
 from gateway.evidence_log.cli import audit
 from gateway.runtime import build_runtime
 from tests.accounts import create_account
-from tests.backends import on_backends
+from tests.backends import on_each_database
 
-pytestmark = on_backends("sqlite+file", "postgres+file")
+pytestmark = on_each_database()
 
 
 def gateway_audit(*args: str) -> Result:

@@ -14,12 +14,12 @@ from gateway.cli import main
 from gateway.config import Settings
 from gateway.exports import service
 from gateway.runtime import build_runtime
-from tests.backends import on_backends
+from tests.backends import on_each_database
 from tests.cli.test_enforce_cli import appeal_by_account
 from tests.exports import csv_rows, jsonl_rows, plant_grants
 from tests.sample import publish
 
-pytestmark = on_backends("sqlite+file", "postgres+file")
+pytestmark = on_each_database()
 BOB = "bob@example.org"
 T0 = datetime(2030, 3, 1, 9, 0, tzinfo=UTC)
 

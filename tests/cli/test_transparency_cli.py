@@ -9,10 +9,10 @@ from click.testing import CliRunner, Result
 
 from gateway.config import Settings
 from gateway.transparency.cli import transparency
-from tests.backends import on_backends
+from tests.backends import on_each_database
 from tests.cli.test_audit_cli import accounts
 
-pytestmark = on_backends("sqlite+file", "postgres+file")
+pytestmark = on_each_database()
 
 
 def gateway_transparency(*args: str) -> Result:

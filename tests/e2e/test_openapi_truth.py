@@ -21,13 +21,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.conftest import BACKENDS, PostgresServer
+from tests.backends import DATABASES
+from tests.conftest import PostgresServer
 from tests.sample import make_folder, make_license
 from tests.served import clean_env, serving
 
 pytestmark = pytest.mark.slow
 
-SERVED_BACKENDS = [b for b in BACKENDS if b.endswith("+file")]
+SERVED_BACKENDS = [f"{database}+file" for database in DATABASES]
 MODEL = "acme/llm"
 GRANTEE = "alice@uni.example"
 

@@ -24,12 +24,12 @@ from gateway.keys.service import create_key, revoke_key
 from gateway.runtime import Runtime, build_runtime
 from gateway.staging.promotion import stage_status
 from gateway.usage.service import roll_up, usage_report
-from tests.backends import on_backends
+from tests.backends import on_each_database
 from tests.grantees import MODEL, Grantee, grantee, open_release
 from tests.http.portal import HTML, submit
 from tests.units import reading, within
 
-pytestmark = [pytest.mark.anyio, on_backends("sqlite+file", "postgres+file")]
+pytestmark = [pytest.mark.anyio, on_each_database()]
 VERIFY = "/api/v1/keys/verify"
 USAGE = "/api/v1/usage"
 MANIFEST = "/api/v1/models/acme/sample/releases/1.0/downloads"

@@ -13,13 +13,13 @@ from sqlalchemy import func, select
 from gateway.db.models import Application, Evidence
 from gateway.keys.service import create_key
 from gateway.runtime import Runtime
-from tests.backends import on_backends
+from tests.backends import on_each_database
 from tests.grantees import open_release
 from tests.http.portal import HTML, Http, submit
 from tests.http.test_ops_pages import make_account, sign_in
 from tests.units import within, writing
 
-pytestmark = [pytest.mark.anyio, on_backends("sqlite+file", "postgres+file")]
+pytestmark = [pytest.mark.anyio, on_each_database()]
 LISTING = {
     "institution": "University of Examples",
     "project_title": "Refusal behaviour under red-teaming",

@@ -19,10 +19,10 @@ from gateway.keys.service import create_key, revoke_key
 from gateway.runtime import Runtime
 from stages import evidence as ev
 from tests.accounts import create_account
-from tests.backends import on_backends
+from tests.backends import on_each_database
 from tests.units import within
 
-pytestmark = [pytest.mark.anyio, on_backends("sqlite+file", "postgres+file")]
+pytestmark = [pytest.mark.anyio, on_each_database()]
 Client: TypeAlias = AsyncTestClient[Litestar]
 
 

@@ -12,12 +12,12 @@ from sqlalchemy import select
 from gateway.credentials.api_key_format import new_api_key
 from gateway.db.models import Evidence, Notification
 from gateway.runtime import Runtime
-from tests.backends import on_backends
+from tests.backends import on_each_database
 from tests.grantees import grantee, open_release
 from tests.http.portal import HTML, Http, submit
 from tests.units import writing
 
-pytestmark = [pytest.mark.anyio, on_backends("sqlite+file", "postgres+file")]
+pytestmark = [pytest.mark.anyio, on_each_database()]
 MANIFEST = "/api/v1/models/acme/sample/releases/1.0/downloads"
 REVOKE = "/api/v1/credentials/revoke"
 WHERE = "https://paste.example/abc"

@@ -33,11 +33,11 @@ from gateway.keys.secret_scanning_api import KEY_LIST_STATE
 from gateway.keys.service import create_key, revoke_key
 from gateway.runtime import Runtime
 from tests.accounts import create_account
-from tests.backends import on_backends
+from tests.backends import on_each_database
 from tests.http.portal import Http, Mailbox
 from tests.units import reading, within
 
-pytestmark = [pytest.mark.anyio, on_backends("sqlite+file", "postgres+file")]
+pytestmark = [pytest.mark.anyio, on_each_database()]
 REPORT = "/api/v1/secret-scanning/github"
 WHERE = "https://github.com/octo/app/blob/0123abc/config.py"
 

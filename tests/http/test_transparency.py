@@ -29,14 +29,14 @@ from gateway.transparency.api import _schema
 from gateway.transparency.cli import transparency
 from gateway.transparency.recompute import RecomputeError, recompute
 from stages import evidence as ev
-from tests.backends import on_backends
+from tests.backends import on_each_database
 from tests.grantees import grantee, open_release
 from tests.http.portal import HTML, submit
 from tests.http.test_ops_pages import make_account, sign_in
 from tests.http.test_usage import download_all
 from tests.units import writing
 
-pytestmark = [pytest.mark.anyio, on_backends("sqlite+file", "postgres+file")]
+pytestmark = [pytest.mark.anyio, on_each_database()]
 Http = AsyncTestClient  # type: ignore[type-arg]
 OPERATOR = ev.Actor.account("operator-1")
 AFTER_Q4 = datetime(2027, 1, 2, tzinfo=UTC)

@@ -24,11 +24,11 @@ from gateway.runtime import Runtime
 from gateway.usage.cli import usage
 from gateway.usage.service import roll_up, usage_report
 from stages.grants import GrantMove
-from tests.backends import on_backends
+from tests.backends import on_each_database
 from tests.grantees import Grantee, grantee, open_release
 from tests.units import within, writing
 
-pytestmark = [pytest.mark.anyio, on_backends("sqlite+file", "postgres+file")]
+pytestmark = [pytest.mark.anyio, on_each_database()]
 Http = AsyncTestClient  # type: ignore[type-arg]
 MANIFEST = "/api/v1/models/acme/sample/releases/1.0/downloads"
 

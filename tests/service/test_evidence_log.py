@@ -23,10 +23,10 @@ from gateway.evidence_log import service
 from gateway.runtime import Runtime
 from stages import evidence as ev
 from tests.accounts import create_account
-from tests.backends import on_backends
+from tests.backends import on_each_database
 from tests.units import writing
 
-pytestmark = [pytest.mark.anyio, on_backends("sqlite+file", "postgres+file")]
+pytestmark = [pytest.mark.anyio, on_each_database()]
 AT = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 
 

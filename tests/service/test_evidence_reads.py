@@ -20,11 +20,11 @@ from gateway.db.models import Evidence
 from gateway.incidents.repository import fired_evidence, fired_evidence_query
 from gateway.runtime import Runtime
 from tests.accounts import create_account
-from tests.backends import on_backends
+from tests.backends import on_each_database
 from tests.sample import publish
 from tests.units import reading
 
-pytestmark = [pytest.mark.anyio, on_backends("sqlite", "postgres+file")]
+pytestmark = [pytest.mark.anyio, on_each_database()]
 AT = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 DOWNLOADS = 4_000  # the heavy account's url.issued and download.requested rows
 

@@ -45,7 +45,8 @@ from gateway.db.migrate import alembic_config, upgrade
 from gateway.db.models import UrlSigningKey
 from gateway.runtime import Runtime, build_runtime
 from gateway.signing.release import KEY_FILE, ensure_signing_key
-from tests.conftest import BACKENDS, PostgresServer
+from tests.backends import DATABASES
+from tests.conftest import PostgresServer
 from tests.served import clean_env, free_port
 from tests.units import within, writing
 
@@ -257,7 +258,7 @@ async def test_the_migration_keeps_old_rows_and_the_start_seals_them(
         await rt.close()
 
 
-@pytest.fixture(params=sorted({b.split("+")[0] for b in BACKENDS}))
+@pytest.fixture(params=DATABASES)
 async def empty_migrated_to_0005(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A database at the revision before sealing (0005)."""
     if request.param == "sqlite":
