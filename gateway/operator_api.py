@@ -18,6 +18,7 @@ from gateway.api_reference import BEARER
 from gateway.applications.ops_api import OpsApplicationsController
 from gateway.decommission.api import OpsDecommissionController
 from gateway.exports.api import OpsExportsController
+from gateway.grants.ops_api import OpsGrantsController
 from gateway.incidents.ops_api import OpsIncidentsController
 from gateway.keys.auth import provide_admin
 from gateway.staging.api import OpsStagesController
@@ -37,6 +38,7 @@ def operator_api() -> Router:
             OpsIncidentsController,
             OpsEvidenceController,
             OpsExportsController,
+            OpsGrantsController,
         ],
         dependencies={"admin": Provide(provide_admin)},
         security=BEARER,
