@@ -17,9 +17,12 @@ from litestar.di import Provide
 from gateway.api_reference import BEARER
 from gateway.applications.ops_api import OpsApplicationsController
 from gateway.decommission.api import OpsDecommissionController
+from gateway.enforcement.ops_api import OpsAppealsController, OpsEnforcementController
 from gateway.exports.api import OpsExportsController
+from gateway.grants.ops_api import OpsGrantsController
 from gateway.incidents.ops_api import OpsIncidentsController
 from gateway.keys.auth import provide_admin
+from gateway.keys.ops_api import OpsAccountKeysController
 from gateway.staging.api import OpsStagesController
 from gateway.staging.ops_api import OpsEvidenceController
 
@@ -37,6 +40,10 @@ def operator_api() -> Router:
             OpsIncidentsController,
             OpsEvidenceController,
             OpsExportsController,
+            OpsGrantsController,
+            OpsAccountKeysController,
+            OpsEnforcementController,
+            OpsAppealsController,
         ],
         dependencies={"admin": Provide(provide_admin)},
         security=BEARER,

@@ -13,8 +13,10 @@ from rich.table import Table
 from gateway.cli.support import UnitOfWork, in_unit, out, run
 from gateway.enforcement.appeals import decide_appeal
 from gateway.enforcement.history import (
+    APPEAL_STATUS_FILTERS,
     ActionRecord,
     AppealRecord,
+    appeal_status_filter,
     describe_step,
     list_appeals,
     standing,
@@ -139,13 +141,13 @@ def appeals() -> None:
 @appeals.command("list")
 @click.option(
     "--status",
-    type=click.Choice([*(status.value for status in AppealStatus), "all"]),
+    type=click.Choice(APPEAL_STATUS_FILTERS),
     default=AppealStatus.PENDING.value,
     show_default=True,
 )
 def appeals_list(status: str) -> None:
     """List appeals, oldest first."""
-    wanted = None if status == "all" else AppealStatus(status)
+    wanted = appeal_status_filter(status)
 
     records: list[AppealRecord] = run(in_unit(lambda uow: list_appeals(uow, wanted)))
     if not records:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Final
 
 from gateway.db.models import Account, Appeal, EnforcementAction, Incident
 from gateway.db.uow import UnitOfWork
@@ -18,6 +19,7 @@ from gateway.enforcement import repository
 from gateway.errors import InvalidInput, NotFound
 from gateway.identity.accounts import normalise_email
 from gateway.identity.repository import search_accounts
+from gateway.pagination import Keyset, Page, decode_cursor, page_of
 from policies.enforcement import AppealWindow, PastAction, Suggestion, appeal_window, next_step
 from policies.schema import EnforcementRules
 from stages.enforcement import AccountStatus, AppealStatus, EnforcementStep
@@ -136,12 +138,51 @@ async def list_actions(uow: UnitOfWork, account_id: str) -> list[ActionRecord]:
     ]
 
 
+APPEAL_STATUS_FILTERS: Final = (*(status.value for status in AppealStatus), "all")
+APPEALS_LISTING: Final = "appeals"
+
+
+def appeal_status_filter(status: str | None) -> AppealStatus | None:
+    """The appeal status a list asks for: pending when none is given, None for `all`;
+    400 unknown_status for anything else."""
+    status = (status or "").strip() or AppealStatus.PENDING.value
+    if status not in APPEAL_STATUS_FILTERS:
+        raise InvalidInput(
+            f"unknown status {status!r}; expected one of {', '.join(APPEAL_STATUS_FILTERS)}",
+            code="unknown_status",
+        )
+    return None if status == "all" else AppealStatus(status)
+
+
 async def list_appeals(
     uow: UnitOfWork, status: AppealStatus | None = AppealStatus.PENDING
 ) -> list[AppealRecord]:
     """Appeals oldest first (the order they are decided in); None: every status."""
     rows = await repository.appeals(uow.session, status)
     return [AppealRecord(appeal, action, account) for appeal, action, account in rows]
+
+
+def _appeal_keyset(record: AppealRecord) -> Keyset:
+    return Keyset(record.appeal.submitted_at, record.appeal.id)
+
+
+async def appeals_page(
+    uow: UnitOfWork, status: AppealStatus | None, *, cursor: str | None, limit: int
+) -> Page[AppealRecord]:
+    """A page of appeals (the order of `list_appeals`), from `cursor` on."""
+    rows = await repository.appeals_after(
+        uow.session, status, decode_cursor(APPEALS_LISTING, cursor), limit
+    )
+    records = [AppealRecord(appeal, action, account) for appeal, action, account in rows]
+    return page_of(APPEALS_LISTING, records, limit, _appeal_keyset)
+
+
+async def get_appeal(uow: UnitOfWork, appeal_id: str) -> AppealRecord:
+    """One appeal with its action and account; 404 appeal_not_found."""
+    found = await repository.appeal_with_action(uow.session, appeal_id)
+    if found is None:
+        raise NotFound(f"no appeal {appeal_id}", code="appeal_not_found")
+    return AppealRecord(*found)
 
 
 async def find_accounts(

@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Row, func, or_, select, update
+from sqlalchemy import CursorResult, Row, Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.batches import Window, in_batches, in_window, where_given
+from gateway.db.keyset import keyset_page
 from gateway.db.models import Account, Appeal, EnforcementAction, Incident, IncidentAccount
+from gateway.pagination import Keyset
 from stages.enforcement import AppealStatus, EnforcementStep
 from stages.incidents import IncidentStatus
 
@@ -105,20 +107,42 @@ def export_rows(
     return in_batches(session, query, batch=batch)
 
 
-async def appeals(
-    session: AsyncSession, status: AppealStatus | None
-) -> list[tuple[Appeal, EnforcementAction, Account]]:
-    """Appeals oldest first, with their action and account; None: every status."""
+def _appeals_matching(status: AppealStatus | None) -> Select[Appeal, EnforcementAction, Account]:
+    """Appeals of `status` (None: every status), with their action and account."""
     query = (
         select(Appeal, EnforcementAction, Account)
         .join(EnforcementAction, EnforcementAction.id == Appeal.action_id)
         .join(Account, Account.id == Appeal.account_id)
-        .order_by(Appeal.submitted_at, Appeal.id)
     )
     if status is not None:
         query = query.where(Appeal.status == AppealStatus(status).value)
-    rows = await session.execute(query)
+    return query
+
+
+async def appeals(
+    session: AsyncSession, status: AppealStatus | None
+) -> list[tuple[Appeal, EnforcementAction, Account]]:
+    """Appeals oldest first (ties: the smaller id first, as `appeals_after`), with their
+    action and account; None: every status."""
+    rows = await session.execute(_appeals_matching(status).order_by(Appeal.submitted_at, Appeal.id))
     return [(appeal, action, account) for appeal, action, account in rows.all()]
+
+
+async def appeals_after(
+    session: AsyncSession, status: AppealStatus | None, after: Keyset | None, limit: int
+) -> list[tuple[Appeal, EnforcementAction, Account]]:
+    """Up to `limit` + 1 appeals of `status`, oldest first, from just after `after`."""
+    page = keyset_page(_appeals_matching(status), Appeal.submitted_at, Appeal.id, after, limit)
+    rows = await session.execute(page)
+    return [(appeal, action, account) for appeal, action, account in rows.all()]
+
+
+async def appeal_with_action(
+    session: AsyncSession, appeal_id: str
+) -> tuple[Appeal, EnforcementAction, Account] | None:
+    """One appeal, with its action and account."""
+    row = (await session.execute(_appeals_matching(None).where(Appeal.id == appeal_id))).first()
+    return None if row is None else (row[0], row[1], row[2])
 
 
 async def end_running_suspensions(session: AsyncSession, account_id: str, now: datetime) -> None:

@@ -6,14 +6,16 @@ from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Row, select, update
+from sqlalchemy import CursorResult, Row, Select, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from gateway.db.batches import Window, in_batches, in_window, of_model, where_given
+from gateway.db.keyset import keyset_page
 from gateway.db.models import Account, Closeout, Grant, GrantNotice, Model
+from gateway.pagination import Keyset
 from stages.grants import GrantStatus
 from stages.names import ModelRef
 
@@ -22,20 +24,20 @@ async def model_by_ref(session: AsyncSession, ref: ModelRef) -> Model | None:
     return await session.scalar(select(Model).where(Model.org == ref.org, Model.name == ref.name))
 
 
-async def search(
-    session: AsyncSession,
+def _matching(
     *,
     email: str | None,
     account_id: str | None,
     model: ModelRef | None,
-) -> Sequence[Grant]:
-    """Grants newest first, with their account and model."""
+    tier: str | None,
+    status: GrantStatus | None,
+) -> Select[Grant]:
+    """The grants that match every filter given (None: any), with their account and model."""
     query = (
         select(Grant)
         .join(Account, Grant.account_id == Account.id)
         .join(Model, Grant.model_id == Model.id)
         .options(selectinload(Grant.account), selectinload(Grant.model))
-        .order_by(Grant.created_at.desc())
     )
     if email is not None:
         query = query.where(Account.email == email)
@@ -43,7 +45,53 @@ async def search(
         query = query.where(Grant.account_id == account_id)
     if model is not None:
         query = query.where(Model.org == model.org, Model.name == model.name)
+    if tier is not None:
+        query = query.where(Grant.tier == tier)
+    if status is not None:
+        query = query.where(Grant.status == status)
+    return query
+
+
+async def search(
+    session: AsyncSession,
+    *,
+    email: str | None,
+    account_id: str | None,
+    model: ModelRef | None,
+    tier: str | None,
+    status: GrantStatus | None,
+) -> Sequence[Grant]:
+    """Grants newest first (ties: the greater id first, as `search_after`)."""
+    query = _matching(
+        email=email, account_id=account_id, model=model, tier=tier, status=status
+    ).order_by(Grant.created_at.desc(), Grant.id.desc())
     return (await session.scalars(query)).all()
+
+
+async def search_after(
+    session: AsyncSession,
+    *,
+    email: str | None,
+    model: ModelRef | None,
+    tier: str | None,
+    status: GrantStatus | None,
+    after: Keyset | None,
+    limit: int,
+) -> Sequence[Grant]:
+    """Up to `limit` + 1 grants that match, newest first (ties: the greater id first),
+    from just after `after` in that order."""
+    query = _matching(email=email, account_id=None, model=model, tier=tier, status=status)
+    page = keyset_page(query, Grant.created_at, Grant.id, after, limit, descending=True)
+    return (await session.scalars(page)).all()
+
+
+async def grant(session: AsyncSession, grant_id: str) -> Grant | None:
+    """One grant, with its account and model."""
+    return await session.scalar(
+        select(Grant)
+        .options(selectinload(Grant.account), selectinload(Grant.model))
+        .where(Grant.id == grant_id)
+    )
 
 
 def export_rows(

@@ -6,14 +6,19 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Final
 
 from gateway import evidence
+from gateway.applications.reviewing import checked_model, checked_tier
 from gateway.db.models import Account, Closeout, Grant, Model
 from gateway.db.uow import UnitOfWork
 from gateway.errors import Conflict, InvalidInput, NotFound
+from gateway.exports.filters import one_of
 from gateway.grants import repository
 from gateway.identity.accounts import normalise_email
 from gateway.identity.repository import find_account
+from gateway.pagination import Keyset, Page, decode_cursor, page_of
+from gateway.runtime import Runtime
 from gateway.text import clean_text
 from stages import evidence as ev
 from stages.grants import GrantMove, GrantStatus, IllegalGrantMove, apply_grant_move
@@ -94,6 +99,21 @@ class GrantFilter:
     email: str | None = None
     model: ModelRef | None = None
     account_id: str | None = None
+    tier: str | None = None
+    status: GrantStatus | None = None
+
+
+def grant_filter(
+    rt: Runtime, *, email: str | None, model: str | None, tier: str | None, status: str | None
+) -> GrantFilter:
+    """Check the list's filters as typed (400 with what was expected) and build the
+    service's filter from them; an empty filter lets every grant through."""
+    return GrantFilter(
+        email=normalise_email(email) if email and email.strip() else None,
+        model=checked_model(model),
+        tier=checked_tier(rt, tier),
+        status=one_of(status, GrantStatus, "status"),
+    )
 
 
 async def list_grants(uow: UnitOfWork, where: GrantFilter) -> Sequence[Grant]:
@@ -103,7 +123,40 @@ async def list_grants(uow: UnitOfWork, where: GrantFilter) -> Sequence[Grant]:
         email=None if where.email is None else normalise_email(where.email),
         account_id=where.account_id,
         model=where.model,
+        tier=where.tier,
+        status=where.status,
     )
+
+
+GRANTS_LISTING: Final = "grants"
+
+
+def _grant_keyset(grant: Grant) -> Keyset:
+    return Keyset(grant.created_at, grant.id)
+
+
+async def grants_page(
+    uow: UnitOfWork, where: GrantFilter, *, cursor: str | None, limit: int
+) -> Page[Grant]:
+    """A page of grants (the order of `list_grants`), from `cursor` on."""
+    rows = await repository.search_after(
+        uow.session,
+        email=where.email,
+        model=where.model,
+        tier=where.tier,
+        status=where.status,
+        after=decode_cursor(GRANTS_LISTING, cursor),
+        limit=limit,
+    )
+    return page_of(GRANTS_LISTING, rows, limit, _grant_keyset)
+
+
+async def get_grant(uow: UnitOfWork, grant_id: str) -> Grant:
+    """One grant, with its account and model, for operators."""
+    grant = await repository.grant(uow.session, grant_id)
+    if grant is None:
+        raise NotFound(f"no grant {grant_id}", code="grant_not_found")
+    return grant
 
 
 async def own_grant(uow: UnitOfWork, account_id: str, grant_id: str) -> Grant:
