@@ -22,7 +22,6 @@ from litestar.logging.config import LoggingConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
-from litestar.stores.base import Store
 from litestar.template.config import TemplateConfig
 from litestar.types import ASGIApp, Scope
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -239,49 +238,96 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     """Build the gateway app. Tests pass a runtime; `gateway serve` lets it read settings."""
     if runtime is None:
         runtime = build_runtime(settings or load_settings())
-    rt = runtime
-    secure = rt.settings.secure_cookies
-    # Sessions live in the database, so every replica knows every session.
-    session_store = SessionStore(rt)
-    stores: dict[str, Store] = {
-        "sessions": session_store,
-    }
-    # Counts in the database, so every worker and replica shares them. The clock is read
-    # through the runtime at each attempt, so a clock set on the runtime later counts too.
-    limiter = RateLimiter(
-        DatabaseRateLimitStore(rt.engine),
-        rt.settings.rate_limits,
-        clock=lambda: rt.clock(),  # noqa: PLW0108
+    return serve_with(build_app(runtime), runtime)
+
+
+def app_shape(settings: Settings) -> tuple[bool, bool, tuple[str, ...]]:
+    """What of the settings is built into the app itself (cookies, headers, proxies); the
+    rest is read from the runtime at each request. Apps of one shape can serve any runtime
+    with those settings, one after another (see `serve_with`)."""
+    return (
+        settings.secure_cookies,
+        settings.public_url.startswith("https://"),
+        settings.trusted_proxies,
     )
 
-    scheduler: list[Any] = []
 
-    async def remove_stale_uploads() -> None:
-        # Debris of publishes killed while this gateway was down; never fatal at start.
-        try:
-            await asyncio.to_thread(rt.storage.remove_stale_uploads)
-        except StorageError as exc:
-            logger.warning("could not remove interrupted uploads: %s", exc)
+def serve_with(app: Litestar, runtime: Runtime) -> Litestar:
+    """Point `app` (from `build_app`, of `runtime`'s shape) at `runtime`: its state starts
+    over, with the runtime, a rate limiter on its database and its own scanning key list."""
+    if app_shape(runtime.settings) != app.state[_SHAPE_STATE]:
+        raise ValueError("the app was built for other cookie, header or proxy settings")
+    rt = runtime
+    store = app.stores.get("sessions")
+    assert isinstance(store, SessionStore)
+    store.rt = rt
+    shape = app.state[_SHAPE_STATE]
+    app.state.clear()
+    app.state.update(
+        {
+            _SHAPE_STATE: shape,
+            "runtime": rt,
+            # Counts in the database, so every worker and replica shares them. The clock
+            # is read through the runtime at each attempt, so a clock set later counts too.
+            "limiter": RateLimiter(
+                DatabaseRateLimitStore(rt.engine),
+                rt.settings.rate_limits,
+                clock=lambda: rt.clock(),  # noqa: PLW0108
+            ),
+            # GitHub's secret scanning keys, read on first use and kept per process.
+            KEY_LIST_STATE: ScanningKeyList(rt.settings),
+            _SCHEDULER_STATE: [],
+        }
+    )
+    return app
 
-    async def start_jobs() -> None:
-        if rt.settings.scheduler:
-            from gateway.jobs.scheduler import start_scheduler
 
-            scheduler.append(start_scheduler(rt))
+_SHAPE_STATE = "app_shape"
+_SCHEDULER_STATE = "scheduler"
 
-    async def listen_for_changes() -> None:
-        # PostgreSQL: hear other replicas' changes; the caches stay off until it hears.
-        rt.changes.listen()
 
-    async def close_runtime() -> None:
-        for running in scheduler:
-            running.shutdown(wait=False)
-        await rt.close()
-        mark_stopped()
+def _runtime_of(app: Litestar) -> Runtime:
+    runtime: Runtime = app.state.runtime
+    return runtime
 
-    def configure_templates(engine: JinjaTemplateEngine) -> None:
-        register_filters(engine.engine)
 
+async def _remove_stale_uploads(app: Litestar) -> None:
+    # Debris of publishes killed while this gateway was down; never fatal at start.
+    try:
+        await asyncio.to_thread(_runtime_of(app).storage.remove_stale_uploads)
+    except StorageError as exc:
+        logger.warning("could not remove interrupted uploads: %s", exc)
+
+
+async def _start_jobs(app: Litestar) -> None:
+    rt = _runtime_of(app)
+    if rt.settings.scheduler:
+        from gateway.jobs.scheduler import start_scheduler
+
+        app.state[_SCHEDULER_STATE].append(start_scheduler(rt))
+
+
+async def _listen_for_changes(app: Litestar) -> None:
+    # PostgreSQL: hear other replicas' changes; the caches stay off until it hears.
+    _runtime_of(app).changes.listen()
+
+
+async def _close_runtime(app: Litestar) -> None:
+    for running in app.state[_SCHEDULER_STATE]:
+        running.shutdown(wait=False)
+    await _runtime_of(app).close()
+    mark_stopped()
+
+
+def _configure_templates(engine: JinjaTemplateEngine) -> None:
+    register_filters(engine.engine)
+
+
+def build_app(runtime: Runtime) -> Litestar:
+    """The app's routes, middleware and templates for the `app_shape` of `runtime`'s
+    settings; it serves once `serve_with` has given it a runtime (this one or another)."""
+    secure, https, trusted = app_shape(runtime.settings)
+    session_store = SessionStore(runtime)
     return Litestar(
         route_handlers=[
             healthz,
@@ -333,20 +379,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             "operator": Provide(provide_operator),
             "limiter": Provide(_provide_limiter),
         },
-        state=State(
-            {
-                "runtime": runtime,
-                "limiter": limiter,
-                # GitHub's secret scanning keys, read on first use and kept per process.
-                KEY_LIST_STATE: ScanningKeyList(rt.settings),
-            }
-        ),
-        stores=stores,
+        state=State({_SHAPE_STATE: (secure, https, trusted)}),
+        # Sessions live in the database, so every replica knows every session.
+        stores={"sessions": session_store},
         # The metrics around everything else, so a request refused by a middleware counts.
         # The guard next: a malformed request must not reach the session store either.
         # The session next: the CSRF token lives in it.
         middleware=[
-            *_proxy_headers(rt.settings.trusted_proxies),
+            *_proxy_headers(trusted),
             RequestMetrics(),
             RequestGuard(),
             SessionMiddleware(session_store, secure=secure, skip=_cookieless),
@@ -354,13 +394,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             SecretPageHeaders(),
         ],
         before_request=count_unread,
-        before_send=[security_headers(https=rt.settings.public_url.startswith("https://"))],
-        on_startup=[remove_stale_uploads, start_jobs, listen_for_changes],
-        on_shutdown=[close_runtime],
+        before_send=[security_headers(https=https)],
+        on_startup=[_remove_stale_uploads, _start_jobs, _listen_for_changes],
+        on_shutdown=[_close_runtime],
         template_config=TemplateConfig(
             directory=HERE / "templates",
             engine=JinjaTemplateEngine,
-            engine_callback=configure_templates,
+            engine_callback=_configure_templates,
         ),
         exception_handlers={
             GatewayError: _on_gateway_error,

@@ -80,8 +80,9 @@ class PostgresServer:
         return self.url(name)
 
     def drop_all(self) -> None:
-        for name in reversed(self.created):
-            self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self._execute(
+            *(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in reversed(self.created))
+        )
         self.created.clear()
 
 

@@ -26,15 +26,23 @@ class ThrottleProxy:
         self.strip_range = False  # the server never sees a Range header
         self._lock = threading.Lock()
         self._closed = False
+        self._open: set[tuple[socket.socket, socket.socket]] = set()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def reset(self) -> None:
+        """Full speed state for the next test; connections an earlier test left open (a
+        stalled read, a killed client) are cut, so the server stops sending on them."""
         with self._lock:
+            left_open, self._open = self._open, set()
             self.sent_by_clients.clear()
             self.bytes_to_clients = 0
             self.cut_after = None
             self.cuts = 0
             self.strip_range = False
+        for pair in left_open:
+            for end in pair:
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
 
     def requests_text(self) -> str:
         with self._lock:
@@ -51,6 +59,8 @@ class ThrottleProxy:
             except OSError:
                 return
             server = socket.create_connection(self.upstream)
+            with self._lock:
+                self._open.add((client, server))
             threading.Thread(target=self._pump_up, args=(client, server), daemon=True).start()
             threading.Thread(target=self._pump_down, args=(server, client), daemon=True).start()
 
@@ -65,13 +75,23 @@ class ThrottleProxy:
         with contextlib.suppress(OSError):
             server.shutdown(socket.SHUT_WR)
 
+    def _still_open(self, pair: tuple[socket.socket, socket.socket]) -> bool:
+        with self._lock:
+            return pair in self._open
+
+    def _pause(self, seconds: float, pair: tuple[socket.socket, socket.socket]) -> None:
+        """Sleep `seconds` in short steps, ending early once `reset` cuts the connection."""
+        until = time.monotonic() + seconds
+        while (left := until - time.monotonic()) > 0 and self._still_open(pair):
+            time.sleep(min(left, _STEP_SECONDS))
+
     def _pump_down(self, server: socket.socket, client: socket.socket) -> None:
         sent = 0
         with contextlib.suppress(OSError):
             while data := server.recv(1 << 16):
                 rate = self.rate
                 if rate:
-                    time.sleep(len(data) / rate)
+                    self._pause(len(data) / rate, (client, server))
                 with self._lock:
                     cut = self.cut_after is not None and sent + len(data) >= self.cut_after
                     if cut and self.cut_after is not None:
@@ -88,6 +108,9 @@ class ThrottleProxy:
             client.shutdown(socket.SHUT_WR)
         client.close()
         server.close()
+
+
+_STEP_SECONDS = 0.05
 
 
 _RANGE = re.compile(rb"(?im)^range:[^\r\n]*\r\n")
