@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -40,6 +41,14 @@ def _fail(error: DownloadFailed) -> NoReturn:
     _err.print(Text("error: ", style="bold red") + Text(str(error)))
     if error.hint:
         _err.print(Text("hint: ", style="bold") + Text(error.hint))
+    if error.exit_code == exit_codes.INTERRUPTED:
+        # Ctrl-C ends at once: workers still blocked in a read are daemon threads, and
+        # the interpreter's own shutdown (flushing their files, closing their
+        # connections) could wait on what they hold. What they wrote is on disk already;
+        # the next run resumes from it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(error.exit_code)
     # A plain exit: workers still blocked in a read are daemon threads, which the
     # interpreter does not wait for (gateway.client.download).
     sys.exit(error.exit_code)

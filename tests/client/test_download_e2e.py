@@ -174,9 +174,11 @@ def running_gateway(
         gw.key = gw.grantee("partner@example.org", tier="trusted_partner")
         yield gw
     finally:
+        # The proxy first: connections a test left stalled would hold up the server's
+        # graceful stop.
+        proxy.close()
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=20)
-        proxy.close()
 
 
 @pytest.fixture(scope="module")

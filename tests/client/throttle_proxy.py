@@ -51,6 +51,7 @@ class ThrottleProxy:
     def close(self) -> None:
         self._closed = True
         self.listener.close()
+        self.reset()
 
     def _accept(self) -> None:
         while not self._closed:
