@@ -1,11 +1,16 @@
-"""`gateway grants`: operators create and change access grants."""
+"""`gateway grants`: operators create and change access grants, on the database or
+through a gateway's operator API (`gateway --server URL grants ...`)."""
 
 from __future__ import annotations
+
+from urllib.parse import quote
 
 import click
 from rich.table import Table
 
+from gateway.cli.remote import Remote, remote
 from gateway.cli.support import in_unit, out, parse_or_fail, run
+from gateway.grants.ops_api import GrantOut, GrantPage
 from gateway.grants.service import GrantFilter, change_grant, create_grant, list_grants
 from gateway.runtime import cli_actor
 from gateway.web.filters import when
@@ -26,6 +31,11 @@ def grants() -> None:
 def grants_create(email: str, model: str, tier: str, days: int | None) -> None:
     """Grant an account access to a model at a tier; prints the grant id."""
     ref = parse_or_fail(parse_model_ref, model)
+    api = remote()
+    if api is not None:
+        body = {"email": email, "model": str(ref), "tier": tier, "days": days}
+        out.print(api.fetch(GrantOut, "POST", "/grants", body=body).id)
+        return
     grant = run(
         in_unit(
             lambda uow: create_grant(
@@ -42,8 +52,28 @@ def grants_create(email: str, model: str, tier: str, days: int | None) -> None:
 def grants_list(email: str | None, model: str | None) -> None:
     """List grants, newest first."""
     ref = parse_or_fail(parse_model_ref, model) if model else None
-
+    api = remote()
+    if api is not None:
+        _print_grants(_remote_grants(api, email or "", str(ref) if ref else ""))
+        return
     rows = run(in_unit(lambda uow: list_grants(uow, GrantFilter(email=email, model=ref))))
+    _print_grants([GrantOut.of(grant) for grant in rows])
+
+
+def _remote_grants(api: Remote, email: str, model: str) -> list[GrantOut]:
+    """Every grant the filter finds, following the API's cursors."""
+    found: list[GrantOut] = []
+    cursor = ""
+    while True:
+        params = {"email": email, "model": model, "limit": 200, "cursor": cursor}
+        page = api.fetch(GrantPage, "GET", "/grants", params=params)
+        found.extend(page.items)
+        if page.next_cursor is None:
+            return found
+        cursor = page.next_cursor
+
+
+def _print_grants(rows: list[GrantOut]) -> None:
     if not rows:
         out.print("No grants.")
         return
@@ -52,17 +82,18 @@ def grants_list(email: str | None, model: str | None) -> None:
         table.add_column(column, overflow="fold")
     for grant in rows:
         table.add_row(
-            grant.id,
-            grant.account.email,
-            grant.model.ref,
-            grant.tier,
-            grant.status,
-            when(grant.expires_at),
+            grant.id, grant.account, grant.model, grant.tier, grant.status, when(grant.expires_at)
         )
     out.print(table)
 
 
 def _change(move: GrantMove, grant_id: str, reason: str) -> None:
+    api = remote()
+    if api is not None:
+        path = f"/grants/{quote(grant_id, safe='')}/{move.value}"
+        moved = api.fetch(GrantOut, "POST", path, body={"reason": reason})
+        out.print(f"Grant {moved.id} is now {moved.status}.")
+        return
     grant = run(
         in_unit(lambda uow: change_grant(uow, grant_id, move, reason=reason, actor=cli_actor()))
     )

@@ -201,3 +201,42 @@ def test_what_the_server_refuses_and_what_cannot_run_remotely(
     apps, evidence, _ = read(settings)
     assert apps[first] == "submitted"
     assert not any(row.actor == f"account:{prepared.admin_id}" for row in evidence)
+
+
+@on_backends("sqlite")
+def test_grants_through_the_server(server: tuple[str, Settings], tmp_path: Path) -> None:
+    base, settings = server
+    prepared = prepare(settings, tmp_path)
+    env: dict[str, str | None] = {
+        "GATEWAY_OPS_SERVER": base,
+        "GATEWAY_ADMIN_KEY": prepared.admin_key,
+    }
+    made = gateway(
+        "grants", "create", "--account", "first@corp.example", "--model", "acme/sample",
+        "--tier", "trusted_partner", env=env,
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    grant_id = made.output.strip()
+
+    listing = gateway("grants", "list", "--account", "first@corp.example", env=env)
+    assert listing.exit_code == 0, listing.output
+    assert grant_id in listing.output
+    assert "active" in listing.output
+    assert "No grants." in gateway("grants", "list", "--account", "x@corp.example", env=env).output
+
+    suspended = gateway("grants", "suspend", grant_id, "--reason", "a check", env=env)
+    assert suspended.exit_code == 0, suspended.output
+    assert f"Grant {grant_id} is now suspended." in suspended.output
+    again = gateway("grants", "suspend", grant_id, "--reason", "twice", env=env)
+    assert again.exit_code == 4, again.output
+    missing = gateway("grants", "revoke", "no-such-grant", "--reason", "x", env=env)
+    assert missing.exit_code == 3, missing.output
+    unknown = gateway(
+        "grants", "create", "--account", "nobody@corp.example", "--model", "acme/sample",
+        "--tier", "trusted_partner", env=env,
+    )  # fmt: skip
+    assert unknown.exit_code == 3, unknown.output
+
+    _, evidence, _ = read(settings)
+    mine = [row.kind for row in evidence if row.actor == f"account:{prepared.admin_id}"]
+    assert any(kind.startswith("grant.") for kind in mine), mine
