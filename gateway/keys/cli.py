@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 import click
 from rich.table import Table
 
+from gateway.cli.remote import remote
 from gateway.cli.support import in_unit, out, run, run_unit
 from gateway.credentials.key_encryption import (
     ROTATE_THE_SETTING,
     KeyEncryptionError,
     LocalKeyEncryptor,
 )
-from gateway.keys.service import (
-    SCOPES,
-    create_key,
-    key_owner,
-    list_keys,
-    revoke_key,
-    state_of,
-)
+from gateway.keys.ops_api import AccountKeyOut
+from gateway.keys.service import SCOPES, create_key, key_owner, list_keys, revoke_key
 from gateway.keys.url_signing import Rotation, reseal_url_signing_keys, rotate_url_signing
 from gateway.runtime import Runtime, cli_actor
 from gateway.web.filters import when
@@ -78,12 +73,24 @@ def keys_create(email: str, scopes: tuple[str, ...], expires: str | None, name: 
 @click.option("--account", "email", required=True, metavar="EMAIL")
 def keys_list(email: str) -> None:
     """An account's keys (prefixes only; secrets are never stored)."""
+    api = remote()
+    if api is not None:
+        _print_keys(api.fetch(list[AccountKeyOut], "GET", f"{_account_path(email)}/keys"))
+        return
 
-    async def call(uow: UnitOfWork) -> tuple[Sequence[ApiKey], datetime]:
+    async def call(uow: UnitOfWork) -> list[AccountKeyOut]:
         account = await key_owner(uow, email)
-        return await list_keys(uow, account), uow.rt.clock()
+        now = uow.rt.clock()
+        return [AccountKeyOut.at(key, now) for key in await list_keys(uow, account)]
 
-    rows, now = run(in_unit(call))
+    _print_keys(run(in_unit(call)))
+
+
+def _account_path(email: str) -> str:
+    return f"/accounts/{quote(email, safe='@')}"
+
+
+def _print_keys(rows: Sequence[AccountKeyOut]) -> None:
     if not rows:
         out.print("No keys.")
         return
@@ -91,16 +98,15 @@ def keys_list(email: str) -> None:
     for column in ("id", "prefix", "name", "scopes", "expires", "last used", "state"):
         table.add_column(column, overflow="fold")
     for key in rows:
-        state = state_of(key, now)
         last = when(key.last_used_at) if key.last_used_at else "never"
         table.add_row(
             key.id,
-            key.display_prefix + "…",
+            key.prefix + "…",
             key.name,
-            key.scopes,
+            " ".join(key.scopes),
             when(key.expires_at),
             last,
-            state,
+            key.state,
         )
     out.print(table)
 
@@ -110,6 +116,12 @@ def keys_list(email: str) -> None:
 @click.argument("key_id")
 def keys_revoke(email: str, key_id: str) -> None:
     """Revoke an account's key at once."""
+    api = remote()
+    if api is not None:
+        path = f"{_account_path(email)}/keys/{quote(key_id, safe='')}/revoke"
+        revoked = api.fetch(AccountKeyOut, "POST", path)
+        out.print(f"Revoked {revoked.prefix}… ({revoked.id}).")
+        return
 
     async def call(uow: UnitOfWork) -> ApiKey:
         account = await key_owner(uow, email)

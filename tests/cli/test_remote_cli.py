@@ -204,7 +204,7 @@ def test_what_the_server_refuses_and_what_cannot_run_remotely(
 
 
 @on_backends("sqlite")
-def test_grants_through_the_server(server: tuple[str, Settings], tmp_path: Path) -> None:
+def test_grants_and_keys_through_the_server(server: tuple[str, Settings], tmp_path: Path) -> None:
     base, settings = server
     prepared = prepare(settings, tmp_path)
     env: dict[str, str | None] = {
@@ -240,3 +240,16 @@ def test_grants_through_the_server(server: tuple[str, Settings], tmp_path: Path)
     _, evidence, _ = read(settings)
     mine = [row.kind for row in evidence if row.actor == f"account:{prepared.admin_id}"]
     assert any(kind.startswith("grant.") for kind in mine), mine
+
+    keys = gateway("keys", "list", "--account", "ops@lab.example", env=env)
+    assert keys.exit_code == 0, keys.output
+    assert "admin" in keys.output
+    assert "active" in keys.output
+    key_id = next(line.split()[1] for line in keys.output.splitlines() if "admin" in line)
+    no_one = gateway("keys", "list", "--account", "nobody@corp.example", env=env)
+    assert no_one.exit_code == 3, no_one.output
+    # Revoking the very key the commands use: the next command is refused.
+    revoked = gateway("keys", "revoke", "--account", "ops@lab.example", key_id, env=env)
+    assert revoked.exit_code == 0, revoked.output
+    assert f"({key_id})" in revoked.output
+    assert gateway("keys", "list", "--account", "ops@lab.example", env=env).exit_code == 6
