@@ -7,25 +7,34 @@ serve the operator console, so the two never disagree.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import click
 from rich.table import Table
 
+from gateway.cli.remote import Remote, remote
 from gateway.cli.support import UnitOfWork, in_unit, out, run
 from gateway.enforcement.appeals import decide_appeal
 from gateway.enforcement.history import (
     APPEAL_STATUS_FILTERS,
-    ActionRecord,
-    AppealRecord,
     appeal_status_filter,
     describe_step,
     list_appeals,
     standing,
     suggest,
 )
+from gateway.enforcement.ops_api import (
+    ActionOut,
+    AppealPage,
+    AppealRecordOut,
+    EnforcementOut,
+    HistoryItemOut,
+    StandingOut,
+    SuggestionOut,
+)
 from gateway.enforcement.service import enforce, lift
 from gateway.runtime import cli_actor
 from gateway.web.filters import when
-from policies.enforcement import Suggestion
 from stages.enforcement import AppealMove, AppealStatus, EnforcementStep
 
 LIFT = "lift"
@@ -33,7 +42,7 @@ SHOW = "show"
 _CHOICES = [*(step.value for step in EnforcementStep), LIFT, SHOW]
 
 
-def _suggestion_line(suggestion: Suggestion) -> str:
+def _suggestion_line(suggestion: SuggestionOut) -> str:
     if suggestion.step is None:
         return f"Policy suggests: no further step ({suggestion.reason})."
     return f"Policy suggests: {suggestion.step} ({suggestion.reason})."
@@ -59,24 +68,27 @@ def enforce_command(
     already handed out, and it cannot apply; a terminated one is also barred from
     applying again. The account is told, with the reason and how to appeal.
     """
-    if what == SHOW:
-        _show(email)
-        return
-    if not reason or not reason.strip():
+    if what != SHOW and (not reason or not reason.strip()):
         raise click.UsageError(f"--reason is required to {what}; it is shown to the account")
+    if what == LIFT and (days is not None or incident_id is not None):
+        raise click.UsageError("--days and --incident are for warn, suspend and terminate")
+    api = remote()
+    if api is not None:
+        _enforce_remotely(api, email, what, reason or "", days, incident_id)
+        return
+    if what == SHOW:
+        _show(StandingOut.of(run(in_unit(lambda uow: standing(uow, email)))))
+        return
+    assert reason is not None
     if what == LIFT:
-        if days is not None or incident_id is not None:
-            raise click.UsageError("--days and --incident are for warn, suspend and terminate")
         account = run(in_unit(lambda uow: lift(uow, email, reason, cli_actor())))
         out.print(f"The suspension of {account.email} is lifted; the account is {account.status}.")
         return
     step = EnforcementStep(what)
 
     async def call(uow: UnitOfWork) -> str:
-        suggestion = await suggest(uow, email, incident_id=incident_id)
-        out.print(_suggestion_line(suggestion))
-        if suggestion.step is not None and suggestion.step is not step:
-            out.print(f"Note: you chose {step}, not the suggested {suggestion.step}.")
+        suggestion = SuggestionOut.of(await suggest(uow, email, incident_id=incident_id))
+        out.print(_suggestion_lines(suggestion, step))
         action = await enforce(
             uow,
             email=email,
@@ -86,32 +98,60 @@ def enforce_command(
             incident_id=incident_id,
             actor=cli_actor(),
         )
-        if step is EnforcementStep.SUSPEND:
-            assert action.ends_at is not None
-            done = f"{email} is suspended until {when(action.ends_at)}"
-        elif step is EnforcementStep.TERMINATE:
-            done = f"{email} is terminated"
-        else:
-            done = f"{email} is warned"
-        return f"{done} (action {action.id}); it may appeal until {when(action.appeal_until)}."
+        return _done(email, ActionOut.of(action))
 
     out.print(run(in_unit(call)))
 
 
-def _show(email: str) -> None:
-    shown = run(in_unit(lambda uow: standing(uow, email)))
-    account, records = shown.account, shown.actions
-    status = account.status + (f" ({account.status_reason})" if account.status_reason else "")
-    out.print(f"{'account:':<10} {account.email}")
+def _enforce_remotely(
+    api: Remote, email: str, what: str, reason: str, days: int | None, incident: str | None
+) -> None:
+    account = f"/accounts/{quote(email, safe='@')}"
+    if what == SHOW:
+        _show(api.fetch(StandingOut, "GET", f"{account}/standing"))
+        return
+    body = {"action": what, "reason": reason, "days": days, "incident": incident}
+    answer = api.fetch(EnforcementOut, "POST", f"{account}/enforcement", body=body)
+    if answer.action is None:
+        shown = answer.standing
+        out.print(f"The suspension of {shown.email} is lifted; the account is {shown.status}.")
+        return
+    if answer.suggested is not None:
+        out.print(_suggestion_lines(answer.suggested, EnforcementStep(what)))
+    out.print(_done(email, answer.action))
+
+
+def _suggestion_lines(suggestion: SuggestionOut, step: EnforcementStep) -> str:
+    """What the ladder suggested, and a note when the operator chose another step."""
+    line = _suggestion_line(suggestion)
+    if suggestion.step is not None and suggestion.step != step.value:
+        line += f"\nNote: you chose {step}, not the suggested {suggestion.step}."
+    return line
+
+
+def _done(email: str, action: ActionOut) -> str:
+    if action.action == EnforcementStep.SUSPEND.value:
+        assert action.ends_at is not None
+        done = f"{email} is suspended until {when(action.ends_at)}"
+    elif action.action == EnforcementStep.TERMINATE.value:
+        done = f"{email} is terminated"
+    else:
+        done = f"{email} is warned"
+    return f"{done} (action {action.id}); it may appeal until {when(action.appeal_until)}."
+
+
+def _show(shown: StandingOut) -> None:
+    status = shown.status + (f" ({shown.status_reason})" if shown.status_reason else "")
+    out.print(f"{'account:':<10} {shown.email}")
     out.print(f"{'status:':<10} {status}")
     out.print(_suggestion_line(shown.suggestion))
-    if not records:
+    if not shown.actions:
         out.print("No enforcement actions.")
         return
     table = Table()
     for column in ("id", "action", "taken", "until", "reason", "appeal"):
         table.add_column(column, overflow="fold")
-    for record in records:
+    for record in shown.actions:
         action = record.action
         table.add_row(
             action.id,
@@ -124,7 +164,7 @@ def _show(email: str) -> None:
     out.print(table)
 
 
-def _until(record: ActionRecord) -> str:
+def _until(record: HistoryItemOut) -> str:
     action = record.action
     if action.ended_at is not None:
         return f"ended {when(action.ended_at)}"
@@ -148,8 +188,12 @@ def appeals() -> None:
 def appeals_list(status: str) -> None:
     """List appeals, oldest first."""
     wanted = appeal_status_filter(status)
-
-    records: list[AppealRecord] = run(in_unit(lambda uow: list_appeals(uow, wanted)))
+    api = remote()
+    if api is not None:
+        records = _remote_appeals(api, status)
+    else:
+        found = run(in_unit(lambda uow: list_appeals(uow, wanted)))
+        records = [AppealRecordOut.of_record(record) for record in found]
     if not records:
         out.print("No appeals." if wanted is None else f"No {wanted} appeals.")
         return
@@ -160,13 +204,13 @@ def appeals_list(status: str) -> None:
         table.add_column("decision", overflow="fold")
     for record in records:
         row = [
-            record.appeal.id,
-            record.account.email,
-            describe_step(record.action.action),
-            when(record.action.created_at),
-            record.action.reason,
-            record.appeal.statement,
-            when(record.appeal.submitted_at),
+            record.id,
+            record.account,
+            describe_step(record.against.action),
+            when(record.against.created_at),
+            record.against.reason,
+            record.statement,
+            when(record.submitted_at),
         ]
         if wanted is not AppealStatus.PENDING:
             row.append(_decision(record))
@@ -174,14 +218,32 @@ def appeals_list(status: str) -> None:
     out.print(table)
 
 
-def _decision(record: AppealRecord) -> str:
-    appeal = record.appeal
-    if appeal.status == AppealStatus.PENDING.value:
+def _remote_appeals(api: Remote, status: str) -> list[AppealRecordOut]:
+    """Every appeal of `status`, following the API's cursors."""
+    found: list[AppealRecordOut] = []
+    cursor = ""
+    while True:
+        params = {"status": status, "limit": 200, "cursor": cursor}
+        page = api.fetch(AppealPage, "GET", "/appeals", params=params)
+        found.extend(page.items)
+        if page.next_cursor is None:
+            return found
+        cursor = page.next_cursor
+
+
+def _decision(record: AppealRecordOut) -> str:
+    if record.status == AppealStatus.PENDING.value:
         return "pending"
-    return f"{appeal.status} by {appeal.decided_by}: {appeal.decision_reason}"
+    return f"{record.status} by {record.decided_by}: {record.decision_reason}"
 
 
 def _decide(move: AppealMove, appeal_id: str, reason: str) -> None:
+    api = remote()
+    if api is not None:
+        path = f"/appeals/{quote(appeal_id, safe='')}/{move.value}"
+        remote_decided = api.fetch(AppealRecordOut, "POST", path, body={"reason": reason})
+        out.print(f"Appeal {remote_decided.id} decided: the action is {remote_decided.status}.")
+        return
     decided = run(in_unit(lambda uow: decide_appeal(uow, appeal_id, move, reason, cli_actor())))
     out.print(f"Appeal {decided.id} decided: the action is {decided.status}.")
 

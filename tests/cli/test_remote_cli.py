@@ -5,6 +5,7 @@ actor, and the commands refuse what has no meaning (or no remote form) there."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from gateway.db.models import Application, Evidence, Release
 from gateway.runtime import build_runtime
 from tests.accounts import create_account
 from tests.backends import on_backends
+from tests.cli.test_enforce_cli import appeal_by_account
 from tests.grantees import MODEL
 from tests.http.operators import key_holder
 from tests.sample import publish
@@ -253,3 +255,51 @@ def test_grants_and_keys_through_the_server(server: tuple[str, Settings], tmp_pa
     assert revoked.exit_code == 0, revoked.output
     assert f"({key_id})" in revoked.output
     assert gateway("keys", "list", "--account", "ops@lab.example", env=env).exit_code == 6
+
+
+@on_backends("sqlite")
+def test_enforcement_and_appeals_through_the_server(
+    server: tuple[str, Settings], tmp_path: Path
+) -> None:
+    base, settings = server
+    prepared = prepare(settings, tmp_path)
+    env: dict[str, str | None] = {
+        "GATEWAY_OPS_SERVER": base,
+        "GATEWAY_ADMIN_KEY": prepared.admin_key,
+    }
+    who = "first@corp.example"
+    shown = gateway("enforce", who, "show", env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "No enforcement actions." in shown.output
+    assert "Policy suggests: warn" in shown.output
+
+    suspended = gateway("enforce", who, "suspend", "--reason", "scraping", env=env)
+    assert suspended.exit_code == 0, suspended.output
+    assert "Note: you chose suspend, not the suggested warn." in suspended.output
+    match = re.search(r"\(action ([^)]+)\)", suspended.output)
+    assert match, suspended.output
+    assert f"{who} is suspended until" in suspended.output
+    assert (
+        gateway("enforce", "nobody@corp.example", "warn", "--reason", "x", env=env).exit_code == 3
+    )
+    assert gateway("enforce", who, "warn", env=env).exit_code == 2  # no reason
+
+    appeal_id = appeal_by_account(settings, who, match.group(1), "it was our mirror")
+    listed = gateway("appeals", "list", env=env)
+    assert listed.exit_code == 0, listed.output
+    assert appeal_id in listed.output
+    assert "it was our mirror" in listed.output
+    overturned = gateway("appeals", "overturn", appeal_id, "--reason", "our mirror", env=env)
+    assert overturned.exit_code == 0, overturned.output
+    assert f"Appeal {appeal_id} decided: the action is overturned." in overturned.output
+    again = gateway("appeals", "uphold", appeal_id, "--reason", "no", env=env)
+    assert again.exit_code == 4, again.output
+    assert "No pending appeals." in gateway("appeals", "list", env=env).output
+    everything = gateway("appeals", "list", "--status", "all", env=env)
+    assert "overturned by account:" in everything.output
+
+    after = gateway("enforce", who, "show", env=env)
+    assert "status:    active" in after.output
+    _, evidence, _ = read(settings)
+    mine = {row.kind for row in evidence if row.actor == f"account:{prepared.admin_id}"}
+    assert {"account.suspended", "appeal.overturned", "account.suspension_lifted"} <= mine
