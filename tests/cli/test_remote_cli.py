@@ -17,6 +17,7 @@ from gateway.applications import service, submitting
 from gateway.cli import main
 from gateway.config import Settings
 from gateway.db.models import Application, Evidence, Release
+from gateway.incidents import reporting
 from gateway.runtime import build_runtime
 from tests.accounts import create_account
 from tests.backends import on_backends
@@ -303,3 +304,74 @@ def test_enforcement_and_appeals_through_the_server(
     _, evidence, _ = read(settings)
     mine = {row.kind for row in evidence if row.actor == f"account:{prepared.admin_id}"}
     assert {"account.suspended", "appeal.overturned", "account.suspension_lifted"} <= mine
+
+
+def report_incident(settings: Settings) -> str:
+    """A report about no model in particular, as the public report page files it."""
+
+    async def go() -> str:
+        rt = build_runtime(settings)
+        try:
+            incident = await within(
+                rt,
+                lambda uow: reporting.report(
+                    uow,
+                    model=None,
+                    version=None,
+                    category="leak",
+                    description="weights on a file host",
+                    links=["https://files.example/a.tar"],
+                    contact=None,
+                    reporter_account_id=None,
+                    address="192.0.2.1",
+                ),
+            )
+            return incident.tracking_code
+        finally:
+            await rt.close()
+
+    return asyncio.run(go())
+
+
+@on_backends("sqlite")
+def test_incidents_through_the_server(server: tuple[str, Settings], tmp_path: Path) -> None:
+    base, settings = server
+    prepared = prepare(settings, tmp_path)
+    code = report_incident(settings)
+    env: dict[str, str | None] = {
+        "GATEWAY_OPS_SERVER": base,
+        "GATEWAY_ADMIN_KEY": prepared.admin_key,
+    }
+    listing = gateway("incidents", "list", env=env)
+    assert listing.exit_code == 0, listing.output
+    assert code in listing.output
+    assert "Page 1." in listing.output
+    assert "No incidents" in gateway("incidents", "list", "--severity", "high", env=env).output
+
+    triaged = gateway("incidents", "triage", code, "--severity", "low", env=env)
+    assert triaged.exit_code == 0, triaged.output
+    assert f"{code} is triaged at low severity." in triaged.output
+    noted = gateway("incidents", "note", code, "asked the host to take it down", env=env)
+    assert f"Note added to {code}." in noted.output
+    linked = gateway("incidents", "link", code, "first@corp.example", env=env)
+    assert linked.exit_code == 0, linked.output
+    confirmed = gateway("incidents", "confirm", code, env=env)
+    assert confirmed.exit_code == 0, confirmed.output
+    assert f"{code} is confirmed at low severity." in confirmed.output
+    early = gateway("incidents", "triage", code, "--severity", "low", env=env)
+    assert early.exit_code == 4, early.output
+    acting_as = gateway("incidents", "note", code, "x", "--as", "ops@lab.example", env=env)
+    assert acting_as.exit_code == 2, acting_as.output
+    resolved = gateway("incidents", "resolve", code, "--note", "taken down", env=env)
+    assert f"{code} is resolved." in resolved.output
+
+    shown = gateway("incidents", "show", code, env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "status:    resolved" in shown.output
+    assert "weights on a file host" in shown.output
+    assert "linked account: first@corp.example" in shown.output
+    assert "asked the host to take it down" in shown.output
+    assert gateway("incidents", "show", "INC-NONE-NONE", env=env).exit_code == 3
+    _, evidence, _ = read(settings)
+    mine = {row.kind for row in evidence if row.actor == f"account:{prepared.admin_id}"}
+    assert any(kind.startswith("incident.") for kind in mine), mine
