@@ -102,14 +102,11 @@ def _remote_page(
     """Page `page` of the queue through the API, whose pages follow cursors."""
     params: dict[str, str | int | bool] = {"status": status or "", "model": model or ""}
     params |= {"tier": tier or "", "overdue": overdue, "limit": min(limit, API_MAX_LIMIT)}
-    cursor = ""
-    for number in range(1, page + 1):
-        answer = api.fetch(QueuePage, "GET", "/applications", params={**params, "cursor": cursor})
+    for number, answer in enumerate(api.pages(QueuePage, "/applications", params), 1):
         if number == page or answer.next_cursor is None:
             more = "; more follow" if answer.next_cursor else ""
             return (answer.items if number == page else []), f"Page {page}{more}."
-        cursor = answer.next_cursor
-    raise AssertionError("unreachable: page is at least 1")
+    raise AssertionError("unreachable: the last page has no next cursor")
 
 
 @applications.command("show")

@@ -10,9 +10,9 @@ a local database the operator did not mean.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx2
 import msgspec
@@ -23,6 +23,16 @@ from gateway.client.api import refusal
 from gateway.jsonlimits import GATEWAY_ANSWER, JsonRefused, parse_json
 
 T = TypeVar("T")
+
+
+class Paged(Protocol):
+    """One page of an operator API listing (GrantPage, IncidentPage, ...)."""
+
+    @property
+    def next_cursor(self) -> str | None: ...
+
+
+P = TypeVar("P", bound=Paged)
 
 OPS_PREFIX = "/api/v1/ops"
 TIMEOUT_SECONDS = 60.0
@@ -75,6 +85,18 @@ class Remote:
             return parse_json(response.content, GATEWAY_ANSWER)
         except JsonRefused as exc:
             fail(f"{self.server} answered {method} {path} with no JSON: {exc}", 1)
+
+    def pages(
+        self, shape: type[P], path: str, params: Mapping[str, str | int | bool]
+    ) -> Iterator[P]:
+        """The pages of the listing at `path`, first to last, following its cursors."""
+        cursor = ""
+        while True:
+            page = self.fetch(shape, "GET", path, params={**params, "cursor": cursor})
+            yield page
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     def fetch(self, shape: type[T], method: str, path: str, **kwargs: Any) -> T:
         """`call`, read into one of the API's answer types."""

@@ -219,16 +219,9 @@ def appeals_list(status: str) -> None:
 
 
 def _remote_appeals(api: Remote, status: str) -> list[AppealRecordOut]:
-    """Every appeal of `status`, following the API's cursors."""
-    found: list[AppealRecordOut] = []
-    cursor = ""
-    while True:
-        params = {"status": status, "limit": 200, "cursor": cursor}
-        page = api.fetch(AppealPage, "GET", "/appeals", params=params)
-        found.extend(page.items)
-        if page.next_cursor is None:
-            return found
-        cursor = page.next_cursor
+    """Every appeal of `status`."""
+    params: dict[str, str | int | bool] = {"status": status, "limit": 200}
+    return [record for page in api.pages(AppealPage, "/appeals", params) for record in page.items]
 
 
 def _decision(record: AppealRecordOut) -> str:

@@ -61,16 +61,9 @@ def grants_list(email: str | None, model: str | None) -> None:
 
 
 def _remote_grants(api: Remote, email: str, model: str) -> list[GrantOut]:
-    """Every grant the filter finds, following the API's cursors."""
-    found: list[GrantOut] = []
-    cursor = ""
-    while True:
-        params = {"email": email, "model": model, "limit": 200, "cursor": cursor}
-        page = api.fetch(GrantPage, "GET", "/grants", params=params)
-        found.extend(page.items)
-        if page.next_cursor is None:
-            return found
-        cursor = page.next_cursor
+    """Every grant the filter finds."""
+    params: dict[str, str | int | bool] = {"email": email, "model": model, "limit": 200}
+    return [grant for page in api.pages(GrantPage, "/grants", params) for grant in page.items]
 
 
 def _print_grants(rows: list[GrantOut]) -> None:

@@ -76,14 +76,11 @@ def _remote_page(
     """Page `page` of the list through the API, whose pages follow cursors."""
     params: dict[str, str | int | bool] = {"status": status, "severity": severity or ""}
     params |= {"release": release or "", "limit": min(limit, API_MAX_LIMIT)}
-    cursor = ""
-    for number in range(1, page + 1):
-        answer = api.fetch(IncidentPage, "GET", "/incidents", params={**params, "cursor": cursor})
+    for number, answer in enumerate(api.pages(IncidentPage, "/incidents", params), 1):
         if number == page or answer.next_cursor is None:
             more = "; more follow" if answer.next_cursor else ""
             return (answer.items if number == page else []), f"Page {page}{more}."
-        cursor = answer.next_cursor
-    raise AssertionError("unreachable: page is at least 1")
+    raise AssertionError("unreachable: the last page has no next cursor")
 
 
 def _print_incidents(items: list[IncidentOut], summary: str | None, page: int) -> None:

@@ -126,6 +126,13 @@ def test_the_review_queue_and_stages_through_the_server(
     assert second in listing.output
     assert "first@corp.example" in listing.output
 
+    one = gateway("applications", "list", "--limit", "1", env=env)
+    two = gateway("applications", "list", "--limit", "1", "--page", "2", env=env)
+    assert "Page 1; more follow." in one.output
+    assert "Page 2." in two.output
+    assert {first in one.output, first in two.output} == {True, False}
+    assert {second in one.output, second in two.output} == {True, False}
+
     shown = gateway("applications", "show", first, env=env)
     assert shown.exit_code == 0, shown.output
     assert "evaluation" in shown.output
