@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import re
 from collections.abc import Callable
@@ -241,6 +242,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     return serve_with(build_app(runtime), runtime)
 
 
+def serving_app() -> Litestar:
+    """The app of one `gateway serve` worker: create_app's, and the worker's collector
+    tuned for serving once it has started (see `_freeze_heap`)."""
+    app = create_app()
+    app.on_startup.append(_freeze_heap)
+    return app
+
+
 def app_shape(settings: Settings) -> tuple[bool, bool, tuple[str, ...]]:
     """What of the settings is built into the app itself (cookies, headers, proxies); the
     rest is read from the runtime at each request. Apps of one shape can serve any runtime
@@ -310,6 +319,17 @@ async def _start_jobs(app: Litestar) -> None:
 async def _listen_for_changes(app: Litestar) -> None:
     # PostgreSQL: hear other replicas' changes; the caches stay off until it hears.
     _runtime_of(app).changes.listen()
+
+
+async def _freeze_heap(app: Litestar) -> None:
+    # What start-up built (the routes, the models, the policy) lives as long as the
+    # process: out of the collector's sight, a full collection walks only what requests
+    # made, so it no longer stalls every request for tens of milliseconds.
+    # The youngest generation is collected every 10,000 allocations, not 700: a request
+    # makes a few thousand objects, nearly all gone by its end.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
 
 
 async def _close_runtime(app: Litestar) -> None:

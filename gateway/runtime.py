@@ -81,6 +81,8 @@ class Runtime:
     scheduler_started_at: datetime | None = None
     # Where API verification counts requests and credits (gateway/api_access/meters.py).
     meter: ApiMeter = field(init=False)
+    # Key id -> when this process last wrote a key's use (gateway/keys/service.py).
+    keys_noted: dict[str, datetime] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.group_commit = GroupCommit(self)

@@ -12,11 +12,11 @@ replica at once, so a revoked key stops verifying within one second.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from gateway.api_access.metering import Allowance
 from gateway.api_access.repository import model_releases
-from gateway.credentials.api_key_format import is_well_formed
+from gateway.credentials.api_key_format import is_well_formed, key_digest
 from gateway.db.models import Account, Grant, Release
 from gateway.db.uow import UnitOfWork
 from gateway.downloads.access import best_grant, grants_of, recalled_tiers
@@ -31,6 +31,7 @@ from gateway.keys.service import (
 from gateway.runtime import Runtime
 from stages.access import Deny, Reason, check_key
 from stages.names import ModelRef
+from stages.tiers import ApiTerms
 
 MAX_COST = 1_000_000
 
@@ -75,6 +76,27 @@ def checked_cost(cost: object) -> int:
     return cost
 
 
+NEVER = datetime.max.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class _Decided:
+    """What a key may do with a model, as far as it depends on rows and the clock, until
+    `until` (the next instant a key or grant starts or ends): a refusal, or the grant and
+    release whose tier's terms the request then spends."""
+
+    refused: Verification | None
+    described: Verification | None = None
+    terms: ApiTerms | None = None
+    key_id: str = ""
+    grant_id: str = ""
+    until: datetime = NEVER
+
+
+# Every table the decision reads; a change to any of them forgets every decision.
+_DECISION_TABLES = ("api_keys", "accounts", "models", "releases", "grants", "recalls")
+
+
 async def verify_key(
     uow: UnitOfWork,
     service: Caller,
@@ -85,37 +107,45 @@ async def verify_key(
     cost: int,
 ) -> Verification:
     """Whether `secret` may use `model`'s API now; spends one request and `cost` credits
-    when it may. An unknown model is 404; everything about the key is in the answer."""
+    when it may. An unknown model is 404; everything about the key is in the answer.
+
+    The decision is kept in this process's cache like the rows it is made of (a
+    revocation, a suspension, a stage move or a recall forgets it on every replica), and
+    no longer than the next start or end of the key's or a grant's validity."""
     rt = uow.rt
     now = rt.clock()
     require_service(service, now)
     cost = checked_cost(cost)
-    if not isinstance(secret, str) or not is_well_formed(secret.strip()):
+    secret = secret.strip()
+    if not secret.isascii():
         return _refused(Reason.KEY_INVALID, "that is not an API key of this gateway")
-    try:
-        grantee = await authenticate_cached(uow, secret.strip())
-    except Unauthenticated:
-        return _refused(Reason.KEY_INVALID, "this API key is not known to this gateway")
-    releases = await model_releases(uow, model)
-    if version is not None:
-        releases = tuple(r for r in releases if r.version == version)
-        if not releases:
-            raise _no_release(model, version)
-    grants = await grants_of(uow, grantee.account.id, releases[0].model_id if releases else 0)
-    found = await _best(uow, grantee, releases, grants, now)
-    if isinstance(found, Verification):
-        return found
-    grant, release = found
+    cache = rt.changes.cache("verification", _DECISION_TABLES)
+    asked = (key_digest(secret), model, version)
+
+    async def load() -> _Decided:
+        return await _decide(uow, secret, model, version, now)
+
+    # Only well-formed keys' decisions are kept, so a hit needs no checksum.
+    decided: _Decided | None = cache.peek(asked)
+    if decided is None:
+        if not is_well_formed(secret):
+            return _refused(Reason.KEY_INVALID, "that is not an API key of this gateway")
+        decided = await cache.get(asked, load)
+    if decided is None or now >= decided.until:
+        decided = await load()  # a start or an end passed since it was decided
+    if decided.refused is not None:
+        return decided.refused
+    assert decided.terms is not None
+    assert decided.described is not None
     # The counters take connections of their own: none is held while they count.
     await uow.end_read()
-    tier = rt.policy.ladder.get(grant.tier)
-    assert tier.api is not None  # the decision allowed API use
+    terms = decided.terms
     spent = await rt.meter.spend(
-        tier.api, key_id=grantee.key.id, grant_id=grant.id, cost=cost, now=now
+        terms, key_id=decided.key_id, grant_id=decided.grant_id, cost=cost, now=now
     )
-    described = _described(rt, grantee, grant, release, spent.allowance)
+    described = replace(decided.described, allowance=spent.allowance)
     if spent.refused == "rate_limited":
-        limit = tier.api.requests_per_minute
+        limit = terms.requests_per_minute
         return _with(
             described, Reason.RATE_LIMITED, f"this key made its {limit} requests of the minute"
         )
@@ -123,10 +153,49 @@ async def verify_key(
         return _with(
             described,
             Reason.CREDITS_EXHAUSTED,
-            f"this grant's {tier.api.credits_per_month:,} credits of the month are spent "
+            f"this grant's {terms.credits_per_month:,} credits of the month are spent "
             f"(they refill on {spent.allowance.credits_reset:%Y-%m-%d})",
         )
     return described
+
+
+async def _decide(
+    uow: UnitOfWork, secret: str, model: ModelRef, version: str | None, now: datetime
+) -> _Decided:
+    rt = uow.rt
+    try:
+        grantee = await authenticate_cached(uow, secret)
+    except Unauthenticated:
+        return _Decided(_refused(Reason.KEY_INVALID, "this API key is not known to this gateway"))
+    releases = await model_releases(uow, model)
+    if version is not None:
+        releases = tuple(r for r in releases if r.version == version)
+        if not releases:
+            raise _no_release(model, version)
+    grants = await grants_of(uow, grantee.account.id, releases[0].model_id if releases else 0)
+    until = _next_change(now, grantee, grants)
+    found = await _best(uow, grantee, releases, grants, now)
+    if isinstance(found, Verification):
+        return _Decided(found, until=until)
+    grant, release = found
+    tier = rt.policy.ladder.get(grant.tier)
+    assert tier.api is not None  # the decision allowed API use
+    return _Decided(
+        None,
+        described=_described(rt, grantee, grant, release),
+        terms=tier.api,
+        key_id=grantee.key.id,
+        grant_id=grant.id,
+        until=until,
+    )
+
+
+def _next_change(now: datetime, grantee: Caller, grants: tuple[Grant, ...]) -> datetime:
+    """The next instant after `now` at which the key or one of the grants starts or ends."""
+    instants = [grantee.key.expires_at]
+    for grant in grants:
+        instants += [grant.starts_at, grant.expires_at]
+    return min((t for t in instants if t > now), default=NEVER)
 
 
 async def _best(
@@ -166,9 +235,7 @@ def organisation_of(account: Account) -> str:
     return account.email.rpartition("@")[2].lower()
 
 
-def _described(
-    rt: Runtime, grantee: Caller, grant: Grant, release: Release, allowance: Allowance
-) -> Verification:
+def _described(rt: Runtime, grantee: Caller, grant: Grant, release: Release) -> Verification:
     return Verification(
         valid=True,
         reason=None,
@@ -179,7 +246,6 @@ def _described(
         tier=grant.tier,
         release=f"{release.model.ref}:{release.version}",
         components=tuple(sorted(rt.policy.ladder.visible_components(grant.tier))),
-        allowance=allowance,
         expires_at=min(grantee.key.expires_at, grant.expires_at),
     )
 

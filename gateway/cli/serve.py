@@ -109,7 +109,7 @@ def serve(
     from granian.log import LogLevels
 
     Granian(
-        "gateway.app:create_app",
+        "gateway.app:serving_app",
         factory=True,
         address=host,
         port=port,

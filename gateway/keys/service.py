@@ -206,18 +206,25 @@ async def authenticate_cached(uow: UnitOfWork, secret: str) -> Caller:
     """authenticate for the hot paths, through this process's cache (gateway/db/changes.py):
     a revocation, a suspension or any change to the key or its account invalidates it.
     The rows are shared with other requests: read them, never change or add them."""
-    if not is_well_formed(secret):
+    if not secret.isascii():
         return await authenticate(uow.session, secret)  # refused, with its reason
     cache = uow.rt.changes.cache("caller by key", _KEY_TABLES)
+    digest = key_digest(secret)
+    # Only well-formed keys are kept, so a hit needs no checksum.
+    found: Caller | None = cache.peek(digest)
+    if found is not None:
+        return found
+    if not is_well_formed(secret):
+        return await authenticate(uow.session, secret)  # refused, with its reason
 
     async def load() -> Caller:
         caller = await authenticate(uow.session, secret)
         detached(uow.session, caller.key, caller.account)
         return caller
 
-    found: Caller | None = await cache.get(key_digest(secret), load)
-    assert found is not None
-    return found
+    loaded: Caller | None = await cache.get(digest, load)
+    assert loaded is not None
+    return loaded
 
 
 async def key_by_id(uow: UnitOfWork, key_id: str) -> ApiKey | None:
@@ -248,6 +255,24 @@ def note_key_use(uow: UnitOfWork, key: ApiKey, now: datetime) -> None:
     uow.after_commit(later)
 
 
+# At most this many keys' uses remembered per process; more start the memory over.
+MAX_KEYS_NOTED = 100_000
+
+
+def _noted_here(rt: Runtime, key_id: str, now: datetime) -> bool:
+    """Whether this process wrote the key's use within LAST_USED_RESOLUTION; else note that
+    it is writing it now. Of the requests of a busy key that arrive while the first write
+    waits for its lock, only that first one writes."""
+    noted = rt.keys_noted
+    last = noted.get(key_id)
+    if last is not None and now - last < LAST_USED_RESOLUTION:
+        return True
+    if len(noted) >= MAX_KEYS_NOTED:
+        noted.clear()
+    noted[key_id] = now
+    return False
+
+
 def _recently_used(key: ApiKey, now: datetime) -> bool:
     return key.last_used_at is not None and now - key.last_used_at < LAST_USED_RESOLUTION
 
@@ -260,7 +285,7 @@ async def record_key_use(rt: Runtime, key: ApiKey, now: datetime) -> None:
     locks and never fails: the time a key was last used is for people, not worth an error
     or a stall.
     """
-    if _recently_used(key, now):
+    if _recently_used(key, now) or _noted_here(rt, key.id, now):
         return
     try:
         async with rt.unit() as uow:
@@ -280,6 +305,7 @@ async def record_key_use(rt: Runtime, key: ApiKey, now: datetime) -> None:
             )
     except (SQLAlchemyError, OSError, DatabaseUnavailable):
         logger.warning("could not record the last use of key %s", key.id, exc_info=True)
+        rt.keys_noted.pop(key.id, None)  # the next use tries again
         return
     # Shown as written, without marking anything dirty.
     set_committed_value(key, "last_used_at", now)

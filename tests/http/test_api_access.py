@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 
@@ -368,3 +370,82 @@ async def test_an_unreachable_redis_is_a_503_that_names_it(
     assert answer.json()["error"] == "redis_unavailable"
     assert "Redis" in answer.json()["message"]
     assert "retry-after" in answer.headers
+
+
+async def test_a_cached_verification_ends_when_the_key_does(
+    http: Client, rt: Runtime, tmp_path: Path
+) -> None:
+    ada = await preview(rt, tmp_path)
+    created = await within(
+        rt,
+        lambda uow: create_key(
+            uow, account_id=ada.account_id, scopes=["download"], days=1, name="day", actor="test"
+        ),
+    )
+    service = await service_key(rt)
+    body = {"key": created.secret, "model": "acme/sample"}
+    first = await http.post(VERIFY, json=body, headers=service)
+    assert first.status_code == 200, first.text
+    served: Runtime = http.app.state.runtime
+    # The same process, well within the cache's second: only the clock has moved.
+    served.clock = lambda: created.key.expires_at + timedelta(seconds=1)
+    after = await http.post(VERIFY, json=body, headers=service)
+    assert (after.status_code, after.json()["reason"]) == (403, "key_expired")
+    # Another key of the same account, never cached, is still valid at that time.
+    other = await http.post(VERIFY, json={**body, "key": ada.key}, headers=service)
+    assert other.status_code == 200, other.text
+
+
+async def test_a_malformed_verification_is_a_400_that_says_what_is_wrong(
+    http: Client, rt: Runtime, tmp_path: Path
+) -> None:
+    ada = await preview(rt, tmp_path)
+    service = await service_key(rt)
+    cases: list[tuple[object, str]] = [
+        ({"key": 5, "model": "acme/sample"}, "$.key"),
+        ({"key": ada.key}, "model"),
+        ({"key": ada.key, "model": "acme/sample", "cost": "1"}, "$.cost"),
+        ({"key": ada.key, "model": "acme/sample", "cost": True}, "$.cost"),
+        (["acme/sample"], "object"),
+    ]
+    for body, named in cases:
+        answer = await http.post(VERIFY, json=body, headers=service)
+        assert answer.status_code == 400, (body, answer.text)
+        assert answer.json()["error"] == "invalid_request"
+        assert named in answer.json()["message"], (body, answer.text)
+    for raw in (b"", b"{", b"key=x"):
+        answer = await http.post(
+            VERIFY, content=raw, headers={**service, "content-type": "application/json"}
+        )
+        assert (answer.status_code, answer.json()["error"]) == (400, "invalid_request"), raw
+    # Keys of any shape are answered, never a 500: not this gateway's.
+    for key in ("rgk_" + "é" * 28, "", " ", "rgk_" + "A" * 28 + "\u2028", ada.key[:-1] + "!"):
+        answer = await http.post(VERIFY, json={"key": key, "model": "acme/sample"}, headers=service)
+        assert (answer.status_code, answer.json()["reason"]) == (403, "key_invalid"), key
+    # And a service credential of any shape is a 401.
+    odd = {"authorization": ("Bearer rgk_" + "\xe9" * 28).encode("latin-1")}
+    answer = await http.post(VERIFY, json={"key": ada.key, "model": "acme/sample"}, headers=odd)
+    assert (answer.status_code, answer.json()["error"]) == (401, "key_invalid")
+
+
+@pytest.mark.parametrize("meter", ["redis"])
+@pytest.mark.parametrize("terms", [(25, 100_000)])
+async def test_redis_counts_stay_exact_when_it_forgets_the_script(
+    http: Client, rt: Runtime, tmp_path: Path
+) -> None:
+    ada = await preview(rt, tmp_path)
+    service = await service_key(rt)
+    body = {"key": ada.key, "model": "acme/sample"}
+    assert (await http.post(VERIFY, json=body, headers=service)).status_code == 200
+    # As after a restart of Redis: the next spends find no script, load it and go on,
+    # and of 60 at once with 24 left exactly 24 pass.
+    client = aioredis.from_url(REDIS)
+    try:
+        await client.script_flush()
+    finally:
+        await client.aclose()
+    answers = await asyncio.gather(
+        *(http.post(VERIFY, json=body, headers=service) for _ in range(60))
+    )
+    assert sorted(a.status_code for a in answers) == [200] * 24 + [429] * 36
+    assert {a.json()["ratelimit"]["remaining"] for a in answers if a.status_code == 429} == {0}
