@@ -29,6 +29,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from gateway import __version__
 from gateway.api_access.api import ApiAccessController
+from gateway.api_access.front import VerifyInFront
 from gateway.api_reference import openapi_config
 from gateway.applications.api import ApplicationsController
 from gateway.applications.pages import ApplicationPages
@@ -242,12 +243,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     return serve_with(build_app(runtime), runtime)
 
 
-def serving_app() -> Litestar:
-    """The app of one `gateway serve` worker: create_app's, and the worker's collector
-    tuned for serving once it has started (see `_freeze_heap`)."""
+def serving_app() -> VerifyInFront:
+    """The app of one `gateway serve` worker: create_app's behind key verification's
+    plain requests (gateway/api_access/front.py), and the worker's collector tuned for
+    serving once it has started (see `_freeze_heap`)."""
     app = create_app()
     app.on_startup.append(_freeze_heap)
-    return app
+    return VerifyInFront(app)
 
 
 def app_shape(settings: Settings) -> tuple[bool, bool, tuple[str, ...]]:

@@ -63,17 +63,21 @@ class RequestMetrics(ASGIMiddleware):
                 status = _status_of(exc)
             raise
         finally:
-            ended = perf_counter()
-            elapsed = ended - started
-            route = scope.get("path_template", "")
-            answered = _CLASSES.get((status or 500) // 100, "5xx")
-            count, seconds = _series(route, answered)
-            count.inc()
-            seconds.observe(elapsed)
-            if ended - _pool_noted_at[0] >= POOL_EVERY_SECONDS:
-                _pool_noted_at[0] = ended
-                runtime: Runtime = scope["app"].state.runtime
-                note_pool(runtime)
+            runtime: Runtime = scope["app"].state.runtime
+            observe(runtime, scope.get("path_template", ""), status, started)
+
+
+def observe(runtime: Runtime, route: str, status: int | None, started: float) -> None:
+    """Count one answer of `route` (a template) begun at `started` (perf_counter); None
+    for no answer sent (counted as a 5xx)."""
+    ended = perf_counter()
+    answered = _CLASSES.get((status or 500) // 100, "5xx")
+    count, seconds = _series(route, answered)
+    count.inc()
+    seconds.observe(ended - started)
+    if ended - _pool_noted_at[0] >= POOL_EVERY_SECONDS:
+        _pool_noted_at[0] = ended
+        note_pool(runtime)
 
 
 def _status_of(exc: Exception) -> int:

@@ -5,6 +5,7 @@ exactly, reports the use it served, and the promotion gate reads that use."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
@@ -15,6 +16,7 @@ import redis.asyncio as aioredis
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 
+from gateway.api_access.front import VerifyInFront
 from gateway.api_access.service_accounts import create_service
 from gateway.app import create_app
 from gateway.config import Settings
@@ -23,6 +25,7 @@ from gateway.errors import InvalidInput
 from gateway.evidence_log.service import seal
 from gateway.grants.service import create_grant
 from gateway.keys.service import create_key, revoke_key
+from gateway.metrics import registry as metrics_registry
 from gateway.runtime import Runtime, build_runtime
 from gateway.staging.promotion import stage_status
 from gateway.usage.service import roll_up, usage_report
@@ -80,10 +83,24 @@ async def rt(api_settings: Settings) -> AsyncIterator[Runtime]:
     await runtime.close()
 
 
-@pytest.fixture
-async def http(api_settings: Settings) -> AsyncIterator[Client]:
-    async with AsyncTestClient(app=create_app(settings=api_settings)) as test_client:
+@pytest.fixture(params=["in front", "route"])
+async def http(api_settings: Settings, request: pytest.FixtureRequest) -> AsyncIterator[Client]:
+    """The app as `gateway serve` runs it (verifications answered in front of Litestar),
+    and the app alone (by its route): every test here holds for both."""
+    app = create_app(settings=api_settings)
+    served = VerifyInFront(app) if request.param == "in front" else app
+    async with AsyncTestClient(app=served) as test_client:
+        _SERVED[id(test_client)] = app.state.runtime
         yield test_client
+        del _SERVED[id(test_client)]
+
+
+# The runtime each open client's app serves with.
+_SERVED: dict[int, Runtime] = {}
+
+
+def runtime_of(http: Client) -> Runtime:
+    return _SERVED[id(http)]
 
 
 async def service_key(rt: Runtime, name: str = "inference") -> dict[str, str]:
@@ -386,7 +403,7 @@ async def test_a_cached_verification_ends_when_the_key_does(
     body = {"key": created.secret, "model": "acme/sample"}
     first = await http.post(VERIFY, json=body, headers=service)
     assert first.status_code == 200, first.text
-    served: Runtime = http.app.state.runtime
+    served = runtime_of(http)
     # The same process, well within the cache's second: only the clock has moved.
     served.clock = lambda: created.key.expires_at + timedelta(seconds=1)
     after = await http.post(VERIFY, json=body, headers=service)
@@ -449,3 +466,60 @@ async def test_redis_counts_stay_exact_when_it_forgets_the_script(
     )
     assert sorted(a.status_code for a in answers) == [200] * 24 + [429] * 36
     assert {a.json()["ratelimit"]["remaining"] for a in answers if a.status_code == 429} == {0}
+
+
+def answered(route: str, status: str) -> float:
+    """How many answers of `route` in `status` this process has counted."""
+    for metric in metrics_registry.REQUESTS.collect():
+        for sample in metric.samples:
+            labels = sample.labels
+            if sample.name.endswith("_total") and labels == {"route": route, "status": status}:
+                return sample.value
+    return 0.0
+
+
+async def test_every_verification_carries_the_apps_headers_and_metrics(
+    http: Client, rt: Runtime, tmp_path: Path
+) -> None:
+    ada = await preview(rt, tmp_path)
+    service = await service_key(rt)
+    body = {"key": ada.key, "model": "acme/sample"}
+    before = (answered(VERIFY, "2xx"), answered(VERIFY, "4xx"))
+    valid = await http.post(VERIFY, json=body, headers=service)
+    unknown = await http.post(VERIFY, json={**body, "model": "acme/nothing"}, headers=service)
+    anonymous = await http.post(VERIFY, json=body)
+    for answer in (valid, unknown, anonymous):
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["content-type"].startswith("application/json")
+    assert (valid.status_code, unknown.status_code, anonymous.status_code) == (200, 404, 401)
+    assert anonymous.headers["www-authenticate"].startswith("Bearer")
+    assert unknown.json() == {
+        "error": "model_not_found",
+        "message": "no model acme/nothing",
+        "status": 404,
+    }
+    assert (answered(VERIFY, "2xx"), answered(VERIFY, "4xx")) == (before[0] + 1, before[1] + 2)
+
+
+async def test_unusual_verifications_get_the_routes_answer(
+    http: Client, rt: Runtime, tmp_path: Path
+) -> None:
+    ada = await preview(rt, tmp_path)
+    service = await service_key(rt)
+    body = {"key": ada.key, "model": "acme/sample"}
+    with_query = await http.post(f"{VERIFY}?trace=1", json=body, headers=service)
+    assert with_query.status_code == 200, with_query.text
+    charset = {**service, "content-type": "application/json; charset=utf-8"}
+    assert (await http.post(VERIFY, json=body, headers=charset)).status_code == 200
+    nul = json.dumps({**body, "model": "acme/sample\u0000"}).encode()
+    deep = b'{"key": ' + b"[" * 200 + b"]" * 200 + b', "model": "acme/sample"}'
+    huge = json.dumps({**body, "pad": "x" * (2 * 1024 * 1024)}).encode()
+    for raw, status in ((nul, 400), (deep, 400), (huge, 400)):
+        answer = await http.post(
+            VERIFY, content=raw, headers={**service, "content-type": "application/json"}
+        )
+        assert answer.status_code == status, (raw[:40], answer.text)
+        assert answer.json()["status"] == status
+    form = await http.post(VERIFY, data={"key": ada.key}, headers=service)
+    assert (form.status_code, form.json()["error"]) == (400, "invalid_request")
+    assert (await http.get(VERIFY, headers=service)).status_code == 405
