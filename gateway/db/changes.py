@@ -18,12 +18,15 @@ Rules:
   invalidations), so a row read just before a commit never outlives it.
 - Cached values are rows detached from their session, shared by every request of the
   process: read them, never change or re-attach them.
+- A value read through other caches (a decision made of cached rows) is as old as the
+  oldest entry it was made of, and ages from then.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import re
 import time
@@ -74,6 +77,20 @@ MAX_ENTRIES = 50_000
 LISTENER_NAME = "gateway-changes"
 
 
+# While a cache reads a value: since when the rows it is made of were read (the oldest
+# cache entry the read used, or when the read began).
+_READ_SINCE: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar(
+    "gateway_cache_read_since", default=None
+)
+
+
+def _used(since: float) -> None:
+    """An entry read at `since` went into the value being read now, if one is."""
+    reading = _READ_SINCE.get()
+    if reading is not None and since < reading[0]:
+        reading[0] = since
+
+
 class Cache(Generic[K, V]):
     """One kind of cached read, keyed, depending on some watched tables.
 
@@ -104,6 +121,7 @@ class Cache(Generic[K, V]):
         hit = self._entries.get(key) if changes.enabled else None
         if hit is not None and changes.monotonic() - hit[1] < changes.ttl:
             self._hits.inc()
+            _used(hit[1])
             return hit[0]
         return None
 
@@ -118,6 +136,7 @@ class Cache(Generic[K, V]):
         hit = self._entries.get(key)
         if hit is not None and started - hit[1] < changes.ttl:
             self._hits.inc()
+            _used(hit[1])
             return hit[0]
         # Joining another request's read counts as a miss too: it waits for the database.
         self._misses.inc()
@@ -126,26 +145,32 @@ class Cache(Generic[K, V]):
         if reading is not None and reading.get_loop() is loop:
             read, value = await asyncio.shield(reading)
             if read:
+                _used(started)  # the shared read began before this request asked
                 return value
             # That read failed: this request reads for itself (and meets the error itself).
             return await load()
         invalidations = self._invalidations
         mine: asyncio.Future[tuple[bool, V | None]] = loop.create_future()
         self._reading[key] = mine
+        since = [started]
+        token = _READ_SINCE.set(since)
         try:
             value = await load()
         except BaseException:
             mine.set_result((False, None))
             raise
         finally:
+            _READ_SINCE.reset(token)
             if self._reading.get(key) is mine:
                 del self._reading[key]
         mine.set_result((True, value))
+        _used(since[0])  # a read within another cache's read ages that one too
         if value is not None and invalidations == self._invalidations and changes.enabled:
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()
-            # Aged from before the read began: its rows can only be older than that.
-            self._entries[key] = (value, started)
+            # Aged from before the read began, or from the oldest entry it used: its rows
+            # can only be older than that.
+            self._entries[key] = (value, since[0])
         return value
 
     def clear(self) -> None:

@@ -190,3 +190,21 @@ async def test_a_request_after_an_invalidation_does_not_join_a_read_begun_before
     go_on.set()
     assert await early == "read before the commit"
     assert await cache.get("k", before) == "read after the commit"
+
+
+async def test_a_value_made_of_cached_entries_is_as_old_as_the_oldest() -> None:
+    clock = ManualClock()
+    changes = Changes(SQLITE, 1.0, monotonic=clock)
+    rows, decisions = changes.cache("rows", ("grants",)), changes.cache("decided", ("grants",))
+    load = Loads()
+    assert await rows.get("r", load) == 1  # read at 0.0
+    clock.now += 0.7
+
+    async def decide() -> int | None:
+        return await rows.get("r", load)
+
+    assert await decisions.get("d", decide) == 1  # made at 0.7 of the row read at 0.0
+    clock.now += 0.3
+    # At 1.0 the row is a second old, and so is the decision made of it.
+    assert await decisions.get("d", decide) == 2
+    assert load.count == 2
