@@ -204,14 +204,15 @@ async def verification(
     refusal of the caller or of the input is raised, for the app's error handlers; a key
     that may not be used now is an answer. No dependencies to resolve and the answer
     encoded once: this is the hot path of every inference call."""
-    data = _verify_in(raw)
-    try:
-        model, version = parse_release_ref(data.model, version_required=False)
-    except InvalidName as exc:
-        raise InvalidInput(str(exc), code="invalid_name") from None
     rt: Runtime = request.app.state.runtime
     async with rt.unit() as uow:
+        # Who is asking comes first: without a key, a bad body is still a 401.
         service = await provide_grantee(request, uow)
+        data = _verify_in(raw)
+        try:
+            model, version = parse_release_ref(data.model, version_required=False)
+        except InvalidName as exc:
+            raise InvalidInput(str(exc), code="invalid_name") from None
         found = await verify_key(
             uow, service, secret=data.key, model=model, version=version, cost=data.cost
         )

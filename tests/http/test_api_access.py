@@ -439,7 +439,9 @@ async def test_a_malformed_verification_is_a_400_that_says_what_is_wrong(
     for key in ("rgk_" + "é" * 28, "", " ", "rgk_" + "A" * 28 + "\u2028", ada.key[:-1] + "!"):
         answer = await http.post(VERIFY, json={"key": key, "model": "acme/sample"}, headers=service)
         assert (answer.status_code, answer.json()["reason"]) == (403, "key_invalid"), key
-    # And a service credential of any shape is a 401.
+    # Who asks comes first: no key, or a key of any shape, is a 401 whatever the body.
+    for bad in ({"key": ada.key, "model": ""}, ["x"]):
+        assert (await http.post(VERIFY, json=bad)).status_code == 401
     odd = {"authorization": ("Bearer rgk_" + "\xe9" * 28).encode("latin-1")}
     answer = await http.post(VERIFY, json={"key": ada.key, "model": "acme/sample"}, headers=odd)
     assert (answer.status_code, answer.json()["error"]) == (401, "key_invalid")
