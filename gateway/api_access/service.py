@@ -122,24 +122,34 @@ async def verify_key(
     cache = rt.changes.cache("verification", _DECISION_TABLES)
     asked = (key_digest(secret), model, version)
 
-    async def load() -> _Decided:
+    async def load() -> _Decided | None:
         return await _decide(uow, secret, model, version, now)
 
-    # Only well-formed keys' decisions are kept, so a hit needs no checksum.
+    # Only known keys' decisions are kept (anyone can make up well-formed keys: kept,
+    # their refusals would crowd out the decisions that matter), so a hit needs no
+    # checksum.
     decided: _Decided | None = cache.peek(asked)
     if decided is None:
         if not is_well_formed(secret):
             return _refused(Reason.KEY_INVALID, "that is not an API key of this gateway")
         decided = await cache.get(asked, load)
-    if decided is None or now >= decided.until:
+    elif now >= decided.until:
         decided = await load()  # a start or an end passed since it was decided
+    if decided is None:
+        return _refused(Reason.KEY_INVALID, "this API key is not known to this gateway")
     if decided.refused is not None:
         return decided.refused
-    assert decided.terms is not None
-    assert decided.described is not None
     # The counters take connections of their own: none is held while they count.
     await uow.end_read()
+    return await _spent(rt, decided, cost, now)
+
+
+async def _spent(rt: Runtime, decided: _Decided, cost: int, now: datetime) -> Verification:
+    """The allowed decision with one request and `cost` credits spent, or refused when the
+    key's minute or the grant's month has none left."""
     terms = decided.terms
+    assert terms is not None
+    assert decided.described is not None
     spent = await rt.meter.spend(
         terms, key_id=decided.key_id, grant_id=decided.grant_id, cost=cost, now=now
     )
@@ -161,12 +171,13 @@ async def verify_key(
 
 async def _decide(
     uow: UnitOfWork, secret: str, model: ModelRef, version: str | None, now: datetime
-) -> _Decided:
+) -> _Decided | None:
+    """What the key may do with the model now, or None when no key has that secret."""
     rt = uow.rt
     try:
         grantee = await authenticate_cached(uow, secret)
     except Unauthenticated:
-        return _Decided(_refused(Reason.KEY_INVALID, "this API key is not known to this gateway"))
+        return None
     releases = await model_releases(uow, model)
     if version is not None:
         releases = tuple(r for r in releases if r.version == version)

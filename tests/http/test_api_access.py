@@ -20,6 +20,7 @@ from gateway.api_access.front import VerifyInFront
 from gateway.api_access.service_accounts import create_service
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.credentials.api_key_format import new_api_key
 from gateway.db.models import Account, ApiKey, ApiUsageEvent, Evidence
 from gateway.errors import InvalidInput
 from gateway.evidence_log.service import seal
@@ -411,6 +412,23 @@ async def test_a_cached_verification_ends_when_the_key_does(
     # Another key of the same account, never cached, is still valid at that time.
     other = await http.post(VERIFY, json={**body, "key": ada.key}, headers=service)
     assert other.status_code == 200, other.text
+
+
+async def test_made_up_keys_are_refused_without_crowding_the_cache(
+    http: Client, rt: Runtime, tmp_path: Path
+) -> None:
+    ada = await preview(rt, tmp_path)
+    service = await service_key(rt)
+    known = {"key": ada.key, "model": "acme/sample"}
+    assert (await http.post(VERIFY, json=known, headers=service)).status_code == 200
+    decisions = runtime_of(http).changes.cache("verification", ())
+    assert len(decisions) == 1
+    # Well-formed keys anyone can make: each is looked up and refused, and none is kept.
+    for made_up in [new_api_key() for _ in range(20)]:
+        answer = await http.post(VERIFY, json={**known, "key": made_up}, headers=service)
+        assert (answer.status_code, answer.json()["reason"]) == (403, "key_invalid")
+    assert len(decisions) == 1
+    assert (await http.post(VERIFY, json=known, headers=service)).status_code == 200
 
 
 async def test_a_malformed_verification_is_a_400_that_says_what_is_wrong(
