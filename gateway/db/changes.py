@@ -12,8 +12,12 @@ Rules:
   made on one replica empties the caches of every other at once. Until that connection
   is up, and whenever it drops, the caches are emptied and bypassed: a process that
   cannot hear of changes reads the database.
-- On SQLite there are no notifications; another process's change reaches a cache
-  through the time to live alone.
+- On SQLite (a database file), every process's commits append the tables they wrote to
+  a journal next to the database (`<file>-changes`), and each cache lookup first reads
+  what was appended since it last looked (a `stat`, and a read when the file grew): a
+  command's revocation reaches a running server's next request. A write from outside
+  every gateway process (the `sqlite3` shell) reaches the caches through the time to
+  live alone.
 - A load that an invalidation overlaps is not kept (each cache counts its
   invalidations), so a row read just before a commit never outlives it.
 - Cached values are rows detached from their session, shared by every request of the
@@ -28,10 +32,12 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import os
 import re
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import event
@@ -75,6 +81,8 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 MAX_ENTRIES = 50_000
 # The listener's application_name, as pg_stat_activity shows it.
 LISTENER_NAME = "gateway-changes"
+# The SQLite journal starts again (a new file) once it is this long.
+JOURNAL_MAX_BYTES = 1 << 20
 
 
 # While a cache reads a value: since when the rows it is made of were read (the oldest
@@ -118,7 +126,10 @@ class Cache(Generic[K, V]):
         """The cached value of `key` if one is fresh; reads nothing. For a caller that must
         check its input before it may read for it (a key's checksum), and only then."""
         changes = self._changes
-        hit = self._entries.get(key) if changes.enabled else None
+        if not changes.enabled:
+            return None
+        changes.catch_up()
+        hit = self._entries.get(key)
         if hit is not None and changes.monotonic() - hit[1] < changes.ttl:
             self._hits.inc()
             _used(hit[1])
@@ -132,6 +143,7 @@ class Cache(Generic[K, V]):
         if not changes.enabled:
             self._bypassed.inc()
             return await load()
+        changes.catch_up()
         started = changes.monotonic()
         hit = self._entries.get(key)
         if hit is not None and started - hit[1] < changes.ttl:
@@ -197,6 +209,7 @@ class Changes:
         self.ttl = ttl
         self.monotonic = monotonic
         self._postgres = not database_url.startswith("sqlite")
+        self._journal = None if self._postgres else journal_of(database_url)
         self._caches: dict[str, Cache[Any, Any]] = {}
         self._hooks: list[tuple[frozenset[str], Callable[[], None]]] = []
         self._hearing = False
@@ -229,6 +242,15 @@ class Changes:
         """Call `forget` whenever `tables` change, for a cache kept elsewhere (the URL
         signing keys')."""
         self._hooks.append((frozenset(tables), forget))
+
+    def catch_up(self) -> None:
+        """Forget what other processes' commits changed since this process last looked
+        (SQLite's journal; on PostgreSQL the listener does it as notifications come)."""
+        journal = self._journal
+        if journal is not None:
+            news = journal.news()
+            if news:
+                committed(self.database_url, news)
 
     def changed(self, tables: Iterable[str]) -> None:
         """Forget what was read from `tables` (EVERYTHING: from any table)."""
@@ -356,6 +378,116 @@ def committed(database_url: str, tables: Iterable[str]) -> None:
         changes.changed(names)
 
 
+class Journal:
+    """The tables that commits wrote, one line per commit, appended by every process on one
+    SQLite database file and read by each from where it last read.
+
+    Appends are single `O_APPEND` writes, so lines from several processes never mix; a
+    line still being written (no newline yet) is read next time. When the file grows past
+    JOURNAL_MAX_BYTES a writer replaces it with an empty one: a reader that finds another
+    file than it was reading forgets everything once, and a writer that appended to the
+    file just replaced appends again to the new one.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file, self._offset = self._where()
+        self._warned = False
+
+    def _where(self) -> tuple[tuple[int, int] | None, int]:
+        try:
+            found = os.stat(self.path)
+        except FileNotFoundError:
+            return None, 0
+        return (found.st_dev, found.st_ino), found.st_size
+
+    def append(self, tables: Iterable[str]) -> None:
+        line = (" ".join(sorted(tables)) + "\n").encode()
+        try:
+            for _attempt in range(2):
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                try:
+                    os.write(fd, line)
+                    written = os.fstat(fd)
+                    end = written.st_size
+                finally:
+                    os.close(fd)
+                here = (written.st_dev, written.st_ino)
+                # What this process wrote itself it has already forgotten (`committed`).
+                if self._file in (here, None) and end - len(line) == self._offset:
+                    self._file, self._offset = here, end
+                if end > JOURNAL_MAX_BYTES:
+                    self._start_again()
+                    return
+                if self._where()[0] == here:
+                    return
+                # Replaced while this process appended: the new file has to say it too.
+        except OSError:
+            if not self._warned:
+                logger.warning(
+                    "cannot write the change journal %s; other processes see this one's "
+                    "changes within the time to live",
+                    self.path,
+                    exc_info=True,
+                )
+            self._warned = True
+
+    def _start_again(self) -> None:
+        fresh = self.path.with_name(f"{self.path.name}.{os.getpid()}.new")
+        fresh.write_bytes(b"")
+        os.replace(fresh, self.path)
+
+    def news(self) -> set[str] | None:
+        """The tables written since the last look (EVERYTHING when it cannot tell), or
+        None when nothing was."""
+        file, size = self._where()
+        if file == self._file and size == self._offset:
+            return None
+        if self._file is None and file is not None:
+            # The first journal: nothing was written before it.
+            self._file, self._offset = file, 0
+            return self._read()
+        if file != self._file or size < self._offset:
+            self._file, self._offset = file, 0
+            self._read()  # what the new file holds is part of everything
+            return {EVERYTHING}
+        return self._read()
+
+    def _read(self) -> set[str] | None:
+        try:
+            with open(self.path, "rb") as journal:
+                journal.seek(self._offset)
+                chunk = journal.read()
+        except FileNotFoundError:
+            return None
+        whole = chunk.rfind(b"\n") + 1
+        if whole == 0:
+            return None
+        self._offset += whole
+        tables: set[str] = set()
+        for name in chunk[:whole].decode(errors="replace").split():
+            tables.add(name if name in WATCHED else EVERYTHING)
+        return tables or None
+
+
+_JOURNALS: dict[Path, Journal] = {}
+
+
+def journal_of(database_url: str) -> Journal | None:
+    """This process's journal of the SQLite database file at `database_url` (None for a
+    database in memory)."""
+    url = make_url(database_url)
+    name = url.database
+    if not name or name == ":memory:" or url.query.get("mode") == "memory":
+        return None
+    path = Path(name).resolve()
+    path = path.with_name(f"{path.name}-changes")
+    found = _JOURNALS.get(path)
+    if found is None:
+        found = _JOURNALS[path] = Journal(path)
+    return found
+
+
 def watch_writes(engine: AsyncEngine, database_url: str) -> None:
     """Note which watched tables each transaction writes; tell the caches once it has
     committed and its connection is back in the pool."""
@@ -376,10 +508,14 @@ def watch_writes(engine: AsyncEngine, database_url: str) -> None:
     def rolled_back(conn: Any) -> None:
         conn.info.pop(_PENDING, None)
 
+    journal = journal_of(database_url) if database_url.startswith("sqlite") else None
+
     def returned(_dbapi_connection: Any, record: Any) -> None:
         done = record.info.pop(_COMMITTED, None)
         if done:
             committed(database_url, done)
+            if journal is not None:
+                journal.append(done)
 
     event.listen(sync, "after_cursor_execute", noted)
     event.listen(sync, "commit", committing)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from gateway.config import ConfigError, load_settings
-from gateway.db.changes import EVERYTHING, Changes, written_tables
+from gateway.db import changes as changes_module
+from gateway.db.changes import EVERYTHING, Changes, Journal, written_tables
 from tests.units import ManualClock
 
 pytestmark = pytest.mark.anyio
@@ -208,3 +209,35 @@ async def test_a_value_made_of_cached_entries_is_as_old_as_the_oldest() -> None:
     # At 1.0 the row is a second old, and so is the decision made of it.
     assert await decisions.get("d", decide) == 2
     assert load.count == 2
+
+
+def test_the_journal_tells_each_process_what_the_others_committed(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.sqlite3-changes"
+    server, command = Journal(path), Journal(path)  # two processes on one database
+    assert server.news() is None
+    command.append({"grants", "api_keys"})
+    assert server.news() == {"grants", "api_keys"}
+    assert server.news() is None
+    assert command.news() is None, "a process has already forgotten what it wrote itself"
+    # A line still being written is read once it is whole.
+    with path.open("ab") as journal:
+        journal.write(b"accounts")
+    assert server.news() is None
+    with path.open("ab") as journal:
+        journal.write(b"\nsomething_new\n")
+    assert server.news() == {"accounts", EVERYTHING}
+
+
+def test_a_journal_that_starts_again_makes_its_readers_forget_everything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "gateway.sqlite3-changes"
+    server, command = Journal(path), Journal(path)
+    monkeypatch.setattr(changes_module, "JOURNAL_MAX_BYTES", 30)
+    command.append({"grants"})
+    assert server.news() == {"grants"}
+    command.append({"accounts", "api_keys", "releases"})  # past the limit: a new file
+    assert path.stat().st_size == 0
+    assert server.news() == {EVERYTHING}
+    command.append({"recalls"})
+    assert server.news() == {"recalls"}

@@ -1,7 +1,8 @@
 """The hot paths' caches (gateway/db/changes.py): a warm manifest, /d/ and release JSON read
 only what changes with every request; a change made through this process is seen at once;
 a change made by another process is seen through PostgreSQL's notifications, or on SQLite
-within the time to live; while the listener cannot hear, the caches are bypassed.
+through the change journal (another gateway process) or within the time to live (anything
+else); while the listener cannot hear, the caches are bypassed.
 
 "Another process" is a connection of the database's own driver, outside every engine of
 this process: nothing here can tell the caches but the database itself.
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -279,4 +282,51 @@ async def test_on_sqlite_another_process_change_is_seen_within_the_time_to_live(
         assert (await manifest(client, alice)).status_code == 200
         # ...and not a moment longer.
         clock.now += rt.changes.ttl / 2
+        assert refused(await manifest(client, alice), "account_suspended")
+
+
+# Another gateway process: its own engine on the same file, as `gateway grants revoke` has.
+SUSPEND_IN_ANOTHER_PROCESS = """
+import asyncio, sys
+from sqlalchemy import text
+from gateway.db.engine import make_engine
+
+async def main(url, account):
+    engine = make_engine(url)
+    async with engine.begin() as db:
+        await db.execute(
+            text("UPDATE accounts SET status = 'suspended' WHERE id = :id"), {"id": account}
+        )
+    await engine.dispose()
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+@on_backends("sqlite")
+async def test_on_sqlite_another_gateway_process_change_is_seen_at_the_next_request(
+    settings: Settings, runtime: Runtime, tmp_path: Path
+) -> None:
+    await open_release(runtime, tmp_path)
+    alice = await grantee(runtime)
+    async with served(settings) as (client, _rt, reads):
+        assert (await manifest(client, alice)).status_code == 200
+        async with reads.during() as warm:
+            assert (await manifest(client, alice)).status_code == 200
+        assert "accounts" not in Reads.tables(warm), "the account was not cached"
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [
+                sys.executable,
+                "-c",
+                SUSPEND_IN_ANOTHER_PROCESS,
+                settings.database_url,
+                alice.account_id,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        # The served runtime's clock stands still: only the journal can have told it.
         assert refused(await manifest(client, alice), "account_suspended")
