@@ -216,11 +216,15 @@ async def _best(
     grants: tuple[Grant, ...],
     now: datetime,
 ) -> tuple[Grant, Release] | Verification:
-    """The grant and release that allow API use now (the newest release, the widest tier),
-    else the refusal that tells most: the key's, the account's, then the first grant's."""
+    """The grant and release that allow API use now (the newest release not yanked, a
+    yanked one only when nothing else allows it; the widest tier), else the refusal that
+    tells most: the key's, the account's, then the first grant's."""
     rt = uow.rt
     first: Deny | None = None
-    for release in sorted(releases, key=lambda r: r.published_at, reverse=True):
+    newest_first = sorted(
+        releases, key=lambda r: (r.yanked_at is None, r.published_at), reverse=True
+    )
+    for release in newest_first:
         recalled = await recalled_tiers(uow, release.id)
         grant, decision = best_grant(rt, now, grantee, release, grants, recalled, api_use=True)
         if grant is not None:

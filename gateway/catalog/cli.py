@@ -18,6 +18,7 @@ from rich.progress import (
 from rich.table import Table
 
 from gateway.catalog import service
+from gateway.catalog.schemas import latest_release
 from gateway.cli.support import err, in_unit, out, parse_or_fail, run
 from gateway.publishing.service import PublishRequest, publish_release
 from gateway.runtime import cli_actor
@@ -34,11 +35,13 @@ def models() -> None:
 @models.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def models_list(as_json: bool) -> None:
-    """List every model with its latest release."""
+    """List every model with its latest release: the newest active one that is not
+    yanked, else the newest of all (a draft, say)."""
 
     rows: list[dict[str, object]] = []
     for model in run(in_unit(service.every_model)):
-        latest = model.releases[-1] if model.releases else None
+        releases = list(model.releases)
+        latest = latest_release(releases) or (releases[-1] if releases else None)
         rows.append(
             {
                 "model": model.ref,

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from gateway.db.models import Model, Release
 from policies.schema import Policy
+from stages.release import DRAFT, Status
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,8 @@ class ReleaseSummary:
     published_at: datetime
     total_size: int
     url: str
+    yanked: bool
+    yanked_reason: str | None
 
     @classmethod
     def of(cls, release: Release, model: Model) -> ReleaseSummary:
@@ -27,7 +30,20 @@ class ReleaseSummary:
             published_at=release.published_at,
             total_size=release.total_size,
             url=f"/api/v1/models/{model.org}/{model.name}/releases/{release.version}",
+            yanked=release.yanked_at is not None,
+            yanked_reason=release.yanked_reason,
         )
+
+
+def latest_release(releases: list[Release]) -> Release | None:
+    """The release a caller naming no version means: the newest published one that is
+    active and not yanked (PEP 592), if any."""
+    usable = [
+        r
+        for r in releases
+        if r.status == Status.ACTIVE and r.stage != DRAFT and r.yanked_at is None
+    ]
+    return max(usable, key=lambda r: r.published_at, default=None)
 
 
 @dataclass(frozen=True)
@@ -37,15 +53,19 @@ class ModelSummary:
     id: str
     releases: list[ReleaseSummary]
     url: str
+    # The newest active release that is not yanked: what `gateway download ORG/NAME` takes.
+    latest: str | None
 
     @classmethod
     def of(cls, model: Model) -> ModelSummary:
+        latest = latest_release(list(model.releases))
         return cls(
             org=model.org,
             name=model.name,
             id=model.ref,
             releases=[ReleaseSummary.of(r, model) for r in model.releases],
             url=f"/api/v1/models/{model.org}/{model.name}",
+            latest=latest.version if latest is not None else None,
         )
 
 
@@ -92,6 +112,9 @@ class ReleaseDetail:
     tiers: list[TierAccess]
     signature_url: str
     public_key_url: str
+    yanked: bool
+    yanked_reason: str | None
+    yanked_at: datetime | None
 
     @classmethod
     def of(cls, release: Release, policy: Policy, open_tiers: set[str]) -> ReleaseDetail:
@@ -127,4 +150,7 @@ class ReleaseDetail:
             ],
             signature_url=f"{base}/signature",
             public_key_url="/.well-known/release-signing-key.pem",
+            yanked=release.yanked_at is not None,
+            yanked_reason=release.yanked_reason,
+            yanked_at=release.yanked_at,
         )

@@ -79,9 +79,11 @@ class ModelView:
 
 
 async def model_page(uow: UnitOfWork, ref: ModelRef) -> ModelView:
-    """A model and the card of its newest open release that has one."""
+    """A model and the card of its newest open release that has one (a yanked release's
+    only when no other open release has a card)."""
     model = await get_model(uow, ref)
     opened = [r for r in model.releases if open_tiers(uow.rt, r.stage, r.status)]
+    opened.sort(key=lambda r: r.yanked_at is None)  # stable: yanked first, each oldest first
     return ModelView(model, await model_card(uow, opened))
 
 

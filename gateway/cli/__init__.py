@@ -87,6 +87,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Approve lifting a recall; lifts it once enough operators agree (policy).",
     ),
     "release": ("gateway.catalog.cli:release", "Releases: list, show and publish."),
+    "unyank": (
+        "gateway.staging.cli:unyank_command",
+        "Take a yank back: the release is again what it was before.",
+    ),
+    "yank": (
+        "gateway.staging.cli:yank_command",
+        "Yank a release: no longer latest, still downloadable by its exact version.",
+    ),
     "transparency": (
         "gateway.transparency.cli:transparency",
         "Transparency reports: applications, grants, downloads, incidents, enforcement.",

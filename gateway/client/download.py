@@ -87,6 +87,11 @@ def download_release(
         api, request.model, request.version, request.selection, state_for
     )
     folder = folder_for(request, version)
+    if manifest.yanked_reason is not None:
+        warn(
+            f"{request.model}:{version} is yanked: {manifest.yanked_reason}. "
+            "It is no longer the model's latest release; download another unless you need this one."
+        )
     artifacts, withheld = _selected(manifest, request.selection)
     for item in withheld:
         warn(f"withheld {item.path} ({item.component}): {item.message} [{item.reason}]")

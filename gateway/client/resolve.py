@@ -1,14 +1,16 @@
 """Which release to download, and the gateway's manifest for it.
 
 Without a version, the newest release the caller can actually get wins: releases are
-tried newest first, skipping drafts and releases that are not active, and one the
-gateway refuses with tier_not_open (open to partners, say, but not yet to the caller's
-tier) gives way to the next older one. Any other refusal is the answer.
+tried newest first, skipping drafts, releases that are not active and yanked ones (PEP
+592: a yanked release is downloaded only by its exact version), and one the gateway
+refuses with tier_not_open (open to partners, say, but not yet to the caller's tier)
+gives way to the next older one. Any other refusal is the answer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from gateway.client.api import GatewayApi
 from gateway.client.errors import DownloadFailed, usage
@@ -28,7 +30,7 @@ def candidates(releases: list[ReleaseEntry]) -> list[str]:
     return [
         r.version
         for r in reversed(releases)
-        if r.status == "active" and r.stage != "draft" and _is_version(r.version)
+        if r.status == "active" and r.stage != "draft" and not r.yanked and _is_version(r.version)
     ]
 
 
@@ -51,8 +53,16 @@ def open_manifest(
     if version is not None:
         state = state_for(version)
         return version, request_manifest(api, model, version, selection, state), state
-    versions = candidates(api.model_releases(model))
+    releases = api.model_releases(model)
+    versions = candidates(releases)
     if not versions:
+        if candidates([replace(r, yanked=False) for r in releases]):
+            raise DownloadFailed(
+                "release_not_found",
+                f"every active release of {model} is yanked: name the version you need "
+                f"({model}:VERSION)",
+                status=404,
+            )
         raise DownloadFailed(
             "release_not_found", f"{model} has no active release open to anyone yet", status=404
         )

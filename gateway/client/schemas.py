@@ -21,6 +21,7 @@ class ReleaseEntry:
     version: str
     stage: str
     status: str
+    yanked: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class DownloadManifest:
     withheld: tuple[Withheld, ...]
     signature_url: str
     public_key_url: str
+    yanked_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ def parse_releases(body: Any) -> list[ReleaseEntry]:
             version=_field(entry, "version", str, "release entry"),
             stage=_field(entry, "stage", str, "release entry"),
             status=_field(entry, "status", str, "release entry"),
+            yanked=entry.get("yanked") is True,
         )
         for entry in (_object(e, "release entry") for e in _list(model, "releases", "model"))
     ]
@@ -146,4 +149,15 @@ def parse_manifest(body: Any) -> DownloadManifest:
         withheld=tuple(withheld),
         signature_url=_field(manifest, "signature_url", str, where),
         public_key_url=_field(manifest, "public_key_url", str, where),
+        yanked_reason=_yanked_reason(manifest.get("yanked_reason")),
     )
+
+
+def _yanked_reason(value: Any) -> str | None:
+    """The reason a release was yanked, as one line of text fit for a terminal."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise unexpected("the server sent a yanked_reason that is not text")
+    printable = "".join(c if c.isprintable() else " " for c in value)
+    return " ".join(printable.split())[:2000] or "no reason given"

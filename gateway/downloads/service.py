@@ -91,6 +91,8 @@ class DownloadManifest:
     withheld: list[WithheldArtifact]
     signature_url: str
     public_key_url: str
+    # Why the release was yanked (PEP 592), when it is: still downloadable by its version.
+    yanked_reason: str | None = None
 
 
 async def issue_manifest(
@@ -261,6 +263,7 @@ async def _issue(
         withheld=withheld,
         signature_url=f"{api}/signature",
         public_key_url=f"{base}/.well-known/release-signing-key.pem",
+        yanked_reason=release.yanked_reason if release.yanked_at is not None else None,
     )
 
 

@@ -98,6 +98,8 @@ class StageStatusOut:
     open_incidents: dict[str, int]
     evidence: list[AttachmentOut]
     recalls: list[RecallInForceOut]
+    yanked_reason: str | None  # the reason while the release is yanked
+    yanked_at: datetime | None
 
     @classmethod
     def of(cls, status: StageStatus) -> StageStatusOut:
@@ -119,6 +121,8 @@ class StageStatusOut:
                 for kind, label, result, at, file in status.evidence
             ],
             recalls=[RecallInForceOut(*recalled) for recalled in status.recalls],
+            yanked_reason=status.yanked[0] if status.yanked else None,
+            yanked_at=status.yanked[1] if status.yanked else None,
         )
 
 

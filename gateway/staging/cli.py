@@ -1,5 +1,6 @@
-"""`gateway stage`, `gateway evidence`, `gateway recall` and `gateway reinstate`: moving a
-release through its stages and stopping it."""
+"""`gateway stage`, `gateway evidence`, `gateway recall`, `gateway reinstate`, `gateway
+yank` and `gateway unyank`: moving a release through its stages, stopping it, and
+passing over it."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ from gateway.staging.promotion import (
 )
 from gateway.staging.recalls import RecallOutcome, ReinstateOutcome, recall, reinstate
 from gateway.staging.service import StageMoved, move_release
+from gateway.staging.yanks import YankState, unyank, yank
+from gateway.staging.yanks_api import YankOut
 from gateway.web.filters import human_size, when
 from stages.actors import Actor
 from stages.names import ModelRef, parse_release_ref
@@ -328,3 +331,46 @@ def reinstate_command(ref: str, tier: str | None, operator: str | None) -> None:
         "another operator completes it with the same command."
     )
     raise SystemExit(4)
+
+
+@click.command("yank")
+@click.argument("ref", metavar="ORG/NAME:VERSION")
+@click.option(
+    "--reason", required=True, help="Why: shown in the catalog, the manifest and the client."
+)
+@as_operator
+def yank_command(ref: str, reason: str, operator: str | None) -> None:
+    """Yank a release: no longer latest, still downloadable by its exact version."""
+    model, version = _release(ref)
+    api = remote(operator=operator)
+    if api is not None:
+        state = api.fetch(YankOut, "POST", _release_path(ref) + "/yank", body={"reason": reason})
+    else:
+
+        async def call(uow: UnitOfWork) -> YankState:
+            return await yank(
+                uow, model, version, reason=reason, actor=await actor_for(uow, operator)
+            )
+
+        state = YankOut.of(run(in_unit(call)))
+    out.print(f"Yanked {state.release}: {state.reason}")
+    out.print(f"{state.grantees_notified} grantee(s) notified.")
+
+
+@click.command("unyank")
+@click.argument("ref", metavar="ORG/NAME:VERSION")
+@as_operator
+def unyank_command(ref: str, operator: str | None) -> None:
+    """Take a yank back: the release is again what it was before."""
+    model, version = _release(ref)
+    api = remote(operator=operator)
+    if api is not None:
+        state = api.fetch(YankOut, "POST", _release_path(ref) + "/unyank")
+    else:
+
+        async def call(uow: UnitOfWork) -> YankState:
+            return await unyank(uow, model, version, actor=await actor_for(uow, operator))
+
+        state = YankOut.of(run(in_unit(call)))
+    out.print(f"{state.release} is no longer yanked.")
+    out.print(f"{state.grantees_notified} grantee(s) notified.")

@@ -6,6 +6,7 @@ operator is the signed-in account, so approvals by two operators are two people.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from litestar import Controller, get, post
@@ -22,6 +23,7 @@ from gateway.staging.evidence_files import (
 from gateway.staging.promotion import attach_evidence, promote, stage_status
 from gateway.staging.recalls import recall, reinstate
 from gateway.staging.service import list_releases, move_release
+from gateway.staging.yanks import unyank, yank
 from gateway.web import Name, Org, Uow, Version
 from gateway.web.forms import field
 from gateway.web.guards import Operator, back_to, requires_operator
@@ -149,35 +151,81 @@ async def _perform(
     reason: str | None,
     data: dict[str, Any],
 ) -> str:
-    if action == "promote":
-        outcome = await promote(
-            uow,
-            model,
-            version,
-            target=None,
-            actor=actor,
-            override_reason=reason if field(data, "override") == "on" else None,
+    """Carry out one of the release page's forms; the notice that says what happened."""
+    perform = _ACTIONS.get(action)
+    if perform is None:
+        raise NotFound(f"no action {action!r}", code="not_found")
+    return await perform(uow, model, version, actor, reason, data)
+
+
+async def _promote(
+    uow: Uow, model: ModelRef, version: str, actor: str, reason: str | None, data: dict[str, Any]
+) -> str:
+    outcome = await promote(
+        uow,
+        model,
+        version,
+        target=None,
+        actor=actor,
+        override_reason=reason if field(data, "override") == "on" else None,
+    )
+    if outcome.moved:
+        return f"Promoted to {outcome.target}" + (
+            " (gates overridden)" if outcome.overridden else ""
         )
-        if outcome.moved:
-            return f"Promoted to {outcome.target}" + (
-                " (gates overridden)" if outcome.overridden else ""
-            )
-        return f"Not promoted yet: {outcome.refusal()}"
-    if action == "rollback":
-        moved = await move_release(
-            uow, model, version, Move.ROLLBACK, target=field(data, "to"), actor=actor, reason=reason
-        )
-        return f"Rolled back to {moved.to_stage}"
-    if action == "recall":
-        tier = field(data, "tier") or None
-        done = await recall(uow, model, version, reason=reason or "", tier=tier, actor=actor)
-        return (
-            f"Recalled; {done.grantees_notified} grantee(s) notified"
-            if done.releases
-            else "Already recalled"
-        )
-    if action == "reinstate":
-        tier = field(data, "tier") or None
-        lifted = await reinstate(uow, model, version, tier=tier, actor=actor)
-        return "Recall lifted" if lifted.lifted else f"Approval recorded; {'; '.join(lifted.unmet)}"
-    raise NotFound(f"no action {action!r}", code="not_found")
+    return f"Not promoted yet: {outcome.refusal()}"
+
+
+async def _rollback(
+    uow: Uow, model: ModelRef, version: str, actor: str, reason: str | None, data: dict[str, Any]
+) -> str:
+    moved = await move_release(
+        uow, model, version, Move.ROLLBACK, target=field(data, "to"), actor=actor, reason=reason
+    )
+    return f"Rolled back to {moved.to_stage}"
+
+
+async def _recall(
+    uow: Uow, model: ModelRef, version: str, actor: str, reason: str | None, data: dict[str, Any]
+) -> str:
+    tier = field(data, "tier") or None
+    done = await recall(uow, model, version, reason=reason or "", tier=tier, actor=actor)
+    return (
+        f"Recalled; {done.grantees_notified} grantee(s) notified"
+        if done.releases
+        else "Already recalled"
+    )
+
+
+async def _reinstate(
+    uow: Uow, model: ModelRef, version: str, actor: str, _reason: str | None, data: dict[str, Any]
+) -> str:
+    tier = field(data, "tier") or None
+    lifted = await reinstate(uow, model, version, tier=tier, actor=actor)
+    return "Recall lifted" if lifted.lifted else f"Approval recorded; {'; '.join(lifted.unmet)}"
+
+
+async def _yank(
+    uow: Uow, model: ModelRef, version: str, actor: str, reason: str | None, _data: dict[str, Any]
+) -> str:
+    yanked = await yank(uow, model, version, reason=reason or "", actor=actor)
+    return f"Yanked; {yanked.grantees_notified} grantee(s) notified"
+
+
+async def _unyank(
+    uow: Uow, model: ModelRef, version: str, actor: str, _reason: str | None, _data: dict[str, Any]
+) -> str:
+    await unyank(uow, model, version, actor=actor)
+    return "No longer yanked"
+
+
+_ACTIONS: dict[
+    str, Callable[[Uow, ModelRef, str, str, str | None, dict[str, Any]], Awaitable[str]]
+] = {
+    "promote": _promote,
+    "rollback": _rollback,
+    "recall": _recall,
+    "reinstate": _reinstate,
+    "yank": _yank,
+    "unyank": _unyank,
+}

@@ -201,6 +201,7 @@ class StageStatus:
     approvals: frozenset[str]
     # The stages a rollback may go to now, narrowest first: none at draft or unless active.
     rollback_to: tuple[str, ...] = ()
+    yanked: tuple[str, datetime] | None = None  # (reason, since) while yanked
 
 
 async def stage_status(uow: UnitOfWork, model: ModelRef, version: str) -> StageStatus:
@@ -237,6 +238,7 @@ async def stage_status(uow: UnitOfWork, model: ModelRef, version: str) -> StageS
         recalls=[(r.tier or "all tiers", r.reason, r.recalled_at) for r in recalls],
         approvals=approvals,
         rollback_to=_rollback_targets(rt, release),
+        yanked=((release.yanked_reason or "", release.yanked_at) if release.yanked_at else None),
     )
 
 

@@ -65,6 +65,8 @@ class EvidenceKind(StrEnum):
     RELEASE_RECALLED = "release.recalled"
     RELEASE_REINSTATEMENT_APPROVED = "release.reinstatement_approved"
     RELEASE_REINSTATED = "release.reinstated"
+    RELEASE_YANKED = "release.yanked"
+    RELEASE_UNYANKED = "release.unyanked"
     RELEASE_DECOMMISSION_ANNOUNCED = "release.decommission_announced"
     RELEASE_DECOMMISSIONED = "release.decommissioned"
     RELEASE_PURGED = "release.purged"

@@ -43,6 +43,18 @@ class ReleaseRecalled(Payload):
 
 
 @dataclass(frozen=True)
+class ReleaseYanked(Payload):
+    KIND = K.RELEASE_YANKED
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReleaseUnyanked(Payload):
+    KIND = K.RELEASE_UNYANKED
+    reason: str  # the reason it had been yanked for
+
+
+@dataclass(frozen=True)
 class ReinstatementApprovals(Payload):
     tier: str | None
     approvals: tuple[str, ...]

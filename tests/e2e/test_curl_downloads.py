@@ -29,20 +29,20 @@ def gateway(env: dict[str, str], *args: str) -> str:
     return result.stdout.strip()
 
 
-def published(env: dict[str, str], work: Path) -> Path:
-    """acme/llm 1.0 (a 3 MB file and a README) migrated, published, evaluated and open to
-    trusted partners; the folder it came from."""
-    folder = work / "model"
+def published(env: dict[str, str], work: Path, version: str = "1.0", size: int = 3_000_000) -> Path:
+    """acme/llm VERSION (a file of `size` bytes and a README) migrated, published,
+    evaluated and open to trusted partners; the folder it came from."""
+    folder = work / ("model" if version == "1.0" else f"model-{version}")
     folder.mkdir()
-    (folder / "model.safetensors").write_bytes(os.urandom(3_000_000))
-    (folder / "README.md").write_text("# model\n")
+    (folder / "model.safetensors").write_bytes(os.urandom(size))
+    (folder / "README.md").write_text(f"# model {version}\n")
     gateway(env, "db", "upgrade")
     gateway(
         env,
         "release",
         "publish",
         "acme/llm",
-        "1.0",
+        version,
         str(folder),
         "--license",
         str(make_license(work)),
@@ -51,7 +51,7 @@ def published(env: dict[str, str], work: Path) -> Path:
         env,
         "evidence",
         "attach",
-        "acme/llm:1.0",
+        f"acme/llm:{version}",
         "--kind",
         "evaluation",
         "--name",
@@ -59,7 +59,7 @@ def published(env: dict[str, str], work: Path) -> Path:
         "--result",
         "pass",
     )
-    gateway(env, "stage", "promote", "acme/llm:1.0", "--to", "trusted_partner")
+    gateway(env, "stage", "promote", f"acme/llm:{version}", "--to", "trusted_partner")
     return folder
 
 

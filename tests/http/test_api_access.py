@@ -29,10 +29,14 @@ from gateway.keys.service import create_key, revoke_key
 from gateway.metrics import registry as metrics_registry
 from gateway.runtime import Runtime, build_runtime
 from gateway.staging.promotion import stage_status
+from gateway.staging.service import move_release
+from gateway.staging.yanks import yank
 from gateway.usage.service import roll_up, usage_report
+from stages.release import Move
 from tests.backends import on_each_database
 from tests.grantees import MODEL, Grantee, grantee, open_release
 from tests.http.portal import HTML, submit
+from tests.sample import publish
 from tests.units import reading, within
 
 pytestmark = [pytest.mark.anyio, on_each_database()]
@@ -543,3 +547,25 @@ async def test_unusual_verifications_get_the_routes_answer(
     form = await http.post(VERIFY, data={"key": ada.key}, headers=service)
     assert (form.status_code, form.json()["error"]) == (400, "invalid_request")
     assert (await http.get(VERIFY, headers=service)).status_code == 405
+
+
+async def test_verifying_a_model_without_a_version_passes_over_a_yanked_release(
+    http: Client, rt: Runtime, tmp_path: Path
+) -> None:
+    ada = await preview(rt, tmp_path)
+    await publish(rt, tmp_path, version="2.0")
+    await within(
+        rt,
+        lambda uow: move_release(uow, MODEL, "2.0", Move.PROMOTE, target="api_preview", actor="t"),
+    )
+    service = await service_key(rt)
+    ask = {"key": ada.key, "model": "acme/sample"}
+    assert (await http.post(VERIFY, json=ask, headers=service)).json()["release"] == (
+        "acme/sample:2.0"
+    )
+    await within(rt, lambda uow: yank(uow, MODEL, "2.0", reason="a bad tokenizer", actor="t"))
+    passed_over = await http.post(VERIFY, json=ask, headers=service)
+    assert passed_over.json()["release"] == "acme/sample:1.0"
+    # By its exact version a yanked release is still served.
+    exact = await http.post(VERIFY, json={**ask, "model": "acme/sample:2.0"}, headers=service)
+    assert (exact.json()["valid"], exact.json()["release"]) == (True, "acme/sample:2.0")

@@ -61,6 +61,10 @@ class Release(Base):
     published_at: Mapped[datetime]
     published_by: Mapped[str] = mapped_column(String(320))
     stage_changed_at: Mapped[datetime]
+    # Yanked (PEP 592): no longer anyone's latest, still served by its exact version.
+    yanked_at: Mapped[datetime | None]
+    yanked_reason: Mapped[str | None] = mapped_column(Text)
+    yanked_by: Mapped[str | None] = mapped_column(String(320))
 
     model: Mapped[Model] = relationship(back_populates="releases", lazy="raise")
     license: Mapped[License] = relationship(lazy="raise")
