@@ -32,7 +32,12 @@ from policies.reading import (
     is_table,
     is_text,
 )
-from policies.response_loader import read_decommission, read_enforcement, read_triggers
+from policies.response_loader import (
+    read_decommission,
+    read_enforcement,
+    read_reporting,
+    read_triggers,
+)
 from policies.schema import (
     ComponentRule,
     EvidenceRules,
@@ -62,6 +67,7 @@ _TOP_KEYS: Final = (
     "enforcement",
     "evidence",
     "transparency",
+    "reporting",
 )
 _KEY_RULE_KEYS: Final = ("default_days", "max_days")
 _TIER_KEYS: Final = (
@@ -119,6 +125,7 @@ def load_policy(text: str, source: str) -> Policy:
     enforcement = read_enforcement(data, check)
     evidence = _read_evidence(data, check)
     transparency = _read_transparency(data, check)
+    reporting = read_reporting(data, check)
     if (
         check.problems
         or ladder is None
@@ -133,6 +140,7 @@ def load_policy(text: str, source: str) -> Policy:
         or enforcement is None
         or evidence is None
         or transparency is None
+        or reporting is None
     ):
         raise PolicyError(source, check.problems)
     return Policy(
@@ -149,6 +157,7 @@ def load_policy(text: str, source: str) -> Policy:
         enforcement=enforcement,
         evidence=evidence,
         transparency=transparency,
+        reporting=reporting,
     )
 
 

@@ -1,15 +1,19 @@
 # Reading how the provider responds from a policy file: the triggers that fire on
-# incidents, the decommission notice, and the enforcement ladder.
+# incidents, the decommission notice, the enforcement ladder and the deadlines of
+# reporting to an authority.
 #
 # Rules:
 # - Same contract as the rest of the loader: every problem is collected with the dotted
 #   path of its field, what was expected and what was found; unknown keys are refused.
 # - [decommission] and [enforcement] are required, every key spelled out, except
 #   enforcement.by_severity (no table: a severity never skips a step of the ladder).
-#   [[triggers]] may be absent: then nothing fires by itself.
+#   [[triggers]] may be absent: then nothing fires by itself. [reporting] may be absent:
+#   then no incident has a reporting deadline.
 # - Combinations that cannot mean what they say are refused: a tier on a trigger that
 #   does not recall a tier, a ladder that does not escalate, a severity mapped to a step
-#   that is not on the ladder or to a milder step than a lesser severity.
+#   that is not on the ladder or to a milder step than a lesser severity, a graver
+#   severity given longer to report than a lesser one, a reminder not before the
+#   shortest deadline.
 
 from collections.abc import Mapping
 from enum import StrEnum
@@ -26,9 +30,17 @@ from policies.reading import (
     is_days,
     is_non_negative_days,
     is_table,
+    is_text,
     read_day_list,
 )
-from policies.schema import DecommissionRules, EnforcementRules, Reaction, Trigger, TriggerEvent
+from policies.schema import (
+    DecommissionRules,
+    EnforcementRules,
+    Reaction,
+    ReportingRules,
+    Trigger,
+    TriggerEvent,
+)
 from stages.enforcement import EnforcementStep
 from stages.incidents import Severity
 from stages.tiers import TierLadder
@@ -252,3 +264,67 @@ def _read_by_severity(
             continue
         steps[severity] = step
     return MappingProxyType(steps) if complete else None
+
+
+_REPORTING_KEYS: Final = ("authority", "deadline_days", "remind_days")
+MAX_AUTHORITY: Final = 200
+
+
+def read_reporting(data: Mapping[str, object], check: Check) -> ReportingRules | None:
+    """The `[reporting]` table, optional: who incidents are reported to, by when."""
+    if "reporting" not in data:
+        return ReportingRules()
+    path = "reporting"
+    table = check.field(data, "", path, "a table {authority, deadline_days, remind_days}", is_table)
+    if table is None:
+        return None
+    check.keys(table, path, _REPORTING_KEYS)
+    authority = check.optional(
+        table, path, "authority", "a name", is_text, ReportingRules.authority
+    )
+    if authority is not None and len(authority) > MAX_AUTHORITY:
+        check.add(at(path, "authority"), f"expected at most {MAX_AUTHORITY} characters")
+        authority = None
+    remind = check.optional(table, path, "remind_days", NON_NEGATIVE_INT, is_non_negative_days, 1)
+    deadlines = _read_deadline_days(table, check)
+    if authority is None or remind is None or deadlines is None:
+        return None
+    if deadlines and remind >= min(deadlines.values()):
+        check.add(
+            at(path, "remind_days"),
+            f"expected fewer days than the shortest deadline ({min(deadlines.values())}), "
+            f"got {remind}",
+        )
+        return None
+    return ReportingRules(authority=authority.strip(), deadline_days=deadlines, remind_days=remind)
+
+
+def _read_deadline_days(table: Mapping[str, object], check: Check) -> Mapping[Severity, int] | None:
+    path = "reporting.deadline_days"
+    mapping = check.optional(
+        table, "reporting", "deadline_days", "a table of severity = days", is_table, {}
+    )
+    if mapping is None:
+        return None
+    check.keys(mapping, path, _SEVERITY_KEYS)
+    days: dict[Severity, int] = {}
+    complete = True
+    for severity in Severity:  # from the least severe, so each is checked against the last
+        if severity not in mapping:
+            continue
+        value = check.field(mapping, path, severity, POSITIVE_INT, is_days)
+        if value is None:
+            complete = False
+            continue
+        longer = [(lesser, d) for lesser, d in days.items() if d < value]
+        if longer:
+            lesser, shorter = longer[-1]
+            check.add(
+                at(path, severity),
+                f"expected at most deadline_days.{lesser}'s {shorter} days: a graver incident "
+                f"is never given longer to report, got {value}",
+            )
+            complete = False
+            continue
+        days[severity] = value
+    return MappingProxyType(days) if complete else None

@@ -5,7 +5,9 @@
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
+from types import MappingProxyType
 
 from stages.enforcement import EnforcementStep
 from stages.incidents import Severity
@@ -165,6 +167,29 @@ class EvidenceRules:
 
 
 @dataclass(frozen=True)
+class ReportingRules:
+    """When an incident must be reported to an authority: `deadline_days` after its
+    report reached the lab, by severity (a severity left out has no deadline), with a
+    reminder to the operators `remind_days` before."""
+
+    authority: str = "the competent authority"
+    deadline_days: Mapping[Severity, int] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False
+    )
+    remind_days: int = 1
+
+    def deadline(self, severity: str | None, since: datetime) -> datetime | None:
+        """The deadline of an incident of `severity` the lab learnt of at `since`."""
+        if severity is None:
+            return None
+        days = self.deadline_days.get(Severity(severity))
+        return None if days is None else since + timedelta(days=days)
+
+    def reminder(self, deadline: datetime) -> datetime:
+        return deadline - timedelta(days=self.remind_days)
+
+
+@dataclass(frozen=True)
 class TransparencyRules:
     """What transparency reports publish: any count under `min_count` shows as
     "< min_count", with complementary suppression so no sum gives it away."""
@@ -233,6 +258,7 @@ class Policy:
     enforcement: EnforcementRules
     evidence: EvidenceRules = EvidenceRules()
     transparency: TransparencyRules = TransparencyRules()
+    reporting: ReportingRules = ReportingRules()
 
     def application_rules(self, tier: str) -> ApplicationRules:
         """The application rules of `tier`; UnknownTier if it is not on the ladder."""

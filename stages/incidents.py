@@ -8,6 +8,10 @@
 #   plain values, changes nothing.
 # - dismissed and resolved are terminal: a closed incident is never reopened; a new
 #   report is a new incident.
+# - A reporting clock (ReportingClock) is `running` until its reminder, `due_soon` until
+#   its deadline, then `overdue`; a report recorded ends it as `reported`, or
+#   `reported_late` when made after the deadline. The first report made is the one
+#   that counts.
 # - Dismissing needs a reason: the reporter and the transparency report are told why a
 #   report was not acted on. Blank text is no reason.
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
@@ -151,3 +156,33 @@ def incident_reason_required(move: IncidentMove) -> bool:
 def is_open_incident(status: IncidentStatus) -> bool:
     """Whether the incident is still open: reported, triaged or confirmed."""
     return IncidentStatus(status) in OPEN_INCIDENT_STATUSES
+
+
+# --- the clock of reporting to an authority ---------------------------------------------
+
+
+class ClockState(StrEnum):
+    RUNNING = "running"  # the deadline is ahead, the reminder not yet due
+    DUE_SOON = "due_soon"  # the reminder is due: the deadline is near
+    OVERDUE = "overdue"  # past the deadline, not reported
+    REPORTED = "reported"  # reported by the deadline
+    REPORTED_LATE = "reported_late"  # reported after it
+
+
+@dataclass(frozen=True)
+class ReportingClock:
+    """An incident's deadline for reporting to an authority (from the policy, by its
+    severity, counted from when the report reached the lab) and the first report made."""
+
+    authority: str
+    deadline: datetime
+    reminder: datetime
+    reported_at: datetime | None
+
+    def state(self, now: datetime) -> ClockState:
+        if self.reported_at is not None:
+            late = self.reported_at > self.deadline
+            return ClockState.REPORTED_LATE if late else ClockState.REPORTED
+        if now >= self.deadline:
+            return ClockState.OVERDUE
+        return ClockState.DUE_SOON if now >= self.reminder else ClockState.RUNNING

@@ -16,11 +16,18 @@ from rich.table import Table
 from gateway.cli.remote import Remote, remote
 from gateway.cli.support import UnitOfWork, err, in_unit, out, run
 from gateway.incidents import service
-from gateway.incidents.ops_api import IncidentDetailOut, IncidentOut, IncidentPage, StepOut
+from gateway.incidents.deadlines import report_to_authority
+from gateway.incidents.ops_api import (
+    IncidentDetailOut,
+    IncidentOut,
+    IncidentPage,
+    ReportingOut,
+    StepOut,
+)
 from gateway.staging.cli import actor_for, as_operator
 from gateway.web.filters import when
 from stages.actors import Actor
-from stages.incidents import Severity
+from stages.incidents import ClockState, Severity
 
 T = TypeVar("T")
 
@@ -60,7 +67,7 @@ def incidents_list(
         return await service.list_incidents(uow, where, limit=limit, offset=(page - 1) * limit)
 
     rows, total = run(in_unit(call))
-    items = [IncidentOut.of(row.incident, row.subject) for row in rows]
+    items = [IncidentOut.of(row.incident, row.subject, row.clock) for row in rows]
     pages = max(1, -(-total // limit))
     summary = f"Page {page} of {pages}, {total} incident(s) in all."
     _print_incidents(items, summary if total else None, page)
@@ -89,7 +96,8 @@ def _print_incidents(items: list[IncidentOut], summary: str | None, page: int) -
         out.print("No incidents." if summary is None else f"No incidents on page {page}.")
         return
     table = Table()
-    for column in ("code", "id", "about", "category", "status", "severity", "assignee", "reported"):
+    columns = ("code", "id", "about", "category", "status", "severity", "assignee", "reported")
+    for column in (*columns, "report by"):
         table.add_column(column, overflow="fold")
     for incident in items:
         table.add_row(
@@ -101,6 +109,7 @@ def _print_incidents(items: list[IncidentOut], summary: str | None, page: int) -
             incident.severity or "-",
             incident.assignee or "-",
             when(incident.reported_at),
+            _deadline(incident.reporting),
         )
     out.print(table)
     if summary is not None:
@@ -122,6 +131,17 @@ def _ref(ref: str) -> str:
     return quote(ref, safe="")
 
 
+def _deadline(reporting: ReportingOut | None) -> str:
+    """The reporting deadline as a column or a line says it."""
+    if reporting is None:
+        return "-"
+    if reporting.reported_at is not None:
+        late = " (late)" if reporting.state == ClockState.REPORTED_LATE else ""
+        return f"reported {when(reporting.reported_at)}{late}"
+    flag = {ClockState.OVERDUE: " OVERDUE", ClockState.DUE_SOON: " (due soon)"}
+    return f"{when(reporting.deadline)}{flag.get(ClockState(reporting.state), '')}"
+
+
 def _print_detail(detail: IncidentDetailOut) -> None:
     incident = detail.incident
     out.print(f"{incident.tracking_code} ({incident.id})")
@@ -131,6 +151,10 @@ def _print_detail(detail: IncidentDetailOut) -> None:
     out.print(f"  about:     {incident.release or 'no model in particular'}")
     out.print(f"  category:  {incident.category}")
     out.print(f"  reported:  {when(incident.reported_at)}")
+    if incident.reporting is not None:
+        out.print(
+            f"  report to: {incident.reporting.authority}, by {_deadline(incident.reporting)}"
+        )
     reporter = detail.reporter or "not signed in"
     address = f" from {detail.reporter_address}" if detail.reporter_address else ""
     out.print(f"  reporter:  {reporter}{address}")
@@ -300,3 +324,36 @@ def incidents_link(ref: str, email: str, operator: str | None) -> None:
     )
     out.print(f"{email} is linked to {triggered.incident.tracking_code}.")
     _print_triggered(triggered)
+
+
+@incidents.command("report-authority")
+@click.argument("ref", metavar="ID_OR_CODE")
+@click.option("--reference", help="The authority's reference for the report.")
+@click.option("--authority", help="Who it was reported to (default: the policy's authority).")
+@click.option("--note", help="An internal note.")
+@as_operator
+def incidents_report_authority(
+    ref: str,
+    reference: str | None,
+    authority: str | None,
+    note: str | None,
+    operator: str | None,
+) -> None:
+    """Record a report of the incident to an authority, which stops its reporting clock."""
+    body = {"reference": reference, "authority": authority, "note": note}
+    done = _remote_step(operator, ref, "authority-reports", body)
+    if done is not None:
+        incident = done.incident.incident
+    else:
+        reported = _step(
+            operator,
+            lambda uow, actor: report_to_authority(
+                uow, ref, authority=authority, reference=reference, note=note, actor=actor
+            ),
+        )
+        incident = IncidentOut.of(reported.incident, None, reported.clock)
+    clock = incident.reporting
+    out.print(
+        f"Recorded the report of {incident.tracking_code}"
+        + (f" to {clock.authority}: {_deadline(clock)}." if clock is not None else ".")
+    )

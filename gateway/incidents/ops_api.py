@@ -1,6 +1,7 @@
 """The operator API of incidents: the list (cursor pages, the filters of `gateway incidents
 list`), one incident with its timeline and linked accounts, and the steps: triage,
-confirm, dismiss, resolve, a note, a linked account. The same service functions as the
+confirm, dismiss, resolve, a note, a linked account, a report to an authority (the
+reporting deadline each incident carries by its severity). The same service functions as the
 console (/ops/incidents) and `gateway incidents`; the acting operator is the account of
 the `admin` key.
 
@@ -25,6 +26,7 @@ from litestar.serialization import encode_json
 
 from gateway.api_reference import COMMON, answers
 from gateway.incidents import service
+from gateway.incidents.deadlines import ClockReading, report_to_authority
 from gateway.keys.auth import AdminDep
 from gateway.pagination import DEFAULT_LIMIT
 from gateway.web import Cursor, PageLimit, Uow
@@ -42,6 +44,23 @@ STATUS_HELP = "open (reported, triaged or confirmed), all, or one status"
 
 
 @dataclass(frozen=True)
+class ReportingOut:
+    """The deadline of reporting the incident to an authority (the policy's [reporting])."""
+
+    authority: str
+    deadline: datetime
+    state: str  # running, due_soon, overdue, reported, reported_late
+    reported_at: datetime | None  # the first report recorded
+
+    @classmethod
+    def of(cls, reading: ClockReading | None) -> ReportingOut | None:
+        if reading is None:
+            return None
+        clock = reading.clock
+        return cls(clock.authority, clock.deadline, reading.state.value, clock.reported_at)
+
+
+@dataclass(frozen=True)
 class IncidentOut:
     id: str
     tracking_code: str
@@ -52,9 +71,12 @@ class IncidentOut:
     assignee: str | None
     reported_at: datetime
     updated_at: datetime
+    reporting: ReportingOut | None  # None: no deadline (its severity has none, or dismissed)
 
     @classmethod
-    def of(cls, incident: Incident, subject: str | None) -> IncidentOut:
+    def of(
+        cls, incident: Incident, subject: str | None, clock: ClockReading | None = None
+    ) -> IncidentOut:
         return cls(
             id=incident.id,
             tracking_code=incident.tracking_code,
@@ -65,6 +87,7 @@ class IncidentOut:
             assignee=incident.assignee,
             reported_at=incident.created_at,
             updated_at=incident.updated_at,
+            reporting=ReportingOut.of(clock),
         )
 
 
@@ -107,7 +130,7 @@ class IncidentDetailOut:
     def of(cls, detail: service.IncidentDetail) -> IncidentDetailOut:
         incident = detail.incident
         return cls(
-            incident=IncidentOut.of(incident, detail.subject),
+            incident=IncidentOut.of(incident, detail.subject, detail.clock),
             description=incident.description,
             links=detail.links,
             contact=incident.contact,
@@ -183,6 +206,16 @@ class LinkIn:
     email: str  # the account to link, e.g. the grantee whose copy leaked
 
 
+@dataclass
+class AuthorityReportIn:
+    """A report made to an authority: `reference` is theirs; `authority` defaults to the
+    policy's."""
+
+    reference: str | None = None
+    authority: str | None = None
+    note: str | None = None
+
+
 def _actor(admin: AdminDep) -> Actor:
     return Actor.account(admin.account.id)
 
@@ -235,7 +268,7 @@ class OpsIncidentsController(Controller):
         where = service.incident_filter(status=status, severity=severity, release=release)
         page = await service.incidents_page(uow, where, cursor=cursor, limit=limit)
         return IncidentPage(
-            items=[IncidentOut.of(row.incident, row.subject) for row in page.items],
+            items=[IncidentOut.of(row.incident, row.subject, row.clock) for row in page.items],
             next_cursor=page.next_cursor,
         )
 
@@ -329,3 +362,22 @@ class OpsIncidentsController(Controller):
     ) -> ASGIResponse:
         triggered = await service.link_account(uow, ref, data.email, actor=_actor(admin))
         return await _answered(uow, triggered.incident, triggered, status_code=201)
+
+    @post(
+        "/{ref:str}/authority-reports",
+        summary="Record a report of the incident to an authority (its reporting deadline)",
+        status_code=201,
+        responses=_step_answers(201),
+    )
+    async def authority_report(
+        self, uow: Uow, admin: AdminDep, ref: IncidentRef, data: JSONBody[AuthorityReportIn]
+    ) -> ASGIResponse:
+        done = await report_to_authority(
+            uow,
+            ref,
+            authority=data.authority,
+            reference=data.reference,
+            note=data.note,
+            actor=_actor(admin),
+        )
+        return await _answered(uow, done.incident, status_code=201)

@@ -22,6 +22,7 @@ from litestar.response import Redirect, Template
 from gateway.catalog.service import list_models
 from gateway.errors import FieldChecks, GatewayError
 from gateway.incidents import reporting, service
+from gateway.incidents.deadlines import OVERDUE, REMINDED, REPORTED, report_to_authority
 from gateway.web import Limiter, Page, PathStr, Rt, Uow
 from gateway.web.forms import field, form_page
 from gateway.web.guards import Operator, back_to, requires_operator
@@ -57,6 +58,7 @@ DONE_LABELS: Final[Mapping[str, str]] = {
     "resolve": "the incident is resolved; the reporter sees the resolution",
     "note": "the note is added",
     "link": "the account is linked",
+    "authority-report": "the report to the authority is recorded",
 }
 # Timeline entries that are not moves, as the console says them.
 EVENT_LABELS: Final[Mapping[str, str]] = {
@@ -67,6 +69,9 @@ EVENT_LABELS: Final[Mapping[str, str]] = {
     "link_account": "account linked",
     "trigger": "policy trigger",
     "trigger_failed": "policy trigger failed",
+    REPORTED: "reported to the authority",
+    REMINDED: "reporting deadline near: operators reminded",
+    OVERDUE: "reporting deadline passed: operators told",
 }
 
 Code = Annotated[str, QueryParameter(description="The tracking code, e.g. INC-7K3Q-9XWD")]
@@ -140,6 +145,8 @@ async def _incident_page(
     moves = [(move.value, MOVE_LABELS[move]) for move in detail.moves]
     is_open = is_open_incident(IncidentStatus(detail.incident.status))
     forms = {move for move, _ in moves} | {"note"} | ({"link"} if is_open else set())
+    if detail.clock is not None:
+        forms.add("authority-report")
     return Template(
         "incidents/ops_incident.html",
         context={
@@ -198,6 +205,17 @@ async def _link(uow: Uow, ref: str, data: Mapping[str, Any], actor: str) -> serv
     return await service.link_account(uow, ref, field(data, "email"), actor=actor)
 
 
+async def _authority_report(uow: Uow, ref: str, data: Mapping[str, Any], actor: str) -> None:
+    await report_to_authority(
+        uow,
+        ref,
+        authority=field(data, "authority") or None,
+        reference=field(data, "reference") or None,
+        note=None,
+        actor=actor,
+    )
+
+
 STEPS: Final[Mapping[str, _Step]] = {
     "triage": _triage,
     "confirm": _confirm,
@@ -205,6 +223,7 @@ STEPS: Final[Mapping[str, _Step]] = {
     "resolve": _resolve,
     "note": _note,
     "link": _link,
+    "authority-report": _authority_report,
 }
 
 

@@ -5,6 +5,7 @@ the services decide when a unit of work enters its write phase."""
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, Select, func, or_, select
@@ -321,3 +322,40 @@ async def fired_evidence(
     if query is None:
         return []
     return list((await session.scalars(query)).all())
+
+
+# --- what the reporting clocks read ------------------------------------------------------
+
+
+async def first_moves(
+    session: AsyncSession, incident_ids: Collection[str], moves: Collection[str]
+) -> dict[tuple[str, str], datetime]:
+    """When each of `incident_ids` first made each of `moves` (absent: never)."""
+    if not incident_ids:
+        return {}
+    rows = await session.execute(
+        select(IncidentEvent.incident_id, IncidentEvent.move, func.min(IncidentEvent.at))
+        .where(IncidentEvent.incident_id.in_(incident_ids), IncidentEvent.move.in_(moves))
+        .group_by(IncidentEvent.incident_id, IncidentEvent.move)
+    )
+    return {(incident_id, move): at for incident_id, move, at in rows.all()}
+
+
+async def unreported(
+    session: AsyncSession, severities: Collection[str], reported_move: str, done_move: str
+) -> list[Incident]:
+    """Incidents of `severities`, not dismissed, with no `reported_move` nor `done_move`
+    on their timeline: the clocks that may still call for a reminder."""
+    made = select(IncidentEvent.id).where(
+        IncidentEvent.incident_id == Incident.id, IncidentEvent.move.in_((reported_move, done_move))
+    )
+    found = await session.scalars(
+        select(Incident)
+        .where(
+            Incident.severity.in_(severities),
+            Incident.status != IncidentStatus.DISMISSED.value,
+            ~made.exists(),
+        )
+        .order_by(Incident.created_at, Incident.id)
+    )
+    return list(found.all())

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +28,7 @@ from gateway.errors import Conflict, GatewayError, InvalidInput, NotFound
 from gateway.identity.accounts import normalise_email
 from gateway.identity.repository import find_account
 from gateway.incidents import repository
+from gateway.incidents.deadlines import ClockReading, clocks_of, first_report, read_clock
 from gateway.incidents.reporting import (
     MAX_NOTE,
     PUBLIC_ACTOR,
@@ -91,6 +92,7 @@ def incident_filter(
 class IncidentRow:
     incident: Incident
     subject: str | None
+    clock: ClockReading | None = None
 
 
 def _statuses(where: IncidentFilter) -> list[str] | None:
@@ -115,7 +117,12 @@ async def list_incidents(
         limit=limit,
         offset=offset,
     )
-    return [IncidentRow(row[0], repository.subject_of(row)) for row in rows], total
+    return await _with_clocks(uow, rows), total
+
+
+async def _with_clocks(uow: UnitOfWork, rows: Sequence[Any]) -> list[IncidentRow]:
+    clocks = await clocks_of(uow, [row[0] for row in rows])
+    return [IncidentRow(row[0], repository.subject_of(row), clocks.get(row[0].id)) for row in rows]
 
 
 INCIDENTS_LISTING: Final = "incidents"
@@ -138,7 +145,7 @@ async def incidents_page(
         after=decode_cursor(INCIDENTS_LISTING, cursor),
         limit=limit,
     )
-    items = [IncidentRow(row[0], repository.subject_of(row)) for row in rows]
+    items = await _with_clocks(uow, rows)
     return page_of(INCIDENTS_LISTING, items, limit, _incident_keyset)
 
 
@@ -152,6 +159,7 @@ class IncidentDetail:
     events: list[IncidentEvent]
     linked: list[Account]
     moves: tuple[IncidentMove, ...]
+    clock: ClockReading | None = None  # the deadline of reporting it to an authority
 
     @property
     def links(self) -> list[str]:
@@ -174,13 +182,15 @@ async def get_incident(uow: UnitOfWork, ref: str) -> IncidentDetail:
     reporter = None
     if incident.reporter_account_id:
         reporter = await repository.email_of(session, incident.reporter_account_id)
+    events = await repository.timeline(session, incident.id)
     return IncidentDetail(
         incident=incident,
         subject=repository.subject_of(row),
         reporter_email=reporter,
-        events=await repository.timeline(session, incident.id),
+        events=events,
         linked=await repository.linked_accounts(session, incident.id),
         moves=legal_incident_moves(IncidentStatus(incident.status)),
+        clock=read_clock(uow.rt, incident, first_report(events)),
     )
 
 

@@ -91,6 +91,12 @@ async def _recheck_triggers(uow: UnitOfWork) -> str:
     return f"{await recheck_triggers(uow.rt)} trigger action(s) taken"
 
 
+async def _reporting_deadlines(uow: UnitOfWork) -> str:
+    from gateway.incidents.deadlines import remind_deadlines
+
+    return f"{await remind_deadlines(uow)} reporting deadline reminder(s) sent"
+
+
 async def _sweep_rate_limits(uow: UnitOfWork) -> str:
     from gateway.ratelimits import DatabaseRateLimitStore, RateLimiter
 
@@ -142,6 +148,7 @@ JOBS: tuple[Job, ...] = (
     Job("decommission.execute", timedelta(minutes=5), _decommission_execute),
     Job("enforcement.lift", timedelta(minutes=5), _lift_suspensions),
     Job("incidents.triggers", timedelta(minutes=5), _recheck_triggers),
+    Job("incidents.deadlines", timedelta(minutes=15), _reporting_deadlines),
     Job("notify.email", timedelta(seconds=30), _email),
     Job("notify.webhooks", timedelta(seconds=30), _webhooks),
     # Only does work with operator_notices = "daily": one summary a day per operator.

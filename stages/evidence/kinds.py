@@ -83,6 +83,7 @@ class EvidenceKind(StrEnum):
     INCIDENT_CONFIRMED = "incident.confirmed"
     INCIDENT_DISMISSED = "incident.dismissed"
     INCIDENT_RESOLVED = "incident.resolved"
+    INCIDENT_AUTHORITY_REPORTED = "incident.authority_reported"
     TRIGGER_FIRED = "trigger.fired"
     TRANSPARENCY_REPORT_PUBLISHED = "transparency_report.published"
 

@@ -180,6 +180,20 @@ class IncidentNoteAdded(Payload):
 
 
 @dataclass(frozen=True)
+class IncidentAuthorityReported(Payload):
+    """A report to an authority, made outside the gateway and recorded here: to whom,
+    their reference, and whether it met the policy's deadline (None: it had none)."""
+
+    KIND = K.INCIDENT_AUTHORITY_REPORTED
+    incident: str
+    authority: str
+    reference: str | None
+    severity: str | None
+    deadline: str | None
+    on_time: bool | None
+
+
+@dataclass(frozen=True)
 class IncidentAccountLinked(Payload):
     KIND = K.INCIDENT_ACCOUNT_LINKED
     incident: str

@@ -196,3 +196,30 @@ def test_the_cli_refuses_with_the_reason_and_its_exit_code(
         return incident.status, len(events)
 
     assert within(settings_env, untouched) == ("reported", 1)
+
+
+def test_a_report_to_the_authority_is_recorded_from_the_cli(
+    settings_env: Settings, tmp_path: Path
+) -> None:
+    code, other = setup(settings_env, tmp_path)
+    assert ops("triage", code, "--severity", "critical", "--as", "ops@lab.example").exit_code == 0
+    listing = ops("list").output
+    assert "report by" in listing
+    shown = ops("show", code).output
+    assert "report to: the market surveillance authority, by " in shown
+    done = ops("report-authority", code, "--reference", "MSA-7", "--as", "ops@lab.example")
+    assert done.exit_code == 0, done.output
+    assert f"Recorded the report of {code} to the market surveillance authority: reported " in (
+        done.output
+    )
+    assert "(late)" not in done.output
+    shown = ops("show", code).output
+    assert "authority_report" in shown
+    assert "reported to the market surveillance authority, reference MSA-7" in shown
+    # An incident without a severity has no deadline, and a report is still recorded.
+    plain = ops("report-authority", other, "--authority", "CERT-EU", "--as", "ops@lab.example")
+    assert plain.exit_code == 0, plain.output
+    assert f"Recorded the report of {other}." in plain.output
+    unknown = ops("report-authority", "INC-0000-0000", "--as", "ops@lab.example")
+    assert unknown.exit_code != 0
+    assert "no incident INC-0000-0000" in unknown.output

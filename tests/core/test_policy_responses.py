@@ -1,5 +1,7 @@
-"""Loading triggers, the decommission notice and the enforcement ladder, and every refusal."""
+"""Loading triggers, the decommission notice, the enforcement ladder and the reporting
+deadlines, and every refusal."""
 
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 
 import pytest
@@ -337,3 +339,74 @@ def test_a_milder_step_is_reported_against_the_nearest_graver_lesser_severity() 
         f'got "{step}"'
         for severity, step in (("medium", "warn"), ("high", "suspend"))
     ]
+
+
+REPORTING = """
+[reporting]
+authority = "the AI Office"
+deadline_days = { medium = 15, high = 10, critical = 2 }
+remind_days = 1
+"""
+
+
+def with_reporting(table: str) -> str:
+    return BASE.replace("[decommission]", f"{table}\n[decommission]", 1)
+
+
+def test_the_shipped_reporting_deadlines_follow_article_73() -> None:
+    rules = load_policy(shipped_text(), "default.toml").reporting
+    assert dict(rules.deadline_days) == {
+        Severity.MEDIUM: 15,
+        Severity.HIGH: 10,
+        Severity.CRITICAL: 2,
+    }
+    assert (rules.authority, rules.remind_days) == ("the market surveillance authority", 1)
+    since = datetime(2030, 1, 1, tzinfo=UTC)
+    assert rules.deadline("critical", since) == since + timedelta(days=2)
+    assert rules.deadline("low", since) is None
+    assert rules.deadline(None, since) is None
+
+
+def test_without_a_reporting_table_no_incident_has_a_deadline() -> None:
+    rules = load_policy(BASE, "site.toml").reporting
+    assert dict(rules.deadline_days) == {}
+    assert load_policy(with_reporting(REPORTING), "site.toml").reporting.authority == (
+        "the AI Office"
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        (
+            "medium = 15, high = 10",
+            "medium = 5, high = 10",
+            "reporting.deadline_days.high: expected at most deadline_days.medium's 5 days: "
+            "a graver incident is never given longer to report, got 10",
+        ),
+        (
+            "critical = 2",
+            "critical = 0",
+            "reporting.deadline_days.critical: expected a positive integer, got 0",
+        ),
+        (
+            "critical = 2",
+            "severe = 2",
+            "reporting.deadline_days.severe: unknown key; allowed keys: low, medium, high, "
+            "critical",
+        ),
+        (
+            "remind_days = 1",
+            "remind_days = 2",
+            "reporting.remind_days: expected fewer days than the shortest deadline (2), got 2",
+        ),
+        ('"the AI Office"', '""', 'reporting.authority: expected a name, got ""'),
+        (
+            "remind_days = 1",
+            "remind_days = 1\nclock = 3",
+            "reporting.clock: unknown key; allowed keys: authority, deadline_days, remind_days",
+        ),
+    ],
+)
+def test_bad_reporting_deadlines_are_refused(old: str, new: str, problem: str) -> None:
+    assert problems_of(with_reporting(REPORTING.replace(old, new))) == [problem]
