@@ -25,6 +25,7 @@ from gateway.keys.auth import provide_admin
 from gateway.keys.ops_api import OpsAccountKeysController
 from gateway.staging.api import OpsStagesController
 from gateway.staging.ops_api import OpsEvidenceController
+from gateway.staging.quarantine_api import OpsQuarantineController
 from gateway.staging.yanks_api import OpsYanksController
 
 OPS_PATH = "/api/v1/ops"
@@ -41,6 +42,7 @@ def operator_api() -> Router:
             OpsIncidentsController,
             OpsEvidenceController,
             OpsYanksController,
+            OpsQuarantineController,
             OpsExportsController,
             OpsGrantsController,
             OpsAccountKeysController,

@@ -35,6 +35,7 @@ from policies.reading import (
 from policies.response_loader import (
     read_decommission,
     read_enforcement,
+    read_quarantine,
     read_reporting,
     read_triggers,
 )
@@ -68,6 +69,7 @@ _TOP_KEYS: Final = (
     "evidence",
     "transparency",
     "reporting",
+    "quarantine",
 )
 _KEY_RULE_KEYS: Final = ("default_days", "max_days")
 _TIER_KEYS: Final = (
@@ -126,6 +128,7 @@ def load_policy(text: str, source: str) -> Policy:
     evidence = _read_evidence(data, check)
     transparency = _read_transparency(data, check)
     reporting = read_reporting(data, check)
+    quarantine = read_quarantine(data, check)
     if (
         check.problems
         or ladder is None
@@ -141,6 +144,7 @@ def load_policy(text: str, source: str) -> Policy:
         or evidence is None
         or transparency is None
         or reporting is None
+        or quarantine is None
     ):
         raise PolicyError(source, check.problems)
     return Policy(
@@ -158,6 +162,7 @@ def load_policy(text: str, source: str) -> Policy:
         evidence=evidence,
         transparency=transparency,
         reporting=reporting,
+        quarantine=quarantine,
     )
 
 

@@ -15,6 +15,7 @@
 #   severity given longer to report than a lesser one, a reminder not before the
 #   shortest deadline.
 
+import re
 from collections.abc import Mapping
 from enum import StrEnum
 from types import MappingProxyType
@@ -36,6 +37,7 @@ from policies.reading import (
 from policies.schema import (
     DecommissionRules,
     EnforcementRules,
+    QuarantineRules,
     Reaction,
     ReportingRules,
     Trigger,
@@ -328,3 +330,42 @@ def _read_deadline_days(table: Mapping[str, object], check: Check) -> Mapping[Se
             continue
         days[severity] = value
     return MappingProxyType(days) if complete else None
+
+
+_QUARANTINE_KEYS: Final = ("trusted_reporters", "reports")
+_REPORTER: Final = re.compile(r"(?:[^@\s]+@|@)[a-z0-9-]+(?:\.[a-z0-9-]+)+")
+MAX_TRUSTED_REPORTERS: Final = 1000
+
+
+def read_quarantine(data: Mapping[str, object], check: Check) -> QuarantineRules | None:
+    """The `[quarantine]` table, optional: the trusted reporters and how many of them
+    quarantine a release."""
+    if "quarantine" not in data:
+        return QuarantineRules()
+    path = "quarantine"
+    table = check.field(data, "", path, "a table {trusted_reporters, reports}", is_table)
+    if table is None:
+        return None
+    check.keys(table, path, _QUARANTINE_KEYS)
+    expected = 'an array of emails or "@domain" entries'
+    entries = check.optional(table, path, "trusted_reporters", expected, is_array, [])
+    reports = check.optional(table, path, "reports", POSITIVE_INT, is_days, 2)
+    if entries is None or reports is None:
+        return None
+    reporters: list[str] = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, str) or not _REPORTER.fullmatch(entry.strip().lower()):
+            check.add(
+                f"{path}.trusted_reporters[{index}]",
+                f"expected {expected[12:]}, got {describe(entry)}",
+            )
+            continue
+        reporters.append(entry.strip().lower())
+    if len(reporters) > MAX_TRUSTED_REPORTERS:
+        check.add(
+            at(path, "trusted_reporters"), f"expected at most {MAX_TRUSTED_REPORTERS} entries"
+        )
+        return None
+    if len(reporters) != len(entries):
+        return None
+    return QuarantineRules(trusted_reporters=tuple(dict.fromkeys(reporters)), reports=reports)

@@ -190,6 +190,24 @@ class ReportingRules:
 
 
 @dataclass(frozen=True)
+class QuarantineRules:
+    """Trusted reporters (PEP 792): accounts by email, or every account of a domain
+    ("@lab.example"). When `reports` distinct trusted reporters have open incidents about
+    one release, it is quarantined until an operator decides."""
+
+    trusted_reporters: tuple[str, ...] = ()
+    reports: int = 2
+
+    def trusts(self, email: str) -> bool:
+        address = email.strip().lower()
+        domain = address.rpartition("@")[2]
+        return any(
+            address == entry or (entry.startswith("@") and domain == entry[1:])
+            for entry in self.trusted_reporters
+        )
+
+
+@dataclass(frozen=True)
 class TransparencyRules:
     """What transparency reports publish: any count under `min_count` shows as
     "< min_count", with complementary suppression so no sum gives it away."""
@@ -259,6 +277,7 @@ class Policy:
     evidence: EvidenceRules = EvidenceRules()
     transparency: TransparencyRules = TransparencyRules()
     reporting: ReportingRules = ReportingRules()
+    quarantine: QuarantineRules = QuarantineRules()
 
     def application_rules(self, tier: str) -> ApplicationRules:
         """The application rules of `tier`; UnknownTier if it is not on the ladder."""

@@ -41,6 +41,7 @@ class Reason(StrEnum):
     API_NOT_IN_TIER = "api_not_in_tier"
     RATE_LIMITED = "rate_limited"
     CREDITS_EXHAUSTED = "credits_exhausted"
+    RELEASE_QUARANTINED = "release_quarantined"
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,9 @@ class AccessFacts:
     tier_has_api: bool = False  # the grant's tier has API terms
     quota_left: int | None = None  # None: the quota is not in question for this request
     recalled_tiers: frozenset[str] = frozenset()  # tiers of the release under a tier recall
+    # Quarantined (PEP 792): nothing new is given out (a manifest, API use); a URL already
+    # issued for one artifact still serves.
+    release_quarantined: bool = False
 
 
 def decide(facts: AccessFacts, machine: StageMachine) -> Decision:
@@ -162,18 +166,9 @@ def _account_denial(facts: AccessFacts, _machine: StageMachine) -> Deny | None:
 def _release_denial(facts: AccessFacts, machine: StageMachine) -> Deny | None:
     grant = facts.grant
     assert grant is not None  # checked before
-    if facts.release_status == "recalled":
-        return Deny(Reason.RELEASE_RECALLED, f"{facts.release_ref} has been recalled")
-    if grant.tier in facts.recalled_tiers:
-        return Deny(
-            Reason.RELEASE_RECALLED,
-            f"{facts.release_ref} has been recalled for the {grant.tier} tier",
-        )
-    if facts.release_status == "decommissioned":
-        return Deny(
-            Reason.RELEASE_DECOMMISSIONED,
-            f"{facts.release_ref} is decommissioned and no longer hosted",
-        )
+    withdrawn = _withdrawn(facts, grant)
+    if withdrawn is not None:
+        return withdrawn
     try:
         open_to_tier = machine.reaches(facts.release_stage, grant.tier)
     except StageError:
@@ -186,6 +181,30 @@ def _release_denial(facts: AccessFacts, machine: StageMachine) -> Deny | None:
             Reason.TIER_NOT_OPEN,
             f"{facts.release_ref} is not open to the {grant.tier} tier yet "
             f"(its stage is {facts.release_stage})",
+        )
+    return None
+
+
+def _withdrawn(facts: AccessFacts, grant: GrantFacts) -> Deny | None:
+    """Why the release gives nothing to this grant whatever its stage: recalled,
+    decommissioned or quarantined."""
+    if facts.release_status == "recalled":
+        return Deny(Reason.RELEASE_RECALLED, f"{facts.release_ref} has been recalled")
+    if grant.tier in facts.recalled_tiers:
+        return Deny(
+            Reason.RELEASE_RECALLED,
+            f"{facts.release_ref} has been recalled for the {grant.tier} tier",
+        )
+    if facts.release_status == "decommissioned":
+        return Deny(
+            Reason.RELEASE_DECOMMISSIONED,
+            f"{facts.release_ref} is decommissioned and no longer hosted",
+        )
+    if facts.release_quarantined and facts.component is None:
+        return Deny(
+            Reason.RELEASE_QUARANTINED,
+            f"{facts.release_ref} is quarantined while reports about it are looked into; "
+            "no new download links or API use until an operator decides",
         )
     return None
 

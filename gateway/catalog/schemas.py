@@ -20,6 +20,7 @@ class ReleaseSummary:
     url: str
     yanked: bool
     yanked_reason: str | None
+    quarantined: bool
 
     @classmethod
     def of(cls, release: Release, model: Model) -> ReleaseSummary:
@@ -32,6 +33,7 @@ class ReleaseSummary:
             url=f"/api/v1/models/{model.org}/{model.name}/releases/{release.version}",
             yanked=release.yanked_at is not None,
             yanked_reason=release.yanked_reason,
+            quarantined=release.quarantined_at is not None,
         )
 
 
@@ -115,6 +117,8 @@ class ReleaseDetail:
     yanked: bool
     yanked_reason: str | None
     yanked_at: datetime | None
+    # Held while reports are looked into: no new links or API use (the reason stays inside).
+    quarantined: bool
 
     @classmethod
     def of(cls, release: Release, policy: Policy, open_tiers: set[str]) -> ReleaseDetail:
@@ -153,4 +157,5 @@ class ReleaseDetail:
             yanked=release.yanked_at is not None,
             yanked_reason=release.yanked_reason,
             yanked_at=release.yanked_at,
+            quarantined=release.quarantined_at is not None,
         )

@@ -86,6 +86,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "gateway.staging.cli:reinstate_command",
         "Approve lifting a recall; lifts it once enough operators agree (policy).",
     ),
+    "quarantine": (
+        "gateway.staging.cli:quarantine_group",
+        "Quarantine: hold a release (no new links, no API use) until an operator decides.",
+    ),
     "release": ("gateway.catalog.cli:release", "Releases: list, show and publish."),
     "unyank": (
         "gateway.staging.cli:unyank_command",

@@ -56,6 +56,7 @@ _REASON_MEANING: dict[Reason, str] = {
     Reason.API_NOT_IN_TIER: "the grant's tier gives no API access",
     Reason.RATE_LIMITED: "the API key's requests of the minute are used up",
     Reason.CREDITS_EXHAUSTED: "the grant's API credits of the month are spent",
+    Reason.RELEASE_QUARANTINED: "the release is quarantined until an operator decides",
 }
 
 

@@ -86,6 +86,7 @@ def access_facts(
         api_use=api_use,
         tier_api_only=api_only,
         tier_has_api=has_api,
+        release_quarantined=release.quarantined_at is not None,
     )
 
 

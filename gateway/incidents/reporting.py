@@ -31,6 +31,7 @@ from gateway.incidents import repository
 from gateway.notify.service import notify
 from gateway.ratelimits import RateLimit, RateLimiter
 from gateway.runtime import Runtime
+from gateway.staging.quarantine import consider_quarantine
 from gateway.text import clean_text
 from stages import evidence as ev
 from stages.incidents import (
@@ -257,6 +258,8 @@ async def report(
         account_id=incident.reporter_account_id,
     )
     await _tell_operators(rt, session, incident, _subject_text(model_row, release_row), now)
+    if reporter_account_id:
+        await consider_quarantine(uow, incident)
     return incident
 
 

@@ -24,7 +24,7 @@ from gateway.db.models import (
 )
 from gateway.pagination import Keyset
 from stages import evidence as ev
-from stages.incidents import IncidentStatus
+from stages.incidents import OPEN_INCIDENT_STATUSES, IncidentStatus
 from stages.names import ModelRef
 
 # A row of an incident with its subject: (incident, org, name, version).
@@ -359,3 +359,18 @@ async def unreported(
         .order_by(Incident.created_at, Incident.id)
     )
     return list(found.all())
+
+
+async def open_reporters(session: AsyncSession, release_id: int) -> list[tuple[str, str]]:
+    """(incident id, reporter's email) of each open incident about the release that a
+    signed-in account reported."""
+    rows = await session.execute(
+        select(Incident.id, Account.email)
+        .join(Account, Account.id == Incident.reporter_account_id)
+        .where(
+            Incident.release_id == release_id,
+            Incident.status.in_([s.value for s in OPEN_INCIDENT_STATUSES]),
+        )
+        .order_by(Incident.created_at, Incident.id)
+    )
+    return [(incident_id, email) for incident_id, email in rows.all()]

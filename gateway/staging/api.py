@@ -100,6 +100,8 @@ class StageStatusOut:
     recalls: list[RecallInForceOut]
     yanked_reason: str | None  # the reason while the release is yanked
     yanked_at: datetime | None
+    quarantine_reason: str | None  # the reason while the release is quarantined
+    quarantined_at: datetime | None
 
     @classmethod
     def of(cls, status: StageStatus) -> StageStatusOut:
@@ -123,6 +125,8 @@ class StageStatusOut:
             recalls=[RecallInForceOut(*recalled) for recalled in status.recalls],
             yanked_reason=status.yanked[0] if status.yanked else None,
             yanked_at=status.yanked[1] if status.yanked else None,
+            quarantine_reason=status.quarantined[0] if status.quarantined else None,
+            quarantined_at=status.quarantined[1] if status.quarantined else None,
         )
 
 

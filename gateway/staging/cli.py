@@ -28,6 +28,8 @@ from gateway.staging.promotion import (
     promote,
     stage_status,
 )
+from gateway.staging.quarantine import QuarantineState, lift_quarantine, quarantine
+from gateway.staging.quarantine_api import QuarantineOut
 from gateway.staging.recalls import RecallOutcome, ReinstateOutcome, recall, reinstate
 from gateway.staging.service import StageMoved, move_release
 from gateway.staging.yanks import YankState, unyank, yank
@@ -374,3 +376,54 @@ def unyank_command(ref: str, operator: str | None) -> None:
         state = YankOut.of(run(in_unit(call)))
     out.print(f"{state.release} is no longer yanked.")
     out.print(f"{state.grantees_notified} grantee(s) notified.")
+
+
+@click.group("quarantine")
+def quarantine_group() -> None:
+    """Quarantine: hold a release (no new links, no API use) until an operator decides."""
+
+
+@quarantine_group.command("put")
+@click.argument("ref", metavar="ORG/NAME:VERSION")
+@click.option("--reason", required=True, help="Why: recorded as evidence, told to operators.")
+@as_operator
+def quarantine_put(ref: str, reason: str, operator: str | None) -> None:
+    """Quarantine a release by hand."""
+    model, version = _release(ref)
+    api = remote(operator=operator)
+    if api is not None:
+        state = api.fetch(
+            QuarantineOut, "POST", _release_path(ref) + "/quarantine", body={"reason": reason}
+        )
+    else:
+
+        async def call(uow: UnitOfWork) -> QuarantineState:
+            return await quarantine(
+                uow, model, version, reason=reason, actor=await actor_for(uow, operator)
+            )
+
+        state = QuarantineOut.of(run(in_unit(call)))
+    out.print(f"{state.release} is quarantined: {state.reason}")
+
+
+@quarantine_group.command("lift")
+@click.argument("ref", metavar="ORG/NAME:VERSION")
+@click.option("--reason", required=True, help="The decision: recorded as evidence.")
+@as_operator
+def quarantine_lift(ref: str, reason: str, operator: str | None) -> None:
+    """Lift a quarantine, by hand or by the trusted reporters: the operator's decision."""
+    model, version = _release(ref)
+    api = remote(operator=operator)
+    if api is not None:
+        state = api.fetch(
+            QuarantineOut, "POST", _release_path(ref) + "/quarantine/lift", body={"reason": reason}
+        )
+    else:
+
+        async def call(uow: UnitOfWork) -> QuarantineState:
+            return await lift_quarantine(
+                uow, model, version, reason=reason, actor=await actor_for(uow, operator)
+            )
+
+        state = QuarantineOut.of(run(in_unit(call)))
+    out.print(f"{state.release} is no longer quarantined.")

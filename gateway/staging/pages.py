@@ -21,6 +21,7 @@ from gateway.staging.evidence_files import (
     read_upload,
 )
 from gateway.staging.promotion import attach_evidence, promote, stage_status
+from gateway.staging.quarantine import lift_quarantine, quarantine
 from gateway.staging.recalls import recall, reinstate
 from gateway.staging.service import list_releases, move_release
 from gateway.staging.yanks import unyank, yank
@@ -212,6 +213,20 @@ async def _yank(
     return f"Yanked; {yanked.grantees_notified} grantee(s) notified"
 
 
+async def _quarantine(
+    uow: Uow, model: ModelRef, version: str, actor: str, reason: str | None, _data: dict[str, Any]
+) -> str:
+    await quarantine(uow, model, version, reason=reason or "", actor=actor)
+    return "Quarantined; the operators are told"
+
+
+async def _lift_quarantine(
+    uow: Uow, model: ModelRef, version: str, actor: str, reason: str | None, _data: dict[str, Any]
+) -> str:
+    await lift_quarantine(uow, model, version, reason=reason or "", actor=actor)
+    return "Quarantine lifted"
+
+
 async def _unyank(
     uow: Uow, model: ModelRef, version: str, actor: str, _reason: str | None, _data: dict[str, Any]
 ) -> str:
@@ -228,4 +243,6 @@ _ACTIONS: dict[
     "reinstate": _reinstate,
     "yank": _yank,
     "unyank": _unyank,
+    "quarantine": _quarantine,
+    "lift-quarantine": _lift_quarantine,
 }

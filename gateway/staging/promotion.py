@@ -202,6 +202,7 @@ class StageStatus:
     # The stages a rollback may go to now, narrowest first: none at draft or unless active.
     rollback_to: tuple[str, ...] = ()
     yanked: tuple[str, datetime] | None = None  # (reason, since) while yanked
+    quarantined: tuple[str, datetime] | None = None  # (reason, since) while quarantined
 
 
 async def stage_status(uow: UnitOfWork, model: ModelRef, version: str) -> StageStatus:
@@ -239,6 +240,11 @@ async def stage_status(uow: UnitOfWork, model: ModelRef, version: str) -> StageS
         approvals=approvals,
         rollback_to=_rollback_targets(rt, release),
         yanked=((release.yanked_reason or "", release.yanked_at) if release.yanked_at else None),
+        quarantined=(
+            (release.quarantine_reason or "", release.quarantined_at)
+            if release.quarantined_at
+            else None
+        ),
     )
 
 

@@ -67,6 +67,8 @@ class EvidenceKind(StrEnum):
     RELEASE_REINSTATED = "release.reinstated"
     RELEASE_YANKED = "release.yanked"
     RELEASE_UNYANKED = "release.unyanked"
+    RELEASE_QUARANTINED = "release.quarantined"
+    RELEASE_QUARANTINE_LIFTED = "release.quarantine_lifted"
     RELEASE_DECOMMISSION_ANNOUNCED = "release.decommission_announced"
     RELEASE_DECOMMISSIONED = "release.decommissioned"
     RELEASE_PURGED = "release.purged"

@@ -171,6 +171,21 @@ class IncidentReported(Payload):
 
 
 @dataclass(frozen=True)
+class ReleaseQuarantined(Payload):
+    """Quarantined by an operator, or by the trusted reporters' incidents it names."""
+
+    KIND = K.RELEASE_QUARANTINED
+    reason: str
+    incidents: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReleaseQuarantineLifted(Payload):
+    KIND = K.RELEASE_QUARANTINE_LIFTED
+    reason: str
+
+
+@dataclass(frozen=True)
 class IncidentNoteAdded(Payload):
     """A note added; its text stays out of the evidence, which is kept for good."""
 

@@ -37,6 +37,7 @@ GOLDEN = {
     "api_not_in_tier": 29,
     "rate_limited": 30,
     "credits_exhausted": 31,
+    "release_quarantined": 32,
     "hash_mismatch": 40,
     "signature_invalid": 41,
     "network_failure": 42,

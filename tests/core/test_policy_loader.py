@@ -351,7 +351,7 @@ def test_publish_table_is_required() -> None:
             "schema_version = 1\ntier_order = 1\n",
             "tier_order: unknown key; allowed keys: schema_version, tiers, publish, api_keys, "
             "lifecycle, gates, reinstate, triggers, decommission, enforcement, evidence, "
-            "transparency, reporting",
+            "transparency, reporting, quarantine",
         ),
         (
             "grant_days = 90",

@@ -410,3 +410,40 @@ def test_without_a_reporting_table_no_incident_has_a_deadline() -> None:
 )
 def test_bad_reporting_deadlines_are_refused(old: str, new: str, problem: str) -> None:
     assert problems_of(with_reporting(REPORTING.replace(old, new))) == [problem]
+
+
+def test_trusted_reporters_by_address_and_by_domain() -> None:
+    text = with_reporting(
+        '[quarantine]\ntrusted_reporters = ["CSIRT@partner.example", "@institute.example"]\n'
+        "reports = 3\n"
+    )
+    rules = load_policy(text, "site.toml").quarantine
+    assert rules.reports == 3
+    assert rules.trusts("csirt@partner.example")
+    assert rules.trusts("Anyone@Institute.example")
+    assert not rules.trusts("other@partner.example")
+    assert not rules.trusts("x@sub.institute.example")
+    assert load_policy(BASE, "site.toml").quarantine.trusted_reporters == ()
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        (
+            'trusted_reporters = ["not an address"]',
+            'quarantine.trusted_reporters[0]: expected emails or "@domain" entries, '
+            'got "not an address"',
+        ),
+        (
+            "trusted_reporters = [3]",
+            'quarantine.trusted_reporters[0]: expected emails or "@domain" entries, got 3',
+        ),
+        ("reports = 0", "quarantine.reports: expected a positive integer, got 0"),
+        (
+            "threshold = 2",
+            "quarantine.threshold: unknown key; allowed keys: trusted_reporters, reports",
+        ),
+    ],
+)
+def test_bad_quarantine_rules_are_refused(table: str, problem: str) -> None:
+    assert problems_of(with_reporting(f"[quarantine]\n{table}\n")) == [problem]

@@ -65,6 +65,10 @@ class Release(Base):
     yanked_at: Mapped[datetime | None]
     yanked_reason: Mapped[str | None] = mapped_column(Text)
     yanked_by: Mapped[str | None] = mapped_column(String(320))
+    # Quarantined (PEP 792): no new URLs or API use until an operator lifts it.
+    quarantined_at: Mapped[datetime | None]
+    quarantine_reason: Mapped[str | None] = mapped_column(Text)
+    quarantined_by: Mapped[str | None] = mapped_column(String(320))
 
     model: Mapped[Model] = relationship(back_populates="releases", lazy="raise")
     license: Mapped[License] = relationship(lazy="raise")
