@@ -4,8 +4,9 @@ passing over it."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
@@ -28,11 +29,11 @@ from gateway.staging.promotion import (
     promote,
     stage_status,
 )
-from gateway.staging.quarantine import QuarantineState, lift_quarantine, quarantine
+from gateway.staging.quarantine import lift_quarantine, quarantine
 from gateway.staging.quarantine_api import QuarantineOut
 from gateway.staging.recalls import RecallOutcome, ReinstateOutcome, recall, reinstate
 from gateway.staging.service import StageMoved, move_release
-from gateway.staging.yanks import YankState, unyank, yank
+from gateway.staging.yanks import unyank, yank
 from gateway.staging.yanks_api import YankOut
 from gateway.web.filters import human_size, when
 from stages.actors import Actor
@@ -109,6 +110,10 @@ def stage_status_command(ref: str) -> None:
     out.print(f"  open incidents: {incidents}")
     for recalled in status.recalls:
         out.print(f"  RECALLED ({recalled.tier}) since {when(recalled.since)}: {recalled.reason}")
+    if status.quarantined_at is not None:
+        out.print(f"  QUARANTINED since {when(status.quarantined_at)}: {status.quarantine_reason}")
+    if status.yanked_at is not None:
+        out.print(f"  yanked since {when(status.yanked_at)}: {status.yanked_reason}")
     for item in status.evidence:
         attached = (
             f", {item.file_name} ({human_size(item.file_size or 0)})" if item.file_name else ""
@@ -335,6 +340,32 @@ def reinstate_command(ref: str, tier: str | None, operator: str | None) -> None:
     raise SystemExit(4)
 
 
+S = TypeVar("S")
+Shape = TypeVar("Shape")
+
+
+def _release_step(
+    ref: str,
+    operator: str | None,
+    path: str,
+    body: dict[str, str] | None,
+    shape: type[Shape],
+    answer: Callable[[S], Shape],
+    step: Callable[[UnitOfWork, ModelRef, str, str], Awaitable[S]],
+) -> Shape:
+    """One step on a release: through the operator API under --server (at `path` below
+    the release), else `step` here as the named operator; the answer in `shape`."""
+    model, version = _release(ref)
+    api = remote(operator=operator)
+    if api is not None:
+        return api.fetch(shape, "POST", _release_path(ref) + path, body=body)
+
+    async def call(uow: UnitOfWork) -> S:
+        return await step(uow, model, version, await actor_for(uow, operator))
+
+    return answer(run(in_unit(call)))
+
+
 @click.command("yank")
 @click.argument("ref", metavar="ORG/NAME:VERSION")
 @click.option(
@@ -343,18 +374,15 @@ def reinstate_command(ref: str, tier: str | None, operator: str | None) -> None:
 @as_operator
 def yank_command(ref: str, reason: str, operator: str | None) -> None:
     """Yank a release: no longer latest, still downloadable by its exact version."""
-    model, version = _release(ref)
-    api = remote(operator=operator)
-    if api is not None:
-        state = api.fetch(YankOut, "POST", _release_path(ref) + "/yank", body={"reason": reason})
-    else:
-
-        async def call(uow: UnitOfWork) -> YankState:
-            return await yank(
-                uow, model, version, reason=reason, actor=await actor_for(uow, operator)
-            )
-
-        state = YankOut.of(run(in_unit(call)))
+    state = _release_step(
+        ref,
+        operator,
+        "/yank",
+        {"reason": reason},
+        YankOut,
+        YankOut.of,
+        lambda uow, model, version, actor: yank(uow, model, version, reason=reason, actor=actor),
+    )
     out.print(f"Yanked {state.release}: {state.reason}")
     out.print(f"{state.grantees_notified} grantee(s) notified.")
 
@@ -364,16 +392,15 @@ def yank_command(ref: str, reason: str, operator: str | None) -> None:
 @as_operator
 def unyank_command(ref: str, operator: str | None) -> None:
     """Take a yank back: the release is again what it was before."""
-    model, version = _release(ref)
-    api = remote(operator=operator)
-    if api is not None:
-        state = api.fetch(YankOut, "POST", _release_path(ref) + "/unyank")
-    else:
-
-        async def call(uow: UnitOfWork) -> YankState:
-            return await unyank(uow, model, version, actor=await actor_for(uow, operator))
-
-        state = YankOut.of(run(in_unit(call)))
+    state = _release_step(
+        ref,
+        operator,
+        "/unyank",
+        None,
+        YankOut,
+        YankOut.of,
+        lambda uow, model, version, actor: unyank(uow, model, version, actor=actor),
+    )
     out.print(f"{state.release} is no longer yanked.")
     out.print(f"{state.grantees_notified} grantee(s) notified.")
 
@@ -389,20 +416,17 @@ def quarantine_group() -> None:
 @as_operator
 def quarantine_put(ref: str, reason: str, operator: str | None) -> None:
     """Quarantine a release by hand."""
-    model, version = _release(ref)
-    api = remote(operator=operator)
-    if api is not None:
-        state = api.fetch(
-            QuarantineOut, "POST", _release_path(ref) + "/quarantine", body={"reason": reason}
-        )
-    else:
-
-        async def call(uow: UnitOfWork) -> QuarantineState:
-            return await quarantine(
-                uow, model, version, reason=reason, actor=await actor_for(uow, operator)
-            )
-
-        state = QuarantineOut.of(run(in_unit(call)))
+    state = _release_step(
+        ref,
+        operator,
+        "/quarantine",
+        {"reason": reason},
+        QuarantineOut,
+        QuarantineOut.of,
+        lambda uow, model, version, actor: quarantine(
+            uow, model, version, reason=reason, actor=actor
+        ),
+    )
     out.print(f"{state.release} is quarantined: {state.reason}")
 
 
@@ -412,18 +436,15 @@ def quarantine_put(ref: str, reason: str, operator: str | None) -> None:
 @as_operator
 def quarantine_lift(ref: str, reason: str, operator: str | None) -> None:
     """Lift a quarantine, by hand or by the trusted reporters: the operator's decision."""
-    model, version = _release(ref)
-    api = remote(operator=operator)
-    if api is not None:
-        state = api.fetch(
-            QuarantineOut, "POST", _release_path(ref) + "/quarantine/lift", body={"reason": reason}
-        )
-    else:
-
-        async def call(uow: UnitOfWork) -> QuarantineState:
-            return await lift_quarantine(
-                uow, model, version, reason=reason, actor=await actor_for(uow, operator)
-            )
-
-        state = QuarantineOut.of(run(in_unit(call)))
+    state = _release_step(
+        ref,
+        operator,
+        "/quarantine/lift",
+        {"reason": reason},
+        QuarantineOut,
+        QuarantineOut.of,
+        lambda uow, model, version, actor: lift_quarantine(
+            uow, model, version, reason=reason, actor=actor
+        ),
+    )
     out.print(f"{state.release} is no longer quarantined.")
