@@ -73,6 +73,7 @@ from gateway.notify.webhook_pages import WebhookPages
 from gateway.operator_api import operator_api
 from gateway.ratelimits import DatabaseRateLimitStore, RateLimiter
 from gateway.runtime import Runtime, build_runtime
+from gateway.staging.evaluations_api import EvaluationsController
 from gateway.staging.pages import ReleaseOpsPages
 from gateway.storage import StorageError
 from gateway.transparency.api import TransparencyController
@@ -383,6 +384,7 @@ def build_app(runtime: Runtime) -> Litestar:
             IncidentsController,
             EvidenceLogController,
             DownloadsController,
+            EvaluationsController,
             KeysController,
             ApiAccessController,
             ApplicationsController,

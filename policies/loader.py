@@ -24,6 +24,7 @@ from policies.reading import (
     Check,
     describe,
     is_array,
+    is_bool,
     is_days,
     is_int,
     is_min_count,
@@ -83,6 +84,7 @@ _TIER_KEYS: Final = (
     "access",
     "api",
     "application",
+    "evaluators",
 )
 # What only a tier that delivers weights says; an API-only tier leaves them out.
 _WEIGHTS_KEYS: Final = ("components", "url_ttl_seconds", "download_quota", "quota_period_days")
@@ -239,6 +241,7 @@ def _read_tier(name: str, body: object, check: Check) -> tuple[int, Tier] | None
     grant_days = check.field(body, path, "grant_days", POSITIVE_INT, is_days)
     access = _read_access(body, path, check)
     api = _read_api_terms(body, path, check, required=access is Access.API)
+    evaluators = check.optional(body, path, "evaluators", "true or false", is_bool, False)
     if access is Access.API:
         weights: tuple[frozenset[str], int, int, int] | None = (frozenset(), 0, 0, 0)
         for key in _WEIGHTS_KEYS:
@@ -261,6 +264,7 @@ def _read_tier(name: str, body: object, check: Check) -> tuple[int, Tier] | None
         or weights is None
         or (access is Access.API and api is None)
         or ("api" in body and api is None)
+        or evaluators is None
     ):
         return None
     components, url_ttl, quota, period = weights
@@ -275,6 +279,7 @@ def _read_tier(name: str, body: object, check: Check) -> tuple[int, Tier] | None
         quota_period_days=period,
         access=access,
         api=api,
+        evaluators=evaluators,
     )
     return order, tier
 

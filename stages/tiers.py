@@ -43,6 +43,9 @@ class Tier:
     quota_period_days: int
     access: Access = Access.WEIGHTS
     api: ApiTerms | None = None
+    # External evaluators: the tier's grantees submit evaluation results for the releases
+    # open to them, attributed to them and counted as gate evidence.
+    evaluators: bool = False
 
     @property
     def api_only(self) -> bool:

@@ -73,6 +73,8 @@ class AttachmentOut:
     attached_at: datetime
     file_name: str | None
     file_size: int | None
+    # Submitted by an external evaluator (their actor, `account:<id>`); None: an operator.
+    external_evaluator: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,8 +121,16 @@ class StageStatusOut:
             organisations_downloaded=status.organisations_downloaded,
             open_incidents=status.open_incidents,
             evidence=[
-                AttachmentOut(kind, label, result, at, *(file or (None, None)))
-                for kind, label, result, at, file in status.evidence
+                AttachmentOut(
+                    kind,
+                    label,
+                    result,
+                    at,
+                    file_name=file[0] if file else None,
+                    file_size=file[1] if file else None,
+                    external_evaluator=evaluator,
+                )
+                for kind, label, result, at, file, evaluator in status.evidence
             ],
             recalls=[RecallInForceOut(*recalled) for recalled in status.recalls],
             yanked_reason=status.yanked[0] if status.yanked else None,

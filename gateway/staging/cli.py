@@ -121,6 +121,7 @@ def stage_status_command(ref: str) -> None:
         out.print(
             f"  evidence {item.kind}/{item.name} = {item.result} "
             f"({when(item.attached_at)}{attached})"
+            + (" by an external evaluator" if item.external_evaluator else "")
         )
     if status.next_stage is None:
         out.print("  at the widest stage")

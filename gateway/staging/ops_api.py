@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import msgspec
 from litestar import Controller, MediaType, Request, Response, get, post
@@ -51,6 +51,7 @@ from stages.actors import Actor
 if TYPE_CHECKING:
     from gateway.db.models import EvidenceAttachment
 
+In = TypeVar("In")
 AttachmentId = Annotated[str, PathParameter(description="The attachment's id")]
 _FIELDS = ("kind", "name", "result", "note")
 
@@ -78,6 +79,7 @@ class EvidenceOut:
     file_name: str | None
     file_size: int | None
     file_sha256: str | None
+    external: bool  # submitted by an external evaluator (attached_by is theirs)
 
     @classmethod
     def of(cls, row: EvidenceAttachment) -> EvidenceOut:
@@ -92,6 +94,7 @@ class EvidenceOut:
             file_name=row.file_name,
             file_size=row.file_size,
             file_sha256=row.file_sha256,
+            external=row.external,
         )
 
 
@@ -100,7 +103,9 @@ class EvidenceList:
     items: list[EvidenceOut]
 
 
-async def _evidence_in(request: Request[Any, Any, State]) -> tuple[EvidenceIn, EvidenceFile | None]:
+async def evidence_in(
+    request: Request[Any, Any, State], shape: type[In]
+) -> tuple[In, EvidenceFile | None]:
     """The body as JSON or as a multipart form, into the same typed fields."""
     media_type, _ = request.content_type
     if media_type == RequestEncodingType.MULTI_PART:
@@ -120,7 +125,7 @@ async def _evidence_in(request: Request[Any, Any, State]) -> tuple[EvidenceIn, E
             code="invalid_request",
         )
     try:
-        return msgspec.convert(fields, EvidenceIn), upload
+        return msgspec.convert(fields, shape), upload
     except msgspec.ValidationError as exc:
         raise InvalidInput(f"invalid request: {exc}", code="invalid_request") from None
 
@@ -191,7 +196,7 @@ class OpsEvidenceController(Controller):
         name: Name,
         version: Version,
     ) -> Response[EvidenceOut]:
-        data, upload = await _evidence_in(request)
+        data, upload = await evidence_in(request, EvidenceIn)
         row = await attach_evidence(
             uow,
             model_ref(org, name),

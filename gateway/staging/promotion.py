@@ -196,7 +196,8 @@ class StageStatus:
     organisations_downloaded: int
     open_incidents: dict[str, int]
     # (kind, name, result, attached at, (file name, size) of the attached file or None)
-    evidence: list[tuple[str, str, str, datetime, tuple[str, int] | None]]
+    # (kind, name, result, when, (file name, size) or None, the external evaluator or None)
+    evidence: list[tuple[str, str, str, datetime, tuple[str, int] | None, str | None]]
     recalls: list[tuple[str, str, datetime]]  # (tier or "all tiers", reason, since)
     approvals: frozenset[str]
     # The stages a rollback may go to now, narrowest first: none at draft or unless active.
@@ -235,7 +236,17 @@ async def stage_status(uow: UnitOfWork, model: ModelRef, version: str) -> StageS
         grantees_downloaded=grantees,
         organisations_downloaded=organisations,
         open_incidents={s.value: n for s, n in sorted(incidents.items(), key=lambda i: i[0].rank)},
-        evidence=[(a.kind, a.name, a.result, a.attached_at, _shown_file(a)) for a in docs],
+        evidence=[
+            (
+                a.kind,
+                a.name,
+                a.result,
+                a.attached_at,
+                _shown_file(a),
+                a.attached_by if a.external else None,
+            )
+            for a in docs
+        ],
         recalls=[(r.tier or "all tiers", r.reason, r.recalled_at) for r in recalls],
         approvals=approvals,
         rollback_to=_rollback_targets(rt, release),
@@ -273,8 +284,10 @@ async def attach_evidence(
     file: EvidenceFile | None,
     note: str | None,
     actor: str,
+    external: bool = False,
 ) -> EvidenceAttachment:
-    """Attach a document (an evaluation report, say) to a release as promotion evidence.
+    """Attach a document (an evaluation report, say) to a release as promotion evidence
+    (`external`: from an external evaluator, attributed to them as `actor`).
 
     The file, if any, is stored before anything is recorded; a store that fails raises
     StorageUnavailable and records nothing.
@@ -312,6 +325,7 @@ async def attach_evidence(
         note=note,
         attached_by=actor,
         attached_at=now,
+        external=external,
     )
     session.add(row)
     evidence.record(

@@ -52,6 +52,7 @@ def test_default_policy_loads_with_the_expected_tiers() -> None:
             url_ttl_seconds=3600,
             download_quota=20,
             quota_period_days=30,
+            evaluators=True,
         ),
         Tier(
             name="researcher",
@@ -358,7 +359,7 @@ def test_publish_table_is_required() -> None:
             "grant_days = 90\ngrant_day = 90",
             "tiers.partner.grant_day: unknown key; allowed keys: order, title, components, "
             "grant_days, url_ttl_seconds, download_quota, quota_period_days, access, api, "
-            "application",
+            "application, evaluators",
         ),
         (
             'default_component = "code"',
@@ -449,3 +450,14 @@ def test_the_transparency_table_is_optional_and_its_min_count_is_bounded() -> No
     assert problems_of(BASE + "\n[transparency]\nthreshold = 5\n") == [
         "transparency.threshold: unknown key; allowed keys: min_count"
     ]
+
+
+def test_a_tier_may_make_its_grantees_external_evaluators() -> None:
+    policy = load_policy(
+        edited('title = "Partners"\n', 'title = "Partners"\nevaluators = true\n'), "s"
+    )
+    assert policy.ladder.get("partner").evaluators is True
+    assert load_policy(BASE, "s").ladder.get("partner").evaluators is False
+    assert problems_of(
+        edited('title = "Partners"\n', 'title = "Partners"\nevaluators = "yes"\n')
+    ) == ['tiers.partner.evaluators: expected true or false, got "yes"']

@@ -17,6 +17,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -76,6 +77,8 @@ class EvidenceAttachment(Base):
     note: Mapped[str | None] = mapped_column(Text)
     attached_by: Mapped[str] = mapped_column(String(320))
     attached_at: Mapped[datetime]
+    # Submitted by an external evaluator (a grantee of an evaluators tier), not an operator.
+    external: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class EvidenceUnsealed(Base):
