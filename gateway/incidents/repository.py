@@ -363,13 +363,16 @@ async def unreported(
 
 async def open_reporters(session: AsyncSession, release_id: int) -> list[tuple[str, str]]:
     """(incident id, reporter's email) of each open incident about the release that a
-    signed-in account reported."""
+    signed-in, active account with a confirmed email address reported: an address nobody
+    has confirmed proves nothing about who reports."""
     rows = await session.execute(
         select(Incident.id, Account.email)
         .join(Account, Account.id == Incident.reporter_account_id)
         .where(
             Incident.release_id == release_id,
             Incident.status.in_([s.value for s in OPEN_INCIDENT_STATUSES]),
+            Account.email_verified_at.is_not(None),
+            Account.status == "active",
         )
         .order_by(Incident.created_at, Incident.id)
     )

@@ -14,15 +14,15 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 
 from gateway.db.models import Evidence, Notification
+from gateway.identity.accounts import create_account
 from gateway.incidents import reporting
 from gateway.runtime import Runtime
-from tests.accounts import create_account
 from tests.backends import on_each_database
 from tests.grantees import MODEL, grantee, open_release
 from tests.http.operators import OPS, error_of, evidence_by, key_holder
 from tests.http.portal import HTML, submit
 from tests.http.test_ops_pages import sign_in_operator
-from tests.units import reading, within
+from tests.units import reading, within, writing
 
 pytestmark = [pytest.mark.anyio, on_each_database()]
 Http = AsyncTestClient  # type: ignore[type-arg]
@@ -30,9 +30,17 @@ RELEASE = f"{OPS}/releases/acme/sample/1.0"
 MANIFEST = "/api/v1/models/acme/sample/releases/1.0/downloads"
 
 
-async def report_by(rt: Runtime, email: str) -> str:
-    """An incident about acme/sample:1.0 from a signed-in account at `email`."""
-    account = await create_account(rt, email, operator=False, actor="t")
+async def report_by(rt: Runtime, email: str, *, confirmed: bool = True) -> str:
+    """An incident about acme/sample:1.0 from a signed-in account at `email` (whose
+    address was confirmed, unless not `confirmed`)."""
+    async with writing(rt) as session:
+        account = await create_account(
+            session,
+            email,
+            now=rt.clock(),
+            actor=None,
+            email_verified_at=rt.clock() if confirmed else None,
+        )
     incident = await within(
         rt,
         lambda uow: reporting.report(
@@ -73,6 +81,8 @@ async def test_two_trusted_reporters_quarantine_a_release_until_an_operator_lift
     url = issued.json()["artifacts"][0]["url"]
 
     await report_by(runtime, "someone@elsewhere.example")  # not trusted: not counted
+    # A trusted domain's address nobody confirmed proves nothing: not counted either.
+    await report_by(runtime, "claims@trusted.example", confirmed=False)
     first = await report_by(runtime, "alerts@watch.example")
     assert await holds(runtime) == []
     assert (await client.post(MANIFEST, headers=alice.auth)).status_code == 200
