@@ -38,6 +38,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "gateway.decommission.cli:decommission",
         "Announce the end of a release's hosting to every grantee of its model.",
     ),
+    "evaluate": (
+        "gateway.cli.evaluate:evaluate",
+        "Send an evaluation result as an external evaluator; it counts for the gates.",
+    ),
     "download": (
         "gateway.cli.download:download",
         "Download a release you have a grant for, resuming and verifying it.",

@@ -80,6 +80,40 @@ class GatewayApi:
         url = f"{self._url(model)}/releases/{version}/downloads"
         return parse_manifest(self._call("POST", url, json=body))
 
+    def submit_evaluation(
+        self,
+        model: ModelRef,
+        version: str,
+        *,
+        name: str,
+        result: str,
+        note: str | None,
+        report: tuple[str, bytes] | None,
+    ) -> dict[str, Any]:
+        """Send an external evaluator's result (and report) once: a POST that may have
+        landed is never sent again, so one result is never recorded twice."""
+        url = f"{self._url(model)}/releases/{version}/evaluations"
+        fields = {"name": name, "result": result} | ({"note": note} if note else {})
+        # A form when there is a report to send, else JSON (the API takes no other body).
+        body: dict[str, Any] = (
+            {"data": fields, "files": {"file": (report[0], report[1], "application/octet-stream")}}
+            if report
+            else {"json": fields}
+        )
+        try:
+            response = self.client.request("POST", url, headers=self._headers(url), **body)
+        except retry.TRANSIENT_ERRORS as exc:
+            raise network_failure(f"POST {url}: {retry.describe(exc)}") from exc
+        if not response.is_success:
+            raise refusal(response)
+        try:
+            answer = parse_json(response.content, GATEWAY_ANSWER)
+        except JsonRefused as exc:
+            raise unexpected(f"POST {url} did not answer with usable JSON ({exc})") from exc
+        if not isinstance(answer, dict):
+            raise unexpected(f"POST {url} answered {type(answer).__name__}, not an object")
+        return answer
+
     def fetch(self, url: str) -> bytes:
         """The body of a small document (the signature bundle, the public key)."""
         response = self._send("GET", url)

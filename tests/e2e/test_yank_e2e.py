@@ -93,3 +93,44 @@ def test_a_yanked_release_is_passed_over_and_still_fetched_by_its_version(
     latest = download(base, env, key, "acme/llm", tmp_path / "latest")
     assert latest.returncode == 0, latest.stderr
     assert (tmp_path / "latest" / "README.md").read_text() == "# model 1.1\n"
+
+
+def test_an_external_evaluator_sends_a_result_with_gateway_evaluate(
+    served: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    base, env = served
+    gateway(env, "accounts", "create", "aisi@institute.example")
+    gateway(
+        env, "grants", "create", "--account", "aisi@institute.example", "--model", "acme/llm",
+        "--tier", "trusted_partner",
+    )  # fmt: skip
+    key = gateway(
+        env, "keys", "create", "--account", "aisi@institute.example", "--scope", "download"
+    )
+    report = tmp_path / "red-team.pdf"
+    report.write_bytes(b"%PDF-1.7 findings\n")
+
+    def evaluate(*args: str, api_key: str = key) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "gateway", "evaluate", "acme/llm:1.0", *args],
+            env={**env, "GATEWAY_SERVER": base, "GATEWAY_API_KEY": api_key},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    sent = evaluate("--name", "red-team", "--result", "pass", "--report", str(report))
+    assert sent.returncode == 0, sent.stderr
+    assert "Recorded evaluation/red-team = pass for acme/llm:1.0 with red-team.pdf" in sent.stdout
+    assert "by an external evaluator" in gateway(env, "stage", "status", "acme/llm:1.0")
+
+    bad = evaluate("--name", "Red Team", "--result", "pass")
+    assert bad.returncode != 0
+    assert "name" in bad.stderr
+    gateway(env, "accounts", "create", "nobody@example.org")
+    stranger = gateway(
+        env, "keys", "create", "--account", "nobody@example.org", "--scope", "download"
+    )
+    refused = evaluate("--name", "red-team", "--result", "pass", api_key=stranger)
+    assert refused.returncode != 0
+    assert "not_an_evaluator" in refused.stderr
