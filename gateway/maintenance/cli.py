@@ -74,7 +74,8 @@ def policy_check(file: Path) -> None:
         err.print(str(exc))
         raise SystemExit(1) from None
     table = Table(title=f"{file}: valid")
-    for column in ("tier", "rank", "components", "grant days", "URL TTL", "quota", "API"):
+    columns = ("tier", "rank", "components", "grant days", "URL TTL", "quota", "API")
+    for column in (*columns, "evaluators"):
         table.add_column(column)
     for tier in loaded.ladder:
         api = tier.api
@@ -86,5 +87,20 @@ def policy_check(file: Path) -> None:
             "—" if tier.api_only else f"{tier.url_ttl_seconds}s",
             "—" if tier.api_only else f"{tier.download_quota} per {tier.quota_period_days}d",
             f"{api.requests_per_minute}/min, {api.credits_per_month} credits/mo" if api else "—",
+            "yes" if tier.evaluators else "—",
         )
     out.print(table)
+    reporting = loaded.reporting
+    if reporting.deadline_days:
+        days = ", ".join(f"{s.value} {d} days" for s, d in reporting.deadline_days.items())
+        out.print(f"Incidents are reported to {reporting.authority}: {days}.")
+    else:
+        out.print("No incident has a reporting deadline ([reporting] is absent).")
+    quarantine = loaded.quarantine
+    if quarantine.trusted_reporters:
+        out.print(
+            f"{quarantine.reports} of {len(quarantine.trusted_reporters)} trusted reporter "
+            "entries quarantine a release."
+        )
+    else:
+        out.print("No trusted reporters: only an operator quarantines ([quarantine] is absent).")

@@ -271,5 +271,8 @@ def test_policy_check_accepts_the_shipped_policy() -> None:
     assert result.exit_code == 0, result.output
     assert "valid" in result.output
     assert "trusted_partner" in result.output
+    assert "evaluators" in result.output
+    assert "medium 15 days, high 10 days, critical 2 days" in result.output
+    assert "only an operator quarantines" in result.output
     missing = gateway("policy", "check", "/nonexistent/policy.toml")
     assert missing.exit_code == 2
