@@ -10,10 +10,13 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from gateway.config import Settings
+from gateway.incidents import reporting
 from gateway.runtime import Runtime
-from tests.grantees import grantee, open_release
+from tests.grantees import MODEL, grantee, open_release
+from tests.http.operators import key_holder
 from tests.http.portal import HTML, csrf_token, submit
 from tests.http.test_ops_pages import make_account, sign_in_operator
+from tests.units import within
 
 pytestmark = pytest.mark.anyio
 Http = AsyncTestClient  # type: ignore[type-arg]
@@ -156,3 +159,51 @@ async def test_a_number_field_beyond_what_a_number_holds_is_refused_on_its_form(
     bulk = await submit(client, "/ops", "/ops/applications/bulk", {"page": days, "move": "approve"})
     assert bulk.status_code == 400, bulk.text
     assert "select at least one application" in bulk.text
+
+
+# The operator and evaluator routes of release holds, yanks, reports to an authority and
+# evaluations: every hostile body is a 4xx with the error shape, and nothing moves.
+HOSTILE_BODIES: list[tuple[str, Any]] = [
+    ("json", {"reason": "a\x00b", "name": "a\x00b", "result": "pass", "reference": "a\x00b"}),
+    ("json", {"reason": 5, "name": 5, "result": 5, "reference": 5, "authority": 5}),
+    ("json", "not an object"),
+    ("json", []),
+    ("json", {"reason": "x" * 20_000, "name": "n" * 300, "result": "pass", "note": "x" * 6000}),
+    ("text", "reason=hello"),
+]
+
+
+@pytest.mark.parametrize("route", ["yank", "quarantine", "authority", "evaluations"])
+async def test_hostile_bodies_on_the_hold_and_evaluation_routes_are_4xx(
+    client: Http, runtime: Runtime, tmp_path: Path, route: str
+) -> None:
+    await open_release(runtime, tmp_path, to="trusted_partner")
+    holder = await key_holder(runtime)
+    evaluator = await grantee(runtime, "aisi@institute.example", tier="trusted_partner")
+    incident = await within(
+        runtime,
+        lambda uow: reporting.report(
+            uow, model=MODEL, version="1.0", category="leak",
+            description="The weights are posted on a public file host.",
+            links=[], contact=None, reporter_account_id=None, address="192.0.2.1",
+        ),
+    )  # fmt: skip
+    release = "/api/v1/ops/releases/acme/sample/1.0"
+    url, auth = {
+        "yank": (f"{release}/yank", holder.auth),
+        "quarantine": (f"{release}/quarantine", holder.auth),
+        "authority": (f"/api/v1/ops/incidents/{incident.id}/authority-reports", holder.auth),
+        "evaluations": ("/api/v1/models/acme/sample/releases/1.0/evaluations", evaluator.auth),
+    }[route]
+    for kind, body in HOSTILE_BODIES:
+        if kind == "json":
+            answer = await client.post(url, json=body, headers=auth)
+        else:
+            answer = await client.post(
+                url, content=body, headers={**auth, "content-type": "text/plain"}
+            )
+        assert 400 <= answer.status_code < 500, (route, body, answer.status_code, answer.text)
+        assert set(answer.json()) >= {"error", "message", "status"}
+    stage = (await client.get(f"{release}/stage", headers=holder.auth)).json()
+    assert (stage["yanked_at"], stage["quarantined_at"]) == (None, None)
+    assert stage["evidence"] == []
