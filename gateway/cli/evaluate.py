@@ -53,8 +53,10 @@ def evaluate(
     server: str,
     key: str | None,
 ) -> None:
-    """Send an evaluation result as an external evaluator (a grantee of an evaluators
-    tier). It counts for the promotion gates, attributed to you; nobody can edit it."""
+    """Send an evaluation result as an external evaluator; it counts for the gates.
+
+    You are an external evaluator with a grant in a tier the policy marks `evaluators`.
+    The result is attributed to you and nobody can edit it."""
     try:
         model, version = parse_release_ref(ref, version_required=True)
     except InvalidName as exc:

@@ -6,6 +6,7 @@ its exact version; un-yanked, it is the latest again."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -63,7 +64,8 @@ def test_a_yanked_release_is_passed_over_and_still_fetched_by_its_version(
     remote = {**env, "GATEWAY_ADMIN_KEY": admin}
     said = gateway(remote, "--server", base, "yank", "acme/llm:1.1", "--reason", REASON)
     assert f"Yanked acme/llm:1.1: {REASON}" in said
-    assert "1 grantee(s) notified" in said
+    # Every grantee of the model is told (the module's other test may have added one).
+    assert re.search(r"^[12] grantee\(s\) notified\.$", said, re.M), said
     model = httpx2.get(f"{base}/api/v1/models/acme/llm").json()
     assert model["latest"] == "1.0"
     flags = {r["version"]: (r["yanked"], r["yanked_reason"]) for r in model["releases"]}
