@@ -73,6 +73,7 @@ from gateway.notify.webhook_pages import WebhookPages
 from gateway.operator_api import operator_api
 from gateway.ratelimits import DatabaseRateLimitStore, RateLimiter
 from gateway.runtime import Runtime, build_runtime
+from gateway.staging.evaluation_pages import EvaluationPages
 from gateway.staging.evaluations_api import EvaluationsController
 from gateway.staging.pages import ReleaseOpsPages
 from gateway.storage import StorageError
@@ -366,6 +367,7 @@ def build_app(runtime: Runtime) -> Litestar:
             GrantPages,
             KeyPages,
             DownloadPages,
+            EvaluationPages,
             InboxPages,
             OpsPages,
             ReleaseOpsPages,

@@ -12,11 +12,14 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 
 from gateway.db.models import EvidenceAttachment
+from gateway.grants.service import create_grant
 from gateway.runtime import Runtime
 from gateway.staging.promotion import attach_evidence
 from tests.backends import on_each_database
 from tests.grantees import MODEL, grantee, open_release
 from tests.http.operators import OPS, error_of, key_holder
+from tests.http.portal import HTML, csrf_token
+from tests.http.test_ops_pages import make_account, sign_in
 from tests.sample import publish
 from tests.units import reading, within
 
@@ -98,3 +101,52 @@ async def test_only_an_evaluators_grant_on_an_open_release_may_submit(
     )
     assert draft.status_code in (403, 404), draft.text
     assert await attachments(runtime) == 0, "nothing refused was written"
+
+
+async def test_an_evaluator_sends_a_result_from_the_portal(
+    client: Http, runtime: Runtime, tmp_path: Path
+) -> None:
+    await open_release(runtime, tmp_path)
+    account_id = await make_account(runtime, "aisi@institute.example")
+    await within(
+        runtime,
+        lambda uow: create_grant(
+            uow,
+            email="aisi@institute.example",
+            model=MODEL,
+            tier="trusted_partner",
+            days=None,
+            actor="test",
+        ),
+    )
+    page = "/models/acme/sample/releases/1.0/evaluate"
+    assert (await client.get(page, headers=HTML)).status_code in (302, 303), "sign in first"
+    await sign_in(client, "aisi@institute.example")
+    shown = await client.get(page, headers=HTML)
+    assert shown.status_code == 200
+    assert 'for="evaluation-name"' in shown.text
+    token = await csrf_token(client, page)
+    bad = await client.post(
+        page,
+        data={"name": "Red Team", "result": "pass", "_csrf_token": token},
+        files={"file": ("", b"")},
+        headers=HTML,
+    )
+    assert bad.status_code == 400
+    assert "Red Team" in bad.text, "the form keeps what was typed"
+    sent = await client.post(
+        page,
+        data={"name": "red-team", "result": "pass", "_csrf_token": token},
+        files={"file": ("findings.pdf", b"%PDF-1.7\n", "application/pdf")},
+        headers=HTML,
+    )
+    assert sent.status_code == 200, sent.text
+    assert "Recorded evaluation/red-team = pass with findings.pdf" in sent.text
+    async with reading(runtime) as session:
+        row = await session.scalar(select(EvidenceAttachment))
+    assert row is not None
+    assert (row.attached_by, row.external) == (f"account:{account_id}", True)
+    forged = await client.post(
+        page, data={"name": "red-team", "result": "fail"}, files={"file": ("", b"")}, headers=HTML
+    )
+    assert forged.status_code == 403
