@@ -13,7 +13,8 @@ Rules:
   is up, and whenever it drops, the caches are emptied and bypassed: a process that
   cannot hear of changes reads the database.
 - On SQLite (a database file), every process's commits append the tables they wrote to
-  a journal next to the database (`<file>-changes`), and each cache lookup first reads
+  a journal next to the database (`<file>-changes`, gateway/db/change_journal.py), and
+  each cache lookup first reads
   what was appended since it last looked (a `stat`, and a read when the file grew): a
   command's revocation reaches a running server's next request. A write from outside
   every gateway process (the `sqlite3` shell) reaches the caches through the time to
@@ -32,17 +33,17 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-import os
 import re
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
-from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.db.change_journal import EVERYTHING, journal_of
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -63,7 +64,6 @@ WATCHED = frozenset(
         "url_signing_keys",
     }
 )
-EVERYTHING = "*"
 # An execution option for a write of columns no cache reads (when a key was last used):
 # `.execution_options(**WRITES_NOTHING_CACHED)`. The trigger leaves them out too.
 NOTHING_CACHED = "gateway_writes_nothing_cached"
@@ -81,8 +81,6 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 MAX_ENTRIES = 50_000
 # The listener's application_name, as pg_stat_activity shows it.
 LISTENER_NAME = "gateway-changes"
-# The SQLite journal starts again (a new file) once it is this long.
-JOURNAL_MAX_BYTES = 1 << 20
 
 
 # While a cache reads a value: since when the rows it is made of were read (the oldest
@@ -209,7 +207,7 @@ class Changes:
         self.ttl = ttl
         self.monotonic = monotonic
         self._postgres = not database_url.startswith("sqlite")
-        self._journal = None if self._postgres else journal_of(database_url)
+        self._journal = None if self._postgres else journal_of(database_url, WATCHED)
         self._caches: dict[str, Cache[Any, Any]] = {}
         self._hooks: list[tuple[frozenset[str], Callable[[], None]]] = []
         self._hearing = False
@@ -378,116 +376,6 @@ def committed(database_url: str, tables: Iterable[str]) -> None:
         changes.changed(names)
 
 
-class Journal:
-    """The tables that commits wrote, one line per commit, appended by every process on one
-    SQLite database file and read by each from where it last read.
-
-    Appends are single `O_APPEND` writes, so lines from several processes never mix; a
-    line still being written (no newline yet) is read next time. When the file grows past
-    JOURNAL_MAX_BYTES a writer replaces it with an empty one: a reader that finds another
-    file than it was reading forgets everything once, and a writer that appended to the
-    file just replaced appends again to the new one.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file, self._offset = self._where()
-        self._warned = False
-
-    def _where(self) -> tuple[tuple[int, int] | None, int]:
-        try:
-            found = os.stat(self.path)
-        except FileNotFoundError:
-            return None, 0
-        return (found.st_dev, found.st_ino), found.st_size
-
-    def append(self, tables: Iterable[str]) -> None:
-        line = (" ".join(sorted(tables)) + "\n").encode()
-        try:
-            for _attempt in range(2):
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-                try:
-                    os.write(fd, line)
-                    written = os.fstat(fd)
-                    end = written.st_size
-                finally:
-                    os.close(fd)
-                here = (written.st_dev, written.st_ino)
-                # What this process wrote itself it has already forgotten (`committed`).
-                if self._file in (here, None) and end - len(line) == self._offset:
-                    self._file, self._offset = here, end
-                if end > JOURNAL_MAX_BYTES:
-                    self._start_again()
-                    return
-                if self._where()[0] == here:
-                    return
-                # Replaced while this process appended: the new file has to say it too.
-        except OSError:
-            if not self._warned:
-                logger.warning(
-                    "cannot write the change journal %s; other processes see this one's "
-                    "changes within the time to live",
-                    self.path,
-                    exc_info=True,
-                )
-            self._warned = True
-
-    def _start_again(self) -> None:
-        fresh = self.path.with_name(f"{self.path.name}.{os.getpid()}.new")
-        fresh.write_bytes(b"")
-        os.replace(fresh, self.path)
-
-    def news(self) -> set[str] | None:
-        """The tables written since the last look (EVERYTHING when it cannot tell), or
-        None when nothing was."""
-        file, size = self._where()
-        if file == self._file and size == self._offset:
-            return None
-        if self._file is None and file is not None:
-            # The first journal: nothing was written before it.
-            self._file, self._offset = file, 0
-            return self._read()
-        if file != self._file or size < self._offset:
-            self._file, self._offset = file, 0
-            self._read()  # what the new file holds is part of everything
-            return {EVERYTHING}
-        return self._read()
-
-    def _read(self) -> set[str] | None:
-        try:
-            with open(self.path, "rb") as journal:
-                journal.seek(self._offset)
-                chunk = journal.read()
-        except FileNotFoundError:
-            return None
-        whole = chunk.rfind(b"\n") + 1
-        if whole == 0:
-            return None
-        self._offset += whole
-        tables: set[str] = set()
-        for name in chunk[:whole].decode(errors="replace").split():
-            tables.add(name if name in WATCHED else EVERYTHING)
-        return tables or None
-
-
-_JOURNALS: dict[Path, Journal] = {}
-
-
-def journal_of(database_url: str) -> Journal | None:
-    """This process's journal of the SQLite database file at `database_url` (None for a
-    database in memory)."""
-    url = make_url(database_url)
-    name = url.database
-    if not name or name == ":memory:" or url.query.get("mode") == "memory":
-        return None
-    path = Path(name).resolve()
-    path = path.with_name(f"{path.name}-changes")
-    found = _JOURNALS.get(path)
-    if found is None:
-        found = _JOURNALS[path] = Journal(path)
-    return found
-
-
 def watch_writes(engine: AsyncEngine, database_url: str) -> None:
     """Note which watched tables each transaction writes; tell the caches once it has
     committed and its connection is back in the pool."""
@@ -508,7 +396,7 @@ def watch_writes(engine: AsyncEngine, database_url: str) -> None:
     def rolled_back(conn: Any) -> None:
         conn.info.pop(_PENDING, None)
 
-    journal = journal_of(database_url) if database_url.startswith("sqlite") else None
+    journal = journal_of(database_url, WATCHED) if database_url.startswith("sqlite") else None
 
     def returned(_dbapi_connection: Any, record: Any) -> None:
         done = record.info.pop(_COMMITTED, None)

@@ -21,12 +21,10 @@ from gateway.db.uow import UnitOfWork
 from gateway.errors import Conflict
 from gateway.incidents import repository as incidents
 from gateway.notify.service import notify
-from gateway.text import clean_text
+from gateway.staging.yanks import clean_reason
 from stages import evidence as ev
 from stages.names import ModelRef
 from stages.release import Status
-
-REASON_MAX = 2000
 
 
 @dataclass(frozen=True)
@@ -48,18 +46,11 @@ class QuarantineState:
         )
 
 
-def _reason(reason: str) -> str:
-    return (
-        clean_text(reason, field="the reason (--reason)", max_length=REASON_MAX, required=True)
-        or ""
-    )
-
-
 async def quarantine(
     uow: UnitOfWork, model: ModelRef, version: str, *, reason: str, actor: str
 ) -> QuarantineState:
     """Quarantine a release by hand."""
-    reason = _reason(reason)
+    reason = clean_reason(reason)
     session = await uow.write()
     release = await release_by_ref(session, model, version, lock=True)
     ref = f"{release.model.ref}:{release.version}"
@@ -79,7 +70,7 @@ async def lift_quarantine(
     uow: UnitOfWork, model: ModelRef, version: str, *, reason: str, actor: str
 ) -> QuarantineState:
     """An operator's decision: the release gives out links and API use again."""
-    reason = _reason(reason)
+    reason = clean_reason(reason)
     rt = uow.rt
     now = rt.clock()
     session = await uow.write()

@@ -27,6 +27,14 @@ from stages.release import Status
 REASON_MAX = 2000
 
 
+def clean_reason(reason: str) -> str:
+    """The reason for a move on a release (a yank, a quarantine): required text."""
+    cleaned = clean_text(
+        reason, field="the reason (--reason)", max_length=REASON_MAX, required=True
+    )
+    return cleaned or ""
+
+
 @dataclass(frozen=True)
 class YankState:
     ref: str
@@ -52,10 +60,7 @@ async def yank(
     uow: UnitOfWork, model: ModelRef, version: str, *, reason: str, actor: str
 ) -> YankState:
     """Yank a release with a reason shown to everyone who sees it."""
-    reason = (
-        clean_text(reason, field="the reason (--reason)", max_length=REASON_MAX, required=True)
-        or ""
-    )
+    reason = clean_reason(reason)
     rt = uow.rt
     now = rt.clock()
     session = await uow.write()

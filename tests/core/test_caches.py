@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from gateway.config import ConfigError, load_settings
-from gateway.db import changes as changes_module
-from gateway.db.changes import EVERYTHING, Changes, Journal, written_tables
+from gateway.db import change_journal
+from gateway.db.change_journal import Journal
+from gateway.db.changes import EVERYTHING, WATCHED, Changes, written_tables
 from tests.units import ManualClock
 
 pytestmark = pytest.mark.anyio
@@ -213,7 +214,8 @@ async def test_a_value_made_of_cached_entries_is_as_old_as_the_oldest() -> None:
 
 def test_the_journal_tells_each_process_what_the_others_committed(tmp_path: Path) -> None:
     path = tmp_path / "gateway.sqlite3-changes"
-    server, command = Journal(path), Journal(path)  # two processes on one database
+    # Two processes on one database.
+    server, command = Journal(path, WATCHED), Journal(path, WATCHED)
     assert server.news() is None
     command.append({"grants", "api_keys"})
     assert server.news() == {"grants", "api_keys"}
@@ -232,8 +234,8 @@ def test_a_journal_that_starts_again_makes_its_readers_forget_everything(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "gateway.sqlite3-changes"
-    server, command = Journal(path), Journal(path)
-    monkeypatch.setattr(changes_module, "JOURNAL_MAX_BYTES", 30)
+    server, command = Journal(path, WATCHED), Journal(path, WATCHED)
+    monkeypatch.setattr(change_journal, "JOURNAL_MAX_BYTES", 30)
     command.append({"grants"})
     assert server.news() == {"grants"}
     command.append({"accounts", "api_keys", "releases"})  # past the limit: a new file
